@@ -1,0 +1,83 @@
+// One host's snapshot, parsed: what `check` and `trace` work on.
+import type {IptablesRuleset} from './iptables.js'
+import type {IpvsConfig, IpvsConn} from './ipvs.js'
+import type {ConntrackEntry, KeepalivedConfig, Sysctls} from './misc.js'
+import type {Interface, IpRule, Route} from './net.js'
+import type {NftRuleset} from './nft.js'
+import type {NotModelled, ParseError} from './source.js'
+
+export const SNAPSHOT_FORMAT = 'lvsdoctor-snapshot/1'
+
+export type Role = 'director' | 'realserver' | 'client' | 'router' | 'auto'
+
+export interface CommandRecord {
+  readonly argv: readonly string[]
+  readonly exitCode: number | null
+  readonly durationMs: number
+  readonly stderr: string
+  /** lvsdoctor's one-line explanation when the command could not give its output */
+  readonly gap?: string
+}
+
+export interface Manifest {
+  readonly format: string
+  readonly host: string
+  readonly role: Role
+  readonly collectedAt?: string
+  readonly commands?: Readonly<Record<string, CommandRecord>>
+  readonly [extra: string]: unknown
+}
+
+/** The files of the format, in the order of ARCHITECTURE.md. */
+export const SNAPSHOT_FILES = [
+  'manifest.json',
+  'iptables-save.txt',
+  'iptables-legacy-save.txt',
+  'ip6tables-save.txt',
+  'nft-ruleset.json',
+  'ipvsadm-Sn.txt',
+  'ipvsadm-Ln.txt',
+  'ipvsadm-Lnc.txt',
+  'ip-addr.json',
+  'ip-route.json',
+  'ip-rule.json',
+  'sysctl.txt',
+  'conntrack.txt',
+  'keepalived.conf',
+  'capture.pcap',
+  'capture.pcapng',
+] as const
+
+export type SnapshotFile = (typeof SNAPSHOT_FILES)[number]
+
+export interface HostSnapshot {
+  readonly name: string
+  role: Role
+  /** true when the role was not given by the manifest but inferred from the contents */
+  roleInferred: boolean
+  /** the path the snapshot was read from */
+  readonly source: string
+  /** snapshot files present (names of the format) */
+  readonly files: string[]
+  /** raw text of each text file, kept so that fixes can be applied to copies and evidence quoted */
+  readonly raw: Map<string, string>
+  manifest?: Manifest
+  iptables?: IptablesRuleset
+  /** iptables-legacy-save.txt: rules held by the legacy backend when both backends have rules */
+  iptablesLegacy?: IptablesRuleset
+  ip6tables?: IptablesRuleset
+  nft?: NftRuleset
+  ipvs?: IpvsConfig
+  ipvsConns?: readonly IpvsConn[]
+  interfaces?: readonly Interface[]
+  routes?: readonly Route[]
+  rules?: readonly IpRule[]
+  sysctl?: Sysctls
+  conntrack?: readonly ConntrackEntry[]
+  keepalived?: KeepalivedConfig
+  /** path of a capture file in the snapshot, read on demand */
+  capturePath?: string
+  readonly notModelled: NotModelled[]
+  /** files that failed to parse; the other files still loaded */
+  readonly errors: ParseError[]
+}

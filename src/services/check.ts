@@ -1,0 +1,97 @@
+// `check`: load snapshots, run the rules, build the report of the JSON contract.
+import {SEVERITY_ORDER, type Finding, type Severity} from '../model/finding.js'
+import type {HostSnapshot, Role} from '../model/snapshot.js'
+import type {NotModelled} from '../model/source.js'
+import {loadSnapshots} from '../snapshot/store.js'
+import {RULES, runRules} from '../rules/index.js'
+import type {Rule} from '../rules/types.js'
+
+export interface HostCounts {
+  iptablesRules: number
+  ip6tablesRules: number
+  nftRules: number
+  ipvsServices: number
+  ipvsDestinations: number
+  routes: number
+  addresses: number
+}
+
+export interface HostReport {
+  name: string
+  role: Role
+  roleInferred: boolean
+  source: string
+  files: string[]
+  counts: HostCounts
+  notModelled: NotModelled[]
+}
+
+export interface InputProblem {
+  host: string
+  file: string
+  line?: number
+  message: string
+}
+
+export interface CheckReport {
+  tool: 'lvsdoctor'
+  version: string
+  hosts: HostReport[]
+  findings: Finding[]
+  errors: InputProblem[]
+}
+
+export interface CheckOptions {
+  version: string
+  ignore?: readonly string[]
+  rules?: readonly Rule[]
+}
+
+export function hostCounts(h: HostSnapshot): HostCounts {
+  return {
+    iptablesRules: (h.iptables?.ruleCount ?? 0) + (h.iptablesLegacy?.ruleCount ?? 0),
+    ip6tablesRules: h.ip6tables?.ruleCount ?? 0,
+    nftRules: h.nft?.ruleCount ?? 0,
+    ipvsServices: h.ipvs?.services.length ?? 0,
+    ipvsDestinations: h.ipvs?.services.reduce((n, s) => n + s.dests.length, 0) ?? 0,
+    routes: h.routes?.length ?? 0,
+    addresses: h.interfaces?.reduce((n, i) => n + i.addresses.length, 0) ?? 0,
+  }
+}
+
+export function checkHosts(hosts: HostSnapshot[], opts: CheckOptions): CheckReport {
+  const ignore = new Set(opts.ignore ?? [])
+  const findings = runRules({hosts}, opts.rules ?? RULES).filter((f) => !ignore.has(f.rule))
+  findings.sort(
+    (a, b) =>
+      hosts.findIndex((h) => h.name === a.host) - hosts.findIndex((h) => h.name === b.host) ||
+      SEVERITY_ORDER[b.severity] - SEVERITY_ORDER[a.severity] ||
+      a.rule.localeCompare(b.rule),
+  )
+  return {
+    tool: 'lvsdoctor',
+    version: opts.version,
+    hosts: hosts.map((h) => ({
+      name: h.name,
+      role: h.role,
+      roleInferred: h.roleInferred,
+      source: h.source,
+      files: h.files,
+      counts: hostCounts(h),
+      notModelled: h.notModelled,
+    })),
+    findings,
+    errors: hosts.flatMap((h) => h.errors.map((e) => ({host: h.name, file: e.file, line: e.line, message: e.message}))),
+  }
+}
+
+export function checkPaths(paths: readonly string[], opts: CheckOptions): CheckReport {
+  return checkHosts(loadSnapshots(paths), opts)
+}
+
+/** Exit code of the contract: 2 for unreadable input, 1 for findings at or above failOn, else 0. */
+export function checkExitCode(report: CheckReport, failOn: Severity | 'none'): 0 | 1 | 2 {
+  if (report.errors.length > 0) return 2
+  if (failOn === 'none') return 0
+  return report.findings.some((f) => SEVERITY_ORDER[f.severity] >= SEVERITY_ORDER[failOn]) ? 1 : 0
+}
