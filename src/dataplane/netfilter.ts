@@ -1,0 +1,348 @@
+// The iptables interpreter: one packet through one builtin chain of one table, following jumps, gotos,
+// RETURN and the policy, as ipt_do_table (net/ipv4/netfilter/ip_tables.c) does. Matches that cannot be
+// decided from what the snapshot holds are assumed and reported, never silently guessed.
+import {prefixContains, type IpAddr} from '../model/ip.js'
+import type {AddrType, IptRule, IptTable, Match, Target} from '../model/iptables.js'
+import {PROTO, type CtView, type IpvsView, type Packet} from './packet.js'
+
+/** What the interpreter needs to know about the host and the packet's context. */
+export interface MatchEnv {
+  /** input / output interface names (undefined when the hook has none: PREROUTING has no out) */
+  readonly iif?: string
+  readonly oif?: string
+  /** the packet's conntrack entry as matches see it; undefined = untracked */
+  readonly ct?: CtView
+  readonly ipvs?: IpvsView
+  /** route type of an address on this host (addrtype match): LOCAL, UNICAST, BROADCAST... */
+  readonly addrType: (ip: IpAddr) => AddrType
+  /** deterministic stand-in for randomness (statistic --mode random); returns [0,1) */
+  readonly random: () => number
+  /** per-rule packet counters for statistic --mode nth (state lives with the caller) */
+  readonly nthCounters?: Map<IptRule, number>
+}
+
+export type Decision = 'match' | 'nomatch' | 'assumed'
+
+export interface Assumption {
+  readonly rule: IptRule
+  readonly what: string
+}
+
+export type ChainVerdict = 'ACCEPT' | 'DROP' | 'REJECT' | 'QUEUE' | 'NAT' | 'CONTINUE'
+
+export interface ChainResult {
+  readonly verdict: ChainVerdict
+  /** the rule whose target decided (undefined: the chain policy decided) */
+  readonly rule?: IptRule
+  /** the target of that rule (DNAT/SNAT/... for NAT, REJECT with its type) */
+  readonly target?: Target
+  /** true when the builtin chain's policy decided */
+  readonly policy: boolean
+  /** every rule whose match succeeded, in order, with the target it fired (jumps, MARK, LOG...) */
+  readonly trail: readonly IptRule[]
+  readonly assumptions: readonly Assumption[]
+  /** the packet after MARK/CONNMARK restore */
+  readonly packet: Packet
+  /** the ct mark after CONNMARK set/save */
+  readonly ctMark: number
+  /** CT --notrack / NOTRACK fired (raw table) */
+  readonly notrack: boolean
+}
+
+const MAX_DEPTH = 64
+
+function ifaceMatches(pattern: string, name: string | undefined): boolean {
+  if (name === undefined) return false
+  if (pattern.endsWith('+')) return name.startsWith(pattern.slice(0, -1))
+  return pattern === name
+}
+
+function inRanges(port: number | undefined, ranges: readonly (readonly [number, number])[]): boolean {
+  if (port === undefined) return false
+  for (const [lo, hi] of ranges) if (port >= lo && port <= hi) return true
+  return false
+}
+
+function flagSet(p: Packet, names: readonly string[]): Set<string> {
+  const out = new Set<string>()
+  const f = p.flags
+  if (!f) return out
+  const all = names.includes('ALL')
+  const want = (n: string) => all || names.includes(n)
+  if (want('SYN') && f.syn) out.add('SYN')
+  if (want('ACK') && f.ack) out.add('ACK')
+  if (want('FIN') && f.fin) out.add('FIN')
+  if (want('RST') && f.rst) out.add('RST')
+  if (want('PSH') && f.psh) out.add('PSH')
+  if (want('URG') && f.urg) out.add('URG')
+  return out
+}
+
+function expandFlags(names: readonly string[]): string[] {
+  if (names.includes('ALL')) return ['SYN', 'ACK', 'FIN', 'RST', 'PSH', 'URG']
+  if (names.includes('NONE')) return []
+  return [...names]
+}
+
+/** Decides one match. 'assumed' means the snapshot cannot tell (the rule is then taken as matching). */
+export function evalMatch(m: Match, p: Packet, env: MatchEnv): Decision {
+  const r = (b: boolean, neg = false): Decision => (b !== neg ? 'match' : 'nomatch')
+  switch (m.kind) {
+    case 'addr':
+      return r(prefixContains(m.prefix, m.dir === 'src' ? p.src : p.dst), m.neg)
+    case 'iface': {
+      const name = m.dir === 'in' ? env.iif : env.oif
+      if (name === undefined) return 'nomatch'
+      return r(ifaceMatches(m.name, name), m.neg)
+    }
+    case 'proto':
+      if (m.proto === 'all') return r(true, m.neg)
+      return r(p.proto === m.proto, m.neg)
+    case 'fragment':
+      return r(false, m.neg)
+    case 'port': {
+      const l4 = m.module === 'tcp' || m.module === 'udp' || m.module === 'sctp' || m.module === 'udplite' || m.module === 'dccp'
+      if (l4 && PROTO[m.module as 'tcp' | 'udp' | 'sctp'] !== undefined && p.proto !== PROTO[m.module as 'tcp' | 'udp' | 'sctp']) return 'nomatch'
+      if (p.sport === undefined) return 'nomatch'
+      if (m.dir === 'any') return r(inRanges(p.sport, m.ranges) || inRanges(p.dport, m.ranges), m.neg)
+      return r(inRanges(m.dir === 'src' ? p.sport : p.dport, m.ranges), m.neg)
+    }
+    case 'tcpflags': {
+      if (p.proto !== PROTO.tcp) return 'nomatch'
+      const mask = expandFlags(m.mask)
+      const comp = new Set(expandFlags(m.comp))
+      const set = flagSet(p, mask)
+      const eq = mask.every((f) => set.has(f) === comp.has(f))
+      return r(eq, m.neg)
+    }
+    case 'ctstate': {
+      const state = env.ct?.state ?? 'UNTRACKED'
+      let hit = m.states.includes(state)
+      // conntrack --ctstate SNAT/DNAT are virtual states from the entry's status
+      if (!hit && env.ct && m.states.includes('SNAT') && env.ct.status.has('SNAT')) hit = true
+      if (!hit && env.ct && m.states.includes('DNAT') && env.ct.status.has('DNAT')) hit = true
+      return r(hit, m.neg)
+    }
+    case 'ctaddr': {
+      const ct = env.ct
+      if (!ct?.orig || !ct.reply) return m.neg ? 'match' : 'nomatch'
+      const ip = {origsrc: ct.orig.src, origdst: ct.orig.dst, replsrc: ct.reply.src, repldst: ct.reply.dst}[m.which]
+      return r(prefixContains(m.prefix, ip), m.neg)
+    }
+    case 'ctport': {
+      const ct = env.ct
+      if (!ct?.orig || !ct.reply) return m.neg ? 'match' : 'nomatch'
+      const port = {origsrc: ct.orig.sport, origdst: ct.orig.dport, replsrc: ct.reply.sport, repldst: ct.reply.dport}[m.which]
+      return r(port >= m.range[0] && port <= m.range[1], m.neg)
+    }
+    case 'ctstatus': {
+      const ct = env.ct
+      const hit = !!ct && m.statuses.some((s) => ct.status.has(s.toUpperCase()))
+      return r(hit, m.neg)
+    }
+    case 'ctproto':
+      return r(!!env.ct && (env.ct.orig?.proto ?? p.proto) === m.proto, m.neg)
+    case 'ctdir':
+      return r(!!env.ct && env.ct.dir === m.dir)
+    case 'mark': {
+      const v = m.module === 'mark' ? p.mark : (env.ct?.mark ?? 0)
+      return r(((v & m.mask) >>> 0) === (m.value >>> 0), m.neg)
+    }
+    case 'statistic': {
+      if (m.mode === 'random') return r(env.random() < m.probability, m.neg)
+      // nth: the kernel keeps one counter per rule: match when (count++ % every) == packet
+      return 'assumed'
+    }
+    case 'comment':
+      return 'match'
+    case 'addrtype': {
+      // --limit-iface-in/out restrict the lookup to one interface: the host view is the same here
+      const ok = (side: {neg: boolean; types: readonly AddrType[]} | undefined, ip: IpAddr) =>
+        side === undefined || side.types.includes(env.addrType(ip)) !== side.neg
+      return ok(m.src, p.src) && ok(m.dst, p.dst) ? 'match' : 'nomatch'
+    }
+    case 'iprange': {
+      const ip = m.dir === 'src' ? p.src : p.dst
+      const inside = ip.family === m.from.family && ip.value >= m.from.value && ip.value <= m.to.value
+      return r(inside, m.neg)
+    }
+    case 'icmp': {
+      const proto = m.family === 4 ? PROTO.icmp : PROTO.icmpv6
+      if (p.proto !== proto) return 'nomatch'
+      if (m.type === 'any') return r(true, m.neg)
+      const hit = p.icmpType === m.type && (m.code === undefined || p.icmpCode === m.code)
+      return r(hit, m.neg)
+    }
+    case 'ipvs': {
+      // xt_ipvs.c ipvs_mt: `--ipvs` alone tests skb->ipvs_property (`! --ipvs` its absence); any other
+      // option needs the property and then compares each field.
+      const v = env.ipvs
+      const onlyProperty = m.vproto === undefined && !m.vaddr && !m.vport && !m.vdir && !m.vmethod && m.vportctl === undefined
+      if (onlyProperty) return r(!!v, m.neg)
+      if (!v || (m.ipvs !== undefined && m.neg)) return 'nomatch'
+      if (m.vproto !== undefined && v.vproto !== m.vproto) return 'nomatch'
+      if (m.vaddr && prefixContains(m.vaddr.prefix, v.vaddr) === m.vaddr.neg) return 'nomatch'
+      if (m.vport && (v.vport === m.vport.port) === m.vport.neg) return 'nomatch'
+      if (m.vdir && v.dir !== m.vdir) return 'nomatch'
+      if (m.vmethod && (v.method === m.vmethod.method) === m.vmethod.neg) return 'nomatch'
+      return m.vportctl === undefined ? 'match' : 'assumed'
+    }
+    case 'mac':
+    case 'set':
+    case 'limit':
+    case 'recent':
+    case 'unknown':
+      return 'assumed'
+  }
+}
+
+function describeMatch(m: Match): string {
+  switch (m.kind) {
+    case 'unknown':
+      return `-m ${m.module} ${m.args.join(' ')}`.trim()
+    case 'set':
+      return `-m set --match-set ${m.name} ${m.flags.join(',')} (set contents are not in the snapshot)`
+    case 'mac':
+      return `-m mac --mac-source ${m.mac} (link-layer addresses are not modelled)`
+    case 'limit':
+      return `-m limit --limit ${m.rate} (assumed under the limit)`
+    case 'recent':
+      return `-m recent ${m.args.join(' ')} (its address list is not in the snapshot)`
+    case 'statistic':
+      return m.mode === 'nth' ? `-m statistic --mode nth --every ${m.every} --packet ${m.packet}` : '-m statistic'
+    default:
+      return `-m ${m.kind}`
+  }
+}
+
+/** Evaluates all matches of a rule: a rule with an undecidable match is taken as matching, and says so. */
+export function ruleMatches(rule: IptRule, p: Packet, env: MatchEnv, assumptions: Assumption[]): boolean {
+  let assumed: Match[] | undefined
+  for (const m of rule.matches) {
+    if (m.kind === 'statistic' && m.mode === 'nth' && env.nthCounters) {
+      const n = env.nthCounters.get(rule) ?? 0
+      env.nthCounters.set(rule, n + 1)
+      if ((n % m.every === m.packet) === m.neg) return false
+      continue
+    }
+    const d = evalMatch(m, p, env)
+    if (d === 'nomatch') return false
+    if (d === 'assumed') (assumed ??= []).push(m)
+  }
+  if (assumed) for (const m of assumed) assumptions.push({rule, what: `assumed to match: ${describeMatch(m)}`})
+  return true
+}
+
+function applyMark(op: 'set' | 'xset' | 'and' | 'or' | 'xor', value: number, mask: number, old: number): number {
+  switch (op) {
+    case 'set':
+      return ((old & ~mask) | value) >>> 0
+    case 'xset':
+      return ((old & ~mask) ^ value) >>> 0
+    case 'and':
+      return (old & value) >>> 0
+    case 'or':
+      return (old | value) >>> 0
+    case 'xor':
+      return (old ^ value) >>> 0
+  }
+}
+
+/**
+ * Runs `chain` of `table` (a builtin chain) for one packet. Non-terminating targets (MARK, CONNMARK, LOG,
+ * CT) take effect and evaluation goes on; a terminating target ends it; falling off a builtin chain applies
+ * its policy. NAT targets end with verdict 'NAT' and the target, for the caller to bind.
+ */
+export function runChain(table: IptTable, chain: string, packet: Packet, env: MatchEnv, ctMark = env.ct?.mark ?? 0): ChainResult {
+  const trail: IptRule[] = []
+  const assumptions: Assumption[] = []
+  let p = packet
+  let mark = ctMark
+  let notrack = false
+  const builtin = table.chains.get(chain)
+  if (!builtin) return {verdict: 'ACCEPT', policy: true, trail, assumptions, packet: p, ctMark: mark, notrack}
+  // The call stack of user chains: [chain rules, next index]
+  const stack: {rules: readonly IptRule[]; i: number}[] = []
+  let rules: readonly IptRule[] = builtin.rules
+  let i = 0
+  let curEnv = env
+  const envNow = (): MatchEnv => (env.ct ? {...env, ct: {...env.ct, mark}} : env)
+  for (;;) {
+    if (i >= rules.length) {
+      const frame = stack.pop()
+      if (!frame) break
+      rules = frame.rules
+      i = frame.i
+      continue
+    }
+    const rule = rules[i++]!
+    if (!ruleMatches(rule, p, curEnv, assumptions)) continue
+    trail.push(rule)
+    const t = rule.target
+    if (!t) continue
+    switch (t.kind) {
+      case 'ACCEPT':
+      case 'DROP':
+      case 'QUEUE':
+        return {verdict: t.kind, rule, target: t, policy: false, trail, assumptions, packet: p, ctMark: mark, notrack}
+      case 'REJECT':
+        return {verdict: 'REJECT', rule, target: t, policy: false, trail, assumptions, packet: p, ctMark: mark, notrack}
+      case 'DNAT':
+      case 'SNAT':
+      case 'MASQUERADE':
+      case 'REDIRECT':
+        return {verdict: 'NAT', rule, target: t, policy: false, trail, assumptions, packet: p, ctMark: mark, notrack}
+      case 'RETURN': {
+        const frame = stack.pop()
+        if (!frame) {
+          i = rules.length // RETURN in a builtin chain: the policy decides
+          stack.length = 0
+          break
+        }
+        rules = frame.rules
+        i = frame.i
+        break
+      }
+      case 'jump':
+      case 'goto': {
+        const target = table.chains.get(t.chain)
+        if (!target) {
+          assumptions.push({rule, what: `jump to chain ${t.chain}, which the table does not declare: ignored`})
+          break
+        }
+        if (stack.length >= MAX_DEPTH) {
+          assumptions.push({rule, what: `chain nesting deeper than ${MAX_DEPTH}: stopped following`})
+          break
+        }
+        if (t.kind === 'jump') stack.push({rules, i})
+        rules = target.rules
+        i = 0
+        break
+      }
+      case 'MARK':
+        p = {...p, mark: applyMark(t.op, t.value, t.mask, p.mark)}
+        curEnv = envNow()
+        break
+      case 'CONNMARK':
+        if (t.op === 'save') mark = ((mark & ~t.ctmask) | (p.mark & t.nfmask)) >>> 0
+        else if (t.op === 'restore') p = {...p, mark: ((p.mark & ~t.nfmask) | (mark & t.ctmask)) >>> 0}
+        else if ('value' in t) mark = applyMark(t.op, t.value, t.mask, mark)
+        curEnv = envNow()
+        break
+      case 'CT':
+        if (t.notrack) notrack = true
+        break
+      case 'NOTRACK':
+        notrack = true
+        break
+      case 'LOG':
+      case 'TRACE':
+        break
+      case 'unknown':
+        assumptions.push({rule, what: `target ${t.name} is not modelled: assumed not to change the packet or end the chain`})
+        break
+    }
+  }
+  const policy = builtin.policy ?? 'ACCEPT'
+  return {verdict: policy, policy: true, trail, assumptions, packet: p, ctMark: mark, notrack}
+}
