@@ -132,7 +132,7 @@ export function isLocalAddress(t: RoutingTables, ip: IpAddr): boolean {
  * the device, else the first global address of the host.
  */
 export function selectSource(t: RoutingTables, res: RouteResult, dst: IpAddr): IpAddr | undefined {
-  if (res.kind === 'none' || res.kind === 'blackhole' || res.kind === 'unreachable' || res.kind === 'prohibit') return undefined
+  if (res.kind !== 'local' && res.kind !== 'broadcast' && res.kind !== 'unicast') return undefined
   if (res.route.src) return res.route.src
   if (res.kind === 'local') return dst
   const dev = res.kind === 'unicast' ? res.dev : res.route.dev
