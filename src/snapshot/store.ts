@@ -134,6 +134,16 @@ function fromTar(path: string, data: Buffer): RawFiles[] {
   }))
 }
 
+/**
+ * Builds a host from file contents held in memory (used by `trace --fix` to re-load copies of a
+ * snapshot whose files were edited by the fixes).
+ */
+export function hostFromFiles(name: string, source: string, files: ReadonlyMap<string, string | Buffer>): HostSnapshot {
+  const bufs = new Map<string, Buffer>()
+  for (const [f, v] of files) bufs.set(f, typeof v === 'string' ? Buffer.from(v, 'utf8') : v)
+  return buildHost({name, source, files: bufs, paths: new Map()})
+}
+
 function buildHost(raw: RawFiles): HostSnapshot {
   const host: HostSnapshot = {
     name: raw.name,
