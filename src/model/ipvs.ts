@@ -1,9 +1,10 @@
 // IPVS virtual services, destinations and connections, from ipvsadm or keepalived.conf.
 import type {Family, IpAddr} from './ip.js'
-import type {Loc} from './source.js'
+import type {Loc, NotModelled} from './source.js'
 
 export type IpvsProto = 'tcp' | 'udp' | 'sctp'
-export type IpvsMethod = 'masq' | 'route' | 'tunnel' | 'local' | 'bypass'
+/** 'unknown': `ipvsadm -Ln --stats`/`--rate`/`--thresholds`/`--persistent-conn` do not print the method */
+export type IpvsMethod = 'masq' | 'route' | 'tunnel' | 'local' | 'bypass' | 'unknown'
 
 export interface IpvsStats {
   readonly conns: number
@@ -13,10 +14,20 @@ export interface IpvsStats {
   readonly outBytes: number
 }
 
+/** `ipvsadm -Ln --rate`: per-second rates */
+export interface IpvsRate {
+  readonly cps: number
+  readonly inPps: number
+  readonly outPps: number
+  readonly inBps: number
+  readonly outBps: number
+}
+
 export interface IpvsDest {
   readonly ip: IpAddr
   readonly port: number
   readonly method: IpvsMethod
+  /** NaN when the listing does not show it (`ipvsadm -Ln --stats`/`--rate`/`--thresholds`) */
   readonly weight: number
   /** upper/lower connection thresholds (-x/-y), 0 = none */
   readonly upperThreshold: number
@@ -25,6 +36,14 @@ export interface IpvsDest {
   readonly inactiveConns?: number
   readonly stats?: IpvsStats
   readonly tunnelType?: 'ipip' | 'gue' | 'gre'
+  /** GUE destination port (`--tun-port`) */
+  readonly tunnelPort?: number
+  /** GUE/GRE checksum mode: `--tun-nocsum` / `--tun-csum` / `--tun-remcsum` */
+  readonly tunnelCsum?: 'nocsum' | 'csum' | 'remcsum'
+  /** `ipvsadm -Ln --rate` */
+  readonly rate?: IpvsRate
+  /** `ipvsadm -Ln --persistent-conn` */
+  readonly persistConns?: number
   readonly loc: Loc
 }
 
@@ -43,8 +62,14 @@ export interface IpvsService {
   /** ipvsadm -Ln prints the scheduler flags after the scheduler name; -Sn prints `-b` */
   readonly schedFlags: readonly string[]
   readonly ops: boolean
+  /** persistence engine (`--pe sip`) */
+  readonly pe?: string
   readonly stats?: IpvsStats
+  /** `ipvsadm -Ln --rate` */
+  readonly rate?: IpvsRate
   readonly dests: IpvsDest[]
+  /** options lvsdoctor keeps in loc.text but does not interpret (keepalived `sorry_server`, `quorum`...) */
+  readonly notModelled?: readonly NotModelled[]
   readonly loc: Loc
 }
 

@@ -1,7 +1,7 @@
 // Sysctls, the conntrack table and keepalived's configuration.
 import type {IpAddr} from './ip.js'
 import type {IpvsService} from './ipvs.js'
-import type {Loc} from './source.js'
+import type {Loc, NotModelled} from './source.js'
 
 export interface SysctlValue {
   readonly value: string
@@ -44,4 +44,8 @@ export interface KeepalivedConfig {
   /** VIPs of vrrp_instance virtual_ipaddress blocks */
   readonly vrrpAddresses: readonly {readonly ip: IpAddr; readonly prefixlen?: number; readonly dev?: string; readonly loc: Loc}[]
   readonly vrrpStrict: boolean
+  /** `include` lines: recorded, not followed (the included files are not in the snapshot) */
+  readonly includes?: readonly {readonly path: string; readonly loc: Loc}[]
+  /** valid keepalived syntax lvsdoctor does not interpret (virtual_server_group ranges, unknown keywords...) */
+  readonly notModelled?: readonly NotModelled[]
 }

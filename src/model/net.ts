@@ -12,6 +12,10 @@ export interface IfAddr {
   /** point-to-point peer address (`peer` in ip addr) */
   readonly peer?: Prefix
   readonly broadcast?: IpAddr
+  /** a secondary address of its subnet (`secondary` in ip addr) */
+  readonly secondary?: boolean
+  /** other address flags ip prints: nodad, tentative, deprecated, dadfailed, dynamic, noprefixroute... */
+  readonly flags?: readonly string[]
   readonly loc: Loc
 }
 
@@ -28,6 +32,8 @@ export interface Interface {
   readonly kind?: string
   readonly mac?: string
   readonly master?: string
+  /** `link_netnsid`: the veth peer (or lower device) lives in another network namespace */
+  readonly linkNetnsid?: number
   readonly addresses: readonly IfAddr[]
   readonly loc: Loc
 }
@@ -40,6 +46,8 @@ export interface NextHop {
   readonly gateway?: IpAddr
   readonly dev?: string
   readonly weight?: number
+  /** onlink, dead, linkdown... */
+  readonly flags?: readonly string[]
 }
 
 export interface Route {
@@ -58,6 +66,10 @@ export interface Route {
   readonly protocol?: string
   readonly tos?: number
   readonly flags: readonly string[]
+  /** IPv6 router preference (`pref medium`) */
+  readonly pref?: string
+  /** attributes lvsdoctor keeps in loc.text but does not interpret (`from` source routing, `nhid`, `encap`...) */
+  readonly notModelled?: readonly string[]
   readonly loc: Loc
 }
 
@@ -82,5 +94,7 @@ export interface IpRule {
   readonly goto?: number
   readonly suppressPrefixlen?: number
   readonly suppressIfgroup?: number
+  /** selectors lvsdoctor keeps in loc.text but does not interpret (`l3mdev`, `tun_id`, `tos` names...) */
+  readonly notModelled?: readonly string[]
   readonly loc: Loc
 }
