@@ -90,7 +90,11 @@ export type Match =
   | {readonly kind: 'set'; readonly neg: boolean; readonly name: string; readonly flags: readonly ('src' | 'dst')[]}
   | {readonly kind: 'limit'; readonly rate: string; readonly burst?: number}
   | {readonly kind: 'recent'; readonly args: readonly string[]}
-  | {readonly kind: 'ipvs'; readonly neg: boolean; readonly ipvs?: boolean; readonly vproto?: number; readonly vaddr?: {readonly neg: boolean; readonly prefix: Prefix}; readonly vport?: {readonly neg: boolean; readonly port: number}; readonly vdir?: 'ORIGINAL' | 'REPLY'; readonly vmethod?: {readonly neg: boolean; readonly method: 'GATE' | 'IPIP' | 'MASQ'}; readonly vportctl?: number}
+  /**
+   * `-m ipvs`: `neg` is `! --ipvs`; `ipvs` is true when `--ipvs` is given or implied (every other option implies
+   * it, libxt_ipvs). `vprotoNeg` / `vportctlNeg` record `! --vproto` / `! --vportctl`.
+   */
+  | {readonly kind: 'ipvs'; readonly neg: boolean; readonly ipvs?: boolean; readonly vproto?: number; readonly vaddr?: {readonly neg: boolean; readonly prefix: Prefix}; readonly vport?: {readonly neg: boolean; readonly port: number}; readonly vdir?: 'ORIGINAL' | 'REPLY'; readonly vmethod?: {readonly neg: boolean; readonly method: 'GATE' | 'IPIP' | 'MASQ'}; readonly vportctl?: number; readonly vprotoNeg?: boolean; readonly vportctlNeg?: boolean}
   /** valid syntax that is not modelled: kept verbatim, listed under notModelled */
   | {readonly kind: 'unknown'; readonly module: string; readonly args: readonly string[]}
 
@@ -101,13 +105,20 @@ export interface NatRange {
   readonly portTo?: number
 }
 
+/**
+ * MARK / CONNMARK set-style ops keep the kernel's (value, mask) pair (xt_mark_tginfo2 / xt_connmark_tginfo1):
+ * the new mark is `(old & ~mask) ^ value` whatever the op, which only records how it was written
+ * (`--set-mark v/m` → value v, mask v|m; `--and-mark v` → 0, ~v; `--or-mark v` → v, v; `--xor-mark v` → v, 0;
+ * `--set-xmark v/m` → v, m; omitted masks are 0xffffffff).
+ */
 export type Target =
   | {readonly kind: 'ACCEPT' | 'DROP' | 'RETURN' | 'QUEUE'}
   | {readonly kind: 'REJECT'; readonly with: string}
   | {readonly kind: 'jump' | 'goto'; readonly chain: string}
-  | {readonly kind: 'LOG'; readonly prefix?: string; readonly level?: string}
-  | {readonly kind: 'DNAT' | 'SNAT'; readonly to: readonly NatRange[]; readonly random: boolean; readonly persistent: boolean}
-  | {readonly kind: 'MASQUERADE'; readonly ports?: readonly [number, number]; readonly random: boolean}
+  /** `flags`: the LOG options without a value, e.g. `tcp-sequence`, `tcp-options`, `ip-options`, `uid`, `macdecode` */
+  | {readonly kind: 'LOG'; readonly prefix?: string; readonly level?: string; readonly flags?: readonly string[]}
+  | {readonly kind: 'DNAT' | 'SNAT'; readonly to: readonly NatRange[]; readonly random: boolean; readonly persistent: boolean; readonly randomFully?: boolean}
+  | {readonly kind: 'MASQUERADE'; readonly ports?: readonly [number, number]; readonly random: boolean; readonly randomFully?: boolean}
   | {readonly kind: 'REDIRECT'; readonly ports?: readonly [number, number]; readonly random: boolean}
   | {readonly kind: 'MARK'; readonly op: 'set' | 'xset' | 'and' | 'or' | 'xor'; readonly value: number; readonly mask: number}
   | {readonly kind: 'CONNMARK'; readonly op: 'set' | 'xset' | 'and' | 'or' | 'xor'; readonly value: number; readonly mask: number}
