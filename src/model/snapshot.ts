@@ -17,6 +17,8 @@ export interface CommandRecord {
   readonly stderr: string
   /** lvsdoctor's one-line explanation when the command could not give its output */
   readonly gap?: string
+  /** lvsdoctor's remark on an output that is complete (e.g. which iptables backend produced it) */
+  readonly note?: string
 }
 
 export interface Manifest {

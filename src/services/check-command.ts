@@ -4,12 +4,15 @@ import type {Severity} from '../model/finding.js'
 import {checkExitCode, checkPaths} from './check.js'
 import {renderJson} from '../render/json.js'
 import {renderCheckText} from '../render/check-text.js'
+import type {CheckReport} from './check.js'
 
 export interface CheckCommandOptions {
   format: 'text' | 'json' | 'markdown'
   failOn: Severity | 'none'
   ignore: string[]
   keep?: string
+  /** with no paths: how to snapshot this host (tests pass a fake runner, a /proc of their own...) */
+  live?: Omit<import('./snapshot.js').SnapshotOptions, 'output' | 'version'>
   version: string
   out?: (s: string) => void
   err?: (s: string) => void
@@ -18,8 +21,8 @@ export interface CheckCommandOptions {
 export async function runCheck(paths: string[], o: CheckCommandOptions): Promise<number> {
   const out = o.out ?? ((s: string) => process.stdout.write(s))
   const err = o.err ?? ((s: string) => process.stderr.write(s))
-  if (paths.length === 0) throw new UsageError('no snapshot given (live snapshot of this host is not available in this build)')
-  const report = checkPaths(paths, {version: o.version, ignore: o.ignore})
+  if (paths.length > 0 && o.keep !== undefined) throw new UsageError('--keep only applies without a SNAPSHOT argument (it keeps the live snapshot of this host)')
+  const report = paths.length === 0 ? await checkLive(o, err) : checkPaths(paths, {version: o.version, ignore: o.ignore})
   if (o.format === 'json') out(renderJson(report))
   else if (o.format === 'markdown') {
     const {renderCheckMarkdown} = await import('../render/check-markdown.js')
@@ -27,4 +30,40 @@ export async function runCheck(paths: string[], o: CheckCommandOptions): Promise
   } else out(renderCheckText(report))
   for (const e of report.errors) err(`lvsdoctor: ${e.message}\n`)
   return checkExitCode(report, o.failOn)
+}
+
+/**
+ * No SNAPSHOT: snapshot this host (read-only) into a temporary directory, or into --keep DIR, and check
+ * that. Progress and gaps go to stderr (none under --json); the temporary snapshot is removed afterwards.
+ */
+async function checkLive(o: CheckCommandOptions, err: (s: string) => void): Promise<CheckReport> {
+  const {mkdtempSync, rmSync} = await import('node:fs')
+  const {tmpdir} = await import('node:os')
+  const {join} = await import('node:path')
+  const {takeSnapshot, gapLines} = await import('./snapshot.js')
+  const json = o.format === 'json'
+  const temp = o.keep === undefined ? mkdtempSync(join(tmpdir(), 'lvsdoctor-live-')) : undefined
+  const cleanup = () => {
+    if (temp) rmSync(temp, {recursive: true, force: true})
+  }
+  const onSignal = (sig: NodeJS.Signals) => {
+    cleanup()
+    process.exit(sig === 'SIGINT' ? 130 : 143)
+  }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+  try {
+    const snap = await takeSnapshot({...o.live, output: temp ?? o.keep, version: o.version, progress: json ? 'silent' : (o.live?.progress ?? 'auto')})
+    if (!json) for (const l of gapLines(snap.summary.gaps, snap.summary.notes)) err(`lvsdoctor: ${l}\n`)
+    if (snap.collection.files.size === 0) throw new UsageError('nothing could be collected on this host (every command failed)')
+    const report = checkPaths([temp ?? o.keep!], {version: o.version, ignore: o.ignore})
+    // the report names where the snapshot is; a temporary one is gone when the report is read
+    if (temp) for (const h of report.hosts) h.source = 'live'
+    else if (!json) err(`lvsdoctor: snapshot kept in ${o.keep}\n`)
+    return report
+  } finally {
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+    cleanup()
+  }
 }
