@@ -1,0 +1,105 @@
+// A capture file → symptoms: the reader, the decoder and the detector in one pass over the file.
+// This is the function other commands call (check attaches the symptoms of a snapshot's capture.pcap(ng)).
+import type {Endpoint} from '../model/ip.js'
+import {DECODE, DecodedPacket, decodeFrame} from './decode.js'
+import {readCapture, type CaptureFormat, type CaptureInterface, type PacketRecord, type Truncation} from './reader.js'
+import {SymptomDetector, type Symptom} from './symptoms.js'
+
+export interface AnalyseOptions {
+  /** virtual services (VIP:port) the capture is about; optional */
+  readonly vips?: readonly Endpoint[]
+  /** name used in messages instead of the path (e.g. `snapshot/d/capture.pcap`) */
+  readonly name?: string
+  /** read chunk size in bytes */
+  readonly chunkSize?: number
+}
+
+export interface SkippedPacket {
+  /** 1-based packet number */
+  readonly n: number
+  /** byte offset of its record in the file */
+  readonly offset: number
+  readonly reason: string
+}
+
+export interface CaptureAnalysis {
+  /** packet records in the file */
+  readonly packets: number
+  /** of which decoded as IPv4/IPv6 */
+  readonly ip: number
+  /** well-formed frames without IP (ARP...) */
+  readonly notIp: number
+  /** malformed frames, frames of unsupported link types, records without a usable frame */
+  readonly skipped: number
+  /** the first skipped packets, with the reason */
+  readonly skippedFirst: readonly SkippedPacket[]
+  /** skipped packets counted by reason */
+  readonly skippedReasons: Readonly<Record<string, number>>
+  /** TCP/UDP flows met */
+  readonly flows: number
+  readonly format: CaptureFormat
+  readonly byteOrder: 'little' | 'big'
+  readonly interfaces: readonly CaptureInterface[]
+  /** the file ended inside a record; everything before was analysed */
+  readonly truncated?: Truncation
+  /** time of the first and last packet (seconds since the epoch), when there were packets with a time */
+  readonly firstTime?: number
+  readonly lastTime?: number
+  readonly symptoms: Symptom[]
+}
+
+const MAX_SKIPPED_LISTED = 20
+
+/**
+ * Reads a pcap/pcapng file and returns its symptoms. Rejects with CaptureFormatError (a ParseError: file,
+ * byte offset, packet, expected/found) when the file is not a readable capture; a file cut short is
+ * analysed up to the cut and says so in `truncated`.
+ */
+export async function analyseCaptureFile(path: string, opts: AnalyseOptions = {}): Promise<CaptureAnalysis> {
+  const pkt = new DecodedPacket()
+  const det = new SymptomDetector({vips: opts.vips ?? []})
+  let ip = 0
+  let notIp = 0
+  let skipped = 0
+  const skippedFirst: SkippedPacket[] = []
+  const reasons: Record<string, number> = {}
+  let firstTime = Infinity
+  let lastTime = -Infinity
+  const skip = (r: PacketRecord, reason: string): void => {
+    skipped++
+    reasons[reason] = (reasons[reason] ?? 0) + 1
+    if (skippedFirst.length < MAX_SKIPPED_LISTED) skippedFirst.push({n: r.index, offset: r.offset, reason})
+  }
+  const summary = await readCapture(
+    path,
+    (r) => {
+      if (r.problem !== undefined) return skip(r, r.problem)
+      const t = r.time
+      if (t < firstTime && t > 0) firstTime = t
+      if (t > lastTime) lastTime = t
+      const st = decodeFrame(r.linkType, r.data, r.start, r.start + r.caplen, pkt)
+      if (st === DECODE.OK) {
+        ip++
+        det.packet(pkt, r.index, t)
+      } else if (st === DECODE.NOT_IP) notIp++
+      else skip(r, pkt.problem ?? 'undecodable frame')
+    },
+    {...(opts.name ? {name: opts.name} : {}), ...(opts.chunkSize ? {chunkSize: opts.chunkSize} : {})},
+  )
+  const symptoms = det.finish()
+  return {
+    packets: summary.packets,
+    ip,
+    notIp,
+    skipped,
+    skippedFirst,
+    skippedReasons: reasons,
+    flows: det.flows,
+    format: summary.format,
+    byteOrder: summary.byteOrder,
+    interfaces: summary.interfaces,
+    ...(summary.truncated ? {truncated: summary.truncated} : {}),
+    ...(lastTime > 0 && firstTime !== Infinity ? {firstTime, lastTime} : {}),
+    symptoms,
+  }
+}
