@@ -6,7 +6,8 @@ import {ParseError, UsageError} from '../model/source.js'
 import {SNAPSHOT_FILES, type HostSnapshot, type Manifest, type Role} from '../model/snapshot.js'
 import {readTarGz} from './tar.js'
 import {parseIptablesSave} from './parsers/iptables-save.js'
-import {parseIpvsadmConns, parseIpvsadmList, parseIpvsadmSave} from './parsers/ipvsadm.js'
+import {mergeIpvsList, parseIpvsadmConns, parseIpvsadmList, parseIpvsadmSave} from './parsers/ipvsadm.js'
+import {firstJsonError} from './parsers/json-items.js'
 import {parseIpAddr, parseIpRoute, parseIpRule} from './parsers/ip-json.js'
 import {parseSysctl} from './parsers/sysctl.js'
 import {parseConntrack} from './parsers/conntrack.js'
@@ -30,8 +31,9 @@ export function detectFileType(data: Buffer): string | undefined {
   if (t.startsWith('{') || t.startsWith('[')) {
     if (/^\{\s*"nftables"/.test(t)) return 'nft-ruleset.json'
     if (/"addr_info"\s*:/.test(t) || /"ifindex"\s*:/.test(t)) return 'ip-addr.json'
-    if (/"dst"\s*:/.test(t)) return 'ip-route.json'
+    // every rule has "priority" and no route has; a rule with `to PREFIX` also prints "dst"
     if (/"priority"\s*:/.test(t)) return 'ip-rule.json'
+    if (/"dst"\s*:/.test(t)) return 'ip-route.json'
     if (/"format"\s*:\s*"lvsdoctor-snapshot/.test(t)) return 'manifest.json'
     if (t.startsWith('[]')) return undefined
     return undefined
@@ -41,8 +43,9 @@ export function detectFileType(data: Buffer): string | undefined {
     // no header: an address with a colon in -s/-d means IPv6
     return /^-A \S+.* -[sd] [0-9a-fA-F]*:[0-9a-fA-F:]*\//m.test(text) ? 'ip6tables-save.txt' : 'iptables-save.txt'
   }
-  if (/^IP Virtual Server version/m.test(text)) return /^Pro\s+FromIP/m.test(text) ? 'ipvsadm-Lnc.txt' : 'ipvsadm-Ln.txt'
-  if (/^Pro\s+FromIP\s+FPrt/m.test(text)) return 'ipvsadm-Lnc.txt'
+  // ipvsadm -Lnc prints "IPVS connection entries" and "pro expire state ..." (list_conn); /proc/net/ip_vs_conn "Pro FromIP FPrt ..."
+  if (/^IPVS connection entries/m.test(text) || /^pro\s+expire\s+state\s/m.test(text) || /^Pro\s+FromIP\s+FPrt/m.test(text)) return 'ipvsadm-Lnc.txt'
+  if (/^IP Virtual Server version/m.test(text) || /^Prot LocalAddress:Port\s/m.test(text)) return 'ipvsadm-Ln.txt'
   if (/^-A\s+-(t|u|f|-sctp-service|-tcp-service|-udp-service|-fwmark-service)\s/m.test(text)) return 'ipvsadm-Sn.txt'
   if (/^\s*(virtual_server|virtual_server_group|vrrp_instance|global_defs)\b/m.test(text)) return 'keepalived.conf'
   if (/^(ipv4|ipv6)\s+\d+\s+\w+\s+\d+/m.test(text) || /^(tcp|udp|icmp|icmpv6|sctp|unknown)\s+\d+\s+\d+\s/m.test(text)) return 'conntrack.txt'
@@ -88,6 +91,14 @@ function readRaw(path: string): RawFiles[] {
       } catch (e) {
         throw new UsageError(`${full}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`)
       }
+    }
+    if (files.size === 0 && paths.size === 0) {
+      // a scenario directory: one sub-directory per host (like a .tar.gz with several host directories)
+      const subs = readdirSync(path)
+        .sort()
+        .map((d) => join(path, d))
+        .filter((d) => statSync(d).isDirectory() && readdirSync(d).some((f) => KNOWN.has(f)))
+      if (subs.length > 0) return subs.flatMap((d) => readRaw(d))
     }
     if (files.size === 0 && paths.size === 0) throw new UsageError(`${path}: no snapshot files in this directory (expected some of ${SNAPSHOT_FILES.slice(1, 6).join(', ')}, ...)`)
     return [{name: basename(path.replace(/\/+$/, '')) || path, source: path, files, paths}]
@@ -168,7 +179,8 @@ function buildHost(raw: RawFiles): HostSnapshot {
     const t = text(f)
     if (t === undefined) return undefined
     try {
-      if (t.includes('\0')) throw new ParseError(f, undefined, 'a text file', 'binary data (a NUL byte)')
+      const nul = t.indexOf('\0')
+      if (nul >= 0) throw new ParseError(f, t.slice(0, nul).split('\n').length, 'a text file', 'binary data (a NUL byte)')
       return parse(t, f)
     } catch (e) {
       if (e instanceof ParseError) {
@@ -200,12 +212,25 @@ function buildHost(raw: RawFiles): HostSnapshot {
   host.conntrack = load('conntrack.txt', parseConntrack)
   host.keepalived = load('keepalived.conf', parseKeepalived)
   // -Sn is the configuration; -Ln adds counters and connection counts; keepalived stands in for both.
-  if (sn) host.ipvs = {source: 'ipvsadm-Sn.txt', services: sn}
+  if (sn) host.ipvs = {source: 'ipvsadm-Sn.txt', services: ln ? mergeIpvsList(sn, ln) : sn}
   else if (ln) host.ipvs = {source: 'ipvsadm-Ln.txt', services: ln}
   else if (host.keepalived && host.keepalived.services.length > 0) host.ipvs = {source: 'keepalived.conf', services: host.keepalived.services}
   const capture = raw.paths.get('capture.pcapng') ?? raw.paths.get('capture.pcap')
   if (capture) host.capturePath = capture
   for (const r of [host.iptables, host.iptablesLegacy, host.ip6tables, host.nft]) if (r) host.notModelled.push(...r.notModelled)
+  for (const r of [...(host.routes ?? []), ...(host.rules ?? [])]) {
+    for (const what of r.notModelled ?? []) host.notModelled.push({file: r.loc.file, line: r.loc.line, what})
+  }
+  for (const svcs of [sn, ln, host.keepalived?.services]) for (const s of svcs ?? []) host.notModelled.push(...(s.notModelled ?? []))
+  if (host.keepalived?.notModelled) host.notModelled.push(...host.keepalived.notModelled)
+  const seenNm = new Set<string>()
+  const unique = host.notModelled.filter((n) => {
+    const k = `${n.file}\0${n.line}\0${n.what}`
+    if (seenNm.has(k)) return false
+    seenNm.add(k)
+    return true
+  })
+  host.notModelled.splice(0, host.notModelled.length, ...unique)
   if (host.roleInferred) host.role = inferRole(host)
   if (manifest?.host) (host as {name: string}).name = manifest.host
   return host
@@ -233,8 +258,10 @@ function parseManifest(text: string, file: string): Manifest {
 /** The line of a JSON.parse error, from its "position N" (Node 20) message. */
 export function jsonErrorLine(text: string, e: Error): number | undefined {
   const m = /position (\d+)/.exec(e.message)
-  if (!m) return /Unexpected end/.test(e.message) ? text.split('\n').length : undefined
-  return text.slice(0, Number(m[1])).split('\n').length
+  // Node 20 prints no position for `Unexpected token 'x', "..." is not valid JSON`: find it ourselves
+  const at = m ? Number(m[1]) : firstJsonError(text)
+  if (at === undefined) return /Unexpected end/.test(e.message) ? text.split('\n').length : undefined
+  return text.slice(0, at).split('\n').length
 }
 
 /** IPVS services → director; DNAT in nat PREROUTING → director; a VIP on lo with no services → realserver. */

@@ -1,6 +1,383 @@
-// STUB
+// keepalived.conf: the parts that describe IPVS (virtual_server / virtual_server_group / real_server) and the
+// VRRP addresses (vrrp_instance virtual_ipaddress), plus global_defs vrrp_strict. Keywords and defaults follow
+// keepalived's keepalived/check/check_parser.c (install_keyword list) and check_data.c (validate_check_config):
+// no lb_kind/lvs_method → NAT; no lb_algo → wlc; no protocol on an address service → UDP (keepalived warns and
+// sets it explicitly, the kernel would default to UDP too); `persistence_timeout` without a value, or a
+// `persistence_granularity` alone → 360 s (IPVS_SVC_PERSISTENT_TIMEOUT).
+// Health-check blocks (HTTP_GET, TCP_CHECK, MISC_CHECK...) are skipped; `include` is recorded, not followed;
+// anything else keepalived accepts but lvsdoctor does not interpret is listed as not modelled.
+import {parseIp, type Family, type IpAddr} from '../../model/ip.js'
+import type {IpvsDest, IpvsMethod, IpvsProto, IpvsService} from '../../model/ipvs.js'
 import type {KeepalivedConfig} from '../../model/misc.js'
+import {ParseError, type Loc, type NotModelled} from '../../model/source.js'
 
-export function parseKeepalived(_text: string, _file: string): KeepalivedConfig {
-  return {services: [], vrrpAddresses: [], vrrpStrict: false}
+interface Node {
+  readonly words: string[]
+  readonly line: number
+  readonly text: string
+  children?: Node[]
+}
+
+/** Splits the file into statements and `{ ... }` blocks. */
+function tree(text: string, file: string): Node[] {
+  const root: Node[] = []
+  const stack: {nodes: Node[]; opened: number}[] = [{nodes: root, opened: 0}]
+  const lines = text.split('\n')
+  for (let i = 0; i < lines.length; i++) {
+    const raw = lines[i]!.replace(/\r$/, '')
+    const lineNo = i + 1
+    let cur: Node | undefined
+    const tokens = tokenize(raw, file, lineNo)
+    for (const tok of tokens) {
+      const top = stack.at(-1)!
+      if (tok === '{') {
+        const owner = cur ?? top.nodes.at(-1)
+        if (!owner || owner.children) throw new ParseError(file, lineNo, 'a keyword before "{"', raw.trim())
+        owner.children = []
+        stack.push({nodes: owner.children, opened: owner.line})
+        cur = undefined
+        continue
+      }
+      if (tok === '}') {
+        if (stack.length === 1) throw new ParseError(file, lineNo, 'a "}" only to close an open block', raw.trim())
+        stack.pop()
+        cur = undefined
+        continue
+      }
+      if (!cur) {
+        cur = {words: [], line: lineNo, text: raw}
+        top.nodes.push(cur)
+      }
+      cur.words.push(tok)
+    }
+  }
+  if (stack.length > 1) {
+    throw new ParseError(file, lines.length, `a "}" closing the block opened on line ${stack.at(-1)!.opened} (the file is truncated)`, 'the end of the file')
+  }
+  return root
+}
+
+function tokenize(raw: string, file: string, line: number): string[] {
+  const out: string[] = []
+  let i = 0
+  while (i < raw.length) {
+    const c = raw[i]!
+    if (c === ' ' || c === '\t') {
+      i++
+      continue
+    }
+    if (c === '#' || c === '!') break
+    if (c === '{' || c === '}') {
+      out.push(c)
+      i++
+      continue
+    }
+    if (c === '"') {
+      const end = raw.indexOf('"', i + 1)
+      if (end < 0) throw new ParseError(file, line, 'a closing quote (")', raw.trim())
+      out.push(raw.slice(i + 1, end))
+      i = end + 1
+      continue
+    }
+    let j = i
+    while (j < raw.length && !' \t{}"'.includes(raw[j]!)) j++
+    out.push(raw.slice(i, j))
+    i = j
+  }
+  return out
+}
+
+const CHECKERS = new Set(['HTTP_GET', 'SSL_GET', 'TCP_CHECK', 'MISC_CHECK', 'SMTP_CHECK', 'DNS_CHECK', 'BFD_CHECK', 'UDP_CHECK', 'PING_CHECK', 'FILE_CHECK'])
+/** virtual_server keywords that only steer health checking, alerting or the daemon: no effect on the IPVS table */
+const VS_IGNORED = new Set(['delay_loop', 'retry', 'delay_before_retry', 'warmup', 'connect_timeout', 'inhibit_on_failure', 'ha_suspend', 'smtp_alert', 'virtualhost', 'snmp_name', 'alpha', 'omega', 'quorum', 'quorum_up', 'quorum_down', 'hysteresis', 'weight', 'ip_family'])
+const RS_IGNORED = new Set(['inhibit_on_failure', 'alpha', 'retry', 'delay_before_retry', 'warmup', 'connect_timeout', 'delay_loop', 'smtp_alert', 'virtualhost', 'snmp_name', 'notify_up', 'notify_down'])
+const SCHED_FLAGS = new Set(['flag-1', 'flag-2', 'flag-3', 'sh-port', 'sh-fallback', 'mh-port', 'mh-fallback'])
+const KNOWN_TOP = new Set(['global_defs', 'vrrp_instance', 'vrrp_sync_group', 'vrrp_script', 'vrrp_track_process', 'track_file', 'static_ipaddress', 'static_routes', 'static_rules', 'linkbeat_interfaces', 'garp_group', 'bfd_instance', 'SSL', 'net_namespace', 'net_namespace_ipvs', 'instance', 'use_pid_dir', 'vrrp_track_file', 'virtual_server', 'virtual_server_group', 'include'])
+const PERSISTENT_TIMEOUT = 360
+
+function ipArg(w: string | undefined, file: string, line: number, what: string): IpAddr {
+  const a = w === undefined ? undefined : parseIp(w)
+  if (!a) throw new ParseError(file, line, `${what} (an IP address)`, w ?? 'the end of the line')
+  return a
+}
+
+function uint(w: string | undefined, file: string, line: number, what: string, max = 0xffffffff): number {
+  if (w === undefined || !/^\d+$/.test(w) || Number(w) > max) throw new ParseError(file, line, `${what} (a number)`, w ?? 'the end of the line')
+  return Number(w)
+}
+
+function method(w: string | undefined, file: string, line: number): IpvsMethod {
+  switch (w?.toUpperCase()) {
+    case 'NAT':
+      return 'masq'
+    case 'DR':
+      return 'route'
+    case 'TUN':
+      return 'tunnel'
+    default:
+      throw new ParseError(file, line, 'lb_kind/lvs_method NAT, DR or TUN', w ?? 'the end of the line')
+  }
+}
+
+/** `TUN [type ipip|gue|gre] [port N] [nocsum|csum|remcsum]` after lvs_method */
+function tunnelOpts(words: string[], file: string, line: number): Partial<{-readonly [K in keyof IpvsDest]: IpvsDest[K]}> {
+  const o: Partial<{-readonly [K in keyof IpvsDest]: IpvsDest[K]}> = {}
+  for (let k = 0; k < words.length; k++) {
+    const w = words[k]!
+    if (w === 'type') {
+      const t = words[++k]
+      if (t !== 'ipip' && t !== 'gue' && t !== 'gre') throw new ParseError(file, line, 'a tunnel type ipip, gue or gre', t)
+      o.tunnelType = t
+    } else if (w === 'port') o.tunnelPort = uint(words[++k], file, line, 'a tunnel port', 65535)
+    else if (w === 'nocsum' || w === 'csum' || w === 'remcsum') o.tunnelCsum = w
+    else throw new ParseError(file, line, 'tunnel options type/port/nocsum/csum/remcsum', w)
+  }
+  return o
+}
+
+interface VsKey {
+  readonly family: Family
+  readonly vip?: IpAddr
+  readonly port?: number
+  readonly fwmark?: number
+}
+
+export function parseKeepalived(text: string, file: string): KeepalivedConfig {
+  if (text.trim() === '') throw new ParseError(file, 1, 'a keepalived configuration', 'an empty file')
+  const nodes = tree(text, file)
+  const notModelled: NotModelled[] = []
+  const includes: {path: string; loc: Loc}[] = []
+  const services: IpvsService[] = []
+  const vrrpAddresses: KeepalivedConfig['vrrpAddresses'][number][] = []
+  let vrrpStrict = false
+  const groups = new Map<string, {keys: VsKey[]; complete: boolean}>()
+  const loc = (n: Node): Loc => ({file, line: n.line, text: n.text})
+  const nm = (n: Node, what: string): void => {
+    notModelled.push({file, line: n.line, what})
+  }
+
+  // groups first: a virtual_server may name a group defined further down
+  for (const n of nodes) {
+    if (n.words[0] !== 'virtual_server_group') continue
+    const name = n.words[1]
+    if (!name) throw new ParseError(file, n.line, 'a group name after virtual_server_group', n.text.trim())
+    const keys: VsKey[] = []
+    let complete = true
+    for (const e of n.children ?? []) {
+      const [a, b, c] = e.words
+      if (a === 'fwmark') {
+        const fwmark = uint(b, file, e.line, 'a firewall mark')
+        keys.push({family: c === 'inet6' ? 6 : 4, fwmark})
+        continue
+      }
+      const range = /^([^-/]+)-([0-9a-fA-F]+)$/.exec(a ?? '')
+      if (range) {
+        // 192.168.1.1-10: the last byte (IPv4) or group (IPv6) runs up to the number given
+        const first = ipArg(range[1], file, e.line, 'the first address of the range')
+        const last = first.family === 4 ? BigInt(Number(range[2])) : BigInt('0x' + range[2])
+        const step = first.value & (first.family === 4 ? 0xffn : 0xffffn)
+        const count = Number(last - step) + 1
+        if (count < 1 || count > 256) {
+          nm(e, `virtual_server_group ${name} range ${a} (${count} addresses)`)
+          complete = false
+          continue
+        }
+        const port = b === undefined ? 0 : uint(b, file, e.line, 'a port', 65535)
+        for (let k = 0; k < count; k++) keys.push({family: first.family, vip: {family: first.family, value: first.value + BigInt(k)}, port})
+        continue
+      }
+      if (a && a.includes('/')) {
+        nm(e, `virtual_server_group ${name} prefix ${a}`)
+        complete = false
+        continue
+      }
+      const vip = ipArg(a, file, e.line, 'a virtual_server_group entry (IP PORT, IP-RANGE PORT or fwmark N)')
+      keys.push({family: vip.family, vip, port: b === undefined ? 0 : uint(b, file, e.line, 'a port', 65535)})
+    }
+    groups.set(name, {keys, complete})
+  }
+
+  for (const n of nodes) {
+    const kw = n.words[0]!
+    if (kw.startsWith('@') || kw.startsWith('$') || n.words.some((w) => w.startsWith('$') || w.startsWith('~SEQ'))) {
+      nm(n, `keepalived conditional/parameter syntax ${kw}`)
+      continue
+    }
+    switch (kw) {
+      case 'include':
+        includes.push({path: n.words.slice(1).join(' '), loc: loc(n)})
+        nm(n, `include ${n.words.slice(1).join(' ')} (not followed: the included file is not in the snapshot)`)
+        break
+      case 'global_defs':
+        for (const c of n.children ?? []) if (c.words[0] === 'vrrp_strict') vrrpStrict = true
+        break
+      case 'vrrp_instance': {
+        const iface = (n.children ?? []).find((c) => c.words[0] === 'interface')?.words[1]
+        for (const c of n.children ?? []) {
+          if (c.words[0] !== 'virtual_ipaddress' && c.words[0] !== 'virtual_ipaddress_excluded') continue
+          for (const v of c.children ?? []) {
+            const [addr, ...rest] = v.words
+            const slash = addr!.indexOf('/')
+            const ip = ipArg(slash >= 0 ? addr!.slice(0, slash) : addr, file, v.line, 'a virtual_ipaddress entry')
+            const prefixlen = slash >= 0 ? uint(addr!.slice(slash + 1), file, v.line, 'a prefix length', ip.family === 4 ? 32 : 128) : undefined
+            const di = rest.indexOf('dev')
+            const dev = di >= 0 ? rest[di + 1] : iface
+            vrrpAddresses.push({ip, ...(prefixlen !== undefined ? {prefixlen} : {}), ...(dev !== undefined ? {dev} : {}), loc: loc(v)})
+          }
+        }
+        break
+      }
+      case 'virtual_server':
+        services.push(...virtualServer(n))
+        break
+      case 'virtual_server_group':
+        break
+      default:
+        if (!KNOWN_TOP.has(kw)) nm(n, `keepalived keyword ${kw}`)
+    }
+  }
+
+  function virtualServer(n: Node): IpvsService[] {
+    const [, a, b] = n.words
+    let keys: VsKey[]
+    if (a === 'fwmark') {
+      const fwmark = uint(b, file, n.line, 'a firewall mark after virtual_server fwmark')
+      const fam = (n.children ?? []).find((c) => c.words[0] === 'ip_family')?.words[1]
+      keys = [{family: fam === 'inet6' ? 6 : 4, fwmark}]
+    } else if (a === 'group') {
+      const g = b === undefined ? undefined : groups.get(b)
+      if (!g) throw new ParseError(file, n.line, `a virtual_server_group named ${b ?? '(none)'} defined in this file`, n.text.trim())
+      if (!g.complete) nm(n, `virtual_server group ${b}: only the simple entries of the group are modelled`)
+      keys = g.keys
+    } else {
+      const vip = ipArg(a, file, n.line, 'virtual_server IP PORT, fwmark N or group NAME')
+      keys = [{family: vip.family, vip, port: b === undefined ? 0 : uint(b, file, n.line, 'a port', 65535)}]
+    }
+    let scheduler: string | undefined
+    let kind: IpvsMethod | undefined
+    let kindTun: Partial<IpvsDest> = {}
+    let persistence: number | undefined
+    let granularity: number | undefined
+    let proto: IpvsProto | undefined
+    let pe: string | undefined
+    let ops = false
+    const schedFlags: string[] = []
+    const svcNm: NotModelled[] = []
+    const reals: {node: Node; ip: IpAddr; port?: number; weight: number; method?: IpvsMethod; tun: Partial<IpvsDest>; ut: number; lt: number}[] = []
+    for (const c of n.children ?? []) {
+      const [k, v, ...more] = c.words
+      switch (k) {
+        case 'lb_algo':
+        case 'lvs_sched':
+          scheduler = v
+          break
+        case 'lb_kind':
+        case 'lvs_method':
+          kind = method(v, file, c.line)
+          kindTun = kind === 'tunnel' ? tunnelOpts(more, file, c.line) : {}
+          break
+        case 'persistence_timeout':
+          persistence = v === undefined ? PERSISTENT_TIMEOUT : uint(v, file, c.line, 'a persistence timeout')
+          break
+        case 'persistence_granularity': {
+          if (v !== undefined && /^\d+$/.test(v)) granularity = uint(v, file, c.line, 'an IPv6 prefix length', 128)
+          else {
+            const m = ipArg(v, file, c.line, 'a persistence_granularity netmask')
+            granularity = undefined
+            for (let len = 0; len <= 32; len++) if (((0xffffffffn << BigInt(32 - len)) & 0xffffffffn) === m.value) granularity = len
+            if (granularity === undefined) svcNm.push({file, line: c.line, what: `non-contiguous persistence_granularity ${v}`})
+          }
+          persistence ??= PERSISTENT_TIMEOUT
+          break
+        }
+        case 'persistence_engine':
+          pe = v
+          break
+        case 'protocol': {
+          const p = v?.toLowerCase()
+          if (p !== 'tcp' && p !== 'udp' && p !== 'sctp') throw new ParseError(file, c.line, 'protocol TCP, UDP or SCTP', v ?? 'the end of the line')
+          proto = p
+          break
+        }
+        case 'ops':
+          ops = true
+          break
+        case 'hashed':
+          break
+        case 'real_server': {
+          const ip = ipArg(v, file, c.line, 'real_server IP PORT')
+          const port = more[0] === undefined ? undefined : uint(more[0], file, c.line, 'a real server port', 65535)
+          let weight = 1
+          let m: IpvsMethod | undefined
+          let tun: Partial<IpvsDest> = {}
+          let ut = 0
+          let lt = 0
+          for (const r of c.children ?? []) {
+            const [rk, rv, ...rmore] = r.words
+            if (CHECKERS.has(rk!)) continue
+            if (rk === 'weight') weight = uint(rv, file, r.line, 'a weight', 65535)
+            else if (rk === 'lvs_method') {
+              m = method(rv, file, r.line)
+              tun = m === 'tunnel' ? tunnelOpts(rmore, file, r.line) : {}
+            } else if (rk === 'uthreshold') ut = uint(rv, file, r.line, 'an upper threshold')
+            else if (rk === 'lthreshold') lt = uint(rv, file, r.line, 'a lower threshold')
+            else if (!RS_IGNORED.has(rk!)) svcNm.push({file, line: r.line, what: `real_server keyword ${rk}`})
+          }
+          reals.push({node: c, ip, ...(port !== undefined ? {port} : {}), weight, ...(m ? {method: m} : {}), tun, ut, lt})
+          break
+        }
+        case 'sorry_server':
+          svcNm.push({file, line: c.line, what: `sorry_server ${c.words.slice(1).join(' ')} (used only when every real server is down)`})
+          break
+        default:
+          if (k && SCHED_FLAGS.has(k)) schedFlags.push(k)
+          else if (k && !VS_IGNORED.has(k) && !CHECKERS.has(k) && k !== 'sorry_server_inhibit' && k !== 'sorry_server_lvs_method') {
+            svcNm.push({file, line: c.line, what: `virtual_server keyword ${k}`})
+          }
+      }
+    }
+    if (scheduler === undefined) svcNm.push({file, line: n.line, what: 'virtual_server without lb_algo: keepalived uses wlc'})
+    const isFwmark = keys.length > 0 && keys.every((k) => k.fwmark !== undefined)
+    if (proto === undefined && !isFwmark) svcNm.push({file, line: n.line, what: 'virtual_server without protocol: keepalived sets UDP'})
+    const svcMethod = kind ?? 'masq'
+    return keys.map((key): IpvsService => {
+      const family = key.family
+      const persistent = persistence !== undefined
+      const dests: IpvsDest[] = reals.map((r) => {
+        const m = r.method ?? svcMethod
+        const tun = r.method ? r.tun : kindTun
+        return {
+          ip: r.ip,
+          // DR and TUN keep the packet's port: the service port, 0 under a fwmark (check_data.c: "port will be ignored")
+          port: m === 'route' || m === 'tunnel' ? (key.port !== undefined && key.port !== 0 ? key.port : key.fwmark !== undefined ? 0 : (r.port ?? 0)) : (r.port ?? key.port ?? 0),
+          method: m,
+          weight: r.weight,
+          upperThreshold: r.ut,
+          lowerThreshold: r.lt,
+          ...(m === 'tunnel' ? {tunnelType: tun.tunnelType ?? 'ipip'} : {}),
+          ...(m === 'tunnel' && tun.tunnelPort !== undefined ? {tunnelPort: tun.tunnelPort} : {}),
+          ...(m === 'tunnel' && tun.tunnelCsum !== undefined ? {tunnelCsum: tun.tunnelCsum} : {}),
+          loc: loc(r.node),
+        }
+      })
+      const p: IpvsProto | 'fwmark' = key.fwmark !== undefined ? 'fwmark' : (proto ?? 'udp')
+      return {
+        family,
+        proto: p,
+        ...(key.vip ? {vip: key.vip, port: key.port ?? 0} : {}),
+        ...(key.fwmark !== undefined ? {fwmark: key.fwmark} : {}),
+        scheduler: scheduler ?? 'wlc',
+        ...(persistent ? {persistence, persistenceNetmask: granularity ?? (family === 4 ? 32 : 128)} : {}),
+        flags: [...(persistent ? ['persistent'] : []), ...(ops ? ['ops'] : [])],
+        schedFlags: [...schedFlags],
+        ops,
+        ...(pe !== undefined ? {pe} : {}),
+        dests,
+        ...(svcNm.length ? {notModelled: svcNm} : {}),
+        loc: loc(n),
+      }
+    })
+  }
+
+  return {services, vrrpAddresses, vrrpStrict, ...(includes.length ? {includes} : {}), ...(notModelled.length ? {notModelled} : {})}
 }
