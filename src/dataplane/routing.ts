@@ -1,7 +1,7 @@
 // Routing decisions as fib_lookup makes them: policy rules in priority order (net/core/fib_rules.c),
 // then longest prefix, then lowest metric within the table (net/ipv4/fib_trie.c), and source address
 // selection (inet_select_addr, net/ipv4/devinet.c) for locally generated packets.
-import {prefixContains, type IpAddr} from '../model/ip.js'
+import {formatIp, prefixContains, type IpAddr} from '../model/ip.js'
 import type {Interface, IpRule, Route} from '../model/net.js'
 import type {Loc} from '../model/source.js'
 
@@ -161,3 +161,99 @@ export function routeEvidence(res: RouteResult): Loc[] {
   }
   return out
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Input-route checks of ip_route_input_slow / fib_validate_source (net/ipv4/route.c, net/ipv4/fib_frontend.c)
+// and the output-route check of __mkroute_output. Per-interface settings are read through `conf`, which
+// answers the kernel's combination of `all` and the interface (IN_DEV_ORCONF / IN_DEV_MAXCONF).
+
+/** Reads a per-interface IPv4 setting the way include/linux/inetdevice.h combines `all` and the device. */
+export interface InetConf {
+  /** IN_DEV_ORCONF: on when either `all` or the device has it */
+  or(name: string, iface: string | undefined): boolean
+  /** IN_DEV_MAXCONF: the larger of `all` and the device (rp_filter) */
+  max(name: string, iface: string | undefined): number
+  /** IN_DEV_CONF_GET on the device alone (forwarding) */
+  dev(name: string, iface: string | undefined): number | undefined
+}
+
+export type InputVerdict =
+  | {readonly ok: true; readonly route: RouteResult}
+  | {readonly ok: false; readonly reason: string; readonly route?: RouteResult}
+
+function isV4(a: IpAddr, top8: bigint): boolean {
+  return a.family === 4 && a.value >> 24n === top8
+}
+const isLoopback4 = (a: IpAddr) => isV4(a, 127n)
+const isZeronet4 = (a: IpAddr) => isV4(a, 0n)
+const isMulticast4 = (a: IpAddr) => a.family === 4 && a.value >> 28n === 0xen
+const isLbcast4 = (a: IpAddr) => a.family === 4 && a.value === 0xffffffffn
+
+/**
+ * The routing decision for a packet received on `iif` (ip_route_input_slow): martian checks, the FIB
+ * lookup, source validation (rp_filter with the effective value max(all, iif), a source that is one of our
+ * own addresses without accept_local) and, for a packet to forward, the input device's forwarding switch.
+ */
+export function routeInput(
+  t: RoutingTables,
+  conf: InetConf,
+  k: {readonly src: IpAddr; readonly dst: IpAddr; readonly iif: string; readonly mark?: number; readonly proto?: number; readonly sport?: number; readonly dport?: number},
+): InputVerdict {
+  if (k.dst.family === 4) {
+    if (isMulticast4(k.src) || isLbcast4(k.src) || isZeronet4(k.src)) return {ok: false, reason: `martian source ${fmt(k.src)} on ${k.iif}`}
+    if (isZeronet4(k.dst)) return {ok: false, reason: `martian destination ${fmt(k.dst)}`}
+    const localnet = conf.or('route_localnet', k.iif)
+    if (isLoopback4(k.dst) && !localnet && k.iif !== 'lo')
+      return {ok: false, reason: `martian destination ${fmt(k.dst)} arrived on ${k.iif}: a 127/8 destination is only routed when net.ipv4.conf.${k.iif}.route_localnet=1`}
+    if (isLoopback4(k.src) && !localnet && k.iif !== 'lo')
+      return {ok: false, reason: `martian source ${fmt(k.src)} arrived on ${k.iif}: a 127/8 source is dropped unless net.ipv4.conf.${k.iif}.route_localnet=1`}
+  }
+  const route = routeLookup(t, {dst: k.dst, src: k.src, iif: k.iif, mark: k.mark, proto: k.proto, sport: k.sport, dport: k.dport})
+  if (route.kind === 'none') return {ok: false, reason: `no route to ${fmt(k.dst)} (network unreachable)`, route}
+  if (route.kind === 'blackhole' || route.kind === 'unreachable' || route.kind === 'prohibit') return {ok: false, reason: `route to ${fmt(k.dst)} is ${route.kind}`, route}
+  if (k.iif !== 'lo') {
+    const bad = validateSource(t, conf, k)
+    if (bad) return {ok: false, reason: bad, route}
+  }
+  if (route.kind === 'unicast') {
+    const fwd = conf.dev('forwarding', k.iif)
+    if (fwd === 0) return {ok: false, reason: `forwarding is off on ${k.iif} (net.ipv4.conf.${k.iif}.forwarding=0 / net.ipv4.ip_forward=0): the packet to ${fmt(k.dst)} is not routed on`, route}
+  }
+  return {ok: true, route}
+}
+
+/** fib_validate_source: undefined when the source is acceptable, else the reason the kernel drops it. */
+export function validateSource(
+  t: RoutingTables,
+  conf: InetConf,
+  k: {readonly src: IpAddr; readonly dst: IpAddr; readonly iif: string; readonly mark?: number},
+): string | undefined {
+  const rpf = conf.max('rp_filter', k.iif)
+  const acceptLocal = conf.or('accept_local', k.iif)
+  // The reverse lookup: daddr=src, saddr=dst, from the loopback device, mark only with src_valid_mark.
+  const rev = routeLookup(t, {dst: k.src, src: k.dst, iif: 'lo', mark: conf.or('src_valid_mark', k.iif) ? k.mark : 0})
+  if (rev.kind === 'local' && !acceptLocal)
+    return `martian source ${fmt(k.src)} on ${k.iif}: it is one of this host's own addresses (net.ipv4.conf.${k.iif}.accept_local=0)`
+  if (rpf === 0) return undefined
+  if (rev.kind !== 'unicast' && rev.kind !== 'local') {
+    return `rp_filter=${rpf} (effective max(conf.all, conf.${k.iif})) drops it: this host has no route back to the source ${fmt(k.src)}`
+  }
+  if (rpf === 1 && rev.kind === 'unicast') {
+    const devs = new Set<string>()
+    if (rev.dev) devs.add(rev.dev)
+    for (const h of rev.route.nexthops ?? []) if (h.dev) devs.add(h.dev)
+    if (!devs.has(k.iif)) {
+      return `strict rp_filter (effective max(conf.all, conf.${k.iif}) = 1) drops it: the packet from ${fmt(k.src)} arrived on ${k.iif}, but the route back to ${fmt(k.src)} leaves via ${[...devs].join(',') || '?'}`
+    }
+  }
+  return undefined
+}
+
+/** __mkroute_output: a 127/8 source may not leave through a non-loopback device unless route_localnet. */
+export function checkOutputSource(conf: InetConf, src: IpAddr | undefined, dev: string | undefined): string | undefined {
+  if (!src || src.family !== 4 || !isLoopback4(src) || dev === undefined || dev === 'lo') return undefined
+  if (conf.or('route_localnet', dev)) return undefined
+  return `the source ${fmt(src)} is a loopback address and may not leave through ${dev} (net.ipv4.conf.${dev}.route_localnet=0): the output route fails with EINVAL and the packet is dropped`
+}
+
+const fmt = formatIp

@@ -1,0 +1,116 @@
+// One host of the replay: its snapshot turned into what the dataplane needs (routing tables, the
+// per-interface sysctls as the kernel combines them, iptables tables, its own conntrack and IPVS state).
+import {formatIp, hostPrefix, makePrefix, type IpAddr} from '../model/ip.js'
+import type {AddrType, IptTable} from '../model/iptables.js'
+import type {Route} from '../model/net.js'
+import type {HostSnapshot, Role} from '../model/snapshot.js'
+import {ConntrackTable, ctSettingsFrom} from './conntrack.js'
+import {DEFAULT_IPVS_SETTINGS, IpvsState} from './ipvs.js'
+import {isLocalAddress, type InetConf, type RoutingTables} from './routing.js'
+
+export interface HostModel {
+  readonly name: string
+  readonly role: Role
+  readonly snap: HostSnapshot
+  readonly routing: RoutingTables
+  readonly conf: InetConf
+  sysctl(key: string): string | undefined
+  /** iptables (IPv4) tables by name; empty when the snapshot has no iptables-save */
+  readonly tables: ReadonlyMap<string, IptTable>
+  readonly ct: ConntrackTable
+  readonly ipvs?: IpvsState
+  /** net.ipv4.vs.conntrack */
+  readonly ipvsConntrack: boolean
+  /** what had to be assumed because a file is missing */
+  readonly assumptions: string[]
+  addrType(ip: IpAddr): AddrType
+}
+
+/** sysctl spells a dot in an interface name as '/' (eth0.100 -> net.ipv4.conf.eth0/100.rp_filter). */
+function confKey(iface: string, name: string): string {
+  return `net.ipv4.conf.${iface.replace(/\./g, '/')}.${name}`
+}
+
+export function hostModel(snap: HostSnapshot): HostModel {
+  const assumptions: string[] = []
+  const sys = snap.sysctl
+  const sysctl = (k: string) => sys?.get(k)?.value.trim()
+  if (!sys) assumptions.push(`${snap.name}: no sysctl.txt: assumed forwarding on, rp_filter 0, route_localnet 0, net.ipv4.vs.conntrack 0`)
+  const num = (k: string): number | undefined => {
+    const v = sysctl(k)
+    return v !== undefined && /^-?\d+$/.test(v) ? Number(v) : undefined
+  }
+  const conf: InetConf = {
+    or: (name, iface) => (num(confKey('all', name)) ?? 0) !== 0 || (iface !== undefined && (num(confKey(iface, name)) ?? 0) !== 0),
+    max: (name, iface) => Math.max(num(confKey('all', name)) ?? 0, iface === undefined ? 0 : (num(confKey(iface, name)) ?? 0)),
+    dev: (name, iface) => {
+      const v = iface === undefined ? undefined : num(confKey(iface, name))
+      if (v !== undefined) return v
+      if (name === 'forwarding') return num(confKey('all', 'forwarding')) ?? num('net.ipv4.ip_forward') ?? (sys ? 0 : 1)
+      return num(confKey('all', name))
+    },
+  }
+  const interfaces = snap.interfaces ?? []
+  if (!snap.interfaces) assumptions.push(`${snap.name}: no ip-addr.json: the host's addresses are unknown`)
+  let routes: readonly Route[] = snap.routes ?? []
+  if (!snap.routes) {
+    routes = connectedRoutes(snap)
+    assumptions.push(`${snap.name}: no ip-route.json: only the connected and local routes of its addresses are assumed`)
+  }
+  const routing: RoutingTables = {interfaces, routes, rules: snap.rules}
+  const tables = snap.iptables?.tables ?? new Map<string, IptTable>()
+  if (!snap.iptables && !snap.nft) assumptions.push(`${snap.name}: no iptables-save.txt: assumed no rules (every chain ACCEPT)`)
+  if (snap.nft && !snap.iptables) assumptions.push(`${snap.name}: nft-ruleset.json is not replayed (nftables is not modelled by trace): assumed to accept`)
+  const ipvsConntrack = (num('net.ipv4.vs.conntrack') ?? 0) !== 0
+  const ipvs = snap.ipvs && snap.ipvs.services.length > 0
+    ? new IpvsState(snap.ipvs.services, {...DEFAULT_IPVS_SETTINGS, conntrack: ipvsConntrack, sloppyTcp: (num('net.ipv4.vs.sloppy_tcp') ?? 0) !== 0})
+    : undefined
+  const addrType = (ip: IpAddr): AddrType => {
+    if (ip.family === 4 && ip.value >> 28n === 0xen) return 'MULTICAST'
+    if (ip.value === 0n) return 'UNSPEC'
+    if (isLocalAddress(routing, ip)) return 'LOCAL'
+    if (routes.some((r) => r.type === 'broadcast' && r.family === ip.family && r.dst.value === ip.value && r.dst.len === (ip.family === 4 ? 32 : 128))) return 'BROADCAST'
+    return 'UNICAST'
+  }
+  return {
+    name: snap.name,
+    role: snap.role,
+    snap,
+    routing,
+    conf,
+    sysctl,
+    tables,
+    ct: new ConntrackTable(ctSettingsFrom(sysctl)),
+    ipvs,
+    ipvsConntrack,
+    assumptions,
+    addrType,
+  }
+}
+
+/** The routes the kernel adds for each address (fib_add_ifaddr): a local route and the connected subnet. */
+function connectedRoutes(snap: HostSnapshot): Route[] {
+  const out: Route[] = []
+  for (const i of snap.interfaces ?? []) {
+    for (const a of i.addresses) {
+      const loc = a.loc
+      out.push({table: 'local', type: 'local', family: a.family, dst: hostPrefix(a.ip), dev: i.name, src: a.ip, scope: 'host', metric: 0, flags: [], loc})
+      if (a.prefixlen < (a.family === 4 ? 32 : 128)) {
+        out.push({table: 'main', type: 'unicast', family: a.family, dst: makePrefix(a.ip, a.prefixlen), dev: i.name, src: a.ip, scope: 'link', metric: 0, flags: [], loc})
+      }
+    }
+  }
+  return out
+}
+
+/** A host's non-loopback interface that holds `ip`, if any. */
+export function ifaceOf(h: HostModel, ip: IpAddr): string | undefined {
+  for (const i of h.routing.interfaces) {
+    for (const a of i.addresses) if (a.ip.family === ip.family && a.ip.value === ip.value) return i.name
+  }
+  return undefined
+}
+
+export function describeHostAddr(h: HostModel, ip: IpAddr): string {
+  return `${h.name} (${formatIp(ip)})`
+}

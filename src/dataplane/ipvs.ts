@@ -1,0 +1,278 @@
+// IPVS as net/netfilter/ipvs/ip_vs_core.c runs it on one director: service lookup (ip_vs_service_find:
+// fwmark first, then protocol/VIP/port, then port 0), scheduling (ip_vs_rr.c, ip_vs_wrr.c, ip_vs_lc.c,
+// ip_vs_wlc.c, ip_vs_sh.c; deterministic), persistence templates (ip_vs_sched_persist), connection entries
+// with their own state, and the forwarding methods of ip_vs_xmit.c (masq rewrites the destination, route
+// keeps the packet and sends it to the realserver's MAC, tunnel wraps it in IPIP to the realserver).
+import {formatIp, makePrefix, prefixContains, type IpAddr} from '../model/ip.js'
+import type {IpvsDest, IpvsService} from '../model/ipvs.js'
+import {PROTO, type Packet} from './packet.js'
+
+export interface IpvsSettings {
+  /** net.ipv4.vs.conntrack: keep netfilter conntrack entries for IPVS connections */
+  readonly conntrack: boolean
+  /** net.ipv4.vs.sloppy_tcp: create connections from any TCP segment, not only SYN */
+  readonly sloppyTcp: boolean
+  /** ipvsadm --set tcp tcpfin udp (seconds); not in sysctl, the defaults of ip_vs_proto_tcp.c/udp.c */
+  readonly tcpTimeout: number
+  readonly tcpFinTimeout: number
+  readonly udpTimeout: number
+}
+
+export const DEFAULT_IPVS_SETTINGS: IpvsSettings = {conntrack: false, sloppyTcp: false, tcpTimeout: 900, tcpFinTimeout: 120, udpTimeout: 300}
+
+export interface IpvsConnection {
+  readonly service: IpvsService
+  readonly dest: IpvsDest
+  readonly proto: number
+  readonly caddr: IpAddr
+  readonly cport: number
+  readonly vaddr: IpAddr
+  readonly vport: number
+  /** where the request goes: the realserver address and port */
+  readonly daddr: IpAddr
+  readonly dport: number
+  state: string
+  expires: number
+}
+
+export type IpvsInResult =
+  /** not for IPVS (no service, or a TCP segment that may not create a connection): NF_ACCEPT */
+  | {readonly kind: 'pass'; readonly why: string}
+  | {readonly kind: 'drop'; readonly reason: string}
+  | {readonly kind: 'forward'; readonly conn: IpvsConnection; readonly isNew: boolean; readonly method: 'masq' | 'route' | 'tunnel' | 'local'; readonly packet: Packet; readonly assumption?: string}
+
+const methodName = {masq: 'MASQ', route: 'GATE', tunnel: 'IPIP', local: 'LOCAL', bypass: 'BYPASS', unknown: '?'} as const
+
+export function ipvsMethodWord(m: IpvsConnection['dest']['method']): string {
+  return methodName[m]
+}
+
+function connKey(proto: number, caddr: IpAddr, cport: number, vaddr: IpAddr, vport: number): string {
+  return `${proto}|${caddr.value}|${cport}|${vaddr.value}|${vport}`
+}
+function outKey(proto: number, daddr: IpAddr, dport: number, caddr: IpAddr, cport: number): string {
+  return `${proto}|${daddr.value}|${dport}|${caddr.value}|${cport}`
+}
+
+function gcd(a: number, b: number): number {
+  return b === 0 ? a : gcd(b, a % b)
+}
+
+/** hash_32 of include/linux/hash.h: (val * GOLDEN_RATIO_32) >> (32 - bits) in 32-bit arithmetic. */
+export function hash32(val: number, bits: number): number {
+  return Math.imul(val >>> 0, 0x61c88647) >>> (32 - bits)
+}
+
+/** One director's IPVS state: connection table, persistence templates and scheduler positions. */
+export class IpvsState {
+  private readonly conns = new Map<string, IpvsConnection>()
+  private readonly replies = new Map<string, IpvsConnection>()
+  private readonly templates = new Map<string, {dest: IpvsDest; expires: number}>()
+  private readonly rr = new Map<IpvsService, number>()
+  private readonly wrr = new Map<IpvsService, {i: number; cw: number}>()
+  /** connections scheduled by this replay, per destination (added to the snapshot's counters for lc/wlc) */
+  private readonly added = new Map<IpvsDest, number>()
+
+  constructor(
+    readonly services: readonly IpvsService[],
+    readonly settings: IpvsSettings = DEFAULT_IPVS_SETTINGS,
+  ) {}
+
+  /** ip_vs_service_find: fwmark services when the packet has a mark, then proto/VIP/port, then port 0. */
+  findService(p: Packet): IpvsService | undefined {
+    const proto = p.proto === PROTO.tcp ? 'tcp' : p.proto === PROTO.udp ? 'udp' : p.proto === PROTO.sctp ? 'sctp' : undefined
+    if (p.mark) {
+      const s = this.services.find((s) => s.proto === 'fwmark' && s.fwmark === p.mark && s.family === p.family)
+      if (s) return s
+    }
+    if (!proto) return undefined
+    const eq = (s: IpvsService) => s.proto === proto && s.vip !== undefined && s.vip.family === p.dst.family && s.vip.value === p.dst.value
+    return this.services.find((s) => eq(s) && s.port === p.dport) ?? this.services.find((s) => eq(s) && s.port === 0)
+  }
+
+  /** Looks up the connection of a request (client -> VIP). */
+  inLookup(p: Packet, now: number): IpvsConnection | undefined {
+    const c = this.conns.get(connKey(p.proto, p.src, p.sport ?? 0, p.dst, p.dport ?? 0))
+    return c && c.expires > now ? c : undefined
+  }
+
+  /** Looks up the connection of an LVS-NAT reply (realserver -> client), ip_vs_conn_out_get. */
+  outLookup(p: Packet, now: number): IpvsConnection | undefined {
+    const c = this.replies.get(outKey(p.proto, p.src, p.sport ?? 0, p.dst, p.dport ?? 0))
+    return c && c.expires > now ? c : undefined
+  }
+
+  /** ip_vs_in for a packet that reached LOCAL_IN (or LOCAL_OUT for local clients). */
+  in(p: Packet, now: number): IpvsInResult {
+    const existing = this.inLookup(p, now)
+    if (existing) {
+      this.updateState(existing, p, 'in', now)
+      return {kind: 'forward', conn: existing, isNew: false, method: this.method(existing.dest), packet: this.rewriteIn(existing, p)}
+    }
+    const svc = this.findService(p)
+    if (!svc) return {kind: 'pass', why: 'no IPVS service for this address, port or mark'}
+    if (p.proto === PROTO.tcp && !p.flags?.syn && !this.settings.sloppyTcp) {
+      return {kind: 'pass', why: 'no IPVS connection for this TCP segment and only a SYN may create one (net.ipv4.vs.sloppy_tcp=0): left to the local stack'}
+    }
+    const picked = this.schedule(svc, p, now)
+    if (!picked.dest) return {kind: 'drop', reason: `IPVS service ${describeService(svc)} has no destination available (${picked.why}): ip_vs_leave answers ICMP port unreachable and drops the packet`}
+    const dest = picked.dest
+    const conn: IpvsConnection = {
+      service: svc,
+      dest,
+      proto: p.proto,
+      caddr: p.src,
+      cport: p.sport ?? 0,
+      vaddr: p.dst,
+      vport: p.dport ?? 0,
+      daddr: dest.ip,
+      dport: dest.port === 0 ? (p.dport ?? 0) : dest.port,
+      state: 'NONE',
+      expires: now,
+    }
+    this.conns.set(connKey(conn.proto, conn.caddr, conn.cport, conn.vaddr, conn.vport), conn)
+    this.replies.set(outKey(conn.proto, conn.daddr, conn.dport, conn.caddr, conn.cport), conn)
+    this.added.set(dest, (this.added.get(dest) ?? 0) + 1)
+    this.updateState(conn, p, 'in', now)
+    return {kind: 'forward', conn, isNew: true, method: this.method(dest), packet: this.rewriteIn(conn, p), assumption: picked.assumption}
+  }
+
+  /** ip_vs_out for an LVS-NAT reply: the source becomes the VIP again (handle_response). */
+  out(p: Packet, now: number): {conn: IpvsConnection; packet: Packet} | undefined {
+    const c = this.outLookup(p, now)
+    if (!c || c.dest.method !== 'masq') return undefined
+    this.updateState(c, p, 'out', now)
+    return {conn: c, packet: {...p, src: c.vaddr, sport: p.sport === undefined ? undefined : c.vport}}
+  }
+
+  private method(d: IpvsDest): 'masq' | 'route' | 'tunnel' | 'local' {
+    return d.method === 'bypass' || d.method === 'unknown' ? 'route' : d.method
+  }
+
+  private rewriteIn(c: IpvsConnection, p: Packet): Packet {
+    if (c.dest.method === 'masq') return {...p, dst: c.daddr, dport: p.dport === undefined ? undefined : c.dport}
+    return p
+  }
+
+  /** A simplified ip_vs_proto_tcp.c state table: SYN -> SYN_RECV, ACK -> ESTABLISHED, FIN -> FIN_WAIT/TIME_WAIT, RST -> CLOSE. */
+  private updateState(c: IpvsConnection, p: Packet, dir: 'in' | 'out', now: number): void {
+    if (p.proto !== PROTO.tcp || !p.flags) {
+      c.state = 'UDP'
+      c.expires = now + this.settings.udpTimeout
+      return
+    }
+    const f = p.flags
+    if (f.rst) c.state = 'CLOSE'
+    else if (f.syn) c.state = dir === 'in' ? 'SYN_RECV' : c.state
+    else if (f.fin) c.state = c.state === 'FIN_WAIT' || c.state === 'CLOSE_WAIT' ? 'TIME_WAIT' : 'FIN_WAIT'
+    else if (f.ack && (c.state === 'SYN_RECV' || c.state === 'NONE')) c.state = 'ESTABLISHED'
+    c.expires = now + (c.state === 'ESTABLISHED' || c.state === 'SYN_RECV' ? this.settings.tcpTimeout : this.settings.tcpFinTimeout)
+  }
+
+  /** Picks a destination; persistence first (ip_vs_sched_persist), then the service's scheduler. */
+  schedule(svc: IpvsService, p: Packet, now: number): {dest?: IpvsDest; why: string; assumption?: string} {
+    const avail = svc.dests.filter((d) => d.weight > 0 && !this.overloaded(d))
+    if (avail.length === 0) return {why: svc.dests.length === 0 ? 'no realservers configured' : 'every realserver has weight 0 or is over its upper threshold'}
+    let tkey: string | undefined
+    if (svc.persistence !== undefined) {
+      const len = svc.persistenceNetmask ?? (p.src.family === 4 ? 32 : 128)
+      const cnet = makePrefix(p.src, len)
+      tkey = `${cnet.value}/${len}|${svc.fwmark ?? ''}|${formatIp(svc.vip ?? p.dst)}|${svc.proto === 'fwmark' ? 0 : (svc.port ?? 0)}`
+      const t = this.templates.get(tkey)
+      if (t && t.expires > now && avail.includes(t.dest)) return {dest: t.dest, why: 'persistence template'}
+    }
+    const r = this.pick(svc, avail, p)
+    if (r.dest && tkey) this.templates.set(tkey, {dest: r.dest, expires: now + (svc.persistence ?? 300)})
+    return r
+  }
+
+  private overloaded(d: IpvsDest): boolean {
+    if (!d.upperThreshold) return false
+    return (d.activeConns ?? 0) + (d.inactiveConns ?? 0) + (this.added.get(d) ?? 0) >= d.upperThreshold
+  }
+
+  /** ip_vs_dest_conn_overhead: (activeconns << 8) + inactconns */
+  private overhead(d: IpvsDest): number {
+    return ((d.activeConns ?? 0) + (this.added.get(d) ?? 0)) * 256 + (d.inactiveConns ?? 0)
+  }
+
+  private pick(svc: IpvsService, avail: IpvsDest[], p: Packet): {dest?: IpvsDest; why: string; assumption?: string} {
+    switch (svc.scheduler) {
+      case 'rr': {
+        // ip_vs_rr_schedule: the next destination after the last one used, starting at the head of the list
+        const all = svc.dests
+        const start = this.rr.get(svc) ?? -1
+        for (let k = 1; k <= all.length; k++) {
+          const i = (start + k) % all.length
+          if (avail.includes(all[i]!)) {
+            this.rr.set(svc, i)
+            return {dest: all[i], why: 'rr'}
+          }
+        }
+        return {why: 'rr: none available'}
+      }
+      case 'wrr': {
+        // ip_vs_wrr_schedule: step the current weight down by the gcd from the maximum weight
+        const all = svc.dests
+        const mw = Math.max(...all.map((d) => d.weight))
+        const di = all.map((d) => d.weight).filter((w) => w > 0).reduce(gcd, 0) || 1
+        const st = this.wrr.get(svc) ?? {i: -1, cw: 0}
+        for (let guard = 0; guard < all.length * (mw / di + 1) + 1; guard++) {
+          st.i = (st.i + 1) % all.length
+          if (st.i === 0) {
+            st.cw -= di
+            if (st.cw <= 0) st.cw = mw
+          }
+          const d = all[st.i]!
+          if (avail.includes(d) && d.weight >= st.cw) {
+            this.wrr.set(svc, st)
+            return {dest: d, why: 'wrr'}
+          }
+        }
+        return {why: 'wrr: none available'}
+      }
+      case 'lc': {
+        let least: IpvsDest | undefined
+        for (const d of avail) if (!least || this.overhead(d) < this.overhead(least)) least = d
+        return {dest: least, why: 'lc'}
+      }
+      case 'wlc': {
+        let least: IpvsDest | undefined
+        for (const d of avail) if (!least || this.overhead(least) * d.weight > this.overhead(d) * least.weight) least = d
+        return {dest: least, why: 'wlc'}
+      }
+      case 'sh': {
+        // ip_vs_sh_reassign fills 256 buckets cyclically, each destination `weight` buckets in a row;
+        // the client address picks a bucket with hash_32.
+        const table: IpvsDest[] = []
+        const all = svc.dests.filter((d) => d.weight > 0)
+        if (all.length === 0) return {why: 'sh: none available'}
+        let di = 0
+        let count = 0
+        for (let i = 0; i < 256; i++) {
+          const d = all[di % all.length]!
+          table.push(d)
+          if (++count >= Math.max(1, d.weight)) {
+            di++
+            count = 0
+          }
+        }
+        const key = p.src.family === 4 ? Number(p.src.value) : Number(p.src.value & 0xffffffffn)
+        const d = table[hash32(key, 8) & 255]!
+        if (avail.includes(d)) return {dest: d, why: 'sh'}
+        return {why: 'sh: the hashed destination is unavailable'}
+      }
+      default:
+        return {dest: avail[0], why: svc.scheduler, assumption: `scheduler ${svc.scheduler} is not modelled: assumed to pick the first available destination ${formatIp(avail[0]!.ip)}:${avail[0]!.port}`}
+    }
+  }
+}
+
+export function describeService(s: IpvsService): string {
+  if (s.proto === 'fwmark') return `fwmark ${s.fwmark}`
+  return `${s.proto.toUpperCase()} ${s.vip ? formatIp(s.vip) : '?'}:${s.port}`
+}
+
+export function destMatches(d: IpvsDest, ip: IpAddr): boolean {
+  return prefixContains({family: d.ip.family, value: d.ip.value, len: d.ip.family === 4 ? 32 : 128}, ip)
+}

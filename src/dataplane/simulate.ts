@@ -1,0 +1,576 @@
+// The packet's journey across the hosts of the snapshots: each host runs its hooks in the kernel's order
+// (hooks.ts), routes (routing.ts), tracks (conntrack.ts), NATs (nat.ts) and balances (ipvs.ts); hosts are
+// wired by their addresses. Time is passed in; the only state is the hosts' own tables.
+//
+// Wiring (ARCHITECTURE.md, trace): a packet routed out of host A to next hop G (or directly to its
+// destination) arrives at the host that owns G's address, on the interface holding it. A next hop that is
+// not among the snapshots forwards the packet unchanged to its destination. A client address that belongs to
+// a host originates on that host's stack; any other client is an outside host attached where a host has a
+// connected route to it.
+import {formatIp, ipEquals, isLoopback, prefixContains, type IpAddr} from '../model/ip.js'
+import type {IptChain, IptRule} from '../model/iptables.js'
+import type {Loc} from '../model/source.js'
+import {ctView, type CtAttach} from './conntrack.js'
+import {HOOK_TABLE, hookManip, type Hook} from './hooks.js'
+import {ifaceOf, type HostModel} from './host.js'
+import {describeService, ipvsMethodWord, type IpvsConnection} from './ipvs.js'
+import {applyNat, bindNat, natInitialized, nullBinding} from './nat.js'
+import {runChain, type MatchEnv} from './netfilter.js'
+import {PROTO, formatPacket, type IpvsView, type Packet} from './packet.js'
+import {checkOutputSource, routeInput, routeLookup, selectSource, tableName, type RouteResult} from './routing.js'
+
+export interface TraceStep {
+  readonly host: string
+  /** a netfilter hook, or ROUTING / LINK / SOCKET for the decisions between them */
+  readonly hook: string
+  readonly table: string
+  readonly chain: string
+  readonly rule?: Loc
+  readonly verdict: string
+  /** the ctstate the packet has on this host at this point ('' before conntrack saw it) */
+  readonly ct: string
+  /** the packet after this step */
+  readonly packet: string
+  /** the packet before this step, when the step changed it */
+  readonly before?: string
+  /** more words: TCP conntrack state change, route details, the assumption made */
+  readonly note?: string
+  readonly failed?: boolean
+}
+
+export interface Failure {
+  readonly host: string
+  readonly hook: string
+  readonly chain: string
+  readonly rule?: Loc
+  readonly reason: string
+}
+
+export type Arrival =
+  /** delivered to a local socket of a host of the snapshots */
+  | {readonly kind: 'host'; readonly host: HostModel; readonly packet: Packet}
+  /** reached the outside client */
+  | {readonly kind: 'client'; readonly packet: Packet}
+  /** left the snapshots towards an address no snapshot owns; `via` is the last host, `dev` its device */
+  | {readonly kind: 'external'; readonly addr: IpAddr; readonly packet: Packet; readonly via: HostModel; readonly dev?: string}
+
+export interface Hop {
+  readonly from: string
+  readonly to: string
+  readonly packet: string
+}
+
+export interface Journey {
+  readonly steps: TraceStep[]
+  readonly hops: Hop[]
+  readonly arrival?: Arrival
+  readonly failure?: Failure
+  readonly assumptions: string[]
+}
+
+/** What the kernel keeps with the skb while it is on one host. */
+interface Skb {
+  packet: Packet
+  ct?: CtAttach
+  /** raw-table NOTRACK, or ip_vs_notrack */
+  untracked: boolean
+  /** skb->ipvs_property: IPVS already handled it; the IPVS hooks and conntrack leave it alone */
+  ipvsProperty: boolean
+  ipvs?: IpvsView
+}
+
+type HookOutcome = {kind: 'continue'} | {kind: 'stop'; journey: Journey} | {kind: 'stolen'; journey: Journey}
+
+export interface WorldOptions {
+  /** the connection's client address (decides which host originates client packets) */
+  readonly client: IpAddr
+  /** the service address (prefers its owner when the outside client attaches) */
+  readonly service: IpAddr
+}
+
+const MAX_HOPS = 32
+
+/** A deterministic stand-in for `-m statistic --mode random` (mulberry32, fixed seed). */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/** The hosts of a replay, wired together by their addresses. */
+export class World {
+  readonly clientHost?: HostModel
+  private readonly random = seeded(0x1d7)
+  private readonly nth = new Map<HostModel, Map<IptRule, number>>()
+
+  constructor(
+    readonly hosts: readonly HostModel[],
+    readonly opts: WorldOptions,
+  ) {
+    this.clientHost = this.clientOrigin(opts.client)
+  }
+
+  /** The host a client address originates on: its owner; a loopback client on the host that owns the service, else the first director. */
+  private clientOrigin(ip: IpAddr): HostModel | undefined {
+    if (isLoopback(ip)) {
+      return this.hosts.find((h) => h.role === 'director') ?? this.hosts.find((h) => hasNatOutputDnat(h)) ?? this.hosts[0]
+    }
+    return this.hosts.find((h) => ifaceOf(h, ip) !== undefined)
+  }
+
+  /** The host that answers for `ip` on a link: an owner of it on a non-loopback interface. */
+  ownerOf(ip: IpAddr, except?: HostModel): {host: HostModel; iface: string} | undefined {
+    if (isLoopback(ip)) return undefined
+    for (const h of this.hosts) {
+      if (h === except) continue
+      for (const i of h.routing.interfaces) {
+        if (i.name === 'lo') continue
+        if (i.addresses.some((a) => ipEquals(a.ip, ip))) return {host: h, iface: i.name}
+      }
+    }
+    return undefined
+  }
+
+  /** Where an outside client is attached: a host with a connected route to it (the service owner first). */
+  attachment(client: IpAddr): {host: HostModel; iface: string} | undefined {
+    const cands: {host: HostModel; iface: string}[] = []
+    for (const h of this.hosts) {
+      for (const r of h.routing.routes) {
+        if (r.type !== 'unicast' || r.gateway || r.nexthops || !r.dev || r.dev === 'lo') continue
+        if (tableName(r.table) === 'local') continue
+        if (prefixContains(r.dst, client) && r.dst.len > 0) cands.push({host: h, iface: r.dev})
+      }
+    }
+    const owner = this.ownerOf(this.opts.service)
+    return cands.find((c) => c.host === owner?.host) ?? cands.find((c) => c.host.conf.dev('forwarding', c.iface) !== 0) ?? cands[0]
+  }
+
+  /** A packet sent by the client. */
+  sendFromClient(p: Packet, now: number): Journey {
+    const sim = new Sim(this, now, this.random, this.nth)
+    if (this.clientHost) return sim.finish(sim.fromHost(this.clientHost, p))
+    const at = this.attachment(p.src)
+    if (at) return sim.finish(sim.receive(at.host, at.iface, p, undefined, 'client'))
+    const owner = this.ownerOf(p.dst)
+    if (!owner) {
+      return sim.finish(sim.fail({host: 'client', hook: 'LINK', chain: '', reason: `no host of the snapshots owns ${formatIp(p.dst)} or has a route to the client ${formatIp(p.src)}: the client's packet has nowhere to go`}, p))
+    }
+    const back = routeLookup(owner.host.routing, {dst: p.src})
+    const iif = back.kind === 'unicast' && back.dev ? back.dev : owner.iface
+    sim.assume(`the outside client ${formatIp(p.src)} reaches ${owner.host.name} on ${iif} (no host of the snapshots has a connected route to it)`)
+    return sim.finish(sim.receive(owner.host, iif, p, undefined, 'client'))
+  }
+
+  /** A packet sent by the server: from a host's own stack, or injected back through the host it came from. */
+  sendFromServer(p: Packet, server: {kind: 'host'; host: HostModel} | {kind: 'external'; via: HostModel; dev?: string}, now: number): Journey {
+    const sim = new Sim(this, now, this.random, this.nth)
+    if (server.kind === 'host') return sim.finish(sim.fromHost(server.host, p))
+    const back = routeLookup(server.via.routing, {dst: p.src})
+    const iif = server.dev ?? (back.kind === 'unicast' ? back.dev : undefined) ?? 'eth0'
+    return sim.finish(sim.receive(server.via, iif, p, undefined, formatIp(p.src)))
+  }
+}
+
+function hasNatOutputDnat(h: HostModel): boolean {
+  return !!h.tables.get('nat')?.chains.get('OUTPUT')?.rules.some((r) => r.target?.kind === 'DNAT')
+}
+
+class Sim {
+  readonly steps: TraceStep[] = []
+  readonly hops: Hop[] = []
+  readonly assumptions: string[] = []
+  private hopCount = 0
+
+  constructor(
+    readonly world: World,
+    readonly now: number,
+    readonly random: () => number,
+    readonly nth: Map<HostModel, Map<IptRule, number>>,
+  ) {}
+
+  assume(what: string): void {
+    if (!this.assumptions.includes(what)) this.assumptions.push(what)
+  }
+
+  finish(j: Journey): Journey {
+    return {...j, steps: this.steps, hops: this.hops, assumptions: this.assumptions}
+  }
+
+  private done(arrival: Arrival): Journey {
+    return {steps: this.steps, hops: this.hops, arrival, assumptions: this.assumptions}
+  }
+
+  fail(f: Failure, p: Packet, ct = ''): Journey {
+    this.steps.push({host: f.host, hook: f.hook, table: f.hook === 'ROUTING' ? 'route' : '', chain: f.chain, rule: f.rule, verdict: 'DROP', ct, packet: formatPacket(p), note: f.reason, failed: true})
+    return {steps: this.steps, hops: this.hops, failure: f, assumptions: this.assumptions}
+  }
+
+  private ctWord(skb: Skb): string {
+    if (skb.untracked) return 'UNTRACKED'
+    return skb.ct?.state ?? ''
+  }
+
+  private step(h: HostModel, s: Omit<TraceStep, 'host' | 'ct' | 'packet'> & {packet?: Packet}, skb: Skb): void {
+    const {packet, ...rest} = s
+    this.steps.push({host: h.name, ...rest, ct: this.ctWord(skb), packet: formatPacket(packet ?? skb.packet)})
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Hooks
+
+  private matchEnv(h: HostModel, skb: Skb, iif: string | undefined, oif: string | undefined): MatchEnv {
+    let nth = this.nth.get(h)
+    if (!nth) this.nth.set(h, (nth = new Map()))
+    return {
+      iif,
+      oif,
+      ct: skb.untracked ? {state: 'UNTRACKED', dir: 'ORIGINAL', status: new Set(), mark: 0} : ctView(skb.ct),
+      ipvs: skb.ipvs,
+      addrType: h.addrType,
+      random: this.random,
+      nthCounters: nth,
+    }
+  }
+
+  private runHooks(h: HostModel, hook: Hook, skb: Skb, iif: string | undefined, oif: string | undefined): HookOutcome {
+    for (const entry of HOOK_TABLE[hook]) {
+      const fn = entry.fn
+      switch (fn.kind) {
+        case 'conntrack-in': {
+          if (skb.untracked || skb.ct || skb.ipvsProperty) break // NOTRACK, or already attached (loopback, IPVS)
+          const before = skb.ct
+          void before
+          skb.ct = h.ct.packetIn(skb.packet, this.now)
+          const a = skb.ct
+          const tcp = a.tcpBefore !== undefined ? ` (TCP ${a.tcpBefore}${a.tcpAfter ? ` -> ${a.tcpAfter}` : ''})` : ''
+          this.step(h, {hook, table: 'conntrack', chain: '', verdict: a.state, note: (a.reason ?? (a.entry?.status.has('CONFIRMED') ? 'existing entry' : a.entry?.pickedUp ? 'new entry picked up mid-stream (nf_conntrack_tcp_loose=1)' : 'new entry')) + tcp}, skb)
+          break
+        }
+        case 'conntrack-confirm': {
+          const e = skb.ct?.entry
+          if (!skb.untracked && e && !e.status.has('CONFIRMED')) {
+            h.ct.confirm(e)
+            this.step(h, {hook, table: 'conntrack', chain: '', verdict: 'CONFIRMED', note: 'the entry enters the conntrack table at the last hook'}, skb)
+          }
+          break
+        }
+        case 'table': {
+          const out = fn.table === 'nat' ? this.natHook(h, hook, skb, iif, oif) : this.filterHook(h, hook, fn.table, skb, iif, oif)
+          if (out) return out
+          break
+        }
+        case 'ipvs-in': {
+          if (!h.ipvs || skb.ipvsProperty) break
+          if (hook === 'OUTPUT' && !h.ipvs.findService(skb.packet) && !h.ipvs.inLookup(skb.packet, this.now)) break
+          const out = this.ipvsIn(h, hook, skb)
+          if (out) return out
+          break
+        }
+        case 'ipvs-out': {
+          if (!h.ipvs || skb.ipvsProperty) break
+          const r = h.ipvs.out(skb.packet, this.now)
+          if (!r) break
+          const before = formatPacket(skb.packet)
+          skb.packet = r.packet
+          skb.ipvsProperty = true
+          skb.ipvs = ipvsView(r.conn, 'REPLY')
+          let note = 'LVS-NAT reply: the source becomes the VIP again (ip_vs_out, handle_response)'
+          if (!h.ipvsConntrack) {
+            skb.untracked = true
+            note += '; net.ipv4.vs.conntrack=0: ip_vs_notrack, the packet goes on untracked'
+          }
+          this.step(h, {hook, table: 'ipvs', chain: describeService(r.conn.service), rule: r.conn.dest.loc, verdict: 'MASQ reply', before, note}, skb)
+          break
+        }
+        case 'ipvs-forward-icmp':
+          break
+      }
+    }
+    return {kind: 'continue'}
+  }
+
+  private filterHook(h: HostModel, hook: Hook, tableName: string, skb: Skb, iif: string | undefined, oif: string | undefined): HookOutcome | undefined {
+    const table = h.tables.get(tableName)
+    const chain = table?.chains.get(hook)
+    if (!table || !chain) return undefined
+    if (chain.rules.length === 0 && (chain.policy ?? 'ACCEPT') === 'ACCEPT') return undefined
+    const env = this.matchEnv(h, skb, iif, oif)
+    const before = skb.packet
+    const res = runChain(table, hook, skb.packet, env)
+    skb.packet = res.packet
+    if (skb.ct?.entry && res.ctMark !== skb.ct.entry.mark) skb.ct.entry.mark = res.ctMark
+    if (res.notrack && !skb.ct) skb.untracked = true
+    for (const a of res.assumptions) this.assume(`${h.name} ${a.rule.loc.file}:${a.rule.loc.line}: ${a.what}`)
+    const rule = res.rule?.loc ?? chainLoc(chain)
+    const changed = formatPacket(before) !== formatPacket(skb.packet)
+    const note = res.policy ? `policy of ${tableName} ${hook}` : res.assumptions.length ? res.assumptions.map((a) => a.what).join('; ') : undefined
+    const verdict = res.verdict === 'CONTINUE' ? 'ACCEPT' : res.verdict
+    const failed = verdict === 'DROP' || verdict === 'REJECT' || verdict === 'QUEUE'
+    this.step(h, {hook, table: tableName, chain: hook, rule, verdict, before: changed ? formatPacket(before) : undefined, note, failed: failed || undefined}, skb)
+    if (!failed) return undefined
+    const ctWord = this.ctWord(skb)
+    const why = res.policy
+      ? `the ${tableName} ${hook} chain's policy is ${verdict} and no rule accepted this packet (ctstate ${ctWord || 'none'})`
+      : `${tableName} ${hook} rule ${rule.file}:${rule.line} ${verdict === 'REJECT' ? 'rejects' : verdict === 'QUEUE' ? 'queues to userspace (not modelled)' : 'drops'} it (ctstate ${ctWord || 'none'}): ${rule.text.trim()}`
+    return {kind: 'stop', journey: {steps: this.steps, hops: this.hops, failure: {host: h.name, hook, chain: hook, rule, reason: why + (skb.ct?.reason ? `; ${skb.ct.reason}` : '')}, assumptions: this.assumptions}}
+  }
+
+  private natHook(h: HostModel, hook: Hook, skb: Skb, iif: string | undefined, oif: string | undefined): HookOutcome | undefined {
+    const manip = hookManip(hook)
+    const entry = skb.ct?.entry
+    if (!manip || !entry || skb.untracked || skb.ct?.state === 'INVALID') return undefined
+    const before = skb.packet
+    const table = h.tables.get('nat')
+    const chain = table?.chains.get(hook)
+    let rule: Loc | undefined
+    let verdict: string | undefined
+    let note: string | undefined
+    if (!natInitialized(entry, manip)) {
+      // nf_nat_inet_fn: the nat table is consulted only while the connection has no binding
+      if (table && chain && chain.rules.length > 0) {
+        const res = runChain(table, hook, skb.packet, this.matchEnv(h, skb, iif, oif))
+        for (const a of res.assumptions) this.assume(`${h.name} ${a.rule.loc.file}:${a.rule.loc.line}: ${a.what}`)
+        if (res.verdict === 'NAT' && res.target) {
+          const bound = bindNat(entry, manip, res.target, {
+            masqAddr: this.masqAddr(h, skb.packet, oif),
+            redirectAddr: iif === undefined ? {family: 4, value: 0x7f000001n} : h.routing.interfaces.find((i) => i.name === iif)?.addresses.find((a) => a.family === skb.packet.family)?.ip,
+          })
+          rule = res.rule?.loc
+          if (!bound.ok) {
+            this.step(h, {hook, table: 'nat', chain: hook, rule, verdict: 'DROP', note: bound.reason, failed: true}, skb)
+            return {kind: 'stop', journey: {steps: this.steps, hops: this.hops, failure: {host: h.name, hook, chain: hook, rule, reason: bound.reason}, assumptions: this.assumptions}}
+          }
+          verdict = res.target.kind
+          note = `binding: ${bound.what}`
+        } else {
+          nullBinding(entry, manip)
+          if (res.verdict === 'DROP') {
+            rule = res.rule?.loc ?? chainLoc(chain)
+            this.step(h, {hook, table: 'nat', chain: hook, rule, verdict: 'DROP', failed: true}, skb)
+            return {kind: 'stop', journey: {steps: this.steps, hops: this.hops, failure: {host: h.name, hook, chain: hook, rule, reason: `nat ${hook} drops it`}, assumptions: this.assumptions}}
+          }
+          rule = res.rule?.loc ?? chainLoc(chain)
+          verdict = 'ACCEPT'
+          note = 'no NAT rule matched: null binding'
+        }
+      } else nullBinding(entry, manip)
+    }
+    skb.packet = applyNat(skb.packet, entry, skb.ct!.dir, manip)
+    const changed = formatPacket(before) !== formatPacket(skb.packet)
+    if (verdict === undefined && changed) {
+      verdict = manip === 'dst' ? (skb.ct!.dir === 'ORIGINAL' ? 'DNAT' : 'un-SNAT') : skb.ct!.dir === 'ORIGINAL' ? 'SNAT' : 'un-DNAT'
+      note = 'the connection\'s NAT binding applied'
+    }
+    if (verdict !== undefined) this.step(h, {hook, table: 'nat', chain: hook, rule, verdict, before: changed ? formatPacket(before) : undefined, note}, skb)
+    return undefined
+  }
+
+  private masqAddr(h: HostModel, p: Packet, oif: string | undefined): IpAddr | undefined {
+    const res = routeLookup(h.routing, {dst: p.dst, oif})
+    return selectSource(h.routing, res, p.dst)
+  }
+
+  private ipvsIn(h: HostModel, hook: Hook, skb: Skb): HookOutcome | undefined {
+    const r = h.ipvs!.in(skb.packet, this.now)
+    if (r.kind === 'pass') {
+      if (h.ipvs!.findService(skb.packet)) this.step(h, {hook, table: 'ipvs', chain: describeService(h.ipvs!.findService(skb.packet)!), verdict: 'ACCEPT', note: r.why}, skb)
+      return undefined
+    }
+    if (r.kind === 'drop') {
+      this.step(h, {hook, table: 'ipvs', chain: '', verdict: 'DROP', note: r.reason, failed: true}, skb)
+      return {kind: 'stop', journey: {steps: this.steps, hops: this.hops, failure: {host: h.name, hook, chain: 'ipvs', reason: r.reason}, assumptions: this.assumptions}}
+    }
+    if (r.assumption) this.assume(`${h.name}: ${r.assumption}`)
+    const before = formatPacket(skb.packet)
+    const c = r.conn
+    skb.packet = r.packet
+    skb.ipvsProperty = true
+    skb.ipvs = ipvsView(c, 'ORIGINAL')
+    let note = `${r.isNew ? 'new' : 'existing'} IPVS connection ${c.state}, ${ipvsMethodWord(c.dest.method)} to ${formatIp(c.daddr)}:${c.dport}`
+    if (!h.ipvsConntrack) {
+      if (skb.ct?.entry && !skb.ct.entry.status.has('CONFIRMED')) note += '; net.ipv4.vs.conntrack=0: ip_vs_notrack drops the unconfirmed conntrack entry, the packet goes on untracked'
+      else note += '; net.ipv4.vs.conntrack=0: ip_vs_notrack, the packet goes on untracked'
+      skb.untracked = true
+      skb.ct = undefined
+    } else if (r.method === 'masq' && skb.ct?.entry && !skb.ct.entry.status.has('CONFIRMED')) {
+      // ip_vs_update_conntrack: the reply tuple becomes realserver -> client so that replies match
+      skb.ct.entry.reply = {...skb.ct.entry.reply, src: c.daddr, sport: c.dport}
+      note += '; net.ipv4.vs.conntrack=1: ip_vs_update_conntrack makes the reply tuple realserver -> client'
+    }
+    this.step(h, {hook, table: 'ipvs', chain: describeService(c.service), rule: c.dest.loc, verdict: `${ipvsMethodWord(c.dest.method)} -> ${formatIp(c.daddr)}:${c.dport}`, before: before !== formatPacket(skb.packet) ? before : undefined, note}, skb)
+    if (r.method === 'local') return undefined
+    return {kind: 'stolen', journey: this.ipvsXmit(h, c, r.method, skb)}
+  }
+
+  /** ip_vs_xmit.c: route to the realserver, then LOCAL_OUT and POSTROUTING (ip_vs_send_or_cont). */
+  private ipvsXmit(h: HostModel, c: IpvsConnection, method: 'masq' | 'route' | 'tunnel', skb: Skb): Journey {
+    const route = routeLookup(h.routing, {dst: c.daddr, mark: skb.packet.mark})
+    if (route.kind !== 'unicast' && route.kind !== 'local') {
+      return this.fail({host: h.name, hook: 'ROUTING', chain: '', reason: `IPVS cannot route to the realserver ${formatIp(c.daddr)} (${route.kind})`}, skb.packet, this.ctWord(skb))
+    }
+    let nextHop: IpAddr | undefined = route.kind === 'unicast' ? route.gateway : undefined
+    const dev = route.kind === 'unicast' ? route.dev : 'lo'
+    if (method === 'route') {
+      if (route.kind === 'unicast' && route.gateway) {
+        return this.fail({host: h.name, hook: 'ROUTING', chain: '', rule: route.route.loc, reason: `LVS-DR sends the unchanged packet to the realserver's MAC, so ${formatIp(c.daddr)} must be on a directly connected network; the route to it goes via ${formatIp(route.gateway)}`}, skb.packet, this.ctWord(skb))
+      }
+      nextHop = c.daddr // IP_VS_RT_MODE_KNOWN_NH: the frame goes to the realserver itself
+    }
+    if (method === 'tunnel') {
+      const src = selectSource(h.routing, route, c.daddr)
+      if (!src) return this.fail({host: h.name, hook: 'ROUTING', chain: '', reason: `no source address to reach ${formatIp(c.daddr)} for the IPIP header`}, skb.packet)
+      const inner = skb.packet
+      skb.packet = {family: inner.family, src, dst: c.daddr, proto: 4, inner, mark: inner.mark}
+      skb.ct = undefined // ip_vs_tunnel_xmit_prepare: nf_reset_ct
+      skb.untracked = false
+      this.step(h, {hook: 'INPUT', table: 'ipvs', chain: describeService(c.service), verdict: 'IPIP', before: formatPacket(inner), note: 'encapsulated in IPIP to the realserver'}, skb)
+    }
+    this.step(h, {hook: 'ROUTING', table: 'route', chain: route.kind === 'unicast' ? tableName(route.route.table) : 'local', rule: route.route.loc, verdict: `to ${formatIp(nextHop ?? c.daddr)} dev ${dev}`, note: 'ip_vs_xmit output route'}, skb)
+    const out = this.runHooks(h, 'OUTPUT', skb, undefined, dev)
+    if (out.kind !== 'continue') return out.journey
+    const post = this.runHooks(h, 'POSTROUTING', skb, undefined, dev)
+    if (post.kind !== 'continue') return post.journey
+    return this.transmit(h, dev, nextHop, skb.packet)
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Paths through one host
+
+  /** A packet generated by a local socket on `h` (the OUTPUT path). */
+  fromHost(h: HostModel, p: Packet): Journey {
+    const skb: Skb = {packet: p, untracked: false, ipvsProperty: false}
+    let route = routeLookup(h.routing, {dst: p.dst, src: p.src, mark: p.mark, proto: p.proto, sport: p.sport, dport: p.dport})
+    const rf = this.routeFailure(h, route, p)
+    if (rf) return rf
+    this.routeStep(h, route, skb, 'output route')
+    let dev = devOf(route)
+    const bad = checkOutputSource(h.conf, p.src, dev)
+    if (bad) return this.fail({host: h.name, hook: 'ROUTING', chain: '', reason: bad}, p)
+    const before = {dst: p.dst, mark: p.mark}
+    const out = this.runHooks(h, 'OUTPUT', skb, undefined, dev)
+    if (out.kind !== 'continue') return out.journey
+    if (!ipEquals(before.dst, skb.packet.dst) || before.mark !== skb.packet.mark) {
+      // ip_route_me_harder: NAT or a mark changed the packet, route it again (the source stays when local)
+      route = routeLookup(h.routing, {dst: skb.packet.dst, src: skb.packet.src, mark: skb.packet.mark, proto: p.proto, sport: skb.packet.sport, dport: skb.packet.dport})
+      const rf2 = this.routeFailure(h, route, skb.packet)
+      if (rf2) return rf2
+      this.routeStep(h, route, skb, 'rerouted after OUTPUT (ip_route_me_harder)')
+      dev = devOf(route)
+      const bad2 = checkOutputSource(h.conf, skb.packet.src, dev)
+      if (bad2) return this.fail({host: h.name, hook: 'ROUTING', chain: '', reason: bad2}, skb.packet, this.ctWord(skb))
+    }
+    const post = this.runHooks(h, 'POSTROUTING', skb, undefined, dev)
+    if (post.kind !== 'continue') return post.journey
+    if (route.kind === 'local' || route.kind === 'broadcast') return this.receive(h, 'lo', skb.packet, skb, h.name)
+    return this.transmit(h, dev, route.kind === 'unicast' ? route.gateway : undefined, skb.packet)
+  }
+
+  /** A packet received on `iif` of `h` (PREROUTING, routing, then INPUT or FORWARD). */
+  receive(h: HostModel, iif: string, p: Packet, carried: Skb | undefined, from: string): Journey {
+    if (++this.hopCount > MAX_HOPS) return this.fail({host: h.name, hook: 'ROUTING', chain: '', reason: `more than ${MAX_HOPS} hops: a routing loop`}, p)
+    if (from !== h.name) this.hops.push({from, to: h.name, packet: formatPacket(p)})
+    const skb: Skb = carried ?? {packet: {...p, mark: 0}, untracked: false, ipvsProperty: false}
+    if (!carried) this.step(h, {hook: 'LINK', table: '', chain: '', verdict: `received on ${iif}`}, skb)
+    const pre = this.runHooks(h, 'PREROUTING', skb, iif, undefined)
+    if (pre.kind !== 'continue') return pre.journey
+    const q = skb.packet
+    const decision = routeInput(h.routing, h.conf, {src: q.src, dst: q.dst, iif, mark: q.mark, proto: q.proto, sport: q.sport, dport: q.dport})
+    if (!decision.ok) {
+      return this.fail({host: h.name, hook: 'ROUTING', chain: '', rule: decision.route && decision.route.kind !== 'none' ? decision.route.route?.loc : undefined, reason: decision.reason}, q, this.ctWord(skb))
+    }
+    const route = decision.route
+    this.routeStep(h, route, skb, 'input route')
+    if (route.kind === 'local') {
+      const inp = this.runHooks(h, 'INPUT', skb, iif, undefined)
+      if (inp.kind !== 'continue') return inp.journey
+      if (skb.packet.proto === 4 && skb.packet.inner) return this.decapsulate(h, skb.packet)
+      this.step(h, {hook: 'SOCKET', table: '', chain: '', verdict: 'delivered', note: 'to the local stack'}, skb)
+      return this.done({kind: 'host', host: h, packet: skb.packet})
+    }
+    if (route.kind !== 'unicast') return this.fail({host: h.name, hook: 'ROUTING', chain: '', reason: `a ${route.kind} route does not forward`}, q)
+    const dev = route.dev
+    const fwd = this.runHooks(h, 'FORWARD', skb, iif, dev)
+    if (fwd.kind !== 'continue') return fwd.journey
+    const post = this.runHooks(h, 'POSTROUTING', skb, iif, dev)
+    if (post.kind !== 'continue') return post.journey
+    return this.transmit(h, dev, route.gateway, skb.packet)
+  }
+
+  /** ipip_rcv: an IPIP packet for this host is unwrapped on the tunnel device and received again. */
+  private decapsulate(h: HostModel, outer: Packet): Journey {
+    const tun = h.routing.interfaces.find((i) => i.kind === 'ipip' || /^tunl\d+$/.test(i.name))
+    if (!tun) return this.fail({host: h.name, hook: 'SOCKET', chain: '', reason: 'an IPIP (LVS-TUN) packet arrived, but this host has no ipip tunnel device (tunl0): the kernel answers protocol unreachable'}, outer)
+    const up = !tun.flags.length || tun.flags.includes('UP')
+    if (!up) return this.fail({host: h.name, hook: 'SOCKET', chain: '', reason: `the IPIP packet arrived, but ${tun.name} is down`}, outer)
+    this.steps.push({host: h.name, hook: 'SOCKET', table: 'ipip', chain: '', verdict: `decapsulated on ${tun.name}`, ct: '', packet: formatPacket(outer.inner!)})
+    return this.receive(h, tun.name, outer.inner!, undefined, h.name)
+  }
+
+  /** The packet leaves `h` on `dev` towards `gateway` (or its destination on the link). */
+  private transmit(h: HostModel, dev: string | undefined, gateway: IpAddr | undefined, p: Packet): Journey {
+    const nh = gateway ?? p.dst
+    const skb: Skb = {packet: p, untracked: false, ipvsProperty: false}
+    const owner = this.world.ownerOf(nh, h)
+    if (owner) {
+      this.step(h, {hook: 'LINK', table: '', chain: '', verdict: `sent on ${dev ?? '?'} to ${owner.host.name}`, note: gateway ? `next hop ${formatIp(gateway)}` : undefined}, skb)
+      return this.receive(owner.host, owner.iface, p, undefined, h.name)
+    }
+    const clientOutside = !this.world.clientHost && ipEquals(p.dst, this.world.opts.client)
+    if (clientOutside && (!gateway || !this.world.ownerOf(gateway))) {
+      this.step(h, {hook: 'LINK', table: '', chain: '', verdict: `sent on ${dev ?? '?'} to the client`, note: gateway ? `via ${formatIp(gateway)}, which is not among the snapshots: forwarded unchanged` : undefined}, skb)
+      this.hops.push({from: h.name, to: 'client', packet: formatPacket(p)})
+      return this.done({kind: 'client', packet: p})
+    }
+    if (gateway) {
+      // a next hop outside the snapshots forwards the packet unchanged to its destination
+      const dstOwner = this.world.ownerOf(p.dst, h)
+      if (dstOwner) {
+        const back = routeLookup(dstOwner.host.routing, {dst: p.src})
+        const iif = back.kind === 'unicast' && back.dev ? back.dev : dstOwner.iface
+        this.step(h, {hook: 'LINK', table: '', chain: '', verdict: `sent on ${dev ?? '?'} via ${formatIp(gateway)}`, note: `${formatIp(gateway)} is not among the snapshots: it forwards the packet unchanged to ${dstOwner.host.name}`}, skb)
+        return this.receive(dstOwner.host, iif, p, undefined, h.name)
+      }
+    }
+    if (isLoopback(p.dst)) return this.fail({host: h.name, hook: 'LINK', chain: '', reason: `a packet to ${formatIp(p.dst)} cannot leave the host`}, p)
+    this.step(h, {hook: 'LINK', table: '', chain: '', verdict: `sent on ${dev ?? '?'} to ${formatIp(p.dst)}`, note: `${formatIp(p.dst)} is not among the snapshots`}, skb)
+    this.hops.push({from: h.name, to: formatIp(p.dst), packet: formatPacket(p)})
+    return this.done({kind: 'external', addr: p.dst, packet: p, via: h, dev})
+  }
+
+  private routeFailure(h: HostModel, route: RouteResult, p: Packet): Journey | undefined {
+    if (route.kind === 'unicast' || route.kind === 'local' || route.kind === 'broadcast') return undefined
+    const rule = route.kind === 'none' ? undefined : (route.route?.loc ?? route.rule?.loc)
+    const why = route.kind === 'none' ? `no route to ${formatIp(p.dst)} (network unreachable)` : `the route to ${formatIp(p.dst)} is ${route.kind}`
+    return this.fail({host: h.name, hook: 'ROUTING', chain: '', rule, reason: why}, p)
+  }
+
+  private routeStep(h: HostModel, route: RouteResult, skb: Skb, what: string): void {
+    if (route.kind === 'none') return
+    const r = 'route' in route ? route.route : undefined
+    const verdict = route.kind === 'unicast' ? `${route.gateway ? `via ${formatIp(route.gateway)} ` : ''}dev ${route.dev ?? '?'}` : route.kind
+    const rule = route.rule && route.rule.priority !== 0 && route.rule.priority < 32766 ? ` (policy rule ${route.rule.priority})` : ''
+    this.step(h, {hook: 'ROUTING', table: 'route', chain: r ? tableName(r.table) : '', rule: r?.loc, verdict, note: what + rule}, skb)
+  }
+}
+
+function devOf(route: RouteResult): string | undefined {
+  if (route.kind === 'unicast') return route.dev
+  if (route.kind === 'local' || route.kind === 'broadcast') return 'lo'
+  return undefined
+}
+
+function chainLoc(chain: IptChain): Loc {
+  return chain.loc
+}
+
+function ipvsView(c: IpvsConnection, dir: 'ORIGINAL' | 'REPLY'): IpvsView {
+  const m = c.dest.method === 'masq' ? 'MASQ' : c.dest.method === 'tunnel' ? 'IPIP' : 'GATE'
+  return {vaddr: c.vaddr, vport: c.vport, vproto: c.proto, method: m, dir}
+}
+
+export {PROTO}

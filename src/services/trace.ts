@@ -1,0 +1,221 @@
+// `trace` without argv: replays one whole connection through the embedded dataplane and judges it the way
+// the client would (did it get a SYN/ACK of its own connection, the response, a clean close).
+import {formatEndpoint, formatIp, ipEquals, parseIp, type Endpoint, type IpAddr} from '../model/ip.js'
+import type {HostSnapshot} from '../model/snapshot.js'
+import {hostModel, type HostModel} from '../dataplane/host.js'
+import {PROTO, tcpFlags, type Packet} from '../dataplane/packet.js'
+import {World, type Arrival, type Hop, type Journey, type TraceStep} from '../dataplane/simulate.js'
+
+/** The default client when --client is not given (TEST-NET-3, documentation range), and its port. */
+export const DEFAULT_CLIENT = '203.0.113.10'
+export const DEFAULT_CLIENT_PORT = 40000
+
+export interface TraceOptions {
+  readonly vip: Endpoint
+  readonly proto: 'tcp' | 'udp'
+  readonly client?: IpAddr
+  readonly clientPort?: number
+  /** seconds; the replay's clock starts here (packets 10 ms apart) */
+  readonly start?: number
+}
+
+export interface PacketTrace {
+  readonly n: number
+  readonly label: string
+  readonly from: 'client' | 'server'
+  readonly delivered: boolean
+  readonly steps: readonly TraceStep[]
+  readonly hops: readonly Hop[]
+  /** why this packet did not reach its peer, in plain words */
+  readonly problem?: string
+}
+
+export interface FirstFailure {
+  readonly packet: number
+  readonly host: string
+  readonly hook: string
+  readonly chain: string
+  readonly rule: {readonly file: string; readonly line: number; readonly text?: string} | null
+  readonly reason: string
+}
+
+export interface TraceResult {
+  readonly flow: {readonly client: string; readonly service: string; readonly proto: 'tcp' | 'udp'}
+  readonly connection: {readonly connected: boolean; readonly reply: boolean; readonly closed: boolean}
+  readonly packets: readonly PacketTrace[]
+  readonly firstFailure: FirstFailure | null
+  readonly assumptions: readonly string[]
+  /** host names, for the diagram: client, then the hosts in the order packets met them */
+  readonly hosts: readonly string[]
+}
+
+interface Spec {
+  readonly label: string
+  readonly from: 'client' | 'server'
+  readonly flags?: string
+  readonly payload?: number
+}
+
+const TCP_EXCHANGE: readonly Spec[] = [
+  {label: 'SYN', from: 'client', flags: 'S'},
+  {label: 'SYN/ACK', from: 'server', flags: 'SA'},
+  {label: 'ACK', from: 'client', flags: 'A'},
+  {label: 'request', from: 'client', flags: 'PA', payload: 100},
+  {label: 'response', from: 'server', flags: 'PA', payload: 200},
+  {label: 'FIN', from: 'client', flags: 'FA'},
+  {label: 'FIN/ACK', from: 'server', flags: 'FA'},
+  {label: 'last ACK', from: 'client', flags: 'A'},
+]
+
+const UDP_EXCHANGE: readonly Spec[] = [
+  {label: 'request', from: 'client', payload: 100},
+  {label: 'response', from: 'server', payload: 200},
+]
+
+type Server =
+  | {kind: 'host'; host: HostModel; local: Endpoint; remote: Endpoint}
+  | {kind: 'external'; via: HostModel; dev?: string; local: Endpoint; remote: Endpoint}
+
+/** Replays the connection over the hosts (each trace builds fresh conntrack and IPVS state). */
+export function traceConnection(snaps: readonly HostSnapshot[], o: TraceOptions): TraceResult {
+  const hosts = snaps.map(hostModel)
+  const client: Endpoint = {ip: o.client ?? parseIp(DEFAULT_CLIENT)!, port: o.clientPort ?? DEFAULT_CLIENT_PORT}
+  const world = new World(hosts, {client: client.ip, service: o.vip.ip})
+  const proto = o.proto === 'tcp' ? PROTO.tcp : PROTO.udp
+  const specs = o.proto === 'tcp' ? TCP_EXCHANGE : UDP_EXCHANGE
+  const assumptions: string[] = []
+  for (const h of hosts) assumptions.push(...h.assumptions)
+  if (!o.client) assumptions.push(`client ${formatIp(client.ip)}:${client.port} (the default, an outside host; give --client to change it)`)
+  const packets: PacketTrace[] = []
+  const ok = new Map<string, boolean>()
+  let server: Server | undefined
+  let firstFailure: FirstFailure | null = null
+  let t = o.start ?? 1000
+  for (let i = 0; i < specs.length; i++) {
+    const s = specs[i]!
+    t += 0.01
+    const base = {family: client.ip.family, proto, flags: s.flags ? tcpFlags(s.flags) : undefined, payload: s.payload, mark: 0}
+    let journey: Journey
+    let problem: string | undefined
+    if (s.from === 'client') {
+      const p: Packet = {...base, src: client.ip, sport: client.port, dst: o.vip.ip, dport: o.vip.port}
+      journey = world.sendFromClient(p, t)
+      if (!journey.failure) {
+        const a = journey.arrival!
+        if (!server) {
+          const r = serverFrom(a, hosts)
+          if ('problem' in r) problem = r.problem
+          else {
+            server = r.server
+            if (r.assumption) assumptions.push(r.assumption)
+          }
+        } else problem = checkAtServer(a, server)
+      }
+    } else {
+      if (!server) break
+      const p: Packet = {...base, src: server.local.ip, sport: server.local.port, dst: server.remote.ip, dport: server.remote.port}
+      journey = world.sendFromServer(p, server.kind === 'host' ? {kind: 'host', host: server.host} : {kind: 'external', via: server.via, dev: server.dev}, t)
+      if (!journey.failure) problem = checkAtClient(journey.arrival!, world, client, o.vip)
+    }
+    for (const a of journey.assumptions) if (!assumptions.includes(a)) assumptions.push(a)
+    const delivered = !journey.failure && !problem
+    packets.push({n: i + 1, label: s.label, from: s.from, delivered, steps: journey.steps, hops: journey.hops, problem: journey.failure?.reason ?? problem})
+    ok.set(s.label, delivered)
+    if (!delivered) {
+      const f = journey.failure
+      const last = journey.steps.at(-1)
+      firstFailure = f
+        ? {packet: i + 1, host: f.host, hook: f.hook, chain: f.chain, rule: f.rule ? {file: f.rule.file, line: f.rule.line, text: f.rule.text} : null, reason: f.reason}
+        : {packet: i + 1, host: last?.host ?? 'client', hook: last?.hook ?? 'SOCKET', chain: '', rule: null, reason: problem!}
+      break
+    }
+  }
+  const connected = o.proto === 'tcp' ? ok.get('SYN/ACK') === true : ok.get('response') === true
+  const reply = ok.get('response') === true
+  const closed = o.proto === 'tcp' ? ['FIN', 'FIN/ACK', 'last ACK'].every((l) => ok.get(l) === true) : reply
+  const order: string[] = ['client']
+  for (const p of packets) for (const h of p.hops) for (const n of [h.from, h.to]) if (!order.includes(n)) order.push(n)
+  return {
+    flow: {client: formatEndpoint(client), service: formatEndpoint(o.vip), proto: o.proto},
+    connection: {connected, reply, closed},
+    packets,
+    firstFailure,
+    assumptions,
+    hosts: order,
+  }
+}
+
+function serverFrom(a: Arrival, hosts: readonly HostModel[]): {server: Server; assumption?: string} | {problem: string} {
+  void hosts
+  const local = {ip: a.packet.dst, port: a.packet.dport ?? 0}
+  const remote = {ip: a.packet.src, port: a.packet.sport ?? 0}
+  if (a.kind === 'client') return {problem: 'the first packet came back to the client instead of reaching a server'}
+  if (a.kind === 'external') {
+    return {
+      server: {kind: 'external', via: a.via, dev: a.dev, local, remote},
+      assumption: `${formatEndpoint(local)} is not among the snapshots: assumed to listen and to send its replies back through ${a.via.name}${a.dev ? ` (${a.dev})` : ''}`,
+    }
+  }
+  const h = a.host
+  if (h.ipvs?.findService(a.packet)) {
+    return {problem: `the packet was delivered to ${h.name}'s own stack at ${formatEndpoint(local)}: IPVS did not take it, and nothing is known to listen there`}
+  }
+  if (h.role === 'director' || h.role === 'router') {
+    return {problem: `the packet was delivered to ${h.name}'s own stack at ${formatEndpoint(local)} (a ${h.role}): no DNAT or IPVS sent it on, and nothing is known to listen there`}
+  }
+  return {server: {kind: 'host', host: h, local, remote}, assumption: `${h.name} is assumed to listen on ${formatEndpoint(local)} (listening sockets are not in the snapshot)`}
+}
+
+function sameEp(ip: IpAddr, port: number | undefined, e: Endpoint): boolean {
+  return ipEquals(ip, e.ip) && (port ?? 0) === e.port
+}
+
+function checkAtServer(a: Arrival, s: Server): string | undefined {
+  const p = a.packet
+  const where = a.kind === 'host' ? a.host.name : a.kind === 'external' ? formatIp(a.addr) : 'the client'
+  const here = s.kind === 'host' ? a.kind === 'host' && a.host === s.host : a.kind === 'external' && ipEquals(a.addr, s.local.ip)
+  if (here && sameEp(p.dst, p.dport, s.local) && sameEp(p.src, p.sport, s.remote)) return undefined
+  return `it arrived at ${where} as ${formatEndpoint({ip: p.src, port: p.sport ?? 0})} > ${formatEndpoint({ip: p.dst, port: p.dport ?? 0})}, which is not the server's connection (${formatEndpoint(s.remote)} > ${formatEndpoint(s.local)})`
+}
+
+function checkAtClient(a: Arrival, world: World, client: Endpoint, vip: Endpoint): string | undefined {
+  const p = a.packet
+  const atClient = a.kind === 'client' || (a.kind === 'host' && a.host === world.clientHost)
+  if (!atClient) {
+    const where = a.kind === 'host' ? `${a.host.name}'s own stack` : a.kind === 'external' ? `${formatIp(a.addr)}, outside the snapshots` : '?'
+    return `the reply went to ${where} instead of the client ${formatIp(client.ip)}`
+  }
+  if (sameEp(p.src, p.sport, vip) && sameEp(p.dst, p.dport, client)) return undefined
+  const from = formatEndpoint({ip: p.src, port: p.sport ?? 0})
+  return `the reply reached the client from ${from}, but the client's connection is to ${formatEndpoint(vip)}: it matches no socket and the client answers with a RST (the reply was not un-NATed: it did not return through the host that translated it)`
+}
+
+/** The JSON of the contract (ARCHITECTURE.md, `trace --json`). */
+export function traceToJson(r: TraceResult): Record<string, unknown> {
+  return {
+    flow: r.flow,
+    connection: r.connection,
+    packets: r.packets.map((p) => ({
+      n: p.n,
+      label: p.label,
+      from: p.from,
+      delivered: p.delivered,
+      steps: p.steps.map((s) => ({
+        host: s.host,
+        hook: s.hook,
+        table: s.table,
+        chain: s.chain,
+        rule: s.rule ? {file: s.rule.file, line: s.rule.line} : null,
+        verdict: s.verdict,
+        ct: s.ct,
+        packet: s.packet,
+      })),
+    })),
+    firstFailure: r.firstFailure ? {...r.firstFailure, rule: r.firstFailure.rule ? {file: r.firstFailure.rule.file, line: r.firstFailure.rule.line} : null} : null,
+    assumptions: r.assumptions,
+  }
+}
+
+export function connectionOk(r: TraceResult): boolean {
+  return r.connection.connected && r.connection.reply && r.connection.closed
+}
