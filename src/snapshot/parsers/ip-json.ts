@@ -291,11 +291,11 @@ function selector(o: Obj, key: 'src' | 'dst', family: Family, file: string, line
 }
 
 export function parseIpRule(text: string, file: string): IpRule[] {
-  const items = dedupe(jsonArrayItems(text, file, 'ip -j rule show'))
+  const all = jsonArrayItems(text, file, 'ip -j rule show')
   // `ip -j rule show` lists one family; a file may append `ip -j -6 rule show`: an array whose rules name
   // an IPv6 address is IPv6 as a whole
   const arrayFamily = new Map<number, Family>()
-  for (const it of items) {
+  for (const it of all) {
     const o = it.value as Obj | null
     if (!o || typeof o !== 'object') continue
     for (const k of ['src', 'dst']) {
@@ -303,6 +303,15 @@ export function parseIpRule(text: string, file: string): IpRule[] {
       if (a && !arrayFamily.has(it.array)) arrayFamily.set(it.array, a.family)
     }
   }
+  // the same file appended twice repeats rules; IPv4 and IPv6 default rules print the same JSON, so the
+  // family is part of what makes a rule a duplicate
+  const seen = new Set<string>()
+  const items = all.filter((it) => {
+    const k = `${arrayFamily.get(it.array) ?? 4} ${JSON.stringify(it.value)}`
+    if (seen.has(k)) return false
+    seen.add(k)
+    return true
+  })
   const out: IpRule[] = []
   for (const item of items) {
     const o = asObject(item, file, 'rule')
