@@ -97,7 +97,7 @@ export function jsonArrayItems(text: string, file: string, what: string): JsonIt
       }
     }
     if (i >= n) {
-      throw new ParseError(file, lines.line(n), `the rest of the JSON array that starts on line ${lines.line(start)} (the file is truncated)`, 'the end of the file')
+      throw new ParseError(file, lines.line(text.trimEnd().length), `the rest of the JSON array that starts on line ${lines.line(start)} (the file is truncated)`, 'the end of the file')
     }
     i++ // past ']'
     const chunk = text.slice(start, i)

@@ -52,7 +52,9 @@ function tree(text: string, file: string): Node[] {
     }
   }
   if (stack.length > 1) {
-    throw new ParseError(file, lines.length, `a "}" closing the block opened on line ${stack.at(-1)!.opened} (the file is truncated)`, 'the end of the file')
+    let last = lines.length
+    while (last > 1 && lines[last - 1]!.trim() === '') last--
+    throw new ParseError(file, last, `a "}" closing the block opened on line ${stack.at(-1)!.opened} (the file is truncated)`, 'the end of the file')
   }
   return root
 }
