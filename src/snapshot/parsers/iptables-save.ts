@@ -216,9 +216,17 @@ interface MRule {
   counters?: Counters
 }
 
+/** What parseRule finds besides the matches; the rule object is built once, with all its fields. */
+interface Draft {
+  target: Target | undefined
+  counters: Counters | undefined
+  pending: Pending | undefined
+}
+
 /** A `-j NAME` that names no chain yet; resolved at COMMIT. */
 interface Pending {
-  rule: MRule
+  /** set once the rule is built */
+  rule?: MRule
   name: string
   goto: boolean
   args: string[]
@@ -244,6 +252,13 @@ interface TgtInst {
 }
 
 const MAX32 = 0xffffffff
+const EMPTY: Match[] = []
+const SYN_MASK: readonly string[] = ['SYN', 'RST', 'ACK', 'FIN']
+const SYN_COMP: readonly string[] = ['SYN']
+const SIMPLE_TARGETS: Readonly<Record<string, Target>> = {
+  ACCEPT: {kind: 'ACCEPT'}, DROP: {kind: 'DROP'}, RETURN: {kind: 'RETURN'}, QUEUE: {kind: 'QUEUE'},
+  NOTRACK: {kind: 'NOTRACK'}, TRACE: {kind: 'TRACE'},
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 
@@ -259,11 +274,19 @@ class Parser {
   // per-rule state
   private toks: string[] = []
   private pos = 0
-  private rule!: MRule
+  private rule: Draft = {target: undefined, counters: undefined, pending: undefined}
   private mods: ModInst[] = []
   private proto: string | undefined
   private tgt: TgtInst | undefined
   private negUsed = false
+  private readonly scratch: Match[] = []
+  // Immutable values shared between rules: most rules of a big dump jump to a handful of chains, match the same
+  // protocol or the same statistic probabilities. Sharing them keeps the model small (and the GC quiet).
+  private jumps = new Map<string, Target>()
+  private gotos = new Map<string, Target>()
+  private readonly protoMatches = new Map<string, Match>()
+  private readonly randomMatches = new Map<number, Match>()
+  private readonly rejects = new Map<string, Target>()
 
   constructor(
     private readonly text: string,
@@ -348,6 +371,8 @@ class Parser {
     const t: MTable = {name, loc: this.loc(), chains: new Map()}
     this.tables.set(name, t)
     this.table = t
+    this.jumps = new Map()
+    this.gotos = new Map()
   }
 
   private commit(): void {
@@ -360,14 +385,24 @@ class Parser {
 
   private resolvePending(t: MTable, p: Pending): void {
     const where = (expected: string): ParseError =>
-      new ParseError(this.file, p.rule.loc.line, expected, p.rule.loc.text)
+      new ParseError(this.file, p.rule!.loc.line, expected, p.rule!.loc.text)
     if (t.chains.has(p.name)) {
       if (p.args.length > 0) throw where(`no options after a jump to chain ${p.name}`)
-      p.rule.target = {kind: p.goto ? 'goto' : 'jump', chain: p.name}
+      p.rule!.target = this.jumpTo(p.name, p.goto)
       return
     }
     if (p.goto) throw where(`a chain declared in table ${t.name} after -g (no chain ${p.name})`)
     throw where(`a chain declared in table ${t.name} or a target extension after -j (no chain or target ${p.name})`)
+  }
+
+  private jumpTo(chain: string, goto: boolean): Target {
+    const cache = goto ? this.gotos : this.jumps
+    let j = cache.get(chain)
+    if (!j) {
+      j = {kind: goto ? 'goto' : 'jump', chain: this.table?.chains.get(chain)?.name ?? chain}
+      cache.set(chain, j)
+    }
+    return j
   }
 
   private chainLine(line: string): void {
@@ -382,21 +417,32 @@ class Parser {
     const counters = parts.length === 3 ? this.counters(parts[2]!) : undefined
     if (t.chains.has(name)) throw this.err(`each chain declared once (chain ${name} was declared before)`, line)
     const builtin = (BUILTIN_CHAINS[t.name] ?? []).includes(name)
-    const c: MChain = {name, table: t.name, builtin, loc: this.loc(), rules: []}
+    let policy: 'ACCEPT' | 'DROP' | undefined
     if (pol === 'ACCEPT' || pol === 'DROP') {
-      if (builtin) c.policy = pol
+      if (builtin) policy = pol
       else this.report(`policy ${pol} on user chain ${name} (ignored: user chains have no policy)`)
     } else if (pol !== '-') {
       throw this.err('a chain policy ACCEPT, DROP or -', pol)
     }
-    if (counters) c.counters = counters
+    const loc = this.loc()
+    let c: MChain
+    if (policy) {
+      c = counters ? {name, table: t.name, builtin, policy, counters, loc, rules: []} : {name, table: t.name, builtin, policy, loc, rules: []}
+    } else {
+      c = counters ? {name, table: t.name, builtin, counters, loc, rules: []} : {name, table: t.name, builtin, loc, rules: []}
+    }
     t.chains.set(name, c)
   }
 
   private counters(tok: string): Counters {
-    const m = /^\[(\d+):(\d+)\]$/.exec(tok)
-    if (!m) throw this.err('counters [packets:bytes]', tok)
-    return {packets: Number(m[1]), bytes: Number(m[2])}
+    const colon = tok.indexOf(':')
+    const last = tok.length - 1
+    if (tok.charCodeAt(0) === 91 && tok.charCodeAt(last) === 93 && colon > 0) {
+      const p = tok.slice(1, colon)
+      const b = tok.slice(colon + 1, last)
+      if (isDigits(p) && isDigits(b)) return {packets: Number(p), bytes: Number(b)}
+    }
+    throw this.err('counters [packets:bytes]', tok)
   }
 
   private command(line: string): void {
@@ -424,9 +470,22 @@ class Parser {
         t.chains.set(chainName, chain)
       }
       this.ruleCount++
-      const rule: MRule = {table: t.name, chain: chainName, index: chain.rules.length + 1, loc: this.loc(), matches: []}
-      if (counters) rule.counters = counters
-      this.parseRule(rule, toks, i + 2)
+      const d: Draft = {target: undefined, counters, pending: undefined}
+      const matches = this.parseRule(d, toks, i + 2)
+      const index = chain.rules.length + 1
+      const loc = this.loc()
+      let rule: MRule
+      // object literals with exactly the fields present keep every rule compact (no added properties)
+      if (d.target !== undefined) {
+        rule = d.counters === undefined
+          ? {table: t.name, chain: chain.name, index, loc, matches, target: d.target}
+          : {table: t.name, chain: chain.name, index, loc, matches, target: d.target, counters: d.counters}
+      } else {
+        rule = d.counters === undefined
+          ? {table: t.name, chain: chain.name, index, loc, matches}
+          : {table: t.name, chain: chain.name, index, loc, matches, counters: d.counters}
+      }
+      if (d.pending) d.pending.rule = rule
       chain.rules.push(rule as IptRule)
       return
     }
@@ -472,15 +531,15 @@ class Parser {
     return neg
   }
 
-  private parseRule(rule: MRule, toks: string[], start: number): void {
+  private parseRule(rule: Draft, toks: string[], start: number): Match[] {
     this.rule = rule
     this.toks = toks
     this.pos = start
     this.mods = []
     this.proto = undefined
     this.tgt = undefined
-    const m = rule.matches
-    // 0: core / match context, 1: target context
+    const m = this.scratch
+    m.length = 0
     let mod: ModInst | undefined
     let inTarget = false
     while (this.pos < toks.length) {
@@ -532,7 +591,12 @@ class Parser {
           else if (Object.hasOwn(PROTOCOLS, lower)) proto = PROTOCOLS[lower]! === 0 ? 'all' : PROTOCOLS[lower]!
           else throw this.err('a protocol name or number after -p', v)
           this.proto = neg ? undefined : lower
-          m.push({kind: 'proto', neg, proto, name: v})
+          let pm = neg ? undefined : this.protoMatches.get(v)
+          if (!pm) {
+            pm = {kind: 'proto', neg, proto, name: v}
+            if (!neg) this.protoMatches.set(v, pm)
+          }
+          m.push(pm)
           continue
         }
         case '-f': {
@@ -613,6 +677,7 @@ class Parser {
     for (const inst of this.mods) this.closeModule(inst, m)
     const tg = this.curTarget()
     if (tg) this.closeTarget(tg)
+    return m.length > 0 ? m.slice() : EMPTY
   }
 
   private curTarget(): TgtInst | undefined {
@@ -640,7 +705,7 @@ class Parser {
   }
 
   private ip(text: string, opt: string): IpAddr {
-    const a = parseIp(text)
+    const a = this.family === 4 ? fastIp4(text) ?? parseIp(text) : parseIp(text)
     if (!a || a.family !== this.family) throw this.err(`an IPv${this.family} address after ${opt}`, text)
     return a
   }
@@ -689,13 +754,14 @@ class Parser {
   }
 
   private list<T extends string>(text: string, allowed: ReadonlySet<string>, what: string, opt: string): T[] {
-    const out: T[] = []
-    for (const raw of text.split(',')) {
+    const out = text.split(',')
+    for (let i = 0; i < out.length; i++) {
+      const raw = out[i]!
       const v = raw.toUpperCase()
       if (!allowed.has(v)) throw this.err(`${what} after ${opt}`, raw)
-      out.push(v as T)
+      out[i] = v
     }
-    return out
+    return out as T[]
   }
 
   private protoNumber(text: string, opt: string): number {
@@ -732,7 +798,13 @@ class Parser {
           const neg = st['neg'] === true
           if (st['mode'] === 'random') {
             if (st['probability'] === undefined) throw this.err('--probability with statistic --mode random', this.lineText)
-            inst.out.push({kind: 'statistic', neg, mode: 'random', probability: st['probability'] as number})
+            const p = st['probability'] as number
+            let sm = neg ? undefined : this.randomMatches.get(p)
+            if (!sm) {
+              sm = {kind: 'statistic', neg, mode: 'random', probability: p}
+              if (!neg) this.randomMatches.set(p, sm)
+            }
+            inst.out.push(sm)
           } else if (st['mode'] === 'nth') {
             if (st['every'] === undefined) throw this.err('--every with statistic --mode nth', this.lineText)
             inst.out.push({kind: 'statistic', neg, mode: 'nth', every: st['every'] as number, packet: (st['packet'] as number | undefined) ?? 0})
@@ -786,8 +858,7 @@ class Parser {
         if (!dir) return false
         const neg = this.use(neg0)
         const v = this.next(opt)
-        const ranges: PortRange[] = []
-        for (const part of v.split(',')) ranges.push(this.portRange(part, opt))
+        const ranges = v.split(',').map((part) => this.portRange(part, opt))
         mod.out.push({kind: 'port', module: 'multiport', dir, neg, ranges})
         return true
       }
@@ -880,10 +951,9 @@ class Parser {
         const neg = this.use(neg0)
         const setName = this.next(opt)
         const fl = this.next(opt)
-        const flags: ('src' | 'dst')[] = []
-        for (const f of fl.split(',')) {
+        const flags = fl.split(',') as ('src' | 'dst')[]
+        for (const f of flags) {
           if (f !== 'src' && f !== 'dst') throw this.err(`src/dst flags after ${opt} ${setName}`, fl)
-          flags.push(f)
         }
         mod.out.push({kind: 'set', neg, name: setName, flags})
         return true
@@ -943,7 +1013,7 @@ class Parser {
     }
     if (opt === '--syn') {
       const neg = this.use(neg0)
-      mod.out.push({kind: 'tcpflags', neg, mask: ['SYN', 'RST', 'ACK', 'FIN'], comp: ['SYN']})
+      mod.out.push({kind: 'tcpflags', neg, mask: SYN_MASK, comp: SYN_COMP})
       return true
     }
     return false
@@ -1065,16 +1135,24 @@ class Parser {
   private openTarget(name: string, goto: boolean): void {
     const t = this.table!
     if (goto) {
-      if (t.chains.has(name)) this.rule.target = {kind: 'goto', chain: name}
-      else this.pending.push({rule: this.rule, name, goto: true, args: []})
+      if (t.chains.has(name)) this.rule.target = this.jumpTo(name, true)
+      else this.addPending({name, goto: true, args: []})
+      return
+    }
+    const j = this.jumps.get(name)
+    if (j) {
+      this.rule.target = j
       return
     }
     if (TYPED_TARGETS.has(name)) {
       this.tgt = {name, typed: true, args: [], st: {}}
       return
     }
-    if (t.chains.has(name)) {
-      this.rule.target = {kind: 'jump', chain: name}
+    const c = t.chains.get(name)
+    if (c) {
+      const jt: Target = {kind: 'jump', chain: c.name}
+      this.jumps.set(name, jt)
+      this.rule.target = jt
       return
     }
     if (EXTENSION_TARGETS.has(name)) {
@@ -1082,9 +1160,14 @@ class Parser {
       return
     }
     // maybe a chain declared later with -N; checked at COMMIT
-    const p: Pending = {rule: this.rule, name, goto: false, args: []}
-    this.pending.push(p)
+    const p: Pending = {name, goto: false, args: []}
+    this.addPending(p)
     this.tgt = {name, typed: false, args: p.args, st: {pending: true}}
+  }
+
+  private addPending(p: Pending): void {
+    this.pending.push(p)
+    this.rule.pending = p
   }
 
   private targetOption(tg: TgtInst, opt: string, neg: boolean): void {
@@ -1284,15 +1367,20 @@ class Parser {
       case 'DROP':
       case 'RETURN':
       case 'QUEUE':
-        rule.target = {kind: tg.name}
-        return
       case 'NOTRACK':
       case 'TRACE':
-        rule.target = {kind: tg.name}
+        rule.target = SIMPLE_TARGETS[tg.name]!
         return
-      case 'REJECT':
-        rule.target = {kind: 'REJECT', with: (st['with'] as string | undefined) ?? (this.family === 4 ? 'icmp-port-unreachable' : 'icmp6-port-unreachable')}
+      case 'REJECT': {
+        const w = (st['with'] as string | undefined) ?? (this.family === 4 ? 'icmp-port-unreachable' : 'icmp6-port-unreachable')
+        let r = this.rejects.get(w)
+        if (!r) {
+          r = {kind: 'REJECT', with: w}
+          this.rejects.set(w, r)
+        }
+        rule.target = r
         return
+      }
       case 'LOG': {
         const t: {kind: 'LOG'; prefix?: string; level?: string; flags?: string[]} = {kind: 'LOG'}
         if (st['prefix'] !== undefined) t.prefix = st['prefix'] as string
@@ -1303,7 +1391,7 @@ class Parser {
       }
       case 'DNAT':
       case 'SNAT': {
-        const to = (st['to'] as NatRange[] | undefined) ?? []
+        const to = ((st['to'] as NatRange[] | undefined) ?? []).slice()
         if (to.length === 0) throw this.err(`${tg.name === 'DNAT' ? '--to-destination' : '--to-source'} with -j ${tg.name}`, this.lineText)
         const t: {kind: 'DNAT' | 'SNAT'; to: NatRange[]; random: boolean; persistent: boolean; randomFully?: boolean} = {
           kind: tg.name, to, random: st['random'] === true, persistent: st['persistent'] === true,
@@ -1367,6 +1455,11 @@ function isDigits(s: string): boolean {
     if (c < 48 || c > 57) return false
   }
   return true
+}
+
+function fastIp4(s: string): IpAddr | undefined {
+  const p = fastPrefix4(s)
+  return p && p.len === 32 && s.indexOf('/') < 0 ? {family: 4, value: p.value} : undefined
 }
 
 /** Fast path for `a.b.c.d` and `a.b.c.d/len`; undefined means "ask parsePrefix". */
