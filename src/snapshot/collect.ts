@@ -7,7 +7,7 @@
 // (nfnetlink would load nf_conntrack, which adds sysctls) and iptables-legacy-save (no legacy tables).
 import {readFile} from 'node:fs/promises'
 import {join} from 'node:path'
-import {Listr, ListrLogger, PRESET_TIMER, ProcessOutput, type DefaultRenderer, type ListrTaskWrapper, type SimpleRenderer} from 'listr2'
+import {Listr, ListrLogger, ListrLogLevels, PRESET_TIMER, ProcessOutput, type PresetTimer, type DefaultRenderer, type ListrTaskWrapper, type SimpleRenderer} from 'listr2'
 import type {CommandRecord, Role} from '../model/snapshot.js'
 import {SNAPSHOT_FILES} from '../model/snapshot.js'
 import {assertAllowed, defaultRunner, explainFailure, type RunResult, type Runner} from './exec.js'
@@ -348,11 +348,15 @@ function sortCommands(ctx: Ctx): void {
 function listrOptions(progress: Progress, stderr: NodeJS.WriteStream) {
   const logger = new ListrLogger({useIcons: true, processOutput: new ProcessOutput(stderr, stderr)})
   const tty = progress === 'auto' && stderr.isTTY === true
+  // off a terminal, plain text: no colour codes in a log file
+  const plain = (s?: string): string => s ?? ''
+  const noColor = Object.fromEntries(Object.values(ListrLogLevels).map((l) => [l, plain])) as Partial<Record<ListrLogLevels, typeof plain>>
+  const timer: PresetTimer = tty ? PRESET_TIMER : {...PRESET_TIMER, format: () => plain}
   return {
     renderer: 'default' as const,
-    rendererOptions: {logger, timer: PRESET_TIMER, collapseSkips: false},
+    rendererOptions: {logger, timer, collapseSkips: false},
     fallbackRenderer: 'simple' as const,
-    fallbackRendererOptions: {logger, timer: PRESET_TIMER},
+    fallbackRendererOptions: {logger, timer, ...(stderr.isTTY ? {} : {color: noColor})},
     fallbackRendererCondition: !tty,
     silentRendererCondition: progress === 'silent',
   }

@@ -104,7 +104,7 @@ describe.skipIf(skip !== undefined)('snapshot in a network namespace', () => {
     expect(ipt.tables.get('filter')!.chains.get('LDS_CHAIN')!.builtin).toBe(false)
     const dnat = ipt.tables.get('nat')!.chains.get('PREROUTING')!.rules[0]!
     expect(dnat.target).toMatchObject({kind: 'DNAT'})
-    const to = (dnat.target as {to: {from?: {family: 4 | 6; value: bigint}; portFrom?: number}[]}).to[0]!
+    const to = (dnat.target as unknown as {to: {from?: {family: 4 | 6; value: bigint}; portFrom?: number}[]}).to[0]!
     expect(formatIp(to.from!)).toBe('10.77.0.10')
     expect(to.portFrom).toBe(8080)
     const dst = dnat.matches.find((m) => m.kind === 'addr' && m.dir === 'dst') as {prefix: Parameters<typeof formatPrefix>[0]} | undefined
