@@ -65,7 +65,7 @@ export interface CollectOptions {
   readonly host: string
   readonly role?: Role
   readonly runner?: Runner
-  /** per-command timeout (ms) for every command; default: the runner's, and 20 s for conntrack -L */
+  /** one timeout (ms) for every command; default: 15 s for rule sets, 30 s for conntrack -L, else the runner's (5 s) */
   readonly timeoutMs?: number
   /** where /proc is (tests point it at a directory of their own) */
   readonly proc?: string
@@ -75,7 +75,16 @@ export interface CollectOptions {
   readonly now?: () => Date
 }
 
-const CONNTRACK_TIMEOUT_MS = 20_000
+/** Per-command timeouts (ms): big rule sets and connection tables take longer than the rest (5 s). */
+const TIMEOUT_MS: Readonly<Record<string, number>> = {
+  'iptables-save': 15_000,
+  'iptables-legacy-save': 15_000,
+  'iptables-nft-save': 15_000,
+  'ip6tables-save': 15_000,
+  'ip6tables-legacy-save': 15_000,
+  nft: 15_000,
+  conntrack: 30_000,
+}
 export const KEEPALIVED_CONF = '/etc/keepalived/keepalived.conf'
 
 /** true when iptables-save output has a rule, or a policy that is not ACCEPT. */
@@ -150,7 +159,7 @@ export function collectTasks(o: CollectOptions): {ctx: Ctx; run: () => Promise<C
   const run = (argv: readonly string[], timeoutMs?: number): Promise<RunResult> => {
     // the allowlist is checked here as well as in the runner, so a fake runner cannot hide a bad argv
     assertAllowed(argv)
-    const t = o.timeoutMs ?? timeoutMs
+    const t = o.timeoutMs ?? timeoutMs ?? TIMEOUT_MS[argv[0]!]
     return runner(argv, t === undefined ? undefined : {timeoutMs: t})
   }
   const gap = (file: string, text: string, argv?: readonly string[]): void => {
@@ -270,7 +279,7 @@ export function collectTasks(o: CollectOptions): {ctx: Ctx; run: () => Promise<C
     if (!(await exists(join(proc, 'sys/net/netfilter/nf_conntrack_count')))) {
       return done(task, 'conntrack.txt', skipped('conntrack.txt', argv, 'connection tracking is not loaded (no /proc/sys/net/netfilter/nf_conntrack_count), so no connections are tracked; conntrack not run because it would load nf_conntrack'))
     }
-    done(task, 'conntrack.txt', put('conntrack.txt', await run(argv, CONNTRACK_TIMEOUT_MS)))
+    done(task, 'conntrack.txt', put('conntrack.txt', await run(argv)))
   }
 
   // --- keepalived.conf: a copy, when the file exists

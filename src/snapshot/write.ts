@@ -66,7 +66,7 @@ export function writeSnapshot(c: Collection, path: string, version: string): Wri
   const kind = outputKind(path)
   const full = resolve(path)
   if (kind === 'tar.gz') {
-    if (existsSync(full)) throw new UsageError(`${path} already exists: give a new file name with -o`)
+    if (existsSync(full)) throw new UsageError(`${path} already exists (a snapshot archive is never overwritten): give a new file name`)
     if (!existsSync(dirname(full))) throw new UsageError(`${dirname(path)}: no such directory`)
     const mtime = Math.floor(Date.parse(c.collectedAt) / 1000)
     const tar = tarball([
@@ -79,7 +79,7 @@ export function writeSnapshot(c: Collection, path: string, version: string): Wri
   }
   if (existsSync(full)) {
     if (!statSync(full).isDirectory()) throw new UsageError(`${path} exists and is not a directory`)
-    if (readdirSync(full).length > 0) throw new UsageError(`${path} is not empty: give a new or empty directory with -o`)
+    if (readdirSync(full).length > 0) throw new UsageError(`${path} is not empty (a snapshot goes into a new or empty directory)`)
   } else mkdirSync(full, {recursive: true, mode: 0o700})
   let bytes = 0
   // manifest.json last, so a directory with a manifest is a complete one

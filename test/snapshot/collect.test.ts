@@ -21,18 +21,20 @@ const fresh = (name: string) => join(work, `${++seq}-${name}`)
 type Reply = Partial<Omit<RunResult, 'stdout'>> & {stdout?: string | Buffer}
 
 /** A runner that answers from a table keyed by the argv joined with spaces; anything else is "not installed". */
-function fakeRunner(table: Record<string, Reply>): Runner & {calls: string[]} {
+function fakeRunner(table: Record<string, Reply>): Runner & {calls: string[]; timeouts: Record<string, number | undefined>} {
   const calls: string[] = []
+  const timeouts: Record<string, number | undefined> = {}
   const runner = async (argv: readonly string[], opts?: {timeoutMs?: number}): Promise<RunResult> => {
     const key = argv.join(' ')
     calls.push(key)
+    timeouts[key] = opts?.timeoutMs
     const r = table[key]
     const base = {argv: [...argv], stderr: '', durationMs: 1.5, timedOut: false, timeoutMs: opts?.timeoutMs ?? 5000, maxBuffer: false}
     if (!r) return {...base, stdout: Buffer.alloc(0), exitCode: null, errorCode: 'ENOENT'}
     const stdout = r.stdout === undefined ? Buffer.alloc(0) : Buffer.isBuffer(r.stdout) ? r.stdout : Buffer.from(r.stdout)
     return {...base, exitCode: 0, ...r, stdout}
   }
-  return Object.assign(runner, {calls})
+  return Object.assign(runner, {calls, timeouts})
 }
 
 /** A /proc with what collect looks at. */
@@ -204,6 +206,12 @@ describe('collect: gaps', () => {
     expect(c.files.has('conntrack.txt')).toBe(false)
   })
 
+  test('every command has a timeout: long ones for rule sets and conntrack, the runner default for the rest', async () => {
+    const runner = fakeRunner(healthyHost())
+    await collect({...quiet, runner, proc: fakeProc({ipvs: true})})
+    expect(runner.timeouts).toMatchObject({'iptables-save': 15000, 'ip6tables-save': 15000, 'nft -j list ruleset': 15000, 'conntrack -L': 30000, 'ip -j addr show': undefined})
+  })
+
   test('the real runner: a hanging program is killed at the timeout, a missing one is ENOENT', async () => {
     // PATH holds only a fake `conntrack` that hangs: every other program is missing, nothing real runs
     const bin = fresh('bin')
@@ -349,7 +357,7 @@ describe('write', () => {
     expect(() => writeSnapshot(c, dir, '1')).toThrow(/is not empty/)
     const tgz = fresh('x.tar.gz')
     writeFileSync(tgz, 'x')
-    expect(() => writeSnapshot(c, tgz, '1')).toThrow(/already exists/)
+    expect(() => writeSnapshot(c, tgz, '1')).toThrow(/already exists \(a snapshot archive is never overwritten\)/)
   })
 
   test('a .tar.gz holds one directory named after the host; same bytes as the directory; tar(1) reads it', async () => {
