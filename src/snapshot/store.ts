@@ -137,7 +137,8 @@ function fromTar(path: string, data: Buffer): RawFiles[] {
   }
   if (groups.size === 0) throw new UsageError(`${path}: the archive holds no snapshot files`)
   const stem = basename(path).replace(/\.(tar\.gz|tgz)$/, '')
-  return [...groups].map(([dir, files]) => ({
+  // archive order is the order tar read the directory in: sort by directory for a stable host order
+  return [...groups].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([dir, files]) => ({
     name: dir === '' ? stem : dir.split('/').at(-1)!,
     source: dir === '' ? path : `${path}:${dir}`,
     files,

@@ -201,6 +201,7 @@ export function parseKeepalived(text: string, file: string): KeepalivedConfig {
 
   for (const n of nodes) {
     const kw = n.words[0]!
+    if (!/^[A-Za-z_@$~][\w.@$~-]*$/.test(kw)) throw new ParseError(file, n.line, 'a keepalived keyword (virtual_server, vrrp_instance, global_defs...)', n.text.trim())
     if (kw.startsWith('@') || kw.startsWith('$') || n.words.some((w) => w.startsWith('$') || w.startsWith('~SEQ'))) {
       nm(n, `keepalived conditional/parameter syntax ${kw}`)
       continue
