@@ -265,3 +265,21 @@ describe('ipvsadm -Lnc', () => {
     expect(e.message).toContain(expected)
   })
 })
+
+describe('the ipvsadm fixtures are what their script prints', () => {
+  test('scripts/fixtures/ipvsadm-from-source.sh reproduces every file byte for byte', async () => {
+    const {execFileSync} = await import('node:child_process')
+    const {mkdtempSync, readdirSync, rmSync} = await import('node:fs')
+    const {tmpdir} = await import('node:os')
+    const {join, resolve} = await import('node:path')
+    const out = mkdtempSync(join(tmpdir(), 'ldp-ipvsadm-'))
+    try {
+      execFileSync('bash', ['scripts/fixtures/ipvsadm-from-source.sh'], {env: {...process.env, OUT: resolve(out)}, stdio: 'pipe'})
+      const made = readdirSync(out).sort()
+      expect(made).toEqual(readdirSync(dir).filter((f) => f.endsWith('.txt')).sort())
+      for (const f of made) expect(readFileSync(join(out, f), 'utf8'), f).toBe(read(f))
+    } finally {
+      rmSync(out, {recursive: true, force: true})
+    }
+  })
+})
