@@ -975,9 +975,10 @@ class Parser {
         if (!RECENT_OPTS.has(opt)) return false
         const st = (mod.st ??= {kind: 'recent', args: [] as string[]})
         const args = st['args'] as string[]
-        if (this.use(neg0)) args.push('!')
+        const takesValue = RECENT_VALUE_OPTS.has(opt)
+        if (this.use(neg0, takesValue)) args.push('!')
         args.push(opt)
-        if (RECENT_VALUE_OPTS.has(opt)) args.push(this.next(opt))
+        if (takesValue) args.push(this.next(opt))
         return true
       }
       case 'ipvs':
@@ -986,9 +987,12 @@ class Parser {
     return false
   }
 
-  /** Marks a pending `!` (before or after the option) as consumed by this option. */
-  private use(neg0: boolean): boolean {
-    const neg = this.postNeg(neg0)
+  /**
+   * Marks a pending `!` as consumed by this option. Options with a value also take the old form `--opt ! value`;
+   * a flag (`--syn`, `--ipvs`, ...) must not, or it would steal the `!` of the next option.
+   */
+  private use(neg0: boolean, takesValue = true): boolean {
+    const neg = takesValue ? this.postNeg(neg0) : neg0
     if (neg0) this.negUsed = true
     return neg
   }
@@ -1012,7 +1016,7 @@ class Parser {
       return true
     }
     if (opt === '--syn') {
-      const neg = this.use(neg0)
+      const neg = this.use(neg0, false)
       mod.out.push({kind: 'tcpflags', neg, mask: SYN_MASK, comp: SYN_COMP})
       return true
     }
@@ -1034,7 +1038,7 @@ class Parser {
       case '--ctrepldst': {
         const neg = this.use(neg0)
         const prefix = this.prefix(this.next(opt), opt)
-        mod.out.push({kind: 'ctaddr', which: opt.slice(2) as 'origsrc', neg, prefix})
+        mod.out.push({kind: 'ctaddr', which: opt.slice(4) as 'origsrc', neg, prefix})
         return true
       }
       case '--ctorigsrcport':
@@ -1043,7 +1047,7 @@ class Parser {
       case '--ctrepldstport': {
         const neg = this.use(neg0)
         const range = this.portRange(this.next(opt), opt)
-        mod.out.push({kind: 'ctport', which: opt.slice(2, -4) as 'origsrc', neg, range})
+        mod.out.push({kind: 'ctport', which: opt.slice(4, -4) as 'origsrc', neg, range})
         return true
       }
       case '--ctstatus': {
@@ -1089,7 +1093,7 @@ class Parser {
     const st = (mod.st ??= {kind: 'ipvs', neg: false, ipvs: true})
     switch (opt) {
       case '--ipvs':
-        st['neg'] = this.use(neg0)
+        st['neg'] = this.use(neg0, false)
         return true
       case '--vproto': {
         const neg = this.use(neg0)
