@@ -59,9 +59,13 @@ describe('sysctl -a', () => {
     expect(m.get('net.ipv4.vs.conntrack')!.value).toBe('1')
   })
 
+  test("sysctl's own stderr lines (a hand-made `sysctl -a 2>&1`) are skipped", () => {
+    const m = parseSysctl('net.ipv4.ip_forward = 1\nsysctl: permission denied on key "net.ipv4.route.flush"\nnet.ipv4.vs.conntrack = 1\n', 'x')
+    expect([...m.keys()]).toEqual(['net.ipv4.ip_forward', 'net.ipv4.vs.conntrack'])
+  })
+
   test.each([
     ['', 1],
-    ['net.ipv4.ip_forward = 1\nsysctl: permission denied on key "net.ipv4.route.flush"\n', 2],
     ['net.ipv4.ip_forward = 1\nnet.ipv4.conf.all\n', 2],
     ['= 1\n', 1],
   ])('malformed input %#: line %d', (t, line) => {
