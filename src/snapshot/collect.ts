@@ -185,8 +185,9 @@ export function collectTasks(o: CollectOptions): {ctx: Ctx; run: () => Promise<C
 
   type Task = ListrTaskWrapper<Ctx, typeof DefaultRenderer, typeof SimpleRenderer>
   const done = (task: Task, file: string, why: string | undefined, extra = ''): void => {
-    if (why) task.skip(why)
-    else task.title = `${file}${extra}`
+    // a partial output (sysctl as a user) is written: it is done, with a remark, not skipped
+    if (why && !ctx.files.has(file)) task.skip(why)
+    else task.title = `${file}${extra}${why ? ` (${why})` : ''}`
   }
 
   // --- iptables (IPv4): backend detection, and both backends when the inactive one holds rules too
