@@ -59,7 +59,7 @@ describe.skipIf(skip !== undefined)('snapshot and check change nothing', () => {
     expect(dump(ns)).toEqual(before)
     expect(before['iptables-save -c']).toContain('-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT')
     expect(before['sysctl net']).toContain('net.ipv4.ip_forward = 1')
-  })
+  }, 60_000)
 
   test('snapshot (dir, .tar.gz, as a user) and check (live, --keep, on the snapshot) leave every dump identical', () => {
     const runs: string[][] = [
@@ -100,12 +100,12 @@ describe.skipIf(skip !== undefined)('snapshot and check change nothing', () => {
     expect(r.stdout.split('\n').every((l) => l.startsWith('refused '))).toBe(true)
     expect(r.stdout.split('\n')).toHaveLength(10)
     expect(dump(ns)).toEqual(before)
-  })
+  }, 60_000)
 
   test('the comparison does see a change (iptables -F run by the test itself)', () => {
     inNs(ns, ['iptables', '-F'])
     const after = dump(ns)
     expect(after['iptables-save -c']).not.toBe(before['iptables-save -c'])
     expect(after['iptables-save -c']).not.toContain('-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT')
-  })
+  }, 60_000)
 })
