@@ -237,15 +237,22 @@ export function collectTasks(o: CollectOptions): {ctx: Ctx; run: () => Promise<C
   }
 
   // --- ip6tables: the active backend; IPv6 rules held by the legacy backend are reported, not saved
+  let ip6Other: BackendProbe | undefined
   const ip6tables = async (task: Task): Promise<void> => {
     const [a, names] = await Promise.all([run(['ip6tables-save']), readProc(join(proc, 'net/ip6_tables_names'))])
     const why = put('ip6tables-save.txt', a)
-    const fromHeader = explainFailure(a) === undefined ? backendFromSave(a.stdout) : undefined
-    if (fromHeader === 'nf_tables' && names.ok && names.text.trim() !== '') {
+    if (explainFailure(a) === undefined && names.ok && names.text.trim() !== '') {
+      // legacy IPv6 tables exist; an nf_tables ip6tables would not show their rules (an empty save has no header)
+      let active6 = backendFromSave(a.stdout)
+      if (active6 === undefined) {
+        const v6 = await run(['ip6tables', '-V'])
+        active6 = v6.exitCode === 0 ? parseBackend(v6.stdout.toString('utf8')) : undefined
+      }
+      if (active6 !== 'nf_tables') return done(task, 'ip6tables-save.txt', why)
       const l = await run(['ip6tables-legacy-save'])
       const ok = explainFailure(l) === undefined
       const holds = ok && holdsRules(l.stdout)
-      if (ctx.iptablesBackend) ctx.iptablesBackend = {...ctx.iptablesBackend, ip6Other: probe(l, ok ? holds : undefined)}
+      ip6Other = probe(l, ok ? holds : undefined)
       if (holds) ctx.notes.push('ip6tables rules are also held by the legacy backend, which `ip6tables` (nf_tables) does not show; the snapshot format has no file for them (run ip6tables-legacy-save)')
     }
     done(task, 'ip6tables-save.txt', why)
@@ -331,6 +338,7 @@ export function collectTasks(o: CollectOptions): {ctx: Ctx; run: () => Promise<C
     await list.run()
     // a task that threw (a bug, not a gap) is in list.errors: fail loudly rather than write half a snapshot
     if (list.errors.length > 0) throw list.errors[0]!.error
+    if (ip6Other) ctx.iptablesBackend = {...(ctx.iptablesBackend ?? {split: false}), ip6Other}
     ctx.durationMs = Math.round(performance.now() - started)
     sortCommands(ctx)
     return ctx

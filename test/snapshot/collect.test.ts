@@ -281,6 +281,17 @@ describe('collect: iptables backends', () => {
     t['ip6tables-legacy-save'] = {stdout: LEGACY_SAVE.replace('203.0.113.7/32', '2001:db8::7/128')}
     const c = await collect({...quiet, runner: fakeRunner(t), proc: fakeProc({ipvs: true, legacy: '', legacy6: 'filter\n'})})
     expect(c.notes.join('\n')).toMatch(/ip6tables rules are also held by the legacy backend/)
+    expect(c.iptablesBackend).toMatchObject({active: 'nf_tables', ip6Other: {argv: ['ip6tables-legacy-save'], holdsRules: true}})
+  })
+
+  test('an empty ip6tables-save has no header: ip6tables -V tells the backend', async () => {
+    const t = healthyHost()
+    t['ip6tables -V'] = {stdout: 'ip6tables v1.8.9 (nf_tables)\n'}
+    t['ip6tables-legacy-save'] = {stdout: LEGACY_SAVE.replace('203.0.113.7/32', '2001:db8::7/128')}
+    const runner = fakeRunner(t)
+    const c = await collect({...quiet, runner, proc: fakeProc({ipvs: true, legacy: '', legacy6: 'filter\n'})})
+    expect(runner.calls).toContain('ip6tables -V')
+    expect(c.notes.join('\n')).toMatch(/ip6tables rules are also held by the legacy backend/)
   })
 
   test('version and header parsing', () => {
