@@ -4,7 +4,7 @@ import type {Role} from '../model/snapshot.js'
 import {UsageError} from '../model/source.js'
 import {collect, type Collection, type Gap, type IptablesBackendInfo, type Progress} from '../snapshot/collect.js'
 import type {Runner} from '../snapshot/exec.js'
-import {checkHostName, defaultOutputName, writeSnapshot, type OutputKind, type Written} from '../snapshot/write.js'
+import {checkHostName, checkOutput, defaultOutputName, writeSnapshot, type OutputKind, type Written} from '../snapshot/write.js'
 
 export interface SnapshotOptions {
   /** a directory, or a file ending in .tar.gz / .tgz; default ./lvsdoctor-snapshot-<host>-<UTC time> */
@@ -54,6 +54,7 @@ export async function takeSnapshot(o: SnapshotOptions): Promise<SnapshotResult> 
   const now = o.now ?? (() => new Date())
   const output = o.output ?? defaultOutputName(host, now())
   if (output === '') throw new UsageError('-o: expected a directory or a .tar.gz file name')
+  checkOutput(output)
   const collection = await collect({
     host,
     role: o.role ?? 'auto',

@@ -58,16 +58,28 @@ function orderedFiles(c: Collection, manifest: Buffer): [string, Buffer][] {
   return [['manifest.json', manifest] as [string, Buffer], ...[...c.files].sort(([a], [b]) => order(a) - order(b))]
 }
 
-/** Writes the collection to `path` (a directory, or a .tar.gz). Refuses to mix with what is already there. */
-export function writeSnapshot(c: Collection, path: string, version: string): Written {
-  checkHostName(c.host)
-  const manifest = Buffer.from(JSON.stringify(buildManifest(c, version), null, 2) + '\n')
-  const files = orderedFiles(c, manifest)
+/** Checks that a snapshot can go to `path` (before collecting, so a bad -o fails at once). */
+export function checkOutput(path: string): OutputKind {
   const kind = outputKind(path)
   const full = resolve(path)
   if (kind === 'tar.gz') {
     if (existsSync(full)) throw new UsageError(`${path} already exists (a snapshot archive is never overwritten): give a new file name`)
     if (!existsSync(dirname(full))) throw new UsageError(`${dirname(path)}: no such directory`)
+  } else if (existsSync(full)) {
+    if (!statSync(full).isDirectory()) throw new UsageError(`${path} exists and is not a directory`)
+    if (readdirSync(full).length > 0) throw new UsageError(`${path} is not empty (a snapshot goes into a new or empty directory)`)
+  }
+  return kind
+}
+
+/** Writes the collection to `path` (a directory, or a .tar.gz). Refuses to mix with what is already there. */
+export function writeSnapshot(c: Collection, path: string, version: string): Written {
+  checkHostName(c.host)
+  const manifest = Buffer.from(JSON.stringify(buildManifest(c, version), null, 2) + '\n')
+  const files = orderedFiles(c, manifest)
+  const kind = checkOutput(path)
+  const full = resolve(path)
+  if (kind === 'tar.gz') {
     const mtime = Math.floor(Date.parse(c.collectedAt) / 1000)
     const tar = tarball([
       {path: `${c.host}/`, data: Buffer.alloc(0), mode: 0o700, dir: true, mtime},
@@ -77,10 +89,7 @@ export function writeSnapshot(c: Collection, path: string, version: string): Wri
     writeFileSync(full, gz, {mode: 0o600, flag: 'wx'})
     return {path, kind, files: files.map(([f]) => f), bytes: gz.length}
   }
-  if (existsSync(full)) {
-    if (!statSync(full).isDirectory()) throw new UsageError(`${path} exists and is not a directory`)
-    if (readdirSync(full).length > 0) throw new UsageError(`${path} is not empty (a snapshot goes into a new or empty directory)`)
-  } else mkdirSync(full, {recursive: true, mode: 0o700})
+  if (!existsSync(full)) mkdirSync(full, {recursive: true, mode: 0o700})
   let bytes = 0
   // manifest.json last, so a directory with a manifest is a complete one
   for (const [f, data] of [...files.slice(1), files[0]!]) {

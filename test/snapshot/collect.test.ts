@@ -435,6 +435,16 @@ describe('services', () => {
     expect(code).toBe(2)
   })
 
+  test('a bad output is refused before anything runs', async () => {
+    const busy = fresh('busy2')
+    mkdirSync(busy)
+    writeFileSync(join(busy, 'x'), '')
+    const runner = fakeRunner(healthyHost())
+    await expect(takeSnapshot({...quiet, name: 'lds-o', version: '1', output: busy, runner})).rejects.toThrow(/is not empty/)
+    await expect(takeSnapshot({...quiet, name: 'lds-o', version: '1', output: join(work, 'no/such/dir/x.tar.gz'), runner})).rejects.toThrow(/no such directory/)
+    expect(runner.calls).toEqual([])
+  })
+
   test('--name is checked', async () => {
     await expect(takeSnapshot({...quiet, name: '../etc', version: '1', runner: fakeRunner({})})).rejects.toThrow(/host name "\.\.\/etc"/)
   })
