@@ -1,11 +1,67 @@
 // The explicit registry of rules. A test checks that each has docs/rules/<id>.md and fixtures.
 import type {Finding} from '../model/finding.js'
-import type {Rule, RuleContext} from './types.js'
+import {renderFixes} from './engine/fix.js'
+import type {Rule, RuleContext, RuleFinding} from './types.js'
+import drStatefulFilter from './dr-stateful-filter.js'
+import rejectOnOneWayFlow from './reject-on-one-way-flow.js'
+import natReplyBypassesDirector from './nat-reply-bypasses-director.js'
+import localhostDnat from './localhost-dnat.js'
+import natStatefulOutput from './nat-stateful-output.js'
+import ipvsConntrackOff from './ipvs-conntrack-off.js'
+import fwmarkServiceUnmarked from './fwmark-service-unmarked.js'
+import vipNotLocal from './vip-not-local.js'
+import ipForwardOff from './ip-forward-off.js'
+import filterBlocksVip from './filter-blocks-vip.js'
+import statisticCascadeSkew from './statistic-cascade-skew.js'
+import markNotConnmarked from './mark-not-connmarked.js'
+import drRealserverArp from './dr-realserver-arp.js'
+import rpFilterAsymmetric from './rp-filter-asymmetric.js'
+import drPortMismatch from './dr-port-mismatch.js'
 
-export const RULES: readonly Rule[] = []
+export const RULES: readonly Rule[] = [
+  drStatefulFilter,
+  rejectOnOneWayFlow,
+  natReplyBypassesDirector,
+  localhostDnat,
+  natStatefulOutput,
+  ipvsConntrackOff,
+  fwmarkServiceUnmarked,
+  vipNotLocal,
+  ipForwardOff,
+  filterBlocksVip,
+  statisticCascadeSkew,
+  markNotConnmarked,
+  drRealserverArp,
+  rpFilterAsymmetric,
+  drPortMismatch,
+]
 
-export function runRules(ctx: RuleContext, rules: readonly Rule[] = RULES): Finding[] {
-  const out: Finding[] = []
-  for (const r of rules) out.push(...r.check(ctx))
+export function ruleById(id: string, rules: readonly Rule[] = RULES): Rule | undefined {
+  return rules.find((r) => r.meta.id === id)
+}
+
+/** Runs the rules; a rule that throws is reported as an internal-error finding, never silently lost. */
+export function runRuleChecks(ctx: RuleContext, rules: readonly Rule[] = RULES): RuleFinding[] {
+  const out: RuleFinding[] = []
+  for (const r of rules) {
+    try {
+      out.push(...r.check(ctx))
+    } catch (e) {
+      out.push({
+        rule: r.meta.id,
+        severity: 'warning',
+        host: ctx.hosts[0]?.name ?? '-',
+        title: `${r.meta.id} could not run`,
+        message: `internal error in rule ${r.meta.id}: ${(e as Error).message} (please report it; the other rules ran)`,
+        evidence: [],
+        unverified: [`everything ${r.meta.id} checks`],
+      })
+    }
+  }
   return out
+}
+
+/** Runs the rules and renders their fixes as command lines (positions exact in the order given). */
+export function runRules(ctx: RuleContext, rules: readonly Rule[] = RULES): Finding[] {
+  return renderFixes(runRuleChecks(ctx, rules))
 }

@@ -1,14 +1,16 @@
 // The rule contract (ESLint/hadolint shape): metadata beside one check over the parsed snapshots.
 import type {Finding, Severity} from '../model/finding.js'
 import type {HostSnapshot} from '../model/snapshot.js'
+import type {FixOp} from './engine/fix.js'
 
 export interface RuleMeta {
   /** kebab-case, stable once released; docs/rules/<id>.md documents it */
   readonly id: string
   readonly title: string
+  /** the severity of the rule's findings unless a finding says otherwise (e.g. an info "could not verify") */
   readonly severity: Severity
   readonly description: string
-  /** names of the texts the rule comes from (shared/sources, man pages, kernel files) */
+  /** names of the texts the rule comes from (shared/sources file names, man pages, kernel files) */
   readonly sources: readonly string[]
 }
 
@@ -17,7 +19,16 @@ export interface RuleContext {
   readonly hosts: readonly HostSnapshot[]
 }
 
+/**
+ * What a rule returns: a finding whose fix is still structured. The engine turns `fixOps` into the exact
+ * command lines of `fix.commands` once every finding is known, so that iptables positions stay exact when
+ * the fixes of all findings are applied in report order (see engine/fix.ts).
+ */
+export interface RuleFinding extends Omit<Finding, 'fix'> {
+  readonly fix?: {readonly summary: string; readonly ops: readonly FixOp[]}
+}
+
 export interface Rule {
   readonly meta: RuleMeta
-  check(ctx: RuleContext): Finding[]
+  check(ctx: RuleContext): RuleFinding[]
 }

@@ -3,7 +3,9 @@ import {SEVERITY_ORDER, type Finding, type Severity} from '../model/finding.js'
 import type {HostSnapshot, Role} from '../model/snapshot.js'
 import type {NotModelled} from '../model/source.js'
 import {loadSnapshots} from '../snapshot/store.js'
-import {RULES, runRules} from '../rules/index.js'
+import {RULES, runRuleChecks} from '../rules/index.js'
+import {renderFixes} from '../rules/engine/fix.js'
+import {UsageError} from '../model/source.js'
 import type {Rule} from '../rules/types.js'
 
 export interface HostCounts {
@@ -60,14 +62,20 @@ export function hostCounts(h: HostSnapshot): HostCounts {
 }
 
 export function checkHosts(hosts: HostSnapshot[], opts: CheckOptions): CheckReport {
+  const rules = opts.rules ?? RULES
   const ignore = new Set(opts.ignore ?? [])
-  const findings = runRules({hosts}, opts.rules ?? RULES).filter((f) => !ignore.has(f.rule))
-  findings.sort(
+  for (const id of ignore) {
+    if (!rules.some((r) => r.meta.id === id)) throw new UsageError(`--ignore ${id}: no such rule (rules: ${rules.map((r) => r.meta.id).join(', ')})`)
+  }
+  const raw = runRuleChecks({hosts}, rules).filter((f) => !ignore.has(f.rule))
+  raw.sort(
     (a, b) =>
-      hosts.findIndex((h) => h.name === a.host) - hosts.findIndex((h) => h.name === b.host) ||
+      hostIndex(hosts, a.host) - hostIndex(hosts, b.host) ||
       SEVERITY_ORDER[b.severity] - SEVERITY_ORDER[a.severity] ||
       a.rule.localeCompare(b.rule),
   )
+  // fix commands are rendered last, in report order: their positions are exact when applied in that order
+  const findings = renderFixes(raw)
   return {
     tool: 'lvsdoctor',
     version: opts.version,
@@ -83,6 +91,11 @@ export function checkHosts(hosts: HostSnapshot[], opts: CheckOptions): CheckRepo
     findings,
     errors: hosts.flatMap((h) => h.errors.map((e) => ({host: h.name, file: e.file, line: e.line, message: e.message}))),
   }
+}
+
+function hostIndex(hosts: readonly HostSnapshot[], name: string): number {
+  const i = hosts.findIndex((h) => h.name === name)
+  return i < 0 ? hosts.length : i
 }
 
 export function checkPaths(paths: readonly string[], opts: CheckOptions): CheckReport {

@@ -1,0 +1,280 @@
+// A host's packet filter as the rules see it: run one packet through every table registered at a hook, in the
+// kernel's priority order, and build fixes in the ruleset's own syntax.
+//
+// Hook/priority table (include/uapi/linux/netfilter_ipv4.h, enum nf_ip_hook_priorities):
+//   NF_IP_PRI_RAW -300, NF_IP_PRI_CONNTRACK -200, NF_IP_PRI_MANGLE -150, NF_IP_PRI_NAT_DST -100,
+//   NF_IP_PRI_FILTER 0, NF_IP_PRI_SECURITY 50, NF_IP_PRI_NAT_SRC 100.
+// Tables register at (net/ipv4/netfilter/iptable_*.c valid_hooks):
+//   raw: PREROUTING OUTPUT; mangle: all five; nat: PREROUTING INPUT OUTPUT POSTROUTING;
+//   filter and security: INPUT FORWARD OUTPUT.
+// IPVS (net/netfilter/ipvs/ip_vs_core.c ip_vs_ops4): ip_vs_remote_request4 at LOCAL_IN NAT_SRC-1 (after
+// filter INPUT), ip_vs_reply4 at FORWARD 100 (after filter FORWARD); its transmitted packets are sent
+// through LOCAL_OUT (ip_vs_xmit.c ip_vs_send_or_cont / ip_vs_nat_send_or_cont).
+//
+// This module is the seam for nftables (src/model/nft.ts, issue 7): an nft implementation of `Firewall`
+// runs nft base chains at their hook and priority, and renders fixes in nft syntax. Rules only use this
+// interface, packet selectors and decisions, never iptables text, except through `fixer`.
+import {formatPrefix, hostPrefix, type IpAddr, type Prefix} from '../../model/ip.js'
+import type {IptablesRuleset, IptChain, IptRule, IptTable, Target} from '../../model/iptables.js'
+import type {Loc} from '../../model/source.js'
+import {runChain, type Assumption, type ChainResult, type MatchEnv} from '../../dataplane/netfilter.js'
+import type {Packet} from '../../dataplane/packet.js'
+import {formatProbability, specTokens, statelessSpec, withMatch, withOption, joinSpec, type FixOp, type IptBinary} from './fix.js'
+
+export type Hook = 'PREROUTING' | 'INPUT' | 'FORWARD' | 'OUTPUT' | 'POSTROUTING'
+
+export const HOOK_TABLES: Readonly<Record<Hook, readonly string[]>> = {
+  PREROUTING: ['raw', 'mangle', 'nat'],
+  INPUT: ['mangle', 'filter', 'security', 'nat'],
+  FORWARD: ['mangle', 'filter', 'security'],
+  OUTPUT: ['raw', 'mangle', 'nat', 'filter', 'security'],
+  POSTROUTING: ['mangle', 'nat'],
+}
+
+/** Where a packet's fate was decided: a rule, or the policy of a builtin chain. */
+export interface Decision {
+  readonly ruleset: IptablesRuleset
+  readonly bin: IptBinary
+  readonly table: string
+  /** the chain holding the rule; for a policy, the builtin chain */
+  readonly chain: string
+  readonly rule?: IptRule
+  readonly policy: boolean
+  readonly verdict: 'ACCEPT' | 'DROP' | 'REJECT' | 'QUEUE' | 'NAT'
+  readonly target?: Target
+  /** the rule's line, or the `:CHAIN POLICY` line */
+  readonly loc: Loc
+  /** the decision rests on a match the snapshot cannot decide (ipset, limit, ...) */
+  readonly assumed: boolean
+}
+
+export interface TableRun {
+  readonly table: string
+  readonly bin: IptBinary
+  readonly result: ChainResult
+  readonly decision: Decision
+}
+
+export interface HookResult {
+  readonly hook: Hook
+  readonly verdict: 'ACCEPT' | 'DROP' | 'REJECT' | 'QUEUE'
+  /** the deciding rule of a DROP/REJECT/QUEUE verdict */
+  readonly decision?: Decision
+  readonly runs: readonly TableRun[]
+  /** the packet after marks and NAT */
+  readonly packet: Packet
+  readonly ctMark: number
+  readonly notrack: boolean
+  /** the NAT binding made at this hook, if any */
+  readonly nat?: {readonly kind: 'DNAT' | 'SNAT' | 'MASQUERADE' | 'REDIRECT'; readonly decision: Decision; readonly to?: {readonly ip?: IpAddr; readonly port?: number}}
+  readonly assumptions: readonly Assumption[]
+}
+
+/** The fields a fix rule matches on, rendered in the ruleset's syntax by the fixer. */
+export interface PacketSelector {
+  readonly src?: Prefix
+  readonly dst?: Prefix
+  readonly proto?: 'tcp' | 'udp' | 'sctp'
+  readonly dport?: number
+  readonly mark?: number
+  readonly oif?: string
+}
+
+export interface FirewallFixer {
+  /** a rule `selector -j ACCEPT` placed where the packet is still undecided: just before the decision */
+  acceptBefore(d: Decision, sel: PacketSelector): FixOp[]
+  /** a NAT rule appended (or inserted before the decision of a packet that would skip it) in nat POSTROUTING */
+  masqueradeBefore(d: Decision, sel: PacketSelector): FixOp[]
+  /** the same rule without its ctstate/--syn conditions */
+  replaceStateless(d: {readonly rule: IptRule; readonly ruleset: IptablesRuleset}): FixOp[] | undefined
+  /** the same rule with another statistic probability */
+  replaceProbability(rule: IptRule, ruleset: IptablesRuleset, p: number): FixOp[] | undefined
+  /** the same rule restricted to the first packet of a connection */
+  replaceNewOnly(rule: IptRule, ruleset: IptablesRuleset): FixOp[] | undefined
+  /** the same rule restricted to packets whose mark is still 0 */
+  replaceUnmarkedOnly(rule: IptRule, ruleset: IptablesRuleset): FixOp[] | undefined
+  /** a non-terminating rule (CONNMARK save/restore...) inserted before original position `pos` of a chain */
+  insertAt(ruleset: IptablesRuleset, table: string, chain: string, pos: number, spec: string): FixOp[]
+}
+
+export interface Firewall {
+  readonly kind: 'iptables' | 'nft'
+  readonly rulesets: readonly IptablesRuleset[]
+  /** runs the packet through the tables of `hook`; `nat` says whether the nat table is consulted (new ct) */
+  runHook(hook: Hook, packet: Packet, env: MatchEnv, nat: boolean): HookResult
+  readonly fixer: FirewallFixer
+}
+
+export function binaryOf(rs: IptablesRuleset): IptBinary {
+  const legacy = rs.file.includes('legacy')
+  if (rs.family === 6) return legacy ? 'ip6tables-legacy' : 'ip6tables'
+  return legacy ? 'iptables-legacy' : 'iptables'
+}
+
+function policyLoc(chain: IptChain | undefined, ruleset: IptablesRuleset, table: string): Loc {
+  return chain?.loc ?? {file: ruleset.file, line: 0, text: `*${table}`}
+}
+
+function decisionOf(rs: IptablesRuleset, table: IptTable, builtin: string, res: ChainResult): Decision {
+  const assumed = !!res.rule && res.assumptions.some((a) => a.rule === res.rule)
+  if (res.rule) {
+    return {
+      ruleset: rs,
+      bin: binaryOf(rs),
+      table: table.name,
+      chain: res.rule.chain,
+      rule: res.rule,
+      policy: false,
+      verdict: res.verdict === 'CONTINUE' ? 'ACCEPT' : res.verdict,
+      target: res.target,
+      loc: res.rule.loc,
+      assumed,
+    }
+  }
+  const chain = table.chains.get(builtin)
+  return {
+    ruleset: rs,
+    bin: binaryOf(rs),
+    table: table.name,
+    chain: builtin,
+    policy: true,
+    verdict: res.verdict === 'CONTINUE' || res.verdict === 'NAT' ? 'ACCEPT' : res.verdict,
+    loc: policyLoc(chain, rs, table.name),
+    assumed: false,
+  }
+}
+
+/** iptables (nf_tables or legacy backend) rulesets of one address family. */
+export class IptablesFirewall implements Firewall {
+  readonly kind = 'iptables' as const
+  readonly fixer: FirewallFixer
+
+  constructor(readonly rulesets: readonly IptablesRuleset[]) {
+    this.fixer = new IptablesFixer()
+  }
+
+  runHook(hook: Hook, packet: Packet, env: MatchEnv, nat: boolean): HookResult {
+    let p = packet
+    let ctMark = env.ct?.mark ?? 0
+    let notrack = false
+    let curEnv = env
+    const runs: TableRun[] = []
+    const assumptions: Assumption[] = []
+    let natDone: HookResult['nat']
+    for (const tableName of HOOK_TABLES[hook]) {
+      if (tableName === 'nat' && (!nat || notrack)) continue
+      for (const rs of this.rulesets) {
+        const table = rs.tables.get(tableName)
+        if (!table || !table.chains.has(hook)) continue
+        const res = runChain(table, hook, p, curEnv, ctMark)
+        const decision = decisionOf(rs, table, hook, res)
+        runs.push({table: tableName, bin: binaryOf(rs), result: res, decision})
+        assumptions.push(...res.assumptions)
+        p = res.packet
+        ctMark = res.ctMark
+        if (res.notrack) notrack = true
+        if (curEnv.ct) curEnv = {...curEnv, ct: {...curEnv.ct, mark: ctMark}}
+        if (notrack && tableName === 'raw') curEnv = {...curEnv, ct: {state: 'UNTRACKED', dir: 'ORIGINAL', status: new Set(), mark: 0}}
+        if (res.verdict === 'DROP' || res.verdict === 'REJECT' || res.verdict === 'QUEUE') {
+          return {hook, verdict: res.verdict, decision, runs, packet: p, ctMark, notrack, nat: natDone, assumptions}
+        }
+        if (res.verdict === 'NAT' && res.target && !natDone) {
+          const t = res.target
+          if (t.kind === 'DNAT' || t.kind === 'SNAT') {
+            const r = t.to[0]
+            natDone = {kind: t.kind, decision, to: {ip: r?.from, port: r?.portFrom}}
+            if (t.kind === 'DNAT') p = {...p, dst: r?.from ?? p.dst, dport: r?.portFrom ?? p.dport}
+            else p = {...p, src: r?.from ?? p.src, sport: r?.portFrom ?? p.sport}
+          } else if (t.kind === 'MASQUERADE') {
+            natDone = {kind: 'MASQUERADE', decision}
+          } else if (t.kind === 'REDIRECT') {
+            natDone = {kind: 'REDIRECT', decision, to: {port: t.ports?.[0]}}
+            p = {...p, dport: t.ports?.[0] ?? p.dport}
+          }
+        }
+      }
+    }
+    return {hook, verdict: 'ACCEPT', runs, packet: p, ctMark, notrack, nat: natDone, assumptions}
+  }
+}
+
+// ---- fixes in iptables syntax ---------------------------------------------------------------------------
+
+export function selectorSpec(sel: PacketSelector): string[] {
+  const out: string[] = []
+  if (sel.src) out.push('-s', prefixArg(sel.src))
+  if (sel.dst) out.push('-d', prefixArg(sel.dst))
+  if (sel.oif) out.push('-o', sel.oif)
+  if (sel.proto) out.push('-p', sel.proto)
+  if (sel.proto && sel.dport !== undefined) out.push('-m', sel.proto, '--dport', String(sel.dport))
+  if (sel.mark !== undefined) out.push('-m', 'mark', '--mark', `0x${sel.mark.toString(16)}`)
+  return out
+}
+
+function prefixArg(p: Prefix): string {
+  const s = formatPrefix(p)
+  return s.includes('/') ? s : `${s}/${p.family === 4 ? 32 : 128}`
+}
+
+export function hostSelector(ip: IpAddr, rest: Omit<PacketSelector, 'dst'> = {}): PacketSelector {
+  return {...rest, dst: hostPrefix(ip)}
+}
+
+function chainLen(rs: IptablesRuleset, table: string, chain: string): number {
+  return rs.tables.get(table)?.chains.get(chain)?.rules.length ?? 0
+}
+
+class IptablesFixer implements FirewallFixer {
+  private insertBefore(d: Decision, spec: string): FixOp[] {
+    const len = chainLen(d.ruleset, d.table, d.chain)
+    const pos = d.rule ? d.rule.index : len + 1
+    return [{kind: 'ipt', bin: d.bin, table: d.table, chain: d.chain, op: 'I', pos, chainLen: len, spec}]
+  }
+
+  acceptBefore(d: Decision, sel: PacketSelector): FixOp[] {
+    return this.insertBefore(d, joinSpec([...selectorSpec(sel), '-j', 'ACCEPT']))
+  }
+
+  masqueradeBefore(d: Decision, sel: PacketSelector): FixOp[] {
+    return this.insertBefore(d, joinSpec([...selectorSpec(sel), '-j', 'MASQUERADE']))
+  }
+
+  private replace(rule: IptRule, rs: IptablesRuleset, tokens: readonly string[]): FixOp[] {
+    return [
+      {
+        kind: 'ipt',
+        bin: binaryOf(rs),
+        table: rule.table,
+        chain: rule.chain,
+        op: 'R',
+        pos: rule.index,
+        chainLen: chainLen(rs, rule.table, rule.chain),
+        spec: joinSpec(tokens),
+      },
+    ]
+  }
+
+  replaceStateless(d: {rule: IptRule; ruleset: IptablesRuleset}): FixOp[] | undefined {
+    const before = specTokens(d.rule.loc.text)
+    const after = statelessSpec(before)
+    if (after.join(' ') === before.join(' ')) return undefined
+    return this.replace(d.rule, d.ruleset, after)
+  }
+
+  replaceProbability(rule: IptRule, rs: IptablesRuleset, p: number): FixOp[] | undefined {
+    const t = withOption(specTokens(rule.loc.text), '--probability', formatProbability(p))
+    return t ? this.replace(rule, rs, t) : undefined
+  }
+
+  replaceNewOnly(rule: IptRule, rs: IptablesRuleset): FixOp[] | undefined {
+    return this.replace(rule, rs, withMatch(specTokens(rule.loc.text), ['-m', 'conntrack', '--ctstate', 'NEW']))
+  }
+
+  replaceUnmarkedOnly(rule: IptRule, rs: IptablesRuleset): FixOp[] | undefined {
+    return this.replace(rule, rs, withMatch(specTokens(rule.loc.text), ['-m', 'mark', '--mark', '0x0']))
+  }
+
+  insertAt(rs: IptablesRuleset, table: string, chain: string, pos: number, spec: string): FixOp[] {
+    return [{kind: 'ipt', bin: binaryOf(rs), table, chain, op: 'I', pos, chainLen: chainLen(rs, table, chain), spec}]
+  }
+}

@@ -1,0 +1,143 @@
+// The packets of a client's connection to a load-balanced service, replayed at the places they meet the
+// director's filter: before IPVS (PREROUTING/INPUT), after IPVS (OUTPUT/POSTROUTING), and the LVS-NAT
+// replies (FORWARD); for DNAT balancers, PREROUTING/FORWARD/POSTROUTING.
+import type {Evidence} from '../../model/finding.js'
+import type {CtState} from '../../model/iptables.js'
+import {formatIp, hostPrefix, type IpAddr} from '../../model/ip.js'
+import type {Packet} from '../../dataplane/packet.js'
+import {ctStateOf, type CtParams, type FlowPacket, type FlowPlace} from './ctmodel.js'
+import type {Decision} from './firewall.js'
+import {ev, UNKNOWN_IF, type HostView} from './host.js'
+import {flowPacket, l4Name, PACKET_WORDS, type Endpoints, type L4} from './packets.js'
+import {received, sent, type PathResult} from './path.js'
+import type {Backend, LbService, World} from './world.js'
+
+export interface IpvsKnobs {
+  readonly vsConntrack: boolean
+  readonly tcpLoose: boolean
+  readonly evidence: readonly Evidence[]
+  /** what came from kernel defaults because the sysctl was not in the snapshot */
+  readonly defaults: readonly string[]
+}
+
+export function ipvsKnobs(h: HostView): IpvsKnobs {
+  const evidence: Evidence[] = []
+  const defaults: string[] = []
+  const vs = h.sysctl.get('net.ipv4.vs.conntrack')
+  const loose = h.sysctl.get('net.netfilter.nf_conntrack_tcp_loose')
+  if (vs) evidence.push(ev(vs.loc))
+  else defaults.push('net.ipv4.vs.conntrack is not in the snapshot: taken as the kernel default 0')
+  if (loose) evidence.push(ev(loose.loc))
+  return {
+    vsConntrack: vs ? vs.value.trim() !== '0' : false,
+    tcpLoose: loose ? loose.value.trim() !== '0' : true,
+    evidence,
+    defaults,
+  }
+}
+
+export function params(k: {vsConntrack: boolean; tcpLoose: boolean}, method: CtParams['method'], proto: L4): CtParams {
+  return {vsConntrack: k.vsConntrack, tcpLoose: k.tcpLoose, method, proto}
+}
+
+/** The interface client packets arrive on: where the director routes the client, else the VIP's interface. */
+export function clientIif(h: HostView, w: World, vip?: IpAddr): string {
+  const dev = h.oifFor(w.client.ip)
+  if (dev && dev !== 'lo') return dev
+  if (vip) {
+    const a = h.addressOf(vip)
+    if (a && a.iface.name !== 'lo') return a.iface.name
+  }
+  return UNKNOWN_IF
+}
+
+export interface Replay {
+  readonly kind: FlowPacket
+  readonly state: CtState
+  readonly place: FlowPlace
+  readonly result: PathResult
+  readonly packet: Packet
+}
+
+function endpointsOf(probe: Packet): Endpoints {
+  return {src: probe.src, sport: probe.sport ?? 40000, dst: probe.dst, dport: probe.dport ?? 0, proto: l4Name(probe.proto) ?? 'tcp', mark: probe.mark}
+}
+
+/** Client -> VIP on the director, up to the point where IPVS takes it (INPUT accepted). */
+export function requestIn(svc: LbService, w: World, probe: Packet, kind: FlowPacket, p: CtParams, state?: CtState): Replay {
+  const h = svc.host
+  const st = state ?? ctStateOf('ipvs-in', kind, p)
+  const pkt = flowPacket(endpointsOf(probe), kind)
+  const result = received(h, pkt, {state: st, local: svc.kind === 'ipvs', iif: clientIif(h, w, svc.vip), assumeLocal: svc.vip ? [svc.vip] : []})
+  return {kind, state: st, place: 'ipvs-in', result, packet: pkt}
+}
+
+/** The packet IPVS transmits toward a destination, through the director's LOCAL_OUT and POSTROUTING. */
+export function requestOut(svc: LbService, probe: Packet, b: Backend, kind: FlowPacket, p: CtParams, state?: CtState): Replay {
+  const h = svc.host
+  const st = state ?? ctStateOf('ipvs-out', kind, p)
+  const e = endpointsOf(probe)
+  let pkt: Packet
+  if (b.method === 'masq') pkt = flowPacket({...e, dst: b.ip, dport: b.port ?? e.dport}, kind)
+  else if (b.method === 'tunnel') {
+    const src = h.sourceFor(b.ip) ?? h.primaryAddress() ?? e.dst
+    pkt = {family: 4, src, dst: b.ip, proto: 4, mark: 0}
+  } else pkt = flowPacket(e, kind)
+  const oif = h.oifFor(b.ip) ?? UNKNOWN_IF
+  const result = sent(h, pkt, {state: st, oif})
+  return {kind, state: st, place: 'ipvs-out', result, packet: pkt}
+}
+
+/** A realserver's reply of LVS-NAT arriving at the director (FORWARD, before ip_vs_reply4). */
+export function replyIn(svc: LbService, probe: Packet, b: Backend, kind: FlowPacket, p: CtParams, state?: CtState): Replay {
+  const h = svc.host
+  const st = state ?? ctStateOf('ipvs-reply', kind, p)
+  const e = endpointsOf(probe)
+  const pkt = flowPacket({src: b.ip, sport: b.port ?? e.dport, dst: e.src, dport: e.sport, proto: e.proto}, kind)
+  const iif = h.oifFor(b.ip) ?? UNKNOWN_IF
+  const dir = p.vsConntrack ? 'REPLY' : 'ORIGINAL'
+  const result = received(h, pkt, {state: st, dir, iif, local: false})
+  return {kind, state: st, place: 'ipvs-reply', result, packet: pkt}
+}
+
+export function where(d: Decision): string {
+  const what = d.policy ? `the ${d.chain} policy ${d.verdict}` : `${d.verdict}${d.target && d.target.kind === 'REJECT' ? ` (${d.target.with})` : ''}`
+  return `${d.table} ${d.chain}${d.policy ? '' : ` rule ${d.rule!.index}`}: ${what} (${d.loc.file}:${d.loc.line})`
+}
+
+export function describeReplay(r: Replay): string {
+  const b = r.result.blocked
+  const fate = b ? `dropped at ${b.hook.hook}, ${where(b.decision)}` : 'accepted'
+  return `${PACKET_WORDS[r.kind]} (ctstate ${r.state}) ${fate}`
+}
+
+/** The hook-level decisions a replay met, with the blocking one last: evidence for a finding. */
+export function replayEvidence(r: Replay, host?: string): Evidence[] {
+  const out: Evidence[] = []
+  for (const hk of r.result.hooks) for (const run of hk.runs) if (!run.decision.policy || run === hk.runs.at(-1)) if (run.decision.verdict !== 'ACCEPT' || run.decision.rule) out.push(ev(run.decision.loc, host))
+  if (r.result.blocked) out.push(ev(r.result.blocked.decision.loc, host))
+  return out
+}
+
+export function blockingEvidence(r: Replay, host?: string): Evidence[] {
+  return r.result.blocked ? [ev(r.result.blocked.decision.loc, host)] : []
+}
+
+/** The filter rule (not a policy) that accepted the packet at a hook. */
+export function acceptedBy(r: Replay, hook: 'INPUT' | 'OUTPUT' | 'FORWARD'): Decision | undefined {
+  const hk = r.result.hooks.find((x) => x.hook === hook)
+  const d = hk?.runs.find((run) => run.table === 'filter')?.decision
+  return d && !d.policy && d.verdict === 'ACCEPT' ? d : undefined
+}
+
+export function assumedNote(d: Decision): string | undefined {
+  return d.assumed ? `${d.loc.file}:${d.loc.line} decides only if its undecidable match matches (ipset, limit, recent...): assumed so` : undefined
+}
+
+export function ipSel(ip: IpAddr, proto?: L4, dport?: number) {
+  return {dst: hostPrefix(ip), proto, dport}
+}
+
+export function fmt(ip: IpAddr): string {
+  return formatIp(ip)
+}

@@ -1,0 +1,148 @@
+// One host as the rules see it: its firewall, routing, addresses and sysctls, with evidence for each.
+import {ipEquals, isLoopback, prefixContains, type IpAddr} from '../../model/ip.js'
+import type {AddrType} from '../../model/iptables.js'
+import type {Evidence} from '../../model/finding.js'
+import type {IfAddr, Interface} from '../../model/net.js'
+import type {SysctlValue} from '../../model/misc.js'
+import type {HostSnapshot} from '../../model/snapshot.js'
+import type {Loc} from '../../model/source.js'
+import {isLocalAddress, routeLookup, selectSource, type FlowKey, type RouteResult, type RoutingTables} from '../../dataplane/routing.js'
+import type {MatchEnv} from '../../dataplane/netfilter.js'
+import type {CtView} from '../../dataplane/packet.js'
+import {IptablesFirewall, type Firewall} from './firewall.js'
+
+export function ev(loc: Loc, host?: string): Evidence {
+  return host === undefined ? {file: loc.file, line: loc.line, text: loc.text} : {file: loc.file, line: loc.line, text: loc.text, host}
+}
+
+/** An interface name whose rules no `-i NAME` pattern matches: the interface a packet came in on is not known. */
+export const UNKNOWN_IF = '(unknown)'
+
+/** The kernel's per-interface knobs combine `all` and the device (include/linux/inetdevice.h). */
+export type ConfCombine = 'max' | 'or' | 'dev'
+
+export interface ConfValue {
+  readonly value: number
+  /** the sysctl lines that decided */
+  readonly lines: readonly SysctlValue[]
+  /** false when a needed key is not in the snapshot (the kernel default was used) */
+  readonly known: boolean
+}
+
+export class SysctlView {
+  constructor(private readonly host: HostSnapshot) {}
+
+  get present(): boolean {
+    return this.host.sysctl !== undefined
+  }
+
+  get(key: string): SysctlValue | undefined {
+    return this.host.sysctl?.get(key)
+  }
+
+  num(key: string): number | undefined {
+    const v = this.get(key)
+    if (!v) return undefined
+    const n = Number(v.value.trim().split(/\s+/)[0])
+    return Number.isFinite(n) ? n : undefined
+  }
+
+  /** `net.ipv4.conf.<dev>.<name>` as the kernel computes it: IN_DEV_MAXCONF (max), IN_DEV_ORCONF (or), or the device alone. */
+  conf(name: string, dev: string, combine: ConfCombine, dflt = 0): ConfValue {
+    const key = (d: string) => `net.ipv4.conf.${d.replace(/\./g, '/')}.${name}`
+    const all = this.get(key('all'))
+    const one = this.get(key(dev))
+    const n = (v: SysctlValue | undefined) => (v ? Number(v.value.trim()) || 0 : dflt)
+    const known = !!one && (combine === 'dev' || !!all)
+    if (combine === 'dev') return {value: n(one), lines: one ? [one] : [], known}
+    const a = n(all)
+    const d = n(one)
+    const value = combine === 'max' ? Math.max(a, d) : a || d ? 1 : 0
+    return {value, lines: [all, one].filter((x): x is SysctlValue => !!x), known}
+  }
+}
+
+export class HostView {
+  readonly name: string
+  readonly fw?: Firewall
+  readonly rt?: RoutingTables
+  readonly sysctl: SysctlView
+
+  constructor(readonly snap: HostSnapshot) {
+    this.name = snap.name
+    const rulesets = [snap.iptables, snap.iptablesLegacy].filter((r): r is NonNullable<typeof r> => !!r && r.tables.size > 0)
+    if (rulesets.length) this.fw = new IptablesFirewall(rulesets)
+    if (snap.interfaces || snap.routes) this.rt = {interfaces: snap.interfaces ?? [], routes: snap.routes ?? [], rules: snap.rules}
+    this.sysctl = new SysctlView(snap)
+  }
+
+  /** true/false when the snapshot has addresses or routes, undefined when it cannot tell */
+  isLocal(ip: IpAddr): boolean | undefined {
+    if (!this.rt) return undefined
+    return isLocalAddress(this.rt, ip)
+  }
+
+  addressOf(ip: IpAddr): {iface: Interface; addr: IfAddr} | undefined {
+    for (const iface of this.snap.interfaces ?? []) for (const addr of iface.addresses) if (ipEquals(addr.ip, ip)) return {iface, addr}
+    return undefined
+  }
+
+  /** the first global IPv4 address of an interface other than lo */
+  primaryAddress(family: 4 | 6 = 4): IpAddr | undefined {
+    for (const i of this.snap.interfaces ?? []) {
+      if (i.name === 'lo') continue
+      for (const a of i.addresses) if (a.family === family && a.scope === 'global' && !isLoopback(a.ip)) return a.ip
+    }
+    return undefined
+  }
+
+  route(k: FlowKey): RouteResult | undefined {
+    return this.rt ? routeLookup(this.rt, k) : undefined
+  }
+
+  sourceFor(dst: IpAddr): IpAddr | undefined {
+    if (!this.rt) return undefined
+    return selectSource(this.rt, routeLookup(this.rt, {dst}), dst)
+  }
+
+  /** the interface a packet to `dst` leaves by */
+  oifFor(dst: IpAddr, src?: IpAddr, mark?: number): string | undefined {
+    const r = this.route({dst, src, mark})
+    if (!r) return undefined
+    if (r.kind === 'unicast') return r.dev
+    if (r.kind === 'local') return 'lo'
+    return undefined
+  }
+
+  /** the route type of an address on this host, as the addrtype match sees it */
+  addrType(ip: IpAddr, assumeLocal: readonly IpAddr[] = []): AddrType {
+    if (assumeLocal.some((a) => ipEquals(a, ip))) return 'LOCAL'
+    if (this.rt) {
+      if (isLocalAddress(this.rt, ip)) return 'LOCAL'
+      if (this.rt.routes.some((r) => r.type === 'broadcast' && r.family === ip.family && prefixContains(r.dst, ip) && r.dst.len === (ip.family === 4 ? 32 : 128))) return 'BROADCAST'
+    }
+    if (ip.family === 4 && ip.value >> 28n === 0xen) return 'MULTICAST'
+    if (ip.family === 4 && ip.value === 0xffffffffn) return 'BROADCAST'
+    return 'UNICAST'
+  }
+
+  env(o: {iif?: string; oif?: string; ct?: CtView; assumeLocal?: readonly IpAddr[]}): MatchEnv {
+    return {
+      iif: o.iif,
+      oif: o.oif,
+      ct: o.ct,
+      addrType: (ip) => this.addrType(ip, o.assumeLocal),
+      // statistic --mode random in a filter path: taken as matching (cascades are computed separately)
+      random: () => 0,
+    }
+  }
+
+  sysctlEvidence(...keys: string[]): Evidence[] {
+    const out: Evidence[] = []
+    for (const k of keys) {
+      const v = this.sysctl.get(k)
+      if (v) out.push(ev(v.loc))
+    }
+    return out
+  }
+}

@@ -1,0 +1,57 @@
+// Concrete representative packets of a client's connection to a service.
+import type {IpAddr} from '../../model/ip.js'
+import {NO_FLAGS, PROTO, tcpFlags, type Packet} from '../../dataplane/packet.js'
+import type {FlowPacket} from './ctmodel.js'
+
+export type L4 = 'tcp' | 'udp' | 'sctp'
+
+export const PROTO_NUM: Readonly<Record<L4, number>> = {tcp: PROTO.tcp, udp: PROTO.udp, sctp: PROTO.sctp}
+
+export function l4Name(proto: number): L4 | undefined {
+  return proto === PROTO.tcp ? 'tcp' : proto === PROTO.udp ? 'udp' : proto === PROTO.sctp ? 'sctp' : undefined
+}
+
+const FLAGS: Readonly<Record<FlowPacket, string>> = {
+  SYN: 'S',
+  ACK: '.',
+  DATA: 'P.',
+  FIN: 'F.',
+  LASTFIN: 'F.',
+  MIDLOST: 'P.',
+  SYNACK: 'S.',
+  RDATA: 'P.',
+  RFIN: 'F.',
+}
+
+export interface Endpoints {
+  readonly src: IpAddr
+  readonly sport: number
+  readonly dst: IpAddr
+  readonly dport: number
+  readonly proto: L4
+  readonly mark?: number
+}
+
+/** The packet `kind` of a connection between the endpoints (reply kinds swap nothing: pass the reply's endpoints). */
+export function flowPacket(e: Endpoints, kind: FlowPacket): Packet {
+  const base = {family: e.src.family, src: e.src, dst: e.dst, proto: PROTO_NUM[e.proto], sport: e.sport, dport: e.dport, mark: e.mark ?? 0}
+  if (e.proto !== 'tcp') return {...base, flags: NO_FLAGS, payload: 100}
+  const data = kind === 'DATA' || kind === 'RDATA' || kind === 'MIDLOST'
+  return {...base, flags: tcpFlags(FLAGS[kind]), payload: data ? 100 : 0}
+}
+
+export function swap(e: Endpoints): Endpoints {
+  return {src: e.dst, sport: e.dport, dst: e.src, dport: e.sport, proto: e.proto, mark: e.mark}
+}
+
+export const PACKET_WORDS: Readonly<Record<FlowPacket, string>> = {
+  SYN: 'SYN',
+  ACK: 'handshake ACK',
+  DATA: 'request data',
+  FIN: 'FIN/ACK',
+  LASTFIN: 'last FIN/ACK',
+  MIDLOST: 'mid-flow packet conntrack cannot place',
+  SYNACK: 'SYN/ACK',
+  RDATA: 'response data',
+  RFIN: "server's FIN/ACK",
+}

@@ -1,0 +1,94 @@
+// A packet's way through one host's hooks, in the order the kernel calls them:
+//   received:  PREROUTING -> routing -> INPUT (local) | FORWARD -> POSTROUTING
+//   sent:      OUTPUT -> POSTROUTING
+// IPVS takes a VIP packet at LOCAL_IN after the filter table (firewall.ts), so "reached IPVS" means
+// "accepted by INPUT". This is not the trace dataplane: it runs one packet with a conntrack state given by
+// the model (ctmodel.ts) and reports where it was decided.
+import type {IpAddr} from '../../model/ip.js'
+import type {CtState} from '../../model/iptables.js'
+import type {Packet} from '../../dataplane/packet.js'
+import type {Decision, HookResult} from './firewall.js'
+import {ctView, natConsulted} from './ctmodel.js'
+import {UNKNOWN_IF, type HostView} from './host.js'
+
+export interface PathResult {
+  readonly hooks: readonly HookResult[]
+  /** the hook and rule that dropped or rejected the packet */
+  readonly blocked?: {readonly hook: HookResult; readonly decision: Decision}
+  /** where the packet went when not blocked */
+  readonly to?: 'local' | 'forward' | 'out'
+  readonly packet: Packet
+  /** the packet was evaluated without a firewall in the snapshot */
+  readonly noFirewall: boolean
+}
+
+interface PathOpts {
+  readonly state: CtState
+  readonly dir?: 'ORIGINAL' | 'REPLY'
+  readonly ctMark?: number
+  readonly iif?: string
+  readonly oif?: string
+  /** addresses to treat as local when the snapshot has no addresses (a DNAT balancer's assumed VIP) */
+  readonly assumeLocal?: readonly IpAddr[]
+  /** force the routing decision (the caller knows the packet is for this host, e.g. an IPVS VIP) */
+  readonly local?: boolean
+}
+
+function finish(hooks: HookResult[], packet: Packet, to: PathResult['to']): PathResult {
+  const last = hooks.at(-1)
+  if (last && last.verdict !== 'ACCEPT' && last.decision) return {hooks, blocked: {hook: last, decision: last.decision}, packet, noFirewall: false}
+  return {hooks, to, packet, noFirewall: false}
+}
+
+/** A packet received by the host: PREROUTING, then INPUT or FORWARD + POSTROUTING. */
+export function received(h: HostView, pkt: Packet, o: PathOpts): PathResult {
+  const fw = h.fw
+  if (!fw) return {hooks: [], to: o.local ? 'local' : 'forward', packet: pkt, noFirewall: true}
+  const ct = ctView(o.state, o.dir, o.ctMark ?? 0)
+  const nat = natConsulted(o.state) && (o.dir ?? 'ORIGINAL') === 'ORIGINAL'
+  const iif = o.iif ?? UNKNOWN_IF
+  const hooks: HookResult[] = []
+  const pre = fw.runHook('PREROUTING', pkt, h.env({iif, ct, assumeLocal: o.assumeLocal}), nat)
+  hooks.push(pre)
+  if (pre.verdict !== 'ACCEPT') return finish(hooks, pre.packet, undefined)
+  let p = pre.packet
+  const ct2 = {...ct, mark: pre.ctMark, state: pre.notrack ? ('UNTRACKED' as const) : ct.state}
+  const dnatted = pre.nat?.kind === 'DNAT' || pre.nat?.kind === 'REDIRECT'
+  const local = pre.nat?.kind === 'REDIRECT' || (o.local && !dnatted) || (h.isLocal(p.dst) ?? (!dnatted && !!o.assumeLocal?.some((a) => a.value === p.dst.value)))
+  if (local) {
+    const input = fw.runHook('INPUT', p, h.env({iif, ct: ct2, assumeLocal: o.assumeLocal}), nat && !pre.notrack)
+    hooks.push(input)
+    return finish(hooks, input.packet, 'local')
+  }
+  const oif = o.oif ?? h.oifFor(p.dst, p.src, p.mark) ?? UNKNOWN_IF
+  const fwd = fw.runHook('FORWARD', p, h.env({iif, oif, ct: ct2, assumeLocal: o.assumeLocal}), false)
+  hooks.push(fwd)
+  if (fwd.verdict !== 'ACCEPT') return finish(hooks, fwd.packet, undefined)
+  p = fwd.packet
+  const post = fw.runHook('POSTROUTING', p, h.env({oif, ct: {...ct2, mark: fwd.ctMark}, assumeLocal: o.assumeLocal}), nat && !pre.notrack)
+  hooks.push(post)
+  return finish(hooks, post.packet, 'forward')
+}
+
+/** A packet the host sends (a local process, or IPVS's transmit through LOCAL_OUT): OUTPUT + POSTROUTING. */
+export function sent(h: HostView, pkt: Packet, o: PathOpts): PathResult {
+  const fw = h.fw
+  if (!fw) return {hooks: [], to: 'out', packet: pkt, noFirewall: true}
+  const ct = ctView(o.state, o.dir, o.ctMark ?? 0)
+  const nat = natConsulted(o.state) && (o.dir ?? 'ORIGINAL') === 'ORIGINAL'
+  const oif = o.oif ?? h.oifFor(pkt.dst, pkt.src, pkt.mark) ?? UNKNOWN_IF
+  const hooks: HookResult[] = []
+  const out = fw.runHook('OUTPUT', pkt, h.env({oif, ct, assumeLocal: o.assumeLocal}), nat)
+  hooks.push(out)
+  if (out.verdict !== 'ACCEPT') return finish(hooks, out.packet, undefined)
+  const oif2 = out.nat?.kind === 'DNAT' ? (h.oifFor(out.packet.dst, out.packet.src, out.packet.mark) ?? oif) : oif
+  const post = fw.runHook('POSTROUTING', out.packet, h.env({oif: oif2, ct: {...ct, mark: out.ctMark}, assumeLocal: o.assumeLocal}), nat && !out.notrack)
+  hooks.push(post)
+  return finish(hooks, post.packet, 'out')
+}
+
+/** The rules the packet matched on its way (jumps, marks, accepts), for evidence. */
+export function acceptingDecision(r: PathResult, hookName: HookResult['hook'], table = 'filter'): Decision | undefined {
+  const hook = r.hooks.find((x) => x.hook === hookName)
+  return hook?.runs.find((run) => run.table === table)?.decision
+}

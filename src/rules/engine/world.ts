@@ -1,0 +1,366 @@
+// What `check` knows about the hosts together: the load-balanced services of each director (IPVS virtual
+// services, and DNAT rules in nat PREROUTING that send a VIP:port to backends), which snapshot owns each
+// backend address (a realserver host is the one owning the destination address), and a representative
+// client.
+import {formatEndpoint, formatIp, hostPrefix, ipEquals, isLoopback, parseIp, prefixContains, type IpAddr, type Prefix} from '../../model/ip.js'
+import type {IpvsMethod, IpvsService} from '../../model/ipvs.js'
+import type {IptablesRuleset, IptRule, Match} from '../../model/iptables.js'
+import type {Loc} from '../../model/source.js'
+import type {Packet} from '../../dataplane/packet.js'
+import type {RuleContext} from '../types.js'
+import {ctView} from './ctmodel.js'
+import {enumerate, reachableStatRules, type Enumeration} from './cascade.js'
+import {HostView, UNKNOWN_IF} from './host.js'
+import {flowPacket, l4Name, PROTO_NUM, type L4} from './packets.js'
+
+export type BackendMethod = IpvsMethod | 'dnat'
+
+export interface Backend {
+  readonly ip: IpAddr
+  readonly port?: number
+  readonly method: BackendMethod
+  readonly weight?: number
+  /** the ipvsadm destination line, or the DNAT rule */
+  readonly loc: Loc
+  readonly rule?: IptRule
+  /** the snapshot owning this address (the realserver), when it is among the hosts */
+  readonly owner?: HostView
+  /** the director itself owns it (LocalNode, a DNAT to a local port) */
+  readonly local: boolean
+  /** share of new connections (DNAT cascades) */
+  readonly share?: number
+}
+
+export interface LbService {
+  readonly host: HostView
+  readonly kind: 'ipvs' | 'dnat'
+  readonly proto: L4
+  readonly vip?: IpAddr
+  /** the VIP was not in the rule (`-d` absent): the director's own address stands in for it */
+  readonly vipAssumed: boolean
+  readonly port?: number
+  readonly fwmark?: number
+  /** ipvsadm service line, or the first DNAT rule */
+  readonly loc: Loc
+  readonly backends: readonly Backend[]
+  readonly ipvs?: IpvsService
+  /** the first packet of a client's connection, as it arrives (for fwmark services: as the MARK rules select it) */
+  readonly probes: readonly Packet[]
+  /** DNAT services: the distribution of new connections over backends (key "none" = no DNAT) */
+  readonly cascade?: Enumeration<DnatOutcome>
+  /** DNAT services: the ruleset holding the DNAT rules */
+  readonly ruleset?: IptablesRuleset
+}
+
+export interface DnatOutcome {
+  readonly rule?: IptRule
+  readonly to?: {readonly ip?: IpAddr; readonly port?: number}
+  readonly mark: number
+}
+
+export interface World {
+  readonly hosts: readonly HostView[]
+  readonly client: {readonly ip: IpAddr; readonly port: number; readonly fromSnapshot?: HostView}
+  readonly services: readonly LbService[]
+  /** the host (other than `except`) whose addresses include ip */
+  ownerOf(ip: IpAddr, except?: HostView): HostView | undefined
+  view(name: string): HostView | undefined
+}
+
+export function describeService(s: LbService): string {
+  if (s.fwmark !== undefined) return `FWM ${s.fwmark} (0x${s.fwmark.toString(16)})`
+  const ep = s.vip ? (s.port !== undefined ? formatEndpoint({ip: s.vip, port: s.port}) : formatIp(s.vip)) : `*:${s.port ?? '*'}`
+  return `${s.proto.toUpperCase()} ${ep}${s.kind === 'dnat' ? ' (DNAT)' : ''}`
+}
+
+export function describeBackend(b: Backend): string {
+  return b.port !== undefined && b.port !== 0 ? formatEndpoint({ip: b.ip, port: b.port}) : formatIp(b.ip)
+}
+
+const cache = new WeakMap<RuleContext, World>()
+
+export function world(ctx: RuleContext): World {
+  let w = cache.get(ctx)
+  if (!w) {
+    w = buildWorld(ctx)
+    cache.set(ctx, w)
+  }
+  return w
+}
+
+const CLIENT_CANDIDATES = ['203.0.113.10', '198.51.100.10', '192.0.2.10']
+
+function buildWorld(ctx: RuleContext): World {
+  const hosts = ctx.hosts.map((h) => new HostView(h))
+  const ownerOf = (ip: IpAddr, except?: HostView) => hosts.find((h) => h !== except && h.addressOf(ip) !== undefined)
+  // A client snapshot, when given, is the client; otherwise an outside address that no host owns or
+  // reaches on a connected network (documentation ranges, RFC 5737).
+  const clientHost = hosts.find((h) => h.snap.role === 'client')
+  let client: World['client'] | undefined
+  const cip = clientHost?.primaryAddress()
+  if (clientHost && cip) client = {ip: cip, port: 40000, fromSnapshot: clientHost}
+  if (!client) {
+    const connected = (ip: IpAddr) =>
+      hosts.some((h) => h.isLocal(ip) || (h.snap.interfaces ?? []).some((i) => i.addresses.some((a) => a.family === ip.family && prefixContains({family: a.family, value: (a.ip.value >> BigInt((a.family === 4 ? 32 : 128) - a.prefixlen)) << BigInt((a.family === 4 ? 32 : 128) - a.prefixlen), len: a.prefixlen}, ip))))
+    const ip = CLIENT_CANDIDATES.map((c) => parseIp(c)!).find((c) => !connected(c)) ?? parseIp(CLIENT_CANDIDATES[0]!)!
+    client = {ip, port: 40000}
+  }
+  const services: LbService[] = []
+  const w: World = {hosts, client, services, ownerOf, view: (n) => hosts.find((h) => h.name === n)}
+  for (const h of hosts) {
+    services.push(...ipvsServices(h, w))
+    services.push(...dnatServices(h, w))
+  }
+  return w
+}
+
+function backendOf(w: World, h: HostView, ip: IpAddr, rest: Omit<Backend, 'ip' | 'owner' | 'local'>): Backend {
+  const local = isLoopback(ip) || h.isLocal(ip) === true
+  return {...rest, ip, local, owner: local ? undefined : w.ownerOf(ip, h)}
+}
+
+// ---- IPVS ----------------------------------------------------------------------------------------------
+
+function ipvsServices(h: HostView, w: World): LbService[] {
+  const out: LbService[] = []
+  for (const s of h.snap.ipvs?.services ?? []) {
+    if (s.family !== 4) continue
+    const proto: L4 = s.proto === 'fwmark' ? 'tcp' : s.proto
+    const backends = s.dests.map((d) => backendOf(w, h, d.ip, {port: d.port, method: d.method, weight: d.weight, loc: d.loc}))
+    let probes: Packet[] = []
+    if (s.proto !== 'fwmark' && s.vip && s.port !== undefined) {
+      probes = [flowPacket({src: w.client.ip, sport: w.client.port, dst: s.vip, dport: s.port, proto}, 'SYN')]
+    } else if (s.fwmark !== undefined) {
+      probes = markProbes(h, w, s.fwmark)
+    }
+    out.push({host: h, kind: 'ipvs', proto, vip: s.vip, vipAssumed: false, port: s.port, fwmark: s.fwmark, loc: s.loc, backends, ipvs: s, probes})
+  }
+  return out
+}
+
+// ---- selectors: what packets a rule (and the rules jumping to its chain) is about -------------------------
+
+export interface Selector {
+  dst?: Prefix
+  proto?: L4
+  dport?: number
+  mark?: {value: number; mask: number}
+}
+
+function selectorOfMatches(matches: readonly Match[], sel: Selector): void {
+  for (const m of matches) {
+    if (m.kind === 'addr' && m.dir === 'dst' && !m.neg && sel.dst === undefined) sel.dst = m.prefix
+    else if (m.kind === 'proto' && !m.neg && m.proto !== 'all' && sel.proto === undefined) sel.proto = l4Name(m.proto)
+    else if (m.kind === 'port' && !m.neg && (m.dir === 'dst' || m.dir === 'any') && sel.dport === undefined && m.ranges[0]) sel.dport = m.ranges[0][0]
+    else if (m.kind === 'mark' && m.module === 'mark' && !m.neg && sel.mark === undefined) sel.mark = {value: m.value, mask: m.mask}
+  }
+}
+
+/** The rule's own dst/proto/dport/mark, completed from the rules that jump to its chain. */
+export function selectorOf(rs: IptablesRuleset, rule: IptRule): Selector {
+  const sel: Selector = {}
+  selectorOfMatches(rule.matches, sel)
+  const table = rs.tables.get(rule.table)
+  let chain = rule.chain
+  for (let depth = 0; depth < 8 && table; depth++) {
+    const builtin = table.chains.get(chain)?.builtin
+    if (builtin) break
+    let caller: IptRule | undefined
+    for (const c of table.chains.values()) {
+      caller = c.rules.find((r) => (r.target?.kind === 'jump' || r.target?.kind === 'goto') && 'chain' in r.target && r.target.chain === chain)
+      if (caller) break
+    }
+    if (!caller) break
+    selectorOfMatches(caller.matches, sel)
+    chain = caller.chain
+  }
+  return sel
+}
+
+/** Is the chain reachable from a builtin chain of its table (following jumps and gotos)? */
+export function reachableFrom(rs: IptablesRuleset, table: string, chain: string, builtins: readonly string[]): boolean {
+  const t = rs.tables.get(table)
+  if (!t) return false
+  const seen = new Set<string>()
+  const queue = builtins.filter((b) => t.chains.has(b))
+  while (queue.length) {
+    const c = queue.shift()!
+    if (c === chain) return true
+    if (seen.has(c)) continue
+    seen.add(c)
+    for (const r of t.chains.get(c)?.rules ?? []) if (r.target && (r.target.kind === 'jump' || r.target.kind === 'goto')) queue.push(r.target.chain)
+  }
+  return false
+}
+
+/** MARK rules of mangle (reachable from PREROUTING) that can set `mark` (value under the rule's mask). */
+export function markSetters(rs: IptablesRuleset, mark: number, maskOfUse = 0xffffffff): IptRule[] {
+  const mangle = rs.tables.get('mangle')
+  if (!mangle) return []
+  const out: IptRule[] = []
+  for (const c of mangle.chains.values()) {
+    if (!reachableFrom(rs, 'mangle', c.name, ['PREROUTING'])) continue
+    for (const r of c.rules) {
+      const t = r.target
+      if (t?.kind === 'MARK' && (t.op === 'set' || t.op === 'xset' || t.op === 'or') && ((t.value & maskOfUse) >>> 0) === ((mark & maskOfUse) >>> 0) && t.value !== 0) out.push(r)
+    }
+  }
+  return out
+}
+
+function probeFromSelector(h: HostView, w: World, sel: Selector): {pkt: Packet; vip?: IpAddr; vipAssumed: boolean} {
+  const proto: L4 = sel.proto ?? 'tcp'
+  let vip: IpAddr | undefined
+  let vipAssumed = false
+  if (sel.dst) {
+    const full = sel.dst.len === (sel.dst.family === 4 ? 32 : 128)
+    if (full) vip = {family: sel.dst.family, value: sel.dst.value}
+    else {
+      const inside = (h.snap.interfaces ?? []).flatMap((i) => i.addresses).find((a) => prefixContains(sel.dst!, a.ip))
+      vip = inside?.ip ?? {family: sel.dst.family, value: sel.dst.value + 1n}
+      vipAssumed = !inside
+    }
+  } else {
+    vip = h.primaryAddress()
+    vipAssumed = true
+    if (!vip) vip = parseIp('192.0.2.1')!
+  }
+  const pkt = flowPacket({src: w.client.ip, sport: w.client.port, dst: vip, dport: sel.dport ?? 80, proto}, 'SYN')
+  return {pkt, vip, vipAssumed}
+}
+
+function markProbes(h: HostView, w: World, mark: number): Packet[] {
+  const out: Packet[] = []
+  for (const rs of h.fw?.rulesets ?? []) {
+    for (const r of markSetters(rs, mark)) {
+      const sel = selectorOf(rs, r)
+      const p = probeFromSelector(h, w, sel).pkt
+      if (!out.some((q) => ipEquals(q.dst, p.dst) && q.dport === p.dport && q.proto === p.proto)) out.push(p)
+    }
+  }
+  return out
+}
+
+// ---- DNAT balancers (iptables L4xNAT and the like) ------------------------------------------------------
+
+function dnatServices(h: HostView, w: World): LbService[] {
+  const fw = h.fw
+  if (!fw) return []
+  const out: LbService[] = []
+  for (const rs of fw.rulesets) {
+    if (rs.family !== 4) continue
+    const nat = rs.tables.get('nat')
+    if (!nat) continue
+    const groups = new Map<string, {pkt: Packet; vip?: IpAddr; vipAssumed: boolean; sel: Selector; rules: IptRule[]}>()
+    for (const c of nat.chains.values()) {
+      if (!reachableFrom(rs, 'nat', c.name, ['PREROUTING'])) continue
+      for (const r of c.rules) {
+        if (r.target?.kind !== 'DNAT') continue
+        const sel = selectorOf(rs, r)
+        if (sel.mark) {
+          // DNAT by mark (L4xNAT): the packets are the ones the MARK rules select
+          for (const m of markSetters(rs, sel.mark.value, sel.mark.mask)) {
+            const msel = selectorOf(rs, m)
+            const probe = probeFromSelector(h, w, {...msel, proto: msel.proto ?? sel.proto})
+            addGroup(groups, probe, msel, r)
+          }
+          continue
+        }
+        addGroup(groups, probeFromSelector(h, w, sel), sel, r)
+      }
+    }
+    for (const g of groups.values()) {
+      const svc = dnatService(h, w, rs, g)
+      if (svc) out.push(svc)
+    }
+  }
+  return out
+}
+
+function addGroup(groups: Map<string, {pkt: Packet; vip?: IpAddr; vipAssumed: boolean; sel: Selector; rules: IptRule[]}>, probe: {pkt: Packet; vip?: IpAddr; vipAssumed: boolean}, sel: Selector, r: IptRule): void {
+  const k = `${probe.pkt.proto}|${probe.pkt.dst.value}|${probe.pkt.dport}`
+  const g = groups.get(k)
+  if (g) {
+    if (!g.rules.includes(r)) g.rules.push(r)
+  } else groups.set(k, {...probe, sel, rules: [r]})
+}
+
+/** Runs the first packet of a connection through PREROUTING for every outcome of the statistic draws. */
+export function dnatCascade(h: HostView, rs: IptablesRuleset, pkt: Packet, assumeLocal: readonly IpAddr[]): Enumeration<DnatOutcome> {
+  const env = h.env({iif: UNKNOWN_IF, ct: ctView('NEW'), assumeLocal})
+  const stat = reachableStatRules([rs], ['PREROUTING'], pkt, env)
+  return enumerate(
+    [rs],
+    stat,
+    (fw, orig) => {
+      const res = fw.runHook('PREROUTING', pkt, env, true)
+      const nat = res.nat
+      if (nat && nat.kind === 'DNAT' && nat.decision.rule) return {rule: orig(nat.decision.rule), to: nat.to, mark: res.packet.mark}
+      return {mark: res.packet.mark}
+    },
+    (o) => (o.rule ? `${o.rule.loc.line}` : `none|${o.mark}`),
+  )
+}
+
+function dnatService(h: HostView, w: World, rs: IptablesRuleset, g: {pkt: Packet; vip?: IpAddr; vipAssumed: boolean; rules: IptRule[]}): LbService | undefined {
+  const assumeLocal = g.vip && g.vipAssumed ? [g.vip] : g.vip && h.isLocal(g.vip) === undefined ? [g.vip] : []
+  const cascade = dnatCascade(h, rs, g.pkt, assumeLocal)
+  const backends: Backend[] = []
+  for (const o of cascade.outcomes) {
+    if (!o.value.rule || !o.value.to?.ip) continue
+    if (backends.some((b) => b.rule === o.value.rule)) continue
+    backends.push(backendOf(w, h, o.value.to.ip, {port: o.value.to.port ?? g.pkt.dport, method: 'dnat', loc: o.value.rule.loc, rule: o.value.rule, share: o.p}))
+  }
+  // DNAT rules of the group that no outcome reaches are backends with a 0% share
+  for (const r of g.rules) {
+    if (backends.some((b) => b.rule === r)) continue
+    const t = r.target
+    if (t?.kind !== 'DNAT' || !t.to[0]?.from) continue
+    backends.push(backendOf(w, h, t.to[0].from, {port: t.to[0].portFrom ?? g.pkt.dport, method: 'dnat', loc: r.loc, rule: r, share: 0}))
+  }
+  if (backends.length === 0) return undefined
+  const first = g.rules[0]!
+  return {
+    host: h,
+    kind: 'dnat',
+    proto: l4Name(g.pkt.proto) ?? 'tcp',
+    vip: g.vip,
+    vipAssumed: g.vipAssumed,
+    port: g.pkt.dport,
+    loc: first.loc,
+    backends,
+    probes: [g.pkt],
+    cascade,
+    ruleset: rs,
+  }
+}
+
+/**
+ * Is the host part of a load-balancing setup (IPVS services, DNAT rules, a backend of a service, or a
+ * realserver by its manifest/inferred role)? Load-balancer rules stay quiet on every other host.
+ */
+export function isLbHost(w: World, h: HostView): boolean {
+  if ((h.snap.ipvs?.services.length ?? 0) > 0) return true
+  if (w.services.some((s) => s.host === h || s.backends.some((b) => b.owner === h))) return true
+  if (h.snap.role === 'realserver' || h.snap.role === 'director') return true
+  for (const rs of h.fw?.rulesets ?? []) for (const c of rs.tables.get('nat')?.chains.values() ?? []) if (c.rules.some((r) => r.target?.kind === 'DNAT')) return true
+  return false
+}
+
+/** The services on `h` whose backends include an address `rs` owns. */
+export function servicesServedBy(w: World, rs: HostView): {svc: LbService; backend: Backend}[] {
+  const out: {svc: LbService; backend: Backend}[] = []
+  for (const svc of w.services) for (const b of svc.backends) if (b.owner === rs) out.push({svc, backend: b})
+  return out
+}
+
+export function isNatMethod(m: BackendMethod): boolean {
+  return m === 'masq' || m === 'dnat'
+}
+
+export function vipSelector(svc: LbService): {dst?: Prefix; proto?: L4; dport?: number; mark?: number} {
+  if (svc.fwmark !== undefined) return {mark: svc.fwmark}
+  return {dst: svc.vip ? hostPrefix(svc.vip) : undefined, proto: svc.proto, dport: svc.port}
+}
+
+export {PROTO_NUM}

@@ -1,0 +1,108 @@
+// localhost-dnat: a connection to 127.0.0.1 DNAT'ed to another host keeps its 127/8 source; the output route
+// refuses a loopback source on a non-loopback device unless route_localnet (__mkroute_output), and even then
+// the backend could not answer 127.0.0.1 without a SNAT ("Networking is a little more than IPs and netmasks").
+import {formatEndpoint, formatIp, isLoopback, parseIp, parsePrefix, prefixCovers, type IpAddr} from '../model/ip.js'
+import type {IptablesRuleset, IptRule} from '../model/iptables.js'
+import {hostRule, finding} from './engine/helpers.js'
+import {ev, type HostView} from './engine/host.js'
+import {sent} from './engine/path.js'
+import {flowPacket} from './engine/packets.js'
+import {reachableFrom, selectorOf} from './engine/world.js'
+import {specTokens} from './engine/fix.js'
+import type {FixOp} from './engine/fix.js'
+import type {RuleFinding, RuleMeta} from './types.js'
+
+export const meta: RuleMeta = {
+  id: 'localhost-dnat',
+  title: 'DNAT of connections to 127.0.0.0/8 toward another host',
+  severity: 'error',
+  description:
+    "A local connection to 127.0.0.1 that nat OUTPUT redirects to another host still has the source 127.0.0.1: the kernel refuses to route a loopback source out of a real interface unless net.ipv4.conf.<if>.route_localnet = 1, and the backend could not answer it anyway without a SNAT/MASQUERADE. Local connections never pass nat PREROUTING, so a PREROUTING DNAT for 127/8 never applies to them.",
+  sources: ['004_71e2450df16223ab.txt (case one: 3306 -> 3197)', 'net/ipv4/route.c __mkroute_output (IN_DEV_ROUTE_LOCALNET)', 'Documentation/networking/ip-sysctl.rst (route_localnet)'],
+}
+
+const LOOPBACK = parsePrefix('127.0.0.0/8')!
+const LO = parseIp('127.0.0.1')!
+
+function matchesLoopback(rule: IptRule, rs: IptablesRuleset): {dst: IpAddr} | undefined {
+  const sel = selectorOf(rs, rule)
+  if (sel.dst && !prefixCovers(LOOPBACK, sel.dst) && !prefixCovers(sel.dst, LOOPBACK)) return undefined
+  const dst = sel.dst && prefixCovers(LOOPBACK, sel.dst) ? {family: 4 as const, value: sel.dst.value === LOOPBACK.value ? LO.value : sel.dst.value} : LO
+  return {dst}
+}
+
+function outputCase(h: HostView, rs: IptablesRuleset, rule: IptRule): RuleFinding | undefined {
+  const fw = h.fw!
+  const m = matchesLoopback(rule, rs)
+  if (!m) return undefined
+  const sel = selectorOf(rs, rule)
+  const pkt = flowPacket({src: LO, sport: 40000, dst: m.dst, dport: sel.dport ?? 80, proto: sel.proto ?? 'tcp'}, 'SYN')
+  const r = sent(h, pkt, {state: 'NEW', oif: 'lo'})
+  const out = r.hooks.find((x) => x.hook === 'OUTPUT')
+  if (!out?.nat || out.nat.kind !== 'DNAT' || out.nat.decision.rule?.loc !== rule.loc) return undefined
+  const to = out.nat.to?.ip
+  if (!to || isLoopback(to) || h.isLocal(to) === true) return undefined
+  const dev = h.oifFor(to, LO) ?? 'all'
+  const localnet = h.sysctl.conf('route_localnet', dev, 'or')
+  const post = r.hooks.find((x) => x.hook === 'POSTROUTING')
+  const masq = post?.nat && (post.nat.kind === 'SNAT' || post.nat.kind === 'MASQUERADE') ? post.nat.decision : undefined
+  if (localnet.value === 1 && masq) return undefined
+  const problems: string[] = []
+  if (localnet.value !== 1) problems.push(`net.ipv4.conf.${dev === 'all' ? 'all' : `{all,${dev}}`}.route_localnet is ${localnet.lines.length ? '0' : 'not set (default 0)'}: the kernel will not route the 127.0.0.1 source out of ${dev === 'all' ? 'a real interface' : dev} and drops the SYN`)
+  if (!masq) problems.push(`no SNAT/MASQUERADE in nat POSTROUTING rewrites the 127.0.0.1 source: ${formatIp(to)} could not answer it`)
+  const ops: FixOp[] = []
+  if (localnet.value !== 1) ops.push({kind: 'sysctl', key: `net.ipv4.conf.${dev === 'all' ? 'all' : dev.replace(/\./g, '/')}.route_localnet`, value: '1'})
+  if (!masq) {
+    const d = post?.runs.find((x) => x.table === 'nat')?.decision
+    const s = {src: LOOPBACK, dst: {family: 4 as const, value: to.value, len: 32}, proto: sel.proto ?? ('tcp' as const), dport: out.nat.to?.port ?? pkt.dport}
+    if (d) ops.push(...fw.fixer.masqueradeBefore(d, s))
+    else ops.push(...fw.fixer.insertAt(rs, 'nat', 'POSTROUTING', Infinity, `-s 127.0.0.0/8 -d ${formatIp(to)}/32 -p ${s.proto} -m ${s.proto} --dport ${s.dport} -j MASQUERADE`))
+  }
+  return finding(meta, h.name, {
+    message:
+      `${rule.loc.file}:${rule.loc.line} sends local connections to ${formatEndpoint({ip: m.dst, port: pkt.dport ?? 0})} to ${formatEndpoint({ip: to, port: out.nat.to?.port ?? pkt.dport ?? 0})}, but they keep the source 127.0.0.1:\n` +
+      problems.map((p) => `  ${p}`).join('\n') +
+      `\nConnecting to the host's own LAN address instead of 127.0.0.1 works, because its source is then that address.`,
+    evidence: [ev(rule.loc), ...localnet.lines.map((l) => ev(l.loc)), ...(masq ? [ev(masq.loc)] : [])],
+    fix: {summary: 'allow the loopback source to be routed out and masquerade it toward the backend', ops},
+  })
+}
+
+function preroutingCase(h: HostView, rs: IptablesRuleset, rule: IptRule): RuleFinding | undefined {
+  const sel = selectorOf(rs, rule)
+  const viaLo = rule.matches.some((m) => m.kind === 'iface' && m.dir === 'in' && !m.neg && m.name === 'lo')
+  if (!viaLo && !(sel.dst && prefixCovers(LOOPBACK, sel.dst))) return undefined
+  const t = rule.target
+  const to = t?.kind === 'DNAT' ? t.to[0]?.from : undefined
+  if (!to || isLoopback(to) || h.isLocal(to) === true) return undefined
+  const tokens = specTokens(rule.loc.text).map((x, i, a) => (x === '-i' && a[i + 1] === 'lo' ? '-o' : x))
+  const ops: FixOp[] = [...h.fw!.fixer.insertAt(rs, 'nat', 'OUTPUT', Infinity, tokens.join(' '))]
+  ops.push({kind: 'sysctl', key: 'net.ipv4.conf.all.route_localnet', value: '1'})
+  ops.push(...h.fw!.fixer.insertAt(rs, 'nat', 'POSTROUTING', Infinity, `-s 127.0.0.0/8 -d ${formatIp(to)}/32 -j MASQUERADE`))
+  return finding(meta, h.name, {
+    message:
+      `${rule.loc.file}:${rule.loc.line} DNATs ${viaLo ? 'packets arriving on lo' : 'packets to 127.0.0.0/8'} in nat PREROUTING to ${formatIp(to)}, but local connections are NATed in nat OUTPUT and never consult nat PREROUTING, ` +
+      'and packets for 127/8 from other hosts are martians: the rule never redirects anything.',
+    evidence: [ev(rule.loc)],
+    fix: {summary: 'do the DNAT in nat OUTPUT for local connections, route the loopback source out and masquerade it', ops},
+  })
+}
+
+export default hostRule(meta, (h) => {
+  const out: RuleFinding[] = []
+  for (const rs of h.fw?.rulesets ?? []) {
+    if (rs.family !== 4) continue
+    const nat = rs.tables.get('nat')
+    if (!nat) continue
+    for (const c of nat.chains.values()) {
+      const fromOutput = reachableFrom(rs, 'nat', c.name, ['OUTPUT'])
+      const fromPre = reachableFrom(rs, 'nat', c.name, ['PREROUTING'])
+      for (const r of c.rules) {
+        if (r.target?.kind !== 'DNAT') continue
+        const f = (fromOutput ? outputCase(h, rs, r) : undefined) ?? (fromPre ? preroutingCase(h, rs, r) : undefined)
+        if (f) out.push(f)
+      }
+    }
+  }
+  return out
+})

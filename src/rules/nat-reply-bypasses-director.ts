@@ -1,0 +1,117 @@
+// nat-reply-bypasses-director: NAT (LVS-NAT, DNAT) rewrites the destination on the way in; the reply must come
+// back through the balancer to be rewritten back (lvs-users "lvs. Nat" thread). A realserver whose route to
+// the client does not lead through the director, with no SNAT on the director, answers the client from its
+// own address: the client drops those packets.
+import {formatIp, hostPrefix, type IpAddr} from '../model/ip.js'
+import type {Evidence} from '../model/finding.js'
+import {serviceRule, finding, unverifiedFinding} from './engine/helpers.js'
+import {ev, UNKNOWN_IF, type HostView} from './engine/host.js'
+import {ctView} from './engine/ctmodel.js'
+import {ipvsKnobs, where} from './engine/flows.js'
+import {flowPacket} from './engine/packets.js'
+import {selectorSpec, type HookResult} from './engine/firewall.js'
+import {routeEvidence} from '../dataplane/routing.js'
+import {describeBackend, describeService, type Backend, type LbService, type World} from './engine/world.js'
+import type {FixOp} from './engine/fix.js'
+import type {RuleMeta} from './types.js'
+
+export const meta: RuleMeta = {
+  id: 'nat-reply-bypasses-director',
+  title: "NAT'ed connections whose replies bypass the director",
+  severity: 'error',
+  description:
+    "LVS-NAT and DNAT change the destination of the client's packets; only the balancer can undo it on the replies. If a realserver routes its replies to the client through another gateway, and no SNAT/MASQUERADE on the balancer makes them come back, the client receives answers from an address it never contacted and drops them.",
+  sources: ['000_e07122559a47da1e.txt', '001_99dd2e38bf121ee9.txt (DNAT mode: the balancer must be the backends\' gateway; NAT mode: SNAT)', '004_71e2450df16223ab.txt (case one)', '003_5a314816bf922da2.txt (full NAT)'],
+}
+
+/** The nat POSTROUTING verdict for the packet the director sends to the backend. */
+function postrouting(svc: LbService, w: World, b: Backend): HookResult | undefined {
+  const h = svc.host
+  if (!h.fw) return undefined
+  const probe = svc.probes[0]
+  if (!probe) return undefined
+  const mark = svc.cascade?.outcomes.find((o) => o.value.rule === b.rule)?.value.mark ?? probe.mark
+  const pkt = flowPacket({src: w.client.ip, sport: w.client.port, dst: b.ip, dport: b.port ?? probe.dport ?? 0, proto: svc.proto, mark}, 'SYN')
+  return h.fw.runHook('POSTROUTING', pkt, h.env({oif: h.oifFor(b.ip) ?? UNKNOWN_IF, ct: ctView('NEW')}), true)
+}
+
+type Verdict = {readonly kind: 'ok'} | {readonly kind: 'bypass'; readonly reason: string; readonly evidence: Evidence[]} | {readonly kind: 'unknown'; readonly what: string}
+
+/** Follows the realserver's route to the client, hop by hop across the snapshots, looking for the director. */
+function returnPath(w: World, director: HostView, rs: HostView, from: IpAddr): Verdict {
+  const evidence: Evidence[] = []
+  let cur = rs
+  let src: IpAddr | undefined = from
+  for (let hop = 0; hop < 8; hop++) {
+    const r = cur.route({dst: w.client.ip, src})
+    if (!r) return {kind: 'unknown', what: `the routes of ${cur.name} (ip -j route show table all, ip -j addr show)`}
+    for (const loc of routeEvidence(r)) evidence.push(ev(loc, cur.name))
+    if (r.kind !== 'unicast') return {kind: 'bypass', reason: `${cur.name} has no usable route back to the client ${formatIp(w.client.ip)} (${r.kind})`, evidence}
+    if (!r.gateway) return {kind: 'bypass', reason: `${cur.name} reaches ${formatIp(w.client.ip)} directly on ${r.dev ?? '?'}: the replies go straight to the client`, evidence}
+    const mine = director.isLocal(r.gateway)
+    if (mine) return {kind: 'ok'}
+    const next = w.ownerOf(r.gateway, cur)
+    if (next === director) return {kind: 'ok'}
+    if (mine === undefined && !next) return {kind: 'unknown', what: `whether ${formatIp(r.gateway)} (${cur.name}'s gateway toward the client) is ${director.name}: ${director.name} has no ip-addr.json`}
+    if (!next || !next.rt) return {kind: 'bypass', reason: `${cur.name} sends the replies to ${formatIp(r.gateway)}${r.dev ? ` via ${r.dev}` : ''}, which is not ${director.name}`, evidence}
+    cur = next
+    src = undefined
+  }
+  return {kind: 'bypass', reason: 'the return route loops through more than 8 hops', evidence}
+}
+
+export default serviceRule(
+  meta,
+  (svc, w) => {
+    const h = svc.host
+    const k = ipvsKnobs(h)
+    const nat = svc.backends.filter((b) => (b.method === 'masq' || b.method === 'dnat') && !b.local)
+    const bypass: {b: Backend; reason: string; evidence: Evidence[]; post?: HookResult}[] = []
+    const unknown: string[] = []
+    for (const b of nat) {
+      const post = postrouting(svc, w, b)
+      const snat = post?.nat && (post.nat.kind === 'SNAT' || post.nat.kind === 'MASQUERADE')
+      if (snat && (svc.kind === 'dnat' || k.vsConntrack)) continue
+      if (!b.owner) {
+        unknown.push(`${describeBackend(b)}: no snapshot of the host owning ${formatIp(b.ip)} (give it to check to verify its route back to the client)`)
+        continue
+      }
+      const v = returnPath(w, h, b.owner, b.ip)
+      if (v.kind === 'ok') continue
+      if (v.kind === 'unknown') {
+        unknown.push(`${describeBackend(b)}: ${v.what}`)
+        continue
+      }
+      bypass.push({b, reason: v.reason, evidence: v.evidence, post})
+    }
+    if (bypass.length === 0) {
+      if (unknown.length === 0) return undefined
+      return unverifiedFinding(meta, h.name, `${describeService(svc)} NATs to ${nat.map(describeBackend).join(', ')} with no SNAT on ${h.name}: the replies must route back through ${h.name}, which could not be checked for every backend.`, unknown, [ev(svc.loc)])
+    }
+    const fw = h.fw
+    const ops: FixOp[] = []
+    for (const x of bypass) {
+      const sel = {dst: hostPrefix(x.b.ip), proto: svc.proto, dport: x.b.port ?? svc.port}
+      const d = x.post?.runs.find((r) => r.table === 'nat')?.decision
+      if (fw && d) ops.push(...fw.fixer.masqueradeBefore(d, sel))
+      else if (fw?.rulesets[0]) ops.push(...fw.fixer.insertAt(fw.rulesets[0], 'nat', 'POSTROUTING', Infinity, [...selectorSpec(sel), '-j', 'MASQUERADE'].join(' ')))
+      else ops.push({kind: 'cmd', text: `iptables -t nat -A POSTROUTING ${[...selectorSpec(sel), '-j', 'MASQUERADE'].join(' ')}`})
+    }
+    if (svc.kind === 'ipvs' && !k.vsConntrack) ops.push({kind: 'sysctl', key: 'net.ipv4.vs.conntrack', value: '1'})
+    const gw = h.sourceFor(bypass[0]!.b.ip)
+    return finding(meta, h.name, {
+      message:
+        `${describeService(svc)} rewrites the destination to its backends, but their replies to the client do not come back through ${h.name}, so they are never rewritten back (the client sees answers from the realserver's address and drops them):\n` +
+        bypass.map((x) => `  ${describeBackend(x.b)} on ${x.b.owner!.name}: ${x.reason}`).join('\n') +
+        (bypass.some((x) => x.post?.nat) && svc.kind === 'ipvs' ? `\n  (${where(bypass.find((x) => x.post?.nat)!.post!.nat!.decision)} would SNAT them, but with net.ipv4.vs.conntrack=0 IPVS packets never meet the nat table)` : ''),
+      evidence: [ev(svc.loc), ...bypass.flatMap((x) => [ev(x.b.loc), ...x.evidence]), ...k.evidence],
+      unverified: unknown,
+      fix: {
+        summary:
+          `either make ${h.name} the realservers' gateway for client traffic (on each realserver: ip route replace default via ${gw ? formatIp(gw) : `<${h.name}'s address>`}), or masquerade the balanced connections on ${h.name} so the replies return to it (the realservers then see ${h.name}'s address instead of the client's; the commands below)`,
+        ops,
+      },
+    })
+  },
+  (svc) => svc.backends.some((b) => (b.method === 'masq' || b.method === 'dnat') && !b.local),
+)
