@@ -118,8 +118,11 @@ describe('ipvsadm -Sn', () => {
     ])
   })
 
+  test('an empty -Sn (IPVS with no services) is known-empty', () => {
+    expect(parseIpvsadmSave('', 'x')).toEqual([])
+  })
+
   test.each([
-    ['', 1, 'an empty file'],
     ['-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.2:80 -r 10.0.1.1:80 -g -w 1\n', 2, 'the -A line'],
     ['-A -t www.example.com:http -s rr\n', 1, 'numeric'],
     ['-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.0.1.1:80 -g -w heavy\n', 2, 'a weight'],

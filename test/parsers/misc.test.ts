@@ -117,8 +117,11 @@ describe('conntrack -L', () => {
     expect(e[2]).toMatchObject({l3: 'ipv6', proto: 'icmpv6', orig: {type: 128, id: 7}, reply: {type: 129}})
   })
 
+  test('an empty table prints nothing: known-empty', () => {
+    expect(parseConntrack('', 'conntrack.txt')).toEqual([])
+  })
+
   test.each([
-    ['', 1],
     ['tcp      6 431998 ESTABLISHED src=10.0.0.1 dst=10.0.0.2 sport=1 dport=2\n', 1],
     ['tcp      6 431998 ESTABLISHED src=10.0.0.1 dst=10.0.0.2 sport=1 dport=2 src=10.0.0.2 dst=10.0.0.1 sport=2 dport=1 mark=0 use=1\nhello world\n', 2],
     ['tcp      6 431998 ESTABLISHED src=10.0.0.300 dst=10.0.0.2 sport=1 dport=2 src=10.0.0.2 dst=10.0.0.1 sport=2 dport=1 use=1\n', 1],
@@ -218,8 +221,11 @@ describe('keepalived.conf', () => {
     expect(d.services[0]!.loc.line).toBe(2)
   })
 
+  test('an empty keepalived.conf has no services', () => {
+    expect(parseKeepalived('', 'x').services).toEqual([])
+  })
+
   test.each([
-    ['', 1, 'an empty file'],
     ['virtual_server 10.0.0.1 80 {\n  lb_algo rr\n  real_server 10.0.1.1 80 {\n    weight 1\n', 4, 'truncated'],
     ['virtual_server 10.0.0.1 80 {\n  lb_kind SIDEWAYS\n}\n', 2, 'NAT, DR or TUN'],
     ['virtual_server nonsense 80 {\n}\n', 1, 'virtual_server IP PORT'],

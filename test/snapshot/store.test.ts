@@ -339,12 +339,9 @@ describe('malformed files fail alone, with file and line', () => {
     ['ip-addr.json', 'empty', '', 1],
     ['ip-route.json', 'empty', '\n', 1],
     ['ip-rule.json', 'empty', '', 1],
-    ['ipvsadm-Sn.txt', 'empty', '', 1],
     ['ipvsadm-Ln.txt', 'empty', '', 1],
     ['ipvsadm-Lnc.txt', 'empty', '', 1],
     ['sysctl.txt', 'empty', '', 1],
-    ['conntrack.txt', 'empty', '', 1],
-    ['keepalived.conf', 'empty', '', 1],
     // binary data
     ['ip-route.json', 'binary', binary, 2],
     ['sysctl.txt', 'binary', Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0x02, 0x01, 0x01, 0x00]), 1],

@@ -121,7 +121,7 @@ const DEFAULT_PERSISTENCE = 360
 export function parseIpvsadmSave(text: string, file: string): IpvsService[] {
   const services = new Map<string, SvcBuild>()
   const ls = lines(text)
-  if (text.trim() === '') throw new ParseError(file, 1, '`ipvsadm -Sn` output (-A/-a lines)', 'an empty file')
+  // IPVS loaded with no services: `ipvsadm -Sn` prints nothing, which is known-empty
   const notModelled: NotModelled[] = []
   for (let i = 0; i < ls.length; i++) {
     const raw = ls[i]!

@@ -145,7 +145,6 @@ interface VsKey {
 }
 
 export function parseKeepalived(text: string, file: string): KeepalivedConfig {
-  if (text.trim() === '') throw new ParseError(file, 1, 'a keepalived configuration', 'an empty file')
   const nodes = tree(text, file)
   const notModelled: NotModelled[] = []
   const includes: {path: string; loc: Loc}[] = []
