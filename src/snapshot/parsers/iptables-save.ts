@@ -216,6 +216,13 @@ interface MRule {
   counters?: Counters
 }
 
+/** The parser's own record of a chain of the open table, with the jump/goto targets that name it (shared). */
+interface ChainRec {
+  chain: MChain
+  jump: Target | undefined
+  goto: Target | undefined
+}
+
 /** What parseRule finds besides the matches; the rule object is built once, with all its fields. */
 interface Draft {
   target: Target | undefined
@@ -275,17 +282,18 @@ class Parser {
   private toks: string[] = []
   private pos = 0
   private rule: Draft = {target: undefined, counters: undefined, pending: undefined}
-  private mods: ModInst[] = []
   private proto: string | undefined
   private tgt: TgtInst | undefined
   private negUsed = false
   private readonly scratch: Match[] = []
   // Immutable values shared between rules: most rules of a big dump jump to a handful of chains, match the same
   // protocol or the same statistic probabilities. Sharing them keeps the model small (and the GC quiet).
-  private jumps = new Map<string, Target>()
-  private gotos = new Map<string, Target>()
+  private recs = new Map<string, ChainRec>()
+  private readonly mods: ModInst[] = []
   private readonly protoMatches = new Map<string, Match>()
   private readonly randomMatches = new Map<number, Match>()
+  /** one-element match lists of shared matches, shared too (`[-p tcp]`, `[statistic 0.5]`) */
+  private readonly singles = new Map<Match, Match[]>()
   private readonly rejects = new Map<string, Target>()
 
   constructor(
@@ -373,8 +381,7 @@ class Parser {
     const t: MTable = {name, loc: this.loc(), chains: new Map()}
     this.tables.set(name, t)
     this.table = t
-    this.jumps = new Map()
-    this.gotos = new Map()
+    this.recs = new Map()
   }
 
   private commit(): void {
@@ -382,13 +389,15 @@ class Parser {
     if (!t) throw this.err('a table (*filter, *nat, ...) before COMMIT', 'COMMIT')
     for (const p of this.pending) this.resolvePending(t, p)
     this.pending = []
+    // arrays grown by push keep spare capacity (at least 17 slots); most chains of a big dump hold 1 to 3 rules
+    for (const c of t.chains.values()) if (c.rules.length < 16) c.rules = c.rules.slice()
     this.table = undefined
   }
 
   private resolvePending(t: MTable, p: Pending): void {
     const where = (expected: string): ParseError =>
       new ParseError(this.file, p.rule!.loc.line, expected, p.rule!.loc.text)
-    if (t.chains.has(p.name)) {
+    if (this.recs.has(p.name)) {
       if (p.args.length > 0) throw where(`no options after a jump to chain ${p.name}`)
       p.rule!.target = this.jumpTo(p.name, p.goto)
       return
@@ -397,14 +406,17 @@ class Parser {
     throw where(`a chain declared in table ${t.name} or a target extension after -j (no chain or target ${p.name})`)
   }
 
-  private jumpTo(chain: string, goto: boolean): Target {
-    const cache = goto ? this.gotos : this.jumps
-    let j = cache.get(chain)
-    if (!j) {
-      j = {kind: goto ? 'goto' : 'jump', chain: this.table?.chains.get(chain)?.name ?? chain}
-      cache.set(chain, j)
-    }
-    return j
+  /** The shared jump/goto target for a chain of the open table (undefined when there is no such chain). */
+  private jumpTo(chain: string, goto: boolean): Target | undefined {
+    const rec = this.recs.get(chain)
+    if (!rec) return undefined
+    if (goto) return (rec.goto ??= {kind: 'goto', chain: rec.chain.name})
+    return (rec.jump ??= {kind: 'jump', chain: rec.chain.name})
+  }
+
+  private addChain(t: MTable, c: MChain): void {
+    t.chains.set(c.name, c)
+    this.recs.set(c.name, {chain: c, jump: undefined, goto: undefined})
   }
 
   private chainLine(line: string): void {
@@ -417,7 +429,7 @@ class Parser {
     const name = parts[0]!
     const pol = parts[1]!
     const counters = parts.length === 3 ? this.counters(parts[2]!) : undefined
-    if (t.chains.has(name)) throw this.err(`each chain declared once (chain ${name} was declared before)`, line)
+    if (this.recs.has(name)) throw this.err(`each chain declared once (chain ${name} was declared before)`, line)
     const builtin = (BUILTIN_CHAINS[t.name] ?? []).includes(name)
     let policy: 'ACCEPT' | 'DROP' | undefined
     if (pol === 'ACCEPT' || pol === 'DROP') {
@@ -433,7 +445,7 @@ class Parser {
     } else {
       c = counters ? {name, table: t.name, builtin, counters, loc, rules: []} : {name, table: t.name, builtin, loc, rules: []}
     }
-    t.chains.set(name, c)
+    this.addChain(t, c)
   }
 
   private counters(tok: string): Counters {
@@ -462,14 +474,14 @@ class Parser {
     if (cmd === '-A' || cmd === '--append') {
       const chainName = toks[i + 1]
       if (chainName === undefined || chainName === '') throw this.err('a chain name after -A', line)
-      let chain = t.chains.get(chainName)
+      let chain = this.recs.get(chainName)?.chain
       if (!chain) {
         if (!(BUILTIN_CHAINS[t.name] ?? []).includes(chainName)) {
           throw this.err(`a chain declared in table ${t.name} before its rules (no chain ${chainName})`, line)
         }
         // builtin chains exist without a declaration; their policy stays unknown
         chain = {name: chainName, table: t.name, builtin: true, loc: this.loc(), rules: []}
-        t.chains.set(chainName, chain)
+        this.addChain(t, chain)
       }
       this.ruleCount++
       const d: Draft = {target: undefined, counters, pending: undefined}
@@ -495,9 +507,9 @@ class Parser {
     if (cmd === '-N' || cmd === '--new-chain') {
       const name = toks[i + 1]
       if (name === undefined || toks.length !== i + 2) throw this.err('-N CHAIN', line)
-      if (t.chains.has(name)) throw this.err(`each chain declared once (chain ${name} was declared before)`, line)
+      if (this.recs.has(name)) throw this.err(`each chain declared once (chain ${name} was declared before)`, line)
       const builtin = (BUILTIN_CHAINS[t.name] ?? []).includes(name)
-      t.chains.set(name, {name, table: t.name, builtin, loc: this.loc(), rules: []})
+      this.addChain(t, {name, table: t.name, builtin, loc: this.loc(), rules: []})
       return
     }
     if (cmd === '-P' || cmd === '--policy') {
@@ -506,9 +518,9 @@ class Parser {
       if (name === undefined || pol === undefined || toks.length !== i + 3) throw this.err('-P CHAIN POLICY', line)
       if (!(BUILTIN_CHAINS[t.name] ?? []).includes(name)) throw this.err(`a builtin chain of table ${t.name} after -P`, name)
       if (pol !== 'ACCEPT' && pol !== 'DROP') throw this.err('a chain policy ACCEPT or DROP', pol)
-      const c = t.chains.get(name)
+      const c = this.recs.get(name)?.chain
       if (c) c.policy = pol
-      else t.chains.set(name, {name, table: t.name, builtin: true, policy: pol, loc: this.loc(), rules: []})
+      else this.addChain(t, {name, table: t.name, builtin: true, policy: pol, loc: this.loc(), rules: []})
       return
     }
     throw this.err('-A CHAIN (iptables-save prints only -A rules; -N and -P are accepted)', line)
@@ -537,7 +549,7 @@ class Parser {
     this.rule = rule
     this.toks = toks
     this.pos = start
-    this.mods = []
+    this.mods.length = 0
     this.proto = undefined
     this.tgt = undefined
     const m = this.scratch
@@ -596,7 +608,10 @@ class Parser {
           let pm = neg ? undefined : this.protoMatches.get(v)
           if (!pm) {
             pm = {kind: 'proto', neg, proto, name: v}
-            if (!neg) this.protoMatches.set(v, pm)
+            if (!neg) {
+              this.protoMatches.set(v, pm)
+              this.singles.set(pm, [pm])
+            }
           }
           m.push(pm)
           continue
@@ -683,7 +698,12 @@ class Parser {
     for (const inst of this.mods) this.closeModule(inst, m)
     const tg = this.curTarget()
     if (tg) this.closeTarget(tg)
-    return m.length > 0 ? m.slice() : EMPTY
+    if (m.length === 0) return EMPTY
+    if (m.length === 1) {
+      const one = this.singles.get(m[0]!)
+      if (one) return one
+    }
+    return m.slice()
   }
 
   private curTarget(): TgtInst | undefined {
@@ -808,7 +828,10 @@ class Parser {
             let sm = neg ? undefined : this.randomMatches.get(p)
             if (!sm) {
               sm = {kind: 'statistic', neg, mode: 'random', probability: p}
-              if (!neg) this.randomMatches.set(p, sm)
+              if (!neg) {
+                this.randomMatches.set(p, sm)
+                this.singles.set(sm, [sm])
+              }
             }
             inst.out.push(sm)
           } else if (st['mode'] === 'nth') {
@@ -1143,26 +1166,19 @@ class Parser {
   // --- targets -----------------------------------------------------------------------------------------------------
 
   private openTarget(name: string, goto: boolean): void {
-    const t = this.table!
     if (goto) {
-      if (t.chains.has(name)) this.rule.target = this.jumpTo(name, true)
+      const g = this.jumpTo(name, true)
+      if (g) this.rule.target = g
       else this.addPending({name, goto: true, args: []})
-      return
-    }
-    const j = this.jumps.get(name)
-    if (j) {
-      this.rule.target = j
       return
     }
     if (TYPED_TARGETS.has(name)) {
       this.tgt = {name, typed: true, args: [], st: {}}
       return
     }
-    const c = t.chains.get(name)
-    if (c) {
-      const jt: Target = {kind: 'jump', chain: c.name}
-      this.jumps.set(name, jt)
-      this.rule.target = jt
+    const j = this.jumpTo(name, false)
+    if (j) {
+      this.rule.target = j
       return
     }
     if (EXTENSION_TARGETS.has(name)) {

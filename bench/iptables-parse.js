@@ -1,0 +1,113 @@
+#!/usr/bin/env node
+// Benchmark of the iptables-save parser (dist/, so run `npm run build` first):
+//   node bench/iptables-parse.js [RULES]        (default 100000)
+// Generates a kube-proxy style dump (bench/gen-kube-proxy.ts, deterministic) into a temp file and measures, each in
+// a fresh node process: reading the file only (the baseline), then reading and parsing it (first parse: wall and
+// CPU time, peak RSS, heap kept by the model; then the best of 5 warm parses). The same for the largest corpus dump,
+// tum-net-2013. As root, it also times the real `iptables-nft-restore --test` on the generated file inside a fresh
+// network namespace (ldi-bench-<pid>), for comparison.
+import {execFileSync, spawnSync} from 'node:child_process'
+import {existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {dirname, join} from 'node:path'
+import {fileURLToPath, pathToFileURL} from 'node:url'
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
+const PARSER = join(ROOT, 'dist', 'snapshot', 'parsers', 'iptables-save.js')
+const TUM = join(ROOT, '..', 'shared', 'corpus', 'iptables-save', 'tum-net-2013.iptables-save')
+const rules = Number(process.argv[2] ?? 100_000)
+
+if (!existsSync(PARSER)) {
+  console.error(`bench/iptables-parse.js: ${PARSER} is missing; run \`npm run build\` first`)
+  process.exit(2)
+}
+
+/** Loads bench/gen-kube-proxy.ts (self-contained) by transpiling it with the project's TypeScript. */
+async function loadGenerator() {
+  const ts = (await import('typescript')).default
+  const src = readFileSync(join(ROOT, 'bench', 'gen-kube-proxy.ts'), 'utf8')
+  const js = ts.transpileModule(src, {compilerOptions: {module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022}}).outputText
+  return import(`data:text/javascript;base64,${Buffer.from(js).toString('base64')}`)
+}
+
+/** Runs `code` in a fresh node process and returns the JSON it prints. */
+function child(code, file) {
+  const r = spawnSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', code, file], {encoding: 'utf8', maxBuffer: 1 << 20})
+  if (r.status !== 0) throw new Error(`child failed: ${r.stderr}`)
+  return JSON.parse(r.stdout)
+}
+
+const BASELINE = `
+import {readFileSync} from 'node:fs'
+const text = readFileSync(process.argv[1], 'utf8')
+console.log(JSON.stringify({chars: text.length, maxRssMB: process.resourceUsage().maxRSS / 1024}))
+`
+const PARSE = `
+import {readFileSync} from 'node:fs'
+const {parseIptablesSave} = await import(${JSON.stringify(pathToFileURL(PARSER).href)})
+const text = readFileSync(process.argv[1], 'utf8')
+gc()
+const heap0 = process.memoryUsage().heapUsed
+const cpu0 = process.cpuUsage()
+const t0 = performance.now()
+let rs = parseIptablesSave(text, 'bench.iptables-save', 4)
+const wall = performance.now() - t0
+const cpu = process.cpuUsage(cpu0)
+const maxRssMB = process.resourceUsage().maxRSS / 1024
+gc()
+const keptMB = (process.memoryUsage().heapUsed - heap0) / 1e6
+let chains = 0
+for (const t of rs.tables.values()) chains += t.chains.size
+const ruleCount = rs.ruleCount
+rs = undefined
+const warm = []
+for (let i = 0; i < 5; i++) {
+  const t = performance.now()
+  rs = parseIptablesSave(text, 'bench.iptables-save', 4)
+  warm.push(performance.now() - t)
+  rs = undefined
+}
+console.log(JSON.stringify({ruleCount, chains, wallMs: wall, cpuMs: (cpu.user + cpu.system) / 1000, maxRssMB, keptMB, warmBestMs: Math.min(...warm)}))
+`
+
+function measure(label, file) {
+  const base = child(BASELINE, file)
+  const p = child(PARSE, file)
+  console.log(`${label}: ${p.ruleCount} rules, ${p.chains} chains, ${(base.chars / 1e6).toFixed(1)} MB of text`)
+  console.log(`  first parse   ${p.wallMs.toFixed(0)} ms wall, ${p.cpuMs.toFixed(0)} ms CPU (all threads, GC included)`)
+  console.log(`  warm parse    ${p.warmBestMs.toFixed(0)} ms (best of 5)`)
+  console.log(`  peak RSS      ${p.maxRssMB.toFixed(0)} MB (node reading the file alone: ${base.maxRssMB.toFixed(0)} MB; parse adds ${(p.maxRssMB - base.maxRssMB).toFixed(0)} MB)`)
+  console.log(`  model kept    ${p.keptMB.toFixed(1)} MB of heap (${((p.keptMB * 1e6) / p.ruleCount).toFixed(0)} bytes per rule)`)
+  return p
+}
+
+function nftRestoreTest(file) {
+  if (process.getuid?.() !== 0) return 'skipped: not root'
+  for (const bin of ['ip', 'iptables-nft-restore', '/usr/bin/time']) {
+    if (spawnSync('sh', ['-c', `command -v ${bin}`]).status !== 0) return `skipped: ${bin} is not installed`
+  }
+  const ns = `ldi-bench-${process.pid}`
+  execFileSync('ip', ['netns', 'add', ns])
+  try {
+    const r = spawnSync('/usr/bin/time', ['-f', '%e %M', 'ip', 'netns', 'exec', ns, 'iptables-nft-restore', '--test', file], {encoding: 'utf8'})
+    const last = r.stderr.trim().split('\n').at(-1) ?? ''
+    const [secs, kb] = last.split(' ').map(Number)
+    if (r.status !== 0 || !Number.isFinite(secs)) return `failed (exit ${r.status}): ${r.stderr.trim().slice(0, 300)}`
+    return `${(secs * 1000).toFixed(0)} ms wall, peak RSS ${(kb / 1024).toFixed(0)} MB`
+  } finally {
+    spawnSync('ip', ['netns', 'del', ns])
+  }
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'ldi-bench-'))
+try {
+  const {generateKubeProxyDump} = await loadGenerator()
+  const file = join(dir, `kube-proxy-${rules}.iptables-save`)
+  writeFileSync(file, generateKubeProxyDump(rules))
+  console.log(`node ${process.version}, ${new Date().toISOString()}, load average ${(await import('node:os')).loadavg().map((x) => x.toFixed(2)).join(' ')}`)
+  measure(`generated kube-proxy dump (${file})`, file)
+  console.log(`  iptables-nft-restore --test on the same file: ${nftRestoreTest(file)}`)
+  if (existsSync(TUM)) measure('tum-net-2013.iptables-save (shared corpus)', TUM)
+} finally {
+  rmSync(dir, {recursive: true, force: true})
+}
