@@ -1,0 +1,425 @@
+// Applies fix commands (the strings of check's `fix.commands`) to COPIES of a snapshot's raw files and
+// re-loads the copy. Nothing here runs a program or touches the host: each command is read like its tool
+// would read it and the matching edit is made to the text of the file that tool's dump would show.
+//   iptables/ip6tables -t T -I/-A/-D/-R/-P/-N/-F  -> iptables-save.txt / ip6tables-save.txt
+//   sysctl -w k=v                                  -> sysctl.txt
+//   ip route add/replace/del/change                -> ip-route.json
+//   ipvsadm -A/-E/-D/-a/-e/-d                       -> ipvsadm-Sn.txt
+// Commands are applied in order (check orders positions so that they stay exact). A command that cannot be
+// applied is reported with the reason, never skipped silently.
+import type {HostSnapshot} from '../model/snapshot.js'
+import {hostFromFiles} from '../snapshot/store.js'
+
+export interface FixOutcome {
+  readonly host: string
+  readonly command: string
+  readonly applied: boolean
+  /** why it was not applied */
+  readonly reason?: string
+}
+
+/** Shell-like word splitting (quotes, backslash), enough for the fix commands lvsdoctor writes. */
+export function splitWords(cmd: string): string[] {
+  const out: string[] = []
+  let cur = ''
+  let quote: '"' | "'" | undefined
+  let has = false
+  for (let i = 0; i < cmd.length; i++) {
+    const c = cmd[i]!
+    if (quote) {
+      if (c === quote) quote = undefined
+      else if (c === '\\' && quote === '"' && i + 1 < cmd.length) cur += cmd[++i]
+      else cur += c
+      continue
+    }
+    if (c === '"' || c === "'") {
+      quote = c
+      has = true
+    } else if (c === '\\' && i + 1 < cmd.length) {
+      cur += cmd[++i]
+      has = true
+    } else if (/\s/.test(c)) {
+      if (has || cur) out.push(cur)
+      cur = ''
+      has = false
+    } else {
+      cur += c
+      has = true
+    }
+  }
+  if (has || cur) out.push(cur)
+  return out
+}
+
+function quoteWord(w: string): string {
+  return /^[\w@%+=:,./!-]+$/.test(w) ? w : `"${w.replace(/(["\\])/g, '\\$1')}"`
+}
+
+class FixError extends Error {}
+
+/** Applies `commands` to a copy of `host`'s raw files; returns the re-loaded copy and what happened. */
+export function applyFixes(host: HostSnapshot, commands: readonly string[]): {host: HostSnapshot; outcomes: FixOutcome[]} {
+  const files = new Map<string, string>(host.raw)
+  const outcomes: FixOutcome[] = []
+  for (const command of commands) {
+    try {
+      applyOne(files, command)
+      outcomes.push({host: host.name, command, applied: true})
+    } catch (e) {
+      if (!(e instanceof FixError)) throw e
+      outcomes.push({host: host.name, command, applied: false, reason: e.message})
+    }
+  }
+  if (host.manifest && !files.has('manifest.json')) files.set('manifest.json', JSON.stringify(host.manifest))
+  const copy = hostFromFiles(host.name, `${host.source} (fixed copy)`, files)
+  if (host.capturePath) copy.capturePath = host.capturePath
+  if (!host.roleInferred) {
+    copy.role = host.role
+    copy.roleInferred = false
+  }
+  return {host: copy, outcomes}
+}
+
+function applyOne(files: Map<string, string>, command: string): void {
+  let argv = splitWords(command.trim())
+  if (argv[0] === 'sudo') argv = argv.slice(1)
+  const tool = (argv[0] ?? '').replace(/^.*\//, '')
+  switch (tool) {
+    case 'iptables':
+    case 'iptables-legacy':
+    case 'iptables-nft':
+      return editIptables(files, 'iptables-save.txt', argv.slice(1))
+    case 'ip6tables':
+    case 'ip6tables-legacy':
+    case 'ip6tables-nft':
+      return editIptables(files, 'ip6tables-save.txt', argv.slice(1))
+    case 'sysctl':
+      return editSysctl(files, argv.slice(1))
+    case 'ip':
+      return editIp(files, argv.slice(1))
+    case 'ipvsadm':
+      return editIpvsadm(files, argv.slice(1))
+    default:
+      throw new FixError(`${tool || 'an empty command'} is not a command trace --fix can apply to a snapshot copy (iptables, ip6tables, sysctl -w, ip route, ipvsadm)`)
+  }
+}
+
+// -----------------------------------------------------------------------------------------------------
+// iptables
+
+const BUILTIN: Record<string, string[]> = {
+  raw: ['PREROUTING', 'OUTPUT'],
+  mangle: ['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'],
+  nat: ['PREROUTING', 'INPUT', 'OUTPUT', 'POSTROUTING'],
+  filter: ['INPUT', 'FORWARD', 'OUTPUT'],
+  security: ['INPUT', 'FORWARD', 'OUTPUT'],
+}
+
+interface TableSpan {
+  start: number
+  commit: number
+}
+
+function findTable(lines: string[], table: string): TableSpan | undefined {
+  const start = lines.findIndex((l) => l.trim() === `*${table}`)
+  if (start < 0) return undefined
+  for (let i = start + 1; i < lines.length; i++) {
+    const t = lines[i]!.trim()
+    if (t === 'COMMIT') return {start, commit: i}
+    if (t.startsWith('*')) break
+  }
+  throw new FixError(`table ${table} in the snapshot has no COMMIT line`)
+}
+
+/** Indexes (in `lines`) of the -A lines of `chain` inside the table span, in order. */
+function ruleLines(lines: string[], span: TableSpan, chain: string): number[] {
+  const out: number[] = []
+  for (let i = span.start + 1; i < span.commit; i++) {
+    const w = splitWords(lines[i]!.replace(/^\[\d+:\d+\]\s*/, ''))
+    if (w[0] === '-A' && w[1] === chain) out.push(i)
+  }
+  return out
+}
+
+function chainDeclared(lines: string[], span: TableSpan, chain: string): number {
+  for (let i = span.start + 1; i < span.commit; i++) if (lines[i]!.startsWith(`:${chain} `)) return i
+  return -1
+}
+
+function editIptables(files: Map<string, string>, file: string, args: string[]): void {
+  let table = 'filter'
+  const rest: string[] = []
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!
+    if (a === '-t' || a === '--table') table = args[++i] ?? ''
+    else if (a === '-w' || a === '--wait') {
+      if (/^\d+$/.test(args[i + 1] ?? '')) i++
+    } else if (a === '-W' || a === '--wait-interval') i++
+    else rest.push(a)
+  }
+  if (!BUILTIN[table]) throw new FixError(`unknown table ${table}`)
+  const op = rest[0]
+  const chain = rest[1]
+  if (!op || !chain) throw new FixError('iptables needs a command (-I, -A, -D, -R, -P, -N) and a chain')
+  const text = files.get(file) ?? ''
+  const lines = text.split('\n')
+  if (lines.at(-1) === '') lines.pop()
+  let span = findTable(lines, table)
+  if (!span) {
+    // the table is not in the dump yet: iptables would create it with its builtin chains
+    const add = [`*${table}`, ...BUILTIN[table]!.map((c) => `:${c} ACCEPT [0:0]`), 'COMMIT']
+    lines.push(...add)
+    span = {start: lines.length - add.length, commit: lines.length - 1}
+  }
+  const isBuiltin = BUILTIN[table]!.includes(chain)
+  if (op !== '-N' && op !== '--new-chain' && !isBuiltin && chainDeclared(lines, span, chain) < 0) {
+    throw new FixError(`chain ${chain} does not exist in table ${table} of ${file}`)
+  }
+  const rule = (words: string[]) => `-A ${chain}${words.length ? ' ' + words.map(quoteWord).join(' ') : ''}`
+  const rules = ruleLines(lines, span, chain)
+  const num = (w: string | undefined, what: string) => {
+    if (!w || !/^\d+$/.test(w)) throw new FixError(`${what} needs a rule number, found ${w ?? 'nothing'}`)
+    return Number(w)
+  }
+  switch (op) {
+    case '-I':
+    case '--insert': {
+      let n = 1
+      let words = rest.slice(2)
+      if (/^\d+$/.test(words[0] ?? '')) {
+        n = Number(words[0])
+        words = words.slice(1)
+      }
+      if (n < 1 || n > rules.length + 1) throw new FixError(`-I ${chain} ${n}: the chain has ${rules.length} rules`)
+      const at = n <= rules.length ? rules[n - 1]! : rules.length ? rules.at(-1)! + 1 : span.commit
+      lines.splice(at, 0, rule(words))
+      break
+    }
+    case '-A':
+    case '--append': {
+      const at = rules.length ? rules.at(-1)! + 1 : span.commit
+      lines.splice(at, 0, rule(rest.slice(2)))
+      break
+    }
+    case '-R':
+    case '--replace': {
+      const n = num(rest[2], '-R')
+      if (n < 1 || n > rules.length) throw new FixError(`-R ${chain} ${n}: the chain has ${rules.length} rules`)
+      lines[rules[n - 1]!] = rule(rest.slice(3))
+      break
+    }
+    case '-D':
+    case '--delete': {
+      if (/^\d+$/.test(rest[2] ?? '') && rest.length === 3) {
+        const n = Number(rest[2])
+        if (n < 1 || n > rules.length) throw new FixError(`-D ${chain} ${n}: the chain has ${rules.length} rules`)
+        lines.splice(rules[n - 1]!, 1)
+      } else {
+        const want = normalizeRule(rule(rest.slice(2)))
+        const i = rules.find((j) => normalizeRule(lines[j]!.replace(/^\[\d+:\d+\]\s*/, '')) === want)
+        if (i === undefined) throw new FixError(`-D ${chain}: no rule of the chain reads "${rule(rest.slice(2))}"`)
+        lines.splice(i, 1)
+      }
+      break
+    }
+    case '-P':
+    case '--policy': {
+      const policy = rest[2]
+      if (policy !== 'ACCEPT' && policy !== 'DROP') throw new FixError(`-P ${chain} needs ACCEPT or DROP`)
+      if (!isBuiltin) throw new FixError(`-P: ${chain} is not a builtin chain`)
+      const i = chainDeclared(lines, span, chain)
+      if (i >= 0) lines[i] = lines[i]!.replace(/^(:\S+\s+)\S+/, `$1${policy}`)
+      else lines.splice(span.start + 1, 0, `:${chain} ${policy} [0:0]`)
+      break
+    }
+    case '-N':
+    case '--new-chain': {
+      if (chainDeclared(lines, span, chain) >= 0) throw new FixError(`chain ${chain} already exists`)
+      let last = span.start
+      for (let i = span.start + 1; i < span.commit; i++) if (lines[i]!.startsWith(':')) last = i
+      lines.splice(last + 1, 0, `:${chain} - [0:0]`)
+      break
+    }
+    case '-F':
+    case '--flush': {
+      for (const i of [...rules].reverse()) lines.splice(i, 1)
+      break
+    }
+    default:
+      throw new FixError(`iptables ${op} is not applied by trace --fix (only -I, -A, -D, -R, -P, -N, -F)`)
+  }
+  files.set(file, lines.join('\n') + '\n')
+}
+
+/** iptables-save adds `-m tcp`/`-m udp` for --dport/--sport; compare rules without those implicit parts. */
+function normalizeRule(r: string): string {
+  return splitWords(r)
+    .join(' ')
+    .replace(/ -m (tcp|udp|icmp)(?= )/g, '')
+    .replace(/\/32\b/g, '')
+}
+
+// -----------------------------------------------------------------------------------------------------
+// sysctl
+
+function editSysctl(files: Map<string, string>, args: string[]): void {
+  const assigns = args.filter((a) => !a.startsWith('-'))
+  if (!args.includes('-w') && !args.includes('--write') && !assigns.every((a) => a.includes('='))) throw new FixError('sysctl needs -w key=value')
+  if (assigns.length === 0) throw new FixError('sysctl -w needs key=value')
+  const lines = (files.get('sysctl.txt') ?? '').split('\n')
+  if (lines.at(-1) === '') lines.pop()
+  for (const a of assigns) {
+    const eq = a.indexOf('=')
+    if (eq <= 0) throw new FixError(`sysctl: ${a} is not key=value`)
+    const key = a.slice(0, eq).trim().replace(/\//g, '.')
+    const value = a.slice(eq + 1).trim()
+    const line = `${key} = ${value}`
+    const i = lines.findIndex((l) => l.split('=')[0]!.trim() === key)
+    if (i >= 0) lines[i] = line
+    else lines.push(line)
+    // writing net.ipv4.ip_forward sets every interface's forwarding (devinet_sysctl_forward)
+    if (key === 'net.ipv4.ip_forward' || key === 'net.ipv4.conf.all.forwarding') {
+      for (let j = 0; j < lines.length; j++) {
+        if (/^net\.ipv4\.conf\.[^.]+\.forwarding\s*=/.test(lines[j]!) || /^net\.ipv4\.ip_forward\s*=/.test(lines[j]!)) {
+          lines[j] = lines[j]!.replace(/=.*$/, `= ${value}`)
+        }
+      }
+    }
+  }
+  files.set('sysctl.txt', lines.join('\n') + '\n')
+}
+
+// -----------------------------------------------------------------------------------------------------
+// ip route
+
+function editIp(files: Map<string, string>, args: string[]): void {
+  let a = args.filter((w) => w !== '-4')
+  const obj = a[0]
+  if (obj !== 'route' && obj !== 'r' && obj !== 'ro') throw new FixError(`ip ${obj ?? ''} is not applied by trace --fix (only ip route)`)
+  const verb = a[1]
+  a = a.slice(2)
+  if (!verb || !['add', 'replace', 'del', 'delete', 'change', 'append'].includes(verb)) throw new FixError(`ip route ${verb ?? ''} is not applied by trace --fix`)
+  const route: Record<string, unknown> = {}
+  let i = 0
+  const types = ['unicast', 'local', 'broadcast', 'multicast', 'blackhole', 'unreachable', 'prohibit', 'throw', 'nat', 'anycast']
+  if (types.includes(a[0] ?? '')) route.type = a[i++]
+  const dst = a[i++]
+  if (!dst) throw new FixError('ip route needs a destination')
+  route.dst = dst === 'default' || dst === '0.0.0.0/0' ? 'default' : dst.replace(/\/32$/, '')
+  let table = 'main'
+  for (; i < a.length; i++) {
+    const k = a[i]!
+    const v = a[i + 1]
+    if (k === 'via') route.gateway = (i++, v)
+    else if (k === 'dev' || k === 'oif') route.dev = (i++, v)
+    else if (k === 'table') table = (i++, v ?? 'main')
+    else if (k === 'src') route.prefsrc = (i++, v)
+    else if (k === 'metric' || k === 'preference' || k === 'priority') route.metric = (i++, Number(v))
+    else if (k === 'proto' || k === 'protocol') route.protocol = (i++, v)
+    else if (k === 'scope') route.scope = (i++, v)
+    else if (k === 'onlink') route.flags = ['onlink']
+    else throw new FixError(`ip route: option ${k} is not applied by trace --fix`)
+  }
+  if (table !== 'main' && table !== '254') route.table = table
+  if (!route.flags) route.flags = []
+  if (!route.scope && !route.gateway && !route.type) route.scope = 'link'
+  let list: Record<string, unknown>[] = []
+  const raw = files.get('ip-route.json')
+  if (raw !== undefined && raw.trim() !== '') {
+    try {
+      list = JSON.parse(raw) as Record<string, unknown>[]
+    } catch {
+      throw new FixError('ip-route.json of the snapshot is not valid JSON')
+    }
+  }
+  const sameKey = (r: Record<string, unknown>) =>
+    String(r.dst) === String(route.dst) && String(r.table ?? 'main') === String(route.table ?? 'main') && (r.metric ?? 0) === (route.metric ?? 0) && (r.type ?? 'unicast') === (route.type ?? 'unicast')
+  const idx = list.findIndex(sameKey)
+  if (verb === 'del' || verb === 'delete') {
+    if (idx < 0) throw new FixError(`ip route del ${String(route.dst)}: no such route`)
+    list.splice(idx, 1)
+  } else if (verb === 'add' || verb === 'append') {
+    if (idx >= 0 && verb === 'add') throw new FixError(`ip route add ${String(route.dst)}: the route exists (RTNETLINK answers: File exists)`)
+    list.push(route)
+  } else if (verb === 'change') {
+    if (idx < 0) throw new FixError(`ip route change ${String(route.dst)}: no such route`)
+    list[idx] = route
+  } else {
+    if (idx >= 0) list[idx] = route
+    else list.push(route)
+  }
+  files.set('ip-route.json', JSON.stringify(list) + '\n')
+}
+
+// -----------------------------------------------------------------------------------------------------
+// ipvsadm (-Sn lines: `-A -t VIP:PORT -s SCHED [-p T]` and `-a -t VIP:PORT -r RIP:PORT -g|-m|-i -w W`)
+
+function editIpvsadm(files: Map<string, string>, args: string[]): void {
+  const op = args[0]
+  if (!op) throw new FixError('ipvsadm needs a command')
+  const svcOpt = args.findIndex((w) => ['-t', '-u', '-f', '--tcp-service', '--udp-service', '--fwmark-service'].includes(w))
+  if (svcOpt < 0) throw new FixError('ipvsadm: a service (-t, -u or -f) is needed')
+  const kind = {'--tcp-service': '-t', '--udp-service': '-u', '--fwmark-service': '-f'}[args[svcOpt]!] ?? args[svcOpt]!
+  const svc = `${kind} ${args[svcOpt + 1] ?? ''}`
+  const rsOpt = args.findIndex((w) => w === '-r' || w === '--real-server')
+  const rs = rsOpt >= 0 ? args[rsOpt + 1] : undefined
+  const lines = (files.get('ipvsadm-Sn.txt') ?? '').split('\n').filter((l, i, arr) => !(l === '' && i === arr.length - 1))
+  const isSvc = (l: string) => l.startsWith(`-A ${svc} `) || l === `-A ${svc}`
+  const isRs = (l: string) => l.startsWith(`-a ${svc} `) && rs !== undefined && (splitWords(l)[4] === rs || splitWords(l)[4] === `${rs}:${(args[svcOpt + 1] ?? '').split(':').at(-1)}`)
+  const opts = args.filter((_, i) => i !== 0 && i !== svcOpt && i !== svcOpt + 1 && i !== rsOpt && i !== rsOpt + 1)
+  const svcIdx = lines.findIndex(isSvc)
+  switch (op) {
+    case '-A':
+    case '--add-service':
+      if (svcIdx >= 0) throw new FixError(`ipvsadm -A: service ${svc} exists`)
+      lines.push(`-A ${svc} ${opts.join(' ')}`.trim())
+      break
+    case '-E':
+    case '--edit-service':
+      if (svcIdx < 0) throw new FixError(`ipvsadm -E: no service ${svc}`)
+      lines[svcIdx] = `-A ${svc} ${opts.join(' ')}`.trim()
+      break
+    case '-D':
+    case '--delete-service': {
+      if (svcIdx < 0) throw new FixError(`ipvsadm -D: no service ${svc}`)
+      for (let i = lines.length - 1; i >= 0; i--) if (isSvc(lines[i]!) || lines[i]!.startsWith(`-a ${svc} `)) lines.splice(i, 1)
+      break
+    }
+    case '-a':
+    case '--add-server': {
+      if (svcIdx < 0) throw new FixError(`ipvsadm -a: no service ${svc}`)
+      if (!rs) throw new FixError('ipvsadm -a needs -r')
+      if (lines.some(isRs)) throw new FixError(`ipvsadm -a: ${rs} is already a destination of ${svc}`)
+      const method = opts.find((o) => ['-g', '-m', '-i'].includes(o)) ?? '-g'
+      const wi = opts.findIndex((o) => o === '-w' || o === '--weight')
+      const weight = wi >= 0 ? opts[wi + 1] : '1'
+      const port = rs.includes(':') ? rs : `${rs}:${(args[svcOpt + 1] ?? '').split(':').at(-1)}`
+      let at = svcIdx + 1
+      while (at < lines.length && lines[at]!.startsWith(`-a ${svc} `)) at++
+      lines.splice(at, 0, `-a ${svc} -r ${port} ${method} -w ${weight}`)
+      break
+    }
+    case '-e':
+    case '--edit-server': {
+      const i = lines.findIndex(isRs)
+      if (i < 0) throw new FixError(`ipvsadm -e: ${rs ?? '?'} is not a destination of ${svc}`)
+      const old = splitWords(lines[i]!)
+      const method = opts.find((o) => ['-g', '-m', '-i'].includes(o)) ?? old.find((o) => ['-g', '-m', '-i'].includes(o)) ?? '-g'
+      const wi = opts.findIndex((o) => o === '-w' || o === '--weight')
+      const owi = old.indexOf('-w')
+      const weight = wi >= 0 ? opts[wi + 1] : owi >= 0 ? old[owi + 1] : '1'
+      lines[i] = `-a ${svc} -r ${old[4]} ${method} -w ${weight}`
+      break
+    }
+    case '-d':
+    case '--delete-server': {
+      const i = lines.findIndex(isRs)
+      if (i < 0) throw new FixError(`ipvsadm -d: ${rs ?? '?'} is not a destination of ${svc}`)
+      lines.splice(i, 1)
+      break
+    }
+    default:
+      throw new FixError(`ipvsadm ${op} is not applied by trace --fix (only -A, -E, -D, -a, -e, -d)`)
+  }
+  files.set('ipvsadm-Sn.txt', lines.join('\n') + '\n')
+}

@@ -1,0 +1,145 @@
+// The kernel scenarios, declarative and small. Addresses: client 203.0.113.10 (c), director d
+// (203.0.113.1 / 10.1.0.1), realserver r (10.1.0.10, and 10.2.0.10 towards the router), router g
+// (10.2.0.1 / 192.0.2.1) with its own link to the client (192.0.2.10), VIP 198.51.100.100.
+//
+//   c ldt-c0 203.0.113.10 ── ldt-d0 203.0.113.1  d  ldt-d1 10.1.0.1 ── ldt-r0 10.1.0.10  r
+//   c ldt-c1 192.0.2.10   ── ldt-g1 192.0.2.1    g  ldt-g0 10.2.0.1 ── ldt-r1 10.2.0.10  r
+import type {Scenario} from './harness.js'
+
+const VIP = '198.51.100.100'
+const FWD = 'sysctl -qw net.ipv4.ip_forward=1'
+
+type Links = Scenario['links']
+const CD: Links[number] = ['c', 'ldt-c0', '203.0.113.10/24', 'd', 'ldt-d0', '203.0.113.1/24']
+const DR: Links[number] = ['d', 'ldt-d1', '10.1.0.1/24', 'r', 'ldt-r0', '10.1.0.10/24']
+const RG: Links[number] = ['r', 'ldt-r1', '10.2.0.10/24', 'g', 'ldt-g0', '10.2.0.1/24']
+const GC: Links[number] = ['g', 'ldt-g1', '192.0.2.1/24', 'c', 'ldt-c1', '192.0.2.10/24']
+
+const client = {role: 'client' as const, setup: ['ip route add default via 203.0.113.1']}
+const router = {role: 'router' as const, setup: [FWD, 'ip route add 203.0.113.0/24 via 192.0.2.10']}
+const clientSide = {ns: 'c', src: '203.0.113.10', connect: `${VIP}:80`}
+
+/** DNAT on d to r:8080; r answers through d (its default route) or around it through g. */
+function dnat(name: string, why: string, o: {returnVia: 'd' | 'g'; extra?: string[]; rExtra?: string[]; expect: Scenario['expect']}): Scenario {
+  const viaG = o.returnVia === 'g'
+  return {
+    name,
+    why,
+    ns: {
+      c: client,
+      d: {role: 'director', setup: [FWD, `ip addr add ${VIP}/32 dev ldt-d0`, `iptables -t nat -A PREROUTING -d ${VIP}/32 -p tcp --dport 80 -j DNAT --to-destination 10.1.0.10:8080`, ...(o.extra ?? [])]},
+      r: {role: 'realserver', setup: [viaG ? 'ip route add default via 10.2.0.1' : 'ip route add default via 10.1.0.1', ...(o.rExtra ?? [])]},
+      ...(viaG ? {g: router} : {}),
+    },
+    links: viaG ? [CD, DR, RG, GC] : [CD, DR],
+    server: {ns: 'r', port: 8080},
+    client: clientSide,
+    expect: o.expect,
+  }
+}
+
+/** d forwards the VIP to r without NAT (a route, or a fwmark policy route); r holds the VIP on lo and answers through g. */
+function drShaped(name: string, why: string, o: {dSetup: string[]; rExtra?: string[]; returnVia?: 'd' | 'g'; expect: Scenario['expect']}): Scenario {
+  const viaG = (o.returnVia ?? 'g') === 'g'
+  return {
+    name,
+    why,
+    ns: {
+      c: client,
+      d: {role: 'director', setup: [FWD, ...o.dSetup]},
+      r: {role: 'realserver', setup: [`ip addr add ${VIP}/32 dev lo`, viaG ? 'ip route add default via 10.2.0.1' : 'ip route add default via 10.1.0.1', ...(o.rExtra ?? [])]},
+      ...(viaG ? {g: router} : {}),
+    },
+    links: viaG ? [CD, DR, RG, GC] : [CD, DR],
+    server: {ns: 'r', port: 80},
+    client: clientSide,
+    expect: o.expect,
+  }
+}
+
+const ALL = {connected: true, reply: true, closed: true}
+const NOTHING = {connected: false, reply: false, closed: false}
+const HANDSHAKE_ONLY = {connected: true, reply: false, closed: false}
+
+export const SCENARIOS: readonly Scenario[] = [
+  dnat('dnat-return', 'DNAT on the director, the realserver answers through it: replies are un-DNATed (source 000)', {returnVia: 'd', expect: ALL}),
+  dnat('dnat-noreturn', 'DNAT, but the realserver answers around the director: the client gets a SYN/ACK from 10.1.0.10:8080 it never asked for (source 000)', {returnVia: 'g', expect: NOTHING}),
+  dnat('fullnat', 'DNAT plus SNAT to the director: the reply must come back through it whatever the realserver routes (source 001, 003)', {
+    returnVia: 'g',
+    extra: ['iptables -t nat -A POSTROUTING -d 10.1.0.10/32 -p tcp --dport 8080 -j SNAT --to-source 10.1.0.1'],
+    expect: ALL,
+  }),
+  {
+    name: 'localhost-dnat',
+    why: 'nat OUTPUT DNAT of 127.0.0.1:3306 to a remote 10.1.0.10:3197: the loopback source may not leave the host (source 004)',
+    ns: {
+      d: {role: 'director', setup: ['iptables -t nat -A OUTPUT -d 127.0.0.1/32 -p tcp --dport 3306 -j DNAT --to-destination 10.1.0.10:3197', 'iptables -t nat -A POSTROUTING -o ldt-d1 -j MASQUERADE']},
+      r: {role: 'realserver', setup: ['ip route add default via 10.1.0.1']},
+    },
+    links: [DR],
+    server: {ns: 'r', port: 3197},
+    client: {ns: 'd', src: '127.0.0.1', connect: '127.0.0.1:3306'},
+    expect: NOTHING,
+  },
+  {
+    name: 'localhost-dnat-lnet',
+    why: 'the same with net.ipv4.conf.all.route_localnet=1 and MASQUERADE: the connection works (source 004, kube-proxy does this)',
+    ns: {
+      d: {role: 'director', setup: ['sysctl -qw net.ipv4.conf.all.route_localnet=1', 'iptables -t nat -A OUTPUT -d 127.0.0.1/32 -p tcp --dport 3306 -j DNAT --to-destination 10.1.0.10:3197', 'iptables -t nat -A POSTROUTING -o ldt-d1 -j MASQUERADE']},
+      r: {role: 'realserver', setup: ['ip route add default via 10.1.0.1']},
+    },
+    links: [DR],
+    server: {ns: 'r', port: 3197},
+    client: {ns: 'd', src: '127.0.0.1', connect: '127.0.0.1:3306'},
+    expect: ALL,
+  },
+  drShaped('dr-state-new', 'DR-shaped: the director forwards without NAT and sees only the client side; FORWARD accepts --state NEW only: the client ACK is INVALID (SYN_SENT + ACK) and dropped (LVS-HOWTO 29.1, 29.16)', {
+    dSetup: [`ip route add ${VIP}/32 via 10.1.0.10`, 'iptables -P FORWARD DROP', 'iptables -A FORWARD -p tcp --dport 80 -m state --state NEW -j ACCEPT'],
+    expect: HANDSHAKE_ONLY,
+  }),
+  drShaped('dr-estab-reject', 'DR-shaped with RELATED,ESTABLISHED + NEW --dport 80 + REJECT icmp-host-prohibited: the INVALID ACK is rejected (LVS-HOWTO 29.14)', {
+    dSetup: [
+      `ip route add ${VIP}/32 via 10.1.0.10`,
+      'iptables -N ldt-FW',
+      'iptables -A FORWARD -j ldt-FW',
+      'iptables -A ldt-FW -m state --state RELATED,ESTABLISHED -j ACCEPT',
+      'iptables -A ldt-FW -p tcp -m state --state NEW -m tcp --dport 80 -j ACCEPT',
+      'iptables -A ldt-FW -j REJECT --reject-with icmp-host-prohibited',
+    ],
+    expect: HANDSHAKE_ONLY,
+  }),
+  drShaped('dr-stateless', 'DR-shaped with a stateless --dport 80 ACCEPT: every packet passes (LVS-HOWTO 29.16 fix)', {
+    dSetup: [`ip route add ${VIP}/32 via 10.1.0.10`, 'iptables -P FORWARD DROP', 'iptables -A FORWARD -p tcp --dport 80 -j ACCEPT'],
+    expect: ALL,
+  }),
+  drShaped('rp-strict-asym', 'strict rp_filter on the realserver: the request arrives on ldt-r0 but the route back to the client leaves by ldt-r1', {
+    dSetup: [`ip route add ${VIP}/32 via 10.1.0.10`],
+    rExtra: ['sysctl -qw net.ipv4.conf.all.rp_filter=1'],
+    expect: NOTHING,
+  }),
+  drShaped('rp-loose-asym', 'the same path with loose rp_filter (2): a route back exists, so the packets pass', {
+    dSetup: [`ip route add ${VIP}/32 via 10.1.0.10`],
+    rExtra: ['sysctl -qw net.ipv4.conf.all.rp_filter=2'],
+    expect: ALL,
+  }),
+  drShaped('fwmark-route', 'policy routing by fwmark: mangle PREROUTING marks port 80, `ip rule fwmark 1 table 100` routes the VIP to the realserver (LVS-HOWTO 29.3)', {
+    dSetup: ['iptables -t mangle -A PREROUTING -d 198.51.100.100/32 -p tcp --dport 80 -j MARK --set-mark 1', 'ip rule add fwmark 1 table 100', 'ip route add default via 10.1.0.10 table 100'],
+    returnVia: 'd',
+    expect: ALL,
+  }),
+  drShaped('fwmark-miss', 'the same policy route, but the mark is set for port 8080 only: the VIP has no route on the director', {
+    dSetup: ['iptables -t mangle -A PREROUTING -d 198.51.100.100/32 -p tcp --dport 8080 -j MARK --set-mark 1', 'ip rule add fwmark 1 table 100', 'ip route add default via 10.1.0.10 table 100'],
+    returnVia: 'd',
+    expect: NOTHING,
+  }),
+  dnat('fwd-drop-noreturn', 'FORWARD policy DROP with an ACCEPT for the DNATed request only: the reply is dropped in FORWARD', {
+    returnVia: 'd',
+    extra: ['iptables -P FORWARD DROP', 'iptables -A FORWARD -d 10.1.0.10/32 -p tcp --dport 8080 -j ACCEPT'],
+    expect: NOTHING,
+  }),
+  dnat('fwd-drop-return', 'FORWARD policy DROP with the request rule and a ctstate ESTABLISHED,RELATED return rule: the connection works', {
+    returnVia: 'd',
+    extra: ['iptables -P FORWARD DROP', 'iptables -A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT', 'iptables -A FORWARD -d 10.1.0.10/32 -p tcp --dport 8080 -j ACCEPT'],
+    expect: ALL,
+  }),
+]
