@@ -106,10 +106,11 @@ export interface NatRange {
 }
 
 /**
- * MARK / CONNMARK set-style ops keep the kernel's (value, mask) pair (xt_mark_tginfo2 / xt_connmark_tginfo1):
- * the new mark is `(old & ~mask) ^ value` whatever the op, which only records how it was written
- * (`--set-mark v/m` → value v, mask v|m; `--and-mark v` → 0, ~v; `--or-mark v` → v, v; `--xor-mark v` → v, 0;
- * `--set-xmark v/m` → v, m; omitted masks are 0xffffffff).
+ * MARK / CONNMARK set-style ops, as written: `--set-xmark v/m` → xset v, m (new = (old & ~m) ^ v);
+ * `--set-mark v/m` → set v, v|m (new = (old & ~mask) | v); `--and-mark v` → and v, ~v (new = old & v);
+ * `--or-mark v` → or v, v (new = old | v); `--xor-mark v` → xor v, 0 (new = old ^ v). Omitted masks are
+ * 0xffffffff. For every op but `and`, (value, mask) is the kernel's pair (xt_mark_tginfo2 / xt_connmark_tginfo1),
+ * whose rule is new = (old & ~mask) ^ value. iptables-save prints every op as `--set-xmark`.
  */
 export type Target =
   | {readonly kind: 'ACCEPT' | 'DROP' | 'RETURN' | 'QUEUE'}

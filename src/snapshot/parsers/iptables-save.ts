@@ -1311,8 +1311,11 @@ class Parser {
         const [v, m] = this.valueMask(take(), opt)
         return setOp('set', v, v | m)
       }
-      case '--and-mark':
-        return setOp('and', 0, ~this.u32(take(), opt))
+      case '--and-mark': {
+        // the operand, as the dataplane's applyMark reads it (new = old & value); mask is the kernel's ~value
+        const v = this.u32(take(), opt)
+        return setOp('and', v, ~v)
+      }
       case '--or-mark': {
         const v = this.u32(take(), opt)
         return setOp('or', v, v)
