@@ -4,7 +4,7 @@
 import {formatIp} from '../model/ip.js'
 import {serviceRule, finding} from './engine/helpers.js'
 import {ev} from './engine/host.js'
-import {acceptedBy, describeReplay, ipvsKnobs, params, requestIn, requestOut, type Replay} from './engine/flows.js'
+import {acceptedBy, describeReplay, guessesOf, ipvsKnobs, params, requestIn, requestOut, type Replay} from './engine/flows.js'
 import {statelessFix, type Blocked} from './engine/stateful.js'
 import {describeService, vipSelector} from './engine/world.js'
 import type {FlowPacket} from './engine/ctmodel.js'
@@ -59,13 +59,15 @@ export default serviceRule(
       const why = k.vsConntrack
         ? 'with net.ipv4.vs.conntrack=1 the entry stays SYN_SENT (the director never sees the SYN/ACK), so every later client packet is INVALID'
         : `with net.ipv4.vs.conntrack=0 IPVS drops the entry of each packet, so each packet meets conntrack afresh: a FIN is INVALID${k.tcpLoose ? '' : ', and with nf_conntrack_tcp_loose=0 so is every ACK'}`
+      const guesses = guessesOf(blocked.map((b) => b.replay))
       return finding(meta, h.name, {
+        severity: guesses.length || blocked.some((b) => b.decision.assumed) ? 'info' : undefined,
         message:
           `${describeService(svc)} forwards by ${drs[0]!.method === 'route' ? 'direct routing' : 'tunnelling'} to ${drs.map((b) => formatIp(b.ip)).join(', ')}: ${h.name} never sees the replies, so conntrack never reaches ESTABLISHED for these connections (${why}).\n` +
           `The SYN is accepted${accepting ? ` by ${accepting.loc.file}:${accepting.loc.line}` : ''}, but:\n${lines.join('\n')}\n` +
           `Connections are never closed through the director: ipvsadm shows ActiveConn growing, clients retransmit their FIN (LVS-HOWTO 29.16).`,
         evidence: [ev(svc.loc), ...drs.slice(0, 1).map((b) => ev(b.loc)), ...(accepting ? [ev(accepting.loc)] : []), ...blocked.map((b) => ev(b.decision.loc)), ...k.evidence],
-        unverified: [...k.defaults, ...blocked.filter((b) => b.decision.assumed).map((b) => `${b.decision.loc.file}:${b.decision.loc.line} has a match the snapshot cannot decide; assumed to match`)],
+        unverified: [...k.defaults, ...guesses, ...blocked.filter((b) => b.decision.assumed).map((b) => `${b.decision.loc.file}:${b.decision.loc.line} has a match the snapshot cannot decide; assumed to match`)],
         fix: {
           summary: 'accept the service statelessly (match VIP, protocol and port without --state/--syn), as LVS-HOWTO 29.16 does',
           ops: statelessFix(fw, accepting, blocked),

@@ -3,7 +3,7 @@
 // forwarded to a backend (filter FORWARD).
 import {serviceRule, finding} from './engine/helpers.js'
 import {ev} from './engine/host.js'
-import {assumedNote, requestIn, params, ipvsKnobs, where, ipSel} from './engine/flows.js'
+import {assumedNote, guessesOf, requestIn, params, ipvsKnobs, where, ipSel} from './engine/flows.js'
 import {describeService, vipSelector, type LbService} from './engine/world.js'
 import type {RuleMeta} from './types.js'
 
@@ -28,14 +28,15 @@ export default serviceRule(meta, (svc: LbService, w) => {
     const afterDnat = b.hook.hook === 'FORWARD' || b.hook.hook === 'POSTROUTING'
     const sel = afterDnat ? ipSel(r.result.packet.dst, svc.proto, r.result.packet.dport) : vipSelector(svc)
     const note = assumedNote(d)
+    const guesses = guessesOf([r])
     const target = svc.kind === 'ipvs' ? 'IPVS' : 'the DNAT backends'
     return finding(meta, h.name, {
-      severity: note ? 'warning' : undefined,
+      severity: note || guesses.length ? 'info' : undefined,
       message:
         `New connections to ${describeService(svc)} are ${d.verdict === 'REJECT' ? 'rejected' : 'dropped'} at ${b.hook.hook} by ${where(d)}, ` +
         `before ${target} ${svc.kind === 'ipvs' ? 'sees them (filter INPUT runs before IPVS at LOCAL_IN)' : 'receive them'}.`,
       evidence: [ev(svc.loc), ...r.result.hooks.flatMap((hk) => hk.runs.filter((x) => x.decision.rule && x.decision.verdict !== 'ACCEPT').map((x) => ev(x.decision.loc))), ev(d.loc)],
-      unverified: [note, svc.vipAssumed ? `the DNAT rule has no destination address: ${h.name}'s own address stands for the VIP` : undefined].filter((x): x is string => !!x),
+      unverified: [note, ...guesses, svc.vipAssumed ? `the DNAT rule has no destination address: ${h.name}'s own address stands for the VIP` : undefined].filter((x): x is string => !!x),
       fix: {
         summary: `accept the service's packets before ${d.policy ? `the ${d.chain} policy` : `${d.chain} rule ${d.rule!.index}`} (stateless, so that every packet of the connection passes)`,
         ops: h.fw.fixer.acceptBefore(d, sel),

@@ -3,7 +3,7 @@
 // applies to it. Rules written for IPVS traffic that rely on conntrack silently do something else.
 import {serviceRule, finding} from './engine/helpers.js'
 import {ev} from './engine/host.js'
-import {describeReplay, ipvsKnobs, params, replyIn, requestIn, requestOut, where, type Replay} from './engine/flows.js'
+import {describeReplay, guessesOf, ipvsKnobs, params, replyIn, requestIn, requestOut, where, type Replay} from './engine/flows.js'
 import {describeBackend, describeService} from './engine/world.js'
 import type {FlowPacket} from './engine/ctmodel.js'
 import type {Evidence} from '../model/finding.js'
@@ -64,11 +64,13 @@ export default serviceRule(
     if (differs.length === 0 && snat.length === 0) return undefined
     for (const r of differs) if (r.result.blocked) evidence.push(ev(r.result.blocked.decision.loc))
     const lines = [...differs.map((r) => `  ${r.place === 'ipvs-reply' ? "realserver's " : r.place === 'ipvs-out' ? 'after IPVS, ' : ''}${describeReplay(r)}`), ...snat.map((s) => `  ${s}`)]
+    const guesses = guessesOf(differs)
     return finding(meta, h.name, {
+      severity: guesses.length ? 'info' : undefined,
       message:
         `${describeService(svc)} is LVS-NAT and ${k.evidence.length ? 'net.ipv4.vs.conntrack = 0' : 'net.ipv4.vs.conntrack is not set (default 0)'}: IPVS discards the conntrack entry of every packet it forwards, so rules that rely on connection tracking do not see these connections as they would with conntrack on:\n${lines.join('\n')}`,
       evidence: [ev(svc.loc), ...k.evidence, ...evidence],
-      unverified: k.defaults,
+      unverified: [...k.defaults, ...guesses],
       fix: {summary: 'let IPVS keep conntrack entries for its connections (persist it in /etc/sysctl.d)', ops: [{kind: 'sysctl', key: 'net.ipv4.vs.conntrack', value: '1'}]},
     })
   },

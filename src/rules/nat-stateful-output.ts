@@ -5,7 +5,7 @@
 import {formatEndpoint} from '../model/ip.js'
 import {serviceRule, finding} from './engine/helpers.js'
 import {ev} from './engine/host.js'
-import {describeReplay, ipvsKnobs, params, requestIn, requestOut, ipSel, type Replay} from './engine/flows.js'
+import {describeReplay, guessesOf, ipvsKnobs, params, requestIn, requestOut, ipSel, type Replay} from './engine/flows.js'
 import {statelessFix, type Blocked} from './engine/stateful.js'
 import {describeService, vipSelector} from './engine/world.js'
 import type {RuleMeta} from './types.js'
@@ -44,12 +44,14 @@ export default serviceRule(
       }
       if (blocked.length === 0) continue
       const lines = blocked.map((b) => `  ${b.replay.place === 'ipvs-out' ? `after IPVS (toward ${formatEndpoint({ip: b.replay.packet.dst, port: b.replay.packet.dport ?? 0})}), ` : 'before IPVS, '}${describeReplay(b.replay)}`)
+      const guesses = guessesOf(blocked.map((b) => b.replay))
       return finding(meta, h.name, {
+        severity: guesses.length ? 'info' : undefined,
         message:
           `${describeService(svc)} is LVS-NAT: the client's packets cross filter INPUT before IPVS and filter OUTPUT after it. The stateful rules there accept NEW and ESTABLISHED packets, but:\n${lines.join('\n')}\n` +
           'The realservers stay in FIN_WAIT2 and the clients in LAST_ACK, retransmitting their FIN (LVS-HOWTO 29.15).',
         evidence: [ev(svc.loc), ...masq.slice(0, 1).map((b) => ev(b.loc)), ...blocked.map((b) => ev(b.decision.loc))],
-        unverified: k.vsConntrack ? [] : ['net.ipv4.vs.conntrack is 0 here: these chains see IPVS packets as NEW/INVALID/UNTRACKED instead (see ipvs-conntrack-off); evaluated as with conntrack=1'],
+        unverified: [...guesses, ...(k.vsConntrack ? [] : ['net.ipv4.vs.conntrack is 0 here: these chains see IPVS packets as NEW/INVALID/UNTRACKED instead (see ipvs-conntrack-off); evaluated as with conntrack=1'])],
         fix: {
           summary: 'accept the LVS-NAT traffic statelessly: toward the realservers in OUTPUT, to the VIP in INPUT (LVS-HOWTO 29.15)',
           ops: statelessFix(fw, undefined, blocked),

@@ -4,7 +4,7 @@
 import type {IptRule} from '../model/iptables.js'
 import {customRule, finding} from './engine/helpers.js'
 import {ev, UNKNOWN_IF, type HostView} from './engine/host.js'
-import {ipvsKnobs, params, requestIn, where, type Replay} from './engine/flows.js'
+import {guessesOf, ipvsKnobs, params, requestIn, where, type Replay} from './engine/flows.js'
 import {received} from './engine/path.js'
 import {flowPacket} from './engine/packets.js'
 import {acceptsEstablished, isStateful, statelessFix} from './engine/stateful.js'
@@ -50,8 +50,10 @@ function check(host: HostView, svc: LbService, r: Replay, rEst: Replay, sel: Ret
   const path = realserver
     ? `${host.name} is a realserver of ${describeService(svc)} (${describeBackend(b!)}); when its conntrack loses a connection's entry (expired, evicted, out of window)`
     : `${host.name} forwards ${describeService(svc)} by ${svc.backends.some((x) => x.method === 'tunnel') ? 'tunnelling' : 'direct routing'} and never sees the replies, so conntrack cannot follow these connections; whenever it cannot place a mid-flow packet`
+  const guesses = guessesOf([r])
   return finding(meta, host.name, {
-    severity: realserver ? 'warning' : undefined,
+    severity: guesses.length ? 'info' : realserver ? 'warning' : undefined,
+    unverified: guesses,
     message:
       `${path}, the packet is INVALID: it misses the ESTABLISHED accept (${est.loc.file}:${est.loc.line}) and falls to ${where(blocked.decision)}` +
       `${reject ? ', which answers with an ICMP error that aborts the client\'s session' : ', which silently drops the session\'s packets'} (LVS-HOWTO 29.14).`,

@@ -10,7 +10,7 @@ import type {Decision} from './firewall.js'
 import {ev, UNKNOWN_IF, type HostView} from './host.js'
 import {flowPacket, l4Name, PACKET_WORDS, type Endpoints, type L4} from './packets.js'
 import {received, sent, type PathResult} from './path.js'
-import type {Backend, LbService, World} from './world.js'
+import {clientIifOf, type Backend, type LbService, type World} from './world.js'
 
 export interface IpvsKnobs {
   readonly vsConntrack: boolean
@@ -40,15 +40,9 @@ export function params(k: {vsConntrack: boolean; tcpLoose: boolean}, method: CtP
   return {vsConntrack: k.vsConntrack, tcpLoose: k.tcpLoose, method, proto}
 }
 
-/** The interface client packets arrive on: where the director routes the client, else the VIP's interface. */
-export function clientIif(h: HostView, w: World, vip?: IpAddr): string {
-  const dev = h.oifFor(w.client.ip)
-  if (dev && dev !== 'lo') return dev
-  if (vip) {
-    const a = h.addressOf(vip)
-    if (a && a.iface.name !== 'lo') return a.iface.name
-  }
-  return UNKNOWN_IF
+/** The interface client packets arrive on: the one the rules name, else where the director routes the client. */
+export function clientIif(h: HostView, w: World, vip?: IpAddr, svc?: LbService): string {
+  return svc?.iif ?? clientIifOf(h, w, vip)
 }
 
 export interface Replay {
@@ -68,7 +62,7 @@ export function requestIn(svc: LbService, w: World, probe: Packet, kind: FlowPac
   const h = svc.host
   const st = state ?? ctStateOf('ipvs-in', kind, p)
   const pkt = flowPacket(endpointsOf(probe), kind)
-  const result = received(h, pkt, {state: st, local: svc.kind === 'ipvs', iif: clientIif(h, w, svc.vip), assumeLocal: svc.vip ? [svc.vip] : []})
+  const result = received(h, pkt, {state: st, local: svc.kind === 'ipvs', iif: clientIif(h, w, svc.vip, svc), assumeLocal: svc.vip ? [svc.vip] : []})
   return {kind, state: st, place: 'ipvs-in', result, packet: pkt}
 }
 
@@ -98,6 +92,11 @@ export function replyIn(svc: LbService, probe: Packet, b: Backend, kind: FlowPac
   const dir = p.vsConntrack ? 'REPLY' : 'ORIGINAL'
   const result = received(h, pkt, {state: st, dir, iif, local: false})
   return {kind, state: st, place: 'ipvs-reply', result, packet: pkt}
+}
+
+/** What the replays had to guess; a finding that rests on a guess is downgraded and says so. */
+export function guessesOf(rs: readonly Replay[]): string[] {
+  return [...new Set(rs.flatMap((r) => r.result.guesses))]
 }
 
 export function where(d: Decision): string {

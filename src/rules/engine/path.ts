@@ -7,7 +7,7 @@
 import type {IpAddr} from '../../model/ip.js'
 import type {CtState} from '../../model/iptables.js'
 import type {Packet} from '../../dataplane/packet.js'
-import type {Decision, HookResult} from './firewall.js'
+import {HOOK_TABLES, type Decision, type Hook, type HookResult} from './firewall.js'
 import {ctView, natConsulted} from './ctmodel.js'
 import {UNKNOWN_IF, type HostView} from './host.js'
 
@@ -20,6 +20,8 @@ export interface PathResult {
   readonly packet: Packet
   /** the packet was evaluated without a firewall in the snapshot */
   readonly noFirewall: boolean
+  /** what the evaluation had to guess (an interface the snapshot cannot name, used by -i/-o matches) */
+  readonly guesses: readonly string[]
 }
 
 interface PathOpts {
@@ -34,23 +36,44 @@ interface PathOpts {
   readonly local?: boolean
 }
 
-function finish(hooks: HookResult[], packet: Packet, to: PathResult['to']): PathResult {
+function finish(hooks: HookResult[], packet: Packet, to: PathResult['to'], guesses: string[]): PathResult {
   const last = hooks.at(-1)
-  if (last && last.verdict !== 'ACCEPT' && last.decision) return {hooks, blocked: {hook: last, decision: last.decision}, packet, noFirewall: false}
-  return {hooks, to, packet, noFirewall: false}
+  if (last && last.verdict !== 'ACCEPT' && last.decision) return {hooks, blocked: {hook: last, decision: last.decision}, packet, noFirewall: false, guesses}
+  return {hooks, to, packet, noFirewall: false, guesses}
+}
+
+/** Does any rule of the tables at these hooks match on an input/output interface (other than lo)? */
+function usesIface(h: HostView, hooks: readonly Hook[], dir: 'in' | 'out'): boolean {
+  for (const rs of h.fw?.rulesets ?? []) {
+    for (const hook of hooks) {
+      for (const t of HOOK_TABLES[hook]) {
+        for (const c of rs.tables.get(t)?.chains.values() ?? []) {
+          if (c.rules.some((r) => r.matches.some((m) => m.kind === 'iface' && m.dir === dir && m.name !== 'lo'))) return true
+        }
+      }
+    }
+  }
+  return false
+}
+
+function guessNotes(h: HostView, hooks: readonly Hook[], iif: string | undefined, oif: string | undefined): string[] {
+  const out: string[] = []
+  if (iif === UNKNOWN_IF && usesIface(h, hooks, 'in')) out.push(`the interface the packet arrives on is not known (no ip-addr.json/ip-route.json): -i matches were taken as not matching`)
+  if (oif === UNKNOWN_IF && usesIface(h, hooks, 'out')) out.push(`the interface the packet leaves by is not known (no ip-route.json): -o matches were taken as not matching`)
+  return out
 }
 
 /** A packet received by the host: PREROUTING, then INPUT or FORWARD + POSTROUTING. */
 export function received(h: HostView, pkt: Packet, o: PathOpts): PathResult {
   const fw = h.fw
-  if (!fw) return {hooks: [], to: o.local ? 'local' : 'forward', packet: pkt, noFirewall: true}
+  if (!fw) return {hooks: [], to: o.local ? 'local' : 'forward', packet: pkt, noFirewall: true, guesses: []}
   const ct = ctView(o.state, o.dir, o.ctMark ?? 0)
   const nat = natConsulted(o.state) && (o.dir ?? 'ORIGINAL') === 'ORIGINAL'
   const iif = o.iif ?? UNKNOWN_IF
   const hooks: HookResult[] = []
   const pre = fw.runHook('PREROUTING', pkt, h.env({iif, ct, assumeLocal: o.assumeLocal}), nat)
   hooks.push(pre)
-  if (pre.verdict !== 'ACCEPT') return finish(hooks, pre.packet, undefined)
+  if (pre.verdict !== 'ACCEPT') return finish(hooks, pre.packet, undefined, guessNotes(h, ['PREROUTING'], iif, undefined))
   let p = pre.packet
   const ct2 = {...ct, mark: pre.ctMark, state: pre.notrack ? ('UNTRACKED' as const) : ct.state}
   const dnatted = pre.nat?.kind === 'DNAT' || pre.nat?.kind === 'REDIRECT'
@@ -58,33 +81,35 @@ export function received(h: HostView, pkt: Packet, o: PathOpts): PathResult {
   if (local) {
     const input = fw.runHook('INPUT', p, h.env({iif, ct: ct2, assumeLocal: o.assumeLocal}), nat && !pre.notrack)
     hooks.push(input)
-    return finish(hooks, input.packet, 'local')
+    return finish(hooks, input.packet, 'local', guessNotes(h, ['PREROUTING', 'INPUT'], iif, undefined))
   }
   const oif = o.oif ?? h.oifFor(p.dst, p.src, p.mark) ?? UNKNOWN_IF
   const fwd = fw.runHook('FORWARD', p, h.env({iif, oif, ct: ct2, assumeLocal: o.assumeLocal}), false)
   hooks.push(fwd)
-  if (fwd.verdict !== 'ACCEPT') return finish(hooks, fwd.packet, undefined)
+  const g = guessNotes(h, ['PREROUTING', 'FORWARD', 'POSTROUTING'], iif, oif)
+  if (fwd.verdict !== 'ACCEPT') return finish(hooks, fwd.packet, undefined, g)
   p = fwd.packet
   const post = fw.runHook('POSTROUTING', p, h.env({oif, ct: {...ct2, mark: fwd.ctMark}, assumeLocal: o.assumeLocal}), nat && !pre.notrack)
   hooks.push(post)
-  return finish(hooks, post.packet, 'forward')
+  return finish(hooks, post.packet, 'forward', g)
 }
 
 /** A packet the host sends (a local process, or IPVS's transmit through LOCAL_OUT): OUTPUT + POSTROUTING. */
 export function sent(h: HostView, pkt: Packet, o: PathOpts): PathResult {
   const fw = h.fw
-  if (!fw) return {hooks: [], to: 'out', packet: pkt, noFirewall: true}
+  if (!fw) return {hooks: [], to: 'out', packet: pkt, noFirewall: true, guesses: []}
   const ct = ctView(o.state, o.dir, o.ctMark ?? 0)
   const nat = natConsulted(o.state) && (o.dir ?? 'ORIGINAL') === 'ORIGINAL'
   const oif = o.oif ?? h.oifFor(pkt.dst, pkt.src, pkt.mark) ?? UNKNOWN_IF
   const hooks: HookResult[] = []
   const out = fw.runHook('OUTPUT', pkt, h.env({oif, ct, assumeLocal: o.assumeLocal}), nat)
   hooks.push(out)
-  if (out.verdict !== 'ACCEPT') return finish(hooks, out.packet, undefined)
+  const g = guessNotes(h, ['OUTPUT', 'POSTROUTING'], undefined, oif)
+  if (out.verdict !== 'ACCEPT') return finish(hooks, out.packet, undefined, g)
   const oif2 = out.nat?.kind === 'DNAT' ? (h.oifFor(out.packet.dst, out.packet.src, out.packet.mark) ?? oif) : oif
   const post = fw.runHook('POSTROUTING', out.packet, h.env({oif: oif2, ct: {...ct, mark: out.ctMark}, assumeLocal: o.assumeLocal}), nat && !out.notrack)
   hooks.push(post)
-  return finish(hooks, post.packet, 'out')
+  return finish(hooks, post.packet, 'out', g)
 }
 
 /** The rules the packet matched on its way (jumps, marks, accepts), for evidence. */

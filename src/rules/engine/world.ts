@@ -2,7 +2,7 @@
 // services, and DNAT rules in nat PREROUTING that send a VIP:port to backends), which snapshot owns each
 // backend address (a realserver host is the one owning the destination address), and a representative
 // client.
-import {formatEndpoint, formatIp, hostPrefix, ipEquals, isLoopback, parseIp, prefixContains, type IpAddr, type Prefix} from '../../model/ip.js'
+import {formatEndpoint, formatIp, hostPrefix, ipEquals, isLoopback, makePrefix, parseIp, prefixContains, type IpAddr, type Prefix} from '../../model/ip.js'
 import type {IpvsMethod, IpvsService} from '../../model/ipvs.js'
 import type {IptablesRuleset, IptRule, Match} from '../../model/iptables.js'
 import type {Loc} from '../../model/source.js'
@@ -50,6 +50,8 @@ export interface LbService {
   readonly cascade?: Enumeration<DnatOutcome>
   /** DNAT services: the ruleset holding the DNAT rules */
   readonly ruleset?: IptablesRuleset
+  /** the interface clients' packets arrive on, when the rules name it (`-i`) */
+  readonly iif?: string
 }
 
 export interface DnatOutcome {
@@ -65,6 +67,8 @@ export interface World {
   /** the host (other than `except`) whose addresses include ip */
   ownerOf(ip: IpAddr, except?: HostView): HostView | undefined
   view(name: string): HostView | undefined
+  /** stands for a DNAT VIP when the rule names none and the snapshot has no addresses */
+  readonly placeholderVip: IpAddr
 }
 
 export function describeService(s: LbService): string {
@@ -88,30 +92,54 @@ export function world(ctx: RuleContext): World {
   return w
 }
 
-const CLIENT_CANDIDATES = ['203.0.113.10', '198.51.100.10', '192.0.2.10']
+// Documentation ranges first (RFC 5737); a firewall that names one of them (bogon filters do) would decide
+// about that range, not about clients in general, so an address no rule mentions is taken.
+const CLIENT_CANDIDATES = ['203.0.113.10', '198.51.100.10', '192.0.2.10', '11.22.33.44', '44.55.66.77']
+const PLACEHOLDER_VIPS = ['192.0.2.1', '198.51.100.1', '203.0.113.1', '11.22.33.1', '44.55.66.1']
+
+/** Addresses the rules of every host name (source/destination prefixes, not 0/0). */
+function mentioned(hosts: readonly HostView[]): (ip: IpAddr) => boolean {
+  const prefixes: Prefix[] = []
+  for (const h of hosts)
+    for (const rs of h.fw?.rulesets ?? [])
+      for (const t of rs.tables.values())
+        for (const c of t.chains.values())
+          for (const r of c.rules) for (const m of r.matches) if (m.kind === 'addr' && m.prefix.len > 0) prefixes.push(m.prefix)
+  return (ip) => prefixes.some((p) => prefixContains(p, ip))
+}
+
+function connectedTo(hosts: readonly HostView[], ip: IpAddr): boolean {
+  return hosts.some((h) => h.isLocal(ip) || (h.snap.interfaces ?? []).some((i) => i.addresses.some((a) => a.family === ip.family && prefixContains(makePrefix(a.ip, a.prefixlen), ip))))
+}
 
 function buildWorld(ctx: RuleContext): World {
   const hosts = ctx.hosts.map((h) => new HostView(h))
   const ownerOf = (ip: IpAddr, except?: HostView) => hosts.find((h) => h !== except && h.addressOf(ip) !== undefined)
+  const named = mentioned(hosts)
+  const pick = (cands: readonly string[]) => cands.map((c) => parseIp(c)!).find((c) => !connectedTo(hosts, c) && !named(c)) ?? parseIp(cands[0]!)!
   // A client snapshot, when given, is the client; otherwise an outside address that no host owns or
-  // reaches on a connected network (documentation ranges, RFC 5737).
+  // reaches on a connected network and no rule names.
   const clientHost = hosts.find((h) => h.snap.role === 'client')
-  let client: World['client'] | undefined
   const cip = clientHost?.primaryAddress()
-  if (clientHost && cip) client = {ip: cip, port: 40000, fromSnapshot: clientHost}
-  if (!client) {
-    const connected = (ip: IpAddr) =>
-      hosts.some((h) => h.isLocal(ip) || (h.snap.interfaces ?? []).some((i) => i.addresses.some((a) => a.family === ip.family && prefixContains({family: a.family, value: (a.ip.value >> BigInt((a.family === 4 ? 32 : 128) - a.prefixlen)) << BigInt((a.family === 4 ? 32 : 128) - a.prefixlen), len: a.prefixlen}, ip))))
-    const ip = CLIENT_CANDIDATES.map((c) => parseIp(c)!).find((c) => !connected(c)) ?? parseIp(CLIENT_CANDIDATES[0]!)!
-    client = {ip, port: 40000}
-  }
+  const client: World['client'] = clientHost && cip ? {ip: cip, port: 40000, fromSnapshot: clientHost} : {ip: pick(CLIENT_CANDIDATES), port: 40000}
   const services: LbService[] = []
-  const w: World = {hosts, client, services, ownerOf, view: (n) => hosts.find((h) => h.name === n)}
+  const w: World = {hosts, client, services, ownerOf, view: (n) => hosts.find((h) => h.name === n), placeholderVip: pick(PLACEHOLDER_VIPS)}
   for (const h of hosts) {
     services.push(...ipvsServices(h, w))
     services.push(...dnatServices(h, w))
   }
   return w
+}
+
+/** The interface client packets arrive on: where the host routes the client (the snapshot's routes). */
+export function clientIifOf(h: HostView, w: World, vip?: IpAddr): string {
+  const dev = h.oifFor(w.client.ip)
+  if (dev && dev !== 'lo') return dev
+  if (vip) {
+    const a = h.addressOf(vip)
+    if (a && a.iface.name !== 'lo') return a.iface.name
+  }
+  return UNKNOWN_IF
 }
 
 function backendOf(w: World, h: HostView, ip: IpAddr, rest: Omit<Backend, 'ip' | 'owner' | 'local'>): Backend {
@@ -141,6 +169,8 @@ function ipvsServices(h: HostView, w: World): LbService[] {
 // ---- selectors: what packets a rule (and the rules jumping to its chain) is about -------------------------
 
 export interface Selector {
+  /** `-i NAME` (no wildcard): the interface the selected packets arrive on */
+  iif?: string
   dst?: Prefix
   proto?: L4
   dport?: number
@@ -150,6 +180,7 @@ export interface Selector {
 function selectorOfMatches(matches: readonly Match[], sel: Selector): void {
   for (const m of matches) {
     if (m.kind === 'addr' && m.dir === 'dst' && !m.neg && sel.dst === undefined) sel.dst = m.prefix
+    else if (m.kind === 'iface' && m.dir === 'in' && !m.neg && !m.name.endsWith('+') && sel.iif === undefined) sel.iif = m.name
     else if (m.kind === 'proto' && !m.neg && m.proto !== 'all' && sel.proto === undefined) sel.proto = l4Name(m.proto)
     else if (m.kind === 'port' && !m.neg && (m.dir === 'dst' || m.dir === 'any') && sel.dport === undefined && m.ranges[0]) sel.dport = m.ranges[0][0]
     else if (m.kind === 'mark' && m.module === 'mark' && !m.neg && sel.mark === undefined) sel.mark = {value: m.value, mask: m.mask}
@@ -208,7 +239,7 @@ export function markSetters(rs: IptablesRuleset, mark: number, maskOfUse = 0xfff
   return out
 }
 
-function probeFromSelector(h: HostView, w: World, sel: Selector): {pkt: Packet; vip?: IpAddr; vipAssumed: boolean} {
+function probeFromSelector(h: HostView, w: World, sel: Selector): {pkt: Packet; vip?: IpAddr; vipAssumed: boolean; iif?: string} {
   const proto: L4 = sel.proto ?? 'tcp'
   let vip: IpAddr | undefined
   let vipAssumed = false
@@ -223,10 +254,10 @@ function probeFromSelector(h: HostView, w: World, sel: Selector): {pkt: Packet; 
   } else {
     vip = h.primaryAddress()
     vipAssumed = true
-    if (!vip) vip = parseIp('192.0.2.1')!
+    if (!vip) vip = w.placeholderVip
   }
   const pkt = flowPacket({src: w.client.ip, sport: w.client.port, dst: vip, dport: sel.dport ?? 80, proto}, 'SYN')
-  return {pkt, vip, vipAssumed}
+  return {pkt, vip, vipAssumed, iif: sel.iif}
 }
 
 function markProbes(h: HostView, w: World, mark: number): Packet[] {
@@ -251,7 +282,7 @@ function dnatServices(h: HostView, w: World): LbService[] {
     if (rs.family !== 4) continue
     const nat = rs.tables.get('nat')
     if (!nat) continue
-    const groups = new Map<string, {pkt: Packet; vip?: IpAddr; vipAssumed: boolean; sel: Selector; rules: IptRule[]}>()
+    const groups = new Map<string, Group>()
     for (const c of nat.chains.values()) {
       if (!reachableFrom(rs, 'nat', c.name, ['PREROUTING'])) continue
       for (const r of c.rules) {
@@ -277,8 +308,17 @@ function dnatServices(h: HostView, w: World): LbService[] {
   return out
 }
 
-function addGroup(groups: Map<string, {pkt: Packet; vip?: IpAddr; vipAssumed: boolean; sel: Selector; rules: IptRule[]}>, probe: {pkt: Packet; vip?: IpAddr; vipAssumed: boolean}, sel: Selector, r: IptRule): void {
-  const k = `${probe.pkt.proto}|${probe.pkt.dst.value}|${probe.pkt.dport}`
+interface Group {
+  pkt: Packet
+  vip?: IpAddr
+  vipAssumed: boolean
+  iif?: string
+  sel: Selector
+  rules: IptRule[]
+}
+
+function addGroup(groups: Map<string, Group>, probe: {pkt: Packet; vip?: IpAddr; vipAssumed: boolean; iif?: string}, sel: Selector, r: IptRule): void {
+  const k = `${probe.pkt.proto}|${probe.pkt.dst.value}|${probe.pkt.dport}|${probe.iif ?? ''}`
   const g = groups.get(k)
   if (g) {
     if (!g.rules.includes(r)) g.rules.push(r)
@@ -286,8 +326,8 @@ function addGroup(groups: Map<string, {pkt: Packet; vip?: IpAddr; vipAssumed: bo
 }
 
 /** Runs the first packet of a connection through PREROUTING for every outcome of the statistic draws. */
-export function dnatCascade(h: HostView, rs: IptablesRuleset, pkt: Packet, assumeLocal: readonly IpAddr[]): Enumeration<DnatOutcome> {
-  const env = h.env({iif: UNKNOWN_IF, ct: ctView('NEW'), assumeLocal})
+export function dnatCascade(h: HostView, rs: IptablesRuleset, pkt: Packet, assumeLocal: readonly IpAddr[], iif = UNKNOWN_IF): Enumeration<DnatOutcome> {
+  const env = h.env({iif, ct: ctView('NEW'), assumeLocal})
   const stat = reachableStatRules([rs], ['PREROUTING'], pkt, env)
   return enumerate(
     [rs],
@@ -302,9 +342,9 @@ export function dnatCascade(h: HostView, rs: IptablesRuleset, pkt: Packet, assum
   )
 }
 
-function dnatService(h: HostView, w: World, rs: IptablesRuleset, g: {pkt: Packet; vip?: IpAddr; vipAssumed: boolean; rules: IptRule[]}): LbService | undefined {
+function dnatService(h: HostView, w: World, rs: IptablesRuleset, g: Group): LbService | undefined {
   const assumeLocal = g.vip && g.vipAssumed ? [g.vip] : g.vip && h.isLocal(g.vip) === undefined ? [g.vip] : []
-  const cascade = dnatCascade(h, rs, g.pkt, assumeLocal)
+  const cascade = dnatCascade(h, rs, g.pkt, assumeLocal, g.iif ?? clientIifOf(h, w))
   const backends: Backend[] = []
   for (const o of cascade.outcomes) {
     if (!o.value.rule || !o.value.to?.ip) continue
@@ -332,6 +372,7 @@ function dnatService(h: HostView, w: World, rs: IptablesRuleset, g: {pkt: Packet
     probes: [g.pkt],
     cascade,
     ruleset: rs,
+    iif: g.iif,
   }
 }
 
