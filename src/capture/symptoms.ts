@@ -387,10 +387,12 @@ export class SymptomDetector {
         }
         this.synCount[i]++
       } else {
-        if (this.cli[i]! < 0) {
+        if (this.synCount[i] === 0) {
+          // no SYN on this tuple (yet: captures merged from several interfaces are not strictly in time order)
           this.cli[i] = 1 - dir
           this.flg[i] = f
-          this.checkBypass(p, i, index, time)
+          if (this.synAckCount[i] === 0) this.checkBypass(p, i, index, time)
+          else this.evidence(i, 'reply-bypasses-director', index, time, p)
           f = this.flg[i]!
         }
         if (this.synAckCount[i] === 0) {
@@ -528,7 +530,7 @@ export class SymptomDetector {
   private rstAfterHandshake(p: DecodedPacket, i: number, index: number, time: number): void {
     const b = this.open(`${this.serial[i]}:rst-after-handshake`, 'rst-after-handshake', i, this.synIdx[i]! || index, [])
     if (this.synIdx[i]) b.packets.push({n: this.synIdx[i]!, time: round6(this.synTime[i]!), what: `SYN ${this.arrow(i)}`})
-    if (this.synAckIdx[i]) b.packets.push({n: this.synAckIdx[i]!, time: round6(this.synAckTime[i]!), what: `SYN/ACK`})
+    if (this.synAckIdx[i]) b.packets.push({n: this.synAckIdx[i]!, time: round6(this.synAckTime[i]!), what: `SYN/ACK ${this.arrow(i, true)}`})
     b.packets.push({n: this.estIdx[i]!, time: round6(this.estTime[i]!), what: 'ACK (handshake complete)'})
     this.addPacket(b, index, time, `${flagNames(p.flags)} ${describe(p)}`)
     const ms = Math.round((time - this.estTime[i]!) * 1000)
@@ -619,7 +621,7 @@ export class SymptomDetector {
       if (this.synAckCount[i]! >= 2 || end - this.synAckTime[i]! >= SYN_WAIT_SECONDS) {
         const first: SymptomPacket[] = []
         if (this.synIdx[i]) first.push({n: this.synIdx[i]!, time: round6(this.synTime[i]!), what: `SYN ${this.arrow(i)}`})
-        first.push({n: this.synAckIdx[i]!, time: round6(this.synAckTime[i]!), what: 'SYN/ACK'})
+        first.push({n: this.synAckIdx[i]!, time: round6(this.synAckTime[i]!), what: `SYN/ACK ${this.arrow(i, true)}`})
         const b = this.open(`${this.serial[i]}:synack-unacked`, 'synack-unacked', i, this.synIdx[i]! || this.synAckIdx[i]!, first)
         b.count = this.synAckCount[i]!
         b.detail = `the server sent its SYN/ACK ${this.synAckCount[i]} time${this.synAckCount[i] === 1 ? '' : 's'}`
@@ -666,9 +668,12 @@ export class SymptomDetector {
       : {ip: words(fam, this.b0[i]!, this.b1[i]!, this.b2[i]!, this.b3[i]!), port: this.bp[i]!}
   }
 
-  private arrow(i: number): string {
+  /** `client > server`, or `server > client` when `back` */
+  private arrow(i: number, back = false): string {
     const c = this.cli[i]! === 1 ? 1 : 0
-    return `${formatEndpoint(this.endpoint(i, c))} > ${formatEndpoint(this.endpoint(i, 1 - c))}`
+    const x = formatEndpoint(this.endpoint(i, c))
+    const y = formatEndpoint(this.endpoint(i, 1 - c))
+    return back ? `${y} > ${x}` : `${x} > ${y}`
   }
 
   private vipOf(e: Endpoint): Endpoint | undefined {
