@@ -5,7 +5,8 @@
 import {formatEndpoint} from '../model/ip.js'
 import {serviceRule, finding} from './engine/helpers.js'
 import {ev} from './engine/host.js'
-import {describeReplay, guessesOf, ipvsKnobs, params, requestIn, requestOut, ipSel, type Replay} from './engine/flows.js'
+import {acceptedBy, describeReplay, guessesOf, ipvsKnobs, params, requestIn, requestOut, ipSel, type Replay} from './engine/flows.js'
+import type {Decision} from './engine/firewall.js'
 import {statelessFix, type Blocked} from './engine/stateful.js'
 import {describeService, vipSelector} from './engine/world.js'
 import type {RuleMeta} from './types.js'
@@ -33,12 +34,18 @@ export default serviceRule(
     for (const probe of svc.probes) {
       if (requestIn(svc, w, probe, 'SYN', p).result.blocked) continue
       const blocked: Blocked[] = []
-      const stateDependent = (lost: Replay, est: Replay) => !!lost.result.blocked && !est.result.blocked
+      const statefulAccepts: Decision[] = []
+      const stateDependent = (lost: Replay, est: Replay, hook: 'INPUT' | 'OUTPUT') => {
+        if (!lost.result.blocked || est.result.blocked) return false
+        const a = acceptedBy(est, hook)
+        if (a) statefulAccepts.push(a)
+        return true
+      }
       const inLost = requestIn(svc, w, probe, 'LASTFIN', p)
-      if (stateDependent(inLost, requestIn(svc, w, probe, 'LASTFIN', p, 'ESTABLISHED'))) blocked.push({replay: inLost, decision: inLost.result.blocked!.decision, selector: vipSelector(svc)})
+      if (stateDependent(inLost, requestIn(svc, w, probe, 'LASTFIN', p, 'ESTABLISHED'), 'INPUT')) blocked.push({replay: inLost, decision: inLost.result.blocked!.decision, selector: vipSelector(svc)})
       for (const b of masq) {
         const outLost = requestOut(svc, probe, b, 'LASTFIN', p)
-        if (stateDependent(outLost, requestOut(svc, probe, b, 'LASTFIN', p, 'ESTABLISHED'))) {
+        if (stateDependent(outLost, requestOut(svc, probe, b, 'LASTFIN', p, 'ESTABLISHED'), 'OUTPUT')) {
           blocked.push({replay: outLost, decision: outLost.result.blocked!.decision, selector: ipSel(b.ip, svc.proto, b.port ?? svc.port)})
         }
       }
@@ -48,9 +55,9 @@ export default serviceRule(
       return finding(meta, h.name, {
         severity: guesses.length ? 'info' : undefined,
         message:
-          `${describeService(svc)} is LVS-NAT: the client's packets cross filter INPUT before IPVS and filter OUTPUT after it. The stateful rules there accept NEW and ESTABLISHED packets, but:\n${lines.join('\n')}\n` +
+          `${describeService(svc)} is LVS-NAT: the client's packets cross filter INPUT before IPVS and filter OUTPUT after it. Their stateful rules let NEW and ESTABLISHED packets through, but:\n${lines.join('\n')}\n` +
           'The realservers stay in FIN_WAIT2 and the clients in LAST_ACK, retransmitting their FIN (LVS-HOWTO 29.15).',
-        evidence: [ev(svc.loc), ...masq.slice(0, 1).map((b) => ev(b.loc)), ...blocked.map((b) => ev(b.decision.loc))],
+        evidence: [ev(svc.loc), ...masq.slice(0, 1).map((b) => ev(b.loc)), ...statefulAccepts.map((d) => ev(d.loc)), ...blocked.map((b) => ev(b.decision.loc))],
         unverified: [...guesses, ...(k.vsConntrack ? [] : ['net.ipv4.vs.conntrack is 0 here: these chains see IPVS packets as NEW/INVALID/UNTRACKED instead (see ipvs-conntrack-off); evaluated as with conntrack=1'])],
         fix: {
           summary: 'accept the LVS-NAT traffic statelessly: toward the realservers in OUTPUT, to the VIP in INPUT (LVS-HOWTO 29.15)',
