@@ -121,7 +121,7 @@ const ICMP6_TYPES: Readonly<Record<string, readonly [number, number | undefined]
 }
 
 /** Targets with a typed model. */
-const TYPED_TARGETS: ReadonlySet<string> = new Set([
+const TYPED_TARGETS: ReadonlyMap<string, string> = interned([
   'ACCEPT', 'DROP', 'RETURN', 'QUEUE', 'REJECT', 'LOG', 'DNAT', 'SNAT', 'MASQUERADE', 'REDIRECT', 'MARK', 'CONNMARK',
   'CT', 'NOTRACK', 'TRACE',
 ])
@@ -259,6 +259,11 @@ interface TgtInst {
 }
 
 const MAX32 = 0xffffffff
+/** name → the same name as a constant, so that the model shares one string instead of one per line */
+function interned(names: readonly string[]): ReadonlyMap<string, string> {
+  return new Map(names.map((n) => [n, n]))
+}
+const ZERO_COUNTERS: Counters = {packets: 0, bytes: 0}
 const EMPTY: Match[] = []
 const SYN_MASK: readonly string[] = ['SYN', 'RST', 'ACK', 'FIN']
 const SYN_COMP: readonly string[] = ['SYN']
@@ -289,6 +294,7 @@ class Parser {
   // Immutable values shared between rules: most rules of a big dump jump to a handful of chains, match the same
   // protocol or the same statistic probabilities. Sharing them keeps the model small (and the GC quiet).
   private recs = new Map<string, ChainRec>()
+  private lastChain: MChain | undefined
   private readonly mods: ModInst[] = []
   private readonly protoMatches = new Map<string, Match>()
   private readonly randomMatches = new Map<number, Match>()
@@ -382,6 +388,7 @@ class Parser {
     this.tables.set(name, t)
     this.table = t
     this.recs = new Map()
+    this.lastChain = undefined
   }
 
   private commit(): void {
@@ -454,6 +461,7 @@ class Parser {
     if (tok.charCodeAt(0) === 91 && tok.charCodeAt(last) === 93 && colon > 0) {
       const p = tok.slice(1, colon)
       const b = tok.slice(colon + 1, last)
+      if (p === '0' && b === '0') return ZERO_COUNTERS
       if (isDigits(p) && isDigits(b)) return {packets: Number(p), bytes: Number(b)}
     }
     throw this.err('counters [packets:bytes]', tok)
@@ -474,7 +482,8 @@ class Parser {
     if (cmd === '-A' || cmd === '--append') {
       const chainName = toks[i + 1]
       if (chainName === undefined || chainName === '') throw this.err('a chain name after -A', line)
-      let chain = this.recs.get(chainName)?.chain
+      // iptables-save groups rules by chain: most lines name the chain of the line before
+      let chain = chainName === this.lastChain?.name ? this.lastChain : this.recs.get(chainName)?.chain
       if (!chain) {
         if (!(BUILTIN_CHAINS[t.name] ?? []).includes(chainName)) {
           throw this.err(`a chain declared in table ${t.name} before its rules (no chain ${chainName})`, line)
@@ -501,6 +510,7 @@ class Parser {
       }
       if (d.pending) d.pending.rule = rule
       chain.rules.push(rule as IptRule)
+      this.lastChain = chain
       return
     }
     if (counters) throw this.err('-A after a [packets:bytes] prefix', cmd)
@@ -800,8 +810,10 @@ class Parser {
   // --- match modules -----------------------------------------------------------------------------------------------
 
   private openModule(name: string): ModInst {
-    const known = KNOWN_MODULES.has(name)
-    const inst: ModInst = {name, known, out: [], st: known ? undefined : {args: [] as string[]}}
+    // known names are interned: the token is a fresh string on every line, and matches keep it
+    const canon = KNOWN_MODULES.get(name)
+    const known = canon !== undefined
+    const inst: ModInst = {name: canon ?? name, known, out: [], st: known ? undefined : {args: [] as string[]}}
     this.mods.push(inst)
     return inst
   }
@@ -1172,8 +1184,9 @@ class Parser {
       else this.addPending({name, goto: true, args: []})
       return
     }
-    if (TYPED_TARGETS.has(name)) {
-      this.tgt = {name, typed: true, args: [], st: {}}
+    const typed = TYPED_TARGETS.get(name)
+    if (typed) {
+      this.tgt = {name: typed, typed: true, args: [], st: {}}
       return
     }
     const j = this.jumpTo(name, false)
@@ -1463,7 +1476,7 @@ const IMPLICIT: Readonly<Record<string, string>> = {
   'ipv6-icmp': 'icmp6', icmpv6: 'icmp6', '58': 'icmp6', '6': 'tcp', '17': 'udp', '132': 'sctp',
 }
 
-const KNOWN_MODULES: ReadonlySet<string> = new Set([
+const KNOWN_MODULES: ReadonlyMap<string, string> = interned([
   'tcp', 'udp', 'sctp', 'udplite', 'dccp', 'multiport', 'state', 'conntrack', 'mark', 'connmark', 'statistic',
   'comment', 'addrtype', 'iprange', 'icmp', 'icmp6', 'mac', 'set', 'limit', 'recent', 'ipvs',
 ])
