@@ -222,10 +222,10 @@ export class ConntrackTable {
       // tcp_new: the first packet must be able to start a connection from sNO
       const first = tcpTransition('ORIGINAL', index, 'NONE')
       if (first === 'IV') {
-        return {dir: 'ORIGINAL', state: 'INVALID', tcpBefore: 'NONE', reason: `a ${indexWords(index)} cannot start a connection (tcp_conntracks: sNO -> sIV), so conntrack has no entry for it`}
+        return {dir: 'ORIGINAL', state: 'INVALID', tcpBefore: 'NONE', reason: `${indexWords(index)} cannot start a connection (tcp_conntracks: sNO -> sIV), so conntrack has no entry for it`}
       }
       if (first !== 'SYN_SENT' && !this.settings.tcpLoose) {
-        return {dir: 'ORIGINAL', state: 'INVALID', tcpBefore: 'NONE', reason: `a mid-stream ${indexWords(index)} with no conntrack entry, and nf_conntrack_tcp_loose=0 forbids picking it up`}
+        return {dir: 'ORIGINAL', state: 'INVALID', tcpBefore: 'NONE', reason: `a mid-stream ${indexWords(index).replace(/^an? /, '')} with no conntrack entry, and nf_conntrack_tcp_loose=0 forbids picking it up`}
       }
       entry = this.create(tuple, now)
       entry.tcp = 'NONE'
@@ -249,7 +249,7 @@ export class ConntrackTable {
         dir,
         state: 'INVALID',
         tcpBefore: old,
-        reason: `a ${indexWords(index)} in the ${dir === 'ORIGINAL' ? 'original' : 'reply'} direction of a connection in state ${old} is invalid (tcp_conntracks: ${old} -> sIV)`,
+        reason: `${indexWords(index)} in the ${dir === 'ORIGINAL' ? 'original' : 'reply'} direction of a connection in state ${old} is invalid (tcp_conntracks: ${old} -> sIV)`,
       }
     }
     if (next === 'IG') {
@@ -271,5 +271,5 @@ export class ConntrackTable {
 }
 
 function indexWords(i: TcpIndex): string {
-  return {syn: 'SYN', synack: 'SYN/ACK', fin: 'FIN', ack: 'ACK (no SYN/FIN/RST)', rst: 'RST', none: 'segment without flags'}[i]
+  return {syn: 'a SYN', synack: 'a SYN/ACK', fin: 'a FIN', ack: 'an ACK (no SYN/FIN/RST)', rst: 'an RST', none: 'a segment without flags'}[i]
 }

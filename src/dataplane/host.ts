@@ -21,6 +21,12 @@ export interface HostModel {
   readonly ipvs?: IpvsState
   /** net.ipv4.vs.conntrack */
   readonly ipvsConntrack: boolean
+  /**
+   * Whether conntrack runs in this network namespace at all: the kernel registers its hooks only when
+   * something needs it (nf_ct_netns_get): the nat table, a conntrack/state/connmark match, a CONNMARK or CT
+   * target, IPVS, or entries in the snapshot's conntrack table.
+   */
+  readonly ctActive: boolean
   /** what had to be assumed because a file is missing */
   readonly assumptions: string[]
   addrType(ip: IpAddr): AddrType
@@ -72,7 +78,9 @@ export function hostModel(snap: HostSnapshot): HostModel {
     if (routes.some((r) => r.type === 'broadcast' && r.family === ip.family && r.dst.value === ip.value && r.dst.len === (ip.family === 4 ? 32 : 128))) return 'BROADCAST'
     return 'UNICAST'
   }
+  const ctActive = needsConntrack(snap)
   return {
+    ctActive,
     name: snap.name,
     role: snap.role,
     snap,
@@ -86,6 +94,24 @@ export function hostModel(snap: HostSnapshot): HostModel {
     assumptions,
     addrType,
   }
+}
+
+const CT_MATCHES = new Set(['ctstate', 'ctaddr', 'ctport', 'ctstatus', 'ctproto', 'ctdir'])
+
+function needsConntrack(snap: HostSnapshot): boolean {
+  if (snap.ipvs && snap.ipvs.services.length > 0) return true
+  if (snap.conntrack && snap.conntrack.length > 0) return true
+  if (!snap.iptables && !snap.sysctl) return true // nothing known: assume the usual, conntrack loaded
+  for (const [name, t] of snap.iptables?.tables ?? []) {
+    if (name === 'nat') return true
+    for (const c of t.chains.values()) {
+      for (const r of c.rules) {
+        if (r.matches.some((m) => CT_MATCHES.has(m.kind) || (m.kind === 'mark' && m.module === 'connmark'))) return true
+        if (r.target && (r.target.kind === 'CONNMARK' || (r.target.kind === 'CT' && !r.target.notrack))) return true
+      }
+    }
+  }
+  return false
 }
 
 /** The routes the kernel adds for each address (fib_add_ifaddr): a local route and the connected subnet. */

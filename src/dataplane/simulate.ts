@@ -242,7 +242,7 @@ class Sim {
       const fn = entry.fn
       switch (fn.kind) {
         case 'conntrack-in': {
-          if (skb.untracked || skb.ct || skb.ipvsProperty) break // NOTRACK, or already attached (loopback, IPVS)
+          if (!h.ctActive || skb.untracked || skb.ct || skb.ipvsProperty) break // not loaded here, NOTRACK, or already attached (loopback, IPVS)
           const before = skb.ct
           void before
           skb.ct = h.ct.packetIn(skb.packet, this.now)

@@ -48,12 +48,16 @@ function renderPacket(p: PacketTrace, r: TraceResult): string[] {
 
 /** A sequence diagram: one column per participant, one arrow per hop. */
 export function renderDiagram(r: TraceResult): string[] {
-  const cols = r.hosts
-  const w = Math.max(14, ...cols.map((c) => c.length + 4))
+  // the client's own host (when it is one of the snapshots) stands in the client's column
+  const clientHost = r.clientHost
+  const used = new Set(r.packets.flatMap((p) => p.hops.flatMap((h) => [h.from, h.to])))
+  const cols = r.hosts.filter((c) => c !== 'client' || !clientHost || used.has('client'))
+  const label = (c: string) => (c === clientHost ? `${c} (client)` : c)
+  const w = Math.max(14, ...cols.map((c) => label(c).length + 4))
   const center = (i: number) => i * w + Math.floor(w / 2)
   const width = cols.length * w
   const out: string[] = []
-  out.push(cols.map((c) => c.padStart(Math.floor((w + c.length) / 2)).padEnd(w)).join(''))
+  out.push(cols.map((c) => label(c).padStart(Math.floor((w + label(c).length) / 2)).padEnd(w)).join('').trimEnd())
   const lifeline = () => {
     const a = Array<string>(width).fill(' ')
     for (let i = 0; i < cols.length; i++) a[center(i)] = '|'
@@ -77,7 +81,7 @@ export function renderDiagram(r: TraceResult): string[] {
     }
     if (!p.delivered) {
       const a = lifeline()
-      const lastHost = p.steps.at(-1)?.host ?? 'client'
+      const lastHost = p.stoppedAt ?? p.steps.at(-1)?.host ?? clientHost ?? 'client'
       const i = Math.max(0, cols.indexOf(lastHost))
       const msg = `X ${p.label} stops here`
       for (let k = 0; k < msg.length && center(i) + k < width + msg.length; k++) a[center(i) + k] = msg[k]!

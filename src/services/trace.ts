@@ -28,6 +28,8 @@ export interface PacketTrace {
   readonly hops: readonly Hop[]
   /** why this packet did not reach its peer, in plain words */
   readonly problem?: string
+  /** the host (or 'client') where it stopped */
+  readonly stoppedAt?: string
 }
 
 export interface FirstFailure {
@@ -47,6 +49,8 @@ export interface TraceResult {
   readonly assumptions: readonly string[]
   /** host names, for the diagram: client, then the hosts in the order packets met them */
   readonly hosts: readonly string[]
+  /** the host the client's packets originate on, when the client address belongs to one */
+  readonly clientHost?: string
 }
 
 interface Spec {
@@ -97,6 +101,7 @@ export function traceConnection(snaps: readonly HostSnapshot[], o: TraceOptions)
     const base = {family: client.ip.family, proto, flags: s.flags ? tcpFlags(s.flags) : undefined, payload: s.payload, mark: 0}
     let journey: Journey
     let problem: string | undefined
+    let problemAt: string | undefined
     if (s.from === 'client') {
       const p: Packet = {...base, src: client.ip, sport: client.port, dst: o.vip.ip, dport: o.vip.port}
       journey = world.sendFromClient(p, t)
@@ -104,29 +109,38 @@ export function traceConnection(snaps: readonly HostSnapshot[], o: TraceOptions)
         const a = journey.arrival!
         if (!server) {
           const r = serverFrom(a, hosts)
-          if ('problem' in r) problem = r.problem
-          else {
+          if ('problem' in r) {
+            problem = r.problem
+            problemAt = a.kind === 'host' ? a.host.name : a.kind === 'external' ? a.via.name : (world.clientHost?.name ?? 'client')
+          } else {
             server = r.server
             if (r.assumption) assumptions.push(r.assumption)
           }
-        } else problem = checkAtServer(a, server)
+        } else {
+          problem = checkAtServer(a, server)
+          problemAt = a.kind === 'host' ? a.host.name : a.kind === 'external' ? a.via.name : (world.clientHost?.name ?? 'client')
+        }
       }
     } else {
       if (!server) break
       const p: Packet = {...base, src: server.local.ip, sport: server.local.port, dst: server.remote.ip, dport: server.remote.port}
       journey = world.sendFromServer(p, server.kind === 'host' ? {kind: 'host', host: server.host} : {kind: 'external', via: server.via, dev: server.dev}, t)
-      if (!journey.failure) problem = checkAtClient(journey.arrival!, world, client, o.vip)
+      if (!journey.failure) {
+        const a = journey.arrival!
+        problem = checkAtClient(a, world, client, o.vip)
+        problemAt = a.kind === 'host' ? a.host.name : a.kind === 'client' ? (world.clientHost?.name ?? 'client') : a.via.name
+      }
     }
     for (const a of journey.assumptions) if (!assumptions.includes(a)) assumptions.push(a)
     const delivered = !journey.failure && !problem
-    packets.push({n: i + 1, label: s.label, from: s.from, delivered, steps: journey.steps, hops: journey.hops, problem: journey.failure?.reason ?? problem})
+    const stoppedAt = delivered ? undefined : (journey.failure?.host ?? problemAt)
+    packets.push({n: i + 1, label: s.label, from: s.from, delivered, steps: journey.steps, hops: journey.hops, problem: journey.failure?.reason ?? problem, stoppedAt})
     ok.set(s.label, delivered)
     if (!delivered) {
       const f = journey.failure
-      const last = journey.steps.at(-1)
       firstFailure = f
         ? {packet: i + 1, host: f.host, hook: f.hook, chain: f.chain, rule: f.rule ? {file: f.rule.file, line: f.rule.line, text: f.rule.text} : null, reason: f.reason}
-        : {packet: i + 1, host: last?.host ?? 'client', hook: last?.hook ?? 'SOCKET', chain: '', rule: null, reason: problem!}
+        : {packet: i + 1, host: stoppedAt ?? 'client', hook: 'SOCKET', chain: '', rule: null, reason: problem!}
       break
     }
   }
@@ -134,6 +148,7 @@ export function traceConnection(snaps: readonly HostSnapshot[], o: TraceOptions)
   const reply = ok.get('response') === true
   const closed = o.proto === 'tcp' ? ['FIN', 'FIN/ACK', 'last ACK'].every((l) => ok.get(l) === true) : reply
   const order: string[] = ['client']
+  if (world.clientHost) order.push(world.clientHost.name)
   for (const p of packets) for (const h of p.hops) for (const n of [h.from, h.to]) if (!order.includes(n)) order.push(n)
   return {
     flow: {client: formatEndpoint(client), service: formatEndpoint(o.vip), proto: o.proto},
@@ -142,6 +157,7 @@ export function traceConnection(snaps: readonly HostSnapshot[], o: TraceOptions)
     firstFailure,
     assumptions,
     hosts: order,
+    clientHost: world.clientHost?.name,
   }
 }
 

@@ -112,10 +112,10 @@ s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind((src, sport))
 # a blocking connect bounded by SO_SNDTIMEO: it succeeds when the socket reaches ESTABLISHED (a timeout-mode
 # connect would also report the soft error of an ICMP that arrives right after, through SO_ERROR)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", 2, 500000))
+s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", 1, 500000))
 try:
     s.connect((dst, port)); r["connected"] = True
-    s.settimeout(2.5)
+    s.settimeout(1.5)
     s.sendall(b"REQUEST")
     if s.recv(100).startswith(b"RESPONSE"):
         r["reply"] = True
@@ -139,7 +139,7 @@ export interface KernelRun {
 }
 
 /** Builds the scenario, runs the exchange, snapshots every namespace, tears it down. */
-export function runScenario(s: Scenario, o: {keep?: boolean} = {}): KernelRun {
+export async function runScenario(s: Scenario, o: {keep?: boolean} = {}): Promise<KernelRun> {
   teardown(s)
   const dir = mkdtempSync(join(tmpdir(), `ldt-${s.name}-`))
   let server: ChildProcess | undefined
@@ -166,12 +166,13 @@ export function runScenario(s: Scenario, o: {keep?: boolean} = {}): KernelRun {
     for (let i = 0; cr.reply && i < 60 && !existsSync(status); i++) execFileSync('sleep', ['0.1'])
     const st = existsSync(status) ? (JSON.parse(readFileSync(status, 'utf8')) as {eof: boolean}) : {eof: false}
     const result: Connection = {connected: cr.connected, reply: cr.reply, closed: cr.reply && cr.eof && st.eof && lastAck === ''}
-    const snapshots: string[] = []
-    for (const [n, spec] of Object.entries(s.ns)) {
-      const to = join(dir, n)
-      sh(['ip', 'netns', 'exec', nsName(s, n), 'node', join(ROOT, 'bin/run.js'), 'snapshot', '-o', to, '--name', n, '--role', spec.role, '--json'])
-      snapshots.push(to)
-    }
+    // every namespace is snapshotted at once with lvsdoctor's own `snapshot`
+    const snapshots = Object.keys(s.ns).map((n) => join(dir, n))
+    await Promise.all(
+      Object.entries(s.ns).map(([n, spec]) =>
+        run(['ip', 'netns', 'exec', nsName(s, n), 'node', join(ROOT, 'bin/run.js'), 'snapshot', '-o', join(dir, n), '--name', n, '--role', spec.role, '--json']),
+      ),
+    )
     return {result, detail: `client ${out.trim()} server ${JSON.stringify(st)} last-ack ${JSON.stringify(lastAck)}`, snapshots, dir}
   } finally {
     server?.kill('SIGKILL')
@@ -181,6 +182,20 @@ export function runScenario(s: Scenario, o: {keep?: boolean} = {}): KernelRun {
 
 export function cleanup(run: KernelRun | undefined): void {
   if (run) rmSync(run.dir, {recursive: true, force: true})
+}
+
+function run(argv: readonly string[]): Promise<void> {
+  return new Promise((ok, fail) => {
+    const p = spawn(argv[0]!, argv.slice(1), {stdio: ['ignore', 'ignore', 'pipe']})
+    let err = ''
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()))
+    const t = setTimeout(() => p.kill('SIGKILL'), 30_000)
+    p.on('close', (code) => {
+      clearTimeout(t)
+      if (code === 0) ok()
+      else fail(new Error(`${argv.join(' ')} exited ${code}: ${err}`))
+    })
+  })
 }
 
 function splitEp(ep: string): [string, string] {

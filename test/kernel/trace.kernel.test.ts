@@ -12,10 +12,10 @@ const why = cannotRun()
 if (why) console.log(`kernel scenarios skipped: ${why}`)
 
 describe.skipIf(why !== undefined)('trace agrees with the kernel', () => {
-  test.each(SCENARIOS.map((s) => [s.name, s] as const))('%s', (_name, s) => {
+  test.each(SCENARIOS.map((s) => [s.name, s] as const))('%s', async (_name, s) => {
     let run: KernelRun | undefined
     try {
-      run = runScenario(s)
+      run = await runScenario(s)
       // the kernel did what the scenario says it does (else the scenario no longer shows its point)
       expect(run.result, `kernel: ${run.detail}`).toEqual(s.expect)
       const hosts = loadSnapshots(run.snapshots)
