@@ -1,23 +1,50 @@
-// Markdown output of `check`, for incident tickets.
+// Markdown output of `check`, for incident tickets: a summary table, then per host the findings by severity
+// with their evidence (file:line, host-qualified when it is another host's) and the fix commands.
+import type {Severity} from '../model/finding.js'
 import type {CheckReport} from '../services/check.js'
 
+const ORDER: readonly Severity[] = ['error', 'warning', 'info']
+
+function cell(s: string): string {
+  return s.replace(/\|/g, '\\|').replace(/\n/g, ' ')
+}
+
 export function renderCheckMarkdown(r: CheckReport): string {
+  const by = (s: Severity) => r.findings.filter((f) => f.severity === s).length
   const out: string[] = [`# lvsdoctor check`, '']
+  out.push(
+    r.findings.length === 0
+      ? `No problems found on ${r.hosts.map((h) => `\`${h.name}\``).join(', ')}.`
+      : `${r.findings.length} finding(s): ${by('error')} error(s), ${by('warning')} warning(s), ${by('info')} info, on ${r.hosts.length} host(s) (lvsdoctor ${r.version}).`,
+    '',
+  )
+  if (r.findings.length) {
+    out.push('| host | severity | rule | title |', '| --- | --- | --- | --- |')
+    for (const f of r.findings) out.push(`| ${cell(f.host)} | ${f.severity} | \`${f.rule}\` | ${cell(f.title)} |`)
+    out.push('')
+  }
   for (const h of r.hosts) {
-    out.push(`## ${h.name} (${h.role})`, '')
+    out.push(`## ${h.name} (${h.role}${h.roleInferred ? ', inferred' : ''})`, '')
+    for (const e of r.errors.filter((x) => x.host === h.name)) out.push(`- unreadable: ${e.message}`)
     const fs = r.findings.filter((f) => f.host === h.name)
     if (fs.length === 0) out.push('No findings.', '')
-    for (const f of fs) {
-      out.push(`### ${f.severity}: \`${f.rule}\` ${f.title}`, '', f.message, '')
-      if (f.evidence.length) {
-        out.push('Evidence:', '', '```')
-        for (const e of f.evidence) out.push(`${e.host ? e.host + ':' : ''}${e.file}:${e.line}  ${e.text}`)
-        out.push('```', '')
+    for (const sev of ORDER) {
+      for (const f of fs.filter((x) => x.severity === sev)) {
+        out.push(`### ${f.severity}: \`${f.rule}\` ${f.title}`, '', f.message, '')
+        if (f.evidence.length) {
+          out.push('Evidence:', '', '```')
+          for (const e of f.evidence) out.push(`${e.host ? e.host + ':' : ''}${e.file}:${e.line}  ${e.text}`)
+          out.push('```', '')
+        }
+        if (f.unverified?.length) out.push(...f.unverified.map((u) => `- not verified: ${u}`), '')
+        if (f.fix) {
+          out.push(`Fix: ${f.fix.summary}`, '')
+          if (f.fix.commands.length) out.push('```sh', ...f.fix.commands, '```', '')
+        }
+        out.push(`See \`lvsdoctor explain ${f.rule}\`.`, '')
       }
-      if (f.unverified?.length) out.push(...f.unverified.map((u) => `- not verified: ${u}`), '')
-      if (f.fix) out.push(`Fix: ${f.fix.summary}`, '', '```sh', ...f.fix.commands, '```', '')
     }
-    for (const e of r.errors.filter((x) => x.host === h.name)) out.push(`- unreadable: ${e.message}`)
+    if (h.notModelled.length) out.push(`<details><summary>${h.notModelled.length} item(s) not modelled</summary>`, '', ...h.notModelled.map((n) => `- ${n.file}:${n.line} ${cell(n.what)}`), '', '</details>', '')
   }
   return out.join('\n') + '\n'
 }

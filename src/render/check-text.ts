@@ -55,7 +55,7 @@ export function renderCheckText(r: CheckReport): string {
   out.push(
     r.findings.length === 0
       ? chalk.green('No problems found.')
-      : `${r.findings.length} finding(s): ${by('error')} error(s), ${by('warning')} warning(s), ${by('info')} info.`,
+      : `${r.findings.length} finding(s): ${by('error')} error(s), ${by('warning')} warning(s), ${by('info')} info. \`lvsdoctor explain <rule>\` tells why and what to do.`,
   )
   return out.join('\n') + '\n'
 }

@@ -35,6 +35,11 @@ function postrouting(svc: LbService, w: World, b: Backend): HookResult | undefin
   return h.fw.runHook('POSTROUTING', pkt, h.env({oif: h.oifFor(b.ip) ?? UNKNOWN_IF, ct: ctView('NEW')}), true)
 }
 
+/** The kernel's default policy rules say nothing an engineer has to look at. */
+function isDefaultRule(text: string): boolean {
+  return /^(0|32766|32767):\s+from all lookup (local|main|default)$/.test(text.trim())
+}
+
 type Verdict = {readonly kind: 'ok'} | {readonly kind: 'bypass'; readonly reason: string; readonly evidence: Evidence[]} | {readonly kind: 'unknown'; readonly what: string}
 
 /** Follows the realserver's route to the client, hop by hop across the snapshots, looking for the director. */
@@ -45,7 +50,7 @@ function returnPath(w: World, director: HostView, rs: HostView, from: IpAddr): V
   for (let hop = 0; hop < 8; hop++) {
     const r = cur.route({dst: w.client.ip, src})
     if (!r) return {kind: 'unknown', what: `the routes of ${cur.name} (ip -j route show table all, ip -j addr show)`}
-    for (const loc of routeEvidence(r)) evidence.push(ev(loc, cur.name))
+    for (const loc of routeEvidence(r)) if (!isDefaultRule(loc.text)) evidence.push(ev(loc, cur.name))
     if (r.kind !== 'unicast') return {kind: 'bypass', reason: `${cur.name} has no usable route back to the client ${formatIp(w.client.ip)} (${r.kind})`, evidence}
     if (!r.gateway) return {kind: 'bypass', reason: `${cur.name} reaches ${formatIp(w.client.ip)} directly on ${r.dev ?? '?'}: the replies go straight to the client`, evidence}
     const mine = director.isLocal(r.gateway)
@@ -104,7 +109,7 @@ export default serviceRule(
         `${describeService(svc)} rewrites the destination to its backends, but their replies to the client do not come back through ${h.name}, so they are never rewritten back (the client sees answers from the realserver's address and drops them):\n` +
         bypass.map((x) => `  ${describeBackend(x.b)} on ${x.b.owner!.name}: ${x.reason}`).join('\n') +
         (bypass.some((x) => x.post?.nat) && svc.kind === 'ipvs' ? `\n  (${where(bypass.find((x) => x.post?.nat)!.post!.nat!.decision)} would SNAT them, but with net.ipv4.vs.conntrack=0 IPVS packets never meet the nat table)` : ''),
-      evidence: [ev(svc.loc), ...bypass.flatMap((x) => [ev(x.b.loc), ...x.evidence]), ...k.evidence],
+      evidence: [ev(svc.loc), ...bypass.flatMap((x) => [ev(x.b.loc), ...x.evidence]), ...(svc.kind === 'ipvs' ? k.evidence.filter((e) => e.text.startsWith('net.ipv4.vs.')) : [])],
       unverified: unknown,
       fix: {
         summary:

@@ -28,7 +28,7 @@ function arrival(rs: HostView, svc: LbService, b: Backend): string | undefined {
   return rs.addressOf(b.ip)?.iface.name
 }
 
-function check(h: HostView, w: World, iif: string, dst: IpAddr, context: string, evidenceHost?: string): RuleFinding | undefined {
+function check(h: HostView, w: World, iif: string, dst: IpAddr, context: string): RuleFinding | undefined {
   const rpf = h.sysctl.conf('rp_filter', iif, 'max')
   if (rpf.value !== 1) return undefined
   const r = h.route({dst: w.client.ip, src: dst})
@@ -37,8 +37,7 @@ function check(h: HostView, w: World, iif: string, dst: IpAddr, context: string,
   if (devs.has(iif)) return undefined
   return finding(meta, h.name, {
     message: `${context}: packets from clients (e.g. ${formatIp(w.client.ip)}) arrive on ${iif}, but the route back to them leaves via ${[...devs].join(',')}; strict rp_filter (effective max(conf.all, conf.${iif}) = 1) drops them.`,
-    evidence: [...rpf.lines.map((l) => ev(l.loc)), ...routeEvidence(r).map((l) => ev(l))],
-    unverified: evidenceHost ? [] : [],
+    evidence: [...rpf.lines.map((l) => ev(l.loc)), ...routeEvidence(r).filter((l) => !/^(0|32766|32767):\s+from all lookup (local|main|default)$/.test(l.text.trim())).map((l) => ev(l))],
     fix: {summary: `use loose reverse-path filtering on ${iif} (the effective value is the larger of conf.all and conf.${iif}, so 2 on ${iif} is enough)`, ops: [{kind: 'sysctl', key: `net.ipv4.conf.${iif.replace(/\./g, '/')}.rp_filter`, value: '2'}]},
   })
 }
