@@ -105,7 +105,8 @@ export default customRule(meta, (w) => {
   for (const svc of w.services) {
     if (svc.kind === 'ipvs' && svc.backends.some((b) => b.method === 'route' || b.method === 'tunnel') && svc.host.fw) {
       const f = onDirector(svc, w)
-      if (f) out.push(f)
+      const missing = svc.backends.filter((b) => !b.owner && !b.local).map((b) => `the realserver ${describeBackend(b)}: no snapshot of the host owning it (its own chains may reject the same way)`)
+      if (f) out.push(missing.length ? {...f, unverified: [...(f.unverified ?? []), ...missing]} : f)
     }
     for (const b of svc.backends) {
       if (!b.owner || b.local) continue

@@ -130,3 +130,34 @@ describe('--ignore, rules, explain', () => {
     expect(() => explainRule('nope')).toThrow(/Rules: dr-stateful-filter, reject-on-one-way-flow/)
   })
 })
+
+describe('firewall semantics: user chains, goto, shadowing', () => {
+  const edit = (name: string, host: string, fn: (t: string) => string) => {
+    const hosts = loadScenario(name)
+    const h = hosts.find((x) => x.name === host)!
+    const copy = hostFromFiles(h.name, h.source, new Map([...h.raw, ['iptables-save.txt', fn(h.raw.get('iptables-save.txt')!)]]))
+    return hosts.map((x) => (x === h ? copy : x))
+  }
+  test('a goto into the RH chain behaves like the jump (no return to INPUT)', () => {
+    const hosts = edit('lvs-howto-29.14-rh-firewall', 'director', (t) => t.replace('-A INPUT -j RH-Firewall-1-INPUT', '-A INPUT -g RH-Firewall-1-INPUT'))
+    const r = checkHosts(hosts, {version: 't'})
+    expect(r.findings.filter((f) => f.host === 'director').map((f) => f.rule).sort()).toEqual(['dr-stateful-filter', 'reject-on-one-way-flow'])
+  })
+  test('a stateless accept shadowed by an earlier DROP does not count as reached', () => {
+    const hosts = edit('filter-blocks-vip-fixed', 'director', (t) => t.replace('-A INPUT -i lo -j ACCEPT', '-A INPUT -i lo -j ACCEPT\n-A INPUT -d 192.0.2.100/32 -j DROP'))
+    const f = checkHosts(hosts, {version: 't'}).findings.find((x) => x.rule === 'filter-blocks-vip')!
+    expect(f.severity).toBe('error')
+    expect(f.evidence.map((e) => e.text)).toContain('-A INPUT -d 192.0.2.100/32 -j DROP')
+    expect(f.fix?.commands).toEqual(['iptables -t filter -I INPUT 2 -d 192.0.2.100/32 -p tcp -m tcp --dport 80 -j ACCEPT'])
+  })
+  test('an INVALID drop before a stateless accept is found, and the fix goes before it', () => {
+    const hosts = edit('lvs-howto-29.1-dr-state-new-fixed', 'director', (t) => t.replace('-A INPUT -i lo -j ACCEPT', '-A INPUT -i lo -j ACCEPT\n-A INPUT -m conntrack --ctstate INVALID -j DROP'))
+    const fs = checkHosts(hosts, {version: 't'}).findings.filter((x) => x.rule === 'dr-stateful-filter')
+    expect(fs.length).toBe(2)
+    expect(fs[0]!.message).toMatch(/FIN\/ACK \(ctstate INVALID\) dropped at INPUT, filter INPUT rule 2/)
+    expect(fs.map((f) => f.fix?.commands)).toEqual([
+      ['iptables -t filter -I INPUT 2 -d 192.0.2.100/32 -p tcp -m tcp --dport 80 -j ACCEPT'],
+      ['iptables -t filter -I INPUT 3 -d 192.0.2.100/32 -p tcp -m tcp --dport 443 -j ACCEPT'],
+    ])
+  })
+})
