@@ -2,12 +2,14 @@
 // docs/rules/<id>.md with its sections, a scenario that fires it and a scenario (its fixed variant) that
 // does not; every doc belongs to a rule; every scenario names only registered rules.
 import {existsSync, readdirSync, readFileSync} from 'node:fs'
+import {join} from 'node:path'
 import {describe, expect, test} from 'vitest'
 import {RULES} from '../../src/rules/index.js'
 import {expected, scenarioNames} from './helpers.js'
 
 const SECTIONS = ['## Problem', '## Example', '## Why it breaks', '## Fix', '## Exceptions', '## Sources']
-const SOURCE_FILES = readFileSync('/work/shared/sources/README.md', 'utf8').match(/\d{3}_[0-9a-f]{16}\.txt/g) ?? []
+// shared/ sits beside the clone (as in CI), like the corpus
+const SOURCE_FILES = readFileSync(join(process.cwd(), '..', 'shared', 'sources', 'README.md'), 'utf8').match(/\d{3}_[0-9a-f]{16}\.txt/g) ?? []
 const scenarios = scenarioNames()
 const ids = RULES.map((r) => r.meta.id)
 

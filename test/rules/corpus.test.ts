@@ -4,8 +4,9 @@ import {readdirSync} from 'node:fs'
 import {describe, expect, test} from 'vitest'
 import {checkHosts} from '../../src/services/check.js'
 import {loadSnapshots} from '../../src/snapshot/store.js'
+import {CORPUS} from '../parsers/iptables-corpus.js'
 
-const DIR = '/work/shared/corpus/iptables-save'
+const DIR = CORPUS
 const dumps = readdirSync(DIR).filter((f) => /\.ip6?tables-save$/.test(f)).sort()
 
 describe.each(dumps)('%s', (f) => {
