@@ -335,6 +335,8 @@ class Sim {
       if (table && chain && chain.rules.length > 0) {
         const res = runChain(table, hook, skb.packet, this.matchEnv(h, skb, iif, oif))
         for (const a of res.assumptions) this.assume(`${h.name} ${a.rule.loc.file}:${a.rule.loc.line}: ${a.what}`)
+        skb.packet = res.packet // MARK / CONNMARK restore in nat chains (kube-proxy's KUBE-MARK-MASQ)
+        entry.mark = res.ctMark
         if (res.verdict === 'NAT' && res.target) {
           const bound = bindNat(entry, manip, res.target, {
             masqAddr: this.masqAddr(h, skb.packet, oif),
