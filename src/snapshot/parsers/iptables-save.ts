@@ -138,11 +138,38 @@ const EXTENSION_TARGETS: ReadonlySet<string> = new Set([
   'RAWSNAT', 'STEAL', 'SYSRQ', 'TARPIT', 'FULLCONENAT', 'FLOWOFFLOAD', 'ULOG2',
 ])
 
-/** Long spellings of the core options. */
-const LONG_CORE: Readonly<Record<string, string>> = {
-  '--source': '-s', '--src': '-s', '--destination': '-d', '--dst': '-d', '--in-interface': '-i',
-  '--out-interface': '-o', '--protocol': '-p', '--fragment': '-f', '--fragments': '-f', '--match': '-m',
-  '--jump': '-j', '--goto': '-g', '--set-counters': '-c', '--ipv4': '-4', '--ipv6': '-6',
+/** The short form of a long core option (`--source` → `-s`); a switch, cheaper than hashing every option. */
+function longCore(tok: string): string | undefined {
+  switch (tok) {
+    case '--source':
+    case '--src':
+      return '-s'
+    case '--destination':
+    case '--dst':
+      return '-d'
+    case '--in-interface':
+      return '-i'
+    case '--out-interface':
+      return '-o'
+    case '--protocol':
+      return '-p'
+    case '--fragment':
+    case '--fragments':
+      return '-f'
+    case '--match':
+      return '-m'
+    case '--jump':
+      return '-j'
+    case '--goto':
+      return '-g'
+    case '--set-counters':
+      return '-c'
+    case '--ipv4':
+      return '-4'
+    case '--ipv6':
+      return '-6'
+  }
+  return undefined
 }
 
 
@@ -151,10 +178,10 @@ const LONG_CORE: Readonly<Record<string, string>> = {
 
 /** Splits one line into arguments the way iptables-restore does; undefined when a quote is left open. */
 export function tokenizeIptablesLine(line: string): string[] | undefined {
-  if (line.indexOf('"') < 0 && line.indexOf('\t') < 0 && line.indexOf('  ') < 0) {
+  if (line.indexOf('"') < 0 && line.indexOf('\t') < 0) {
     const parts = line.split(' ')
-    if (parts[0] === '') parts.shift()
-    if (parts.length > 0 && parts[parts.length - 1] === '') parts.pop()
+    // blanks only separate: runs of them, or leading/trailing ones, leave empty strings behind
+    if (line.indexOf('  ') >= 0 || parts[0] === '' || parts[parts.length - 1] === '') return parts.filter((p) => p !== '')
     return parts
   }
   const out: string[] = []
@@ -590,7 +617,7 @@ class Parser {
         }
         throw this.err('an option (-s, -p, -m, -j, --dport, ...)', tok)
       }
-      const core = tok.length === 2 ? tok : Object.hasOwn(LONG_CORE, tok) ? LONG_CORE[tok] : undefined
+      const core = tok.length === 2 ? tok : longCore(tok)
       switch (core) {
         case '-s':
         case '-d': {
@@ -608,6 +635,12 @@ class Parser {
         case '-p': {
           neg = this.postNeg(neg)
           const v = this.next(tok)
+          let pm = neg ? undefined : this.protoMatches.get(v)
+          if (pm) {
+            this.proto = (pm as {name: string}).name.toLowerCase()
+            m.push(pm)
+            continue
+          }
           const lower = v.toLowerCase()
           let proto: number | 'all'
           if (lower === 'all') proto = 'all'
@@ -615,13 +648,10 @@ class Parser {
           else if (Object.hasOwn(PROTOCOLS, lower)) proto = PROTOCOLS[lower]! === 0 ? 'all' : PROTOCOLS[lower]!
           else throw this.err('a protocol name or number after -p', v)
           this.proto = neg ? undefined : lower
-          let pm = neg ? undefined : this.protoMatches.get(v)
-          if (!pm) {
-            pm = {kind: 'proto', neg, proto, name: v}
-            if (!neg) {
-              this.protoMatches.set(v, pm)
-              this.singles.set(pm, [pm])
-            }
+          pm = {kind: 'proto', neg, proto, name: v}
+          if (!neg) {
+            this.protoMatches.set(v, pm)
+            this.singles.set(pm, [pm])
           }
           m.push(pm)
           continue
