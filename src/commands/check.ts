@@ -11,7 +11,7 @@ export default class Check extends BaseCommand {
     json: Flags.boolean({description: 'print the JSON report of the contract'}),
     format: Flags.option({options: ['text', 'json', 'markdown'] as const, description: 'output format'})(),
     'fail-on': Flags.option({options: ['error', 'warning', 'info', 'none'] as const, default: 'error', description: 'exit 1 when a finding is at or above this severity'})(),
-    ignore: Flags.string({multiple: true, description: 'rule id to leave out (repeatable)'}),
+    ignore: Flags.string({multiple: true, multipleNonGreedy: true, description: 'rule id to leave out (repeatable)'}),
     keep: Flags.string({description: 'with no snapshot argument: keep the live snapshot in this directory'}),
   }
   static override examples = ['<%= config.bin %> check fixtures/lvs-howto-29.1/director', '<%= config.bin %> check --json director/ rs1/ rs2/']

@@ -22,6 +22,9 @@ export async function runCheck(paths: string[], o: CheckCommandOptions): Promise
   const out = o.out ?? ((s: string) => process.stdout.write(s))
   const err = o.err ?? ((s: string) => process.stderr.write(s))
   if (paths.length > 0 && o.keep !== undefined) throw new UsageError('--keep only applies without a SNAPSHOT argument (it keeps the live snapshot of this host)')
+  // a mistyped --ignore id is a usage error before anything is collected
+  const {RULES} = await import('../rules/index.js')
+  for (const id of o.ignore) if (!RULES.some((r) => r.meta.id === id)) throw new UsageError(`--ignore ${id}: no such rule (rules: ${RULES.map((r) => r.meta.id).join(', ')})`)
   const report = paths.length === 0 ? await checkLive(o, err) : checkPaths(paths, {version: o.version, ignore: o.ignore})
   if (o.format === 'json') out(renderJson(report))
   else if (o.format === 'markdown') {

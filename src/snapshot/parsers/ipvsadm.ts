@@ -206,7 +206,9 @@ export function parseIpvsadmSave(text: string, file: string): IpvsService[] {
     for (const u of a.unknown) svc.notModelled.push({file, line: lineNo, what: `ipvsadm option ${u}`})
     svc.dests.push({
       ip: rip.ip,
-      port: method === 'route' || method === 'tunnel' ? (svc.port ?? rip.port) : rip.port,
+      // -Sn prints the port the kernel holds: a DR/TUN destination set by netlink (keepalived) can differ
+      // from the service port, and that difference is what dr-port-mismatch looks for
+      port: rip.port,
       method,
       weight: w === undefined ? 1 : intArg(String(w), file, lineNo, 'a weight after -w', 65535),
       upperThreshold: a.opts.has('-x') ? intArg(String(a.opts.get('-x')), file, lineNo, 'an upper threshold after -x') : 0,
