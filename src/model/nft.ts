@@ -564,6 +564,63 @@ export function formatNftBaseChain(b: NftBaseChain): string {
   return `type ${b.type} hook ${b.hook}${dev} priority ${b.priorityText}; policy ${b.policy};`
 }
 
+function typeHint(t: string | undefined): Hint {
+  if (t === 'ifname') return 'ifname'
+  if (t === 'mark') return 'mark'
+  return undefined
+}
+
+/** A named set or map as `nft list ruleset` declares it (one line per property, elements on one line). */
+export function formatNftSet(s: NftSet, indent = '\t'): string {
+  const i2 = indent + '\t'
+  const lines = [`${indent}${s.kind} ${s.name} {`]
+  lines.push(`${i2}type ${s.keyType.join(' . ')}${s.dataType ? ' : ' + s.dataType.join(' . ') : ''}`)
+  if (s.policy !== undefined) lines.push(`${i2}policy ${s.policy}`)
+  if (s.size !== undefined) lines.push(`${i2}size ${s.size}`)
+  if (s.flags.length) lines.push(`${i2}flags ${s.flags.join(',')}`)
+  if (s.timeout !== undefined) lines.push(`${i2}timeout ${formatNftTime(s.timeout)}`)
+  if (s.gcInterval !== undefined) lines.push(`${i2}gc-interval ${formatNftTime(s.gcInterval)}`)
+  if (s.comment !== undefined) lines.push(`${i2}comment ${quote(s.comment)}`)
+  if (s.elements.length) {
+    const kh = s.keyType.length === 1 ? typeHint(s.keyType[0]) : undefined
+    const vh = s.dataType?.length === 1 ? typeHint(s.dataType[0]) : undefined
+    const concatHints = s.keyType.length > 1 ? s.keyType.map(typeHint) : undefined
+    const el = (e: NftSetElem): string => {
+      if (concatHints && e.key.kind === 'concat') {
+        const key = e.key.parts.map((p, i) => formatNftExpr(p, concatHints[i])).join(' . ')
+        return formatNftSetElem({...e, key: {kind: 'string', value: key}}, undefined, vh)
+      }
+      return formatNftSetElem(e, kh, vh)
+    }
+    lines.push(`${i2}elements = { ${s.elements.map(el).join(', ')} }`)
+  }
+  lines.push(`${indent}}`)
+  return lines.join('\n')
+}
+
+/**
+ * The whole ruleset in nft syntax, loadable with `nft -f` (a base chain's devices are printed only when the JSON
+ * named them). Tables, sets and chains keep their dump order; rules print with formatNftRule.
+ */
+export function formatNftRuleset(rs: Pick<NftRuleset, 'tables'>): string {
+  const out: string[] = []
+  for (const t of rs.tables) {
+    const blocks: string[] = []
+    if (t.flags.length) blocks.push(`\tflags ${t.flags.join(',')}`)
+    for (const s of t.sets.values()) blocks.push(formatNftSet(s))
+    for (const c of t.chains.values()) {
+      const lines = [`\tchain ${c.name} {`]
+      if (c.base) lines.push(`\t\t${formatNftBaseChain(c.base)}`)
+      if (c.comment !== undefined) lines.push(`\t\tcomment ${quote(c.comment)}`)
+      for (const r of c.rules) lines.push(`\t\t${formatNftRule(r)}`)
+      lines.push('\t}')
+      blocks.push(lines.join('\n'))
+    }
+    out.push(`table ${t.family} ${t.name} {\n${blocks.join('\n\n')}\n}`)
+  }
+  return out.join('\n') + (out.length ? '\n' : '')
+}
+
 /** `nft add rule ...` for a rule, e.g. to show a fix; `position` inserts before/after a handle. */
 export function nftRuleCommand(r: Pick<NftRule, 'family' | 'table' | 'chain' | 'stmts' | 'comment'>): string {
   return `nft add rule ${r.family} ${r.table} ${r.chain} ${formatNftRule(r)}`

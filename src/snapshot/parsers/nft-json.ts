@@ -4,6 +4,11 @@
 // file and line. Valid objects and expressions the model does not type are kept verbatim and reported as
 // NotModelled, never dropped. Rules made by iptables-nft are marked (rule.xtables) so that a consumer with
 // the matching iptables-save evaluates them once, from the iptables view.
+//
+// Built for large dumps (kube-proxy nftables mode: 68k rules, 30 MB): nft prints `{"nftables": [...]}` on one
+// line, and the parser JSON.parses it one element at a time, so the whole JSON tree never exists at once. Every
+// rule's statements are parsed then (to report errors and what is not modelled) but kept only as the rule's
+// place in the text: `rule.stmts` builds them again on first use and keeps them. Equal expressions are shared.
 import {makePrefix, parseIp} from '../../model/ip.js'
 import {
   formatNftRule,
@@ -22,7 +27,6 @@ import {
   type NftSetElem,
   type NftStmt,
   type NftTable,
-  type NftVerdict,
 } from '../../model/nft.js'
 import {ParseError, type Loc, type NotModelled} from '../../model/source.js'
 
@@ -39,16 +43,15 @@ type JObj = {[k: string]: Json}
 
 const FAMILIES = new Set<string>(NFT_FAMILIES)
 const REL_OPS = new Set<string>(['==', '!=', '<', '>', '<=', '>=', 'in'])
-const BIN_OPS = new Set<string>(['&', '|', '^', '<<', '>>'])
-const SIMPLE_VERDICTS = new Set<string>(['accept', 'drop', 'continue', 'return', 'queue', 'break'])
+const SIMPLE_VERDICTS = ['accept', 'drop', 'continue', 'return', 'queue', 'break'] as const
 const CHAIN_TYPES = new Set<string>(['filter', 'nat', 'route'])
 const HOOKS = new Set<string>(['prerouting', 'input', 'forward', 'output', 'postrouting', 'ingress', 'egress'])
 const OBJECT_TYPES = new Set<string>(['counter', 'quota', 'limit', 'ct helper', 'ct timeout', 'ct expectation', 'secmark', 'synproxy', 'flowtable', 'tunnel'])
 /** objects that change what packets do, and so are not fully analysable from the model */
 const OBJECTS_NOT_MODELLED = new Set<string>(['flowtable', 'synproxy', 'ct timeout', 'ct expectation', 'tunnel'])
 
-// iptables-nft creates these tables and names base chains like the iptables built-ins (xtables-nft's
-// nft-cmd/nft.c table templates): filter/nat/mangle/raw/security for ip/ip6, filter for arp, filter/nat/broute
+// iptables-nft creates these tables and names base chains like the iptables built-ins (iptables
+// iptables/nft.c table templates): filter/nat/mangle/raw/security for ip/ip6, filter for arp, filter/nat/broute
 // for bridge (ebtables-nft).
 const XT_TABLES: Readonly<Record<string, ReadonlySet<string>>> = {
   ip: new Set(['filter', 'nat', 'mangle', 'raw', 'security']),
@@ -64,9 +67,33 @@ const XT_CHAIN_OF_HOOK: Readonly<Record<string, string>> = {
   postrouting: 'POSTROUTING',
 }
 
-// ---- parse state (module-level so the hot path allocates no closures; parse is synchronous) ----------------
+// ---- building context -------------------------------------------------------------------------------------
 
-let curUnknown: string[] = []
+/**
+ * State of one build of expressions: what was not modelled, the table (for jump targets) and, when `share`,
+ * caches that make equal expressions one object (a 68k-rule dump repeats `ip saddr`, `tcp`, ports and addresses
+ * tens of thousands of times). Module-level so the hot path passes no extra argument; parsing is synchronous.
+ */
+class Ctx {
+  unknown: string[] = []
+  table: MTable | undefined
+  readonly payload = new Map<string, NftExpr>()
+  readonly meta = new Map<string, NftExpr>()
+  readonly ct = new Map<string, NftExpr>()
+  readonly str = new Map<string, NftExpr>()
+  readonly addr = new Map<string, NftExpr>()
+  readonly ints: NftExpr[] = []
+  constructor(readonly share: boolean) {}
+}
+
+let ctx = new Ctx(false)
+
+const SIMPLE_VERDICT: Readonly<Record<string, NftStmt & NftExpr>> = Object.fromEntries(
+  SIMPLE_VERDICTS.map((k) => [k, Object.freeze({kind: 'verdict', verdict: Object.freeze({kind: k})})]),
+) as Record<string, NftStmt & NftExpr>
+const NOTRACK: NftStmt = Object.freeze({kind: 'notrack'})
+const STATELESS_COUNTER: NftStmt = Object.freeze({kind: 'counter'})
+const EMPTY: readonly never[] = Object.freeze([])
 
 function isObj(j: Json | undefined): j is JObj {
   return typeof j === 'object' && j !== null && !Array.isArray(j)
@@ -87,6 +114,67 @@ function snippet(j: unknown): string {
   return s.length > 120 ? s.slice(0, 117) + '...' : s
 }
 
+function cached(map: Map<string, NftExpr>, key: string, make: () => NftExpr): NftExpr {
+  if (!ctx.share) return make()
+  let e = map.get(key)
+  if (!e) {
+    e = make()
+    map.set(key, e)
+  }
+  return e
+}
+
+function numberExpr(n: number): NftExpr {
+  if (ctx.share && n >= 0 && n < 65536 && (n | 0) === n) {
+    let e = ctx.ints[n]
+    if (!e) {
+      e = {kind: 'number', value: n}
+      ctx.ints[n] = e
+    }
+    return e
+  }
+  return {kind: 'number', value: n}
+}
+
+/** Fast path for a dotted quad (the common case); undefined when `s` is not one. */
+function ipv4(s: string): number | undefined {
+  let v = 0
+  let part = 0
+  let digits = 0
+  let dots = 0
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c === 46) {
+      if (digits === 0 || part > 255) return undefined
+      v = v * 256 + part
+      part = 0
+      digits = 0
+      dots++
+    } else if (c >= 48 && c <= 57) {
+      if (digits === 3) return undefined
+      part = part * 10 + (c - 48)
+      digits++
+    } else return undefined
+  }
+  if (dots !== 3 || digits === 0 || part > 255) return undefined
+  return v * 256 + part
+}
+
+/** A jump/goto verdict; when sharing, one object per table and target (kube-proxy jumps to one chain 20k times). */
+function jumpVerdict(kind: 'jump' | 'goto', target: string): NftStmt & NftExpr {
+  const t = ctx.table
+  if (!ctx.share || !t) return {kind: 'verdict', verdict: {kind, target}}
+  const cache = kind === 'jump' ? t.jumps : t.gotos
+  let v = cache.get(target)
+  if (!v) {
+    const id = t.store.chainIndex(t).get(target)
+    const name = id === undefined ? target : t.store.chainName(id)
+    v = {kind: 'verdict', verdict: {kind, target: name}}
+    cache.set(name, v)
+  }
+  return v
+}
+
 // ---- expressions -----------------------------------------------------------------------------------------
 
 /** Typing of constants: interface names are never addresses; anything else that parses as an IP is one. */
@@ -100,8 +188,12 @@ function vhintOf(e: NftExpr): VHint {
   return undefined
 }
 
+function keyHints(k: NftExpr): VHint | readonly VHint[] {
+  return k.kind === 'concat' ? k.parts.map(vhintOf) : vhintOf(k)
+}
+
 function unknownExpr(name: string, j: Json): NftExpr {
-  curUnknown.push(`${JSON.stringify(name)} expression ${snippet(j)}`)
+  ctx.unknown.push(`${JSON.stringify(name)} expression ${snippet(j)}`)
   return {kind: 'unknown', name, json: j}
 }
 
@@ -109,21 +201,26 @@ function stringValue(s: string, hint: VHint): NftExpr {
   const c = s.charCodeAt(0)
   if (c === 64 /* @ */) return {kind: 'setref', name: s.slice(1)}
   if (s === '*') return {kind: 'wildcard'}
-  if (hint === 'ifname') return {kind: 'string', value: s}
-  // a dotted quad or an IPv6 address; nft prints 64-bit-plus integers as 0x... strings
-  if ((c >= 48 && c <= 57) || s.includes(':')) {
-    const a = s.length <= 45 ? parseIp(s) : undefined
-    if (a) return {kind: 'addr', addr: a}
-    if (c === 48 && /^0x[0-9a-fA-F]+$/.test(s)) return {kind: 'bignum', value: BigInt(s)}
+  if (hint !== 'ifname') {
+    // a dotted quad or an IPv6 address; nft prints integers wider than 64 bits as 0x... strings
+    if (c >= 48 && c <= 57) {
+      const v4 = ipv4(s)
+      if (v4 !== undefined) return cached(ctx.addr, s, () => ({kind: 'addr', addr: {family: 4, value: BigInt(v4)}}))
+    }
+    if ((c >= 48 && c <= 57) || s.includes(':')) {
+      const a = s.length <= 45 ? parseIp(s) : undefined
+      if (a) return cached(ctx.addr, s, () => ({kind: 'addr', addr: a}))
+      if (c === 48 && /^0x[0-9a-fA-F]+$/.test(s)) return {kind: 'bignum', value: BigInt(s)}
+    }
   }
-  return {kind: 'string', value: s}
+  return cached(ctx.str, s, () => ({kind: 'string', value: s}))
 }
 
-/** A value or expression on the right-hand side, in a set, or an operand; `hint` types constants. */
+/** A value or expression (right-hand side, operand, set element); `hint` types constants. */
 function expr(j: Json, hint?: VHint | readonly VHint[]): NftExpr {
   switch (typeof j) {
     case 'number':
-      return {kind: 'number', value: j}
+      return numberExpr(j)
     case 'string':
       return stringValue(j, typeof hint === 'string' ? hint : undefined)
     case 'boolean':
@@ -131,8 +228,8 @@ function expr(j: Json, hint?: VHint | readonly VHint[]): NftExpr {
   }
   if (j === null) return unknownExpr('null', j)
   if (Array.isArray(j)) {
-    const items: NftExpr[] = []
-    for (const i of j) items.push(expr(i, hint))
+    const items: NftExpr[] = new Array(j.length)
+    for (let i = 0; i < j.length; i++) items[i] = expr(j[i]!, hint)
     return {kind: 'list', items}
   }
   const key = soleKey(j)
@@ -141,26 +238,34 @@ function expr(j: Json, hint?: VHint | readonly VHint[]): NftExpr {
   switch (key) {
     case 'payload':
       if (isObj(v)) {
-        if (typeof v.protocol === 'string' && typeof v.field === 'string') return {kind: 'payload', protocol: v.protocol, field: v.field}
+        const {protocol, field} = v
+        if (typeof protocol === 'string' && typeof field === 'string') {
+          return cached(ctx.payload, protocol + ' ' + field, () => ({kind: 'payload', protocol, field}))
+        }
         if (typeof v.base === 'string' && typeof v.offset === 'number' && typeof v.len === 'number') return {kind: 'rawpayload', base: v.base, offset: v.offset, len: v.len}
       }
       break
     case 'meta':
-      if (isObj(v) && typeof v.key === 'string') return {kind: 'meta', key: v.key}
+      if (isObj(v) && typeof v.key === 'string') {
+        const k = v.key
+        return cached(ctx.meta, k, () => ({kind: 'meta', key: k}))
+      }
       break
     case 'ct':
       if (isObj(v) && typeof v.key === 'string') {
-        const e: {kind: 'ct'; key: string; dir?: 'original' | 'reply'; family?: string} = {kind: 'ct', key: v.key}
-        if (v.dir === 'original' || v.dir === 'reply') e.dir = v.dir
-        if (typeof v.family === 'string') e.family = v.family
-        return e
+        const {key: k, dir, family} = v
+        return cached(ctx.ct, `${k} ${String(dir)} ${String(family)}`, () => {
+          const e: {kind: 'ct'; key: string; dir?: 'original' | 'reply'; family?: string} = {kind: 'ct', key: k}
+          if (dir === 'original' || dir === 'reply') e.dir = dir
+          if (typeof family === 'string') e.family = family
+          return e
+        })
       }
       break
     case 'fib':
       if (isObj(v) && typeof v.result === 'string') {
         const f = v.flags
-        const flags = typeof f === 'string' ? [f] : Array.isArray(f) ? f.map(String) : []
-        return {kind: 'fib', result: v.result, flags}
+        return {kind: 'fib', result: v.result, flags: typeof f === 'string' ? [f] : Array.isArray(f) ? f.map(String) : []}
       }
       break
     case 'numgen':
@@ -185,9 +290,9 @@ function expr(j: Json, hint?: VHint | readonly VHint[]): NftExpr {
       break
     case 'concat':
       if (Array.isArray(v)) {
-        const parts: NftExpr[] = []
+        const parts: NftExpr[] = new Array(v.length)
         const hints = Array.isArray(hint) ? (hint as readonly VHint[]) : undefined
-        for (let i = 0; i < v.length; i++) parts.push(expr(v[i]!, hints?.[i]))
+        for (let i = 0; i < v.length; i++) parts[i] = expr(v[i]!, hints?.[i])
         return {kind: 'concat', parts}
       }
       break
@@ -200,11 +305,11 @@ function expr(j: Json, hint?: VHint | readonly VHint[]): NftExpr {
       }
       break
     case 'prefix':
-      if (isObj(v) && typeof v.addr === 'string' && typeof v.len === 'number') {
-        const a = parseIp(v.addr)
-        if (a && v.len >= 0 && v.len <= (a.family === 4 ? 32 : 128)) return {kind: 'prefix', prefix: makePrefix(a, v.len)}
-      } else if (isObj(v) && typeof v.addr === 'number' && typeof v.len === 'number') {
-        return {kind: 'intprefix', value: v.addr, len: v.len}
+      if (isObj(v) && typeof v.len === 'number') {
+        if (typeof v.addr === 'string') {
+          const a = parseIp(v.addr)
+          if (a && v.len >= 0 && v.len <= (a.family === 4 ? 32 : 128)) return {kind: 'prefix', prefix: makePrefix(a, v.len)}
+        } else if (typeof v.addr === 'number') return {kind: 'intprefix', value: v.addr, len: v.len}
       }
       break
     case 'range':
@@ -226,34 +331,34 @@ function expr(j: Json, hint?: VHint | readonly VHint[]): NftExpr {
     case 'return':
     case 'queue':
     case 'break':
+      return SIMPLE_VERDICT[key]!
     case 'jump':
-    case 'goto': {
-      const verdict = parseVerdict(key, v)
-      if (verdict) return {kind: 'verdict', verdict}
+    case 'goto':
+      // the statement and the expression `{kind: 'verdict', verdict}` have the same shape
+      if (isObj(v) && typeof v.target === 'string') return jumpVerdict(key, v.target)
       break
-    }
   }
   return unknownExpr(key, j)
 }
 
-function parseVerdict(key: string, v: Json): NftVerdict | undefined {
-  if (SIMPLE_VERDICTS.has(key)) return {kind: key as 'accept'}
-  if ((key === 'jump' || key === 'goto') && isObj(v) && typeof v.target === 'string') return {kind: key, target: v.target}
-  return undefined
-}
-
 /** Elements of an anonymous or named set: plain values, `{"elem": {...}}` objects, or `[key, value]` mappings. */
 function setElems(v: Json, hint?: VHint | readonly VHint[], valueHint?: VHint | readonly VHint[]): NftSetElem[] {
-  const list = Array.isArray(v) ? v : [v]
-  const out: NftSetElem[] = []
-  for (const el of list) out.push(setElem(el, hint, valueHint))
+  if (!Array.isArray(v)) return [setElem(v, hint, valueHint)]
+  const out: NftSetElem[] = new Array(v.length)
+  for (let i = 0; i < v.length; i++) out[i] = setElem(v[i]!, hint, valueHint)
   return out
 }
 
 function setElem(el: Json, hint?: VHint | readonly VHint[], valueHint?: VHint | readonly VHint[]): NftSetElem {
   if (Array.isArray(el) && el.length === 2) {
     const k = setElem(el[0]!, hint)
-    return {...k, value: expr(el[1]!, valueHint)}
+    const value = expr(el[1]!, valueHint)
+    if (k.timeout === undefined && k.expires === undefined && k.comment === undefined) return {key: k.key, value}
+    const out: {key: NftExpr; value: NftExpr; timeout?: number; expires?: number; comment?: string} = {key: k.key, value}
+    if (k.timeout !== undefined) out.timeout = k.timeout
+    if (k.expires !== undefined) out.expires = k.expires
+    if (k.comment !== undefined) out.comment = k.comment
+    return out
   }
   if (isObj(el) && isObj(el.elem)) {
     const e = el.elem
@@ -261,7 +366,7 @@ function setElem(el: Json, hint?: VHint | readonly VHint[], valueHint?: VHint | 
     if (typeof e.timeout === 'number') out.timeout = e.timeout
     if (typeof e.expires === 'number') out.expires = e.expires
     if (typeof e.comment === 'string') out.comment = e.comment
-    for (const k in e) if (k !== 'val' && k !== 'timeout' && k !== 'expires' && k !== 'comment') curUnknown.push(`set element ${JSON.stringify(k)} ${snippet(e[k])}`)
+    for (const k in e) if (k !== 'val' && k !== 'timeout' && k !== 'expires' && k !== 'comment') ctx.unknown.push(`set element ${JSON.stringify(k)} ${snippet(e[k])}`)
     return out
   }
   return {key: expr(el, hint)}
@@ -273,32 +378,33 @@ function mapData(d: Json, key: NftExpr): NftExpr {
   return expr(d)
 }
 
-function keyHints(k: NftExpr): VHint | readonly VHint[] {
-  return k.kind === 'concat' ? k.parts.map(vhintOf) : vhintOf(k)
-}
-
 // ---- statements -----------------------------------------------------------------------------------------
 
-function natFlags(f: Json | undefined): NftNatFlag[] {
-  if (f === undefined) return []
+function natFlags(f: Json | undefined): readonly NftNatFlag[] {
+  if (f === undefined) return EMPTY
   const arr = Array.isArray(f) ? f : [f]
   const out: NftNatFlag[] = []
   for (const x of arr) {
     if (x === 'random' || x === 'fully-random' || x === 'persistent' || x === 'netmap') out.push(x)
-    else curUnknown.push(`nat flag ${snippet(x)}`)
+    else ctx.unknown.push(`nat flag ${snippet(x)}`)
   }
   return out
 }
 
-function strList(f: Json | undefined): string[] {
-  if (f === undefined || f === null) return []
+function strList(f: Json | undefined): readonly string[] {
+  if (f === undefined || f === null) return EMPTY
   return Array.isArray(f) ? f.map(String) : [String(f)]
+}
+
+function unknownStmt(name: string, j: Json): NftStmt {
+  ctx.unknown.push(`${JSON.stringify(name)} statement ${snippet(j)}`)
+  return {kind: 'unknown', name, json: j}
 }
 
 function stmt(j: Json): NftStmt {
   if (typeof j === 'string') {
     // nft prints a statement it has no JSON form for as its text
-    curUnknown.push(`statement ${JSON.stringify(j)}`)
+    ctx.unknown.push(`statement ${JSON.stringify(j)}`)
     return {kind: 'unknown', name: j, json: j}
   }
   if (!isObj(j)) return unknownStmt('?', j)
@@ -309,8 +415,7 @@ function stmt(j: Json): NftStmt {
     case 'match':
       if (isObj(v) && typeof v.op === 'string' && REL_OPS.has(v.op) && v.left !== undefined && v.right !== undefined) {
         const left = expr(v.left)
-        const right = expr(v.right, keyHints(left))
-        return {kind: 'match', op: v.op as NftRelOp, left, right}
+        return {kind: 'match', op: v.op as NftRelOp, left, right: expr(v.right, keyHints(left))}
       }
       break
     case 'accept':
@@ -318,21 +423,20 @@ function stmt(j: Json): NftStmt {
     case 'continue':
     case 'return':
     case 'break':
+      return SIMPLE_VERDICT[key]!
     case 'jump':
-    case 'goto': {
-      const verdict = parseVerdict(key, v)
-      if (verdict) return {kind: 'verdict', verdict}
+    case 'goto':
+      if (isObj(v) && typeof v.target === 'string') return jumpVerdict(key, v.target)
       break
-    }
     case 'counter':
-      if (v === null) return {kind: 'counter'}
+      if (v === null) return STATELESS_COUNTER
       if (typeof v === 'string') return {kind: 'objref', type: 'counter', name: v}
       if (isObj(v) && typeof v.packets === 'number' && typeof v.bytes === 'number') return {kind: 'counter', packets: v.packets, bytes: v.bytes}
       break
     case 'log': {
-      if (v === null) return {kind: 'log', flags: []}
+      if (v === null) return {kind: 'log', flags: EMPTY}
       if (!isObj(v)) break
-      const s: {kind: 'log'; prefix?: string; level?: string; group?: number; snaplen?: number; queueThreshold?: number; flags: string[]} = {kind: 'log', flags: strList(v.flags)}
+      const s: {kind: 'log'; prefix?: string; level?: string; group?: number; snaplen?: number; queueThreshold?: number; flags: readonly string[]} = {kind: 'log', flags: strList(v.flags)}
       if (typeof v.prefix === 'string') s.prefix = v.prefix
       if (typeof v.level === 'string') s.level = v.level
       if (typeof v.group === 'number') s.group = v.group
@@ -341,7 +445,10 @@ function stmt(j: Json): NftStmt {
       return s
     }
     case 'limit':
-      if (typeof v === 'string') return {kind: 'objref', type: 'limit', name: v}
+      if (typeof v === 'string') {
+        ctx.unknown.push(`limit ${JSON.stringify(v)} (named limit object)`)
+        return {kind: 'objref', type: 'limit', name: v}
+      }
       if (isObj(v) && typeof v.rate === 'number') {
         const s: {kind: 'limit'; rate: number; per: string; burst: number; unit: string; burstUnit?: string; inv: boolean} = {
           kind: 'limit',
@@ -372,17 +479,17 @@ function stmt(j: Json): NftStmt {
       }
       break
     case 'notrack':
-      return {kind: 'notrack'}
+      return NOTRACK
     case 'snat':
     case 'dnat':
     case 'masquerade':
     case 'redirect': {
       if (v !== null && !isObj(v)) break
-      const s: {kind: 'nat'; type: typeof key; family?: 'ip' | 'ip6'; addr?: NftExpr; port?: NftExpr; flags: NftNatFlag[]; typeFlags: string[]} = {
+      const s: {kind: 'nat'; type: typeof key; family?: 'ip' | 'ip6'; addr?: NftExpr; port?: NftExpr; flags: readonly NftNatFlag[]; typeFlags: readonly string[]} = {
         kind: 'nat',
         type: key,
-        flags: v === null ? [] : natFlags(v.flags),
-        typeFlags: v === null ? [] : strList(v.type_flags),
+        flags: v === null ? EMPTY : natFlags(v.flags),
+        typeFlags: v === null ? EMPTY : strList(v.type_flags),
       }
       if (v !== null) {
         if (v.family === 'ip' || v.family === 'ip6') s.family = v.family
@@ -393,7 +500,7 @@ function stmt(j: Json): NftStmt {
     }
     case 'queue': {
       if (v !== null && !isObj(v)) break
-      const s: {kind: 'queue'; num?: NftExpr; flags: string[]} = {kind: 'queue', flags: v === null ? [] : strList(v.flags)}
+      const s: {kind: 'queue'; num?: NftExpr; flags: readonly string[]} = {kind: 'queue', flags: v === null ? EMPTY : strList(v.flags)}
       if (v !== null && v.num !== undefined) s.num = expr(v.num)
       return s
     }
@@ -422,7 +529,7 @@ function stmt(j: Json): NftStmt {
     case 'synproxy':
     case 'secmark':
       if (typeof v === 'string') {
-        if (key !== 'ct helper' && key !== 'secmark') curUnknown.push(`${key} ${JSON.stringify(v)} (named object reference)`)
+        if (key !== 'ct helper' && key !== 'secmark') ctx.unknown.push(`${key} ${JSON.stringify(v)} (named ${key} object)`)
         return {kind: 'objref', type: key, name: v}
       }
       break
@@ -430,324 +537,1118 @@ function stmt(j: Json): NftStmt {
   return unknownStmt(key, j)
 }
 
-function unknownStmt(name: string, j: Json): NftStmt {
-  curUnknown.push(`${JSON.stringify(name)} statement ${snippet(j)}`)
-  return {kind: 'unknown', name, json: j}
+/** Builds a rule's statements in the current ctx; xt statements are noted in ctx.unknown too. */
+function buildStmts(exprs: Json[]): {stmts: NftStmt[]; bare: boolean} {
+  const stmts: NftStmt[] = new Array(exprs.length)
+  let bare = false
+  for (let k = 0; k < exprs.length; k++) {
+    const s = stmt(exprs[k]!)
+    stmts[k] = s
+    if (s.kind === 'xt') {
+      bare = true
+      ctx.unknown.push(`xt ${s.xtType} ${s.name}`)
+    }
+  }
+  return {stmts, bare}
+}
+
+// ---- fast check -------------------------------------------------------------------------------------------
+//
+// At parse time every rule is checked for what the model does not type; building its statements only to throw
+// them away costs as much as parsing the JSON. These checks allocate nothing and accept only shapes that the
+// builders above turn into typed statements with nothing unknown (they may refuse more: the rule is then built
+// to find out). The test suite holds them to that: fastStmt(j) implies stmt(j) records nothing unknown.
+
+function fastStmt(j: Json): boolean {
+  if (!isObj(j)) return false
+  const key = soleKey(j)
+  if (key === undefined) return false
+  const v = j[key]
+  switch (key) {
+    case 'match':
+      return isObj(v) && typeof v.op === 'string' && REL_OPS.has(v.op) && v.left !== undefined && v.right !== undefined && fastExpr(v.left) && fastExpr(v.right)
+    case 'accept':
+    case 'drop':
+    case 'continue':
+    case 'return':
+    case 'break':
+    case 'notrack':
+      return true
+    case 'jump':
+    case 'goto':
+      return isObj(v) && typeof v.target === 'string'
+    case 'counter':
+      return v === null || typeof v === 'string' || (isObj(v) && typeof v.packets === 'number' && typeof v.bytes === 'number')
+    case 'snat':
+    case 'dnat':
+    case 'masquerade':
+    case 'redirect':
+      return (
+        v === null ||
+        (isObj(v) &&
+          (v.addr === undefined || fastExpr(v.addr)) &&
+          (v.port === undefined || fastExpr(v.port)) &&
+          (v.flags === undefined || fastNatFlags(v.flags)))
+      )
+    case 'mangle':
+      return isObj(v) && v.key !== undefined && v.value !== undefined && fastExpr(v.key) && fastExpr(v.value)
+    case 'vmap':
+      return isObj(v) && v.key !== undefined && v.data !== undefined && fastExpr(v.key) && fastMapData(v.data)
+    case 'log':
+      return v === null || isObj(v)
+    case 'reject':
+      return v === null || (isObj(v) && (v.type === undefined || v.type === 'tcp reset' || v.type === 'icmpx' || v.type === 'icmp' || v.type === 'icmpv6'))
+    case 'limit':
+      return isObj(v) && typeof v.rate === 'number'
+    case 'queue':
+      return v === null || (isObj(v) && (v.num === undefined || fastExpr(v.num)))
+    case 'set':
+      if (!isObj(v) || typeof v.op !== 'string' || typeof v.set !== 'string' || v.elem === undefined || !fastExpr(v.elem)) return false
+      if (Array.isArray(v.stmt)) for (const x of v.stmt) if (!fastStmt(x)) return false
+      return true
+    case 'ct helper':
+    case 'secmark':
+      return typeof v === 'string'
+  }
+  return false
+}
+
+function fastNatFlags(f: Json): boolean {
+  if (Array.isArray(f)) {
+    for (const x of f) if (x !== 'random' && x !== 'fully-random' && x !== 'persistent' && x !== 'netmap') return false
+    return true
+  }
+  return f === 'random' || f === 'fully-random' || f === 'persistent' || f === 'netmap'
+}
+
+function fastMapData(d: Json): boolean {
+  if (isObj(d) && d.set !== undefined) return fastElems(d.set)
+  return fastExpr(d)
+}
+
+function fastElems(v: Json): boolean {
+  if (!Array.isArray(v)) return fastElem(v)
+  for (const el of v) if (!fastElem(el)) return false
+  return true
+}
+
+function fastElem(el: Json): boolean {
+  if (Array.isArray(el) && el.length === 2) return fastElem(el[0]!) && fastExpr(el[1]!)
+  if (isObj(el) && isObj(el.elem)) {
+    const e = el.elem
+    for (const k in e) if (k !== 'val' && k !== 'timeout' && k !== 'expires' && k !== 'comment') return false
+    return e.val !== undefined && fastExpr(e.val)
+  }
+  return fastExpr(el)
+}
+
+function fastExpr(j: Json): boolean {
+  switch (typeof j) {
+    case 'number':
+    case 'string':
+    case 'boolean':
+      return true
+  }
+  if (j === null) return false
+  if (Array.isArray(j)) {
+    for (const x of j) if (!fastExpr(x)) return false
+    return true
+  }
+  const key = soleKey(j)
+  if (key === undefined) return false
+  const v = j[key]!
+  switch (key) {
+    case 'payload':
+      return isObj(v) && ((typeof v.protocol === 'string' && typeof v.field === 'string') || (typeof v.base === 'string' && typeof v.offset === 'number' && typeof v.len === 'number'))
+    case 'meta':
+    case 'ct':
+      return isObj(v) && typeof v.key === 'string'
+    case 'fib':
+      return isObj(v) && typeof v.result === 'string'
+    case 'numgen':
+      return isObj(v) && (v.mode === 'inc' || v.mode === 'random') && typeof v.mod === 'number'
+    case 'jhash':
+      return isObj(v) && typeof v.mod === 'number' && v.expr !== undefined && fastExpr(v.expr)
+    case 'symhash':
+      return isObj(v) && typeof v.mod === 'number'
+    case 'concat':
+      return Array.isArray(v) && fastExpr(v)
+    case 'set':
+      return fastElems(v)
+    case 'map':
+      return isObj(v) && v.key !== undefined && v.data !== undefined && fastExpr(v.key) && fastMapData(v.data)
+    case 'prefix':
+      if (!isObj(v) || typeof v.len !== 'number') return false
+      if (typeof v.addr === 'number') return true
+      if (typeof v.addr !== 'string') return false
+      return v.len >= 0 && v.len <= (ipv4(v.addr) !== undefined ? 32 : parseIp(v.addr)?.family === 6 ? 128 : -1)
+    case 'range':
+    case '&':
+    case '|':
+    case '^':
+    case '<<':
+    case '>>':
+      return Array.isArray(v) && v.length === 2 && fastExpr(v[0]!) && fastExpr(v[1]!)
+    case 'accept':
+    case 'drop':
+    case 'continue':
+    case 'return':
+    case 'queue':
+    case 'break':
+      return true
+    case 'jump':
+    case 'goto':
+      return isObj(v) && typeof v.target === 'string'
+  }
+  return false
+}
+
+/** Checks a rule's statements: whether any is a bare xt expression, and what is not modelled. */
+function checkStmts(exprs: Json[]): {bare: boolean; unknown: readonly string[]} {
+  let slow = false
+  for (let k = 0; k < exprs.length; k++) {
+    if (!fastStmt(exprs[k]!)) {
+      slow = true
+      break
+    }
+  }
+  if (!slow) return {bare: false, unknown: EMPTY}
+  ctx.unknown = []
+  const {bare} = buildStmts(exprs)
+  return {bare, unknown: ctx.unknown}
 }
 
 // ---- document --------------------------------------------------------------------------------------------
 
 interface MTable {
-  family: NftFamily
-  name: string
+  readonly family: NftFamily
+  readonly name: string
   handle?: number
-  flags: string[]
+  flags: readonly string[]
   loc: Loc
-  chains: Map<string, NftChain>
-  sets: Map<string, NftSet>
-  objects: NftObject[]
+  /** position in the document's table list */
+  readonly idx: number
+  /** id of its first chain, -1 before it has one */
+  firstChain: number
+  readonly sets: Map<string, NftSet>
+  readonly objects: NftObject[]
   xtables: boolean
+  /** shared jump/goto verdicts by target (when building with sharing) */
+  readonly jumps: Map<string, NftStmt & NftExpr>
+  readonly gotos: Map<string, NftStmt & NftExpr>
+  chains: ChainMap | undefined
+  readonly store: Store
 }
 
-interface MRule {
-  family: NftFamily
-  table: string
-  chain: string
-  handle: number
-  index: number
-  comment?: string
-  stmts: NftStmt[]
-  loc: Loc
-  xtables: boolean
-  notModelled: string[]
+const growI32 = (a: Int32Array<ArrayBuffer>): Int32Array<ArrayBuffer> => {
+  const b = new Int32Array(a.length * 2)
+  b.set(a)
+  return b
+}
+const growF64 = (a: Float64Array<ArrayBuffer>): Float64Array<ArrayBuffer> => {
+  const b = new Float64Array(a.length * 2)
+  b.set(a)
+  return b
 }
 
-/** A Loc whose text (the rule in nft syntax) is computed on first use: most rules are never quoted. */
-function ruleLoc(file: string, line: number, rule: MRule): Loc {
-  let text: string | undefined
-  return {
-    file,
-    line,
-    get text(): string {
-      if (text === undefined) text = formatNftRule(rule)
-      return text
-    },
-  }
-}
+/**
+ * The chains and rules of a document as rows of typed arrays: a 68k-rule dump makes no object per rule or chain
+ * until they are used (a trace looks at a handful), which keeps parsing fast and its memory low. Rules and
+ * statements are made from the document text (or the kept JSON) on first use and then kept.
+ */
+class Store {
+  // rules
+  n = 0
+  ruleChain = new Int32Array(256)
+  ruleHandle = new Float64Array(256)
+  ruleLine = new Int32Array(256)
+  /** the rule element's place in the text; -1 when its `expr` JSON is kept in ruleJson */
+  ruleStart = new Int32Array(256)
+  ruleEnd = new Int32Array(256)
+  readonly ruleComment = new Map<number, string>()
+  readonly ruleUnknown = new Map<number, readonly string[]>()
+  readonly ruleJson = new Map<number, Json[]>()
+  /** rows made by iptables-nft (set for whole tables by finish) */
+  readonly ruleXt = new Set<number>()
+  // chains: the name is a place in the text (nameAt, nameLen) or, when it is not verbatim there, in nameStr
+  chains = 0
+  chainNameAt = new Int32Array(64)
+  chainNameLen = new Int32Array(64)
+  chainTableIdx = new Int32Array(64)
+  chainHandle = new Float64Array(64)
+  chainLine = new Int32Array(64)
+  readonly chainNameStr = new Map<number, string>()
+  readonly chainBase = new Map<number, NftBaseChain>()
+  readonly chainComment = new Map<number, string>()
+  readonly chainObjs = new Map<number, Chain>()
+  /** per table idx: chain name -> id, built when first needed (consumers, out-of-order documents) */
+  readonly chainIndexes = new Map<number, Map<string, number>>()
+  /** per chain id, its rules' rows: order[offsets[c] .. offsets[c+1]) (set by seal) */
+  offsets: Int32Array | undefined
+  order: Int32Array | undefined
+  /** sharing caches for what is built after the parse */
+  ctx: Ctx | undefined
 
-const FOUND = (j: unknown): string => snippet(j)
+  constructor(
+    readonly file: string,
+    readonly text: string,
+    readonly tableList: MTable[],
+  ) {}
 
-export function parseNftJson(text: string, file: string, opts: NftParseOptions = {}): NftRuleset {
-  let doc: Json
-  try {
-    doc = JSON.parse(text) as Json
-  } catch {
-    const err = locateJsonError(text)
-    throw new ParseError(file, lineAt(text, err.offset), err.expected, err.found)
-  }
-  if (!isObj(doc) || !Array.isArray(doc.nftables)) {
-    throw new ParseError(file, 1, 'a JSON object {"nftables": [...]} as printed by `nft -j list ruleset`', FOUND(doc).slice(0, 60))
-  }
-  const elems = doc.nftables
-  const lines = elementLines(text, elems.length)
-  const notModelled: NotModelled[] = []
-  const tables = new Map<string, MTable>()
-  const tableOrder: MTable[] = []
-  let metainfo: NftRuleset['metainfo']
-  let ruleCount = 0
-  let xtBareRules = 0
-
-  const lineOf = (i: number): number => (lines ? lines[i]! : 1)
-  const bad = (i: number, expected: string, found: Json): never => {
-    throw new ParseError(file, lineOf(i), expected, FOUND(found))
-  }
-  const getTable = (family: string, name: string, i: number, el: Json): MTable => {
-    if (!FAMILIES.has(family)) bad(i, `a family (${[...FAMILIES].join(', ')})`, el)
-    const k = family + ' ' + name
-    let t = tables.get(k)
-    if (!t) {
-      t = {
-        family: family as NftFamily,
-        name,
-        flags: [],
-        loc: {file, line: lineOf(i), text: `table ${family} ${name}`},
-        chains: new Map(),
-        sets: new Map(),
-        objects: [],
-        xtables: false,
-      }
-      tables.set(k, t)
-      tableOrder.push(t)
+  /** A new chain of table `t`; its name is text[nameAt, nameAt + name.length) when nameAt >= 0. */
+  addChain(t: MTable, name: string, nameAt: number, line: number): number {
+    const id = this.chains
+    if (id === this.chainHandle.length) {
+      this.chainNameAt = growI32(this.chainNameAt)
+      this.chainNameLen = growI32(this.chainNameLen)
+      this.chainTableIdx = growI32(this.chainTableIdx)
+      this.chainHandle = growF64(this.chainHandle)
+      this.chainLine = growI32(this.chainLine)
     }
-    return t
+    this.chainNameAt[id] = nameAt
+    this.chainNameLen[id] = name.length
+    if (nameAt < 0) this.chainNameStr.set(id, name)
+    this.chainTableIdx[id] = t.idx
+    this.chainHandle[id] = NaN
+    this.chainLine[id] = line
+    this.chains = id + 1
+    if (t.firstChain < 0) t.firstChain = id
+    this.chainIndexes.get(t.idx)?.set(name, id)
+    return id
   }
-  const getChain = (t: MTable, name: string, i: number): NftChain => {
-    let c = t.chains.get(name)
+
+  chainName(id: number): string {
+    const at = this.chainNameAt[id]!
+    return at < 0 ? this.chainNameStr.get(id)! : this.text.slice(at, at + this.chainNameLen[id]!)
+  }
+
+  chainNamed(id: number, name: string): boolean {
+    const at = this.chainNameAt[id]!
+    if (at < 0) return this.chainNameStr.get(id) === name
+    return this.chainNameLen[id] === name.length && this.text.startsWith(name, at)
+  }
+
+  /** The chains of table `t` by name (built on first use). */
+  chainIndex(t: {idx: number}): Map<string, number> {
+    let m = this.chainIndexes.get(t.idx)
+    if (!m) {
+      m = new Map()
+      for (let id = 0; id < this.chains; id++) if (this.chainTableIdx[id] === t.idx) m.set(this.chainName(id), id)
+      this.chainIndexes.set(t.idx, m)
+    }
+    return m
+  }
+
+  addRule(chain: number, handle: number, line: number, start: number, end: number): number {
+    const i = this.n
+    if (i === this.ruleChain.length) {
+      this.ruleChain = growI32(this.ruleChain)
+      this.ruleHandle = growF64(this.ruleHandle)
+      this.ruleLine = growI32(this.ruleLine)
+      this.ruleStart = growI32(this.ruleStart)
+      this.ruleEnd = growI32(this.ruleEnd)
+    }
+    this.ruleChain[i] = chain
+    this.ruleHandle[i] = handle
+    this.ruleLine[i] = line
+    this.ruleStart[i] = start
+    this.ruleEnd[i] = end
+    this.n = i + 1
+    return i
+  }
+
+  /** Groups the rule rows by chain, keeping their order. */
+  seal(): void {
+    const nc = this.chains
+    const offsets = new Int32Array(nc + 1)
+    for (let i = 0; i < this.n; i++) offsets[this.ruleChain[i]! + 1]!++
+    for (let c = 0; c < nc; c++) offsets[c + 1]! += offsets[c]!
+    const fill = offsets.slice(0, nc)
+    const order = new Int32Array(this.n)
+    for (let i = 0; i < this.n; i++) order[fill[this.ruleChain[i]!]!++] = i
+    this.offsets = offsets
+    this.order = order
+  }
+
+  chain(id: number): Chain {
+    let c = this.chainObjs.get(id)
     if (!c) {
-      c = {family: t.family, table: t.name, name, loc: {file, line: lineOf(i), text: `chain ${t.family} ${t.name} ${name}`}, rules: []}
-      t.chains.set(name, c)
+      c = new Chain(this, id)
+      this.chainObjs.set(id, c)
     }
     return c
   }
 
-  for (let i = 0; i < elems.length; i++) {
-    const el = elems[i]!
-    if (!isObj(el)) bad(i, 'an object such as {"table": {...}}, {"chain": {...}}, {"rule": {...}}', el)
-    const key = soleKey(el as JObj)
-    if (key === undefined) bad(i, 'an object with one key ("table", "chain", "rule", "set", ...)', el)
-    const v = (el as JObj)[key!]!
+  rulesOf(chain: Chain, id: number): NftRule[] {
+    const from = this.offsets![id]!
+    const to = this.offsets![id + 1]!
+    const out: NftRule[] = new Array(to - from)
+    for (let k = from; k < to; k++) out[k - from] = new Rule(this, this.order![k]!, chain, k - from + 1)
+    return out
+  }
+
+  /** Runs `build` in the sharing context of this document, for table `t`. */
+  shared<T>(t: MTable | undefined, build: () => T): T {
+    const saved = ctx
+    ctx = this.ctx ??= new Ctx(true)
+    ctx.unknown = []
+    ctx.table = t
+    try {
+      return build()
+    } finally {
+      ctx.table = undefined
+      ctx.unknown = []
+      ctx = saved
+    }
+  }
+
+  /** The statements of rule row `i`, from its place in the text or its kept JSON. */
+  stmts(i: number): readonly NftStmt[] {
+    let exprs = this.ruleJson.get(i)
+    if (exprs === undefined) exprs = (JSON.parse(this.text.slice(this.ruleStart[i], this.ruleEnd[i])) as {rule: {expr: Json[]}}).rule.expr
+    const t = this.tableList[this.chainTableIdx[this.ruleChain[i]!]!]
+    return this.shared(t, () => buildStmts(exprs).stmts)
+  }
+}
+
+/** A table's chains in dump order, made on first use. */
+class ChainMap implements ReadonlyMap<string, NftChain> {
+  readonly #store: Store
+  readonly #table: MTable
+  constructor(store: Store, table: MTable) {
+    this.#store = store
+    this.#table = table
+  }
+  #ids(): Map<string, number> {
+    return this.#store.chainIndex(this.#table)
+  }
+  get size(): number {
+    return this.#ids().size
+  }
+  get(name: string): NftChain | undefined {
+    const id = this.#ids().get(name)
+    return id === undefined ? undefined : this.#store.chain(id)
+  }
+  has(name: string): boolean {
+    return this.#ids().has(name)
+  }
+  keys(): MapIterator<string> {
+    return this.#ids().keys()
+  }
+  *values(): MapIterator<NftChain> {
+    for (const id of this.#ids().values()) yield this.#store.chain(id)
+  }
+  *entries(): MapIterator<[string, NftChain]> {
+    for (const [name, id] of this.#ids()) yield [name, this.#store.chain(id)]
+  }
+  [Symbol.iterator](): MapIterator<[string, NftChain]> {
+    return this.entries()
+  }
+  forEach(fn: (value: NftChain, key: string, map: ReadonlyMap<string, NftChain>) => void, thisArg?: unknown): void {
+    for (const [name, id] of this.#ids()) fn.call(thisArg, this.#store.chain(id), name, this)
+  }
+  get [Symbol.toStringTag](): string {
+    return 'ChainMap'
+  }
+  toJSON(): unknown {
+    return Object.fromEntries(this.entries())
+  }
+}
+
+/** A chain; its rules are made on first use of `rules`. toJSON includes them. */
+class Chain implements NftChain {
+  readonly family: NftFamily
+  readonly table: string
+  readonly name: string
+  declare readonly handle?: number
+  declare readonly base?: NftBaseChain
+  declare readonly comment?: string
+  readonly #store: Store
+  readonly #id: number
+  #rules: NftRule[] | undefined
+
+  constructor(store: Store, id: number) {
+    const t = store.tableList[store.chainTableIdx[id]!]!
+    this.family = t.family
+    this.table = t.name
+    this.name = store.chainName(id)
+    const handle = store.chainHandle[id]!
+    if (!Number.isNaN(handle)) (this as {handle?: number}).handle = handle
+    const base = store.chainBase.get(id)
+    if (base) (this as {base?: NftBaseChain}).base = base
+    const comment = store.chainComment.get(id)
+    if (comment !== undefined) (this as {comment?: string}).comment = comment
+    this.#store = store
+    this.#id = id
+  }
+
+  get rules(): NftRule[] {
+    return (this.#rules ??= this.#store.rulesOf(this, this.#id))
+  }
+
+  get loc(): Loc {
+    return new ChainLoc(this.#store.file, this.#store.chainLine[this.#id]!, this)
+  }
+
+  toJSON(): unknown {
+    return {
+      family: this.family,
+      table: this.table,
+      name: this.name,
+      ...(this.handle === undefined ? {} : {handle: this.handle}),
+      ...(this.base === undefined ? {} : {base: this.base}),
+      ...(this.comment === undefined ? {} : {comment: this.comment}),
+      loc: this.loc,
+      rules: this.rules,
+    }
+  }
+}
+
+/** A rule, made when its chain's rules are first used; `stmts` is built on first use and kept. */
+class Rule implements NftRule {
+  readonly family: NftFamily
+  readonly table: string
+  readonly chain: string
+  readonly handle: number
+  readonly index: number
+  declare readonly comment?: string
+  readonly xtables: boolean
+  readonly notModelled: readonly string[]
+  readonly #store: Store
+  readonly #row: number
+  #stmts: readonly NftStmt[] | undefined
+  #loc: Loc | undefined
+
+  constructor(store: Store, row: number, chain: Chain, index: number) {
+    this.family = chain.family
+    this.table = chain.table
+    this.chain = chain.name
+    this.handle = store.ruleHandle[row]!
+    this.index = index
+    const comment = store.ruleComment.get(row)
+    if (comment !== undefined) (this as {comment?: string}).comment = comment
+    this.xtables = store.ruleXt.has(row)
+    this.notModelled = store.ruleUnknown.get(row) ?? EMPTY
+    this.#store = store
+    this.#row = row
+  }
+
+  get stmts(): readonly NftStmt[] {
+    return (this.#stmts ??= this.#store.stmts(this.#row))
+  }
+
+  get loc(): Loc {
+    return (this.#loc ??= new RuleLoc(this.#store.file, this.#store.ruleLine[this.#row]!, this))
+  }
+
+  toJSON(): unknown {
+    return {
+      family: this.family,
+      table: this.table,
+      chain: this.chain,
+      handle: this.handle,
+      index: this.index,
+      ...(this.comment === undefined ? {} : {comment: this.comment}),
+      stmts: this.stmts,
+      loc: this.loc,
+      xtables: this.xtables,
+      notModelled: this.notModelled,
+    }
+  }
+}
+
+/** A rule's Loc; `text` (the rule in nft syntax) is printed on first use. toJSON includes it. */
+class RuleLoc implements Loc {
+  readonly file: string
+  readonly line: number
+  readonly #rule: NftRule
+  #text: string | undefined
+  constructor(file: string, line: number, rule: NftRule) {
+    this.file = file
+    this.line = line
+    this.#rule = rule
+  }
+  get text(): string {
+    return (this.#text ??= formatNftRule(this.#rule))
+  }
+  toJSON(): Loc {
+    return {file: this.file, line: this.line, text: this.text}
+  }
+}
+
+/** A chain's Loc; `text` (`chain ip t c { type ... }`) is built on use. */
+class ChainLoc implements Loc {
+  readonly file: string
+  readonly line: number
+  readonly #chain: NftChain
+  constructor(file: string, line: number, chain: NftChain) {
+    this.file = file
+    this.line = line
+    this.#chain = chain
+  }
+  get text(): string {
+    const c = this.#chain
+    return `chain ${c.family} ${c.table} ${c.name}` + (c.base ? ` { ${formatBase(c.base)} }` : '')
+  }
+  toJSON(): Loc {
+    return {file: this.file, line: this.line, text: this.text}
+  }
+}
+
+/** A named set or map; its elements are built on first use of `elements` (kube-proxy's maps hold thousands). */
+class NSet implements NftSet {
+  readonly kind: 'set' | 'map' | 'meter'
+  readonly family: NftFamily
+  readonly table: string
+  readonly name: string
+  readonly handle: number
+  readonly keyType: readonly string[]
+  declare readonly dataType?: readonly string[]
+  readonly flags: readonly string[]
+  declare readonly timeout?: number
+  declare readonly gcInterval?: number
+  declare readonly size?: number
+  declare readonly policy?: string
+  declare readonly comment?: string
+  readonly loc: Loc
+  #elements: readonly NftSetElem[] | undefined
+  readonly #make: () => readonly NftSetElem[]
+
+  constructor(kind: 'set' | 'map' | 'meter', t: MTable, v: JObj, loc: Loc, make: () => readonly NftSetElem[]) {
+    this.kind = kind
+    this.family = t.family
+    this.table = t.name
+    this.name = v.name as string
+    this.handle = typeof v.handle === 'number' ? v.handle : 0
+    this.keyType = typeList(v.type)
+    if (kind === 'map' && typeof v.map === 'string') (this as {dataType?: readonly string[]}).dataType = typeList(v.map)
+    this.flags = strList(v.flags)
+    const self = this as {timeout?: number; gcInterval?: number; size?: number; policy?: string; comment?: string}
+    if (typeof v.timeout === 'number') self.timeout = v.timeout
+    if (typeof v['gc-interval'] === 'number') self.gcInterval = v['gc-interval']
+    if (typeof v.size === 'number') self.size = v.size
+    if (typeof v.policy === 'string') self.policy = v.policy
+    if (typeof v.comment === 'string') self.comment = v.comment
+    this.loc = loc
+    this.#make = make
+  }
+
+  get elements(): readonly NftSetElem[] {
+    return (this.#elements ??= this.#make())
+  }
+
+  toJSON(): unknown {
+    const {kind, family, table, name, handle, keyType, dataType, flags, timeout, gcInterval, size, policy, comment, loc} = this
+    return {kind, family, table, name, handle, keyType, dataType, flags, timeout, gcInterval, size, policy, comment, loc, elements: this.elements}
+  }
+}
+
+/** Elements of a set/map object in the current ctx, typed by the set's key and data types. */
+function buildSetElems(v: JObj, items?: (each: (item: Json) => void) => void): readonly NftSetElem[] {
+  if (v.elem === undefined) return EMPTY
+  const keyType = typeList(v.type)
+  const dataType = typeof v.map === 'string' ? typeList(v.map) : undefined
+  const kh = keyType.map(typeHint)
+  const vh = dataType ? (dataType.length === 1 ? typeHint(dataType[0]!) : dataType.map(typeHint)) : undefined
+  const hint = kh.length === 1 ? kh[0] : kh
+  if (!items) return setElems(v.elem, hint, vh)
+  const out: NftSetElem[] = []
+  items((item) => out.push(setElem(item, hint, vh)))
+  return out
+}
+
+/** The parse of one document: fed one element of the "nftables" array at a time. */
+class Doc {
+  readonly tables = new Map<string, MTable>()
+  readonly order: MTable[] = []
+  readonly notModelled: NotModelled[] = []
+  readonly store: Store
+  metainfo: {version?: string; releaseName?: string; jsonSchemaVersion?: number} | undefined
+  xtBareRules = 0
+  readonly xtNames = new Map<MTable, {n: number; names: Set<string>}>()
+  #lastTable: MTable | undefined
+  #lastChain = -1
+
+  constructor(
+    readonly file: string,
+    readonly text: string,
+  ) {
+    this.store = new Store(file, text, this.order)
+  }
+
+  bad(line: number, expected: string, found: Json): never {
+    throw new ParseError(this.file, line, expected, snippet(found))
+  }
+
+  table(family: string, name: string, line: number, el: Json): MTable {
+    const last = this.#lastTable
+    if (last && last.name === name && last.family === family) return last
+    let t = this.tables.get(family + ' ' + name)
+    if (!t) {
+      if (!FAMILIES.has(family)) this.bad(line, `a family (${NFT_FAMILIES.join(', ')})`, el)
+      t = {
+        family: family as NftFamily,
+        name,
+        flags: EMPTY,
+        loc: {file: this.file, line, text: `table ${family} ${name}`},
+        idx: this.order.length,
+        firstChain: -1,
+        sets: new Map(),
+        objects: [],
+        xtables: false,
+        jumps: new Map(),
+        gotos: new Map(),
+        chains: undefined,
+        store: this.store,
+      }
+      this.tables.set(family + ' ' + name, t)
+      this.order.push(t)
+    }
+    this.#lastTable = t
+    return t
+  }
+
+  /**
+   * The chain `name` of `t`, added when new. nft prints every chain before the rules and the rules chain by chain, so
+   * a rule's chain is the last one or one of the next few (chains without rules are skipped); only an out-of-order
+   * document needs the table's name index.
+   */
+  chainId(t: MTable, name: string, line: number, nameAt = -1, isNew = false): number {
+    const store = this.store
+    const last = this.#lastChain
+    if (!isNew) {
+      if (last >= 0 && store.chainTableIdx[last] === t.idx && store.chainNamed(last, name)) return last
+      for (const from of [last + 1, t.firstChain]) {
+        if (from < 0) continue
+        for (let id = from; id < store.chains && id < from + 64; id++) {
+          if (store.chainTableIdx[id] === t.idx && store.chainNamed(id, name)) {
+            this.#lastChain = id
+            return id
+          }
+        }
+      }
+    }
+    let id = isNew && !store.chainIndexes.has(t.idx) ? undefined : store.chainIndex(t).get(name)
+    if (id === undefined) id = store.addChain(t, name, nameAt, line)
+    this.#lastChain = id
+    return id
+  }
+
+  element(el: Json, line: number, start: number, end: number, elems?: readonly [number, number]): void {
+    if (!isObj(el)) this.bad(line, 'an object such as {"table": {...}}, {"chain": {...}}, {"rule": {...}}', el)
+    const key = soleKey(el)
+    if (key === undefined) this.bad(line, 'an object with one key ("table", "chain", "rule", "set", ...)', el)
+    const v = el[key]!
     switch (key) {
-      case 'metainfo':
-        if (isObj(v)) {
-          metainfo = {}
-          if (typeof v.version === 'string') (metainfo as {version?: string}).version = v.version
-          if (typeof v.release_name === 'string') (metainfo as {releaseName?: string}).releaseName = v.release_name
-          if (typeof v.json_schema_version === 'number') (metainfo as {jsonSchemaVersion?: number}).jsonSchemaVersion = v.json_schema_version
-        }
-        break
+      case 'rule':
+        return this.rule(v, line, el, start, end)
+      case 'chain':
+        return this.chainObj(v, line, el, start, end)
       case 'table': {
-        if (!isObj(v) || typeof v.family !== 'string' || typeof v.name !== 'string') bad(i, 'a table with "family" and "name"', el)
-        const o = v as JObj
-        const t = getTable(o.family as string, o.name as string, i, el)
-        if (typeof o.handle === 'number') t.handle = o.handle
-        t.flags = strList(o.flags)
-        t.loc = {file, line: lineOf(i), text: `table ${t.family} ${t.name}`}
-        break
-      }
-      case 'chain': {
-        if (!isObj(v) || typeof v.family !== 'string' || typeof v.table !== 'string' || typeof v.name !== 'string') {
-          bad(i, 'a chain with "family", "table" and "name"', el)
-        }
-        const o = v as JObj
-        const t = getTable(o.family as string, o.table as string, i, el)
-        const existing = t.chains.get(o.name as string)
-        const c: {family: NftFamily; table: string; name: string; handle?: number; loc: Loc; base?: NftBaseChain; comment?: string; rules: NftRule[]} = {
-          family: t.family,
-          table: t.name,
-          name: o.name as string,
-          loc: {file, line: lineOf(i), text: `chain ${t.family} ${t.name} ${o.name as string}`},
-          rules: existing?.rules ?? [],
-        }
-        if (typeof o.handle === 'number') c.handle = o.handle
-        if (typeof o.comment === 'string') c.comment = o.comment
-        if (o.hook !== undefined || o.type !== undefined) {
-          if (typeof o.type !== 'string' || typeof o.hook !== 'string' || typeof o.prio !== 'number') {
-            bad(i, 'a base chain with "type", "hook" and "prio"', el)
-          }
-          if (!CHAIN_TYPES.has(o.type as string) || !HOOKS.has(o.hook as string)) {
-            notModelled.push({file, line: lineOf(i), what: `chain ${t.family} ${t.name} ${c.name}: type ${String(o.type)} hook ${String(o.hook)}`})
-          }
-          const base: {type: NftBaseChain['type']; hook: NftBaseChain['hook']; priority: number; priorityText: string; policy: 'accept' | 'drop'; devices?: string[]} = {
-            type: o.type as NftBaseChain['type'],
-            hook: o.hook as NftBaseChain['hook'],
-            priority: o.prio as number,
-            priorityText: formatNftPriority(o.prio as number, t.family, o.hook as string),
-            policy: o.policy === 'drop' ? 'drop' : 'accept',
-          }
-          if (o.dev !== undefined) base.devices = strList(o.dev)
-          c.base = base
-          c.loc = {file, line: lineOf(i), text: `chain ${t.family} ${t.name} ${c.name} { ${formatBase(base)} }`}
-        }
-        t.chains.set(c.name, c)
-        break
-      }
-      case 'rule': {
-        if (!isObj(v) || typeof v.family !== 'string' || typeof v.table !== 'string' || typeof v.chain !== 'string' || !Array.isArray(v.expr)) {
-          bad(i, 'a rule with "family", "table", "chain" and "expr"', el)
-        }
-        const o = v as JObj
-        const t = getTable(o.family as string, o.table as string, i, el)
-        const c = getChain(t, o.chain as string, i)
-        curUnknown = []
-        const exprs = o.expr as Json[]
-        const stmts: NftStmt[] = new Array(exprs.length)
-        let bare = false
-        for (let k = 0; k < exprs.length; k++) {
-          const s = stmt(exprs[k]!)
-          stmts[k] = s
-          if (s.kind === 'xt') {
-            bare = true
-            curUnknown.push(`xt ${s.xtType} ${s.name}`)
-          }
-        }
-        const index = c.rules.length + 1
-        const r: MRule = {
-          family: t.family,
-          table: t.name,
-          chain: c.name,
-          handle: typeof o.handle === 'number' ? o.handle : 0,
-          index,
-          stmts,
-          loc: undefined as unknown as Loc,
-          xtables: bare,
-          notModelled: curUnknown,
-        }
-        if (typeof o.comment === 'string') r.comment = o.comment
-        r.loc = ruleLoc(file, lineOf(i), r)
-        c.rules.push(r)
-        ruleCount++
-        if (bare) {
-          xtBareRules++
-          t.xtables = true
-        } else if (curUnknown.length) {
-          const where = `${t.family} ${t.name} ${c.name} handle ${r.handle}`
-          for (const w of curUnknown) notModelled.push({file, line: lineOf(i), what: `nft ${where}: ${w}`})
-        }
-        break
+        if (!isObj(v) || typeof v.family !== 'string' || typeof v.name !== 'string') this.bad(line, 'a table with "family" and "name"', el)
+        const t = this.table(v.family, v.name, line, el)
+        if (typeof v.handle === 'number') t.handle = v.handle
+        t.flags = strList(v.flags)
+        t.loc = {file: this.file, line, text: `table ${t.family} ${t.name}`}
+        return
       }
       case 'set':
       case 'map':
-      case 'meter': {
-        if (!isObj(v) || typeof v.family !== 'string' || typeof v.table !== 'string' || typeof v.name !== 'string') {
-          bad(i, `a ${key} with "family", "table" and "name"`, el)
+      case 'meter':
+        return this.set(key, v, line, el, start, end, elems)
+      case 'metainfo':
+        if (isObj(v)) {
+          this.metainfo = {}
+          if (typeof v.version === 'string') this.metainfo.version = v.version
+          if (typeof v.release_name === 'string') this.metainfo.releaseName = v.release_name
+          if (typeof v.json_schema_version === 'number') this.metainfo.jsonSchemaVersion = v.json_schema_version
         }
-        const o = v as JObj
-        const t = getTable(o.family as string, o.table as string, i, el)
-        curUnknown = []
-        const keyType = typeList(o.type)
-        const dataType = key === 'map' && typeof o.map === 'string' ? typeList(o.map) : undefined
-        const kh = keyType.map(typeHint)
-        const s: {
-          kind: 'set' | 'map' | 'meter'
-          family: NftFamily
-          table: string
-          name: string
-          handle: number
-          keyType: string[]
-          dataType?: string[]
-          flags: string[]
-          elements: NftSetElem[]
-          timeout?: number
-          gcInterval?: number
-          size?: number
-          policy?: string
-          comment?: string
-          loc: Loc
-        } = {
-          kind: key as 'set',
-          family: t.family,
-          table: t.name,
-          name: o.name as string,
-          handle: typeof o.handle === 'number' ? o.handle : 0,
-          keyType,
-          flags: strList(o.flags),
-          elements: o.elem === undefined ? [] : setElems(o.elem, kh.length === 1 ? kh[0] : kh, dataType ? (dataType.length === 1 ? typeHint(dataType[0]!) : dataType.map(typeHint)) : undefined),
-          loc: {file, line: lineOf(i), text: `${key} ${t.family} ${t.name} ${o.name as string}`},
-        }
-        if (dataType) s.dataType = dataType
-        if (typeof o.timeout === 'number') s.timeout = o.timeout
-        if (typeof o['gc-interval'] === 'number') s.gcInterval = o['gc-interval']
-        if (typeof o.size === 'number') s.size = o.size
-        if (typeof o.policy === 'string') s.policy = o.policy
-        if (typeof o.comment === 'string') s.comment = o.comment
-        if (o.stmt !== undefined) curUnknown.push(`set statements ${snippet(o.stmt)}`)
-        for (const w of curUnknown) notModelled.push({file, line: lineOf(i), what: `nft ${key} ${t.family} ${t.name} ${s.name}: ${w}`})
-        t.sets.set(s.name, s)
-        break
-      }
-      default: {
-        if (OBJECT_TYPES.has(key!) && isObj(v) && typeof v.family === 'string' && typeof v.table === 'string' && typeof v.name === 'string') {
-          const t = getTable(v.family, v.table, i, el)
-          const obj: NftObject = {
-            type: key!,
-            family: t.family,
-            table: t.name,
-            name: v.name,
-            ...(typeof v.handle === 'number' ? {handle: v.handle} : {}),
-            loc: {file, line: lineOf(i), text: `${key} ${t.family} ${t.name} ${v.name}`},
-            json: v,
-          }
-          t.objects.push(obj)
-          if (OBJECTS_NOT_MODELLED.has(key!)) notModelled.push({file, line: lineOf(i), what: `nft ${key} ${t.family} ${t.name} ${v.name}`})
-        } else {
-          notModelled.push({file, line: lineOf(i), what: `nft ${JSON.stringify(key)} object ${snippet(v)}`})
-        }
-      }
+        return
     }
-  }
-
-  // iptables-nft's tables: every rule there is also in iptables-nft-save
-  let xtRules = 0
-  for (const t of tableOrder) {
-    if (!t.xtables) t.xtables = isXtablesLayout(t)
-    if (!t.xtables) continue
-    let bare = 0
-    const names = new Set<string>()
-    for (const c of t.chains.values()) {
-      for (const r of c.rules) {
-        ;(r as MRule).xtables = true
-        xtRules++
-        let hasBare = false
-        for (const s of r.stmts) {
-          if (s.kind === 'xt') {
-            names.add(s.name)
-            hasBare = true
-          }
-        }
-        if (hasBare) bare++
-      }
-    }
-    if (bare && !opts.iptablesSaveBeside) {
-      notModelled.push({
-        file,
-        line: t.loc.line,
-        what:
-          `nft table ${t.family} ${t.name}: ${bare} rule${bare === 1 ? '' : 's'} made by iptables-nft hold xt expressions ` +
-          `(${[...names].sort().join(', ')}) that nft -j prints without their parameters; without the iptables-save ` +
-          `of this host these rules are not analysable`,
+    if (OBJECT_TYPES.has(key) && isObj(v) && typeof v.family === 'string' && typeof v.table === 'string' && typeof v.name === 'string') {
+      const t = this.table(v.family, v.table, line, el)
+      t.objects.push({
+        type: key,
+        family: t.family,
+        table: t.name,
+        name: v.name,
+        ...(typeof v.handle === 'number' ? {handle: v.handle} : {}),
+        loc: {file: this.file, line, text: `${key} ${t.family} ${t.name} ${v.name}`},
+        json: v,
       })
+      if (OBJECTS_NOT_MODELLED.has(key)) this.notModelled.push({file: this.file, line, what: `nft ${key} ${t.family} ${t.name} ${v.name}`})
+      return
+    }
+    this.notModelled.push({file: this.file, line, what: `nft ${JSON.stringify(key)} object ${snippet(v)}`})
+  }
+
+  chainObj(v: Json, line: number, el: Json, start: number, end: number): void {
+    if (!isObj(v) || typeof v.family !== 'string' || typeof v.table !== 'string' || typeof v.name !== 'string') {
+      this.bad(line, 'a chain with "family", "table" and "name"', el)
+    }
+    const t = this.table(v.family, v.table, line, el)
+    const name = v.name
+    // the name stays in the text, found by its place: kube-proxy has 30k long chain names
+    let nameAt = -1
+    if (start >= 0) {
+      const at = this.text.indexOf('"name": "', start)
+      if (at > 0 && at < end && this.text.startsWith(name, at + 9) && this.text.charCodeAt(at + 9 + name.length) === 34) nameAt = at + 9
+    }
+    const store = this.store
+    // a chain object names a chain not seen yet, unless rules came first (not nft's order) or it is repeated
+    const id = this.chainId(t, name, line, nameAt, store.n === 0)
+    store.chainLine[id] = line
+    if (typeof v.handle === 'number') store.chainHandle[id] = v.handle
+    if (typeof v.comment === 'string') store.chainComment.set(id, v.comment)
+    if (v.hook !== undefined || v.type !== undefined) {
+      if (typeof v.type !== 'string' || typeof v.hook !== 'string' || typeof v.prio !== 'number') {
+        this.bad(line, 'a base chain with "type", "hook" and "prio"', el)
+      }
+      if (!CHAIN_TYPES.has(v.type) || !HOOKS.has(v.hook)) {
+        this.notModelled.push({file: this.file, line, what: `nft chain ${t.family} ${t.name} ${name}: type ${v.type} hook ${v.hook}`})
+      }
+      const base: {type: NftBaseChain['type']; hook: NftBaseChain['hook']; priority: number; priorityText: string; policy: 'accept' | 'drop'; devices?: readonly string[]} = {
+        type: v.type as NftBaseChain['type'],
+        hook: v.hook as NftBaseChain['hook'],
+        priority: v.prio,
+        priorityText: formatNftPriority(v.prio, t.family, v.hook),
+        policy: v.policy === 'drop' ? 'drop' : 'accept',
+      }
+      if (v.dev !== undefined) base.devices = strList(v.dev)
+      store.chainBase.set(id, base)
     }
   }
 
-  return {
-    file,
-    ruleCount,
-    notModelled,
-    ...(metainfo ? {metainfo} : {}),
-    tables: tableOrder as NftTable[],
-    xtRules,
-    xtBareRules,
-    fullyAnalysable: xtBareRules === 0 || opts.iptablesSaveBeside === true,
+  rule(v: Json, line: number, el: Json, start: number, end: number): void {
+    if (!isObj(v) || typeof v.family !== 'string' || typeof v.table !== 'string' || typeof v.chain !== 'string' || !Array.isArray(v.expr)) {
+      this.bad(line, 'a rule with "family", "table", "chain" and "expr"', el)
+    }
+    const t = this.table(v.family, v.table, line, el)
+    const chain = this.chainId(t, v.chain, line)
+    // check what is not modelled; the statements are built when used
+    ctx.table = t
+    const {bare, unknown} = checkStmts(v.expr)
+    const handle = typeof v.handle === 'number' ? v.handle : 0
+    const store = this.store
+    const row = store.addRule(chain, handle, line, start, end)
+    if (start < 0) store.ruleJson.set(row, v.expr)
+    if (typeof v.comment === 'string') store.ruleComment.set(row, v.comment)
+    if (unknown.length) store.ruleUnknown.set(row, unknown)
+    if (bare) {
+      this.xtBareRules++
+      t.xtables = true
+      let b = this.xtNames.get(t)
+      if (!b) this.xtNames.set(t, (b = {n: 0, names: new Set()}))
+      b.n++
+      for (const w of unknown) if (w.startsWith('xt ')) b.names.add(w.slice(w.indexOf(' ', 3) + 1))
+    } else {
+      for (const w of unknown) this.notModelled.push({file: this.file, line, what: `nft ${t.family} ${t.name} ${v.chain} handle ${handle}: ${w}`})
+    }
+  }
+
+  /**
+   * A set or map. `elems`, for a large one, is where its "elem" array is in the text (`v.elem` is then empty): its
+   * items are parsed one at a time, so that a map of thousands of elements is never one JSON tree.
+   */
+  set(key: 'set' | 'map' | 'meter', v: Json, line: number, el: Json, start: number, end: number, elems?: readonly [number, number]): void {
+    if (!isObj(v) || typeof v.family !== 'string' || typeof v.table !== 'string' || typeof v.name !== 'string') {
+      this.bad(line, `a ${key} with "family", "table" and "name"`, el)
+    }
+    const t = this.table(v.family, v.table, line, el)
+    const text = this.text
+    const items = elems
+      ? (each: (item: Json) => void): void => forEachArrayItem(text, elems[0], elems[1], (a, b) => each(JSON.parse(text.slice(a, b)) as Json))
+      : undefined
+    // check what is not modelled; the elements are built when used
+    ctx.unknown = []
+    ctx.table = t
+    if (items) items((item) => void (fastElem(item) || setElem(item)))
+    else if (v.elem !== undefined && !fastElems(v.elem)) buildSetElems(v)
+    if (v.stmt !== undefined) ctx.unknown.push(`set statements ${snippet(v.stmt)}`)
+    for (const w of ctx.unknown) this.notModelled.push({file: this.file, line, what: `nft ${key} ${t.family} ${t.name} ${v.name}: ${w}`})
+    ctx.unknown = []
+    const store = this.store
+    const json = start < 0 || elems ? v : undefined
+    const make = (): readonly NftSetElem[] => {
+      const o = json ?? (JSON.parse(text.slice(start, end)) as {[k: string]: JObj})[key]!
+      return store.shared(t, () => buildSetElems(o, items))
+    }
+    t.sets.set(v.name, new NSet(key, t, v, {file: this.file, line, text: `${key} ${t.family} ${t.name} ${v.name}`}, make))
+  }
+
+  finish(opts: NftParseOptions): NftRuleset {
+    const store = this.store
+    store.seal()
+    // iptables-nft's tables: every rule there is also in iptables-nft-save
+    let xtRules = 0
+    for (const t of this.order) {
+      t.chains = new ChainMap(store, t)
+      if (!t.xtables) t.xtables = isXtablesLayout(t, store)
+    }
+    for (let i = 0; i < store.n; i++) {
+      if (this.order[store.chainTableIdx[store.ruleChain[i]!]!]!.xtables) {
+        store.ruleXt.add(i)
+        xtRules++
+      }
+    }
+    if (!opts.iptablesSaveBeside) {
+      for (const t of this.order) {
+        const b = this.xtNames.get(t)
+        if (!b) continue
+        this.notModelled.push({
+          file: this.file,
+          line: t.loc.line,
+          what:
+            `nft table ${t.family} ${t.name}: ${b.n} rule${b.n === 1 ? '' : 's'} made by iptables-nft hold${b.n === 1 ? 's' : ''} xt expressions ` +
+            `(${[...b.names].sort().join(', ')}) that nft -j prints without their parameters; without the iptables-save ` +
+            `of this host ${b.n === 1 ? 'this rule is' : 'these rules are'} not analysable`,
+        })
+      }
+    }
+    const tables: NftTable[] = this.order.map((t) => ({
+      family: t.family,
+      name: t.name,
+      ...(t.handle === undefined ? {} : {handle: t.handle}),
+      flags: t.flags,
+      loc: t.loc,
+      chains: t.chains!,
+      sets: t.sets,
+      objects: t.objects,
+      xtables: t.xtables,
+    }))
+    return {
+      file: this.file,
+      ruleCount: store.n,
+      notModelled: this.notModelled,
+      ...(this.metainfo ? {metainfo: this.metainfo} : {}),
+      tables,
+      xtRules,
+      xtBareRules: this.xtBareRules,
+      fullyAnalysable: this.xtBareRules === 0 || opts.iptablesSaveBeside === true,
+    }
+  }
+}
+
+export function parseNftJson(text: string, file: string, opts: NftParseOptions = {}): NftRuleset {
+  const saved = ctx
+  ctx = new Ctx(false)
+  try {
+    let doc = new Doc(file, text)
+    if (!streamElements(text, doc)) {
+      // not nft's own one-line layout (pretty-printed, other keys...), or malformed: parse the whole text
+      doc = new Doc(file, text)
+      let root: Json
+      try {
+        root = JSON.parse(text) as Json
+      } catch {
+        const err = locateJsonError(text)
+        throw new ParseError(file, lineAt(text, err.offset), err.expected, err.found)
+      }
+      if (!isObj(root) || !Array.isArray(root.nftables)) {
+        throw new ParseError(file, 1, 'a JSON object {"nftables": [...]} as printed by `nft -j list ruleset`', snippet(root).slice(0, 60))
+      }
+      const elems = root.nftables
+      const lines = elementLines(text, elems.length)
+      for (let i = 0; i < elems.length; i++) doc.element(elems[i]!, lines ? lines[i]! : 1, -1, -1)
+    }
+    return doc.finish(opts)
+  } finally {
+    ctx = saved
+  }
+}
+
+/**
+ * Walks `{"nftables": [ el, el, ... ]}` with a light scanner that finds where each element ends, JSON.parses each
+ * element on its own and hands it to `doc` with its line and place. Returns false when the text is not in that
+ * exact shape or an element does not parse (having fed `doc` the elements before), so that the caller starts
+ * again on the whole text, which also locates syntax errors.
+ */
+function streamElements(text: string, doc: Doc): boolean {
+  const head = /^\s*\{\s*"nftables"\s*:\s*\[/.exec(text.length > 200 ? text.slice(0, 200) : text)
+  if (!head) return false
+  const n = text.length
+  let i = head[0].length
+  let line = 1
+  for (let k = 0; k < i; k++) if (text.charCodeAt(k) === 10) line++
+  const nl = text.indexOf('\n')
+  const oneLine = nl < 0 || nl >= text.length - 2
+  let first = true
+  for (;;) {
+    let c = text.charCodeAt(i)
+    while (c === 32 || c === 10 || c === 9 || c === 13) {
+      if (c === 10) line++
+      c = text.charCodeAt(++i)
+    }
+    if (c === 93 /* ] */ && first) break
+    if (c !== 123 /* { */) return false
+    first = false
+    const start = i
+    const startLine = line
+    // nft's one-line output: an element ends where `}}, {"KEY": {"family": "` starts the next one (a string
+    // holding that text fails to parse and takes the careful way below)
+    const quick = oneLine ? nextElement(text, i) : -1
+    if (quick > 0) {
+      i = quick
+    } else {
+      let depth = 0
+      for (;;) {
+        if (i >= n) return false
+        c = text.charCodeAt(i++)
+        if (c === 34 /* " */) {
+          // a string holds no raw newline and no bracket that counts: jump to its closing quote
+          i = skipString(text, i - 1)
+          if (i < 0) return false
+        } else if (c === 123 || c === 91) depth++
+        else if (c === 125 || c === 93) {
+          if (--depth === 0) break
+        } else if (c === 10) line++
+      }
+    }
+    let el: Json
+    let elems: readonly [number, number] | undefined
+    try {
+      if (i - start > 65536) {
+        // a large set or map: parse it without its "elem" array, whose items Doc.set parses one by one
+        elems = findSetElems(text, start, i)
+        if (elems) el = JSON.parse(text.slice(start, elems[0]) + '[]' + text.slice(elems[1], i)) as Json
+        else el = JSON.parse(text.slice(start, i)) as Json
+      } else el = JSON.parse(text.slice(start, i)) as Json
+    } catch {
+      if (!oneLine) return false
+      // the quick end was inside a string: find the element's end bracket by bracket
+      const close = matchBracket(text, start, n)
+      if (close < 0 || close === i) return false
+      i = close
+      elems = i - start > 65536 ? findSetElems(text, start, i) : undefined
+      try {
+        el = (elems ? JSON.parse(text.slice(start, elems[0]) + '[]' + text.slice(elems[1], i)) : JSON.parse(text.slice(start, i))) as Json
+      } catch {
+        return false
+      }
+    }
+    doc.element(el, startLine, start, i, elems)
+    c = text.charCodeAt(i)
+    while (c === 32 || c === 10 || c === 9 || c === 13) {
+      if (c === 10) line++
+      c = text.charCodeAt(++i)
+    }
+    if (c === 44 /* , */) {
+      i++
+      continue
+    }
+    if (c === 93) break
+    return false
+  }
+  // after the array: `}` and nothing else
+  i++
+  let c = text.charCodeAt(i)
+  while (c === 32 || c === 10 || c === 9 || c === 13) c = text.charCodeAt(++i)
+  if (c !== 125) return false
+  i++
+  while (i < n) {
+    c = text.charCodeAt(i++)
+    if (c !== 32 && c !== 10 && c !== 9 && c !== 13) return false
+  }
+  return true
+}
+
+const ELEMENT_KEYS = new Set(['table', 'chain', 'rule', 'set', 'map', 'meter', 'element', 'flowtable', 'counter', 'quota', 'limit', 'ct helper', 'ct timeout', 'ct expectation', 'secmark', 'synproxy', 'tunnel'])
+
+/**
+ * In nft's one-line output, where the element starting at text[i] ends: just before `, {"KEY": {"family": "` of the
+ * next element, or before the `]` that closes the array for the last one. -1 when not found.
+ */
+function nextElement(text: string, i: number): number {
+  let at = text.indexOf('}}, {"', i)
+  while (at >= 0) {
+    const keyStart = at + 6
+    const keyEnd = text.indexOf('"', keyStart)
+    if (keyEnd > 0 && keyEnd - keyStart <= 14 && text.startsWith('": {"family": "', keyEnd) && ELEMENT_KEYS.has(text.slice(keyStart, keyEnd))) return at + 2
+    at = text.indexOf('}}, {"', at + 1)
+  }
+  // the last element: up to the closing `]}` of the document
+  let end = text.length - 1
+  while (end > i && text.charCodeAt(end) !== 93 /* ] */) end--
+  while (end > i && text.charCodeAt(end - 1) === 32) end--
+  return end > i ? end : -1
+}
+
+/** Skips the JSON string whose opening quote is at text[i]; returns the index after its closing quote, or -1. */
+function skipString(text: string, i: number): number {
+  let j = text.indexOf('"', i + 1)
+  for (;;) {
+    if (j < 0) return -1
+    let b = j - 1
+    while (text.charCodeAt(b) === 92 /* \ */) b--
+    if ((j - 1 - b) % 2 === 0) return j + 1
+    j = text.indexOf('"', j + 1)
+  }
+}
+
+/** Where the "elem" array of `{"set"|"map"|"meter": {...}}` at text[start, end) is: [its `[`, after its `]`). */
+function findSetElems(text: string, start: number, end: number): readonly [number, number] | undefined {
+  if (!/^\{\s*"(set|map|meter)"\s*:/.test(text.slice(start, start + 20))) return undefined
+  let depth = 0
+  for (let i = start; i < end; ) {
+    const c = text.charCodeAt(i)
+    if (c === 34) {
+      const after = skipString(text, i)
+      if (after < 0) return undefined
+      if (depth === 2 && after - i === 6 && text.startsWith('"elem"', i)) {
+        let k = after
+        while (k < end && (text.charCodeAt(k) === 32 || text.charCodeAt(k) === 10 || text.charCodeAt(k) === 9 || text.charCodeAt(k) === 13)) k++
+        if (text.charCodeAt(k) !== 58 /* : */) return undefined
+        k++
+        while (k < end && (text.charCodeAt(k) === 32 || text.charCodeAt(k) === 10 || text.charCodeAt(k) === 9 || text.charCodeAt(k) === 13)) k++
+        if (text.charCodeAt(k) !== 91 /* [ */) return undefined
+        const close = matchBracket(text, k, end)
+        return close < 0 ? undefined : [k, close]
+      }
+      i = after
+      continue
+    }
+    if (c === 123 || c === 91) depth++
+    else if (c === 125 || c === 93) depth--
+    i++
+  }
+  return undefined
+}
+
+/** The index after the bracket that closes the one at text[i], or -1. */
+function matchBracket(text: string, i: number, end: number): number {
+  let depth = 0
+  while (i < end) {
+    const c = text.charCodeAt(i)
+    if (c === 34) {
+      i = skipString(text, i)
+      if (i < 0) return -1
+      continue
+    }
+    if (c === 123 || c === 91) depth++
+    else if (c === 125 || c === 93) {
+      if (--depth === 0) return i + 1
+    }
+    i++
+  }
+  return -1
+}
+
+/** Calls `each(start, end)` for every item of the JSON array at text[a, b) (`[` at a, `]` at b - 1). */
+function forEachArrayItem(text: string, a: number, b: number, each: (start: number, end: number) => void): void {
+  let i = a + 1
+  const last = b - 1
+  for (;;) {
+    while (i < last && (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 10 || text.charCodeAt(i) === 9 || text.charCodeAt(i) === 13)) i++
+    if (i >= last) return
+    const start = i
+    const c = text.charCodeAt(i)
+    if (c === 123 || c === 91) i = matchBracket(text, i, last)
+    else if (c === 34) i = skipString(text, i)
+    else while (i < last && text.charCodeAt(i) !== 44 && text.charCodeAt(i) !== 32 && text.charCodeAt(i) !== 10) i++
+    if (i < 0) return
+    each(start, i)
+    while (i < last && text.charCodeAt(i) !== 44) i++
+    i++
   }
 }
 
@@ -766,13 +1667,13 @@ function typeHint(t: string): VHint {
 }
 
 /** iptables-nft's layout: an xtables table name for the family, base chains named as the iptables built-ins. */
-function isXtablesLayout(t: MTable): boolean {
+function isXtablesLayout(t: MTable, store: Store): boolean {
   if (!XT_TABLES[t.family]?.has(t.name)) return false
   let bases = 0
-  for (const c of t.chains.values()) {
-    if (!c.base) continue
+  for (const [id, base] of store.chainBase) {
+    if (store.chainTableIdx[id] !== t.idx) continue
     bases++
-    if (XT_CHAIN_OF_HOOK[c.base.hook] !== c.name) return false
+    if (XT_CHAIN_OF_HOOK[base.hook] !== store.chainName(id)) return false
   }
   return bases > 0
 }
