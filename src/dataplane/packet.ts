@@ -70,6 +70,7 @@ export function formatPacket(p: Packet): string {
   if (p.proto === PROTO.tcp && p.flags) s += ` ${formatFlags(p.flags)}`
   else if (p.proto === PROTO.udp) s += ' udp'
   else if (p.proto === PROTO.icmp || p.proto === PROTO.icmpv6) s += ` icmp ${p.icmpType ?? '?'}/${p.icmpCode ?? '?'}`
+  else if (p.proto === 4 && p.inner) s += ` ipip [${formatPacket(p.inner)}]`
   if (p.mark) s += ` mark 0x${p.mark.toString(16)}`
   return s
 }

@@ -31,11 +31,15 @@ function renderPacket(p: PacketTrace, r: TraceResult): string[] {
   const mark = p.delivered ? chalk.green('ok') : chalk.red.bold('FAILED')
   out.push('')
   out.push(chalk.bold(`#${p.n} ${p.label} (from the ${p.from})  ${mark}`))
-  const hostW = Math.max(4, ...p.steps.map((s) => s.host.length))
+  const where = (s: (typeof p.steps)[number]) => (s.table && s.chain ? `${s.table}/${s.chain}` : s.table || s.chain)
+  const rule = (s: (typeof p.steps)[number]) => (s.rule ? `${s.rule.file}:${s.rule.line}` : '')
+  const w = (f: (s: (typeof p.steps)[number]) => string, min: number) => Math.max(min, ...p.steps.map((s) => f(s).length))
+  const hostW = w((s) => s.host, 4)
+  const whereW = w(where, 14)
+  const ruleW = w(rule, 10)
+  const verdictW = w((s) => s.verdict, 8)
   for (const s of p.steps) {
-    const where = s.table && s.chain ? `${s.table}/${s.chain}` : s.table || s.chain
-    const rule = s.rule ? `${s.rule.file}:${s.rule.line}` : ''
-    const line = `  ${s.host.padEnd(hostW)}  ${s.hook.padEnd(11)} ${where.padEnd(22)} ${rule.padEnd(22)} ${s.verdict.padEnd(12)} ${s.ct.padEnd(11)} ${s.before ? `${s.before} => ` : ''}${s.packet}`
+    const line = `  ${s.host.padEnd(hostW)}  ${s.hook.padEnd(11)} ${where(s).padEnd(whereW)} ${rule(s).padEnd(ruleW)} ${s.verdict.padEnd(verdictW)} ${s.ct.padEnd(11)} ${s.before ? `${s.before} => ` : ''}${s.packet}`
     out.push(s.failed ? chalk.red.bold(line) : line)
     if (s.note && (s.failed || s.table === 'conntrack' || s.table === 'ipvs' || s.hook === 'ROUTING' || s.note.startsWith('binding'))) {
       out.push(chalk.dim(`  ${' '.repeat(hostW)}  ${s.note}`))
