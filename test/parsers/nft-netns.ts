@@ -155,3 +155,58 @@ export function normalizeRule(text: string): string {
     .replace(/\s+/g, ' ')
     .trim()
 }
+
+export interface ListedChain {
+  /** the `type ... hook ... priority ...; policy ...;` line of a base chain */
+  header?: string
+  rules: string[]
+}
+
+/** Chains and their rule lines as `nft list ruleset` prints them, by `family table chain`. */
+export function listingRules(listing: string): Map<string, ListedChain> {
+  const out = new Map<string, ListedChain>()
+  let table: string | undefined
+  let chain: ListedChain | undefined
+  let skipping = false
+  for (const raw of listing.split('\n')) {
+    const line = raw.trim()
+    if (line === '' || line.startsWith('#')) continue
+    const t = /^table (\w+) (\S+) \{$/.exec(line)
+    if (t && !raw.startsWith('\t')) {
+      table = `${t[1]} ${t[2]}`
+      continue
+    }
+    if (raw.startsWith('\t') && !raw.startsWith('\t\t')) {
+      const c = /^chain (\S+) \{$/.exec(line)
+      if (c) {
+        chain = {rules: []}
+        out.set(`${table} ${c[1]}`, chain)
+        continue
+      }
+      if (line === '}') {
+        chain = undefined
+        skipping = false
+        continue
+      }
+      if (line.endsWith('{')) {
+        skipping = true
+        continue
+      }
+    }
+    if (!chain || skipping || !raw.startsWith('\t\t')) continue
+    if (/^type \w+ hook \w+/.test(line)) chain.header = line
+    else chain.rules.push(line)
+  }
+  return out
+}
+
+/**
+ * Whether `printed` (lvsdoctor's text for a rule) matches `listed` (nft's). nft's own listing translates iptables-nft
+ * xt expressions with libxtables; lvsdoctor prints them as `xt match NAME`, which matches any text there.
+ */
+export function sameRuleText(printed: string, listed: string): boolean {
+  if (!printed.includes('xt ')) return printed === listed
+  const parts = printed.split(/\s*xt (?:match|target|watcher) \S+\s*/)
+  const re = new RegExp('^' + parts.map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.*?') + '$')
+  return re.test(listed.replace(/\s+/g, ' '))
+}

@@ -9,7 +9,7 @@
 // line, and the parser JSON.parses it one element at a time, so the whole JSON tree never exists at once. Every
 // rule's statements are parsed then (to report errors and what is not modelled) but kept only as the rule's
 // place in the text: `rule.stmts` builds them again on first use and keeps them. Equal expressions are shared.
-import {makePrefix, parseIp} from '../../model/ip.js'
+import {formatIp, formatPrefix, makePrefix, parseIp, type IpAddr, type Prefix} from '../../model/ip.js'
 import {
   formatNftRule,
   formatNftPriority,
@@ -91,6 +91,25 @@ let ctx = new Ctx(false)
 const SIMPLE_VERDICT: Readonly<Record<string, NftStmt & NftExpr>> = Object.fromEntries(
   SIMPLE_VERDICTS.map((k) => [k, Object.freeze({kind: 'verdict', verdict: Object.freeze({kind: k})})]),
 ) as Record<string, NftStmt & NftExpr>
+/**
+ * A copy of model values that JSON.stringify can print: addresses and prefixes (bigint inside) become their text,
+ * other bigints their decimal text. Used by the toJSON of rules and sets.
+ */
+function jsonSafe(v: unknown): unknown {
+  if (typeof v === 'bigint') return v.toString()
+  if (Array.isArray(v)) return v.map(jsonSafe)
+  if (v && typeof v === 'object') {
+    const o = v as Record<string, unknown>
+    if (typeof o.value === 'bigint' && (o.family === 4 || o.family === 6)) {
+      return typeof o.len === 'number' ? formatPrefix(o as unknown as Prefix) : formatIp(o as unknown as IpAddr)
+    }
+    const out: Record<string, unknown> = {}
+    for (const k in o) out[k] = jsonSafe(o[k])
+    return out
+  }
+  return v
+}
+
 const NOTRACK: NftStmt = Object.freeze({kind: 'notrack'})
 const STATELESS_COUNTER: NftStmt = Object.freeze({kind: 'counter'})
 const EMPTY: readonly never[] = Object.freeze([])
@@ -362,11 +381,11 @@ function setElem(el: Json, hint?: VHint | readonly VHint[], valueHint?: VHint | 
   }
   if (isObj(el) && isObj(el.elem)) {
     const e = el.elem
+    for (const k in e) if (k !== 'val' && k !== 'timeout' && k !== 'expires' && k !== 'comment') return {key: unknownExpr('elem', el)}
     const out: {key: NftExpr; timeout?: number; expires?: number; comment?: string} = {key: expr(e.val ?? null, hint)}
     if (typeof e.timeout === 'number') out.timeout = e.timeout
     if (typeof e.expires === 'number') out.expires = e.expires
     if (typeof e.comment === 'string') out.comment = e.comment
-    for (const k in e) if (k !== 'val' && k !== 'timeout' && k !== 'expires' && k !== 'comment') ctx.unknown.push(`set element ${JSON.stringify(k)} ${snippet(e[k])}`)
     return out
   }
   return {key: expr(el, hint)}
@@ -380,13 +399,14 @@ function mapData(d: Json, key: NftExpr): NftExpr {
 
 // ---- statements -----------------------------------------------------------------------------------------
 
-function natFlags(f: Json | undefined): readonly NftNatFlag[] {
+/** NAT flags, or undefined when one is not a known flag (the statement is then kept verbatim). */
+function natFlags(f: Json | undefined): readonly NftNatFlag[] | undefined {
   if (f === undefined) return EMPTY
   const arr = Array.isArray(f) ? f : [f]
   const out: NftNatFlag[] = []
   for (const x of arr) {
     if (x === 'random' || x === 'fully-random' || x === 'persistent' || x === 'netmap') out.push(x)
-    else ctx.unknown.push(`nat flag ${snippet(x)}`)
+    else return undefined
   }
   return out
 }
@@ -485,10 +505,12 @@ function stmt(j: Json): NftStmt {
     case 'masquerade':
     case 'redirect': {
       if (v !== null && !isObj(v)) break
+      const flags = v === null ? EMPTY : natFlags(v.flags)
+      if (!flags) break
       const s: {kind: 'nat'; type: typeof key; family?: 'ip' | 'ip6'; addr?: NftExpr; port?: NftExpr; flags: readonly NftNatFlag[]; typeFlags: readonly string[]} = {
         kind: 'nat',
         type: key,
-        flags: v === null ? EMPTY : natFlags(v.flags),
+        flags,
         typeFlags: v === null ? EMPTY : strList(v.type_flags),
       }
       if (v !== null) {
@@ -1049,7 +1071,7 @@ class Rule implements NftRule {
       handle: this.handle,
       index: this.index,
       ...(this.comment === undefined ? {} : {comment: this.comment}),
-      stmts: this.stmts,
+      stmts: jsonSafe(this.stmts),
       loc: this.loc,
       xtables: this.xtables,
       notModelled: this.notModelled,
@@ -1139,7 +1161,7 @@ class NSet implements NftSet {
 
   toJSON(): unknown {
     const {kind, family, table, name, handle, keyType, dataType, flags, timeout, gcInterval, size, policy, comment, loc} = this
-    return {kind, family, table, name, handle, keyType, dataType, flags, timeout, gcInterval, size, policy, comment, loc, elements: this.elements}
+    return {kind, family, table, name, handle, keyType, dataType, flags, timeout, gcInterval, size, policy, comment, loc, elements: jsonSafe(this.elements)}
   }
 }
 
