@@ -5,6 +5,11 @@
 // statements (NftStmt), whose operands are expressions (NftExpr). Both are discriminated unions on `kind`.
 // Anything the parser does not type is kept verbatim (`kind: 'unknown'`, with the JSON) and listed in
 // `notModelled` of the ruleset and of the rule.
+//
+// Values are immutable and may be shared (one `{kind: 'payload', protocol: 'ip', field: 'saddr'}` for every rule).
+// The parser builds large parts on first use: a chain's `rules`, a rule's `stmts` and `loc`, a set's `elements`
+// are getters (a trace through a 68k-rule kube-proxy ruleset touches a handful of rules). They are stable (the same
+// object on every access), and toJSON of chains, rules and Locs includes them; `{...rule}` does not copy them.
 import {formatIp, type IpAddr, type Prefix} from './ip.js'
 import type {Loc, NotModelled} from './source.js'
 
