@@ -1,0 +1,18 @@
+# LVS-NAT, but the realservers' default gateway is another router, not the director: the replies leave with
+# the realserver's address as source, never un-NATed, and the client answers them with RST.
+# Reproduces: sources/000 (lvs-users "lvs. Nat", 2014): "the reply must go back through the director";
+# LVS-HOWTO 29.3 (sources/002): NAT replies are un-NATed in the director's FORWARD.
+TITLE="LVS-NAT, realserver gateway = another router"
+SOURCE="sources/000_e07122559a47da1e.txt; LVS-HOWTO 29.3 (sources/002)"
+NOTES=""
+
+setup() {
+  topo_nat router
+  on director ipvsadm -A -t 203.0.113.100:80 -s rr
+  on director ipvsadm -a -t 203.0.113.100:80 -r 10.1.0.11:8080 -m
+  on director ipvsadm -a -t 203.0.113.100:80 -r 10.1.0.12:8080 -m
+  server rs1 8080
+  server rs2 8080
+}
+
+run() { exchange client 203.0.113.10 203.0.113.100:80; }

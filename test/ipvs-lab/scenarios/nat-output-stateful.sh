@@ -1,0 +1,22 @@
+# LVS-NAT with a stateful OUTPUT chain on the director (policy DROP, NEW,ESTABLISHED,RELATED accepted) and
+# the default net.ipv4.vs.conntrack=0. IPVS sends the packets it forwards to the realserver through the
+# LOCAL_OUT hook, so filter OUTPUT judges them.
+# Reproduces: LVS-HOWTO 29.15 (sources/002), Laurentiu C. Badea 2008: "OUTPUT allows NEW,ESTABLISHED,RELATED
+# states and FORWARD is open ... the OUTPUT chain blocked *only* that FIN-ACK packet" (kernel 2.6.20).
+TITLE="LVS-NAT, stateful OUTPUT chain, vs.conntrack=0"
+SOURCE="LVS-HOWTO 29.15 (sources/002_470e9850247cd7a0.txt)"
+NOTES=""
+
+setup() {
+  topo_nat director
+  on director iptables -A INPUT -d 203.0.113.100/32 -p tcp -m tcp --dport 80 -j ACCEPT
+  on director iptables -A OUTPUT -m state --state NEW,RELATED,ESTABLISHED -j ACCEPT
+  on director iptables -P OUTPUT DROP
+  on director ipvsadm -A -t 203.0.113.100:80 -s rr
+  on director ipvsadm -a -t 203.0.113.100:80 -r 10.1.0.11:8080 -m
+  on director ipvsadm -a -t 203.0.113.100:80 -r 10.1.0.12:8080 -m
+  server rs1 8080
+  server rs2 8080
+}
+
+run() { exchange client 203.0.113.10 203.0.113.100:80; }
