@@ -643,3 +643,38 @@ describe('kube-proxy nftables mode (the benchmark generator)', () => {
     expect(text).toContain('\tchain nat-prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n\t\tjump services\n\t}')
   })
 })
+
+describe('printer: statements the fixtures cannot hold (nft 1.0.6 statement.c)', () => {
+  it.each([
+    [[{queue: {num: 3, flags: 'bypass'}}], 'inet', 'queue flags bypass to 3'],
+    [[{queue: {num: {range: [4, 5]}, flags: ['bypass', 'fanout']}}], 'inet', 'queue flags bypass,fanout to 4-5'],
+    [[{queue: null}], 'inet', 'queue to 0'],
+    [[{limit: {rate: 10, burst: 0, per: 'second', rate_unit: 'mbytes'}}], 'inet', 'limit rate 10 mbytes/second'],
+    [[{limit: {rate: 1, burst: 512, per: 'second', rate_unit: 'kbytes', burst_unit: 'kbytes'}}], 'inet', 'limit rate 1 kbytes/second burst 512 kbytes'],
+    [[{limit: {rate: 3, burst: 10, per: 'hour'}}], 'inet', 'limit rate 3/hour burst 10 packets'],
+    [[{log: {prefix: 'x ', group: 2}}], 'inet', 'log prefix "x " group 2'],
+    [[{log: {flags: ['tcp sequence', 'tcp options']}}], 'inet', 'log flags tcp sequence,options'],
+    [[{log: {level: 'warn'}}], 'inet', 'log'],
+    [[{reject: {type: 'icmp', expr: 'port-unreachable'}}], 'ip', 'reject'],
+    [[{reject: {type: 'icmp', expr: 'port-unreachable'}}], 'inet', 'reject with icmp port-unreachable'],
+    [[{reject: {type: 'icmpv6', expr: 'port-unreachable'}}], 'ip6', 'reject'],
+    [[{reject: null}], 'inet', 'reject'],
+    [[{counter: null}, {accept: null}], 'inet', 'counter accept'],
+    [[{match: {op: '==', left: {payload: {base: 'nh', offset: 96, len: 32}}, right: 167772161}}, {drop: null}], 'ip', '@nh,96,32 167772161 drop'],
+    [[{match: {op: '==', left: {ct: {key: 'proto-dst', dir: 'original'}}, right: 6443}}, {masquerade: null}], 'ip', 'ct original proto-dst 6443 masquerade'],
+    [[{snat: {addr: {prefix: {addr: '10.0.0.0', len: 24}}, type_flags: 'prefix', family: 'ip'}}], 'inet', 'snat ip prefix to 10.0.0.0/24'],
+    [[{dnat: {addr: {range: ['2001:db8::1', '2001:db8::2']}, port: 80, family: 'ip6'}}], 'inet', 'dnat ip6 to [2001:db8::1]-[2001:db8::2]:80'],
+    [[{match: {op: '==', left: {meta: {key: 'iifname'}}, right: {set: ['eth0', 'eth1']}}}, {accept: null}], 'inet', 'iifname { "eth0", "eth1" } accept'],
+    [[{match: {op: '==', left: {meta: {key: 'iifname'}}, right: '10.0.0.1'}}, {accept: null}], 'inet', 'iifname "10.0.0.1" accept'],
+  ] as const)('%j in %s prints %s', (expr, family, text) => {
+    const doc = JSON.parse(ruleDoc(expr as unknown as unknown[]).replace(/"inet"/g, `"${family}"`))
+    const r = onlyRule(parseNftJson(JSON.stringify(doc), FILE))
+    expect(r.notModelled).toEqual([])
+    expect(r.loc.text).toBe(text)
+  })
+
+  it('an interface name that looks like an address stays a name', () => {
+    const r = onlyRule(parseNftJson(ruleDoc([{match: {op: '==', left: {meta: {key: 'iifname'}}, right: '10.0.0.1'}}]), FILE))
+    expect(matchStmt(r, 0).right).toEqual({kind: 'string', value: '10.0.0.1'})
+  })
+})
