@@ -678,3 +678,22 @@ describe('printer: statements the fixtures cannot hold (nft 1.0.6 statement.c)',
     expect(matchStmt(r, 0).right).toEqual({kind: 'string', value: '10.0.0.1'})
   })
 })
+
+describe('huge sets and maps, parsed item by item', () => {
+  it('give the same elements, rules and notes as one JSON.parse', () => {
+    const json = generateKubeProxyNft(1500).json
+    const whole = parseNftJson(json, FILE)
+    const items = parseNftJson(json, FILE, {streamSetsOver: 200})
+    const t1 = table(whole, 'ip', 'kube-proxy')
+    const t2 = table(items, 'ip', 'kube-proxy')
+    for (const name of ['cluster-ips', 'service-ips', 'service-nodeports', 'no-endpoint-services']) {
+      expect(t2.sets.get(name)!.elements, name).toEqual(t1.sets.get(name)!.elements)
+      expect(t2.sets.get(name)!.elements.length).toBeGreaterThan(0)
+    }
+    expect(allRules(items).map((r) => r.loc.text)).toEqual(allRules(whole).map((r) => r.loc.text))
+    // an element the model does not type is found item by item too
+    const odd = json.replace('{"elem": {"val": {"concat"', '{"elem": {"bogus": 1, "val": {"concat"')
+    expect(parseNftJson(odd, FILE, {streamSetsOver: 200}).notModelled).toEqual(parseNftJson(odd, FILE).notModelled)
+    expect(parseNftJson(odd, FILE).notModelled).toHaveLength(1)
+  })
+})

@@ -36,6 +36,8 @@ export interface NftParseOptions {
    * evaluated from it and not reported as unanalysable.
    */
   readonly iptablesSaveBeside?: boolean
+  /** sets and maps whose JSON is longer than this many characters are parsed item by item (default 4 MiB) */
+  readonly streamSetsOver?: number
 }
 
 type Json = null | boolean | number | string | Json[] | {[k: string]: Json}
@@ -1456,7 +1458,7 @@ export function parseNftJson(text: string, file: string, opts: NftParseOptions =
   ctx = new Ctx(false)
   try {
     let doc = new Doc(file, text)
-    if (!streamElements(text, doc)) {
+    if (!streamElements(text, doc, opts.streamSetsOver ?? BIG_SET)) {
       // not nft's own one-line layout (pretty-printed, other keys...), or malformed: parse the whole text
       doc = new Doc(file, text)
       let root: Json
@@ -1485,7 +1487,7 @@ export function parseNftJson(text: string, file: string, opts: NftParseOptions =
  * exact shape or an element does not parse (having fed `doc` the elements before), so that the caller starts
  * again on the whole text, which also locates syntax errors.
  */
-function streamElements(text: string, doc: Doc): boolean {
+function streamElements(text: string, doc: Doc, bigSet: number): boolean {
   const head = /^\s*\{\s*"nftables"\s*:\s*\[/.exec(text.length > 200 ? text.slice(0, 200) : text)
   if (!head) return false
   const n = text.length
@@ -1529,8 +1531,8 @@ function streamElements(text: string, doc: Doc): boolean {
     let el: Json
     let elems: readonly [number, number] | undefined
     try {
-      if (i - start > 65536) {
-        // a large set or map: parse it without its "elem" array, whose items Doc.set parses one by one
+      if (i - start > bigSet) {
+        // a huge set or map: parse it without its "elem" array, whose items Doc.set parses one by one
         elems = findSetElems(text, start, i)
         if (elems) el = JSON.parse(text.slice(start, elems[0]) + '[]' + text.slice(elems[1], i)) as Json
         else el = JSON.parse(text.slice(start, i)) as Json
@@ -1541,7 +1543,7 @@ function streamElements(text: string, doc: Doc): boolean {
       const close = matchBracket(text, start, n)
       if (close < 0 || close === i) return false
       i = close
-      elems = i - start > 65536 ? findSetElems(text, start, i) : undefined
+      elems = i - start > bigSet ? findSetElems(text, start, i) : undefined
       try {
         el = (elems ? JSON.parse(text.slice(start, elems[0]) + '[]' + text.slice(elems[1], i)) : JSON.parse(text.slice(start, i))) as Json
       } catch {
@@ -1573,6 +1575,13 @@ function streamElements(text: string, doc: Doc): boolean {
   }
   return true
 }
+
+/**
+ * A set or map element longer than this is parsed item by item: its JSON tree (three times its text) would
+ * otherwise live through several young-generation collections and make V8 grow the young generation for good.
+ * Below it, one JSON.parse is faster (kube-proxy's service-ips map of 8k services is 1.2 MB).
+ */
+const BIG_SET = 4 << 20
 
 const ELEMENT_KEYS = new Set(['table', 'chain', 'rule', 'set', 'map', 'meter', 'element', 'flowtable', 'counter', 'quota', 'limit', 'ct helper', 'ct timeout', 'ct expectation', 'secmark', 'synproxy', 'tunnel'])
 
