@@ -99,7 +99,7 @@ const F_FIN_ACKED_A = 128
 const F_FIN_ACKED_B = 256
 const F_RST = 512
 const F_ANSWERED = 1024 // the SYN got a RST or an ICMP error: refused, not unanswered
-const F_PENDING = 2048 // listed in pendingSyn
+const F_PENDING = 2048 // listed among the SYNs waiting for their SYN/ACK
 
 const ICMP4_UNREACH: Record<number, string> = {
   0: 'net-unreachable', 1: 'host-unreachable', 2: 'protocol-unreachable', 3: 'port-unreachable', 5: 'source-route-failed',
@@ -126,6 +126,23 @@ interface Builder {
   detail: string
 }
 
+/** removes id i from the bucket chain `b` of `heads`, chained through field `link` */
+function unlink(I: Int32Array, heads: Int32Array, b: number, i: number, link: number): void {
+  let j = heads[b]!
+  if (j === i) {
+    heads[b] = I[i * SI + link]!
+    return
+  }
+  while (j >= 0) {
+    const nx = I[j * SI + link]!
+    if (nx === i) {
+      I[j * SI + link] = I[i * SI + link]!
+      return
+    }
+    j = nx
+  }
+}
+
 function hashWords(w0: number, w1: number, w2: number, w3: number, port: number): number {
   let h = Math.imul(w3 ^ 0x9e3779b9, 0x85ebca6b)
   h = Math.imul(h ^ (h >>> 13) ^ w2, 0xc2b2ae35)
@@ -136,55 +153,67 @@ function hashWords(w0: number, w1: number, w2: number, w3: number, port: number)
 
 const MAX_EVIDENCE = 6
 
+/** int32 fields of a connection (offsets in its SI-long record) */
+const C = {
+  fam: 0,
+  proto: 1,
+  a0: 2,
+  a1: 3,
+  a2: 4,
+  a3: 5,
+  ap: 6,
+  b0: 7,
+  b1: 8,
+  b2: 9,
+  b3: 10,
+  bp: 11,
+  next: 12,
+  hash: 13,
+  serial: 14,
+  cli: 15,
+  flg: 16,
+  isn: 17,
+  srvIsn: 18,
+  synCount: 19,
+  synIdx: 20,
+  synAckCount: 21,
+  synAckIdx: 22,
+  estIdx: 23,
+  finSeqA: 24,
+  finSeqB: 25,
+  finCountA: 26,
+  finCountB: 27,
+  finIdxA: 28,
+  finIdxB: 29,
+  finLastIdxA: 30,
+  finLastIdxB: 31,
+  pnext: 32,
+  phash: 33,
+} as const
+const SI = 34
+/** float64 fields (times) */
+const D = {
+  synTime: 0,
+  synAckTime: 1,
+  estTime: 2,
+  finTimeA: 3,
+  finTimeB: 4,
+  finLastTimeA: 5,
+  finLastTimeB: 6,
+} as const
+const SF = 7
+
 export class SymptomDetector {
-  // ---- columns ----
+  // ---- the table: connection i is I[i*SI .. i*SI+SI) and F[i*SF .. i*SF+SF) ----
   private cap = 0
   private n = 0 // high-water mark of ids
   private free: number[] = []
-  private fam = new Int32Array(0)
-  private proto = new Int32Array(0)
-  private a0 = new Int32Array(0)
-  private a1 = new Int32Array(0)
-  private a2 = new Int32Array(0)
-  private a3 = new Int32Array(0)
-  private ap = new Int32Array(0)
-  private b0 = new Int32Array(0)
-  private b1 = new Int32Array(0)
-  private b2 = new Int32Array(0)
-  private b3 = new Int32Array(0)
-  private bp = new Int32Array(0)
-  private next = new Int32Array(0)
-  private hash = new Int32Array(0)
-  private serial = new Int32Array(0)
-  /** -1 unknown, 0 endpoint A is the client, 1 endpoint B is */
-  private cli = new Int32Array(0)
-  private flg = new Int32Array(0)
-  private isn = new Int32Array(0)
-  private srvIsn = new Int32Array(0)
-  private synCount = new Int32Array(0)
-  private synIdx = new Int32Array(0)
-  private synAckCount = new Int32Array(0)
-  private synAckIdx = new Int32Array(0)
-  private estIdx = new Int32Array(0)
-  private finSeqA = new Int32Array(0)
-  private finSeqB = new Int32Array(0)
-  private finCountA = new Int32Array(0)
-  private finCountB = new Int32Array(0)
-  private finIdxA = new Int32Array(0)
-  private finIdxB = new Int32Array(0)
-  private finLastIdxA = new Int32Array(0)
-  private finLastIdxB = new Int32Array(0)
-  private synTime = new Float64Array(0)
-  private synAckTime = new Float64Array(0)
-  private estTime = new Float64Array(0)
-  private finTimeA = new Float64Array(0)
-  private finTimeB = new Float64Array(0)
-  private finLastTimeA = new Float64Array(0)
-  private finLastTimeB = new Float64Array(0)
-
-  private readonly heads = new Map<number, number>()
-  /** client endpoint of a SYN still waiting for its SYN/ACK → connection id */
-  private readonly pendingSyn = new Map<string, number>()
+  private I = new Int32Array(0)
+  private F = new Float64Array(0)
+  /** hash buckets of the flow table and of the pending SYNs (by client endpoint): first id or -1 */
+  private heads = new Int32Array(0)
+  private pheads = new Int32Array(0)
+  private mask = 0
   /** open symptoms by `${serial}:${kind}` */
   private readonly builders = new Map<string, Builder>()
   private serials = 0
@@ -200,80 +229,55 @@ export class SymptomDetector {
   }
 
   private grow(cap: number): void {
-    const g32 = (a: Int32Array): Int32Array<ArrayBuffer> => {
-      const b = new Int32Array(cap)
-      b.set(a)
-      return b
-    }
-    const g64 = (a: Float64Array): Float64Array<ArrayBuffer> => {
-      const b = new Float64Array(cap)
-      b.set(a)
-      return b
-    }
-    this.fam = g32(this.fam)
-    this.proto = g32(this.proto)
-    this.a0 = g32(this.a0)
-    this.a1 = g32(this.a1)
-    this.a2 = g32(this.a2)
-    this.a3 = g32(this.a3)
-    this.ap = g32(this.ap)
-    this.b0 = g32(this.b0)
-    this.b1 = g32(this.b1)
-    this.b2 = g32(this.b2)
-    this.b3 = g32(this.b3)
-    this.bp = g32(this.bp)
-    this.next = g32(this.next)
-    this.hash = g32(this.hash)
-    this.serial = g32(this.serial)
-    this.cli = g32(this.cli)
-    this.flg = g32(this.flg)
-    this.isn = g32(this.isn)
-    this.srvIsn = g32(this.srvIsn)
-    this.synCount = g32(this.synCount)
-    this.synIdx = g32(this.synIdx)
-    this.synAckCount = g32(this.synAckCount)
-    this.synAckIdx = g32(this.synAckIdx)
-    this.estIdx = g32(this.estIdx)
-    this.finSeqA = g32(this.finSeqA)
-    this.finSeqB = g32(this.finSeqB)
-    this.finCountA = g32(this.finCountA)
-    this.finCountB = g32(this.finCountB)
-    this.finIdxA = g32(this.finIdxA)
-    this.finIdxB = g32(this.finIdxB)
-    this.finLastIdxA = g32(this.finLastIdxA)
-    this.finLastIdxB = g32(this.finLastIdxB)
-    this.synTime = g64(this.synTime)
-    this.synAckTime = g64(this.synAckTime)
-    this.estTime = g64(this.estTime)
-    this.finTimeA = g64(this.finTimeA)
-    this.finTimeB = g64(this.finTimeB)
-    this.finLastTimeA = g64(this.finLastTimeA)
-    this.finLastTimeB = g64(this.finLastTimeB)
+    const I = new Int32Array(cap * SI)
+    I.set(this.I)
+    const F = new Float64Array(cap * SF)
+    F.set(this.F)
+    this.I = I
+    this.F = F
     this.cap = cap
+    // rebuild the buckets at twice the capacity
+    const size = cap * 2
+    this.mask = size - 1
+    this.heads = new Int32Array(size).fill(-1)
+    this.pheads = new Int32Array(size).fill(-1)
+    for (let i = 0; i < this.n; i++) {
+      const o = i * SI
+      if (I[o + C.proto] === -1) continue
+      const b = I[o + C.hash]! & this.mask
+      I[o + C.next] = this.heads[b]!
+      this.heads[b] = i
+      if (I[o + C.flg]! & F_PENDING) {
+        const pb = I[o + C.phash]! & this.mask
+        I[o + C.pnext] = this.pheads[pb]!
+        this.pheads[pb] = i
+      }
+    }
   }
 
   /** Finds the connection of the packet's tuple (either direction); sets `this.dir` (0: from A, 1: from B). */
   private dir = 0
 
   private lookup(p: DecodedPacket, h: number): number {
-    let i = this.heads.get(h)
-    if (i === undefined) return -1
+    const I = this.I
+    let i = this.heads[h & this.mask]!
     const pr = p.proto
     const fam = p.family
     while (i >= 0) {
-      if (this.proto[i] === pr && this.fam[i] === fam) {
-        if (this.ap[i] === p.sport && this.bp[i] === p.dport && this.a3[i] === p.s3 && this.b3[i] === p.d3 &&
-          this.a2[i] === p.s2 && this.b2[i] === p.d2 && this.a1[i] === p.s1 && this.b1[i] === p.d1 && this.a0[i] === p.s0 && this.b0[i] === p.d0) {
+      const o = i * SI
+      if (I[o + C.hash] === h && I[o + C.proto] === pr && I[o + C.fam] === fam) {
+        if (I[o + C.ap] === p.sport && I[o + C.bp] === p.dport && I[o + C.a3] === p.s3 && I[o + C.b3] === p.d3 &&
+          I[o + C.a2] === p.s2 && I[o + C.b2] === p.d2 && I[o + C.a1] === p.s1 && I[o + C.b1] === p.d1 && I[o + C.a0] === p.s0 && I[o + C.b0] === p.d0) {
           this.dir = 0
           return i
         }
-        if (this.ap[i] === p.dport && this.bp[i] === p.sport && this.a3[i] === p.d3 && this.b3[i] === p.s3 &&
-          this.a2[i] === p.d2 && this.b2[i] === p.s2 && this.a1[i] === p.d1 && this.b1[i] === p.s1 && this.a0[i] === p.d0 && this.b0[i] === p.s0) {
+        if (I[o + C.ap] === p.dport && I[o + C.bp] === p.sport && I[o + C.a3] === p.d3 && I[o + C.b3] === p.s3 &&
+          I[o + C.a2] === p.d2 && I[o + C.b2] === p.s2 && I[o + C.a1] === p.d1 && I[o + C.b1] === p.s1 && I[o + C.a0] === p.d0 && I[o + C.b0] === p.s0) {
           this.dir = 1
           return i
         }
       }
-      i = this.next[i]!
+      i = I[o + C.next]!
     }
     return -1
   }
@@ -284,30 +288,27 @@ export class SymptomDetector {
       if (this.n === this.cap) this.grow(this.cap * 2)
       i = this.n++
     }
-    this.fam[i] = p.family
-    this.proto[i] = p.proto
-    this.a0[i] = p.s0
-    this.a1[i] = p.s1
-    this.a2[i] = p.s2
-    this.a3[i] = p.s3
-    this.ap[i] = p.sport
-    this.b0[i] = p.d0
-    this.b1[i] = p.d1
-    this.b2[i] = p.d2
-    this.b3[i] = p.d3
-    this.bp[i] = p.dport
-    this.hash[i] = h
-    this.serial[i] = ++this.serials
-    this.cli[i] = -1
-    this.flg[i] = 0
-    this.synCount[i] = 0
-    this.synAckCount[i] = 0
-    this.estIdx[i] = 0
-    this.finCountA[i] = 0
-    this.finCountB[i] = 0
-    const head = this.heads.get(h)
-    this.next[i] = head === undefined ? -1 : head
-    this.heads.set(h, i)
+    const I = this.I
+    const o = i * SI
+    I.fill(0, o, o + SI)
+    I[o + C.fam] = p.family
+    I[o + C.proto] = p.proto
+    I[o + C.a0] = p.s0
+    I[o + C.a1] = p.s1
+    I[o + C.a2] = p.s2
+    I[o + C.a3] = p.s3
+    I[o + C.ap] = p.sport
+    I[o + C.b0] = p.d0
+    I[o + C.b1] = p.d1
+    I[o + C.b2] = p.d2
+    I[o + C.b3] = p.d3
+    I[o + C.bp] = p.dport
+    I[o + C.hash] = h
+    I[o + C.serial] = ++this.serials
+    I[o + C.cli] = -1
+    const b = h & this.mask
+    I[o + C.next] = this.heads[b]!
+    this.heads[b] = i
     this.dir = 0
     this.flows++
     this.liveCount++
@@ -315,23 +316,53 @@ export class SymptomDetector {
   }
 
   private release(i: number): void {
-    const h = this.hash[i]!
-    let j = this.heads.get(h)!
-    if (j === i) {
-      const nx = this.next[i]!
-      if (nx < 0) this.heads.delete(h)
-      else this.heads.set(h, nx)
-    } else {
-      while (j >= 0 && this.next[j] !== i) j = this.next[j]!
-      if (j >= 0) this.next[j] = this.next[i]!
-    }
-    if (this.flg[i]! & F_PENDING) {
-      const k = this.endpointKey(i, this.cli[i] === 1 ? 1 : 0)
-      if (this.pendingSyn.get(k) === i) this.pendingSyn.delete(k)
-    }
-    this.proto[i] = -1
+    const I = this.I
+    const o = i * SI
+    unlink(I, this.heads, I[o + C.hash]! & this.mask, i, C.next)
+    if (I[o + C.flg]! & F_PENDING) this.unpend(i)
+    I[o + C.proto] = -1
     this.free.push(i)
     this.liveCount--
+  }
+
+  /** the hash of one endpoint (side 0: A, 1: B) of connection i */
+  private endpointHash(i: number, side: number): number {
+    const I = this.I
+    const o = i * SI + (side === 0 ? C.a0 : C.b0)
+    return (hashWords(I[o]!, I[o + 1]!, I[o + 2]!, I[o + 3]!, I[o + 4]!) ^ I[i * SI + C.fam]!) & 0x3fffffff
+  }
+
+  /** lists connection i as a SYN waiting for its SYN/ACK, under its client endpoint */
+  private pend(i: number): void {
+    const I = this.I
+    const o = i * SI
+    const h = this.endpointHash(i, I[o + C.cli]!)
+    I[o + C.phash] = h
+    I[o + C.flg] = I[o + C.flg]! | F_PENDING
+    const b = h & this.mask
+    I[o + C.pnext] = this.pheads[b]!
+    this.pheads[b] = i
+  }
+
+  private unpend(i: number): void {
+    const I = this.I
+    const o = i * SI
+    unlink(I, this.pheads, I[o + C.phash]! & this.mask, i, C.pnext)
+    I[o + C.flg] = I[o + C.flg]! & ~F_PENDING
+  }
+
+  /** the latest pending SYN whose client endpoint is endpoint `side` of connection j */
+  private pendingFor(j: number, side: number): number {
+    const I = this.I
+    const h = this.endpointHash(j, side)
+    const q = j * SI + (side === 0 ? C.a0 : C.b0)
+    for (let i = this.pheads[h & this.mask]!; i >= 0; i = I[i * SI + C.pnext]!) {
+      const o = i * SI
+      const c = o + (I[o + C.cli] === 1 ? C.b0 : C.a0)
+      if (I[o + C.phash] === h && I[o + C.fam] === I[j * SI + C.fam] && I[c] === I[q] && I[c + 1] === I[q + 1] &&
+        I[c + 2] === I[q + 2] && I[c + 3] === I[q + 3] && I[c + 4] === I[q + 4]) return i
+    }
+    return -1
   }
 
   /** Feeds one decoded packet (index 1-based, time in seconds). */
@@ -352,9 +383,9 @@ export class SymptomDetector {
     const h = this.flowHash(p)
     let i = this.lookup(p, h)
     if (i < 0) i = this.create(p, h)
-    const f = this.flg[i]! | (this.dir === 0 ? F_SEEN_A : F_SEEN_B)
-    this.flg[i] = (f & (F_SEEN_A | F_SEEN_B)) === (F_SEEN_A | F_SEEN_B) ? f | F_EST : f
-    if (this.cli[i]! < 0) this.cli[i] = this.dir
+    const f = this.I[i * SI + C.flg]! | (this.dir === 0 ? F_SEEN_A : F_SEEN_B)
+    this.I[i * SI + C.flg] = (f & (F_SEEN_A | F_SEEN_B)) === (F_SEEN_A | F_SEEN_B) ? f | F_EST : f
+    if (this.I[i * SI + C.cli]! < 0) this.I[i * SI + C.cli] = this.dir
   }
 
   private tcp(p: DecodedPacket, index: number, time: number): void {
@@ -362,72 +393,72 @@ export class SymptomDetector {
     let i = this.lookup(p, h)
     const flags = p.flags
     if (i < 0) i = this.create(p, h)
-    else if ((flags & (TCP_FLAG.SYN | TCP_FLAG.ACK)) === TCP_FLAG.SYN && (this.synCount[i]! > 0
-      ? p.seq !== this.isn[i] && ((this.flg[i]! & (F_EST | F_RST)) !== 0 || this.synAckCount[i]! > 0)
-      : (this.flg[i]! & (F_EST | F_RST)) !== 0)) {
+    else if ((flags & (TCP_FLAG.SYN | TCP_FLAG.ACK)) === TCP_FLAG.SYN && (this.I[i * SI + C.synCount]! > 0
+      ? p.seq !== this.I[i * SI + C.isn] && ((this.I[i * SI + C.flg]! & (F_EST | F_RST)) !== 0 || this.I[i * SI + C.synAckCount]! > 0)
+      : (this.I[i * SI + C.flg]! & (F_EST | F_RST)) !== 0)) {
       // a new connection on a reused tuple: decide the old one first
       this.decide(i)
       this.release(i)
       i = this.create(p, h)
     }
     let dir = this.dir
-    let f = this.flg[i]! | (dir === 0 ? F_SEEN_A : F_SEEN_B)
+    let f = this.I[i * SI + C.flg]! | (dir === 0 ? F_SEEN_A : F_SEEN_B)
 
     if (flags & TCP_FLAG.SYN) {
       if (!(flags & TCP_FLAG.ACK)) {
-        if (this.synCount[i] === 0) {
-          this.cli[i] = dir
-          this.isn[i] = p.seq
-          this.synIdx[i] = index
-          this.synTime[i] = time
-          if (this.synAckCount[i] === 0) {
-            this.pendingSyn.set(this.endpointKey(i, dir), i)
-            f |= F_PENDING
+        if (this.I[i * SI + C.synCount] === 0) {
+          this.I[i * SI + C.cli] = dir
+          this.I[i * SI + C.isn] = p.seq
+          this.I[i * SI + C.synIdx] = index
+          this.F[i * SF + D.synTime] = time
+          if (this.I[i * SI + C.synAckCount] === 0) {
+            this.I[i * SI + C.flg] = f
+            this.pend(i)
+            f = this.I[i * SI + C.flg]!
           }
         }
-        this.synCount[i]++
+        this.I[i * SI + C.synCount]++
       } else {
-        if (this.synCount[i] === 0) {
+        if (this.I[i * SI + C.synCount] === 0) {
           // no SYN on this tuple (yet: captures merged from several interfaces are not strictly in time order)
-          this.cli[i] = 1 - dir
-          this.flg[i] = f
-          if (this.synAckCount[i] === 0) this.checkBypass(p, i, index, time)
+          this.I[i * SI + C.cli] = 1 - dir
+          this.I[i * SI + C.flg] = f
+          if (this.I[i * SI + C.synAckCount] === 0) this.checkBypass(p, i, index, time)
           else this.evidence(i, 'reply-bypasses-director', index, time, p)
-          f = this.flg[i]!
+          f = this.I[i * SI + C.flg]!
         }
-        if (this.synAckCount[i] === 0) {
-          this.srvIsn[i] = p.seq
-          this.synAckIdx[i] = index
-          this.synAckTime[i] = time
+        if (this.I[i * SI + C.synAckCount] === 0) {
+          this.I[i * SI + C.srvIsn] = p.seq
+          this.I[i * SI + C.synAckIdx] = index
+          this.F[i * SF + D.synAckTime] = time
           if (f & F_PENDING) {
-            const k = this.endpointKey(i, this.cli[i]!)
-            if (this.pendingSyn.get(k) === i) this.pendingSyn.delete(k)
+            this.unpend(i)
             f &= ~F_PENDING
           }
         }
-        this.synAckCount[i]++
+        this.I[i * SI + C.synAckCount]++
       }
-      this.flg[i] = f
+      this.I[i * SI + C.flg] = f
       return
     }
 
-    const cli = this.cli[i]!
-    if (cli < 0) this.cli[i] = dir // met mid-stream: call the first sender the client
-    const fromClient = this.cli[i] === dir
+    const cli = this.I[i * SI + C.cli]!
+    if (cli < 0) this.I[i * SI + C.cli] = dir // met mid-stream: call the first sender the client
+    const fromClient = this.I[i * SI + C.cli] === dir
 
     if (flags & TCP_FLAG.RST) {
       if (!(f & F_RST)) {
         f |= F_RST
         if (!(f & F_EST)) {
-          if (this.synCount[i]! > 0) f |= F_ANSWERED
-        } else if (!fromClient && !(f & F_DATA_SRV) && this.finCountA[i] === 0 && this.finCountB[i] === 0 &&
-          this.estIdx[i]! > 0 && time - this.estTime[i]! <= RST_WINDOW_SECONDS) {
-          this.flg[i] = f
+          if (this.I[i * SI + C.synCount]! > 0) f |= F_ANSWERED
+        } else if (!fromClient && !(f & F_DATA_SRV) && this.I[i * SI + C.finCountA] === 0 && this.I[i * SI + C.finCountB] === 0 &&
+          this.I[i * SI + C.estIdx]! > 0 && time - this.F[i * SF + D.estTime]! <= RST_WINDOW_SECONDS) {
+          this.I[i * SI + C.flg] = f
           this.rstAfterHandshake(p, i, index, time)
-          f = this.flg[i]!
+          f = this.I[i * SI + C.flg]!
         }
       }
-      this.flg[i] = f
+      this.I[i * SI + C.flg] = f
       this.evidence(i, 'reply-bypasses-director', index, time, p)
       return
     }
@@ -435,19 +466,19 @@ export class SymptomDetector {
     if (flags & TCP_FLAG.ACK) {
       if (fromClient) {
         f |= F_CLIENT_ACKED
-        if (!(f & F_EST) && this.synAckCount[i]! > 0 && p.ack === ((this.srvIsn[i]! + 1) | 0)) {
+        if (!(f & F_EST) && this.I[i * SI + C.synAckCount]! > 0 && p.ack === ((this.I[i * SI + C.srvIsn]! + 1) | 0)) {
           f |= F_EST
-          this.estIdx[i] = index
-          this.estTime[i] = time
+          this.I[i * SI + C.estIdx] = index
+          this.F[i * SF + D.estTime] = time
         }
       }
-      if (!(f & F_EST) && this.synCount[i] === 0 && this.synAckCount[i] === 0 && (f & (F_SEEN_A | F_SEEN_B)) === (F_SEEN_A | F_SEEN_B)) {
+      if (!(f & F_EST) && this.I[i * SI + C.synCount] === 0 && this.I[i * SI + C.synAckCount] === 0 && (f & (F_SEEN_A | F_SEEN_B)) === (F_SEEN_A | F_SEEN_B)) {
         f |= F_EST // both directions of a flow met mid-stream
       }
       // does this acknowledge the other side's FIN?
       if (dir === 0) {
-        if (this.finCountB[i]! > 0 && ((p.ack - this.finSeqB[i]!) | 0) > 0) f |= F_FIN_ACKED_B
-      } else if (this.finCountA[i]! > 0 && ((p.ack - this.finSeqA[i]!) | 0) > 0) f |= F_FIN_ACKED_A
+        if (this.I[i * SI + C.finCountB]! > 0 && ((p.ack - this.I[i * SI + C.finSeqB]!) | 0) > 0) f |= F_FIN_ACKED_B
+      } else if (this.I[i * SI + C.finCountA]! > 0 && ((p.ack - this.I[i * SI + C.finSeqA]!) | 0) > 0) f |= F_FIN_ACKED_A
     }
     if (p.payloadLen > 0 && f & F_EST) f |= fromClient ? F_DATA_CLI : F_DATA_SRV
 
@@ -455,30 +486,30 @@ export class SymptomDetector {
       // the FIN's own sequence number is seq + payload length
       const fseq = (p.seq + p.payloadLen) | 0
       if (dir === 0) {
-        if (this.finCountA[i] === 0) {
-          this.finSeqA[i] = fseq
-          this.finIdxA[i] = index
-          this.finTimeA[i] = time
+        if (this.I[i * SI + C.finCountA] === 0) {
+          this.I[i * SI + C.finSeqA] = fseq
+          this.I[i * SI + C.finIdxA] = index
+          this.F[i * SF + D.finTimeA] = time
         }
-        if (this.finSeqA[i] === fseq) {
-          this.finCountA[i]++
-          this.finLastIdxA[i] = index
-          this.finLastTimeA[i] = time
+        if (this.I[i * SI + C.finSeqA] === fseq) {
+          this.I[i * SI + C.finCountA]++
+          this.I[i * SI + C.finLastIdxA] = index
+          this.F[i * SF + D.finLastTimeA] = time
         }
       } else {
-        if (this.finCountB[i] === 0) {
-          this.finSeqB[i] = fseq
-          this.finIdxB[i] = index
-          this.finTimeB[i] = time
+        if (this.I[i * SI + C.finCountB] === 0) {
+          this.I[i * SI + C.finSeqB] = fseq
+          this.I[i * SI + C.finIdxB] = index
+          this.F[i * SF + D.finTimeB] = time
         }
-        if (this.finSeqB[i] === fseq) {
-          this.finCountB[i]++
-          this.finLastIdxB[i] = index
-          this.finLastTimeB[i] = time
+        if (this.I[i * SI + C.finSeqB] === fseq) {
+          this.I[i * SI + C.finCountB]++
+          this.I[i * SI + C.finLastIdxB] = index
+          this.F[i * SF + D.finLastTimeB] = time
         }
       }
     }
-    this.flg[i] = f
+    this.I[i * SI + C.flg] = f
     if ((f & (F_FIN_ACKED_A | F_FIN_ACKED_B)) === (F_FIN_ACKED_A | F_FIN_ACKED_B)) {
       // closed cleanly: nothing more can go wrong with it
       this.decide(i)
@@ -486,55 +517,49 @@ export class SymptomDetector {
     }
   }
 
-  private endpointKey(i: number, side: number): string {
-    return side === 0
-      ? `${this.fam[i]}|${this.a0[i]}|${this.a1[i]}|${this.a2[i]}|${this.a3[i]}|${this.ap[i]}`
-      : `${this.fam[i]}|${this.b0[i]}|${this.b1[i]}|${this.b2[i]}|${this.b3[i]}|${this.bp[i]}`
-  }
-
   /**
    * A SYN/ACK on a flow whose SYN was never seen: did the client at its destination send a SYN to someone
    * else with the same port (a VIP), acknowledged by this SYN/ACK? Then the reply skipped the un-NAT.
    */
   private checkBypass(p: DecodedPacket, leak: number, index: number, time: number): void {
-    const clientSide = this.cli[leak]!
-    const syn = this.pendingSyn.get(this.endpointKey(leak, clientSide))
-    if (syn === undefined || this.synAckCount[syn]! > 0) return
-    const acked = p.ack === ((this.isn[syn]! + 1) | 0)
-    const server = this.endpoint(syn, 1 - this.cli[syn]!)
+    const clientSide = this.I[leak * SI + C.cli]!
+    const syn = this.pendingFor(leak, clientSide)
+    if (syn < 0 || this.I[syn * SI + C.synAckCount]! > 0) return
+    const acked = p.ack === ((this.I[syn * SI + C.isn]! + 1) | 0)
+    const server = this.endpoint(syn, 1 - this.I[syn * SI + C.cli]!)
     const vip = this.vipOf(server)
     if (!acked && !vip) return
-    this.flg[syn] = this.flg[syn]! | F_EXPLAINED
-    this.flg[leak] = this.flg[leak]! | F_EXPLAINED
-    const key = `${this.serial[syn]}:reply-bypasses-director`
+    this.I[syn * SI + C.flg] = this.I[syn * SI + C.flg]! | F_EXPLAINED
+    this.I[leak * SI + C.flg] = this.I[leak * SI + C.flg]! | F_EXPLAINED
+    const key = `${this.I[syn * SI + C.serial]}:reply-bypasses-director`
     let b = this.builders.get(key)
     const replier = formatEndpoint(this.endpoint(leak, 1 - clientSide))
     if (!b) {
-      b = this.open(key, 'reply-bypasses-director', syn, this.synIdx[syn]!, [
-        {n: this.synIdx[syn]!, time: round6(this.synTime[syn]!), what: `SYN ${this.arrow(syn)}`},
+      b = this.open(key, 'reply-bypasses-director', syn, this.I[syn * SI + C.synIdx]!, [
+        {n: this.I[syn * SI + C.synIdx]!, time: round6(this.F[syn * SF + D.synTime]!), what: `SYN ${this.arrow(syn)}`},
       ])
       b.from = replier
-      b.detail = acked ? `acknowledging the client's SYN (ack ${(this.isn[syn]! + 1) >>> 0})` : 'with the client port of a connection to the VIP'
+      b.detail = acked ? `acknowledging the client's SYN (ack ${(this.I[syn * SI + C.isn]! + 1) >>> 0})` : 'with the client port of a connection to the VIP'
     }
     // route later packets of the leaked flow (the client's RST) into this symptom
-    this.builders.set(`${this.serial[leak]}:reply-bypasses-director`, b)
+    this.builders.set(`${this.I[leak * SI + C.serial]}:reply-bypasses-director`, b)
     this.addPacket(b, index, time, `SYN/ACK ${describe(p)}`)
   }
 
   private evidence(i: number, kind: SymptomKind, index: number, time: number, p: DecodedPacket): void {
-    if (!(this.flg[i]! & F_EXPLAINED)) return
-    const b = this.builders.get(`${this.serial[i]}:${kind}`)
+    if (!(this.I[i * SI + C.flg]! & F_EXPLAINED)) return
+    const b = this.builders.get(`${this.I[i * SI + C.serial]}:${kind}`)
     if (b) this.addPacket(b, index, time, `${flagNames(p.flags)} ${describe(p)}`)
   }
 
   private rstAfterHandshake(p: DecodedPacket, i: number, index: number, time: number): void {
-    const b = this.open(`${this.serial[i]}:rst-after-handshake`, 'rst-after-handshake', i, this.synIdx[i]! || index, [])
-    if (this.synIdx[i]) b.packets.push({n: this.synIdx[i]!, time: round6(this.synTime[i]!), what: `SYN ${this.arrow(i)}`})
-    if (this.synAckIdx[i]) b.packets.push({n: this.synAckIdx[i]!, time: round6(this.synAckTime[i]!), what: `SYN/ACK ${this.arrow(i, true)}`})
-    b.packets.push({n: this.estIdx[i]!, time: round6(this.estTime[i]!), what: 'ACK (handshake complete)'})
+    const b = this.open(`${this.I[i * SI + C.serial]}:rst-after-handshake`, 'rst-after-handshake', i, this.I[i * SI + C.synIdx]! || index, [])
+    if (this.I[i * SI + C.synIdx]) b.packets.push({n: this.I[i * SI + C.synIdx]!, time: round6(this.F[i * SF + D.synTime]!), what: `SYN ${this.arrow(i)}`})
+    if (this.I[i * SI + C.synAckIdx]) b.packets.push({n: this.I[i * SI + C.synAckIdx]!, time: round6(this.F[i * SF + D.synAckTime]!), what: `SYN/ACK ${this.arrow(i, true)}`})
+    b.packets.push({n: this.I[i * SI + C.estIdx]!, time: round6(this.F[i * SF + D.estTime]!), what: 'ACK (handshake complete)'})
     this.addPacket(b, index, time, `${flagNames(p.flags)} ${describe(p)}`)
-    const ms = Math.round((time - this.estTime[i]!) * 1000)
-    b.detail = `${ms} ms after the handshake, before the server sent any data${this.flg[i]! & F_DATA_CLI ? ' (the client had sent its request)' : ''}`
+    const ms = Math.round((time - this.F[i * SF + D.estTime]!) * 1000)
+    b.detail = `${ms} ms after the handshake, before the server sent any data${this.I[i * SI + C.flg]! & F_DATA_CLI ? ' (the client had sent its request)' : ''}`
   }
 
   private icmp(p: DecodedPacket, index: number, time: number): void {
@@ -559,18 +584,18 @@ export class SymptomDetector {
     q.dport = p.iDport
     const i = this.lookup(q, this.flowHash(q))
     if (i < 0) return
-    const f = this.flg[i]!
+    const f = this.I[i * SI + C.flg]!
     const established = (f & F_EST) !== 0
-    if (!established && (this.synCount[i] === 0 || this.synAckCount[i]! > 0)) return
+    if (!established && (this.I[i * SI + C.synCount] === 0 || this.I[i * SI + C.synAckCount]! > 0)) return
     const kind: SymptomKind = established ? 'icmp-unreachable-established' : 'icmp-unreachable-new'
-    if (!established) this.flg[i] = f | F_ANSWERED | F_EXPLAINED
-    const key = `${this.serial[i]}:${kind}`
+    if (!established) this.I[i * SI + C.flg] = f | F_ANSWERED | F_EXPLAINED
+    const key = `${this.I[i * SI + C.serial]}:${kind}`
     let b = this.builders.get(key)
     if (!b) {
       const first: SymptomPacket[] = []
-      if (this.synIdx[i]) first.push({n: this.synIdx[i]!, time: round6(this.synTime[i]!), what: `SYN ${this.arrow(i)}`})
-      if (established && this.estIdx[i]) first.push({n: this.estIdx[i]!, time: round6(this.estTime[i]!), what: 'ACK (handshake complete)'})
-      b = this.open(key, kind, i, this.synIdx[i]! || index, first)
+      if (this.I[i * SI + C.synIdx]) first.push({n: this.I[i * SI + C.synIdx]!, time: round6(this.F[i * SF + D.synTime]!), what: `SYN ${this.arrow(i)}`})
+      if (established && this.I[i * SI + C.estIdx]) first.push({n: this.I[i * SI + C.estIdx]!, time: round6(this.F[i * SF + D.estTime]!), what: 'ACK (handshake complete)'})
+      b = this.open(key, kind, i, this.I[i * SI + C.synIdx]! || index, first)
       b.icmp = name
       b.from = formatIp(words(p.family, p.s0, p.s1, p.s2, p.s3))
       b.detail = ''
@@ -579,12 +604,12 @@ export class SymptomDetector {
   }
 
   private open(key: string, kind: SymptomKind, i: number, first: number, packets: SymptomPacket[]): Builder {
-    const client = this.cli[i]! === 1 ? 1 : 0
+    const client = this.I[i * SI + C.cli]! === 1 ? 1 : 0
     const server = this.endpoint(i, 1 - client)
     const vip = this.vipOf(server)
     const b: Builder = {
       kind,
-      flow: {proto: this.proto[i] === IPPROTO.UDP ? 'udp' : 'tcp', client: formatEndpoint(this.endpoint(i, client)), server: formatEndpoint(server)},
+      flow: {proto: this.I[i * SI + C.proto] === IPPROTO.UDP ? 'udp' : 'tcp', client: formatEndpoint(this.endpoint(i, client)), server: formatEndpoint(server)},
       packets,
       first,
       count: 0,
@@ -604,37 +629,37 @@ export class SymptomDetector {
 
   /** End-of-life decisions for connection i: unanswered SYN, unacknowledged SYN/ACK, unanswered FIN. */
   private decide(i: number): void {
-    if (this.proto[i] !== IPPROTO.TCP) return
-    const f = this.flg[i]!
+    if (this.I[i * SI + C.proto] !== IPPROTO.TCP) return
+    const f = this.I[i * SI + C.flg]!
     if (f & F_EXPLAINED) return
     const end = this.lastTime
-    if (this.synCount[i]! > 0 && this.synAckCount[i] === 0 && !(f & (F_CLIENT_ACKED | F_ANSWERED | F_EST))) {
-      if (this.synCount[i]! >= 2 || end - this.synTime[i]! >= SYN_WAIT_SECONDS) {
-        const b = this.open(`${this.serial[i]}:syn-unanswered`, 'syn-unanswered', i, this.synIdx[i]!, [
-          {n: this.synIdx[i]!, time: round6(this.synTime[i]!), what: `SYN ${this.arrow(i)}`},
+    if (this.I[i * SI + C.synCount]! > 0 && this.I[i * SI + C.synAckCount] === 0 && !(f & (F_CLIENT_ACKED | F_ANSWERED | F_EST))) {
+      if (this.I[i * SI + C.synCount]! >= 2 || end - this.F[i * SF + D.synTime]! >= SYN_WAIT_SECONDS) {
+        const b = this.open(`${this.I[i * SI + C.serial]}:syn-unanswered`, 'syn-unanswered', i, this.I[i * SI + C.synIdx]!, [
+          {n: this.I[i * SI + C.synIdx]!, time: round6(this.F[i * SF + D.synTime]!), what: `SYN ${this.arrow(i)}`},
         ])
-        b.count = this.synCount[i]!
-        b.detail = `sent ${this.synCount[i]} time${this.synCount[i] === 1 ? '' : 's'}, the capture went on ${(end - this.synTime[i]!).toFixed(1)} s after the first`
+        b.count = this.I[i * SI + C.synCount]!
+        b.detail = `sent ${this.I[i * SI + C.synCount]} time${this.I[i * SI + C.synCount] === 1 ? '' : 's'}, the capture went on ${(end - this.F[i * SF + D.synTime]!).toFixed(1)} s after the first`
       }
     }
-    if (this.synAckCount[i]! > 0 && !(f & (F_EST | F_RST | F_CLIENT_ACKED))) {
-      if (this.synAckCount[i]! >= 2 || end - this.synAckTime[i]! >= SYN_WAIT_SECONDS) {
+    if (this.I[i * SI + C.synAckCount]! > 0 && !(f & (F_EST | F_RST | F_CLIENT_ACKED))) {
+      if (this.I[i * SI + C.synAckCount]! >= 2 || end - this.F[i * SF + D.synAckTime]! >= SYN_WAIT_SECONDS) {
         const first: SymptomPacket[] = []
-        if (this.synIdx[i]) first.push({n: this.synIdx[i]!, time: round6(this.synTime[i]!), what: `SYN ${this.arrow(i)}`})
-        first.push({n: this.synAckIdx[i]!, time: round6(this.synAckTime[i]!), what: `SYN/ACK ${this.arrow(i, true)}`})
-        const b = this.open(`${this.serial[i]}:synack-unacked`, 'synack-unacked', i, this.synIdx[i]! || this.synAckIdx[i]!, first)
-        b.count = this.synAckCount[i]!
-        b.detail = `the server sent its SYN/ACK ${this.synAckCount[i]} time${this.synAckCount[i] === 1 ? '' : 's'}`
+        if (this.I[i * SI + C.synIdx]) first.push({n: this.I[i * SI + C.synIdx]!, time: round6(this.F[i * SF + D.synTime]!), what: `SYN ${this.arrow(i)}`})
+        first.push({n: this.I[i * SI + C.synAckIdx]!, time: round6(this.F[i * SF + D.synAckTime]!), what: `SYN/ACK ${this.arrow(i, true)}`})
+        const b = this.open(`${this.I[i * SI + C.serial]}:synack-unacked`, 'synack-unacked', i, this.I[i * SI + C.synIdx]! || this.I[i * SI + C.synAckIdx]!, first)
+        b.count = this.I[i * SI + C.synAckCount]!
+        b.detail = `the server sent its SYN/ACK ${this.I[i * SI + C.synAckCount]} time${this.I[i * SI + C.synAckCount] === 1 ? '' : 's'}`
       }
     }
     for (const side of [0, 1]) {
-      const count = side === 0 ? this.finCountA[i]! : this.finCountB[i]!
+      const count = side === 0 ? this.I[i * SI + C.finCountA]! : this.I[i * SI + C.finCountB]!
       const acked = f & (side === 0 ? F_FIN_ACKED_A : F_FIN_ACKED_B)
       if (count - 1 >= FIN_RETRANSMISSIONS && !acked) {
-        const who = side === this.cli[i] ? 'client' : 'server'
-        const b = this.open(`${this.serial[i]}:fin-unanswered:${side}`, 'fin-unanswered', i, side === 0 ? this.finIdxA[i]! : this.finIdxB[i]!, [
-          {n: side === 0 ? this.finIdxA[i]! : this.finIdxB[i]!, time: round6(side === 0 ? this.finTimeA[i]! : this.finTimeB[i]!), what: `FIN from the ${who} ${formatEndpoint(this.endpoint(i, side))}`},
-          {n: side === 0 ? this.finLastIdxA[i]! : this.finLastIdxB[i]!, time: round6(side === 0 ? this.finLastTimeA[i]! : this.finLastTimeB[i]!), what: `FIN retransmission ${count - 1}`},
+        const who = side === this.I[i * SI + C.cli] ? 'client' : 'server'
+        const b = this.open(`${this.I[i * SI + C.serial]}:fin-unanswered:${side}`, 'fin-unanswered', i, side === 0 ? this.I[i * SI + C.finIdxA]! : this.I[i * SI + C.finIdxB]!, [
+          {n: side === 0 ? this.I[i * SI + C.finIdxA]! : this.I[i * SI + C.finIdxB]!, time: round6(side === 0 ? this.F[i * SF + D.finTimeA]! : this.F[i * SF + D.finTimeB]!), what: `FIN from the ${who} ${formatEndpoint(this.endpoint(i, side))}`},
+          {n: side === 0 ? this.I[i * SI + C.finLastIdxA]! : this.I[i * SI + C.finLastIdxB]!, time: round6(side === 0 ? this.F[i * SF + D.finLastTimeA]! : this.F[i * SF + D.finLastTimeB]!), what: `FIN retransmission ${count - 1}`},
         ])
         b.count = count
         b.detail = `the ${who}'s FIN was sent ${count} times and never acknowledged`
@@ -644,7 +669,7 @@ export class SymptomDetector {
 
   /** Decides the connections still open and returns every symptom, in capture order. */
   finish(): Symptom[] {
-    for (let i = 0; i < this.n; i++) if (this.proto[i] !== -1) this.decide(i)
+    for (let i = 0; i < this.n; i++) if (this.I[i * SI + C.proto] !== -1) this.decide(i)
     const seen = new Set<Builder>()
     const out: Symptom[] = []
     for (const b of this.builders.values()) {
@@ -662,15 +687,15 @@ export class SymptomDetector {
   }
 
   private endpoint(i: number, side: number): Endpoint {
-    const fam = this.fam[i]!
+    const fam = this.I[i * SI + C.fam]!
     return side === 0
-      ? {ip: words(fam, this.a0[i]!, this.a1[i]!, this.a2[i]!, this.a3[i]!), port: this.ap[i]!}
-      : {ip: words(fam, this.b0[i]!, this.b1[i]!, this.b2[i]!, this.b3[i]!), port: this.bp[i]!}
+      ? {ip: words(fam, this.I[i * SI + C.a0]!, this.I[i * SI + C.a1]!, this.I[i * SI + C.a2]!, this.I[i * SI + C.a3]!), port: this.I[i * SI + C.ap]!}
+      : {ip: words(fam, this.I[i * SI + C.b0]!, this.I[i * SI + C.b1]!, this.I[i * SI + C.b2]!, this.I[i * SI + C.b3]!), port: this.I[i * SI + C.bp]!}
   }
 
   /** `client > server`, or `server > client` when `back` */
   private arrow(i: number, back = false): string {
-    const c = this.cli[i]! === 1 ? 1 : 0
+    const c = this.I[i * SI + C.cli]! === 1 ? 1 : 0
     const x = formatEndpoint(this.endpoint(i, c))
     const y = formatEndpoint(this.endpoint(i, 1 - c))
     return back ? `${y} > ${x}` : `${x} > ${y}`
