@@ -53,7 +53,8 @@ export function hostCounts(h: HostSnapshot): HostCounts {
   return {
     iptablesRules: (h.iptables?.ruleCount ?? 0) + (h.iptablesLegacy?.ruleCount ?? 0),
     ip6tablesRules: h.ip6tables?.ruleCount ?? 0,
-    nftRules: h.nft?.ruleCount ?? 0,
+    // rules made by iptables-nft are counted once, under iptablesRules, when iptables-save is beside them
+    nftRules: (h.nft?.ruleCount ?? 0) - (h.nft && h.iptables && h.iptables.backend !== 'legacy' ? h.nft.xtRules : 0),
     ipvsServices: h.ipvs?.services.length ?? 0,
     ipvsDestinations: h.ipvs?.services.reduce((n, s) => n + s.dests.length, 0) ?? 0,
     routes: h.routes?.length ?? 0,

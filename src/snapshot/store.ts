@@ -202,7 +202,10 @@ function buildHost(raw: RawFiles): HostSnapshot {
   host.iptables = load('iptables-save.txt', (t, f) => parseIptablesSave(t, f, 4))
   host.iptablesLegacy = load('iptables-legacy-save.txt', (t, f) => parseIptablesSave(t, f, 4))
   host.ip6tables = load('ip6tables-save.txt', (t, f) => parseIptablesSave(t, f, 6))
-  host.nft = load('nft-ruleset.json', parseNftJson)
+  // iptables-nft rules appear in both dumps: with an nf_tables iptables-save beside the JSON they are
+  // counted and evaluated once, from the iptables view
+  const iptablesNftBeside = !!host.iptables && host.iptables.backend !== 'legacy'
+  host.nft = load('nft-ruleset.json', (t, f) => parseNftJson(t, f, {iptablesSaveBeside: iptablesNftBeside}))
   const sn = load('ipvsadm-Sn.txt', parseIpvsadmSave)
   const ln = load('ipvsadm-Ln.txt', parseIpvsadmList)
   host.ipvsConns = load('ipvsadm-Lnc.txt', parseIpvsadmConns)
