@@ -472,14 +472,7 @@ class Parser {
     } else if (pol !== '-') {
       throw this.err('a chain policy ACCEPT, DROP or -', pol)
     }
-    const loc = this.loc()
-    let c: MChain
-    if (policy) {
-      c = counters ? {name, table: t.name, builtin, policy, counters, loc, rules: []} : {name, table: t.name, builtin, policy, loc, rules: []}
-    } else {
-      c = counters ? {name, table: t.name, builtin, counters, loc, rules: []} : {name, table: t.name, builtin, loc, rules: []}
-    }
-    this.addChain(t, c)
+    this.addChain(t, newChain(name, t.name, builtin, policy, counters, this.loc()))
   }
 
   private counters(tok: string): Counters {
@@ -516,7 +509,7 @@ class Parser {
           throw this.err(`a chain declared in table ${t.name} before its rules (no chain ${chainName})`, line)
         }
         // builtin chains exist without a declaration; their policy stays unknown
-        chain = {name: chainName, table: t.name, builtin: true, loc: this.loc(), rules: []}
+        chain = newChain(chainName, t.name, true, undefined, undefined, this.loc())
         this.addChain(t, chain)
       }
       this.ruleCount++
@@ -546,7 +539,7 @@ class Parser {
       if (name === undefined || toks.length !== i + 2) throw this.err('-N CHAIN', line)
       if (this.recs.has(name)) throw this.err(`each chain declared once (chain ${name} was declared before)`, line)
       const builtin = (BUILTIN_CHAINS[t.name] ?? []).includes(name)
-      this.addChain(t, {name, table: t.name, builtin, loc: this.loc(), rules: []})
+      this.addChain(t, newChain(name, t.name, builtin, undefined, undefined, this.loc()))
       return
     }
     if (cmd === '-P' || cmd === '--policy') {
@@ -557,7 +550,7 @@ class Parser {
       if (pol !== 'ACCEPT' && pol !== 'DROP') throw this.err('a chain policy ACCEPT or DROP', pol)
       const c = this.recs.get(name)?.chain
       if (c) c.policy = pol
-      else this.addChain(t, {name, table: t.name, builtin: true, policy: pol, loc: this.loc(), rules: []})
+      else this.addChain(t, newChain(name, t.name, true, pol, undefined, this.loc()))
       return
     }
     throw this.err('-A CHAIN (iptables-save prints only -A rules; -N and -P are accepted)', line)
@@ -1519,6 +1512,14 @@ const RECENT_VALUE_OPTS: ReadonlySet<string> = new Set(['--name', '--seconds', '
 const CT_VALUE_OPTS: ReadonlySet<string> = new Set([
   '--helper', '--ctevents', '--expevents', '--zone', '--zone-orig', '--zone-reply', '--timeout',
 ])
+
+/**
+ * Every chain has the same fields, in the same order (absent policy/counters are undefined): one object shape keeps
+ * the hot paths that touch chains monomorphic.
+ */
+function newChain(name: string, table: string, builtin: boolean, policy: 'ACCEPT' | 'DROP' | undefined, counters: Counters | undefined, loc: Loc): MChain {
+  return {name, table, builtin, policy, counters, loc, rules: []}
+}
 
 function isDigits(s: string): boolean {
   if (s.length === 0 || s.length > 15) return false
