@@ -180,7 +180,7 @@ export function evalMatch(m: Match, p: Packet, env: MatchEnv): Decision {
       const onlyProperty = m.vproto === undefined && !m.vaddr && !m.vport && !m.vdir && !m.vmethod && m.vportctl === undefined
       if (onlyProperty) return r(!!v, m.neg)
       if (!v || (m.ipvs !== undefined && m.neg)) return 'nomatch'
-      if (m.vproto !== undefined && v.vproto !== m.vproto) return 'nomatch'
+      if (m.vproto !== undefined && (v.vproto === m.vproto) === !!m.vprotoNeg) return 'nomatch'
       if (m.vaddr && prefixContains(m.vaddr.prefix, v.vaddr) === m.vaddr.neg) return 'nomatch'
       if (m.vport && (v.vport === m.vport.port) === m.vport.neg) return 'nomatch'
       if (m.vdir && v.dir !== m.vdir) return 'nomatch'
@@ -324,8 +324,10 @@ export function runChain(table: IptTable, chain: string, packet: Packet, env: Ma
         curEnv = envNow()
         break
       case 'CONNMARK':
-        if (t.op === 'save') mark = ((mark & ~t.ctmask) | (p.mark & t.nfmask)) >>> 0
-        else if (t.op === 'restore') p = {...p, mark: ((p.mark & ~t.nfmask) | (mark & t.ctmask)) >>> 0}
+        // xt_connmark.c connmark_tg_shift: save = (ctmark & ~ctmask) ^ (skb->mark & nfmask),
+        // restore = (skb->mark & ~nfmask) ^ (ctmark & ctmask)
+        if (t.op === 'save') mark = ((mark & ~t.ctmask) ^ (p.mark & t.nfmask)) >>> 0
+        else if (t.op === 'restore') p = {...p, mark: ((p.mark & ~t.nfmask) ^ (mark & t.ctmask)) >>> 0}
         else if ('value' in t) mark = applyMark(t.op, t.value, t.mask, mark)
         curEnv = envNow()
         break
