@@ -63,8 +63,8 @@ export async function analyseCaptureFile(path: string, opts: AnalyseOptions = {}
   let skipped = 0
   const skippedFirst: SkippedPacket[] = []
   const reasons: Record<string, number> = {}
-  let firstTime = Infinity
-  let lastTime = -Infinity
+  // doubles in an object's fields are updated in place (closure variables would be boxed per packet)
+  const span = {first: Infinity, last: -Infinity}
   const skip = (r: PacketRecord, reason: string): void => {
     skipped++
     reasons[reason] = (reasons[reason] ?? 0) + 1
@@ -75,12 +75,14 @@ export async function analyseCaptureFile(path: string, opts: AnalyseOptions = {}
     (r) => {
       if (r.problem !== undefined) return skip(r, r.problem)
       const t = r.time
-      if (t < firstTime && t > 0) firstTime = t
-      if (t > lastTime) lastTime = t
+      if (t < span.first && t > 0) span.first = t
+      if (t > span.last) span.last = t
       const st = decodeFrame(r.linkType, r.data, r.start, r.start + r.caplen, pkt)
       if (st === DECODE.OK) {
         ip++
-        det.packet(pkt, r.index, t)
+        pkt.index = r.index
+        pkt.time = t
+        det.packet(pkt)
       } else if (st === DECODE.NOT_IP) notIp++
       else skip(r, pkt.problem ?? 'undecodable frame')
     },
@@ -99,7 +101,7 @@ export async function analyseCaptureFile(path: string, opts: AnalyseOptions = {}
     byteOrder: summary.byteOrder,
     interfaces: summary.interfaces,
     ...(summary.truncated ? {truncated: summary.truncated} : {}),
-    ...(lastTime > 0 && firstTime !== Infinity ? {firstTime, lastTime} : {}),
+    ...(span.last > 0 && span.first !== Infinity ? {firstTime: span.first, lastTime: span.last} : {}),
     symptoms,
   }
 }

@@ -71,6 +71,9 @@ export class DecodedPacket {
   iSeq = 0
   /** outermost 802.1Q VLAN id, -1 if untagged */
   vlan = -1
+  /** 1-based packet number and time (seconds since the epoch): set by the caller, read by the detector */
+  index = 0
+  time = 0
   /** why decoding stopped short (set with MALFORMED/NOT_IP/UNSUPPORTED_LINK, or for a partial decode) */
   problem: string | undefined = undefined
 

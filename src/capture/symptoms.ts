@@ -365,14 +365,14 @@ export class SymptomDetector {
     return -1
   }
 
-  /** Feeds one decoded packet (index 1-based, time in seconds). */
-  packet(p: DecodedPacket, index: number, time: number): void {
-    if (time > this.lastTime) this.lastTime = time
+  /** Feeds one decoded packet; its `index` (1-based) and `time` (seconds) fields say which and when. */
+  packet(p: DecodedPacket): void {
+    if (p.time > this.lastTime) this.lastTime = p.time
     if (!p.l4) return
     const pr = p.proto
-    if (pr === IPPROTO.TCP) this.tcp(p, index, time)
+    if (pr === IPPROTO.TCP) this.tcp(p)
     else if (pr === IPPROTO.UDP) this.udp(p)
-    else if ((pr === IPPROTO.ICMP || pr === IPPROTO.ICMPV6) && p.inner) this.icmp(p, index, time)
+    else if ((pr === IPPROTO.ICMP || pr === IPPROTO.ICMPV6) && p.inner) this.icmp(p, p.index, p.time)
   }
 
   private flowHash(p: DecodedPacket): number {
@@ -388,7 +388,9 @@ export class SymptomDetector {
     if (this.I[i * SI + C.cli]! < 0) this.I[i * SI + C.cli] = this.dir
   }
 
-  private tcp(p: DecodedPacket, index: number, time: number): void {
+  private tcp(p: DecodedPacket): void {
+    const index = p.index
+    const time = p.time
     const h = this.flowHash(p)
     let i = this.lookup(p, h)
     const flags = p.flags

@@ -125,7 +125,9 @@ describe('random frames', () => {
         const det = new SymptomDetector()
         frames.forEach(([lt, bytes], i) => {
           decodeFrame(lt, bytes, 0, bytes.length, d)
-          det.packet(d, i + 1, i * 0.5)
+          d.index = i + 1
+          d.time = i * 0.5
+          det.packet(d)
         })
         det.finish()
       }),
@@ -144,7 +146,9 @@ describe('random frames', () => {
           for (const [at, v] of flips) p[at % p.length] = v
           const end = cut % (p.length + 1)
           decodeFrame(101, p, 0, end, d)
-          det.packet(d, i + 1, i * 0.3)
+          d.index = i + 1
+          d.time = i * 0.3
+          det.packet(d)
         })
         det.finish()
       }),

@@ -13,7 +13,9 @@ function run(steps: Step[], vips: Endpoint[] = []): Symptom[] {
   const d = new DecodedPacket()
   steps.forEach((s, i) => {
     expect(decodeFrame(101, s.p, 0, s.p.length, d)).toBe(DECODE.OK)
-    det.packet(d, i + 1, s.t)
+    d.index = i + 1
+    d.time = s.t
+    det.packet(d)
   })
   return det.finish()
 }
@@ -124,7 +126,9 @@ describe('symptoms', () => {
     for (let f = 0; f < 2000; f++) {
       for (const x of conversation(`10.1.${f >> 8}.${f & 255}`, V, 1024 + f, 80, 1000 + f * 0.001, 0.0001)) {
         decodeFrame(101, x.packet, 0, x.packet.length, d)
-        det.packet(d, ++n, x.time)
+        d.index = ++n
+        d.time = x.time
+        det.packet(d)
       }
     }
     expect(det.flows).toBe(2000)
