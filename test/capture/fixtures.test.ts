@@ -26,7 +26,7 @@ describe('captures taken here', () => {
       for (const s of r.symptoms) {
         expect(s.rules.length).toBeGreaterThan(0)
         expect(s.packets.length).toBeGreaterThan(0)
-        expect(s.flow.client).toMatch(/^10\.66\.1\.2:\d+$/)
+        expect(s.flow.client).toMatch(/^(10\.66\.1\.2|\[fd66:1::2\]):\d+$/)
       }
       // without the VIP the same symptoms show (none of them needs it)
       const bare = await analyseCaptureFile(join(DIR, file))
@@ -47,6 +47,11 @@ describe('captures taken here', () => {
     const fin = (await analyseCaptureFile(join(DIR, 'fin-drop-client.pcap'))).symptoms[0]!
     expect(fin.rules).toContain('dr-stateful-filter')
     expect(fin.message).toMatch(/client's FIN was sent \d+ times and never acknowledged/)
+  })
+
+  it('finds ICMPv6 admin-prohibited on an established IPv6 flow', async () => {
+    const s = (await analyseCaptureFile(join(DIR, 'reject-established-v6-client.pcap'))).symptoms[0]!
+    expect(s).toMatchObject({icmp: 'admin-prohibited', from: 'fd66:1::100', flow: {proto: 'tcp', server: '[fd66:1::100]:80'}})
   })
 
   it('reads the pcapng written by dumpcap (two interfaces) and by editcap like the pcap', async () => {

@@ -163,6 +163,28 @@ synack_unacked() {
   stop_capture 0
 }
 
+# IPv6: DNAT [fd66:1::100]:80 -> [fd66:2::10]:8080, REJECT --reject-with icmp6-adm-prohibited on the first data
+reject_established_v6() {
+  setup
+  for ns in $C $D $R; do nsx $ns sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0; done
+  for l in "$C ldc-c0" "$D ldc-d0" "$D ldc-d1" "$R ldc-r0"; do set -- $l; nsx $1 sysctl -qw net.ipv6.conf.$2.disable_ipv6=0; done
+  nsx $C ip addr add fd66:1::2/64 dev ldc-c0 nodad
+  nsx $D ip addr add fd66:1::1/64 dev ldc-d0 nodad
+  nsx $D ip addr add fd66:1::100/128 dev ldc-d0 nodad
+  nsx $D ip addr add fd66:2::1/64 dev ldc-d1 nodad
+  nsx $R ip addr add fd66:2::10/64 dev ldc-r0 nodad
+  nsx $C ip -6 route add default via fd66:1::1
+  nsx $R ip -6 route add default via fd66:2::1
+  nsx $D sysctl -qw net.ipv6.conf.all.forwarding=1
+  nsx $D ip6tables -t nat -A PREROUTING -d fd66:1::100 -p tcp --dport 80 -j DNAT --to-destination '[fd66:2::10]:8080'
+  nsx $D ip6tables -A FORWARD -p tcp --dport 8080 --tcp-flags PSH PSH -j REJECT --reject-with icmp6-adm-prohibited
+  ip netns exec $R $PEER server 8080 8 --v6 & PIDS+=($!)
+  sleep 1.5
+  capture $C ldc-c0 reject-established-v6-client.pcap tcp or icmp6
+  nsx $C $PEER client fd66:1::100 80 --read-timeout 1.2 || true
+  stop_capture
+}
+
 # a health checker that closes with SO_LINGER 0 (client-side RST): healthy, not a symptom
 linger0() {
   setup
@@ -171,7 +193,7 @@ linger0() {
   stop_capture
 }
 
-ALL=(healthy healthy_any bypass reject_established fin_drop syn_drop rst_after_handshake synack_unacked linger0)
+ALL=(healthy healthy_any bypass reject_established reject_established_v6 fin_drop syn_drop rst_after_handshake synack_unacked linger0)
 for s in "${@:-${ALL[@]}}"; do
   echo "== $s" >&2
   "$s"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Tiny TCP peers for the capture fixtures (test/capture/make-fixtures.sh).
 
-server PORT SECONDS      accept for SECONDS; per connection: read a request, answer, wait for the peer's close
+server PORT SECONDS [--v6]  accept for SECONDS (IPv6 only with --v6); per connection: read a request, answer, wait for the peer's close
 client HOST PORT [--connect-timeout S] [--read-timeout S] [--linger0]
                          connect, send a request, read the answer, close (--linger0: close with a RST)
 """
@@ -21,6 +21,8 @@ def arg(name, default):
 def serve(port, seconds):
     s = socket.socket(socket.AF_INET6 if '--v6' in sys.argv else socket.AF_INET)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if '--v6' in sys.argv:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
     s.bind(('::' if '--v6' in sys.argv else '0.0.0.0', port))
     s.listen(16)
     deadline = time.time() + seconds
