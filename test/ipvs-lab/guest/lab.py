@@ -238,6 +238,13 @@ def snapshot(host, role, d):
         else:
             rec['gap'] = '%s failed (exit %s)' % (' '.join(argv), code)
         commands[fname] = rec
+    # not part of the snapshot: per-rule counters, to explain what the kernel did (in RES/_lab/)
+    try:
+        p = subprocess.run(['iptables-save', '-c'], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=20)
+        with open(os.path.join(os.path.dirname(d), '_lab', host + '.iptables-save-c.txt'), 'wb') as f:
+            f.write(p.stdout)
+    except (OSError, subprocess.TimeoutExpired):
+        pass
     manifest = {'format': 'lvsdoctor-snapshot/1', 'host': host, 'role': role,
                 'collectedAt': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), 'commands': commands,
                 'collectedBy': 'test/ipvs-lab (qemu guest, kernel %s)' % os.uname().release}

@@ -4,7 +4,10 @@
 # terminated by icmp-host-prohibited; the ruleset below is his /etc/sysconfig/iptables.
 TITLE="LVS-DR, RH-Firewall-1-INPUT (ESTABLISHED + NEW :80 + REJECT)"
 SOURCE="LVS-HOWTO 29.14 (sources/002_470e9850247cd7a0.txt)"
-NOTES=""
+NOTES="Like dr-state-new, but the FIN (INVALID) reaches the REJECT: the director answers each FIN retransmission \
+with ICMP host-prohibited, which the client's TCP ignores (stays in LAST_ACK). Surprise: those ICMP errors \
+are counted by IPVS as OutPkts of the DR service (-Ln --stats OutPkts=6, OutBytes=480 = 6 x 80-byte ICMP), \
+the only time a DR service shows outgoing packets. ipvsadm -Lnc: ESTABLISHED, 15 min."
 
 setup() {
   topo_dr

@@ -3,7 +3,8 @@
 # Reproduces: LVS-HOWTO 29.3 (sources/002): the incoming path "PREROUTING -> LOCAL_IN -> POSTROUTING".
 TITLE="LVS-DR, director ip_forward=0"
 SOURCE="LVS-HOWTO 29.3 (sources/002_470e9850247cd7a0.txt)"
-NOTES=""
+NOTES="Works exactly like dr-stateless (FIN_WAIT in ipvsadm -Lnc afterwards): LVS-DR does not need ip_forward on \
+the director."
 
 setup() {
   topo_dr

@@ -5,7 +5,13 @@
 # packets that are arriving on the load balancer are never passed to the real server") (sources/002).
 TITLE="LVS-DR, INPUT accepts only --state NEW"
 SOURCE="LVS-HOWTO 29.1, 29.16 (sources/002_470e9850247cd7a0.txt)"
-NOTES=""
+NOTES="Handshake and response work (every client packet is NEW to netfilter: IPVS drops the conntrack of each \
+packet, so none is ever ESTABLISHED and the loose TCP pickup makes plain ACKs NEW; iptables-save -c: the NEW \
+rule counted all 5 packets, the RELATED,ESTABLISHED rule none), but the client's FIN is INVALID and dropped \
+by the policy: the server never sees it, the client stays in LAST_ACK. iptables-save :INPUT DROP [7:364] = \
+the FIN and its retransmissions until the snapshot (52 bytes each). ipvsadm -Lnc keeps the connection \
+ESTABLISHED with 15 min to live: the ActiveConn inflation of LVS-HOWTO 29.1 (1,200 -> 30,000 active \
+connections)."
 
 setup() {
   topo_dr

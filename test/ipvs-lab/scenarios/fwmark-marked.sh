@@ -5,7 +5,8 @@
 # VIP-less methods like fwmark").
 TITLE="fwmark service with its MARK rule"
 SOURCE="LVS-HOWTO 29.3, 29.8 (sources/002_470e9850247cd7a0.txt)"
-NOTES=""
+NOTES="Works; ipvsadm -Ln shows the service as FWM 1 and -Lnc lists the connection under the VIP:80 it was \
+addressed to (TIME_WAIT after the close)."
 
 setup() {
   topo_nat director

@@ -4,7 +4,8 @@
 # set leaves the fwmark service without traffic).
 TITLE="fwmark service without its MARK rule"
 SOURCE="LVS-HOWTO 29.3, 29.8 (sources/002_470e9850247cd7a0.txt)"
-NOTES=""
+NOTES="Connection refused at once: the SYN to the VIP reaches the director's own TCP, which has no listener on :80 \
+and answers RST. The FWM 1 service counters stay at zero."
 
 setup() {
   topo_nat director

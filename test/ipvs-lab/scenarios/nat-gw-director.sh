@@ -3,7 +3,10 @@
 # un-NATed; LVS-HOWTO ch. 29.3 (replies are un-NATed in FORWARD).
 TITLE="LVS-NAT, realserver gateway = director"
 SOURCE="sources/000_e07122559a47da1e.txt; LVS-HOWTO 29.3 (sources/002)"
-NOTES=""
+NOTES="Works: handshake, response, both FINs delivered and acknowledged. After the close the director's ipvsadm \
+-Lnc holds the connection in TIME_WAIT (about 2 min); with vs.conntrack=0 the director's conntrack -L is \
+EMPTY although every packet crossed it (IPVS detaches the conntrack of each packet it handles), and a \
+namespace without rules has no conntrack hooks at all."
 
 setup() {
   topo_nat director

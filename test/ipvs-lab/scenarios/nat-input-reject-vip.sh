@@ -4,7 +4,8 @@
 # and thus iptables will get the packet first and then LVS"; "filter rules intercept packets before ip_vs".
 TITLE="LVS-NAT, filter INPUT rejects the VIP"
 SOURCE="LVS-HOWTO 29.3 (sources/002_470e9850247cd7a0.txt)"
-NOTES=""
+NOTES="The client gets ICMP port-unreachable at once (connection refused, no timeout); IPVS never sees the SYN: -Ln \
+--stats all zero and ipvsadm -Lnc empty."
 
 setup() {
   topo_nat director

@@ -4,7 +4,8 @@
 # IPVS packets; "IPVS without NFCT drops the conntrack entry for each packet".
 TITLE="LVS-NAT, FORWARD ctstate INVALID DROP, vs.conntrack=0"
 SOURCE="LVS-HOWTO 29.5, 29.6 (sources/002_470e9850247cd7a0.txt)"
-NOTES=""
+NOTES="The SYN/ACK from the realserver is dropped in FORWARD as INVALID (netfilter never kept the client's SYN: \
+vs.conntrack=0): connect times out; ipvsadm -Lnc SYN_RECV, InPkts=2, OutPkts=0."
 
 setup() {
   topo_nat director

@@ -4,7 +4,8 @@
 # -m state"; Julian's FORWARD "--state RELATED,ESTABLISHED -j ACCEPT" example.
 TITLE="LVS-NAT, FORWARD ctstate INVALID DROP, vs.conntrack=1"
 SOURCE="LVS-HOWTO 29.5, 29.6 (sources/002_470e9850247cd7a0.txt)"
-NOTES=""
+NOTES="With vs.conntrack=1 the reply matches the conntrack entry IPVS maintains and is not INVALID: everything \
+works; conntrack -L shows one entry, original CIP->VIP:80, reply RIP:8080->CIP, TIME_WAIT [ASSURED]."
 
 setup() {
   topo_nat director

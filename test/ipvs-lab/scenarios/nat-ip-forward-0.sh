@@ -4,7 +4,9 @@
 # POSTROUTING"; "The only time that the FORWARD chain comes into play with LVS is for return packets".
 TITLE="LVS-NAT, director ip_forward=0"
 SOURCE="LVS-HOWTO 29.3 (sources/002_470e9850247cd7a0.txt)"
-NOTES=""
+NOTES="Same picture as nat-gw-router although the reply does reach the director: ipvsadm -Lnc SYN_RECV, InPkts=2, \
+OutPkts=0. With ip_forward=0 the reply is not forwardable, so it never reaches the FORWARD hook where IPVS \
+un-NATs (the SYN toward the realserver is sent by IPVS itself and is not affected)."
 
 setup() {
   topo_nat director

@@ -3,7 +3,10 @@
 # Reproduces: LVS-HOWTO 29.15 and 29.5 (sources/002): "echo 1 > /proc/sys/net/ipv4/vs/conntrack".
 TITLE="LVS-NAT, stateful OUTPUT chain, vs.conntrack=1"
 SOURCE="LVS-HOWTO 29.15, 29.5, 29.6 (sources/002_470e9850247cd7a0.txt)"
-NOTES=""
+NOTES="With vs.conntrack=1 the same stateful OUTPUT chain passes everything, including both FINs (:OUTPUT DROP \
+[0:0]): the 29.15 loss of the last FIN/ACK does not reproduce on 6.1. conntrack -L on the director shows the \
+IPVS connection as one entry whose reply tuple IPVS rewrote to the realserver (src=10.1.0.12 sport=8080), \
+TIME_WAIT [ASSURED]."
 
 setup() {
   topo_nat director

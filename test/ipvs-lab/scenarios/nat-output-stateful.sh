@@ -5,7 +5,11 @@
 # states and FORWARD is open ... the OUTPUT chain blocked *only* that FIN-ACK packet" (kernel 2.6.20).
 TITLE="LVS-NAT, stateful OUTPUT chain, vs.conntrack=0"
 SOURCE="LVS-HOWTO 29.15 (sources/002_470e9850247cd7a0.txt)"
-NOTES=""
+NOTES="Surprise: on kernel 6.1 it is not the last FIN/ACK (LVS-HOWTO 29.15, kernel 2.6.20) but the very first SYN \
+that dies. IPVS sends the packet it forwards to the realserver through LOCAL_OUT after detaching its \
+conntrack (vs.conntrack=0: the packet is UNTRACKED), so the state rule does not match and the OUTPUT policy \
+drops it: iptables-save shows :OUTPUT DROP [2:120] (the SYN and its retransmission), ipvsadm -Lnc SYN_RECV, \
+OutPkts=0. The director's conntrack -L stays empty."
 
 setup() {
   topo_nat director

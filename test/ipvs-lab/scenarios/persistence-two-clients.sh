@@ -3,7 +3,10 @@
 # Reproduces: LVS-HOWTO 29.1 and 29.12 (sources/002): the "wlc persistent 120" / "persistent 1200" services.
 TITLE="persistence, two clients"
 SOURCE="LVS-HOWTO 29.1, 29.12 (sources/002_470e9850247cd7a0.txt)"
-NOTES=""
+NOTES="client1's two connections went to the same realserver, client2's to the other. Surprise: ipvsadm -Lnc shows \
+the persistence templates (client:0 -> VIP:80 -> RIP) in state ASSURED, not NONE as older documentation \
+shows (kernels since about 4.x mark a template ASSURED once a connection used it), expiring after the 60 s \
+persistence timeout while the connections sit in TIME_WAIT."
 
 setup() {
   topo_nat director 2

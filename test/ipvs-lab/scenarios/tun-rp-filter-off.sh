@@ -4,7 +4,8 @@
 # director"; the usual LVS-Tun realserver: "ip addr add VIP/32 dev tunl0", rp_filter off on tunl0.
 TITLE="LVS-TUN, realserver tunl0 with rp_filter=0"
 SOURCE="LVS-HOWTO 29.2, 29.3 (sources/002_470e9850247cd7a0.txt)"
-NOTES=""
+NOTES="Works: the realserver decapsulates on tunl0 and answers from the VIP via its default route; the director's \
+ipvsadm -Lnc shows FIN_WAIT afterwards (as for DR)."
 
 setup() {
   topo_dr
