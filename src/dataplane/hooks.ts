@@ -4,7 +4,8 @@
 //   net/ipv4/netfilter/iptable_{raw,mangle,nat,filter,security}.c   the tables' hook registrations
 //   net/netfilter/nf_conntrack_proto.c    ipv4_conntrack_ops (conntrack in at -200, confirm at INT_MAX)
 //   net/netfilter/ipvs/ip_vs_core.c       ip_vs_ops4
-// Lower priority runs first; ties keep registration order.
+// Lower priority runs first; ties: see nft-hooks.ts (a later registration runs first).
+import type {NftChain, NftTable} from '../model/nft.js'
 
 export type Hook = 'PREROUTING' | 'INPUT' | 'FORWARD' | 'OUTPUT' | 'POSTROUTING'
 
@@ -37,6 +38,8 @@ export type HookFn =
   | {readonly kind: 'ipvs-out'}
   /** ip_vs_forward_icmp: ICMP errors for IPVS connections (not replayed: trace sends no ICMP errors) */
   | {readonly kind: 'ipvs-forward-icmp'}
+  /** an nftables base chain of type filter or route (nat chains are called by the nat core: nft-hooks.ts natLookups) */
+  | {readonly kind: 'nft'; readonly table: NftTable; readonly chain: NftChain}
 
 export interface HookEntry {
   readonly priority: number
@@ -93,4 +96,21 @@ export function hookManip(hook: Hook): 'dst' | 'src' | undefined {
   if (hook === 'PREROUTING' || hook === 'OUTPUT') return 'dst'
   if (hook === 'INPUT' || hook === 'POSTROUTING') return 'src'
   return undefined
+}
+
+/**
+ * The hook table of one host: the kernel's entries with the host's nft base chains (filter and route type, in
+ * their priority order: nft-hooks.ts) merged in by priority. At equal priority the nft chain runs first (it was
+ * registered later: nf_hook_entries_grow inserts a new hook before existing ones of the same priority).
+ */
+export function withNftChains(base: readonly HookEntry[], chains: readonly {readonly table: NftTable; readonly chain: NftChain; readonly priority: number}[]): HookEntry[] {
+  if (chains.length === 0) return [...base]
+  const out: HookEntry[] = []
+  let i = 0
+  for (const c of chains) {
+    while (i < base.length && base[i]!.priority < c.priority) out.push(base[i++]!)
+    out.push({priority: c.priority, fn: {kind: 'nft', table: c.table, chain: c.chain}, source: `nft ${c.table.family} ${c.table.name} ${c.chain.name}`})
+  }
+  while (i < base.length) out.push(base[i++]!)
+  return out
 }

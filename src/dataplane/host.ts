@@ -5,7 +5,9 @@ import type {AddrType, IptTable} from '../model/iptables.js'
 import type {Route} from '../model/net.js'
 import type {HostSnapshot, Role} from '../model/snapshot.js'
 import {ConntrackTable, ctSettingsFrom} from './conntrack.js'
+import {HOOK_TABLE, withNftChains, type Hook, type HookEntry} from './hooks.js'
 import {DEFAULT_IPVS_SETTINGS, IpvsState} from './ipvs.js'
+import {iptablesViewBeside, nftHostChains, nftNeedsConntrack, type NftHostChains} from './nft-hooks.js'
 import {isLocalAddress, type InetConf, type RoutingTables} from './routing.js'
 
 export interface HostModel {
@@ -17,6 +19,12 @@ export interface HostModel {
   sysctl(key: string): string | undefined
   /** iptables (IPv4) tables by name; empty when the snapshot has no iptables-save */
   readonly tables: ReadonlyMap<string, IptTable>
+  /** the nftables base chains replayed on this host (nft-hooks.ts); undefined without nft-ruleset.json */
+  readonly nft?: NftHostChains
+  /** the hook table of this host: the kernel's (hooks.ts) with its nft base chains merged in by priority */
+  readonly hookTable: Readonly<Record<Hook, readonly HookEntry[]>>
+  /** `numgen inc` counters of the nft rules (kernel state kept per host for the replay) */
+  readonly numgen: Map<string, number>
   readonly ct: ConntrackTable
   readonly ipvs?: IpvsState
   /** net.ipv4.vs.conntrack */
@@ -66,7 +74,11 @@ export function hostModel(snap: HostSnapshot): HostModel {
   const routing: RoutingTables = {interfaces, routes, rules: snap.rules}
   const tables = snap.iptables?.tables ?? new Map<string, IptTable>()
   if (!snap.iptables && !snap.nft) assumptions.push(`${snap.name}: no iptables-save.txt: assumed no rules (every chain ACCEPT)`)
-  if (snap.nft && !snap.iptables) assumptions.push(`${snap.name}: nft-ruleset.json is not replayed (nftables is not modelled by trace): assumed to accept`)
+  const nft = snap.nft ? nftHostChains(snap.nft, {iptablesBeside: iptablesViewBeside(snap)}) : undefined
+  if (nft && nft.skipped.length) assumptions.push(`${snap.name}: nft tables made by iptables-nft (${nft.skipped.map((t) => `${t.family} ${t.name}`).join(', ')}) are replayed once, from iptables-save.txt`)
+  const hookTable = Object.fromEntries(
+    (Object.keys(HOOK_TABLE) as Hook[]).map((k) => [k, withNftChains(HOOK_TABLE[k], nft?.v4[k] ?? [])]),
+  ) as Record<Hook, HookEntry[]>
   const ipvsConntrack = (num('net.ipv4.vs.conntrack') ?? 0) !== 0
   const ipvs = snap.ipvs && snap.ipvs.services.length > 0
     ? new IpvsState(snap.ipvs.services, {...DEFAULT_IPVS_SETTINGS, conntrack: ipvsConntrack, sloppyTcp: (num('net.ipv4.vs.sloppy_tcp') ?? 0) !== 0})
@@ -78,8 +90,11 @@ export function hostModel(snap: HostSnapshot): HostModel {
     if (routes.some((r) => r.type === 'broadcast' && r.family === ip.family && r.dst.value === ip.value && r.dst.len === (ip.family === 4 ? 32 : 128))) return 'BROADCAST'
     return 'UNICAST'
   }
-  const ctActive = needsConntrack(snap)
+  const ctActive = needsConntrack(snap) || (!!snap.nft && nftNeedsConntrack(snap.nft, iptablesViewBeside(snap)))
   return {
+    nft,
+    hookTable,
+    numgen: new Map(),
     ctActive,
     name: snap.name,
     role: snap.role,

@@ -11,11 +11,14 @@ import {formatIp, ipEquals, isLoopback, prefixContains, type IpAddr} from '../mo
 import type {IptChain, IptRule} from '../model/iptables.js'
 import type {Loc} from '../model/source.js'
 import {ctView, type CtAttach} from './conntrack.js'
-import {HOOK_TABLE, hookManip, type Hook} from './hooks.js'
+import {hookManip, type Hook} from './hooks.js'
 import {ifaceOf, type HostModel} from './host.js'
 import {describeService, ipvsMethodWord, type IpvsConnection} from './ipvs.js'
 import {applyNat, bindNat, natInitialized, nullBinding} from './nat.js'
 import {runChain, type MatchEnv} from './netfilter.js'
+import {runNftChain, type NftEnv} from './nft.js'
+import {chainOnDevice, natLookups, nftFib} from './nft-hooks.js'
+import type {NftChain, NftTable} from '../model/nft.js'
 import {PROTO, formatPacket, type IpvsView, type Packet} from './packet.js'
 import {checkOutputSource, routeInput, routeLookup, selectSource, tableName, type RouteResult} from './routing.js'
 
@@ -177,7 +180,8 @@ export class World {
 }
 
 function hasNatOutputDnat(h: HostModel): boolean {
-  return !!h.tables.get('nat')?.chains.get('OUTPUT')?.rules.some((r) => r.target?.kind === 'DNAT')
+  if (h.tables.get('nat')?.chains.get('OUTPUT')?.rules.some((r) => r.target?.kind === 'DNAT')) return true
+  return !!h.nft?.nat4.OUTPUT.some((c) => c.chain.rules.some((r) => r.stmts.some((x) => x.kind === 'nat' && x.type === 'dnat')))
 }
 
 class Sim {
@@ -238,7 +242,7 @@ class Sim {
   }
 
   private runHooks(h: HostModel, hook: Hook, skb: Skb, iif: string | undefined, oif: string | undefined): HookOutcome {
-    for (const entry of HOOK_TABLE[hook]) {
+    for (const entry of h.hookTable[hook]) {
       const fn = entry.fn
       switch (fn.kind) {
         case 'conntrack-in': {
@@ -289,6 +293,11 @@ class Sim {
         }
         case 'ipvs-forward-icmp':
           break
+        case 'nft': {
+          const out = this.nftHook(h, hook, fn.table, fn.chain, skb, iif, oif)
+          if (out) return out
+          break
+        }
       }
     }
     return {kind: 'continue'}
@@ -320,47 +329,100 @@ class Sim {
     return {kind: 'stop', journey: {steps: this.steps, hops: this.hops, failure: {host: h.name, hook, chain: hook, rule, reason: why + (skb.ct?.reason ? `; ${skb.ct.reason}` : '')}, assumptions: this.assumptions}}
   }
 
+  private nftEnv(h: HostModel, skb: Skb, iif: string | undefined, oif: string | undefined): NftEnv {
+    return {...this.matchEnv(h, skb, iif, oif), numgen: h.numgen, fib: (q) => nftFib(h.routing, q, h.addrType)}
+  }
+
+  /** One nft base chain (filter/route type, or a netdev chain at the device): like filterHook, with nft's rules. */
+  private nftHook(h: HostModel, hook: string, table: NftTable, chain: NftChain, skb: Skb, iif: string | undefined, oif: string | undefined): {kind: 'stop'; journey: Journey} | undefined {
+    if (chain.rules.length === 0 && chain.base?.policy !== 'drop') return undefined
+    const before = skb.packet
+    const res = runNftChain(table, chain, skb.packet, this.nftEnv(h, skb, iif, oif))
+    skb.packet = res.packet
+    if (skb.ct?.entry && res.ctMark !== skb.ct.entry.mark) skb.ct.entry.mark = res.ctMark
+    if (res.notrack && !skb.ct) skb.untracked = true
+    for (const a of res.assumptions) this.assume(`${h.name} ${a.rule.family} ${a.rule.table} ${a.rule.chain} handle ${a.rule.handle}: ${a.what}`)
+    const rule = res.rule?.loc ?? chain.loc
+    const name = `${table.family} ${table.name} ${chain.name}`
+    const changed = formatPacket(before) !== formatPacket(skb.packet)
+    const note = res.policy ? `policy of ${name}` : res.assumptions.length ? res.assumptions.map((a) => a.what).join('; ') : undefined
+    const verdict = res.verdict === 'CONTINUE' || res.verdict === 'NAT' ? 'ACCEPT' : res.verdict
+    const failed = verdict === 'DROP' || verdict === 'REJECT' || verdict === 'QUEUE'
+    this.step(h, {hook, table: `nft ${table.family} ${table.name}`, chain: chain.name, rule, verdict, before: changed ? formatPacket(before) : undefined, note, failed: failed || undefined}, skb)
+    if (!failed) return undefined
+    const ctWord = this.ctWord(skb)
+    const why = res.policy
+      ? `the policy of ${name} is ${verdict.toLowerCase()} and no rule accepted this packet (ct state ${ctWord.toLowerCase() || 'none'})`
+      : `${name} handle ${res.rule!.handle} ${verdict === 'REJECT' ? 'rejects' : verdict === 'QUEUE' ? 'queues to userspace (not modelled)' : 'drops'} it (ct state ${ctWord.toLowerCase() || 'none'}): ${rule.text}`
+    return {kind: 'stop', journey: {steps: this.steps, hops: this.hops, failure: {host: h.name, hook, chain: name, rule, reason: why + (skb.ct?.reason ? `; ${skb.ct.reason}` : '')}, assumptions: this.assumptions}}
+  }
+
+  /** netdev (and inet) ingress chains of the device a packet arrives on, and netdev egress chains of the one it leaves by. */
+  private deviceHooks(h: HostModel, which: 'ingress' | 'egress', dev: string | undefined, skb: Skb): {kind: 'stop'; journey: Journey} | undefined {
+    for (const c of h.nft?.[which] ?? []) {
+      const on = chainOnDevice(c.chain, dev)
+      if (on === false) continue
+      if (on === 'unknown' && c.chain.rules.length > 0) this.assume(`${h.name}: the devices of ${c.table.family} ${c.table.name} ${c.chain.name} are not in the JSON (nft < 1.0.7 prints none): assumed to include ${dev ?? 'the device'}`)
+      const out = this.nftHook(h, which.toUpperCase(), c.table, c.chain, skb, which === 'ingress' ? dev : undefined, which === 'egress' ? dev : undefined)
+      if (out) return out
+    }
+    return undefined
+  }
+
   private natHook(h: HostModel, hook: Hook, skb: Skb, iif: string | undefined, oif: string | undefined): HookOutcome | undefined {
     const manip = hookManip(hook)
     const entry = skb.ct?.entry
     if (!manip || !entry || skb.untracked || skb.ct?.state === 'INVALID') return undefined
     const before = skb.packet
-    const table = h.tables.get('nat')
-    const chain = table?.chains.get(hook)
     let rule: Loc | undefined
     let verdict: string | undefined
     let note: string | undefined
+    let natTable = 'nat'
+    let natChain: string = hook
     if (!natInitialized(entry, manip)) {
-      // nf_nat_inet_fn: the nat table is consulted only while the connection has no binding
-      if (table && chain && chain.rules.length > 0) {
-        const res = runChain(table, hook, skb.packet, this.matchEnv(h, skb, iif, oif))
-        for (const a of res.assumptions) this.assume(`${h.name} ${a.rule.loc.file}:${a.rule.loc.line}: ${a.what}`)
+      // nf_nat_inet_fn: the nat lookups (iptables' nat table, nft nat chains, in priority order) are consulted only
+      // while the connection has no binding, until one binds
+      const lookups = natLookups(hook, h.tables.get('nat'), h.nft)
+      let bound = false
+      for (const lk of lookups) {
+        const res = lk.kind === 'ipt' ? runChain(lk.table, hook, skb.packet, this.matchEnv(h, skb, iif, oif)) : runNftChain(lk.table, lk.chain, skb.packet, this.nftEnv(h, skb, iif, oif))
+        const where = lk.kind === 'ipt' ? undefined : `${lk.table.family} ${lk.table.name} ${lk.chain.name}`
+        natTable = lk.kind === 'ipt' ? 'nat' : `nft ${lk.table.family} ${lk.table.name}`
+        natChain = lk.kind === 'ipt' ? hook : lk.chain.name
+        for (const a of res.assumptions) this.assume(where ? `${h.name} ${where} handle ${(a.rule as {handle?: number}).handle}: ${a.what}` : `${h.name} ${a.rule.loc.file}:${a.rule.loc.line}: ${a.what}`)
         skb.packet = res.packet // MARK / CONNMARK restore in nat chains (kube-proxy's KUBE-MARK-MASQ)
         entry.mark = res.ctMark
+        const chainLocOf = lk.kind === 'ipt' ? lk.table.chains.get(hook)!.loc : lk.chain.loc
         if (res.verdict === 'NAT' && res.target) {
-          const bound = bindNat(entry, manip, res.target, {
+          const bound1 = bindNat(entry, manip, res.target, {
             masqAddr: this.masqAddr(h, skb.packet, oif),
             redirectAddr: iif === undefined ? {family: 4, value: 0x7f000001n} : h.routing.interfaces.find((i) => i.name === iif)?.addresses.find((a) => a.family === skb.packet.family)?.ip,
           })
           rule = res.rule?.loc
-          if (!bound.ok) {
-            this.step(h, {hook, table: 'nat', chain: hook, rule, verdict: 'DROP', note: bound.reason, failed: true}, skb)
-            return {kind: 'stop', journey: {steps: this.steps, hops: this.hops, failure: {host: h.name, hook, chain: hook, rule, reason: bound.reason}, assumptions: this.assumptions}}
+          if (!bound1.ok) {
+            this.step(h, {hook, table: natTable, chain: natChain, rule, verdict: 'DROP', note: bound1.reason, failed: true}, skb)
+            return {kind: 'stop', journey: {steps: this.steps, hops: this.hops, failure: {host: h.name, hook, chain: natChain, rule, reason: bound1.reason}, assumptions: this.assumptions}}
           }
           verdict = res.target.kind
-          note = `binding: ${bound.what}`
-        } else {
+          note = `binding: ${bound1.what}`
+          bound = true
+          break
+        }
+        if (res.verdict === 'DROP' || res.verdict === 'REJECT') {
           nullBinding(entry, manip)
-          if (res.verdict === 'DROP') {
-            rule = res.rule?.loc ?? chainLoc(chain)
-            this.step(h, {hook, table: 'nat', chain: hook, rule, verdict: 'DROP', failed: true}, skb)
-            return {kind: 'stop', journey: {steps: this.steps, hops: this.hops, failure: {host: h.name, hook, chain: hook, rule, reason: `nat ${hook} drops it`}, assumptions: this.assumptions}}
-          }
-          rule = res.rule?.loc ?? chainLoc(chain)
+          rule = res.rule?.loc ?? chainLocOf
+          this.step(h, {hook, table: natTable, chain: natChain, rule, verdict: 'DROP', failed: true}, skb)
+          return {kind: 'stop', journey: {steps: this.steps, hops: this.hops, failure: {host: h.name, hook, chain: natChain, rule, reason: `${where ?? `nat ${hook}`} drops it`}, assumptions: this.assumptions}}
+        }
+        rule = res.rule?.loc ?? chainLocOf
+      }
+      if (!bound) {
+        nullBinding(entry, manip)
+        if (lookups.length > 0) {
           verdict = 'ACCEPT'
           note = 'no NAT rule matched: null binding'
         }
-      } else nullBinding(entry, manip)
+      }
     }
     skb.packet = applyNat(skb.packet, entry, skb.ct!.dir, manip)
     const changed = formatPacket(before) !== formatPacket(skb.packet)
@@ -368,7 +430,7 @@ class Sim {
       verdict = manip === 'dst' ? (skb.ct!.dir === 'ORIGINAL' ? 'DNAT' : 'un-SNAT') : skb.ct!.dir === 'ORIGINAL' ? 'SNAT' : 'un-DNAT'
       note = 'the connection\'s NAT binding applied'
     }
-    if (verdict !== undefined) this.step(h, {hook, table: 'nat', chain: hook, rule, verdict, before: changed ? formatPacket(before) : undefined, note}, skb)
+    if (verdict !== undefined) this.step(h, {hook, table: natTable, chain: natChain, rule, verdict, before: changed ? formatPacket(before) : undefined, note}, skb)
     return undefined
   }
 
@@ -478,6 +540,10 @@ class Sim {
     if (from !== h.name) this.hops.push({from, to: h.name, packet: formatPacket(p)})
     const skb: Skb = carried ?? {packet: {...p, mark: 0}, untracked: false, ipvsProperty: false}
     if (!carried) this.step(h, {hook: 'LINK', table: '', chain: '', verdict: `received on ${iif}`}, skb)
+    if (!carried && h.nft?.ingress.length) {
+      const ing = this.deviceHooks(h, 'ingress', iif, skb)
+      if (ing) return ing.journey
+    }
     const pre = this.runHooks(h, 'PREROUTING', skb, iif, undefined)
     if (pre.kind !== 'continue') return pre.journey
     const q = skb.packet
@@ -517,6 +583,10 @@ class Sim {
   private transmit(h: HostModel, dev: string | undefined, gateway: IpAddr | undefined, p: Packet): Journey {
     const nh = gateway ?? p.dst
     const skb: Skb = {packet: p, untracked: false, ipvsProperty: false}
+    if (h.nft?.egress.length) {
+      const eg = this.deviceHooks(h, 'egress', dev, skb)
+      if (eg) return eg.journey
+    }
     const owner = this.world.ownerOf(nh, h)
     if (owner) {
       this.step(h, {hook: 'LINK', table: '', chain: '', verdict: `sent on ${dev ?? '?'} to ${owner.host.name}`, note: gateway ? `next hop ${formatIp(gateway)}` : undefined}, skb)
