@@ -4,6 +4,7 @@
 import {prefixContains, type IpAddr} from '../model/ip.js'
 import type {AddrType, IptRule, IptTable, Match, Target} from '../model/iptables.js'
 import {PROTO, type CtView, type IpvsView, type Packet} from './packet.js'
+import {candidateRules} from './chain-index.js'
 
 /** What the interpreter needs to know about the host and the packet's context. */
 export interface MatchEnv {
@@ -19,6 +20,11 @@ export interface MatchEnv {
   readonly random: () => number
   /** per-rule packet counters for statistic --mode nth (state lives with the caller) */
   readonly nthCounters?: Map<IptRule, number>
+  /**
+   * Decides a statistic match of a rule the packet reaches (true: the match matches, `!` included), or returns
+   * undefined to leave it to `random`/`nthCounters`. The rule engine's cascade explorer forces draws with it.
+   */
+  readonly draw?: (rule: IptRule, m: Extract<Match, {kind: 'statistic'}>) => boolean | undefined
 }
 
 export type Decision = 'match' | 'nomatch' | 'assumed'
@@ -219,6 +225,11 @@ function describeMatch(m: Match): string {
 export function ruleMatches(rule: IptRule, p: Packet, env: MatchEnv, assumptions: Assumption[]): boolean {
   let assumed: Match[] | undefined
   for (const m of rule.matches) {
+    if (m.kind === 'statistic' && env.draw) {
+      const d = env.draw(rule, m)
+      if (d === false) return false
+      if (d === true) continue
+    }
     if (m.kind === 'statistic' && m.mode === 'nth' && env.nthCounters) {
       const n = env.nthCounters.get(rule) ?? 0
       env.nthCounters.set(rule, n + 1)
@@ -263,7 +274,8 @@ export function runChain(table: IptTable, chain: string, packet: Packet, env: Ma
   if (!builtin) return {verdict: 'ACCEPT', policy: true, trail, assumptions, packet: p, ctMark: mark, notrack}
   // The call stack of user chains: [chain rules, next index]
   const stack: {rules: readonly IptRule[]; i: number}[] = []
-  let rules: readonly IptRule[] = builtin.rules
+  // only the rules that can match the packet (chain-index.ts): the destination does not change in a chain walk
+  let rules: readonly IptRule[] = candidateRules(builtin.rules, p)
   let i = 0
   let curEnv = env
   const envNow = (): MatchEnv => (env.ct ? {...env, ct: {...env.ct, mark}} : env)
@@ -315,7 +327,7 @@ export function runChain(table: IptTable, chain: string, packet: Packet, env: Ma
           break
         }
         if (t.kind === 'jump') stack.push({rules, i})
-        rules = target.rules
+        rules = candidateRules(target.rules, p)
         i = 0
         break
       }

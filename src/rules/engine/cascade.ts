@@ -1,16 +1,24 @@
 // Random balancing with `-m statistic`: every outcome of the draws and its probability.
 //
 // The kernel draws independently at each rule the packet reaches (xt_statistic.c: random mode matches when
-// (get_random_u32() & 0x7FFFFFFF) < probability * 2^31). Enumerating all 2^n match/no-match assignments of
-// the n statistic rules a packet can reach, and running the real chains for each, gives the exact
-// distribution with first-match-wins for terminating targets (DNAT, ACCEPT, a jump into a chain that
-// terminates) and last-match-wins for non-terminating ones (MARK), because the chains are simply run.
-// `--mode nth --every n` takes 1/n of the packets that reach it, which is what this distribution counts
-// over many packets.
-import type {IptablesRuleset, IptChain, IptRule, IptTable, Match} from '../../model/iptables.js'
+// (get_random_u32() & 0x7FFFFFFF) < probability * 2^31). `--mode nth --every n` takes 1/n of the packets that
+// reach it, which is what this distribution counts over many packets.
+//
+// The real chains are run, with the draws of the statistic rules forced (MatchEnv.draw), so every target keeps
+// its meaning: first-match-wins for terminating targets (DNAT, ACCEPT, a jump into a chain that terminates) and
+// last-match-wins for non-terminating ones (MARK). Only the draws a packet actually reaches are branched on:
+//   - a cascade of n rules with terminating targets (kube-proxy's KUBE-SVC chains, L4xNAT DNAT) is explored in
+//     n + 1 runs, each the outcome "rules 1..k-1 did not match, rule k did", with probability
+//     p_k * (1 - p_1) ... (1 - p_(k-1)) (and the fall-through (1 - p_1) ... (1 - p_n));
+//   - a block of MARK --set-mark rules with one mask (last match wins) is computed analytically: n + 1 runs, the
+//     outcome "rule k is the last to match" with probability p_k * (1 - p_(k+1)) ... (1 - p_n);
+//   - any other shape is explored draw by draw (every reachable combination once), up to MAX_RUNS runs, and
+//     sampled beyond (a fixed-seed draw per rule and sample: the same snapshot gives the same report).
+import type {IptablesRuleset, IptChain, IptRule, Match} from '../../model/iptables.js'
 import {evalMatch, type MatchEnv} from '../../dataplane/netfilter.js'
+import {candidateRules} from '../../dataplane/chain-index.js'
 import type {Packet} from '../../dataplane/packet.js'
-import {IptablesFirewall, type Firewall, type Hook} from './firewall.js'
+import {IptablesFirewall, type Firewall, type Hook, type HookResult} from './firewall.js'
 import {HOOK_TABLES} from './firewall.js'
 
 export interface StatRule {
@@ -25,12 +33,11 @@ export interface Outcome<T> {
   readonly p: number
 }
 
-/** Up to 2^MAX_EXACT assignments are enumerated; more statistic rules are sampled (and said so). */
-const MAX_EXACT = 12
+/** At most this many runs explore a cascade exactly (2^12: any 12 statistic rules); beyond, it is sampled. */
+const MAX_RUNS = 4096
 const SAMPLES = 4096
 
-const ALWAYS: Match = {kind: 'comment', text: ''}
-const NEVER: Match = {kind: 'proto', neg: true, proto: 'all', name: 'all'}
+type StatMatch = Extract<Match, {kind: 'statistic'}>
 
 function statP(m: Match): number | undefined {
   if (m.kind !== 'statistic') return undefined
@@ -62,11 +69,12 @@ export function reachableStatRules(rulesets: readonly IptablesRuleset[], hooks: 
         if (!table || !start) continue
         const visited = new Set<string>()
         const queue: IptChain[] = [start]
-        while (queue.length) {
-          const chain = queue.shift()!
+        for (let qi = 0; qi < queue.length; qi++) {
+          const chain = queue[qi]!
           if (visited.has(chain.name)) continue
           visited.add(chain.name)
-          for (const r of chain.rules) {
+          // rules whose destination or port cannot fit the packet are left out by the chain index
+          for (const r of candidateRules(chain.rules, pkt)) {
             if (!couldMatch(r, pkt, env)) continue
             for (const m of r.matches) {
               const p = statP(m)
@@ -78,7 +86,7 @@ export function reachableStatRules(rulesets: readonly IptablesRuleset[], hooks: 
             const t = r.target
             if (t && (t.kind === 'jump' || t.kind === 'goto')) {
               const next = table.chains.get(t.chain)
-              if (next) queue.push(next)
+              if (next && !visited.has(next.name)) queue.push(next)
             }
           }
         }
@@ -88,34 +96,6 @@ export function reachableStatRules(rulesets: readonly IptablesRuleset[], hooks: 
   return out
 }
 
-/** A copy of the rulesets where each given statistic rule always or never matches. */
-function variant(rulesets: readonly IptablesRuleset[], fixed: ReadonlyMap<IptRule, boolean>): {fw: IptablesFirewall; orig: Map<IptRule, IptRule>} {
-  const orig = new Map<IptRule, IptRule>()
-  const out = rulesets.map((rs) => {
-    const tables = new Map<string, IptTable>()
-    for (const [tn, t] of rs.tables) {
-      const chains = new Map<string, IptChain>()
-      for (const [cn, c] of t.chains) {
-        if (!c.rules.some((r) => fixed.has(r))) {
-          chains.set(cn, c)
-          continue
-        }
-        const rules = c.rules.map((r) => {
-          const v = fixed.get(r)
-          if (v === undefined) return r
-          const copy: IptRule = {...r, matches: r.matches.map((m) => (m.kind === 'statistic' ? (v ? ALWAYS : NEVER) : m))}
-          orig.set(copy, r)
-          return copy
-        })
-        chains.set(cn, {...c, rules})
-      }
-      tables.set(tn, {...t, chains})
-    }
-    return {...rs, tables}
-  })
-  return {fw: new IptablesFirewall(out), orig}
-}
-
 export interface Enumeration<T> {
   readonly outcomes: readonly Outcome<T>[]
   readonly stat: readonly StatRule[]
@@ -123,9 +103,40 @@ export interface Enumeration<T> {
   readonly sampled: boolean
 }
 
+type Draw = (rule: IptRule, m: StatMatch) => boolean | undefined
+
+/** The firewall of `base`, with the statistic draws decided by `draw`; `seen` is told each hook's result. */
+function drawingFirewall(base: IptablesFirewall, draw: Draw, seen?: (r: HookResult) => void): Firewall {
+  const fw = Object.create(base) as IptablesFirewall
+  Object.defineProperty(fw, 'runHook', {
+    value: (hook: Hook, packet: Packet, env: MatchEnv, nat: boolean): HookResult => {
+      const r = base.runHook(hook, packet, {...env, draw}, nat)
+      seen?.(r)
+      return r
+    },
+  })
+  return fw
+}
+
+/** One run: its value, probability and the stat rules (by index in `stat`) whose draw matched. */
+interface Leaf<T> {
+  readonly value: T
+  readonly p: number
+  /** indices into `stat` of the rules drawn as matching, highest first */
+  readonly on: readonly number[]
+}
+
+/** The order of the old 2^n enumeration (assignment as a binary number, rule i = bit i): first appearance wins. */
+function byAssignment(a: Leaf<unknown>, b: Leaf<unknown>): number {
+  const n = Math.min(a.on.length, b.on.length)
+  for (let i = 0; i < n; i++) if (a.on[i] !== b.on[i]) return a.on[i]! - b.on[i]!
+  return a.on.length - b.on.length
+}
+
 /**
- * Runs `run` once per assignment of the statistic rules (on a firewall where each is fixed to match or not)
- * and returns the outcomes with their probabilities, merged by `key`.
+ * Runs `run` once per reachable outcome of the draws of the statistic rules `stat` and returns the outcomes
+ * with their probabilities, merged by `key` (in the order of the assignments, rule i as bit i of a counter).
+ * `orig` maps a rule seen by `run` to the ruleset's rule (the identity: the rulesets are not copied).
  */
 export function enumerate<T>(
   rulesets: readonly IptablesRuleset[],
@@ -133,38 +144,164 @@ export function enumerate<T>(
   run: (fw: Firewall, orig: (r: IptRule) => IptRule) => T,
   key: (v: T) => string,
 ): Enumeration<T> {
+  const base = new IptablesFirewall(rulesets)
+  const id = (r: IptRule) => r
+  if (stat.length === 0) return {outcomes: [{value: run(base, id), p: 1}], stat, sampled: false}
+  const index = new Map<IptRule, number>()
+  stat.forEach((s, i) => index.set(s.rule, i))
+  const leaves = lastMatchBlock(base, stat, index, run) ?? explore(base, stat, index, run)
+  if (leaves) return {outcomes: merge(leaves.sort(byAssignment), key), stat, sampled: false}
+  return {outcomes: merge(sample(base, stat, index, run), key), stat, sampled: true}
+}
+
+function merge<T>(leaves: readonly {value: T; p: number}[], key: (v: T) => string): Outcome<T>[] {
   const merged = new Map<string, {value: T; p: number}>()
-  const add = (v: T, p: number) => {
-    const k = key(v)
+  for (const l of leaves) {
+    if (l.p === 0) continue
+    const k = key(l.value)
     const cur = merged.get(k)
-    if (cur) cur.p += p
-    else merged.set(k, {value: v, p})
+    if (cur) cur.p += l.p
+    else merged.set(k, {value: l.value, p: l.p})
   }
-  const exec = (assign: boolean[]) => {
-    const fixed = new Map<IptRule, boolean>()
-    stat.forEach((s, i) => fixed.set(s.rule, assign[i]!))
-    const {fw, orig} = variant(rulesets, fixed)
-    return run(fw, (r) => orig.get(r) ?? r)
-  }
-  if (stat.length === 0) {
-    add(run(new IptablesFirewall(rulesets), (r) => r), 1)
-    return {outcomes: [...merged.values()], stat, sampled: false}
-  }
-  if (stat.length <= MAX_EXACT) {
-    for (let bits = 0; bits < 1 << stat.length; bits++) {
-      const assign = stat.map((_, i) => (bits & (1 << i)) !== 0)
-      const p = stat.reduce((acc, s, i) => acc * (assign[i] ? s.p : 1 - s.p), 1)
-      if (p === 0) continue
-      add(exec(assign), p)
+  return [...merged.values()]
+}
+
+/**
+ * Every reachable combination of draws, each run once: a run takes the likelier branch at each draw it meets
+ * beyond the forced ones, and queues the other branch. undefined when more than MAX_RUNS runs would be needed.
+ */
+function explore<T>(base: IptablesFirewall, stat: readonly StatRule[], index: ReadonlyMap<IptRule, number>, run: (fw: Firewall, orig: (r: IptRule) => IptRule) => T): Leaf<T>[] | undefined {
+  let forced: readonly boolean[] = []
+  const drawn: {i: number; p: number; d: boolean}[] = []
+  const fw = drawingFirewall(base, (rule, m) => {
+    const i = index.get(rule)
+    if (i === undefined) return undefined
+    const p = statP(m)!
+    const k = drawn.length
+    const d = k < forced.length ? forced[k]! : p >= 1
+    drawn.push({i, p, d})
+    return d
+  })
+  const leaves: Leaf<T>[] = []
+  const todo: {forced: boolean[]; p: number}[] = [{forced: [], p: 1}]
+  while (todo.length) {
+    if (leaves.length >= MAX_RUNS) return undefined
+    const next = todo.pop()!
+    forced = next.forced
+    drawn.length = 0
+    const value = run(fw, (r) => r)
+    let p = next.p
+    for (let k = 0; k < drawn.length; k++) {
+      const x = drawn[k]!
+      if (k >= forced.length) {
+        // the branch not taken: the draws so far, then the other decision here
+        const other = x.d ? 1 - x.p : x.p
+        if (other > 0 && p > 0) todo.push({forced: [...drawn.slice(0, k).map((y) => y.d), !x.d], p: p * other})
+      }
+      // the forced draws' probabilities are in next.p already
+      if (k >= forced.length) p *= x.d ? x.p : 1 - x.p
     }
-    return {outcomes: [...merged.values()], stat, sampled: false}
+    const on = [...new Set(drawn.filter((x) => x.d).map((x) => x.i))].sort((a, b) => b - a)
+    leaves.push({value, p, on})
   }
-  // deterministic sampling (a fixed-seed LCG: the same snapshot gives the same report)
+  return leaves
+}
+
+/**
+ * The common MARK shape, computed analytically: the statistic rules are one block of consecutive rules of one
+ * chain, each `-j MARK --set-(x)mark v/M` with the same mask M (v inside M) and no match on the packet mark,
+ * so the last rule of the block that matches decides the mark and nothing else differs between outcomes.
+ * Runs: one with every draw failing, and one per rule with only that rule's draw matching; each must meet
+ * the same draws in the same order. undefined when the shape does not hold.
+ */
+function lastMatchBlock<T>(base: IptablesFirewall, stat: readonly StatRule[], index: ReadonlyMap<IptRule, number>, run: (fw: Firewall, orig: (r: IptRule) => IptRule) => T): Leaf<T>[] | undefined {
+  if (stat.length < 2) return undefined
+  const first = stat[0]!
+  const rs = first.ruleset
+  const chain = rs.tables.get(first.rule.table)?.chains.get(first.rule.chain)
+  if (!chain) return undefined
+  let mask: number | undefined
+  for (const s of stat) {
+    const r = s.rule
+    if (s.ruleset !== rs || r.table !== first.rule.table || r.chain !== first.rule.chain) return undefined
+    const t = r.target
+    if (t?.kind !== 'MARK' || (t.op !== 'set' && t.op !== 'xset') || (t.value & ~t.mask) !== 0) return undefined
+    if (mask === undefined) mask = t.mask
+    else if (mask !== t.mask) return undefined
+    let stats = 0
+    for (const m of r.matches) {
+      if (m.kind === 'mark' && m.module === 'mark') return undefined
+      if (m.kind === 'statistic') stats++
+    }
+    if (stats !== 1) return undefined
+  }
+  const lo = Math.min(...stat.map((s) => s.rule.index))
+  const hi = Math.max(...stat.map((s) => s.rule.index))
+  if (hi - lo + 1 !== stat.length || chain.rules[lo - 1] === undefined) return undefined
+  for (let k = lo; k <= hi; k++) if (!index.has(chain.rules[k - 1]!)) return undefined
+
+  let on = -1
+  const drawn: number[] = []
+  let trail = new Set<IptRule>()
+  const fw = drawingFirewall(
+    base,
+    (rule) => {
+      const i = index.get(rule)
+      if (i === undefined) return undefined
+      drawn.push(i)
+      return i === on
+    },
+    (r) => {
+      for (const x of r.runs) for (const t of x.result.trail) trail.add(t)
+    },
+  )
+  const once = (i: number) => {
+    on = i
+    drawn.length = 0
+    trail = new Set()
+    return run(fw, (r) => r)
+  }
+  const none = once(-1)
+  const order = [...drawn]
+  // each rule met once, and in chain order
+  if (new Set(order).size !== order.length) return undefined
+  for (let k = 1; k < order.length; k++) if (stat[order[k]!]!.rule.index <= stat[order[k - 1]!]!.rule.index) return undefined
+  const runs: {i: number; value: T; matched: boolean}[] = []
+  for (const i of order) {
+    const value = once(i)
+    if (drawn.length !== order.length || drawn.some((x, k) => x !== order[k])) return undefined
+    runs.push({i, value, matched: trail.has(stat[i]!.rule)})
+  }
+  // rules whose other matches fail never match: their draws change nothing
+  const live = runs.filter((x) => x.matched)
+  const leaves: Leaf<T>[] = []
+  let after = 1
+  for (let k = live.length - 1; k >= 0; k--) {
+    const x = live[k]!
+    const p = stat[x.i]!.p
+    leaves.push({value: x.value, p: p * after, on: [x.i]})
+    after *= 1 - p
+  }
+  leaves.push({value: none, p: after, on: []})
+  return leaves
+}
+
+/** More than MAX_RUNS outcomes: SAMPLES runs with a fixed-seed draw per statistic rule (the same each report). */
+function sample<T>(base: IptablesFirewall, stat: readonly StatRule[], index: ReadonlyMap<IptRule, number>, run: (fw: Firewall, orig: (r: IptRule) => IptRule) => T): {value: T; p: number}[] {
   let seed = 0x2545f491
   const rnd = () => {
     seed = (Math.imul(seed, 1103515245) + 12345) >>> 0
     return seed / 2 ** 32
   }
-  for (let k = 0; k < SAMPLES; k++) add(exec(stat.map((s) => rnd() < s.p)), 1 / SAMPLES)
-  return {outcomes: [...merged.values()], stat, sampled: true}
+  let assign: boolean[] = []
+  const fw = drawingFirewall(base, (rule) => {
+    const i = index.get(rule)
+    return i === undefined ? undefined : assign[i]
+  })
+  const out: {value: T; p: number}[] = []
+  for (let k = 0; k < SAMPLES; k++) {
+    assign = stat.map((s) => rnd() < s.p)
+    out.push({value: run(fw, (r) => r), p: 1 / SAMPLES})
+  }
+  return out
 }

@@ -12,6 +12,7 @@ import {ctView} from './ctmodel.js'
 import {enumerate, reachableStatRules, type Enumeration} from './cascade.js'
 import {HostView, UNKNOWN_IF} from './host.js'
 import {flowPacket, l4Name, PROTO_NUM, type L4} from './packets.js'
+import {firstCaller, reachableChains} from './chain-graph.js'
 
 export type BackendMethod = IpvsMethod | 'dnat'
 
@@ -196,11 +197,7 @@ export function selectorOf(rs: IptablesRuleset, rule: IptRule): Selector {
   for (let depth = 0; depth < 8 && table; depth++) {
     const builtin = table.chains.get(chain)?.builtin
     if (builtin) break
-    let caller: IptRule | undefined
-    for (const c of table.chains.values()) {
-      caller = c.rules.find((r) => (r.target?.kind === 'jump' || r.target?.kind === 'goto') && 'chain' in r.target && r.target.chain === chain)
-      if (caller) break
-    }
+    const caller = firstCaller(table, chain)
     if (!caller) break
     selectorOfMatches(caller.matches, sel)
     chain = caller.chain
@@ -211,17 +208,7 @@ export function selectorOf(rs: IptablesRuleset, rule: IptRule): Selector {
 /** Is the chain reachable from a builtin chain of its table (following jumps and gotos)? */
 export function reachableFrom(rs: IptablesRuleset, table: string, chain: string, builtins: readonly string[]): boolean {
   const t = rs.tables.get(table)
-  if (!t) return false
-  const seen = new Set<string>()
-  const queue = builtins.filter((b) => t.chains.has(b))
-  while (queue.length) {
-    const c = queue.shift()!
-    if (c === chain) return true
-    if (seen.has(c)) continue
-    seen.add(c)
-    for (const r of t.chains.get(c)?.rules ?? []) if (r.target && (r.target.kind === 'jump' || r.target.kind === 'goto')) queue.push(r.target.chain)
-  }
-  return false
+  return !!t && reachableChains(t, builtins).has(chain)
 }
 
 /** MARK rules of mangle (reachable from PREROUTING) that can set `mark` (value under the rule's mask). */

@@ -1,0 +1,129 @@
+// Which rules of a long chain can match a packet at all, without evaluating each one.
+//
+// kube-proxy style chains hold thousands of rules that differ only in their `-d VIP/32` (nat/filter
+// KUBE-SERVICES) or their `--dport N` (KUBE-NODEPORTS). Walking them rule by rule for every packet makes a
+// check over 100,000 rules quadratic. A chain of at least MIN_RULES rules is indexed once (cached by its rule
+// array) by the key most of its rules carry: the destination prefix of a non-negated `-d`, or the single
+// destination port of a non-negated `--dport`/`--dports`. For a packet, the candidates are the rules whose key
+// fits the packet plus the rules without a key, in chain order; every other rule has a match that evaluates to
+// 'nomatch' for that packet, so skipping it changes nothing.
+//
+// Only a match that comes before every `-m statistic` of its rule is used as the key: the interpreter evaluates
+// matches in order, and a statistic match evaluated before the failing one would have drawn (or counted, for
+// --mode nth). The kernel checks -s/-d/-p/-i/-o (ip_packet_match) before any xt match anyway, and iptables-save
+// prints them first.
+import type {IptRule, Match} from '../model/iptables.js'
+import type {Packet} from './packet.js'
+
+const MIN_RULES = 16
+
+interface DstGroup {
+  readonly family: 4 | 6
+  readonly len: number
+  readonly shift: bigint
+  /** prefix value (as a number for IPv4) -> rule positions */
+  readonly at: Map<number | bigint, number[]>
+}
+
+interface ChainIndex {
+  readonly dst?: readonly DstGroup[]
+  readonly port?: Map<number, number[]>
+  /** positions of the rules without a key: candidates for every packet */
+  readonly others: readonly number[]
+}
+
+const cache = new WeakMap<readonly IptRule[], ChainIndex | null>()
+
+function keysOf(r: IptRule): {dst?: Extract<Match, {kind: 'addr'}>; port?: number} {
+  const out: {dst?: Extract<Match, {kind: 'addr'}>; port?: number} = {}
+  for (const m of r.matches) {
+    if (m.kind === 'statistic') break
+    if (m.kind === 'addr' && m.dir === 'dst' && !m.neg && out.dst === undefined) out.dst = m
+    else if (m.kind === 'port' && m.dir === 'dst' && !m.neg && m.ranges.length === 1 && m.ranges[0]![0] === m.ranges[0]![1] && out.port === undefined) out.port = m.ranges[0]![0]
+  }
+  return out
+}
+
+function dstKey(family: 4 | 6, value: bigint, shift: bigint): number | bigint {
+  return family === 4 ? Number(value >> shift) : value >> shift
+}
+
+function build(rules: readonly IptRule[]): ChainIndex | null {
+  const keys = rules.map(keysOf)
+  let nDst = 0
+  let nPort = 0
+  for (const k of keys) {
+    if (k.dst) nDst++
+    if (k.port !== undefined) nPort++
+  }
+  const useDst = nDst >= nPort
+  const n = useDst ? nDst : nPort
+  // not worth it when most rules would be candidates for every packet anyway
+  if (n * 2 < rules.length) return null
+  const others: number[] = []
+  if (useDst) {
+    const groups = new Map<string, DstGroup>()
+    keys.forEach((k, i) => {
+      const m = k.dst
+      if (!m) {
+        others.push(i)
+        return
+      }
+      const bits = m.prefix.family === 4 ? 32 : 128
+      const g0 = `${m.prefix.family}/${m.prefix.len}`
+      let g = groups.get(g0)
+      if (!g) {
+        g = {family: m.prefix.family, len: m.prefix.len, shift: BigInt(bits - m.prefix.len), at: new Map()}
+        groups.set(g0, g)
+      }
+      const key = dstKey(g.family, m.prefix.value, g.shift)
+      const list = g.at.get(key)
+      if (list) list.push(i)
+      else g.at.set(key, [i])
+    })
+    return {dst: [...groups.values()], others}
+  }
+  const port = new Map<number, number[]>()
+  keys.forEach((k, i) => {
+    if (k.port === undefined) {
+      others.push(i)
+      return
+    }
+    const list = port.get(k.port)
+    if (list) list.push(i)
+    else port.set(k.port, [i])
+  })
+  return {port, others}
+}
+
+function indexOf(rules: readonly IptRule[]): ChainIndex | null {
+  let idx = cache.get(rules)
+  if (idx === undefined) {
+    idx = build(rules)
+    cache.set(rules, idx)
+  }
+  return idx
+}
+
+/** The rules of `rules` (a chain's rule list) that can match `p`, in chain order (the list itself when short). */
+export function candidateRules(rules: readonly IptRule[], p: Packet): readonly IptRule[] {
+  if (rules.length < MIN_RULES) return rules
+  const idx = indexOf(rules)
+  if (!idx) return rules
+  const hits: (readonly number[])[] = [idx.others]
+  if (idx.dst) {
+    for (const g of idx.dst) {
+      if (g.family !== p.dst.family) continue
+      const list = g.at.get(dstKey(g.family, p.dst.value, g.shift))
+      if (list) hits.push(list)
+    }
+  } else if (idx.port && p.dport !== undefined) {
+    const list = idx.port.get(p.dport)
+    if (list) hits.push(list)
+  }
+  if (hits.length === 1) return hits[0]!.map((i) => rules[i]!)
+  const pos = hits.flat().sort((a, b) => a - b)
+  const out: IptRule[] = new Array(pos.length)
+  for (let i = 0; i < pos.length; i++) out[i] = rules[pos[i]!]!
+  return out
+}
