@@ -9,7 +9,8 @@
 # Exit codes: 0 done (the scenarios' outcomes are in outcome.json, whatever they are); 1 the VM ran but
 # results are missing or damaged; 3 the lab cannot run here (no qemu, no kernel package, missing tool).
 # Environment: IPVS_LAB_CACHE (default test/ipvs-lab/.cache), IPVS_LAB_TIMEOUT (seconds for the VM, 540),
-# IPVS_LAB_SMP (vCPUs, default 1).
+# IPVS_LAB_SMP (vCPUs, default 1), IPVS_LAB_QEMU (the qemu binary), IPVS_LAB_APPEND (extra kernel arguments,
+# default norandmaps).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 CACHE=${IPVS_LAB_CACHE:-$HERE/.cache}
@@ -18,7 +19,9 @@ SMP=${IPVS_LAB_SMP:-1}
 # norandmaps: without address-space randomisation qemu reuses its translations of ip, python, ... across
 # processes; the scenarios run about twice as fast
 APPEND_EXTRA=${IPVS_LAB_APPEND:-norandmaps}
-PYTHON=/usr/bin/python3.11
+QEMU=${IPVS_LAB_QEMU:-qemu-system-x86_64}
+# Debian's python3 (not a pyenv or venv one: its standard library is copied from /usr/lib/pythonX.Y)
+PYTHON=$(readlink -f /usr/bin/python3 2>/dev/null || echo /usr/bin/python3)
 # host programs copied into the VM (with their shared libraries)
 HOST_PROGS=(/usr/sbin/ip /usr/sbin/ipvsadm /usr/sbin/xtables-nft-multi /usr/sbin/nft /usr/sbin/conntrack
   /usr/sbin/sysctl /usr/bin/kmod "$PYTHON" /usr/bin/busybox /usr/bin/dash)
@@ -34,7 +37,7 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.1f", b-a}'; }
 
 need_tools() {
   local t missing=()
-  for t in qemu-system-x86_64 apt-get apt-cache dpkg-deb depmod cpio ldd base64 sha256sum; do
+  for t in "$QEMU" apt-get apt-cache dpkg-deb depmod cpio ldd base64 sha256sum; do
     command -v "$t" >/dev/null 2>&1 || missing+=("$t")
   done
   for t in "${HOST_PROGS[@]}"; do [ -x "$t" ] || missing+=("$t"); done
@@ -112,7 +115,7 @@ build_base() {
   for f in /usr/lib/x86_64-linux-gnu/xtables/*.so; do copy_elf "$f"; done
   for f in "${XT_NAMES[@]}"; do ln -sf xtables-nft-multi "$ROOT/usr/sbin/$f"; done
   for f in modprobe insmod rmmod lsmod depmod modinfo; do ln -sf ../bin/kmod "$ROOT/usr/sbin/$f"; done
-  ln -sf python3.11 "$ROOT/usr/bin/python3"
+  ln -sf "$(basename "$PYTHON")" "$ROOT/usr/bin/python3"
   # the shell is dash: busybox's ash would run its own applets (ip, sysctl, modprobe) before the real programs
   ln -sf dash "$ROOT/usr/bin/sh"
   # busybox applets for everything the host programs do not provide
@@ -125,16 +128,19 @@ build_base() {
   echo "root:x:0:" >"$ROOT/etc/group"
   # python: the modules lab.py loads (listed by running it here), the encodings package, lib-dynload stubs
   # (with their compiled __pycache__ files, mtimes kept so that python uses them)
-  for f in $("$PYTHON" -I -S "$HERE/guest/lab.py" imports | grep '^/usr/lib/python3'); do
+  local pylib pytag
+  pylib=$("$PYTHON" -I -S -c 'import os; print(os.path.dirname(os.__file__))')
+  pytag=$("$PYTHON" -I -S -c 'import sys; print(sys.implementation.cache_tag)')
+  for f in $("$PYTHON" -I -S "$HERE/guest/lab.py" imports | grep "^$pylib/"); do
     mkdir -p "$ROOT$(dirname "$f")"; cp -p "$f" "$ROOT$f"
     case $f in
       *.so) copy_elf "$f" ;;
-      *.py) pyc=$(dirname "$f")/__pycache__/$(basename "$f" .py).cpython-311.pyc
+      *.py) pyc=$(dirname "$f")/__pycache__/$(basename "$f" .py).$pytag.pyc
         [ -f "$pyc" ] && mkdir -p "$ROOT$(dirname "$pyc")" && cp -p "$pyc" "$ROOT$pyc" ;;
     esac
   done
-  cp -rp /usr/lib/python3.11/encodings "$ROOT/usr/lib/python3.11/"
-  mkdir -p "$ROOT/usr/lib/python3.11/lib-dynload"
+  cp -rp "$pylib/encodings" "$ROOT$pylib/"
+  mkdir -p "$ROOT$pylib/lib-dynload"
   # kernel modules: MOD_DIRS and their dependencies, indexed with depmod -b
   kdir=$KROOT/lib/modules/$KVER
   [ -f "$kdir/modules.dep" ] || depmod -b "$KROOT" "$KVER"
@@ -181,15 +187,16 @@ build() {
 }
 
 run() {
+  local only out t0 t1 rc s
+  for s in "$@"; do [ -f "$HERE/scenarios/$s.sh" ] || { say "no scenario $s (lab.sh list names them)"; exit 2; }; done
   build
-  local only out t0 t1 rc
   only=$(IFS=,; echo "$*")
   out=$CACHE/run
   rm -rf "$out" "$CACHE/results" && mkdir -p "$out"
   say "booting $KPKG under qemu (TCG), scenarios: ${only:-all}"
   t0=$(now)
   set +e
-  timeout --kill-after=10 "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -smp "$SMP" -m 1024 -nographic \
+  timeout --kill-after=10 "$TIMEOUT" "$QEMU" -accel tcg -cpu max -smp "$SMP" -m 1024 -nographic \
     -no-reboot -monitor none -serial "file:$out/console.log" -serial "file:$out/results.b64" \
     -kernel "$VMLINUZ" -initrd "$CACHE/initrd.cpio" \
     -append "console=ttyS0 quiet loglevel=3 panic=-1 $APPEND_EXTRA lab.only=$only" -nic none >"$out/qemu.out" 2>&1

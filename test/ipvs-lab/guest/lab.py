@@ -1,4 +1,4 @@
-#!/usr/bin/python3.11
+#!/usr/bin/python3
 """Guest-side helper of the IPVS lab (runs inside the qemu VM, inside one network namespace).
 
   lab.py server NAME PORT DIR     accept TCP connections on 0.0.0.0:PORT until DIR/stop exists;

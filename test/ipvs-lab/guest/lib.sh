@@ -21,7 +21,7 @@
 #                            realservers route via the router; no VIP on the realservers yet (dr_vip does it)
 
 LAB_DIR=${LAB_DIR:-/lab}
-PY="python3.11 -I -S $LAB_DIR/lab.py"
+PY="python3 -I -S $LAB_DIR/lab.py"
 
 log() { echo "$*" >>"$RES/_lab/setup.log"; }
 setup_error() { echo "$*" >>"$RES/_lab/setup-errors.txt"; log "SETUP ERROR: $*"; }
