@@ -2,7 +2,7 @@
 // packets; it must not answer ARP for it, or clients and routers send VIP traffic straight to it. The kernel
 // answers ARP for any local address on any interface unless arp_ignore >= 1, and announces the VIP as ARP
 // source unless arp_announce >= 2; the effective value is max(conf.all, conf.<if>) (IN_DEV_ARP_IGNORE/ANNOUNCE).
-import {formatIp, isLoopback, type IpAddr} from '../model/ip.js'
+import {formatIp, ipEquals, isLoopback, makePrefix, prefixContains, type IpAddr} from '../model/ip.js'
 import type {Evidence} from '../model/finding.js'
 import {customRule, finding, unverifiedFinding} from './engine/helpers.js'
 import {ev, type HostView} from './engine/host.js'
@@ -25,6 +25,12 @@ function arpInterfaces(rs: HostView): string[] {
   return (rs.snap.interfaces ?? [])
     .filter((i) => i.name !== 'lo' && !TUNNEL_KINDS.has(i.kind ?? '') && !/^tunl|^dummy/.test(i.name) && !i.flags.includes('NOARP') && i.addresses.some((a) => a.family === 4 && !isLoopback(a.ip)))
     .map((i) => i.name)
+}
+
+/** Is the address inside the subnet of one of the host's ARP interfaces (neighbours there would ARP for it)? */
+function onLink(rs: HostView, ip: IpAddr): boolean {
+  const ifs = new Set(arpInterfaces(rs))
+  return (rs.snap.interfaces ?? []).some((i) => ifs.has(i.name) && i.addresses.some((x) => x.family === ip.family && x.prefixlen < 32 && prefixContains(makePrefix(x.ip, x.prefixlen), ip)))
 }
 
 function checkHost(rs: HostView, vip: IpAddr, context: string, extraEvidence: Evidence[], unverified: string[]): RuleFinding | undefined {
@@ -94,11 +100,15 @@ export default customRule(meta, (w) => {
   for (const [svc, bs] of missing) {
     out.push(unverifiedFinding(meta, svc.host.name, `${describeService(svc)} forwards by DR/TUN to ${bs.map(describeBackend).join(', ')}, but no snapshot of ${bs.length > 1 ? 'those realservers' : 'that realserver'} was given: their ARP settings for the VIP could not be checked.`, bs.map((b) => `ARP settings of the host owning ${formatIp(b.ip)} (no snapshot)`), [ev(svc.loc), ...bs.map((b) => ev(b.loc))]))
   }
-  // a realserver checked on its own: the VIPs it carries on lo stand for the service
+  // a realserver checked on its own: the VIPs it carries on lo stand for the service. A VIP that a host among
+  // the snapshots routes to it through a gateway (a forwarded path, engine/forward.ts) is not resolved by
+  // ARP; its ARP matters only where the VIP is inside one of the realserver's networks, where neighbours
+  // would ask for it.
   for (const h of w.hosts) {
     if (h.snap.role !== 'realserver' || w.services.some((s) => s.backends.some((b) => b.owner === h))) continue
     for (const a of (h.snap.interfaces ?? []).find((i) => i.name === 'lo')?.addresses ?? []) {
       if (a.family !== 4 || isLoopback(a.ip)) continue
+      if (w.forwards.some((f) => f.realserver === h && ipEquals(f.vip, a.ip)) && !onLink(h, a.ip)) continue
       const f = checkHost(h, a.ip, `${h.name} is a realserver carrying ${formatIp(a.ip)} on lo`, [], [`no director snapshot: ${formatIp(a.ip)} on lo is taken to be a DR/TUN VIP`])
       if (f) out.push(f)
     }

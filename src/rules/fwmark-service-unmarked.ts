@@ -1,95 +1,233 @@
 // fwmark-service-unmarked: an IPVS fwmark service (-f MARK) receives only packets whose skb->mark equals its
 // mark when they reach LOCAL_IN. If no reachable MARK rule sets it, or a later MARK rule overwrites it, the
-// service receives nothing.
-import {serviceRule, finding} from './engine/helpers.js'
-import {ev, UNKNOWN_IF} from './engine/host.js'
+// service receives nothing. The same holds for policy routing by fwmark (`ip rule add fwmark M table T`, LVS-HOWTO
+// 29.3): a table that routes a VIP to the realserver holding it is used only for packets mangle PREROUTING marked.
+// When the caller names a flow (trace --vip), the rule also checks that this flow gets the mark: a MARK rule
+// written for another port is then a finding too.
+import {formatEndpoint, formatIp, hostPrefix, ipEquals, prefixContains, type IpAddr} from '../model/ip.js'
+import type {IptablesRuleset, IptRule} from '../model/iptables.js'
+import type {Evidence} from '../model/finding.js'
+import type {Loc} from '../model/source.js'
+import type {Packet} from '../dataplane/packet.js'
+import {customRule, finding} from './engine/helpers.js'
+import {ev, UNKNOWN_IF, type HostView} from './engine/host.js'
 import {ctView} from './engine/ctmodel.js'
 import {enumerate, reachableStatRules} from './engine/cascade.js'
-import {markSetters, selectorOf, describeService, type LbService, type World} from './engine/world.js'
+import {markSetters, selectorOf, describeService, clientIifOf, type LbService, type World} from './engine/world.js'
 import {flowPacket} from './engine/packets.js'
+import {selectorSpec, type PacketSelector} from './engine/firewall.js'
 import {specTokens, joinSpec, type FixOp} from './engine/fix.js'
-import type {IptRule} from '../model/iptables.js'
-import type {Evidence} from '../model/finding.js'
-import type {RuleMeta} from './types.js'
+import type {PolicyRoute} from './engine/forward.js'
+import type {FlowHint, RuleFinding, RuleMeta} from './types.js'
 
 export const meta: RuleMeta = {
   id: 'fwmark-service-unmarked',
   title: 'an fwmark virtual service whose mark no rule sets',
   severity: 'error',
   description:
-    "IPVS looks up an fwmark service by the packet's mark (skb->mark) at LOCAL_IN. The mark must be set before, in mangle PREROUTING (LVS-HOWTO 29.8: packets may never get to the FWMARK rules if they come after ACCEPT rules). A service whose mark no reachable MARK rule sets, or that a later non-terminating MARK rule overwrites, never receives a connection.",
-  sources: ['002_470e9850247cd7a0.txt (LVS-HOWTO 29.8, 29.11.2)', 'ipvsadm(8) (-f, --fwmark-service)', 'net/netfilter/ipvs/ip_vs_core.c ip_vs_in (ip_vs_service_find by fwmark)'],
+    "IPVS looks up an fwmark service by the packet's mark (skb->mark) at LOCAL_IN, and an `ip rule fwmark` policy route applies to marked packets only. The mark must be set before, in mangle PREROUTING (LVS-HOWTO 29.8: packets may never get to the FWMARK rules if they come after ACCEPT rules). A service or policy route whose mark no reachable MARK rule sets, that a later non-terminating MARK rule overwrites, or that the flow asked about does not get, never receives that connection.",
+  sources: ['002_470e9850247cd7a0.txt (LVS-HOWTO 29.3, 29.8, 29.11.2)', 'ipvsadm(8) (-f, --fwmark-service)', 'net/netfilter/ipvs/ip_vs_core.c ip_vs_in (ip_vs_service_find by fwmark)', 'net/core/fib_rules.c fib_rule_match (fwmark)'],
 }
 
 const hex = (n: number) => `0x${n.toString(16)}`
 
-function analyse(svc: LbService, w: World): {evidence: Evidence[]; message: string; ops: FixOp[]} | undefined {
-  const h = svc.host
-  const mark = svc.fwmark!
+/** What is marked: an IPVS fwmark service, or a policy route by fwmark. */
+interface Marked {
+  readonly h: HostView
+  readonly mark: number
+  /** the bits compared (ip rule fwmark M/MASK; IPVS compares the whole mark) */
+  readonly mask: number
+  readonly label: string
+  readonly evidence: readonly Evidence[]
+  /** VIPs this mark is for, when known (the policy route's VIP) */
+  readonly vips: readonly IpAddr[]
+  readonly ipvs: boolean
+}
+
+interface Analysis {
+  evidence: Evidence[]
+  problems: string[]
+  ops: FixOp[]
+  /** the fix adds a MARK rule (rather than moving or restricting one) */
+  adds: boolean
+}
+
+const gets = (m: Marked, mark: number) => ((mark & m.mask) >>> 0) === ((m.mark & m.mask) >>> 0)
+
+/** The mark a packet leaves mangle PREROUTING with (every outcome of statistic draws), and what decided. */
+function preroutingMarks(h: HostView, rs: IptablesRuleset, pkt: Packet, iif: string, rule?: IptRule) {
+  const env = h.env({iif, ct: ctView('NEW'), assumeLocal: [pkt.dst]})
+  const stat = reachableStatRules([rs], ['PREROUTING'], pkt, env, ['raw', 'mangle'])
+  return enumerate(
+    [rs],
+    stat,
+    (f, orig) => {
+      const r = f.runHook('PREROUTING', pkt, env, false)
+      const mangle = r.runs.find((x) => x.table === 'mangle')
+      const trail = (mangle?.result.trail ?? []).map(orig)
+      const markers = trail.filter((t) => t.target?.kind === 'MARK')
+      return {mark: r.packet.mark, reached: rule ? trail.includes(rule) : false, last: markers.at(-1), decided: mangle?.decision.rule ? orig(mangle.decision.rule) : undefined}
+    },
+    (o) => `${o.mark}|${o.reached}|${o.last?.loc.line}|${o.decided?.loc.line}`,
+  )
+}
+
+/** A MARK rule for the selected packets, placed where they still pass: before the rule that ends mangle PREROUTING for them, else appended. */
+function addMarkRule(h: HostView, w: World, pkt: Packet | undefined, m: Marked, sel: PacketSelector): FixOp[] {
+  const spec = joinSpec([...selectorSpec(sel), '-j', 'MARK', '--set-mark', hex(m.mark)])
+  const rs = h.fw?.rulesets.find((r) => r.family === 4)
+  if (!h.fw || !rs) return [{kind: 'cmd', text: `iptables -t mangle -A PREROUTING ${spec}`}]
+  if (pkt) {
+    const o = preroutingMarks(h, rs, pkt, clientIifOf(h, w, pkt.dst)).outcomes[0]?.value
+    const by = o?.decided
+    if (by) return h.fw.fixer.insertAt(rs, 'mangle', by.chain, by.index, spec)
+  }
+  return h.fw.fixer.insertAt(rs, 'mangle', 'PREROUTING', Infinity, spec)
+}
+
+/** The MARK rules that set the mark: reached by the packets they select, and not overwritten? */
+function analyseSetters(m: Marked, w: World): Analysis | undefined {
+  const {h} = m
   const fw = h.fw
-  const setters = (fw?.rulesets ?? []).flatMap((rs) => markSetters(rs, mark).map((rule) => ({rule, rs})))
+  const setters = (fw?.rulesets ?? []).flatMap((rs) => markSetters(rs, m.mark, m.mask).map((rule) => ({rule, rs})))
   if (setters.length === 0) {
     return {
-      evidence: [ev(svc.loc)],
-      message: `${describeService(svc)}: no MARK rule reachable from mangle PREROUTING sets mark ${hex(mark)}${fw ? '' : ' (the snapshot has no iptables-save)'}, so no packet is ever given to this service.`,
-      ops: [],
+      evidence: [...m.evidence],
+      problems: [`no MARK rule reachable from mangle PREROUTING sets mark ${hex(m.mark)}${fw ? '' : ' (the snapshot has no iptables-save)'}, so no packet is ever given to it`],
+      ops: m.vips.flatMap((vip) => addMarkRule(h, w, undefined, m, {dst: hostPrefix(vip)})),
+      adds: true,
     }
   }
   const problems: string[] = []
-  const evidence: Evidence[] = [ev(svc.loc)]
+  const evidence: Evidence[] = [...m.evidence]
   const ops: FixOp[] = []
   for (const {rule, rs} of setters) {
     const sel = selectorOf(rs, rule)
     if (!sel.dst && sel.dport === undefined) continue
     const dst = sel.dst ? {family: sel.dst.family, value: sel.dst.value} : (h.primaryAddress() ?? w.client.ip)
     const pkt = flowPacket({src: w.client.ip, sport: w.client.port, dst, dport: sel.dport ?? 80, proto: sel.proto ?? 'tcp'}, 'SYN')
-    const env = h.env({iif: UNKNOWN_IF, ct: ctView('NEW'), assumeLocal: [dst]})
-    const stat = reachableStatRules([rs], ['PREROUTING'], pkt, env, ['raw', 'mangle'])
-    const res = enumerate([rs], stat, (f, orig) => {
-      const r = f.runHook('PREROUTING', pkt, env, false)
-      const mangle = r.runs.find((x) => x.table === 'mangle')
-      const trail = (mangle?.result.trail ?? []).map(orig)
-      const markers = trail.filter((t) => t.target?.kind === 'MARK')
-      return {mark: r.packet.mark, reached: trail.includes(rule), last: markers.at(-1), decided: mangle?.decision.rule ? orig(mangle.decision.rule) : undefined}
-    }, (o) => `${o.mark}|${o.reached}|${o.last?.loc.line}|${o.decided?.loc.line}`)
-    if (res.outcomes.some((o) => o.value.mark === mark)) return undefined // some packets get the mark: the service works
+    const res = preroutingMarks(h, rs, pkt, UNKNOWN_IF, rule)
+    if (res.outcomes.some((o) => gets(m, o.value.mark))) return undefined // some packets get the mark: it works
     const o = res.outcomes[0]!.value
     evidence.push(ev(rule.loc))
     if (!o.reached) {
       const by = o.decided
-      problems.push(`${rule.loc.file}:${rule.loc.line} sets ${hex(mark)} but packets to the service never reach it${by ? `: ${by.loc.file}:${by.loc.line} ends the chain first` : ''}`)
+      problems.push(`${rule.loc.file}:${rule.loc.line} sets ${hex(m.mark)} but packets to it never reach it${by ? `: ${by.loc.file}:${by.loc.line} ends the chain first` : ''}`)
       if (by) {
         evidence.push(ev(by.loc))
         if (by.chain === rule.chain) ops.push(...fw!.fixer.insertAt(rs, 'mangle', by.chain, by.index, joinSpec(specTokens(rule.loc.text))))
       }
     } else if (o.last && o.last !== rule) {
-      problems.push(`${rule.loc.file}:${rule.loc.line} sets ${hex(mark)}, but ${o.last.loc.file}:${o.last.loc.line} later sets the mark to ${hex(o.mark)} (MARK does not end the chain: the last one wins)`)
+      problems.push(`${rule.loc.file}:${rule.loc.line} sets ${hex(m.mark)}, but ${o.last.loc.file}:${o.last.loc.line} later sets the mark to ${hex(o.mark)} (MARK does not end the chain: the last one wins)`)
       evidence.push(ev(o.last.loc))
       const r = fw!.fixer.replaceUnmarkedOnly(o.last as IptRule, rs)
       if (r) ops.push(...r)
     } else {
-      problems.push(`${rule.loc.file}:${rule.loc.line} sets ${hex(mark)} but the packet leaves mangle PREROUTING with mark ${hex(o.mark)}`)
+      problems.push(`${rule.loc.file}:${rule.loc.line} sets ${hex(m.mark)} but the packet leaves mangle PREROUTING with mark ${hex(o.mark)}`)
     }
   }
   if (problems.length === 0) return undefined
-  return {evidence, message: `${describeService(svc)} never receives a packet:\n${problems.map((p) => `  ${p}`).join('\n')}`, ops}
+  return {evidence, problems, ops, adds: false}
 }
 
-export default serviceRule(
-  meta,
-  (svc, w) => {
-    const a = analyse(svc, w)
-    if (!a) return undefined
-    return finding(meta, svc.host.name, {
-      message: a.message,
-      evidence: a.evidence,
-      fix: {
-        summary: a.ops.length
-          ? 'let the service\'s mark survive mangle PREROUTING (the overwriting rule only marks unmarked packets / the MARK rule goes before the rule that ends the chain)'
-          : `add a MARK rule in mangle PREROUTING that sets ${hex(svc.fwmark!)} on the service's packets (iptables -t mangle -A PREROUTING -d <VIP> -p tcp -m multiport --dports <ports> -j MARK --set-mark ${hex(svc.fwmark!)})`,
-        ops: a.ops,
-      },
-    })
-  },
-  (svc) => svc.kind === 'ipvs' && svc.fwmark !== undefined,
-)
+/**
+ * Is the flow asked about meant for this mark? Its VIP is the policy route's, or one the mark's MARK rules
+ * name; or, for an IPVS fwmark service nothing marks at all, a local address of the director that no
+ * VIP:port service of the director takes.
+ */
+function meantFor(m: Marked, f: FlowHint, w: World): boolean {
+  if (m.vips.some((v) => ipEquals(v, f.vip.ip))) return true
+  let setters = 0
+  for (const rs of m.h.fw?.rulesets ?? []) {
+    for (const r of markSetters(rs, m.mark, m.mask)) {
+      setters++
+      const sel = selectorOf(rs, r)
+      if (sel.dst && prefixContains(sel.dst, f.vip.ip) && sel.dst.len > 0) return true
+    }
+  }
+  return m.ipvs && setters === 0 && m.h.isLocal(f.vip.ip) === true && !w.services.some((s) => s.host === m.h && s.vip && ipEquals(s.vip, f.vip.ip) && s.port === f.vip.port)
+}
+
+/** The flows asked about that are meant for the mark but leave mangle PREROUTING without it. */
+function analyseFlows(m: Marked, w: World): Analysis | undefined {
+  const {h} = m
+  const problems: string[] = []
+  const evidence: Evidence[] = [...m.evidence]
+  const ops: FixOp[] = []
+  for (const f of w.flows) {
+    if (f.vip.ip.family !== 4 || !meantFor(m, f, w)) continue
+    const pkt = flowPacket({src: w.client.ip, sport: w.client.port, dst: f.vip.ip, dport: f.vip.port, proto: f.proto}, 'SYN')
+    const rs = h.fw?.rulesets.find((r) => r.family === 4)
+    const outcomes = rs ? preroutingMarks(h, rs, pkt, clientIifOf(h, w, f.vip.ip)).outcomes : [{value: {mark: 0, reached: false, last: undefined, decided: undefined}, p: 1}]
+    if (outcomes.some((o) => gets(m, o.value.mark))) continue
+    const o = outcomes[0]!.value
+    const setters = (h.fw?.rulesets ?? []).flatMap((r) => markSetters(r, m.mark, m.mask))
+    evidence.push(...setters.map((r) => ev(r.loc)))
+    if (o.last) evidence.push(ev(o.last.loc))
+    if (o.decided) evidence.push(ev(o.decided.loc))
+    const others = setters.map((r) => `${r.loc.file}:${r.loc.line}`).join(', ')
+    problems.push(
+      `the flow asked about, ${f.proto.toUpperCase()} ${formatEndpoint(f.vip)}, leaves mangle PREROUTING with mark ${hex(o.mark)}` +
+        (setters.length ? `: the MARK rules that set ${hex(m.mark)} (${others}) do not select it` : `: no rule sets ${hex(m.mark)}`) +
+        (o.decided ? ` (${o.decided.loc.file}:${o.decided.loc.line} ends the chain for it)` : ''),
+    )
+    ops.push(...addMarkRule(h, w, pkt, m, {dst: hostPrefix(f.vip.ip), proto: f.proto, dport: f.vip.port}))
+  }
+  if (problems.length === 0) return undefined
+  return {evidence, problems, ops, adds: true}
+}
+
+function report(m: Marked, w: World): RuleFinding | undefined {
+  const a = analyseSetters(m, w)
+  const b = analyseFlows(m, w)
+  if (!a && !b) return undefined
+  // with flows asked about, their MARK rules are the fix (the generic "all of the VIP" rule is not needed)
+  const ops = b ? [...(a && !a.adds ? a.ops : []), ...b.ops] : a!.ops
+  const adds = b ? true : a!.adds
+  const problems = [...(a?.problems ?? []), ...(b?.problems ?? [])]
+  return finding(meta, m.h.name, {
+    message: `${m.label}:\n${problems.map((p) => `  ${p}`).join('\n')}`,
+    evidence: [...(a?.evidence ?? []), ...(b?.evidence ?? [])],
+    fix: {
+      summary: adds
+        ? `add a MARK rule in mangle PREROUTING that sets ${hex(m.mark)} on the ${b ? "flow's" : "VIP's"} packets${ops.length ? '' : ` (iptables -t mangle -A PREROUTING -d <VIP> -p tcp -m multiport --dports <ports> -j MARK --set-mark ${hex(m.mark)})`}`
+        : "let the mark survive mangle PREROUTING (the overwriting rule only marks unmarked packets / the MARK rule goes before the rule that ends the chain)",
+      ops,
+    },
+  })
+}
+
+function ipvsMarked(svc: LbService): Marked {
+  return {h: svc.host, mark: svc.fwmark!, mask: 0xffffffff, label: `${describeService(svc)} receives only packets whose mark is ${hex(svc.fwmark!)} when they reach LOCAL_IN`, evidence: [ev(svc.loc)], vips: [], ipvs: true}
+}
+
+function policyMarked(pr: PolicyRoute): Marked {
+  const loc: Loc = pr.rule.loc
+  return {
+    h: pr.host,
+    mark: pr.mark,
+    mask: pr.mask,
+    label: `the policy route "${loc.text.trim()}" (${loc.file}:${loc.line}) sends ${formatIp(pr.vip)} to ${pr.realserver.name}, but only packets marked ${hex(pr.mark)} take it; unmarked, ${pr.unmarked}`,
+    evidence: [...pr.evidence, ev(pr.vipLoc, pr.realserver.name)],
+    vips: [pr.vip],
+    ipvs: false,
+  }
+}
+
+export default customRule(meta, (w) => {
+  const out: RuleFinding[] = []
+  for (const svc of w.services) {
+    if (svc.kind !== 'ipvs' || svc.fwmark === undefined) continue
+    const f = report(ipvsMarked(svc), w)
+    if (f) out.push(f)
+  }
+  const seen = new Set<string>()
+  for (const pr of w.policyRoutes) {
+    const k = `${pr.host.name}|${pr.rule.loc.line}|${pr.vip.value}`
+    if (seen.has(k)) continue
+    seen.add(k)
+    const f = report(policyMarked(pr), w)
+    if (f) out.push(f)
+  }
+  return out
+})

@@ -17,6 +17,7 @@ import markNotConnmarked from './mark-not-connmarked.js'
 import drRealserverArp from './dr-realserver-arp.js'
 import rpFilterAsymmetric from './rp-filter-asymmetric.js'
 import drPortMismatch from './dr-port-mismatch.js'
+import forwardDropsNatReplies from './forward-drops-nat-replies.js'
 
 export const RULES: readonly Rule[] = [
   drStatefulFilter,
@@ -34,6 +35,7 @@ export const RULES: readonly Rule[] = [
   drRealserverArp,
   rpFilterAsymmetric,
   drPortMismatch,
+  forwardDropsNatReplies,
 ]
 
 export function ruleById(id: string, rules: readonly Rule[] = RULES): Rule | undefined {

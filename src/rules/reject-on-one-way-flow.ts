@@ -2,14 +2,17 @@
 // conntrack cannot follow the connection (LVS-HOWTO 29.14): a mid-flow packet it cannot place (INVALID) falls
 // past the ESTABLISHED accept to the catch-all, and the REJECT's icmp-host-prohibited kills long sessions.
 import type {IptRule} from '../model/iptables.js'
+import type {Evidence} from '../model/finding.js'
+import {hostPrefix} from '../model/ip.js'
 import {customRule, finding} from './engine/helpers.js'
 import {ev, UNKNOWN_IF, type HostView} from './engine/host.js'
-import {guessesOf, ipvsKnobs, params, requestIn, where, type Replay} from './engine/flows.js'
+import {forwardIn, guessesOf, ipvsKnobs, params, requestIn, where, type Replay} from './engine/flows.js'
+import {describeForward, type ForwardPath} from './engine/forward.js'
 import {received} from './engine/path.js'
 import {flowPacket} from './engine/packets.js'
 import {acceptsEstablished, isStateful, statelessFix} from './engine/stateful.js'
 import {describeBackend, describeService, isNatMethod, vipSelector, type Backend, type LbService, type World} from './engine/world.js'
-import type {Decision} from './engine/firewall.js'
+import type {Decision, PacketSelector} from './engine/firewall.js'
 import type {RuleFinding, RuleMeta} from './types.js'
 
 export const meta: RuleMeta = {
@@ -36,7 +39,15 @@ function catchAllBehindEstablished(d: Decision, r: Replay): IptRule | undefined 
   return undefined
 }
 
-function check(host: HostView, svc: LbService, r: Replay, rEst: Replay, sel: ReturnType<typeof vipSelector>, realserver: boolean, b?: Backend): RuleFinding | undefined {
+interface Where {
+  /** the sentence that says why conntrack cannot place the packet, up to "when it cannot" */
+  readonly path: string
+  /** the service (and realserver) lines */
+  readonly evidence: readonly Evidence[]
+  readonly realserver: boolean
+}
+
+function check(host: HostView, r: Replay, rEst: Replay, sel: PacketSelector, at: Where): RuleFinding | undefined {
   const blocked = r.result.blocked
   if (!blocked || rEst.result.blocked || !host.fw) return undefined
   const est = catchAllBehindEstablished(blocked.decision, r)
@@ -47,17 +58,14 @@ function check(host: HostView, svc: LbService, r: Replay, rEst: Replay, sel: Ret
     .find((x) => x.ruleset === blocked.decision.ruleset && x.rule.index < blocked.decision.rule!.index && x.rule.target?.kind === 'ACCEPT' && x.rule.matches.some((m) => m.kind === 'ctstate' && !m.neg && m.states.includes('NEW')) && !acceptsEstablished(x.rule))
   const accepting = newAccept ? ({...blocked.decision, rule: newAccept.rule, policy: false, verdict: 'ACCEPT', loc: newAccept.rule.loc} as Decision) : undefined
   const reject = blocked.decision.rule!.target?.kind === 'REJECT'
-  const path = realserver
-    ? `${host.name} is a realserver of ${describeService(svc)} (${describeBackend(b!)}); when its conntrack loses a connection's entry (expired, evicted, out of window)`
-    : `${host.name} forwards ${describeService(svc)} by ${svc.backends.some((x) => x.method === 'tunnel') ? 'tunnelling' : 'direct routing'} and never sees the replies, so conntrack cannot follow these connections; whenever it cannot place a mid-flow packet`
   const guesses = guessesOf([r])
   return finding(meta, host.name, {
-    severity: guesses.length ? 'info' : realserver ? 'warning' : undefined,
+    severity: guesses.length ? 'info' : at.realserver ? 'warning' : undefined,
     unverified: guesses,
     message:
-      `${path}, the packet is INVALID: it misses the ESTABLISHED accept (${est.loc.file}:${est.loc.line}) and falls to ${where(blocked.decision)}` +
+      `${at.path}, the packet is INVALID: it misses the ESTABLISHED accept (${est.loc.file}:${est.loc.line}) and falls to ${where(blocked.decision)}` +
       `${reject ? ', which answers with an ICMP error that aborts the client\'s session' : ', which silently drops the session\'s packets'} (LVS-HOWTO 29.14).`,
-    evidence: [ev(svc.loc, realserver ? svc.host.name : undefined), ev(est.loc), ...(accepting ? [ev(accepting.loc)] : []), ev(blocked.decision.loc)],
+    evidence: [...at.evidence, ev(est.loc), ...(accepting ? [ev(accepting.loc)] : []), ev(blocked.decision.loc)],
     fix: {
       summary: 'accept the service\'s packets statelessly before the catch-all rule (LVS-HOWTO 29.14 replaced the --state NEW accept by a plain --dport accept)',
       ops: statelessFix(host.fw, accepting, [{replay: r, decision: blocked.decision, selector: sel}]),
@@ -72,7 +80,11 @@ function onDirector(svc: LbService, w: World): RuleFinding | undefined {
     if (requestIn(svc, w, probe, 'SYN', p).result.blocked) continue
     const lost = requestIn(svc, w, probe, 'MIDLOST', p, 'INVALID')
     const est = requestIn(svc, w, probe, 'MIDLOST', p, 'ESTABLISHED')
-    const f = check(svc.host, svc, lost, est, vipSelector(svc), false)
+    const f = check(svc.host, lost, est, vipSelector(svc), {
+      path: `${svc.host.name} forwards ${describeService(svc)} by ${svc.backends.some((x) => x.method === 'tunnel') ? 'tunnelling' : 'direct routing'} and never sees the replies, so conntrack cannot follow these connections; whenever it cannot place a mid-flow packet`,
+      evidence: [ev(svc.loc)],
+      realserver: false,
+    })
     if (f) return f
   }
   return undefined
@@ -94,10 +106,45 @@ function onRealserver(svc: LbService, b: Backend, w: World): RuleFinding | undef
     }
     if (run('NEW').result.blocked) continue
     const sel = {dst: {family: dst.family, value: dst.value, len: dst.family === 4 ? 32 : 128}, proto: svc.proto, dport}
-    const f = check(rs, svc, run('INVALID'), run('ESTABLISHED'), sel, true, b)
+    const f = check(rs, run('INVALID'), run('ESTABLISHED'), sel, {
+      path: `${rs.name} is a realserver of ${describeService(svc)} (${describeBackend(b)}); when its conntrack loses a connection's entry (expired, evicted, out of window)`,
+      evidence: [ev(svc.loc, svc.host.name)],
+      realserver: true,
+    })
     if (f) return f
   }
   return undefined
+}
+
+/** A forwarded DR-shaped path whose replies provably bypass the forwarding host (engine/forward.ts). */
+function onForward(fp: ForwardPath): RuleFinding | undefined {
+  if (!fp.host.fw || fp.ret.kind !== 'around') return undefined
+  if (forwardIn(fp, 'SYN').result.blocked) return undefined
+  const lost = forwardIn(fp, 'MIDLOST', 'INVALID')
+  const est = forwardIn(fp, 'MIDLOST', 'ESTABLISHED')
+  return check(fp.host, lost, est, {dst: hostPrefix(fp.vip), proto: fp.proto, dport: fp.port}, {
+    path: `${fp.host.name} routes ${describeForward(fp)} without NAT, and ${fp.ret.reason}: conntrack sees one direction only and cannot follow these connections (the client's ACK in SYN_SENT is already INVALID); whenever it cannot place a packet`,
+    evidence: [...fp.routeEvidence, ev(fp.vipLoc, fp.realserver.name), ...fp.ret.evidence],
+    realserver: false,
+  })
+}
+
+/** The realserver of a forwarded path, when its own conntrack loses an entry (as onRealserver). */
+function onForwardRealserver(fp: ForwardPath, w: World): RuleFinding | undefined {
+  const rs = fp.realserver
+  if (!rs.fw) return undefined
+  const e = {src: w.client.ip, sport: w.client.port, dst: fp.vip, dport: fp.port, proto: fp.proto}
+  const iif = fp.rsIif ?? UNKNOWN_IF
+  const run = (state: 'INVALID' | 'ESTABLISHED' | 'NEW'): Replay => {
+    const pkt = flowPacket(e, state === 'NEW' ? 'SYN' : 'MIDLOST')
+    return {kind: state === 'NEW' ? 'SYN' : 'MIDLOST', state, place: 'both-ways', packet: pkt, result: received(rs, pkt, {state, local: true, iif})}
+  }
+  if (run('NEW').result.blocked) return undefined
+  return check(rs, run('INVALID'), run('ESTABLISHED'), {dst: hostPrefix(fp.vip), proto: fp.proto, dport: fp.port}, {
+    path: `${rs.name} serves ${describeForward(fp)}; when its conntrack loses a connection's entry (expired, evicted, out of window)`,
+    evidence: [...fp.routeEvidence.map((e) => ({...e, host: fp.host.name})), ev(fp.vipLoc)],
+    realserver: true,
+  })
 }
 
 export default customRule(meta, (w) => {
@@ -112,6 +159,16 @@ export default customRule(meta, (w) => {
       if (!b.owner || b.local) continue
       if (out.some((f) => f.host === b.owner!.name)) continue
       const f = onRealserver(svc, b, w)
+      if (f) out.push(f)
+    }
+  }
+  for (const fp of w.forwards) {
+    if (!out.some((f) => f.host === fp.host.name)) {
+      const f = onForward(fp)
+      if (f) out.push(f)
+    }
+    if (!out.some((f) => f.host === fp.realserver.name)) {
+      const f = onForwardRealserver(fp, w)
       if (f) out.push(f)
     }
   }

@@ -7,6 +7,7 @@ import {customRule, finding, unverifiedFinding} from './engine/helpers.js'
 import {ev, type HostView} from './engine/host.js'
 import {routeEvidence} from '../dataplane/routing.js'
 import {describeBackend, describeService, type Backend, type LbService, type World} from './engine/world.js'
+import {describeForward} from './engine/forward.js'
 import type {RuleFinding, RuleMeta} from './types.js'
 
 export const meta: RuleMeta = {
@@ -71,6 +72,14 @@ export default customRule(meta, (w) => {
       const f = check(rs, w, iif, dst, `${describeBackend(b)} is a ${b.method === 'tunnel' ? 'TUN' : b.method === 'route' ? 'DR' : 'NAT'} realserver of ${describeService(svc)} on ${d.name}`)
       if (f) out.push({...f, evidence: [ev(svc.loc, d.name), ev(b.loc, d.name), ...f.evidence]})
     }
+  }
+  // forwarded DR-shaped paths (engine/forward.ts): the realserver receives the VIP where the gateway address is
+  for (const fp of w.forwards) {
+    const rs = fp.realserver
+    if (!fp.rsIif || !rs.rt || seen.has(`${rs.name}|${fp.rsIif}`)) continue
+    seen.add(`${rs.name}|${fp.rsIif}`)
+    const f = check(rs, w, fp.rsIif, fp.vip, `${rs.name} receives ${describeForward(fp)}`)
+    if (f) out.push({...f, evidence: [...fp.routeEvidence.map((e) => ({...e, host: fp.host.name})), ev(fp.vipLoc), ...f.evidence]})
   }
   for (const [svc, bs] of missing) {
     out.push(unverifiedFinding(meta, svc.host.name, `${describeService(svc)} forwards by DR/TUN to ${bs.map(describeBackend).join(', ')}, but no snapshot of ${bs.length > 1 ? 'those realservers' : 'that realserver'} was given: their reverse-path filtering could not be checked.`, bs.map((b) => `rp_filter and routes of the host owning ${formatIp(b.ip)} (no snapshot)`), [ev(svc.loc)]))

@@ -1,5 +1,6 @@
 // The rule contract (ESLint/hadolint shape): metadata beside one check over the parsed snapshots.
 import type {Finding, Severity} from '../model/finding.js'
+import type {Endpoint, IpAddr} from '../model/ip.js'
 import type {HostSnapshot} from '../model/snapshot.js'
 import type {FixOp} from './engine/fix.js'
 
@@ -14,9 +15,23 @@ export interface RuleMeta {
   readonly sources: readonly string[]
 }
 
+/**
+ * A connection the caller cares about (`trace --vip IP:PORT [--client IP]` has one). The rules then also
+ * check that this very flow is served: a MARK rule that marks another port is a finding only when the flow
+ * asked about does not get the mark. Without flows the rules judge the configuration on its own.
+ */
+export interface FlowHint {
+  readonly vip: Endpoint
+  readonly proto: 'tcp' | 'udp'
+  readonly client?: IpAddr
+  readonly clientPort?: number
+}
+
 export interface RuleContext {
   /** every host given to check, director and realservers alike */
   readonly hosts: readonly HostSnapshot[]
+  /** the flows asked about (optional; `trace --fix` knows one) */
+  readonly flows?: readonly FlowHint[]
 }
 
 /**

@@ -31,6 +31,8 @@ export interface Scenario {
   readonly vip?: string
   /** what the kernel is expected to do (documented; asserted so that a scenario keeps meaning what it says) */
   readonly expect: Connection
+  /** what the kernel does once check's fix commands (told this flow) have run in the namespaces; asserted in the fix run */
+  readonly fixed?: Connection
 }
 
 export const ROOT = resolve(import.meta.dirname, '../..')

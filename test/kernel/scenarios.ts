@@ -20,7 +20,7 @@ const router = {role: 'router' as const, setup: [FWD, 'ip route add 203.0.113.0/
 const clientSide = {ns: 'c', src: '203.0.113.10', connect: `${VIP}:80`}
 
 /** DNAT on d to r:8080; r answers through d (its default route) or around it through g. */
-function dnat(name: string, why: string, o: {returnVia: 'd' | 'g'; extra?: string[]; rExtra?: string[]; expect: Scenario['expect']}): Scenario {
+function dnat(name: string, why: string, o: {returnVia: 'd' | 'g'; extra?: string[]; rExtra?: string[]; expect: Scenario['expect']; fixed?: Scenario['fixed']}): Scenario {
   const viaG = o.returnVia === 'g'
   return {
     name,
@@ -35,11 +35,12 @@ function dnat(name: string, why: string, o: {returnVia: 'd' | 'g'; extra?: strin
     server: {ns: 'r', port: 8080},
     client: clientSide,
     expect: o.expect,
+    ...(o.fixed ? {fixed: o.fixed} : {}),
   }
 }
 
 /** d forwards the VIP to r without NAT (a route, or a fwmark policy route); r holds the VIP on lo and answers through g. */
-function drShaped(name: string, why: string, o: {dSetup: string[]; rExtra?: string[]; returnVia?: 'd' | 'g'; expect: Scenario['expect']}): Scenario {
+function drShaped(name: string, why: string, o: {dSetup: string[]; rExtra?: string[]; returnVia?: 'd' | 'g'; expect: Scenario['expect']; fixed?: Scenario['fixed']}): Scenario {
   const viaG = (o.returnVia ?? 'g') === 'g'
   return {
     name,
@@ -54,6 +55,7 @@ function drShaped(name: string, why: string, o: {dSetup: string[]; rExtra?: stri
     server: {ns: 'r', port: 80},
     client: clientSide,
     expect: o.expect,
+    ...(o.fixed ? {fixed: o.fixed} : {}),
   }
 }
 
@@ -63,7 +65,7 @@ const HANDSHAKE_ONLY = {connected: true, reply: false, closed: false}
 
 export const SCENARIOS: readonly Scenario[] = [
   dnat('dnat-return', 'DNAT on the director, the realserver answers through it: replies are un-DNATed (source 000)', {returnVia: 'd', expect: ALL}),
-  dnat('dnat-noreturn', 'DNAT, but the realserver answers around the director: the client gets a SYN/ACK from 10.1.0.10:8080 it never asked for (source 000)', {returnVia: 'g', expect: NOTHING}),
+  dnat('dnat-noreturn', 'DNAT, but the realserver answers around the director: the client gets a SYN/ACK from 10.1.0.10:8080 it never asked for (source 000)', {returnVia: 'g', expect: NOTHING, fixed: ALL}),
   dnat('fullnat', 'DNAT plus SNAT to the director: the reply must come back through it whatever the realserver routes (source 001, 003)', {
     returnVia: 'g',
     extra: ['iptables -t nat -A POSTROUTING -d 10.1.0.10/32 -p tcp --dport 8080 -j SNAT --to-source 10.1.0.1'],
@@ -80,6 +82,7 @@ export const SCENARIOS: readonly Scenario[] = [
     server: {ns: 'r', port: 3197},
     client: {ns: 'd', src: '127.0.0.1', connect: '127.0.0.1:3306'},
     expect: NOTHING,
+    fixed: ALL,
   },
   {
     name: 'localhost-dnat-lnet',
@@ -96,6 +99,7 @@ export const SCENARIOS: readonly Scenario[] = [
   drShaped('dr-state-new', 'DR-shaped: the director forwards without NAT and sees only the client side; FORWARD accepts --state NEW only: the client ACK is INVALID (SYN_SENT + ACK) and dropped (LVS-HOWTO 29.1, 29.16)', {
     dSetup: [`ip route add ${VIP}/32 via 10.1.0.10`, 'iptables -P FORWARD DROP', 'iptables -A FORWARD -p tcp --dport 80 -m state --state NEW -j ACCEPT'],
     expect: HANDSHAKE_ONLY,
+    fixed: ALL,
   }),
   drShaped('dr-estab-reject', 'DR-shaped with RELATED,ESTABLISHED + NEW --dport 80 + REJECT icmp-host-prohibited: the INVALID ACK is rejected (LVS-HOWTO 29.14)', {
     dSetup: [
@@ -107,6 +111,7 @@ export const SCENARIOS: readonly Scenario[] = [
       'iptables -A ldt-FW -j REJECT --reject-with icmp-host-prohibited',
     ],
     expect: HANDSHAKE_ONLY,
+    fixed: ALL,
   }),
   drShaped('dr-stateless', 'DR-shaped with a stateless --dport 80 ACCEPT: every packet passes (LVS-HOWTO 29.16 fix)', {
     dSetup: [`ip route add ${VIP}/32 via 10.1.0.10`, 'iptables -P FORWARD DROP', 'iptables -A FORWARD -p tcp --dport 80 -j ACCEPT'],
@@ -116,6 +121,7 @@ export const SCENARIOS: readonly Scenario[] = [
     dSetup: [`ip route add ${VIP}/32 via 10.1.0.10`],
     rExtra: ['sysctl -qw net.ipv4.conf.all.rp_filter=1'],
     expect: NOTHING,
+    fixed: ALL,
   }),
   drShaped('rp-loose-asym', 'the same path with loose rp_filter (2): a route back exists, so the packets pass', {
     dSetup: [`ip route add ${VIP}/32 via 10.1.0.10`],
@@ -131,11 +137,13 @@ export const SCENARIOS: readonly Scenario[] = [
     dSetup: ['iptables -t mangle -A PREROUTING -d 198.51.100.100/32 -p tcp --dport 8080 -j MARK --set-mark 1', 'ip rule add fwmark 1 table 100', 'ip route add default via 10.1.0.10 table 100'],
     returnVia: 'd',
     expect: NOTHING,
+    fixed: ALL,
   }),
   dnat('fwd-drop-noreturn', 'FORWARD policy DROP with an ACCEPT for the DNATed request only: the reply is dropped in FORWARD', {
     returnVia: 'd',
     extra: ['iptables -P FORWARD DROP', 'iptables -A FORWARD -d 10.1.0.10/32 -p tcp --dport 8080 -j ACCEPT'],
     expect: NOTHING,
+    fixed: ALL,
   }),
   dnat('fwd-drop-return', 'FORWARD policy DROP with the request rule and a ctstate ESTABLISHED,RELATED return rule: the connection works', {
     returnVia: 'd',

@@ -25,12 +25,13 @@ describe('the catalogue', () => {
     }
   })
 
-  test('the ids of the public contract are all there', () => {
+  test('the ids of the public contract (issue 4) and the added ones are all there', () => {
     expect([...ids].sort()).toEqual(
       [
         'dr-stateful-filter', 'reject-on-one-way-flow', 'nat-reply-bypasses-director', 'localhost-dnat', 'nat-stateful-output',
         'ipvs-conntrack-off', 'fwmark-service-unmarked', 'vip-not-local', 'ip-forward-off', 'filter-blocks-vip',
         'statistic-cascade-skew', 'mark-not-connmarked', 'dr-realserver-arp', 'rp-filter-asymmetric', 'dr-port-mismatch',
+        'forward-drops-nat-replies',
       ].sort(),
     )
   })

@@ -76,6 +76,7 @@ export interface PacketSelector {
   readonly dst?: Prefix
   readonly proto?: 'tcp' | 'udp' | 'sctp'
   readonly dport?: number
+  readonly sport?: number
   readonly mark?: number
   readonly oif?: string
 }
@@ -83,6 +84,8 @@ export interface PacketSelector {
 export interface FirewallFixer {
   /** a rule `selector -j ACCEPT` placed where the packet is still undecided: just before the decision */
   acceptBefore(d: Decision, sel: PacketSelector): FixOp[]
+  /** `-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT` placed just before the decision */
+  acceptEstablishedBefore(d: Decision): FixOp[]
   /** a NAT rule appended (or inserted before the decision of a packet that would skip it) in nat POSTROUTING */
   masqueradeBefore(d: Decision, sel: PacketSelector): FixOp[]
   /** the same rule without its ctstate/--syn conditions */
@@ -206,7 +209,11 @@ export function selectorSpec(sel: PacketSelector): string[] {
   if (sel.dst) out.push('-d', prefixArg(sel.dst))
   if (sel.oif) out.push('-o', sel.oif)
   if (sel.proto) out.push('-p', sel.proto)
-  if (sel.proto && sel.dport !== undefined) out.push('-m', sel.proto, '--dport', String(sel.dport))
+  if (sel.proto && (sel.dport !== undefined || sel.sport !== undefined)) {
+    out.push('-m', sel.proto)
+    if (sel.sport !== undefined) out.push('--sport', String(sel.sport))
+    if (sel.dport !== undefined) out.push('--dport', String(sel.dport))
+  }
   if (sel.mark !== undefined) out.push('-m', 'mark', '--mark', `0x${sel.mark.toString(16)}`)
   return out
 }
@@ -233,6 +240,10 @@ class IptablesFixer implements FirewallFixer {
 
   acceptBefore(d: Decision, sel: PacketSelector): FixOp[] {
     return this.insertBefore(d, joinSpec([...selectorSpec(sel), '-j', 'ACCEPT']))
+  }
+
+  acceptEstablishedBefore(d: Decision): FixOp[] {
+    return this.insertBefore(d, joinSpec(['-m', 'conntrack', '--ctstate', 'RELATED,ESTABLISHED', '-j', 'ACCEPT']))
   }
 
   masqueradeBefore(d: Decision, sel: PacketSelector): FixOp[] {

@@ -11,6 +11,7 @@ import {ev, UNKNOWN_IF, type HostView} from './host.js'
 import {flowPacket, l4Name, PACKET_WORDS, type Endpoints, type L4} from './packets.js'
 import {received, sent, type PathResult} from './path.js'
 import {clientIifOf, type Backend, type LbService, type World} from './world.js'
+import type {ForwardPath} from './forward.js'
 
 export interface IpvsKnobs {
   readonly vsConntrack: boolean
@@ -92,6 +93,18 @@ export function replyIn(svc: LbService, probe: Packet, b: Backend, kind: FlowPac
   const dir = p.vsConntrack ? 'REPLY' : 'ORIGINAL'
   const result = received(h, pkt, {state: st, dir, iif, local: false})
   return {kind, state: st, place: 'ipvs-reply', result, packet: pkt}
+}
+
+/**
+ * A client packet of a forwarded DR-shaped path (forward.ts) on the forwarding host: PREROUTING, the route
+ * (with the mark PREROUTING gave it), FORWARD, POSTROUTING. The state defaults to the one-way model: the
+ * host never sees the replies when the realserver answers around it.
+ */
+export function forwardIn(fp: ForwardPath, kind: FlowPacket, state?: CtState): Replay {
+  const st = state ?? ctStateOf(fp.ret.kind === 'around' ? 'one-way' : 'both-ways', kind, {vsConntrack: false, tcpLoose: true, method: 'route', proto: fp.proto})
+  const pkt = flowPacket(endpointsOf(fp.probe), kind)
+  const result = received(fp.host, pkt, {state: st, local: false, iif: fp.iif})
+  return {kind, state: st, place: fp.ret.kind === 'around' ? 'one-way' : 'both-ways', result, packet: pkt}
 }
 
 /** What the replays had to guess; a finding that rests on a guess is downgraded and says so. */

@@ -7,11 +7,12 @@ import type {IpvsMethod, IpvsService} from '../../model/ipvs.js'
 import type {IptablesRuleset, IptRule, Match} from '../../model/iptables.js'
 import type {Loc} from '../../model/source.js'
 import type {Packet} from '../../dataplane/packet.js'
-import type {RuleContext} from '../types.js'
+import type {FlowHint, RuleContext} from '../types.js'
 import {ctView} from './ctmodel.js'
 import {enumerate, reachableStatRules, type Enumeration} from './cascade.js'
 import {HostView, UNKNOWN_IF} from './host.js'
 import {flowPacket, l4Name, PROTO_NUM, type L4} from './packets.js'
+import {findForwards, type ForwardPath, type PolicyRoute} from './forward.js'
 import {firstCaller, reachableChains} from './chain-graph.js'
 
 export type BackendMethod = IpvsMethod | 'dnat'
@@ -65,6 +66,12 @@ export interface World {
   readonly hosts: readonly HostView[]
   readonly client: {readonly ip: IpAddr; readonly port: number; readonly fromSnapshot?: HostView}
   readonly services: readonly LbService[]
+  /** hosts that route a VIP unchanged to a realserver holding it (DR-shaped paths without IPVS) */
+  readonly forwards: readonly ForwardPath[]
+  /** `ip rule fwmark M lookup T` routes that lead a VIP to the realserver holding it */
+  readonly policyRoutes: readonly PolicyRoute[]
+  /** the flows the caller asked about (RuleContext.flows) */
+  readonly flows: readonly FlowHint[]
   /** the host (other than `except`) whose addresses include ip */
   ownerOf(ip: IpAddr, except?: HostView): HostView | undefined
   view(name: string): HostView | undefined
@@ -120,15 +127,27 @@ function buildWorld(ctx: RuleContext): World {
   const pick = (cands: readonly string[]) => cands.map((c) => parseIp(c)!).find((c) => !connectedTo(hosts, c) && !named(c)) ?? parseIp(cands[0]!)!
   // A client snapshot, when given, is the client; otherwise an outside address that no host owns or
   // reaches on a connected network and no rule names.
+  // The client of a flow asked about comes first.
+  const flows = ctx.flows ?? []
+  const hinted = flows.find((f) => f.client && f.client.family === 4)
   const clientHost = hosts.find((h) => h.snap.role === 'client')
   const cip = clientHost?.primaryAddress()
-  const client: World['client'] = clientHost && cip ? {ip: cip, port: 40000, fromSnapshot: clientHost} : {ip: pick(CLIENT_CANDIDATES), port: 40000}
+  const client: World['client'] = hinted?.client
+    ? {ip: hinted.client, port: hinted.clientPort ?? 40000, fromSnapshot: hosts.find((h) => h.isLocal(hinted.client!))}
+    : clientHost && cip
+      ? {ip: cip, port: 40000, fromSnapshot: clientHost}
+      : {ip: pick(CLIENT_CANDIDATES), port: 40000}
   const services: LbService[] = []
-  const w: World = {hosts, client, services, ownerOf, view: (n) => hosts.find((h) => h.name === n), placeholderVip: pick(PLACEHOLDER_VIPS)}
+  const forwards: ForwardPath[] = []
+  const policyRoutes: PolicyRoute[] = []
+  const w: World = {hosts, client, services, forwards, policyRoutes, flows, ownerOf, view: (n) => hosts.find((h) => h.name === n), placeholderVip: pick(PLACEHOLDER_VIPS)}
   for (const h of hosts) {
     services.push(...ipvsServices(h, w))
     services.push(...dnatServices(h, w))
   }
+  const fw = findForwards(w, flows)
+  forwards.push(...fw.forwards)
+  policyRoutes.push(...fw.policyRoutes)
   return w
 }
 
@@ -370,6 +389,7 @@ function dnatService(h: HostView, w: World, rs: IptablesRuleset, g: Group): LbSe
 export function isLbHost(w: World, h: HostView): boolean {
   if ((h.snap.ipvs?.services.length ?? 0) > 0) return true
   if (w.services.some((s) => s.host === h || s.backends.some((b) => b.owner === h))) return true
+  if (w.forwards.some((f) => f.host === h || f.realserver === h)) return true
   if (h.snap.role === 'realserver' || h.snap.role === 'director') return true
   for (const rs of h.fw?.rulesets ?? []) for (const c of rs.tables.get('nat')?.chains.values() ?? []) if (c.rules.some((r) => r.target?.kind === 'DNAT')) return true
   return false

@@ -1,0 +1,137 @@
+// forward-drops-nat-replies: the replies of a NAT-balanced connection (DNAT, LVS-NAT) come back through the
+// balancer as forwarded packets and meet filter FORWARD before the NAT is undone (DNAT: the source is
+// rewritten back at POSTROUTING; LVS-NAT: ip_vs_reply4 at FORWARD after the filter table). A FORWARD chain
+// that accepts the request (the DNATed destination) but has no rule for the replies, under a DROP policy or
+// before a catch-all DROP/REJECT, lets the SYN through and drops the SYN/ACK: no connection ever completes.
+import {formatIp, hostPrefix} from '../model/ip.js'
+import type {Evidence} from '../model/finding.js'
+import {customRule, finding} from './engine/helpers.js'
+import {ev, UNKNOWN_IF, type HostView} from './engine/host.js'
+import {ctView} from './engine/ctmodel.js'
+import {acceptedBy, describeReplay, guessesOf, ipvsKnobs, params, replyIn, requestIn, type Replay} from './engine/flows.js'
+import {flowPacket} from './engine/packets.js'
+import {received} from './engine/path.js'
+import {returnRoute} from './engine/returnpath.js'
+import type {Decision} from './engine/firewall.js'
+import type {FixOp} from './engine/fix.js'
+import {describeBackend, describeService, type Backend, type LbService, type World} from './engine/world.js'
+import type {FlowPacket} from './engine/ctmodel.js'
+import type {RuleFinding, RuleMeta} from './types.js'
+
+export const meta: RuleMeta = {
+  id: 'forward-drops-nat-replies',
+  title: 'FORWARD drops the replies of NAT-balanced connections',
+  severity: 'error',
+  description:
+    "The replies of a DNAT- or LVS-NAT-balanced connection are forwarded packets: they cross the balancer's filter FORWARD chain (still from the backend's address; DNAT is undone at POSTROUTING, IPVS un-NATs at FORWARD after the filter table). A FORWARD chain that accepts the DNATed request but has no rule for the replies (a DROP policy, or a catch-all DROP/REJECT, and no `--ctstate RELATED,ESTABLISHED` accept before it) passes the SYN and drops the SYN/ACK.",
+  sources: [
+    'net/netfilter/nf_nat_core.c (reply direction: the source is restored at NF_INET_POST_ROUTING)',
+    'net/netfilter/ipvs/ip_vs_core.c ip_vs_ops4 (ip_vs_reply4 at FORWARD, priority 100, after filter)',
+    '001_99dd2e38bf121ee9.txt (DNAT mode: the balancer is the backends\' gateway)',
+    'iptables-extensions(8) conntrack --ctstate',
+  ],
+}
+
+const REPLIES: readonly FlowPacket[] = ['SYNACK', 'RDATA', 'RFIN']
+
+interface Dropped {
+  readonly b: Backend
+  readonly replay: Replay
+  readonly decision: Decision
+}
+
+/** Does a SNAT/MASQUERADE in nat POSTROUTING cover the DNATed packet (the replies then come back whatever the backend routes)? */
+function snatted(h: HostView, w: World, svc: LbService, b: Backend): boolean {
+  if (!h.fw) return false
+  const probe = svc.probes[0]
+  const mark = svc.cascade?.outcomes.find((o) => o.value.rule === b.rule)?.value.mark ?? probe?.mark ?? 0
+  const pkt = flowPacket({src: w.client.ip, sport: w.client.port, dst: b.ip, dport: b.port ?? probe?.dport ?? 0, proto: svc.proto, mark}, 'SYN')
+  const post = h.fw.runHook('POSTROUTING', pkt, h.env({oif: h.oifFor(b.ip) ?? UNKNOWN_IF, ct: ctView('NEW')}), true)
+  return post.nat?.kind === 'SNAT' || post.nat?.kind === 'MASQUERADE'
+}
+
+/** A DNAT backend's reply as it crosses FORWARD (conntrack: ESTABLISHED, reply direction). */
+function dnatReply(svc: LbService, w: World, b: Backend, kind: FlowPacket): Replay {
+  const h = svc.host
+  const probe = svc.probes[0]!
+  const pkt = flowPacket({src: b.ip, sport: b.port ?? probe.dport ?? 0, dst: w.client.ip, dport: w.client.port, proto: svc.proto}, kind)
+  const result = received(h, pkt, {state: 'ESTABLISHED', dir: 'REPLY', iif: h.oifFor(b.ip) ?? UNKNOWN_IF, local: false})
+  return {kind, state: 'ESTABLISHED', place: 'both-ways', result, packet: pkt}
+}
+
+function check(svc: LbService, w: World): RuleFinding | undefined {
+  const h = svc.host
+  const fw = h.fw
+  if (!fw) return undefined
+  const k = ipvsKnobs(h)
+  const ipvs = svc.kind === 'ipvs'
+  const probe = svc.probes[0]
+  if (!probe) return undefined
+  const syn = requestIn(svc, w, probe, 'SYN', params(k, ipvs ? 'masq' : 'dnat', svc.proto), 'NEW')
+  if (syn.result.blocked) return undefined // filter-blocks-vip
+  const dropped: Dropped[] = []
+  const around: string[] = []
+  for (const b of svc.backends) {
+    if (b.local || !(b.method === 'dnat' || b.method === 'masq') || b.share === 0) continue
+    // replies that provably go around the balancer are nat-reply-bypasses-director's
+    if (b.owner && !(ipvs ? false : snatted(h, w, svc, b))) {
+      const v = returnRoute(w, h, b.owner, b.ip)
+      if (v.kind === 'around') {
+        around.push(describeBackend(b))
+        continue
+      }
+    }
+    for (const kind of svc.proto === 'tcp' ? REPLIES : (['RDATA'] as const)) {
+      let r: Replay
+      if (ipvs) {
+        r = replyIn(svc, probe, b, kind, params(k, 'masq', svc.proto))
+        // with conntrack off, a reply that an ESTABLISHED accept would pass is ipvs-conntrack-off's finding
+        if (!k.vsConntrack && !replyIn(svc, probe, b, kind, params({...k, vsConntrack: true}, 'masq', svc.proto)).result.blocked) continue
+      } else r = dnatReply(svc, w, b, kind)
+      const bl = r.result.blocked
+      if (bl && bl.hook.hook === 'FORWARD') dropped.push({b, replay: r, decision: bl.decision})
+    }
+  }
+  if (dropped.length === 0) return undefined
+  const stateless = ipvs && !k.vsConntrack
+  const ops: FixOp[] = []
+  const done = new Set<string>()
+  for (const d of dropped) {
+    const key = `${d.decision.ruleset.file}|${d.decision.chain}|${d.decision.rule?.index ?? 'policy'}|${stateless ? formatIp(d.b.ip) + ':' + (d.b.port ?? '') : ''}`
+    if (done.has(key)) continue
+    done.add(key)
+    ops.push(...(stateless ? fw.fixer.acceptBefore(d.decision, {src: hostPrefix(d.b.ip), proto: svc.proto, sport: d.b.port ?? probe.dport}) : fw.fixer.acceptEstablishedBefore(d.decision)))
+  }
+  const accepting = acceptedBy(syn, 'FORWARD')
+  const guesses = guessesOf(dropped.map((d) => d.replay))
+  const assumed = dropped.filter((d) => d.decision.assumed)
+  const backends = [...new Set(dropped.map((d) => describeBackend(d.b)))]
+  const undo = ipvs ? 'before IPVS un-NATs them (ip_vs_reply4 runs at FORWARD after the filter table)' : 'before the DNAT is undone (the source is restored at POSTROUTING)'
+  const evidence: Evidence[] = [ev(svc.loc), ...[...new Set(dropped.map((d) => d.b))].map((b) => ev(b.loc)), ...(accepting ? [ev(accepting.loc)] : []), ...dropped.map((d) => ev(d.decision.loc))]
+  return finding(meta, h.name, {
+    severity: guesses.length || assumed.length ? 'info' : undefined,
+    message:
+      `${describeService(svc)}: the replies from ${backends.join(', ')} cross ${h.name}'s FORWARD chain ${undo}, and nothing there accepts them:\n` +
+      [...new Set(dropped.map((d) => `  ${describeReplay(d.replay)}`))].join('\n') +
+      `\nThe request passes${accepting ? ` (${accepting.loc.file}:${accepting.loc.line} accepts it)` : ''}, so the backend answers, but its SYN/ACK never reaches the client: connections time out.` +
+      (around.length ? `\n(${around.join(', ')}: replies go around ${h.name}; see nat-reply-bypasses-director)` : ''),
+    evidence,
+    unverified: [...guesses, ...assumed.map((d) => `${d.decision.loc.file}:${d.decision.loc.line} has a match the snapshot cannot decide; assumed to match`)],
+    fix: {
+      summary: stateless
+        ? `accept the backends' replies in FORWARD by address and source port (with net.ipv4.vs.conntrack=0 they are not ESTABLISHED to conntrack)`
+        : `accept the replies of accepted connections in FORWARD (conntrack ESTABLISHED,RELATED) before ${dropped[0]!.decision.policy ? `the ${dropped[0]!.decision.chain} DROP policy` : `${dropped[0]!.decision.chain} rule ${dropped[0]!.decision.rule!.index}`}`,
+      ops,
+    },
+  })
+}
+
+export default customRule(meta, (w) => {
+  const out: RuleFinding[] = []
+  for (const svc of w.services) {
+    if (!svc.backends.some((b) => (b.method === 'dnat' || b.method === 'masq') && !b.local)) continue
+    const f = check(svc, w)
+    if (f) out.push(f)
+  }
+  return out
+})
