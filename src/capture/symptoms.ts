@@ -403,7 +403,7 @@ export class SymptomDetector {
       this.release(i)
       i = this.create(p, h)
     }
-    let dir = this.dir
+    const dir = this.dir
     let f = this.I[i * SI + C.flg]! | (dir === 0 ? F_SEEN_A : F_SEEN_B)
 
     if (flags & TCP_FLAG.SYN) {
