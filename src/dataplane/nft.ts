@@ -689,7 +689,7 @@ function evalMatchStmt(s: Extract<NftStmt, {kind: 'match'}>, r: Run): MatchOutco
 
 // ---- statements with effects ----------------------------------------------------------------------------
 
-function rejectWith(s: Extract<NftStmt, {kind: 'reject'}>, p: Packet): string {
+export function rejectWith(s: Extract<NftStmt, {kind: 'reject'}>, p: Pick<Packet, 'family'>): string {
   if (s.type === 'tcp reset') return 'tcp-reset'
   const code = String(s.code ?? 'port-unreachable')
   const v4 = p.family === 4

@@ -118,7 +118,7 @@ function policyLoc(chain: IptChain | undefined, ruleset: IptablesRuleset, table:
   return chain?.loc ?? {file: ruleset.file, line: 0, text: `*${table}`}
 }
 
-function decisionOf(rs: IptablesRuleset, table: IptTable, builtin: string, res: ChainResult): Decision {
+export function decisionOf(rs: IptablesRuleset, table: IptTable, builtin: string, res: ChainResult): Decision {
   const assumed = !!res.rule && res.assumptions.some((a) => a.rule === res.rule)
   if (res.rule) {
     return {

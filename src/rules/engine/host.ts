@@ -10,6 +10,7 @@ import {isLocalAddress, routeLookup, selectSource, type FlowKey, type RouteResul
 import type {MatchEnv} from '../../dataplane/netfilter.js'
 import type {CtView} from '../../dataplane/packet.js'
 import {IptablesFirewall, type Firewall} from './firewall.js'
+import {nftFirewallFor} from './nft-firewall.js'
 
 export function ev(loc: Loc, host?: string): Evidence {
   return host === undefined ? {file: loc.file, line: loc.line, text: loc.text} : {file: loc.file, line: loc.line, text: loc.text, host}
@@ -71,8 +72,9 @@ export class HostView {
   constructor(readonly snap: HostSnapshot) {
     this.name = snap.name
     const rulesets = [snap.iptables, snap.iptablesLegacy].filter((r): r is NonNullable<typeof r> => !!r && r.tables.size > 0)
-    if (rulesets.length) this.fw = new IptablesFirewall(rulesets)
     if (snap.interfaces || snap.routes) this.rt = {interfaces: snap.interfaces ?? [], routes: snap.routes ?? [], rules: snap.rules}
+    // nft rulesets (with the iptables ones of the same host, in hook order): nft-firewall.ts
+    this.fw = nftFirewallFor(snap, rulesets, this.rt) ?? (rulesets.length ? new IptablesFirewall(rulesets) : undefined)
     this.sysctl = new SysctlView(snap)
   }
 
