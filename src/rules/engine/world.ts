@@ -344,7 +344,8 @@ export function dnatCascade(h: HostView, rs: IptablesRuleset, pkt: Packet, assum
       if (nat && nat.kind === 'DNAT' && nat.decision.rule) return {rule: orig(nat.decision.rule), to: nat.to, mark: res.packet.mark}
       return {mark: res.packet.mark}
     },
-    (o) => (o.rule ? `${o.rule.loc.line}` : `none|${o.mark}`),
+    // a rule by its line and text (nft rules share one JSON line; their text names the handle)
+    (o) => (o.rule ? `${o.rule.loc.line}|${o.rule.loc.text}` : `none|${o.mark}`),
   )
 }
 
