@@ -5,10 +5,12 @@
 //   sysctl -w k=v                                  -> sysctl.txt
 //   ip route add/replace/del/change                -> ip-route.json
 //   ipvsadm -A/-E/-D/-a/-e/-d                       -> ipvsadm-Sn.txt
+//   nft add/insert/replace/delete rule, add chain/table -> nft-ruleset.json (nft-fix.ts)
 // Commands are applied in order (check orders positions so that they stay exact). A command that cannot be
 // applied is reported with the reason, never skipped silently.
 import type {HostSnapshot} from '../model/snapshot.js'
 import {hostFromFiles} from '../snapshot/store.js'
+import {editNftRuleset, NftFixError} from './nft-fix.js'
 
 export interface FixOutcome {
   readonly host: string
@@ -99,8 +101,16 @@ function applyOne(files: Map<string, string>, command: string): void {
       return editIp(files, argv.slice(1))
     case 'ipvsadm':
       return editIpvsadm(files, argv.slice(1))
+    case 'nft':
+      try {
+        files.set('nft-ruleset.json', editNftRuleset(files.get('nft-ruleset.json'), argv.slice(1)))
+      } catch (e) {
+        if (e instanceof NftFixError) throw new FixError(e.message)
+        throw e
+      }
+      return
     default:
-      throw new FixError(`${tool || 'an empty command'} is not a command trace --fix can apply to a snapshot copy (iptables, ip6tables, sysctl -w, ip route, ipvsadm)`)
+      throw new FixError(`${tool || 'an empty command'} is not a command trace --fix can apply to a snapshot copy (iptables, ip6tables, nft, sysctl -w, ip route, ipvsadm)`)
   }
 }
 
