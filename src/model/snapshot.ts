@@ -79,6 +79,8 @@ export interface HostSnapshot {
   keepalived?: KeepalivedConfig
   /** path of a capture file in the snapshot, read on demand */
   capturePath?: string
+  /** the capture's bytes when the snapshot came from a .tar.gz (no path to read it from) */
+  captureData?: Buffer
   readonly notModelled: NotModelled[]
   /** files that failed to parse; the other files still loaded */
   readonly errors: ParseError[]

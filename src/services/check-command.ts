@@ -1,10 +1,10 @@
 // The `check` command without argv: load, check, render, exit code.
 import {UsageError} from '../model/source.js'
 import type {Severity} from '../model/finding.js'
-import {checkExitCode, checkPaths} from './check.js'
+import {checkExitCode} from './check.js'
+import {checkWithCaptures, renderCapturesMarkdown, renderCapturesText, type CheckCaptureReport} from './check-capture.js'
 import {renderJson} from '../render/json.js'
 import {renderCheckText} from '../render/check-text.js'
-import type {CheckReport} from './check.js'
 
 export interface CheckCommandOptions {
   format: 'text' | 'json' | 'markdown'
@@ -25,12 +25,13 @@ export async function runCheck(paths: string[], o: CheckCommandOptions): Promise
   // a mistyped --ignore id is a usage error before anything is collected
   const {RULES} = await import('../rules/index.js')
   for (const id of o.ignore) if (!RULES.some((r) => r.meta.id === id)) throw new UsageError(`--ignore ${id}: no such rule (rules: ${RULES.map((r) => r.meta.id).join(', ')})`)
-  const report = paths.length === 0 ? await checkLive(o, err) : checkPaths(paths, {version: o.version, ignore: o.ignore})
+  // captures in the snapshots are analysed here (async); the rules themselves run synchronously
+  const report = paths.length === 0 ? await checkLive(o, err) : await checkWithCaptures(paths, {version: o.version, ignore: o.ignore})
   if (o.format === 'json') out(renderJson(report))
   else if (o.format === 'markdown') {
     const {renderCheckMarkdown} = await import('../render/check-markdown.js')
-    out(renderCheckMarkdown(report))
-  } else out(renderCheckText(report))
+    out(renderCheckMarkdown(report) + renderCapturesMarkdown(report))
+  } else out(renderCheckText(report) + renderCapturesText(report))
   for (const e of report.errors) err(`lvsdoctor: ${e.message}\n`)
   return checkExitCode(report, o.failOn)
 }
@@ -39,7 +40,7 @@ export async function runCheck(paths: string[], o: CheckCommandOptions): Promise
  * No SNAPSHOT: snapshot this host (read-only) into a temporary directory, or into --keep DIR, and check
  * that. Progress and gaps go to stderr (none under --json); the temporary snapshot is removed afterwards.
  */
-async function checkLive(o: CheckCommandOptions, err: (s: string) => void): Promise<CheckReport> {
+async function checkLive(o: CheckCommandOptions, err: (s: string) => void): Promise<CheckCaptureReport> {
   const {mkdtempSync, rmSync} = await import('node:fs')
   const {tmpdir} = await import('node:os')
   const {join} = await import('node:path')
@@ -59,7 +60,7 @@ async function checkLive(o: CheckCommandOptions, err: (s: string) => void): Prom
     const snap = await takeSnapshot({...o.live, output: temp ?? o.keep, version: o.version, progress: json ? 'silent' : (o.live?.progress ?? 'auto')})
     if (!json) for (const l of gapLines(snap.summary.gaps, snap.summary.notes)) err(`lvsdoctor: ${l}\n`)
     if (snap.collection.files.size === 0) throw new UsageError('nothing could be collected on this host (every command failed)')
-    const report = checkPaths([temp ?? o.keep!], {version: o.version, ignore: o.ignore})
+    const report = await checkWithCaptures([temp ?? o.keep!], {version: o.version, ignore: o.ignore})
     // the report names where the snapshot is; a temporary one is gone when the report is read
     if (temp) for (const h of report.hosts) h.source = 'live'
     else if (!json) err(`lvsdoctor: snapshot kept in ${o.keep}\n`)

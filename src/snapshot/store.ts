@@ -221,6 +221,11 @@ function buildHost(raw: RawFiles): HostSnapshot {
   else if (host.keepalived && host.keepalived.services.length > 0) host.ipvs = {source: 'keepalived.conf', services: host.keepalived.services}
   const capture = raw.paths.get('capture.pcapng') ?? raw.paths.get('capture.pcap')
   if (capture) host.capturePath = capture
+  else {
+    // from a .tar.gz: the bytes are all there is (check writes them to a temporary file to analyse them)
+    const data = raw.files.get('capture.pcapng') ?? raw.files.get('capture.pcap')
+    if (data) host.captureData = data
+  }
   for (const r of [host.iptables, host.iptablesLegacy, host.ip6tables, host.nft]) if (r) host.notModelled.push(...r.notModelled)
   for (const r of [...(host.routes ?? []), ...(host.rules ?? [])]) {
     for (const what of r.notModelled ?? []) host.notModelled.push({file: r.loc.file, line: r.loc.line, what})
