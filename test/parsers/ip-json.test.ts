@@ -67,6 +67,15 @@ describe('ip -j addr show', () => {
     expect(rs[0]!.addresses.map((a) => a.ip)).toContainEqual(ip('10.77.0.100'))
   })
 
+  test('a fallback tunnel device (tunl0 once ipip is loaded) prints "link": null, @NONE in text', () => {
+    // from a 6.1 network namespace (test/ipvs-lab): iproute2 prints iflink 0 as null
+    const text = '[{"ifindex":2,"link":null,"ifname":"tunl0","flags":["NOARP","UP","LOWER_UP"],"mtu":1480,"operstate":"UNKNOWN","link_type":"ipip","address":"0.0.0.0","addr_info":[{"family":"inet","local":"10.0.0.100","prefixlen":32,"scope":"global","label":"tunl0"}]}]'
+    const [tun] = parseIpAddr(text, 'x')
+    expect(tun).toMatchObject({name: 'tunl0', link: 'NONE'})
+    expect(tun!.addresses.map((a) => a.ip)).toEqual([ip('10.0.0.100')])
+    expect(tun!.loc.text).toMatch(/^2: tunl0@NONE: <NOARP,UP,LOWER_UP>/)
+  })
+
   test('pretty-printed output keeps the line where each object starts', () => {
     const text = JSON.stringify(JSON.parse(read('ip-addr.json')), null, 2)
     const p = parseIpAddr(text, 'x')

@@ -72,7 +72,9 @@ export function parseIpAddr(text: string, file: string): Interface[] {
     const flags = strings(o.flags)
     const mtu = num(o, 'mtu', file, line)
     const operstate = str(o, 'operstate', file, line)
-    const link = str(o, 'link', file, line)
+    // iproute2 print_link_flags/print_linktype: a device whose iflink is 0 (tunl0, sit0 of the fallback
+    // tunnels) prints `"link": null` in JSON and `@NONE` in text
+    const link = o.link === null ? 'NONE' : str(o, 'link', file, line)
     const linkType = str(o, 'link_type', file, line)
     const mac = linkType === 'ether' ? str(o, 'address', file, line) : undefined
     const master = str(o, 'master', file, line)
