@@ -145,6 +145,8 @@ function statement(ws: readonly string[], i: number): {json?: Json; comment?: st
     case 'goto':
       return {json: {[w]: {target: at(1)!}}, next: i + 2}
     case 'counter':
+      // `counter packets N bytes M` as nft lists it: the kernel starts a new counter at 0
+      if (at(1) === 'packets' && at(3) === 'bytes') return {json: {counter: {packets: 0, bytes: 0}}, next: i + 5}
       return {json: {counter: {packets: 0, bytes: 0}}, next: i + 1}
     case 'log':
       if (at(1) === 'prefix') return {json: {log: {prefix: unquote(at(2)!)}}, next: i + 3}
