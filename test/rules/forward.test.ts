@@ -8,7 +8,8 @@ import {world} from '../../src/rules/engine/world.js'
 import type {RuleContext} from '../../src/rules/types.js'
 import {traceWithFixes} from '../../src/services/trace-command.js'
 import {hostFromFiles, loadSnapshots} from '../../src/snapshot/store.js'
-import {loadScenario} from './helpers.js'
+import {applyFixes, loadScenario} from './helpers.js'
+import {checkHosts} from '../../src/services/check.js'
 
 const flow = (vip: string, client = '203.0.113.10') => ({vip: parseEndpoint(vip)!, proto: 'tcp' as const, client: parseIp(client)!, clientPort: 40000})
 
@@ -92,5 +93,31 @@ describe('fwmark: policy routes and the flow asked about', () => {
     const fixed = await traceWithFixes(hosts, o, runRules(ctx))
     expect(fixed.outcomes.filter((x) => !x.applied)).toEqual([])
     expect(fixed.result.connection).toEqual({connected: true, reply: true, closed: true})
+  })
+})
+
+describe('forward-drops-nat-replies', () => {
+  test('LVS-NAT with net.ipv4.vs.conntrack=0: the replies are not ESTABLISHED, so the fix accepts them by address and source port', () => {
+    const [d, rs] = loadScenario('lvs-nat-forward-drop')
+    const hosts = [edited(d!, {'sysctl.txt': d!.raw.get('sysctl.txt')!.replace('net.ipv4.vs.conntrack = 1', 'net.ipv4.vs.conntrack = 0')}), rs!]
+    const report = checkHosts(hosts, {version: 'test'})
+    expect(report.findings.map((f) => [f.rule, f.fix?.commands])).toEqual([['forward-drops-nat-replies', ['iptables -t filter -A FORWARD -s 10.0.0.11/32 -p tcp -m tcp --sport 80 -j ACCEPT']]])
+    const again = checkHosts(applyFixes(hosts, report.findings), {version: 'test'})
+    expect(again.findings.map((f) => f.rule)).toEqual([])
+  })
+
+  test('replies that go around the balancer are left to nat-reply-bypasses-director', () => {
+    const [d, rs] = loadScenario('dnat-forward-drop')
+    const routes = (JSON.parse(rs!.raw.get('ip-route.json')!) as {dst: string}[]).map((r) => (r.dst === 'default' ? {...r, gateway: '10.0.0.254'} : r))
+    const hosts = [d!, edited(rs!, {'ip-route.json': JSON.stringify(routes)})]
+    expect(runRules({hosts}).map((f) => f.rule)).toEqual(['nat-reply-bypasses-director'])
+  })
+})
+
+describe('flows asked about', () => {
+  test('a loopback client (a local process) does not replace the outside client the rules reason about', () => {
+    const hosts = loadScenario('fwd-dr-state-new')
+    expect(world({hosts, flows: [flow('198.51.100.100:80', '127.0.0.1')]}).client.ip).toEqual(world({hosts}).client.ip)
+    expect(world({hosts, flows: [flow('198.51.100.100:80', '203.0.113.77')]}).client.ip).toEqual(parseIp('203.0.113.77'))
   })
 })

@@ -5,7 +5,7 @@
 // "accepted by INPUT". This is not the trace dataplane: it runs one packet with a conntrack state given by
 // the model (ctmodel.ts) and reports where it was decided.
 import type {IpAddr} from '../../model/ip.js'
-import type {CtState} from '../../model/iptables.js'
+import type {CtState, IptablesRuleset} from '../../model/iptables.js'
 import type {Packet} from '../../dataplane/packet.js'
 import {HOOK_TABLES, type Decision, type Hook, type HookResult} from './firewall.js'
 import {ctView, natConsulted} from './ctmodel.js'
@@ -42,16 +42,28 @@ function finish(hooks: HookResult[], packet: Packet, to: PathResult['to'], guess
   return {hooks, to, packet, noFirewall: false, guesses}
 }
 
+/** Per ruleset, once: the tables with a rule that matches on an input / output interface (other than lo). */
+const ifaceTables = new WeakMap<IptablesRuleset, {readonly in: ReadonlySet<string>; readonly out: ReadonlySet<string>}>()
+
+function tablesUsingIface(rs: IptablesRuleset): {readonly in: ReadonlySet<string>; readonly out: ReadonlySet<string>} {
+  let u = ifaceTables.get(rs)
+  if (!u) {
+    const used = {in: new Set<string>(), out: new Set<string>()}
+    for (const [name, t] of rs.tables) {
+      for (const c of t.chains.values()) for (const r of c.rules) for (const m of r.matches) if (m.kind === 'iface' && m.name !== 'lo') used[m.dir].add(name)
+    }
+    u = used
+    ifaceTables.set(rs, u)
+  }
+  return u
+}
+
 /** Does any rule of the tables at these hooks match on an input/output interface (other than lo)? */
 function usesIface(h: HostView, hooks: readonly Hook[], dir: 'in' | 'out'): boolean {
   for (const rs of h.fw?.rulesets ?? []) {
-    for (const hook of hooks) {
-      for (const t of HOOK_TABLES[hook]) {
-        for (const c of rs.tables.get(t)?.chains.values() ?? []) {
-          if (c.rules.some((r) => r.matches.some((m) => m.kind === 'iface' && m.dir === dir && m.name !== 'lo'))) return true
-        }
-      }
-    }
+    const used = tablesUsingIface(rs)[dir]
+    if (used.size === 0) continue
+    for (const hook of hooks) for (const t of HOOK_TABLES[hook]) if (used.has(t)) return true
   }
   return false
 }

@@ -127,9 +127,10 @@ function buildWorld(ctx: RuleContext): World {
   const pick = (cands: readonly string[]) => cands.map((c) => parseIp(c)!).find((c) => !connectedTo(hosts, c) && !named(c)) ?? parseIp(cands[0]!)!
   // A client snapshot, when given, is the client; otherwise an outside address that no host owns or
   // reaches on a connected network and no rule names.
-  // The client of a flow asked about comes first.
+  // The client of a flow asked about comes first (a loopback client is a local process, not a client the
+  // balancer receives: the rules keep their outside client then).
   const flows = ctx.flows ?? []
-  const hinted = flows.find((f) => f.client && f.client.family === 4)
+  const hinted = flows.find((f) => f.client && f.client.family === 4 && !isLoopback(f.client))
   const clientHost = hosts.find((h) => h.snap.role === 'client')
   const cip = clientHost?.primaryAddress()
   const client: World['client'] = hinted?.client
