@@ -23,6 +23,7 @@ import type {Symptom} from '../capture/symptoms.js'
 import {symptomEvidence} from '../capture/index.js'
 import {loadSnapshots} from '../snapshot/store.js'
 import {checkHosts, type CheckOptions, type CheckReport, type InputProblem} from './check.js'
+import {servicesOf, vipEndpoints, type ServiceAddresses} from '../snapshot/capture.js'
 
 export interface CaptureSummary {
   readonly host: string
@@ -67,56 +68,10 @@ export interface HostCapture {
   readonly error?: CaptureFormatError
 }
 
-/** What the capture side needs to know of the services: VIPs and the addresses behind each. */
-export interface ServiceAddresses {
-  readonly host: string
-  readonly vip?: IpAddr
-  readonly port?: number
-  readonly backends: readonly {readonly ip: IpAddr; readonly owner?: string}[]
-}
-
 /** The capture file of a host (the store prefers capture.pcapng when both are there). */
 export function captureFileOf(h: HostSnapshot): string | undefined {
   if (!h.capturePath && !h.captureData) return undefined
   return h.files.includes('capture.pcapng') ? 'capture.pcapng' : 'capture.pcap'
-}
-
-/**
- * The load-balanced services of the hosts (IPVS and DNAT, as the rule engine discovers them). The rule engine
- * is only asked when there is a capture to analyse; should it fail on some input, the IPVS services of the
- * snapshots are used (the rules report that failure themselves).
- */
-export async function servicesOf(hosts: readonly HostSnapshot[]): Promise<ServiceAddresses[]> {
-  try {
-    const {world} = await import('../rules/engine/world.js')
-    return world({hosts}).services.map((s) => ({
-      host: s.host.name,
-      ...(s.vip ? {vip: s.vip} : {}),
-      ...(s.port !== undefined ? {port: s.port} : {}),
-      backends: s.backends.filter((b) => !b.local).map((b) => ({ip: b.ip, ...(b.owner ? {owner: b.owner.name} : {})})),
-    }))
-  } catch {
-    return hosts.flatMap((h) =>
-      (h.ipvs?.services ?? []).map((s) => ({host: h.name, ...(s.vip ? {vip: s.vip} : {}), ...(s.port !== undefined ? {port: s.port} : {}), backends: s.dests.map((d) => ({ip: d.ip}))})),
-    )
-  }
-}
-
-/** VIP:port of every service that has both, once each. */
-export function vipEndpoints(services: readonly ServiceAddresses[]): Endpoint[] {
-  const out: Endpoint[] = []
-  for (const s of services) {
-    if (!s.vip || s.port === undefined || s.port === 0) continue
-    if (!out.some((e) => e.port === s.port && ipEquals(e.ip, s.vip))) out.push({ip: s.vip, port: s.port})
-  }
-  return out
-}
-
-/** The realserver addresses of the services (not the director's own), once each. */
-export function realserverAddresses(services: readonly ServiceAddresses[]): IpAddr[] {
-  const out: IpAddr[] = []
-  for (const s of services) for (const b of s.backends) if (!out.some((x) => ipEquals(x, b.ip))) out.push(b.ip)
-  return out
 }
 
 /** Analyses the capture of every host that has one; an unreadable file is that host's input error. */

@@ -5,6 +5,7 @@ import {UsageError} from '../model/source.js'
 import {collect, type Collection, type Gap, type IptablesBackendInfo, type Progress} from '../snapshot/collect.js'
 import type {Runner} from '../snapshot/exec.js'
 import {checkHostName, checkOutput, defaultOutputName, writeSnapshot, type OutputKind, type Written} from '../snapshot/write.js'
+import type {CaptureRecord, SnapshotCaptureOptions} from '../snapshot/capture.js'
 
 export interface SnapshotOptions {
   /** a directory, or a file ending in .tar.gz / .tgz; default ./lvsdoctor-snapshot-<host>-<UTC time> */
@@ -20,6 +21,8 @@ export interface SnapshotOptions {
   readonly now?: () => Date
   readonly hostname?: () => string
   readonly stderr?: NodeJS.WriteStream
+  /** --capture-seconds N [--iface IF]: a bounded capture.pcap once the rest is collected */
+  readonly capture?: SnapshotCaptureOptions
 }
 
 export interface SnapshotSummary {
@@ -34,6 +37,8 @@ export interface SnapshotSummary {
   readonly gaps: Gap[]
   readonly notes: string[]
   readonly iptablesBackend?: IptablesBackendInfo
+  /** what the capture did, with --capture-seconds (its manifest record) */
+  readonly capture?: CaptureRecord
 }
 
 export interface SnapshotResult {
@@ -65,6 +70,7 @@ export async function takeSnapshot(o: SnapshotOptions): Promise<SnapshotResult> 
     progress: o.progress,
     stderr: o.stderr,
     now,
+    ...(o.capture ? {capture: o.capture} : {}),
   })
   const written = writeSnapshot(collection, output, o.version)
   return {
@@ -81,6 +87,7 @@ export async function takeSnapshot(o: SnapshotOptions): Promise<SnapshotResult> 
       gaps: collection.gaps,
       notes: collection.notes,
       ...(collection.iptablesBackend ? {iptablesBackend: collection.iptablesBackend} : {}),
+      ...(collection.capture ? {capture: collection.capture} : {}),
     },
   }
 }
@@ -102,13 +109,15 @@ export interface RunSnapshotOptions extends SnapshotOptions {
 export async function runSnapshot(o: RunSnapshotOptions): Promise<number> {
   const out = o.out ?? ((s: string) => process.stdout.write(s))
   const err = o.err ?? ((s: string) => process.stderr.write(s))
-  const r = await takeSnapshot({...o, progress: o.json ? 'silent' : (o.progress ?? 'auto')})
+  const r = await withCaptureSignal(o.capture, (capture) => takeSnapshot({...o, ...(capture ? {capture} : {}), progress: o.json ? 'silent' : (o.progress ?? 'auto')}))
   const s = r.summary
   const nothing = r.collection.files.size === 0
   if (o.json) out(JSON.stringify({tool: 'lvsdoctor', version: o.version, ...s}, null, 2) + '\n')
   else {
     const n = s.files.length - 1
     out(`snapshot of ${s.host} written to ${s.output} (${n} file${n === 1 ? '' : 's'} and manifest.json, collected in ${(s.durationMs / 1000).toFixed(2)} s)\n`)
+    const c = s.capture
+    if (c && !c.gap) out(`  capture.pcap: ${c.packets} packets on ${c.iface} in ${(c.durationMs / 1000).toFixed(1)} s, stopped by ${c.stoppedBy}${c.drops ? ` (${c.drops} dropped)` : ''}; filter: ${c.filter || 'none (no service found)'}\n`)
     for (const l of gapLines(s.gaps, s.notes)) out(`  ${l}\n`)
   }
   if (nothing) {
@@ -116,4 +125,25 @@ export async function runSnapshot(o: RunSnapshotOptions): Promise<number> {
     return 2
   }
   return 0
+}
+
+/**
+ * While a snapshot with a capture runs, Ctrl-C (SIGINT/SIGTERM) stops the capture and keeps what it has: the
+ * snapshot is still written. A second one ends the process.
+ */
+async function withCaptureSignal<T>(capture: SnapshotCaptureOptions | undefined, run: (c: SnapshotCaptureOptions | undefined) => Promise<T>): Promise<T> {
+  if (!capture || capture.signal) return run(capture)
+  const ac = new AbortController()
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (ac.signal.aborted) process.exit(sig === 'SIGINT' ? 130 : 143)
+    ac.abort()
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+  try {
+    return await run({...capture, signal: ac.signal})
+  } finally {
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+  }
 }

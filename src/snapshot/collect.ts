@@ -11,6 +11,7 @@ import {Listr, ListrLogger, ListrLogLevels, PRESET_TIMER, ProcessOutput, type Pr
 import type {CommandRecord, Role} from '../model/snapshot.js'
 import {SNAPSHOT_FILES} from '../model/snapshot.js'
 import {assertAllowed, defaultRunner, explainFailure, type RunResult, type Runner} from './exec.js'
+import type {CaptureRecord, SnapshotCaptureOptions} from './capture.js'
 
 export type Backend = 'nf_tables' | 'legacy'
 
@@ -57,6 +58,8 @@ export interface Collection {
   iptablesBackend?: IptablesBackendInfo
   /** files copied from the host rather than produced by a command */
   readonly copies: Record<string, {readonly path: string; readonly bytes?: number; readonly gap?: string}>
+  /** --capture-seconds: what the capture did (also in commands['capture.pcap']) */
+  capture?: CaptureRecord
 }
 
 export type Progress = 'auto' | 'simple' | 'silent'
@@ -73,6 +76,8 @@ export interface CollectOptions {
   readonly progress?: Progress
   readonly stderr?: NodeJS.WriteStream
   readonly now?: () => Date
+  /** a bounded capture (capture.pcap) once everything else is collected, with the filter of its services */
+  readonly capture?: SnapshotCaptureOptions
 }
 
 /** Per-command timeouts (ms): big rule sets and connection tables take longer than the rest (5 s). */
@@ -329,11 +334,56 @@ export function collectTasks(o: CollectOptions): {ctx: Ctx; run: () => Promise<C
     {title: 'keepalived.conf', fn: keepalived},
   ]
 
+  // --- capture.pcap: after the rest (its filter comes from the services just collected), bounded
+  if (o.capture) {
+    const c = o.capture
+    let left = tasks.length
+    let othersDone!: () => void
+    const others = new Promise<void>((resolve) => (othersDone = resolve))
+    for (const t of tasks) {
+      const fn = t.fn
+      t.fn = async (task) => {
+        try {
+          await fn(task)
+        } finally {
+          if (--left === 0) othersDone()
+        }
+      }
+    }
+    const capture = async (task: Task): Promise<void> => {
+      await others
+      const [{hostFromFiles}, {snapshotCapture}] = await Promise.all([import('./store.js'), import('./capture.js')])
+      let h
+      try {
+        h = hostFromFiles(ctx.host, 'live', ctx.files)
+      } catch {
+        h = undefined // a bug in a parser must not cost the capture: capture every packet then
+      }
+      const r = await snapshotCapture(h, {
+        ...c,
+        onStart: ({iface, filter, seconds}) => {
+          task.title = `capture.pcap: capturing on ${iface} for ${seconds} s (${filter || 'every packet: no service found'})`
+          c.onStart?.({iface, filter, seconds})
+        },
+      })
+      ctx.commands['capture.pcap'] = r.record
+      ctx.capture = r.record
+      if (r.data) {
+        ctx.files.set('capture.pcap', r.data)
+        task.title = `capture.pcap (${r.record.packets} packets on ${r.record.iface} in ${(r.record.durationMs / 1000).toFixed(1)} s, stopped by ${r.record.stoppedBy})`
+      } else {
+        gap('capture.pcap', r.gap!, r.record.argv)
+        task.skip(r.gap!)
+      }
+    }
+    tasks.push({title: `capture.pcap: ${c.seconds} s on ${c.iface ?? 'the default route\'s interface'}, once the rest is collected`, fn: capture})
+  }
+
   const runAll = async (): Promise<Ctx> => {
     const started = performance.now()
     const list = new Listr<Ctx, 'default', 'simple'>(
       tasks.map((t) => ({title: t.title, task: (_c: Ctx, task: Task) => t.fn(task)})),
-      {...listrOptions(o.progress ?? 'auto', o.stderr ?? process.stderr), concurrent: true, exitOnError: false, registerSignalListeners: false, ctx},
+      {...listrOptions(o.progress ?? 'auto', o.stderr ?? process.stderr), concurrent: true, exitOnError: false, collectErrors: 'minimal', registerSignalListeners: false, ctx},
     )
     await list.run()
     // a task that threw (a bug, not a gap) is in list.errors: fail loudly rather than write half a snapshot
