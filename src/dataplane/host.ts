@@ -77,7 +77,7 @@ export function hostModel(snap: HostSnapshot): HostModel {
   const nft = snap.nft ? nftHostChains(snap.nft, {iptablesBeside: iptablesViewBeside(snap)}) : undefined
   if (nft && nft.skipped.length) assumptions.push(`${snap.name}: nft tables made by iptables-nft (${nft.skipped.map((t) => `${t.family} ${t.name}`).join(', ')}) are replayed once, from iptables-save.txt`)
   const hookTable = Object.fromEntries(
-    (Object.keys(HOOK_TABLE) as Hook[]).map((k) => [k, withNftChains(HOOK_TABLE[k], nft?.v4[k] ?? [])]),
+    (Object.keys(HOOK_TABLE) as Hook[]).map((k) => [k, withNftChains(HOOK_TABLE[k], nft?.byHook[k] ?? [])]),
   ) as Record<Hook, HookEntry[]>
   const ipvsConntrack = (num('net.ipv4.vs.conntrack') ?? 0) !== 0
   const ipvs = snap.ipvs && snap.ipvs.services.length > 0

@@ -33,10 +33,13 @@ export interface NftHookChain {
 }
 
 export interface NftHostChains {
-  /** base chains of filter/route type per hook, for IPv4 packets, sorted as the kernel runs them */
-  readonly v4: Readonly<Record<Hook, readonly NftHookChain[]>>
-  /** nat-type chains per hook (prerouting, input, output, postrouting) for IPv4, by priority */
-  readonly nat4: Readonly<Record<Hook, readonly NftHookChain[]>>
+  /**
+   * base chains of filter/route type per hook, of the ip, ip6 and inet tables, sorted as the kernel runs them;
+   * a packet meets those whose family sees it (familySees)
+   */
+  readonly byHook: Readonly<Record<Hook, readonly NftHookChain[]>>
+  /** nat-type chains per hook (prerouting, input, output, postrouting), by priority */
+  readonly natByHook: Readonly<Record<Hook, readonly NftHookChain[]>>
   /** netdev/inet ingress and netdev egress chains */
   readonly ingress: readonly NftHookChain[]
   readonly egress: readonly NftHookChain[]
@@ -66,11 +69,10 @@ export function iptablesViewBeside(snap: Pick<HostSnapshot, 'iptables'>): boolea
   return !!snap.iptables && snap.iptables.backend !== 'legacy'
 }
 
-export function nftHostChains(nft: NftRuleset, o: {iptablesBeside: boolean; family?: Family}): NftHostChains {
-  const fam = o.family ?? 4
+export function nftHostChains(nft: NftRuleset, o: {iptablesBeside: boolean}): NftHostChains {
   const empty = (): Record<Hook, NftHookChain[]> => ({PREROUTING: [], INPUT: [], FORWARD: [], OUTPUT: [], POSTROUTING: []})
-  const v4 = empty()
-  const nat4 = empty()
+  const byHook = empty()
+  const natByHook = empty()
   const ingress: NftHookChain[] = []
   const egress: NftHookChain[] = []
   const skipped: NftTable[] = []
@@ -98,19 +100,19 @@ export function nftHostChains(nft: NftRuleset, o: {iptablesBeside: boolean; fami
         continue
       }
       const hook = HOOK_OF[b.hook]
-      if (!hook || !familySees(t.family, fam)) continue
+      if (!hook || (t.family !== 'ip' && t.family !== 'ip6' && t.family !== 'inet')) continue
       count++
-      if (b.type === 'nat') nat4[hook].push(entry)
-      else v4[hook].push(entry)
+      if (b.type === 'nat') natByHook[hook].push(entry)
+      else byHook[hook].push(entry)
     }
   }
-  for (const k of Object.keys(v4) as Hook[]) {
-    v4[k].sort(byPriority)
-    nat4[k].sort(byPriority)
+  for (const k of Object.keys(byHook) as Hook[]) {
+    byHook[k].sort(byPriority)
+    natByHook[k].sort(byPriority)
   }
   ingress.sort(byPriority)
   egress.sort(byPriority)
-  return {v4, nat4, ingress, egress, skipped, chainCount: count}
+  return {byHook, natByHook, ingress, egress, skipped, chainCount: count}
 }
 
 /** One nat lookup of nf_nat_inet_fn: iptables' nat table or an nft nat chain, at its priority. */
@@ -118,14 +120,18 @@ export type NatLookup =
   | {readonly kind: 'ipt'; readonly priority: number; readonly table: IptTable}
   | {readonly kind: 'nft'; readonly priority: number; readonly table: NftTable; readonly chain: NftChain}
 
-/** The nat lookups of a hook in the order the nat core calls them (iptable_nat at NF_IP_PRI_NAT_DST/SRC). */
-export function natLookups(hook: Hook, ipt: IptTable | undefined, nft: NftHostChains | undefined): NatLookup[] {
+/**
+ * The nat lookups of a hook for a packet of `family`, in the order the nat core calls them (iptable_nat at
+ * NF_IP_PRI_NAT_DST/SRC; the iptables table is IPv4).
+ */
+export function natLookups(hook: Hook, ipt: IptTable | undefined, nft: NftHostChains | undefined, family: Family = 4): NatLookup[] {
   const out: NatLookup[] = []
   const iptChain = ipt?.chains.get(hook)
-  if (ipt && iptChain && iptChain.rules.length > 0) {
+  if (ipt && iptChain && iptChain.rules.length > 0 && family === 4) {
     out.push({kind: 'ipt', priority: hook === 'PREROUTING' || hook === 'OUTPUT' ? NF_IP_PRI.NAT_DST : NF_IP_PRI.NAT_SRC, table: ipt})
   }
-  for (const c of nft?.nat4[hook] ?? []) {
+  for (const c of nft?.natByHook[hook] ?? []) {
+    if (!familySees(c.table.family, family)) continue
     if (c.chain.rules.length === 0 && c.chain.base?.policy !== 'drop') continue
     out.push({kind: 'nft', priority: c.priority, table: c.table, chain: c.chain})
   }

@@ -17,7 +17,7 @@ import {describeService, ipvsMethodWord, type IpvsConnection} from './ipvs.js'
 import {applyNat, bindNat, natInitialized, nullBinding} from './nat.js'
 import {runChain, type MatchEnv} from './netfilter.js'
 import {runNftChain, type NftEnv} from './nft.js'
-import {chainOnDevice, natLookups, nftFib} from './nft-hooks.js'
+import {chainOnDevice, familySees, natLookups, nftFib} from './nft-hooks.js'
 import type {NftChain, NftTable} from '../model/nft.js'
 import {PROTO, formatPacket, type IpvsView, type Packet} from './packet.js'
 import {checkOutputSource, routeInput, routeLookup, selectSource, tableName, type RouteResult} from './routing.js'
@@ -181,7 +181,7 @@ export class World {
 
 function hasNatOutputDnat(h: HostModel): boolean {
   if (h.tables.get('nat')?.chains.get('OUTPUT')?.rules.some((r) => r.target?.kind === 'DNAT')) return true
-  return !!h.nft?.nat4.OUTPUT.some((c) => c.chain.rules.some((r) => r.stmts.some((x) => x.kind === 'nat' && x.type === 'dnat')))
+  return !!h.nft?.natByHook.OUTPUT.some((c) => c.chain.rules.some((r) => r.stmts.some((x) => x.kind === 'nat' && x.type === 'dnat')))
 }
 
 class Sim {
@@ -336,6 +336,8 @@ class Sim {
   /** One nft base chain (filter/route type, or a netdev chain at the device): like filterHook, with nft's rules. */
   private nftHook(h: HostModel, hook: string, table: NftTable, chain: NftChain, skb: Skb, iif: string | undefined, oif: string | undefined): {kind: 'stop'; journey: Journey} | undefined {
     if (chain.rules.length === 0 && chain.base?.policy !== 'drop') return undefined
+    // an ip table never sees IPv6 packets, nor an ip6 table IPv4 ones (netdev and inet see both)
+    if (table.family !== 'netdev' && !familySees(table.family, skb.packet.family)) return undefined
     const before = skb.packet
     const res = runNftChain(table, chain, skb.packet, this.nftEnv(h, skb, iif, oif))
     skb.packet = res.packet
@@ -382,7 +384,7 @@ class Sim {
     if (!natInitialized(entry, manip)) {
       // nf_nat_inet_fn: the nat lookups (iptables' nat table, nft nat chains, in priority order) are consulted only
       // while the connection has no binding, until one binds
-      const lookups = natLookups(hook, h.tables.get('nat'), h.nft)
+      const lookups = natLookups(hook, h.tables.get('nat'), h.nft, skb.packet.family)
       let bound = false
       for (const lk of lookups) {
         const res = lk.kind === 'ipt' ? runChain(lk.table, hook, skb.packet, this.matchEnv(h, skb, iif, oif)) : runNftChain(lk.table, lk.chain, skb.packet, this.nftEnv(h, skb, iif, oif))

@@ -109,7 +109,7 @@ describe('nftlb farm: verdict maps, ct mark, numgen/jhash/symhash maps', () => {
     ])!
     const bucket = reciprocalScale(jhash(data, 0x2a), 3)
     expect(r.target).toMatchObject({kind: 'DNAT', to: [{portFrom: 8081}]})
-    expect(require4((r.target as {to: {from: IpAddr}[]}).to[0]!.from)).toBe(`192.168.1.${20 + bucket}`)
+    expect(require4((r.target as unknown as {to: {from: IpAddr}[]}).to[0]!.from)).toBe(`192.168.1.${20 + bucket}`)
     expect(r.assumptions.map((a) => a.what).join()).toMatch(/numgen random mod 2: a random draw \(lvsdoctor's deterministic stand-in drew 1\)/)
   })
 
@@ -249,10 +249,10 @@ describe('hooks: nft chains at their priority beside the kernel entries', () => 
   test('a mangle-priority chain runs with mangle; equal priority: the nft chain first; nat chains are not hook entries', () => {
     const t = table(load('kitchen-sink'), 'ldn_ks')
     const chains = nftHostChains({tables: [t]} as unknown as NftRuleset, {iptablesBeside: false})
-    const pre = withNftChains(HOOK_TABLE.PREROUTING, chains.v4.PREROUTING).map((e) => (e.fn.kind === 'table' ? e.fn.table : e.fn.kind === 'nft' ? `nft:${e.fn.chain.name}` : e.fn.kind))
+    const pre = withNftChains(HOOK_TABLE.PREROUTING, chains.byHook.PREROUTING).map((e) => (e.fn.kind === 'table' ? e.fn.table : e.fn.kind === 'nft' ? `nft:${e.fn.chain.name}` : e.fn.kind))
     expect(pre).toEqual(['nft:raw_pre', 'raw', 'nft:pre_num', 'conntrack-in', 'mangle', 'nft:mangle_pre', 'nat', 'nft:pre_ip_sec'])
-    expect(chains.nat4.PREROUTING.map((c) => c.chain.name)).toEqual(['nat_pre'])
-    expect(chains.nat4.POSTROUTING.map((c) => c.priority)).toEqual([95])
+    expect(chains.natByHook.PREROUTING.map((c) => c.chain.name)).toEqual(['nat_pre'])
+    expect(chains.natByHook.POSTROUTING.map((c) => c.priority)).toEqual([95])
   })
 
   test('nat lookups: nft nat chains and iptables nat in priority order (the nft chain first at a tie)', () => {
@@ -269,7 +269,7 @@ describe('hooks: nft chains at their priority beside the kernel entries', () => 
     expect(chains.egress.map((c) => c.chain.name)).toEqual(['egress'])
     const c = chains.egress[0]!
     expect(runNftChain(c.table, c.chain, tcp('10.5.5.201', 22, '192.0.2.10', 40000), env({oif: 'eth1.100'}))).toMatchObject({verdict: 'ACCEPT', policy: true})
-    expect(chains.nat4.POSTROUTING.length + chains.nat4.PREROUTING.length).toBe(2)
+    expect(chains.natByHook.POSTROUTING.length + chains.natByHook.PREROUTING.length).toBe(2)
   })
 
   test('conntrack is loaded by nat chains and ct expressions', () => {
