@@ -19,7 +19,7 @@ export interface TraceCommandOptions {
   out?: (s: string) => void
   err?: (s: string) => void
   /** the rule engine, injectable for tests (default: runRules of src/rules/index.ts) */
-  findings?: (hosts: readonly HostSnapshot[]) => Promise<Finding[]> | Finding[]
+  findings?: (hosts: readonly HostSnapshot[], flow: TraceOptions) => Promise<Finding[]> | Finding[]
 }
 
 export interface FixedTrace {
@@ -68,9 +68,10 @@ export async function traceWithFixes(hosts: readonly HostSnapshot[], o: TraceOpt
   return {result: traceConnection(copies, o), outcomes}
 }
 
-async function defaultFindings(hosts: readonly HostSnapshot[]): Promise<Finding[]> {
+/** check's findings, told which flow is traced (a MARK for another port is then a finding too) */
+async function defaultFindings(hosts: readonly HostSnapshot[], flow: TraceOptions): Promise<Finding[]> {
   const {runRules} = await import('../rules/index.js')
-  return runRules({hosts})
+  return runRules({hosts, flows: [{vip: flow.vip, proto: flow.proto, client: flow.client, clientPort: flow.clientPort}]})
 }
 
 export async function runTrace(paths: string[], o: TraceCommandOptions): Promise<number> {
@@ -82,7 +83,7 @@ export async function runTrace(paths: string[], o: TraceCommandOptions): Promise
   for (const h of hosts) for (const e of h.errors) err(`lvsdoctor: ${e.message}\n`)
   const before = traceConnection(hosts, opts)
   let fixed: FixedTrace | undefined
-  if (o.fix) fixed = await traceWithFixes(hosts, opts, await (o.findings ?? defaultFindings)(hosts))
+  if (o.fix) fixed = await traceWithFixes(hosts, opts, await (o.findings ?? defaultFindings)(hosts, opts))
   if (o.json) {
     const json: Record<string, unknown> = traceToJson(before)
     json.fixed = fixed ? {...traceToJson(fixed.result), fixes: fixed.outcomes} : null
