@@ -30,9 +30,11 @@ function postrouting(svc: LbService, w: World, b: Backend): HookResult | undefin
   if (!h.fw) return undefined
   const probe = svc.probes[0]
   if (!probe) return undefined
-  const mark = svc.cascade?.outcomes.find((o) => o.value.rule === b.rule)?.value.mark ?? probe.mark
+  const outcome = svc.cascade?.outcomes.find((o) => o.value.rule === b.rule)?.value
+  const mark = outcome?.mark ?? probe.mark
   const pkt = flowPacket({src: w.client.ip, sport: w.client.port, dst: b.ip, dport: b.port ?? probe.dport ?? 0, proto: svc.proto, mark}, 'SYN')
-  return h.fw.runHook('POSTROUTING', pkt, h.env({oif: h.oifFor(b.ip) ?? UNKNOWN_IF, ct: ctView('NEW')}), true)
+  // with the connection mark PREROUTING set (nftlb: `ct mark set` per farm, `ct mark ... masquerade`)
+  return h.fw.runHook('POSTROUTING', pkt, h.env({oif: h.oifFor(b.ip) ?? UNKNOWN_IF, ct: ctView('NEW', 'ORIGINAL', outcome?.ctMark ?? 0)}), true)
 }
 
 /** The kernel's default policy rules say nothing an engineer has to look at. */

@@ -72,7 +72,7 @@ describe.each(NFT)('%s', (name) => {
       const nftEvidence = report.findings.flatMap((f) => f.evidence).filter((x) => x.file === 'nft-ruleset.json')
       // a scenario whose rules decide (every one but the NAT return-path one, whose filter accepts all) quotes them
       if (loadScenario(name).some((h) => (h.nft?.ruleCount ?? 0) > 0)) expect(nftEvidence.length).toBeGreaterThan(0)
-      for (const x of nftEvidence) expect(x.text).toMatch(/^(?:(?:ip|ip6|inet) \S+ \S+: .* # handle \d+|chain (?:ip|ip6|inet) \S+ \S+ \{ type .*\})$/)
+      for (const x of nftEvidence) expect(x.text).toMatch(/^(?:(?:ip|ip6|inet) \S+ \S+: .* # handle \d+(?: \(element .*\))?|chain (?:ip|ip6|inet) \S+ \S+ \{ type .*\})$/)
       const commands = report.findings.flatMap((f) => f.fix?.commands ?? [])
       expect(commands.filter((c) => /^ip6?tables/.test(c))).toEqual([])
     })

@@ -272,7 +272,7 @@ function chainFor(shadow: NftShadow, cls: string, chain: string): {c: {family: s
   return {c: {family: t.family, table: t.name, name}, create: [{kind: 'cmd', text: `nft add chain ${t.family} ${t.name} ${name} ${shellQuote(spec)}`}], rules: []}
 }
 
-const NFT_LOC = /^(?:ip|ip6|inet|arp|bridge|netdev) \S+ \S+: (.*) # handle \d+$/
+const NFT_LOC = /^(?:ip|ip6|inet|arp|bridge|netdev) \S+ \S+: (.*) # handle \d+(?: \(element .*\))?$/
 
 /** An iptables rule specification (or a shadow rule's evidence text) as an nft rule; undefined when it cannot be said. */
 export function specToNft(spec: string, table: string, chain: string, toOutput = false): string | undefined {

@@ -16,11 +16,12 @@
 // - statements with an effect that does not end the rule (`meta mark set`, `ct mark set`, `notrack`) become one
 //   rule each, with the matches written before them.
 //
-// Shadow rules carry the nft rule's place (file, line) and, as text, `FAMILY TABLE CHAIN: RULE # handle N`;
+// Shadow rules carry the nft rule's place (file, line) and, as text, `FAMILY TABLE CHAIN: RULE # handle N` (with
+// ` (element KEY : VALUE)` for one alternative of a map);
 // `shadowOf(ruleset)` and `nftRuleOf` lead back to the nft rule for fixes in nft syntax (nft-firewall.ts).
 import {makePrefix, type IpAddr, type Prefix} from '../../model/ip.js'
 import type {AddrType, CtState, IptablesRuleset, IptChain, IptRule, IptTable, Match, PortRange, Target} from '../../model/iptables.js'
-import {formatNftRule, type NftChain, type NftExpr, type NftRule, type NftRuleset, type NftSetElem, type NftStmt, type NftTable, type NftVerdict} from '../../model/nft.js'
+import {formatNftExpr, formatNftRule, type NftChain, type NftExpr, type NftRule, type NftRuleset, type NftSetElem, type NftStmt, type NftTable, type NftVerdict} from '../../model/nft.js'
 import type {Loc} from '../../model/source.js'
 import {rejectWith} from '../../dataplane/nft.js'
 
@@ -317,6 +318,8 @@ function translateMatch(s: Extract<NftStmt, {kind: 'match'}>, table: NftTable, t
 interface Effect {
   readonly matches: readonly Match[]
   readonly target?: Target
+  /** the map element this alternative stands for (`0-4 : 192.168.1.10`), shown in its evidence */
+  readonly label?: string
 }
 
 function verdictTarget(v: NftVerdict, rename: (c: string) => string): Target | undefined {
@@ -389,22 +392,26 @@ function statistic(p: number): Match {
  * The alternatives of a map lookup: for each element, the matches that select it and the element's value.
  * Hash and numgen keys become a statistic cascade; packet fields become matches on the element's key.
  */
-function mapAlternatives(key: NftExpr, data: NftExpr, table: NftTable, lastWins: boolean, text: string): {matches: readonly Match[]; value: NftExpr}[] | undefined {
+function mapAlternatives(key: NftExpr, data: NftExpr, table: NftTable, lastWins: boolean, text: string): {matches: readonly Match[]; value: NftExpr; label: string}[] | undefined {
   const elems = data.kind === 'set' ? data.elements : data.kind === 'setref' ? table.sets.get(data.name)?.elements : undefined
   if (!elems || elems.length > 4096) return undefined
   const shares = hashShares(key, elems)
   if (shares) {
     const p = cascadeProbabilities(shares, lastWins)
-    return elems.map((el, i) => ({matches: [statistic(p[i]!)], value: el.value!})).filter((x) => x.value)
+    return elems.filter((el) => el.value).map((el) => ({matches: [statistic(p[elems.indexOf(el)]!)], value: el.value!, label: elemLabel(el)}))
   }
-  const out: {matches: readonly Match[]; value: NftExpr}[] = []
+  const out: {matches: readonly Match[]; value: NftExpr; label: string}[] = []
   for (const el of elems) {
     if (!el.value) continue
     const alts = keyMatches(key, el.key, table, text)
     if (!alts || alts.length !== 1) return undefined
-    out.push({matches: alts[0]!, value: el.value})
+    out.push({matches: alts[0]!, value: el.value, label: elemLabel(el)})
   }
   return out
+}
+
+function elemLabel(el: NftSetElem): string {
+  return `${formatNftExpr(el.key)} : ${el.value ? formatNftExpr(el.value) : ''}`
 }
 
 /** `key == elementKey` as matches (concatenations part by part). */
@@ -472,7 +479,7 @@ function natEffects(s: Extract<NftStmt, {kind: 'nat'}>, table: NftTable, text: s
     const other = mapAt === 'addr' ? s.port : s.addr
     const t = natTarget(s, mapAt === 'addr' ? a.value : other?.kind === 'map' ? undefined : other, mapAt === 'port' ? a.value : other?.kind === 'map' ? undefined : other)
     if (!t) return undefined
-    out.push({matches: a.matches, target: t})
+    out.push({matches: a.matches, target: t, label: a.label})
   }
   return out
 }
@@ -505,7 +512,7 @@ function mangleEffects(s: Extract<NftStmt, {kind: 'mangle'}>, table: NftTable, t
     for (const a of alts) {
       const t = markTargetOf(isCt, a.value)
       if (!t) return undefined
-      out.push({matches: a.matches, target: t})
+      out.push({matches: a.matches, target: t, label: a.label})
     }
     return out
   }
@@ -518,13 +525,13 @@ function mangleEffects(s: Extract<NftStmt, {kind: 'mangle'}>, table: NftTable, t
 const TERMINAL = new Set(['ACCEPT', 'DROP', 'REJECT', 'QUEUE', 'DNAT', 'SNAT', 'MASQUERADE', 'REDIRECT', 'RETURN', 'jump', 'goto'])
 
 /** The shadow rules of one nft rule (without chain, index and loc, added by the caller). */
-export function translateRule(r: NftRule, table: NftTable, rename: (c: string) => string): {matches: Match[]; target?: Target}[] {
+export function translateRule(r: NftRule, table: NftTable, rename: (c: string) => string): {matches: Match[]; target?: Target; label?: string}[] {
   const text = formatNftRule(r)
   let variants: Match[][] = [[]]
-  const out: {matches: Match[]; target?: Target}[] = []
+  const out: {matches: Match[]; target?: Target; label?: string}[] = []
   const cap = (v: Match[][]) => (v.length > 4096 ? [[...v[0]!, ...unknown(text)[0]!]] : v)
   const emit = (effects: readonly Effect[]) => {
-    for (const v of variants) for (const e of effects) out.push({matches: [...v, ...e.matches], target: e.target})
+    for (const v of variants) for (const e of effects) out.push({matches: [...v, ...e.matches], target: e.target, label: e.label})
   }
   for (const s of r.stmts) {
     switch (s.kind) {
@@ -547,7 +554,7 @@ export function translateRule(r: NftRule, table: NftTable, rename: (c: string) =
           for (const a of alts) {
             if (a.value.kind !== 'verdict') continue
             const t = verdictTarget(a.value.verdict, rename)
-            effects.push({matches: a.matches, target: t})
+            effects.push({matches: a.matches, target: t, label: a.label})
           }
         } else effects.push({matches: unknown(text)[0]!})
         emit(effects)
@@ -650,7 +657,15 @@ function buildShadow(nft: NftRuleset, t: NftTable, bases: readonly ShadowBase[])
   const byNft = new Map<string, Map<NftRule, IptRule[]>>()
   const tables = new Map<string, IptTable>()
   const locs = new Map<NftRule, Loc>()
-  const locOf = (r: NftRule): Loc => {
+  const locs2 = new Map<string, Loc>()
+  const locOf = (r: NftRule, label?: string): Loc => {
+    if (label !== undefined) {
+      // one alternative of a map: its own evidence (and identity: the DNAT cascade tells backends apart by it)
+      const k = `${r.family} ${r.table} ${r.chain} ${r.handle} ${label}`
+      let l = locs2.get(k)
+      if (!l) locs2.set(k, (l = {file: r.loc.file, line: r.loc.line, text: `${nftRuleText(r)} (element ${label})`}))
+      return l
+    }
     let l = locs.get(r)
     if (!l) locs.set(r, (l = {file: r.loc.file, line: r.loc.line, text: nftRuleText(r)}))
     return l
@@ -666,7 +681,7 @@ function buildShadow(nft: NftRuleset, t: NftTable, bases: readonly ShadowBase[])
       for (const r of c.rules) {
         const list: IptRule[] = []
         for (const x of translateRule(r, t, rename)) {
-          const ipt: IptRule = {table: cls, chain: name, index: rules.length + 1, loc: locOf(r), matches: x.matches, target: x.target}
+          const ipt: IptRule = {table: cls, chain: name, index: rules.length + 1, loc: locOf(r, x.label), matches: x.matches, target: x.target}
           rules.push(ipt)
           list.push(ipt)
           origin.set(ipt, r)

@@ -60,6 +60,8 @@ export interface DnatOutcome {
   readonly rule?: IptRule
   readonly to?: {readonly ip?: IpAddr; readonly port?: number}
   readonly mark: number
+  /** the connection mark PREROUTING leaves (CONNMARK, nft `ct mark set`: nftlb marks its farms' connections) */
+  readonly ctMark?: number
 }
 
 export interface World {
@@ -342,8 +344,8 @@ export function dnatCascade(h: HostView, rs: IptablesRuleset, pkt: Packet, assum
     (fw, orig) => {
       const res = fw.runHook('PREROUTING', pkt, env, true)
       const nat = res.nat
-      if (nat && nat.kind === 'DNAT' && nat.decision.rule) return {rule: orig(nat.decision.rule), to: nat.to, mark: res.packet.mark}
-      return {mark: res.packet.mark}
+      if (nat && nat.kind === 'DNAT' && nat.decision.rule) return {rule: orig(nat.decision.rule), to: nat.to, mark: res.packet.mark, ctMark: res.ctMark}
+      return {mark: res.packet.mark, ctMark: res.ctMark}
     },
     // a rule by its line and text (nft rules share one JSON line; their text names the handle)
     (o) => (o.rule ? `${o.rule.loc.line}|${o.rule.loc.text}` : `none|${o.mark}`),
