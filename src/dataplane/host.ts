@@ -114,7 +114,10 @@ export function hostModel(snap: HostSnapshot): HostModel {
 const CT_MATCHES = new Set(['ctstate', 'ctaddr', 'ctport', 'ctstatus', 'ctproto', 'ctdir'])
 
 function needsConntrack(snap: HostSnapshot): boolean {
-  if (snap.ipvs && snap.ipvs.services.length > 0) return true
+  // IPVS itself takes conntrack into the netns only for FTP-NAT services (__ip_vs_update_dest calls
+  // ip_vs_register_conntrack when the service port is 21); the lab's 6.1 directors without rules keep an empty
+  // conntrack table even for TUN, whose IPIP packets would otherwise be tracked at LOCAL_OUT
+  if (snap.ipvs?.services.some((s) => s.port === 21 && s.dests.some((d) => d.method === 'masq'))) return true
   if (snap.conntrack && snap.conntrack.length > 0) return true
   if (!snap.iptables && !snap.sysctl) return true // nothing known: assume the usual, conntrack loaded
   for (const [name, t] of snap.iptables?.tables ?? []) {

@@ -5,7 +5,7 @@
 // keeps the packet and sends it to the realserver's MAC, tunnel wraps it in IPIP to the realserver).
 import {formatIp, makePrefix, prefixContains, type IpAddr} from '../model/ip.js'
 import type {IpvsDest, IpvsService} from '../model/ipvs.js'
-import {PROTO, type Packet} from './packet.js'
+import {PROTO, type Packet, type TcpFlags} from './packet.js'
 
 export interface IpvsSettings {
   /** net.ipv4.vs.conntrack: keep netfilter conntrack entries for IPVS connections */
@@ -33,6 +33,11 @@ export interface IpvsConnection {
   readonly dport: number
   state: string
   expires: number
+  /**
+   * IP_VS_CONN_F_NOOUTPUT: set for DR/TUN/LOCAL destinations (__ip_vs_update_dest), cleared by the first
+   * packet IPVS sees in the OUTPUT direction; while set, client packets use the INPUT-ONLY rows of tcp_states
+   */
+  noOutput: boolean
 }
 
 export type IpvsInResult =
@@ -90,13 +95,18 @@ export class IpvsState {
     return this.services.find((s) => eq(s) && s.port === p.dport) ?? this.services.find((s) => eq(s) && s.port === 0)
   }
 
+  /** The connections that have not expired at `now` (what ipvsadm -Lnc would list, templates aside). */
+  connections(now: number): IpvsConnection[] {
+    return [...this.conns.values()].filter((c) => c.expires > now)
+  }
+
   /** Looks up the connection of a request (client -> VIP). */
   inLookup(p: Packet, now: number): IpvsConnection | undefined {
     const c = this.conns.get(connKey(p.proto, p.src, p.sport ?? 0, p.dst, p.dport ?? 0))
     return c && c.expires > now ? c : undefined
   }
 
-  /** Looks up the connection of an LVS-NAT reply (realserver -> client), ip_vs_conn_out_get. */
+  /** Looks up the connection of a reply (realserver -> client; for DR/TUN VIP -> client), ip_vs_conn_out_get. */
   outLookup(p: Packet, now: number): IpvsConnection | undefined {
     const c = this.replies.get(outKey(p.proto, p.src, p.sport ?? 0, p.dst, p.dport ?? 0))
     return c && c.expires > now ? c : undefined
@@ -129,19 +139,28 @@ export class IpvsState {
       dport: dest.port === 0 ? (p.dport ?? 0) : dest.port,
       state: 'NONE',
       expires: now,
+      noOutput: dest.method !== 'masq',
     }
     this.conns.set(connKey(conn.proto, conn.caddr, conn.cport, conn.vaddr, conn.vport), conn)
-    this.replies.set(outKey(conn.proto, conn.daddr, conn.dport, conn.caddr, conn.cport), conn)
+    // ip_vs_conn_out_get: a MASQ reply comes from the realserver, a DR/TUN one (since 5.10, "ipvs: inspect
+    // reply packets from DR/TUN real servers") from the VIP itself
+    if (dest.method === 'masq') this.replies.set(outKey(conn.proto, conn.daddr, conn.dport, conn.caddr, conn.cport), conn)
+    else this.replies.set(outKey(conn.proto, conn.vaddr, conn.vport, conn.caddr, conn.cport), conn)
     this.added.set(dest, (this.added.get(dest) ?? 0) + 1)
     this.updateState(conn, p, 'in', now)
     return {kind: 'forward', conn, isNew: true, method: this.method(dest), packet: this.rewriteIn(conn, p), assumption: picked.assumption}
   }
 
-  /** ip_vs_out for an LVS-NAT reply: the source becomes the VIP again (handle_response). */
+  /**
+   * ip_vs_out / handle_response for a reply of a connection: LVS-NAT's source becomes the VIP again; a DR/TUN
+   * reply that happens to cross the director is left unchanged but counted, and moves the connection to the
+   * OUTPUT rows of the state table (kernel >= 5.10: handle_response goes to after_nat for non-MASQ).
+   */
   out(p: Packet, now: number): {conn: IpvsConnection; packet: Packet} | undefined {
     const c = this.outLookup(p, now)
-    if (!c || c.dest.method !== 'masq') return undefined
+    if (!c) return undefined
     this.updateState(c, p, 'out', now)
+    if (c.dest.method !== 'masq') return {conn: c, packet: p}
     return {conn: c, packet: {...p, src: c.vaddr, sport: p.sport === undefined ? undefined : c.vport}}
   }
 
@@ -154,19 +173,16 @@ export class IpvsState {
     return p
   }
 
-  /** A simplified ip_vs_proto_tcp.c state table: SYN -> SYN_RECV, ACK -> ESTABLISHED, FIN -> FIN_WAIT/TIME_WAIT, RST -> CLOSE. */
+  /** ip_vs_proto_tcp.c set_tcp_state / ip_vs_proto_udp.c: the connection's state and timeout after a packet. */
   private updateState(c: IpvsConnection, p: Packet, dir: 'in' | 'out', now: number): void {
     if (p.proto !== PROTO.tcp || !p.flags) {
       c.state = 'UDP'
       c.expires = now + this.settings.udpTimeout
       return
     }
-    const f = p.flags
-    if (f.rst) c.state = 'CLOSE'
-    else if (f.syn) c.state = dir === 'in' ? 'SYN_RECV' : c.state
-    else if (f.fin) c.state = c.state === 'FIN_WAIT' || c.state === 'CLOSE_WAIT' ? 'TIME_WAIT' : 'FIN_WAIT'
-    else if (f.ack && (c.state === 'SYN_RECV' || c.state === 'NONE')) c.state = 'ESTABLISHED'
-    c.expires = now + (c.state === 'ESTABLISHED' || c.state === 'SYN_RECV' ? this.settings.tcpTimeout : this.settings.tcpFinTimeout)
+    const next = ipvsTcpNext(c, p.flags, dir)
+    c.state = next
+    c.expires = now + ipvsTcpTimeout(next, this.settings)
   }
 
   /** Picks a destination; persistence first (ip_vs_sched_persist), then the service's scheduler. */
@@ -275,4 +291,75 @@ export function describeService(s: IpvsService): string {
 
 export function destMatches(d: IpvsDest, ip: IpAddr): boolean {
   return prefixContains({family: d.ip.family, value: d.ip.value, len: d.ip.family === 4 ? 32 : 128}, ip)
+}
+
+/** IPVS's own TCP states (ip_vs.h IP_VS_TCP_S_*), as ipvsadm -Lnc prints them. */
+export type IpvsTcpState =
+  | 'NONE' | 'ESTABLISHED' | 'SYN_SENT' | 'SYN_RECV' | 'FIN_WAIT' | 'TIME_WAIT' | 'CLOSE' | 'CLOSE_WAIT' | 'LAST_ACK' | 'LISTEN' | 'SYNACK'
+
+const IPVS_COLS: readonly IpvsTcpState[] = ['NONE', 'ESTABLISHED', 'SYN_SENT', 'SYN_RECV', 'FIN_WAIT', 'TIME_WAIT', 'CLOSE', 'CLOSE_WAIT', 'LAST_ACK', 'LISTEN', 'SYNACK']
+const vNO = 'NONE', vES = 'ESTABLISHED', vSS = 'SYN_SENT', vSR = 'SYN_RECV', vFW = 'FIN_WAIT', vTW = 'TIME_WAIT'
+const vCL = 'CLOSE', vCW = 'CLOSE_WAIT', vLA = 'LAST_ACK', vLI = 'LISTEN', vSA = 'SYNACK'
+void vNO
+void vSA
+
+/**
+ * tcp_states[] of net/netfilter/ipvs/ip_vs_proto_tcp.c (the table in use unless secure_tcp), row by row;
+ * columns sNO, sES, sSS, sSR, sFW, sTW, sCL, sCW, sLA, sLI, sSA. INPUT: client packets of a connection whose
+ * replies IPVS sees (LVS-NAT); OUTPUT: those replies; INPUT-ONLY: client packets while the connection has
+ * IP_VS_CONN_F_NOOUTPUT (DR, TUN: the director never sees a reply). The row is chosen by tcp_state_idx:
+ * RST, else SYN, else FIN, else ACK.
+ */
+export const IPVS_TCP_STATES: Readonly<Record<'INPUT' | 'OUTPUT' | 'INPUT_ONLY', Readonly<Record<'syn' | 'fin' | 'ack' | 'rst', readonly IpvsTcpState[]>>>> = {
+  INPUT: {
+    /*          sNO, sES, sSS, sSR, sFW, sTW, sCL, sCW, sLA, sLI, sSA */
+    syn: /**/ [vSR, vES, vES, vSR, vSR, vSR, vSR, vSR, vSR, vSR, vSR],
+    fin: /**/ [vCL, vCW, vSS, vTW, vTW, vTW, vCL, vCW, vLA, vLI, vTW],
+    ack: /**/ [vCL, vES, vSS, vES, vFW, vTW, vCL, vCW, vCL, vLI, vES],
+    rst: /**/ [vCL, vCL, vCL, vSR, vCL, vCL, vCL, vCL, vLA, vLI, vSR],
+  },
+  OUTPUT: {
+    /*          sNO, sES, sSS, sSR, sFW, sTW, sCL, sCW, sLA, sLI, sSA */
+    syn: /**/ [vSS, vES, vSS, vSR, vSS, vSS, vSS, vSS, vSS, vLI, vSR],
+    fin: /**/ [vTW, vFW, vSS, vTW, vFW, vTW, vCL, vTW, vLA, vLI, vTW],
+    ack: /**/ [vES, vES, vSS, vES, vFW, vTW, vCL, vCW, vLA, vES, vES],
+    rst: /**/ [vCL, vCL, vSS, vCL, vCL, vTW, vCL, vCL, vCL, vCL, vCL],
+  },
+  INPUT_ONLY: {
+    /*          sNO, sES, sSS, sSR, sFW, sTW, sCL, sCW, sLA, sLI, sSA */
+    syn: /**/ [vSR, vES, vES, vSR, vSR, vSR, vSR, vSR, vSR, vSR, vSR],
+    fin: /**/ [vCL, vFW, vSS, vTW, vFW, vTW, vCL, vCW, vLA, vLI, vTW],
+    ack: /**/ [vCL, vES, vSS, vES, vFW, vTW, vCL, vCW, vCL, vLI, vES],
+    rst: /**/ [vCL, vCL, vCL, vSR, vCL, vCL, vCL, vCL, vLA, vLI, vCL],
+  },
+}
+
+/** tcp_timeouts[] of ip_vs_proto_tcp.c (seconds); ESTABLISHED and FIN_WAIT are what ipvsadm --set tcp/tcpfin change. */
+export function ipvsTcpTimeout(state: string, s: IpvsSettings): number {
+  switch (state) {
+    case 'ESTABLISHED': return s.tcpTimeout
+    case 'FIN_WAIT': return s.tcpFinTimeout
+    case 'SYN_SENT': case 'TIME_WAIT': case 'LISTEN': case 'SYNACK': return 120
+    case 'SYN_RECV': case 'CLOSE_WAIT': return 60
+    case 'LAST_ACK': return 30
+    case 'CLOSE': return 10
+    default: return 2
+  }
+}
+
+/**
+ * set_tcp_state: the next state of a connection for a segment IPVS sees in direction `dir` ('in': client ->
+ * realserver, 'out': an LVS-NAT reply). The first 'out' packet clears NOOUTPUT (mutates `c.noOutput`); a
+ * segment with none of RST/SYN/FIN/ACK closes the connection (new_state stays IP_VS_TCP_S_CLOSE).
+ */
+export function ipvsTcpNext(c: {state: string; noOutput: boolean}, f: TcpFlags, dir: 'in' | 'out'): IpvsTcpState {
+  let row: 'INPUT' | 'OUTPUT' | 'INPUT_ONLY' = dir === 'out' ? 'OUTPUT' : 'INPUT'
+  if (c.noOutput) {
+    if (row === 'OUTPUT') c.noOutput = false
+    else row = 'INPUT_ONLY'
+  }
+  const idx = f.rst ? 'rst' : f.syn ? 'syn' : f.fin ? 'fin' : f.ack ? 'ack' : undefined
+  if (!idx) return 'CLOSE'
+  const col = Math.max(0, IPVS_COLS.indexOf(c.state as IpvsTcpState))
+  return IPVS_TCP_STATES[row][idx][col]!
 }

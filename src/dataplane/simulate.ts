@@ -246,7 +246,10 @@ class Sim {
       const fn = entry.fn
       switch (fn.kind) {
         case 'conntrack-in': {
-          if (!h.ctActive || skb.untracked || skb.ct || skb.ipvsProperty) break // not loaded here, NOTRACK, or already attached (loopback, IPVS)
+          // not loaded here, NOTRACK (or ip_vs_notrack), or already attached (loopback, IPVS with vs.conntrack=1).
+          // A packet IPVS forwards without a conntrack (INVALID at PREROUTING) is tracked again at LOCAL_OUT:
+          // ip_vs_notrack marks only a packet that has one, and nf_conntrack_in has no exception for ipvs_property
+          if (!h.ctActive || skb.untracked || skb.ct) break
           const before = skb.ct
           void before
           skb.ct = h.ct.packetIn(skb.packet, this.now)
@@ -283,12 +286,12 @@ class Sim {
           skb.packet = r.packet
           skb.ipvsProperty = true
           skb.ipvs = ipvsView(r.conn, 'REPLY')
-          let note = 'LVS-NAT reply: the source becomes the VIP again (ip_vs_out, handle_response)'
-          if (!h.ipvsConntrack) {
-            skb.untracked = true
-            note += '; net.ipv4.vs.conntrack=0: ip_vs_notrack, the packet goes on untracked'
-          }
-          this.step(h, {hook, table: 'ipvs', chain: describeService(r.conn.service), rule: r.conn.dest.loc, verdict: 'MASQ reply', before, note}, skb)
+          const masq = r.conn.dest.method === 'masq'
+          let note = masq
+            ? 'LVS-NAT reply: the source becomes the VIP again (ip_vs_out, handle_response)'
+            : `a ${ipvsMethodWord(r.conn.dest.method)} reply from the VIP crosses the director: IPVS counts it and moves the connection to ${r.conn.state} (handle_response, kernel >= 5.10), unchanged`
+          if (!h.ipvsConntrack) note += this.ipvsNotrack(skb, false)
+          this.step(h, {hook, table: 'ipvs', chain: describeService(r.conn.service), rule: r.conn.dest.loc, verdict: masq ? 'MASQ reply' : 'reply', before: masq ? before : undefined, note}, skb)
           break
         }
         case 'ipvs-forward-icmp':
@@ -457,13 +460,13 @@ class Sim {
     skb.packet = r.packet
     skb.ipvsProperty = true
     skb.ipvs = ipvsView(c, 'ORIGINAL')
-    let note = `${r.isNew ? 'new' : 'existing'} IPVS connection ${c.state}, ${ipvsMethodWord(c.dest.method)} to ${formatIp(c.daddr)}:${c.dport}`
+    let note = `${r.isNew ? 'new' : 'existing'} IPVS connection ${c.state} (expires in ${Math.round(c.expires - this.now)} s), ${ipvsMethodWord(c.dest.method)} to ${formatIp(c.daddr)}:${c.dport}`
     if (!h.ipvsConntrack) {
-      if (skb.ct?.entry && !skb.ct.entry.status.has('CONFIRMED')) note += '; net.ipv4.vs.conntrack=0: ip_vs_notrack drops the unconfirmed conntrack entry, the packet goes on untracked'
-      else note += '; net.ipv4.vs.conntrack=0: ip_vs_notrack, the packet goes on untracked'
-      skb.untracked = true
+      note += this.ipvsNotrack(skb, true)
+    } else if (!skb.ct?.entry) {
+      if (skb.ct) note += '; the packet has no conntrack (INVALID): it is tracked again at LOCAL_OUT'
       skb.ct = undefined
-    } else if (r.method === 'masq' && skb.ct?.entry && !skb.ct.entry.status.has('CONFIRMED')) {
+    } else if (r.method === 'masq' && !skb.ct.entry.status.has('CONFIRMED')) {
       // ip_vs_update_conntrack: the reply tuple becomes realserver -> client so that replies match
       skb.ct.entry.reply = {...skb.ct.entry.reply, src: c.daddr, sport: c.dport}
       note += '; net.ipv4.vs.conntrack=1: ip_vs_update_conntrack makes the reply tuple realserver -> client'
@@ -471,6 +474,27 @@ class Sim {
     this.step(h, {hook, table: 'ipvs', chain: describeService(c.service), rule: c.dest.loc, verdict: `${ipvsMethodWord(c.dest.method)} -> ${formatIp(c.daddr)}:${c.dport}`, before: before !== formatPacket(skb.packet) ? before : undefined, note}, skb)
     if (r.method === 'local') return undefined
     return {kind: 'stolen', journey: this.ipvsXmit(h, c, r.method, skb)}
+  }
+
+  /**
+   * ip_vs_notrack (include/net/ip_vs.h), net.ipv4.vs.conntrack=0: a packet with a conntrack entry loses it and
+   * goes on UNTRACKED; a packet without one (INVALID) is left alone, so conntrack looks at it again at the next
+   * LOCAL_OUT (`toLocalOut`: IPVS transmits it; a reply goes on through POSTROUTING, where conntrack does
+   * not run, still INVALID). Returns the words for the step's note.
+   */
+  private ipvsNotrack(skb: Skb, toLocalOut: boolean): string {
+    const e = skb.ct?.entry
+    if (e) {
+      skb.untracked = true
+      skb.ct = undefined
+      return e.status.has('CONFIRMED')
+        ? '; net.ipv4.vs.conntrack=0: ip_vs_notrack, the packet goes on untracked'
+        : '; net.ipv4.vs.conntrack=0: ip_vs_notrack drops the unconfirmed conntrack entry, the packet goes on untracked'
+    }
+    if (skb.untracked || !skb.ct) return ''
+    if (!toLocalOut) return '; net.ipv4.vs.conntrack=0, but the packet has no conntrack (INVALID) for ip_vs_notrack to replace: it stays INVALID'
+    skb.ct = undefined
+    return '; net.ipv4.vs.conntrack=0, but the packet has no conntrack (INVALID) for ip_vs_notrack to replace: it is not UNTRACKED, and conntrack looks at it again at LOCAL_OUT'
   }
 
   /** ip_vs_xmit.c: route to the realserver, then LOCAL_OUT and POSTROUTING (ip_vs_send_or_cont). */
@@ -492,7 +516,10 @@ class Sim {
       if (!src) return this.fail({host: h.name, hook: 'ROUTING', chain: '', reason: `no source address to reach ${formatIp(c.daddr)} for the IPIP header`}, skb.packet)
       const inner = skb.packet
       skb.packet = {family: inner.family, src, dst: c.daddr, proto: 4, inner, mark: inner.mark}
-      skb.ct = undefined // ip_vs_tunnel_xmit_prepare: nf_reset_ct
+      // ip_vs_tunnel_xmit_prepare: with vs.conntrack=1 the inner packet's entry is confirmed (ip_vs_confirm_conntrack),
+      // then nf_reset_ct; the IPIP packet goes out by ip_local_out, through LOCAL_OUT where conntrack may track it
+      if (h.ipvsConntrack && skb.ct?.entry && !skb.ct.entry.status.has('CONFIRMED')) h.ct.confirm(skb.ct.entry)
+      skb.ct = undefined
       skb.untracked = false
       this.step(h, {hook: 'INPUT', table: 'ipvs', chain: describeService(c.service), verdict: 'IPIP', before: formatPacket(inner), note: 'encapsulated in IPIP to the realserver'}, skb)
     }

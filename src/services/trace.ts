@@ -3,6 +3,7 @@
 import {formatEndpoint, formatIp, ipEquals, parseIp, type Endpoint, type IpAddr} from '../model/ip.js'
 import type {HostSnapshot} from '../model/snapshot.js'
 import {hostModel, type HostModel} from '../dataplane/host.js'
+import {ipvsMethodWord} from '../dataplane/ipvs.js'
 import {PROTO, tcpFlags, type Packet} from '../dataplane/packet.js'
 import {World, type Arrival, type Hop, type Journey, type TraceStep} from '../dataplane/simulate.js'
 
@@ -51,6 +52,20 @@ export interface TraceResult {
   readonly hosts: readonly string[]
   /** the host the client's packets originate on, when the client address belongs to one */
   readonly clientHost?: string
+  /** the IPVS connection entries of the replayed flow at the end, per director (ipvsadm -Lnc's view) */
+  readonly ipvs: readonly IpvsConnectionView[]
+}
+
+export interface IpvsConnectionView {
+  readonly host: string
+  readonly client: string
+  readonly virtual: string
+  readonly dest: string
+  readonly method: string
+  /** IPVS's own state (ip_vs_proto_tcp.c), e.g. ESTABLISHED, FIN_WAIT, TIME_WAIT */
+  readonly state: string
+  /** seconds left */
+  readonly expiresIn: number
 }
 
 interface Spec {
@@ -147,6 +162,21 @@ export function traceConnection(snaps: readonly HostSnapshot[], o: TraceOptions)
   const connected = o.proto === 'tcp' ? ok.get('SYN/ACK') === true : ok.get('response') === true
   const reply = ok.get('response') === true
   const closed = o.proto === 'tcp' ? ['FIN', 'FIN/ACK', 'last ACK'].every((l) => ok.get(l) === true) : reply
+  const ipvs: IpvsConnectionView[] = []
+  for (const h of hosts) {
+    for (const c of h.ipvs?.connections(t) ?? []) {
+      if (!ipEquals(c.caddr, client.ip) || c.cport !== client.port) continue
+      ipvs.push({
+        host: h.name,
+        client: formatEndpoint({ip: c.caddr, port: c.cport}),
+        virtual: formatEndpoint({ip: c.vaddr, port: c.vport}),
+        dest: formatEndpoint({ip: c.daddr, port: c.dport}),
+        method: ipvsMethodWord(c.dest.method),
+        state: c.state,
+        expiresIn: Math.round(c.expires - t),
+      })
+    }
+  }
   const order: string[] = ['client']
   if (world.clientHost) order.push(world.clientHost.name)
   for (const p of packets) for (const h of p.hops) for (const n of [h.from, h.to]) if (!order.includes(n)) order.push(n)
@@ -158,6 +188,7 @@ export function traceConnection(snaps: readonly HostSnapshot[], o: TraceOptions)
     assumptions,
     hosts: order,
     clientHost: world.clientHost?.name,
+    ipvs,
   }
 }
 

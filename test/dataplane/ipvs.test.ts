@@ -60,3 +60,43 @@ test('fwmark services are found by the packet mark first', () => {
   expect(st.findService({...syn('203.0.113.9', 1), mark: 1})).toBe(fw)
   expect(st.findService(syn('203.0.113.9', 1))).not.toBe(fw)
 })
+
+// ip_vs_proto_tcp.c tcp_states: what ipvsadm -Lnc shows after each sequence; the last states are those the IPVS
+// lab's 6.1 kernel showed (test/ipvs-lab/scenarios: nat-gw-director, dr-stateless, dr-state-new).
+function states(method: IpvsDest['method'], seq: readonly (readonly [string, 'in' | 'out'])[]): string[] {
+  const st = new IpvsState([svc('rr', [dest('10.0.0.1', 1, {method})])])
+  const c = '203.0.113.9'
+  const out: string[] = []
+  let t = 0
+  for (const [flags, dir] of seq) {
+    t += 0.01
+    if (dir === 'in') {
+      const r = st.in({...syn(c, 4000), flags: tcpFlags(flags)}, t)
+      out.push(r.kind === 'forward' ? `${r.conn.state}/${Math.round(r.conn.expires - t)}` : r.kind)
+    } else {
+      const src = method === 'masq' ? ip('10.0.0.1') : ip('198.51.100.100')
+      const r = st.out({family: 4, src, sport: 80, dst: ip(c), dport: 4000, proto: PROTO.tcp, flags: tcpFlags(flags), mark: 0}, t)
+      out.push(r ? `${r.conn.state}/${Math.round(r.conn.expires - t)}` : 'none')
+    }
+  }
+  return out
+}
+
+test('LVS-NAT: the INPUT and OUTPUT rows; the server closing first ends in TIME_WAIT (2 min)', () => {
+  const open = [['S', 'in'], ['SA', 'out'], ['A', 'in'], ['PA', 'in'], ['PA', 'out']] as const
+  expect(states('masq', [...open, ['FA', 'out'], ['A', 'in'], ['FA', 'in'], ['A', 'out']])).toEqual([
+    'SYN_RECV/60', 'SYN_RECV/60', 'ESTABLISHED/900', 'ESTABLISHED/900', 'ESTABLISHED/900', 'FIN_WAIT/120', 'FIN_WAIT/120', 'TIME_WAIT/120', 'TIME_WAIT/120',
+  ])
+  // the client closing first: CLOSE_WAIT, then TIME_WAIT
+  expect(states('masq', [...open, ['FA', 'in'], ['FA', 'out'], ['A', 'in']]).slice(5)).toEqual(['CLOSE_WAIT/60', 'TIME_WAIT/120', 'TIME_WAIT/120'])
+})
+
+test('LVS-DR/TUN (NOOUTPUT): the INPUT-ONLY rows; a clean close is FIN_WAIT (2 min), a lost FIN leaves ESTABLISHED (15 min)', () => {
+  for (const m of ['route', 'tunnel'] as const) {
+    expect(states(m, [['S', 'in'], ['A', 'in'], ['PA', 'in'], ['A', 'in'], ['FA', 'in']])).toEqual(['SYN_RECV/60', 'ESTABLISHED/900', 'ESTABLISHED/900', 'ESTABLISHED/900', 'FIN_WAIT/120'])
+    expect(states(m, [['S', 'in'], ['A', 'in'], ['PA', 'in']]).at(-1)).toBe('ESTABLISHED/900')
+  }
+  // a reply from the VIP that crosses the director (kernel >= 5.10) clears NOOUTPUT: the client's FIN then
+  // uses the INPUT row (ESTABLISHED -> CLOSE_WAIT) as for LVS-NAT
+  expect(states('route', [['S', 'in'], ['SA', 'out'], ['A', 'in'], ['FA', 'in']])).toEqual(['SYN_RECV/60', 'SYN_RECV/60', 'ESTABLISHED/900', 'CLOSE_WAIT/60'])
+})
