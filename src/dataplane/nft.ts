@@ -491,7 +491,7 @@ function evalExpr(e: NftExpr, r: Run): Eval {
       if (!k) return key
       const elems = elementsOf(e.data, r)
       if (!elems) return {t: 'assumed', what: `${formatNftExpr(e.data)}: no such map in the table`}
-      const hit = elems.find((el) => elemMatches(el.key, k, e.key, r))
+      const hit = findElem(elems, k, e.key, r)
       if (!hit?.value) return ABSENT // no element: the lookup fails and the rule breaks (nft_lookup / nft_objref_map)
       const v = constValue(hit.value, e.key)
       if (!v) return {t: 'assumed', what: `${formatNftExpr(hit.value)} is not modelled`}
@@ -630,12 +630,88 @@ function elemMatches(key: NftExpr, v: NftValue, left: NftExpr, _r: Run): boolean
   return equalsConst(v, key, left) === true
 }
 
+// ---- set lookups --------------------------------------------------------------------------------------------
+// kube-proxy's service maps hold thousands of elements: a lookup is a hash probe on the elements whose key is one
+// exact value (the kernel's hash/rbtree sets do no better), and a scan of the others (ranges, prefixes, patterns).
+
+interface SetIndex {
+  readonly exact: Map<string, NftSetElem>
+  readonly others: readonly NftSetElem[]
+}
+
+const INDEX_MIN = 16
+const setIndexes = new WeakMap<readonly NftSetElem[], Map<NftExpr, SetIndex | null>>()
+
+/** A value as a lookup key; undefined when it has no exact key (flags, booleans). */
+function valueKey(v: NftValue): string | undefined {
+  switch (v.t) {
+    case 'int':
+      return `i${v.v >>> 0}`
+    case 'addr':
+      return `a${v.v.family}:${v.v.value}`
+    case 'str':
+      return `s${v.v}`
+    case 'cat': {
+      const parts: string[] = []
+      for (const p of v.v) {
+        const k = valueKey(p)
+        if (k === undefined) return undefined
+        parts.push(k)
+      }
+      return parts.join('|')
+    }
+    default:
+      return undefined
+  }
+}
+
+/** The key an element's constant gives, when it is one exact value (not a range, prefix, wildcard or pattern). */
+function elemKey(key: NftExpr, left: NftExpr): string | undefined {
+  if (key.kind === 'range' || key.kind === 'prefix' || key.kind === 'intprefix' || key.kind === 'wildcard') return undefined
+  if (key.kind === 'concat' && key.parts.some((p) => p.kind === 'range' || p.kind === 'prefix' || p.kind === 'intprefix' || p.kind === 'wildcard')) return undefined
+  const v = constValue(key, left)
+  if (!v) return undefined
+  if (v.t === 'str' && v.v.endsWith('*')) return undefined
+  if (v.t === 'cat' && v.v.some((p) => p.t === 'str' && p.v.endsWith('*'))) return undefined
+  return valueKey(v)
+}
+
+function indexOf(elems: readonly NftSetElem[], left: NftExpr): SetIndex | undefined {
+  if (elems.length < INDEX_MIN) return undefined
+  let byLeft = setIndexes.get(elems)
+  if (!byLeft) setIndexes.set(elems, (byLeft = new Map()))
+  let idx = byLeft.get(left)
+  if (idx === undefined) {
+    const exact = new Map<string, NftSetElem>()
+    const others: NftSetElem[] = []
+    for (const el of elems) {
+      const k = elemKey(el.key, left)
+      if (k === undefined || exact.has(k)) others.push(el)
+      else exact.set(k, el)
+    }
+    idx = {exact, others}
+    byLeft.set(left, idx)
+  }
+  return idx ?? undefined
+}
+
+/** The element of `elems` whose key `v` matches (the first one, for a scan). */
+function findElem(elems: readonly NftSetElem[], v: NftValue, left: NftExpr, r: Run): NftSetElem | undefined {
+  const idx = indexOf(elems, left)
+  if (!idx) return elems.find((el) => elemMatches(el.key, v, left, r))
+  const k = valueKey(v)
+  const hit = k === undefined ? undefined : idx.exact.get(k)
+  if (hit) return hit
+  if (k === undefined) return elems.find((el) => elemMatches(el.key, v, left, r))
+  return idx.others.find((el) => elemMatches(el.key, v, left, r))
+}
+
 /** Decides `left op right` for a value. undefined: the comparison is not modelled. */
 function relation(op: string, v: NftValue, right: NftExpr, left: NftExpr, r: Run): boolean | undefined {
   if (right.kind === 'set' || right.kind === 'setref') {
     const elems = elementsOf(right, r)
     if (!elems) return undefined
-    const member = elems.some((el) => elemMatches(el.key, v, left, r))
+    const member = findElem(elems, v, left, r) !== undefined
     if (op === '==' || op === 'in') return member
     if (op === '!=') return !member
     return undefined
@@ -888,7 +964,7 @@ export function runNftChain(table: NftTable, chain: NftChain, packet: Packet, en
             matched = false
             break
           }
-          const hit = elems.find((el) => elemMatches(el.key, kv, s.key, run))
+          const hit = findElem(elems, kv, s.key, run)
           if (!hit || hit.value?.kind !== 'verdict') {
             matched = false // no element: NFT_BREAK
             break

@@ -167,20 +167,20 @@ function flagList(e: NftExpr): string[] | undefined {
  * One match per element (an alternative each), or for `!=` one conjunction of negated matches. `make` turns an
  * element into a match (neg as asked), undefined when it cannot.
  */
-function perElement(op: string, right: NftExpr, table: NftTable, make: (k: NftExpr, neg: boolean) => Match | undefined, text: string): Alts {
+function perElement(op: string, right: NftExpr, table: NftTable, make: (k: NftExpr, neg: boolean) => Match | undefined, text: () => string): Alts {
   const elems = elementsOf(right, table)
-  if (!elems || elems.length > 256) return unknown(text)
+  if (!elems || elems.length > 256) return unknown(text())
   const neg = op === '!='
   const ms: Match[] = []
   for (const el of elems) {
     const m = make(el.key, neg)
-    if (!m) return unknown(text)
+    if (!m) return unknown(text())
     ms.push(m)
   }
   return neg ? [ms] : ms.map((m) => [m])
 }
 
-function markMatch(left: NftExpr, op: string, right: NftExpr, text: string): Alts {
+function markMatch(left: NftExpr, op: string, right: NftExpr, text: () => string): Alts {
   let base = left
   let mask = 0xffffffff
   if (left.kind === 'binop' && left.op === '&' && left.right.kind === 'number') {
@@ -188,22 +188,22 @@ function markMatch(left: NftExpr, op: string, right: NftExpr, text: string): Alt
     mask = left.right.value >>> 0
   }
   const module = base.kind === 'meta' && base.key === 'mark' ? 'mark' : base.kind === 'ct' && base.key === 'mark' ? 'connmark' : undefined
-  if (!module || (op !== '==' && op !== '!=' && op !== 'in')) return unknown(text)
+  if (!module || (op !== '==' && op !== '!=' && op !== 'in')) return unknown(text())
   let value: number | undefined = num(right)
   if (right.kind === 'intprefix') {
     const m = right.len === 0 ? 0 : (0xffffffff << (32 - right.len)) >>> 0
     mask = (mask & m) >>> 0
     value = (right.value & m) >>> 0
   }
-  if (value === undefined) return unknown(text)
+  if (value === undefined) return unknown(text())
   return [[{kind: 'mark', module: module as 'mark' | 'connmark', neg: op === '!=', value: value >>> 0, mask}]]
 }
 
 /** `left op right` as iptables matches. */
-function translateMatch(s: Extract<NftStmt, {kind: 'match'}>, table: NftTable, text: string): Alts {
+function translateMatch(s: Extract<NftStmt, {kind: 'match'}>, table: NftTable, text: () => string): Alts {
   const {op, left, right} = s
   if (op !== '==' && op !== '!=' && op !== 'in' && !(left.kind === 'payload' && (left.field === 'sport' || left.field === 'dport'))) {
-    return unknown(text)
+    return unknown(text())
   }
   switch (left.kind) {
     case 'payload': {
@@ -219,15 +219,15 @@ function translateMatch(s: Extract<NftStmt, {kind: 'match'}>, table: NftTable, t
         let neg = op === '!='
         if (op === '<' || op === '<=' || op === '>' || op === '>=') {
           const n = num(right)
-          if (n === undefined) return unknown(text)
+          if (n === undefined) return unknown(text())
           ranges = [op === '<' ? [0, n - 1] : op === '<=' ? [0, n] : op === '>' ? [n + 1, 65535] : [n, 65535]]
           neg = false
         } else {
           const elems = elementsOf(right, table)
-          if (!elems || elems.length > 256) return unknown(text)
+          if (!elems || elems.length > 256) return unknown(text())
           for (const el of elems) {
             const r = portRange(el.key)
-            if (!r) return unknown(text)
+            if (!r) return unknown(text())
             ranges.push(r)
           }
         }
@@ -235,7 +235,7 @@ function translateMatch(s: Extract<NftStmt, {kind: 'match'}>, table: NftTable, t
       }
       if (f === 'tcp flags') {
         const comp = flagList(right)
-        if (!comp) return unknown(text)
+        if (!comp) return unknown(text())
         const all = ['FIN', 'SYN', 'RST', 'PSH', 'ACK', 'URG']
         const mask = op === 'in' ? comp.map((x) => x.toUpperCase()) : all
         return [[{kind: 'proto', neg: false, proto: 6, name: 'tcp'}, {kind: 'tcpflags', neg: op === '!=', mask, comp: comp.map((x) => x.toUpperCase())}]]
@@ -246,13 +246,13 @@ function translateMatch(s: Extract<NftStmt, {kind: 'match'}>, table: NftTable, t
           return t === undefined ? undefined : {kind: 'icmp', family: 4, neg, type: t, name: 'icmp'}
         }, text)
       }
-      return unknown(text)
+      return unknown(text())
     }
     case 'binop': {
       if (left.left.kind === 'payload' && left.left.protocol === 'tcp' && left.left.field === 'flags' && left.op === '&') {
         const mask = flagList(left.right)
         const comp = flagList(right)
-        if (!mask || !comp || (op !== '==' && op !== '!=')) return unknown(text)
+        if (!mask || !comp || (op !== '==' && op !== '!=')) return unknown(text())
         return [[{kind: 'proto', neg: false, proto: 6, name: 'tcp'}, {kind: 'tcpflags', neg: op === '!=', mask: mask.map((x) => x.toUpperCase()), comp: comp.map((x) => x.toUpperCase())}]]
       }
       return markMatch(left, op, right, text)
@@ -277,17 +277,17 @@ function translateMatch(s: Extract<NftStmt, {kind: 'match'}>, table: NftTable, t
         case 'mark':
           return markMatch(left, op, right, text)
       }
-      return unknown(text)
+      return unknown(text())
     }
     case 'ct': {
       if (left.key === 'state') {
         const states = flagList(right)
-        if (!states) return unknown(text)
+        if (!states) return unknown(text())
         return [[{kind: 'ctstate', module: 'conntrack', neg: op === '!=', states: states.map((x) => x.toUpperCase() as CtState)}]]
       }
       if (left.key === 'status') {
         const st = flagList(right)
-        if (!st || st.some((x) => !CT_STATUS[x])) return unknown(text)
+        if (!st || st.some((x) => !CT_STATUS[x])) return unknown(text())
         return [[{kind: 'ctstatus', neg: op === '!=', statuses: st.map((x) => CT_STATUS[x]!)}]]
       }
       if (left.key === 'direction' && right.kind === 'string' && op !== '!=') return [[{kind: 'ctdir', dir: right.value === 'reply' ? 'REPLY' : 'ORIGINAL'}]]
@@ -297,19 +297,19 @@ function translateMatch(s: Extract<NftStmt, {kind: 'match'}>, table: NftTable, t
         const m = right.kind === 'addr' || right.kind === 'prefix' ? addrMatch('src', right, op === '!=') : undefined
         if (m && m.kind === 'addr') return [[{kind: 'ctaddr', which, neg: m.neg, prefix: m.prefix}]]
       }
-      return unknown(text)
+      return unknown(text())
     }
     case 'fib': {
       if (left.result === 'type' && !left.flags.includes('iif') && !left.flags.includes('oif')) {
         const types = flagList(right)
-        if (!types) return unknown(text)
+        if (!types) return unknown(text())
         const side = {neg: op === '!=', types: types.map((t) => t.toUpperCase() as AddrType)}
         return [[left.flags.includes('saddr') ? {kind: 'addrtype', src: side} : {kind: 'addrtype', dst: side}]]
       }
-      return unknown(text)
+      return unknown(text())
     }
   }
-  return unknown(text)
+  return unknown(text())
 }
 
 // ---- effects --------------------------------------------------------------------------------------------
@@ -392,7 +392,7 @@ function statistic(p: number): Match {
  * The alternatives of a map lookup: for each element, the matches that select it and the element's value.
  * Hash and numgen keys become a statistic cascade; packet fields become matches on the element's key.
  */
-function mapAlternatives(key: NftExpr, data: NftExpr, table: NftTable, lastWins: boolean, text: string): {matches: readonly Match[]; value: NftExpr; label: string}[] | undefined {
+function mapAlternatives(key: NftExpr, data: NftExpr, table: NftTable, lastWins: boolean, text: () => string): {matches: readonly Match[]; value: NftExpr; label: string}[] | undefined {
   const elems = data.kind === 'set' ? data.elements : data.kind === 'setref' ? table.sets.get(data.name)?.elements : undefined
   if (!elems || elems.length > 4096) return undefined
   const shares = hashShares(key, elems)
@@ -415,7 +415,7 @@ function elemLabel(el: NftSetElem): string {
 }
 
 /** `key == elementKey` as matches (concatenations part by part). */
-function keyMatches(key: NftExpr, k: NftExpr, table: NftTable, text: string): Alts | undefined {
+function keyMatches(key: NftExpr, k: NftExpr, table: NftTable, text: () => string): Alts | undefined {
   if (key.kind === 'concat') {
     if (k.kind !== 'concat' || k.parts.length !== key.parts.length) return undefined
     const out: Match[] = []
@@ -465,7 +465,7 @@ function natTarget(s: Extract<NftStmt, {kind: 'nat'}>, addr: NftExpr | undefined
 }
 
 /** NAT with maps in the address or the port: one alternative per element of the (first) map. */
-function natEffects(s: Extract<NftStmt, {kind: 'nat'}>, table: NftTable, text: string): Effect[] | undefined {
+function natEffects(s: Extract<NftStmt, {kind: 'nat'}>, table: NftTable, text: () => string): Effect[] | undefined {
   const mapAt = s.addr?.kind === 'map' ? 'addr' : s.port?.kind === 'map' ? 'port' : undefined
   if (!mapAt) {
     const t = natTarget(s, s.addr, s.port)
@@ -501,7 +501,7 @@ function markTargetOf(isCt: boolean, value: NftExpr): Target | undefined {
   return undefined
 }
 
-function mangleEffects(s: Extract<NftStmt, {kind: 'mangle'}>, table: NftTable, text: string): Effect[] | undefined {
+function mangleEffects(s: Extract<NftStmt, {kind: 'mangle'}>, table: NftTable, text: () => string): Effect[] | undefined {
   const isMark = s.key.kind === 'meta' && s.key.key === 'mark'
   const isCt = s.key.kind === 'ct' && s.key.key === 'mark'
   if (!isMark && !isCt) return undefined
@@ -526,10 +526,11 @@ const TERMINAL = new Set(['ACCEPT', 'DROP', 'REJECT', 'QUEUE', 'DNAT', 'SNAT', '
 
 /** The shadow rules of one nft rule (without chain, index and loc, added by the caller). */
 export function translateRule(r: NftRule, table: NftTable, rename: (c: string) => string): {matches: Match[]; target?: Target; label?: string}[] {
-  const text = formatNftRule(r)
+  let printed: string | undefined
+  const text = () => (printed ??= formatNftRule(r))
   let variants: Match[][] = [[]]
   const out: {matches: Match[]; target?: Target; label?: string}[] = []
-  const cap = (v: Match[][]) => (v.length > 4096 ? [[...v[0]!, ...unknown(text)[0]!]] : v)
+  const cap = (v: Match[][]) => (v.length > 4096 ? [[...v[0]!, ...unknown(text())[0]!]] : v)
   const emit = (effects: readonly Effect[]) => {
     for (const v of variants) for (const e of effects) out.push({matches: [...v, ...e.matches], target: e.target, label: e.label})
   }
@@ -556,7 +557,7 @@ export function translateRule(r: NftRule, table: NftTable, rename: (c: string) =
             const t = verdictTarget(a.value.verdict, rename)
             effects.push({matches: a.matches, target: t, label: a.label})
           }
-        } else effects.push({matches: unknown(text)[0]!})
+        } else effects.push({matches: unknown(text())[0]!})
         emit(effects)
         return out
       }
@@ -568,30 +569,30 @@ export function translateRule(r: NftRule, table: NftTable, rename: (c: string) =
         return out
       case 'nat': {
         const effects = natEffects(s, table, text)
-        emit(effects ?? [{matches: unknown(text)[0]!, target: {kind: 'unknown', name: s.type, args: [text]}}])
+        emit(effects ?? [{matches: unknown(text())[0]!, target: {kind: 'unknown', name: s.type, args: [text()]}}])
         return out
       }
       case 'mangle': {
         const effects = mangleEffects(s, table, text)
-        emit(effects ?? [{matches: [], target: {kind: 'unknown', name: 'mangle', args: [text]}}])
+        emit(effects ?? [{matches: [], target: {kind: 'unknown', name: 'mangle', args: [text()]}}])
         continue
       }
       case 'notrack':
         emit([{matches: [], target: {kind: 'NOTRACK'}}])
         continue
       case 'limit':
-        if (s.inv) variants = variants.map((v) => [...v, ...unknown(text)[0]!])
+        if (s.inv) variants = variants.map((v) => [...v, ...unknown(text())[0]!])
         else variants = variants.map((v) => [...v, {kind: 'limit', rate: `${s.rate}/${s.per}`}])
         continue
       case 'objref':
-        if (s.type === 'quota' || s.type === 'limit') variants = variants.map((v) => [...v, ...unknown(text)[0]!])
+        if (s.type === 'quota' || s.type === 'limit') variants = variants.map((v) => [...v, ...unknown(text())[0]!])
         continue
       case 'xt':
-        if (s.xtType === 'match') variants = variants.map((v) => [...v, ...unknown(text)[0]!])
-        else emit([{matches: [], target: {kind: 'unknown', name: `xt ${s.name}`, args: [text]}}])
+        if (s.xtType === 'match') variants = variants.map((v) => [...v, ...unknown(text())[0]!])
+        else emit([{matches: [], target: {kind: 'unknown', name: `xt ${s.name}`, args: [text()]}}])
         continue
       case 'unknown':
-        variants = variants.map((v) => [...v, ...unknown(text)[0]!])
+        variants = variants.map((v) => [...v, ...unknown(text())[0]!])
         continue
       case 'counter':
       case 'log':
@@ -619,6 +620,26 @@ function jumpTargets(r: NftRule, table: NftTable): string[] {
     }
   }
   return out
+}
+
+/** A shadow rule's Loc: the nft rule's place; its text (nftRuleText) printed on first use. */
+class ShadowLoc implements Loc {
+  readonly file: string
+  readonly line: number
+  #text: string | undefined
+  constructor(
+    private readonly rule: NftRule,
+    private readonly label?: string,
+  ) {
+    this.file = rule.loc.file
+    this.line = rule.loc.line
+  }
+  get text(): string {
+    return (this.#text ??= nftRuleText(this.rule) + (this.label === undefined ? '' : ` (element ${this.label})`))
+  }
+  toJSON(): Loc {
+    return {file: this.file, line: this.line, text: this.text}
+  }
 }
 
 function baseLoc(c: NftChain): Loc {
@@ -663,11 +684,11 @@ function buildShadow(nft: NftRuleset, t: NftTable, bases: readonly ShadowBase[])
       // one alternative of a map: its own evidence (and identity: the DNAT cascade tells backends apart by it)
       const k = `${r.family} ${r.table} ${r.chain} ${r.handle} ${label}`
       let l = locs2.get(k)
-      if (!l) locs2.set(k, (l = {file: r.loc.file, line: r.loc.line, text: `${nftRuleText(r)} (element ${label})`}))
+      if (!l) locs2.set(k, (l = new ShadowLoc(r, label)))
       return l
     }
     let l = locs.get(r)
-    if (!l) locs.set(r, (l = {file: r.loc.file, line: r.loc.line, text: nftRuleText(r)}))
+    if (!l) locs.set(r, (l = new ShadowLoc(r)))
     return l
   }
   const classes = [...new Set(bases.map((b) => b.cls))]
@@ -697,8 +718,8 @@ function buildShadow(nft: NftRuleset, t: NftTable, bases: readonly ShadowBase[])
       for (const r of b.chain.rules) queue.push(...jumpTargets(r, t))
     }
     const seen = new Set<string>()
-    while (queue.length) {
-      const name = queue.shift()!
+    for (let qi = 0; qi < queue.length; qi++) {
+      const name = queue[qi]!
       if (seen.has(name)) continue
       seen.add(name)
       const c = t.chains.get(name)
