@@ -90,9 +90,13 @@ function expandFlags(names: readonly string[]): string[] {
   return [...names]
 }
 
+/** A match's boolean test with its `!` applied (module level: a closure per call would be allocated each time). */
+function r(b: boolean, neg = false): Decision {
+  return b !== neg ? 'match' : 'nomatch'
+}
+
 /** Decides one match. 'assumed' means the snapshot cannot tell (the rule is then taken as matching). */
 export function evalMatch(m: Match, p: Packet, env: MatchEnv): Decision {
-  const r = (b: boolean, neg = false): Decision => (b !== neg ? 'match' : 'nomatch')
   switch (m.kind) {
     case 'addr':
       return r(prefixContains(m.prefix, m.dir === 'src' ? p.src : p.dst), m.neg)

@@ -36,16 +36,19 @@ export function firstCaller(t: IptTable, chain: string): IptRule | undefined {
 /** The chain names reachable from the builtin chains `from` (those the table has), following jumps and gotos. */
 export function reachableChains(t: IptTable, from: readonly string[]): ReadonlySet<string> {
   const g = graph(t)
-  const k = from.join(',')
+  const k = from.length === 1 ? from[0]! : from.join(',')
   let seen = g.reach.get(k)
   if (!seen) {
-    const s = new Set<string>()
-    const queue = from.filter((b) => t.chains.has(b))
+    const s = new Set<string>(from.filter((b) => t.chains.has(b)))
+    const queue = [...s]
     for (let i = 0; i < queue.length; i++) {
-      const c = queue[i]!
-      if (s.has(c)) continue
-      s.add(c)
-      for (const r of t.chains.get(c)?.rules ?? []) if (r.target && (r.target.kind === 'jump' || r.target.kind === 'goto') && !s.has(r.target.chain)) queue.push(r.target.chain)
+      for (const r of t.chains.get(queue[i]!)?.rules ?? []) {
+        const tg = r.target
+        if ((tg?.kind === 'jump' || tg?.kind === 'goto') && !s.has(tg.chain)) {
+          s.add(tg.chain)
+          queue.push(tg.chain)
+        }
+      }
     }
     seen = s
     g.reach.set(k, seen)

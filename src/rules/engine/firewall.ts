@@ -172,11 +172,11 @@ export class IptablesFirewall implements Firewall {
         const res = runChain(table, hook, p, curEnv, ctMark)
         const decision = decisionOf(rs, table, hook, res)
         runs.push({table: tableName, bin: binaryOf(rs), result: res, decision})
-        assumptions.push(...res.assumptions)
+        if (res.assumptions.length) assumptions.push(...res.assumptions)
         p = res.packet
         ctMark = res.ctMark
         if (res.notrack) notrack = true
-        if (curEnv.ct) curEnv = {...curEnv, ct: {...curEnv.ct, mark: ctMark}}
+        if (curEnv.ct && curEnv.ct.mark !== ctMark) curEnv = {...curEnv, ct: {...curEnv.ct, mark: ctMark}}
         if (notrack && tableName === 'raw') curEnv = {...curEnv, ct: {state: 'UNTRACKED', dir: 'ORIGINAL', status: new Set(), mark: 0}}
         if (res.verdict === 'DROP' || res.verdict === 'REJECT' || res.verdict === 'QUEUE') {
           return {hook, verdict: res.verdict, decision, runs, packet: p, ctMark, notrack, nat: natDone, assumptions}

@@ -165,9 +165,14 @@ export function clientIifOf(h: HostView, w: World, vip?: IpAddr): string {
   return UNKNOWN_IF
 }
 
+/** `rest` is a fresh object literal of the caller: it is completed in place (a spread of it is V8's slow path). */
 function backendOf(w: World, h: HostView, ip: IpAddr, rest: Omit<Backend, 'ip' | 'owner' | 'local'>): Backend {
   const local = isLoopback(ip) || h.isLocal(ip) === true
-  return {...rest, ip, local, owner: local ? undefined : w.ownerOf(ip, h)}
+  const b = rest as {-readonly [K in keyof Backend]?: Backend[K]}
+  b.ip = ip
+  b.local = local
+  b.owner = local ? undefined : w.ownerOf(ip, h)
+  return b as Backend
 }
 
 // ---- IPVS ----------------------------------------------------------------------------------------------
