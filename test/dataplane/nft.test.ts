@@ -221,6 +221,20 @@ describe('small rulesets', () => {
     expect(r.target).toMatchObject({kind: 'DNAT', to: [{from: ip('10.1.0.10'), portFrom: 8080}]})
   })
 
+  test('large sets: exact elements by hash, ranges and prefixes by scan, concatenations with symbolic protocols', () => {
+    const elems: unknown[] = []
+    for (let i = 0; i < 200; i++) elems.push({concat: [`10.0.${i >> 8}.${i & 255}`, 'tcp', 1000 + i]})
+    elems.push({concat: [{prefix: {addr: '10.9.0.0', len: 16}}, 'udp', {range: [5000, 5010]}]})
+    const key = {concat: [payload('ip', 'daddr'), {meta: {key: 'l4proto'}}, payload('th', 'dport')]}
+    const t = ruleset([['in', BASE_INPUT, [[m(key, '@svc'), {accept: null}]]]], [{set: {family: 'ip', table: 't', name: 'svc', handle: 1, type: ['ipv4_addr', 'inet_proto', 'inet_service'], flags: ['interval'], elem: elems}}])
+    const v = (p: Packet) => runNftChain(t, t.chains.get('in')!, p, env()).verdict
+    expect(v(tcp('1.1.1.1', 1, '10.0.0.150', 1150))).toBe('ACCEPT')
+    expect(v(tcp('1.1.1.1', 1, '10.0.0.150', 1151))).toBe('DROP')
+    expect(v(udp('1.1.1.1', 1, '10.0.0.150', 1150))).toBe('DROP')
+    expect(v(udp('1.1.1.1', 1, '10.9.3.4', 5005))).toBe('ACCEPT')
+    expect(v(udp('1.1.1.1', 1, '10.9.3.4', 5011))).toBe('DROP')
+  })
+
   test('reject types per family (nft_reject_icmp_code): default, icmpx, tcp reset', () => {
     const t = ruleset([['in', BASE_INPUT, [[m(payload('tcp', 'dport'), 1), {reject: null}], [m(payload('tcp', 'dport'), 2), {reject: {type: 'icmpx', expr: 'no-route'}}], [m(payload('tcp', 'dport'), 3), {reject: {type: 'tcp reset'}}]]]])
     const w = (port: number) => (runNftChain(t, t.chains.get('in')!, tcp('1.1.1.1', 1, '2.2.2.2', port), env()).target as {with: string}).with
