@@ -3,9 +3,11 @@
 // applies to it. Rules written for IPVS traffic that rely on conntrack silently do something else.
 import {serviceRule, finding} from './engine/helpers.js'
 import {ev} from './engine/host.js'
-import {describeReplay, guessesOf, ipvsKnobs, params, replyIn, requestIn, requestOut, where, type Replay} from './engine/flows.js'
-import {describeBackend, describeService} from './engine/world.js'
+import {describeReplay, guessesOf, ipSel, ipvsKnobs, params, replyIn, requestIn, requestOut, where, type Replay} from './engine/flows.js'
+import {hostPrefix} from '../model/ip.js'
+import {describeBackend, describeService, vipSelector, type LbService, type World} from './engine/world.js'
 import type {FlowPacket} from './engine/ctmodel.js'
+import {statelessFix, type Blocked} from './engine/stateful.js'
 import type {Evidence} from '../model/finding.js'
 import type {RuleMeta} from './types.js'
 
@@ -15,7 +17,40 @@ export const meta: RuleMeta = {
   severity: 'error',
   description:
     'IPVS keeps netfilter conntrack entries for the connections it forwards only when net.ipv4.vs.conntrack = 1. With 0 (the default) every forwarded packet\'s entry is discarded: ctstate matches see IPVS packets as NEW, INVALID or UNTRACKED (never ESTABLISHED), and SNAT/MASQUERADE rules never apply to them.',
-  sources: ['002_470e9850247cd7a0.txt (LVS-HOWTO 29.2, 29.5, 29.6)', 'Documentation/networking/ipvs-sysctl.rst (conntrack)', 'include/net/ip_vs.h ip_vs_notrack', 'net/netfilter/ipvs/ip_vs_xmit.c'],
+  sources: [
+    '002_470e9850247cd7a0.txt (LVS-HOWTO 29.2, 29.5, 29.6)',
+    'Documentation/networking/ipvs-sysctl.rst (conntrack)',
+    'include/net/ip_vs.h ip_vs_notrack',
+    'net/netfilter/ipvs/ip_vs_xmit.c',
+    'test/ipvs-lab: nat-invalid-drop-ct0/ct1, nat-output-stateful(-ct1), dr-state-new-ct1 (kernel 6.1)',
+  ],
+}
+
+/**
+ * The DR/TUN services of the same director whose client packets vs.conntrack=1 would have dropped (the sysctl
+ * is per network namespace): with it their conntrack entries stay SYN_SENT, and a stateful filter drops every
+ * packet after the SYN (the IPVS lab's dr-state-new-ct1). Returns one line per service.
+ */
+function drBrokenByConntrack(svc: LbService, w: World): string[] {
+  const out: string[] = []
+  for (const o of w.services) {
+    if (o.host !== svc.host || o.kind !== 'ipvs' || o.proto !== 'tcp') continue
+    const b = o.backends.find((x) => x.method === 'route' || x.method === 'tunnel')
+    if (!b) continue
+    const k = ipvsKnobs(o.host)
+    const m = b.method === 'tunnel' ? 'tunnel' : 'route'
+    for (const probe of o.probes.slice(0, 1)) {
+      for (const kind of ['ACK', 'DATA', 'FIN'] as const) {
+        const off = requestIn(o, w, probe, kind, params(k, m, o.proto))
+        const on = requestIn(o, w, probe, kind, params({...k, vsConntrack: true}, m, o.proto))
+        if (!off.result.blocked && on.result.blocked) {
+          out.push(`${describeService(o)} (${m === 'route' ? 'LVS-DR' : 'LVS-TUN'}): ${describeReplay(on)} with vs.conntrack=1 (its entry stays SYN_SENT: the director never sees a reply)`)
+          break
+        }
+      }
+    }
+  }
+  return out
 }
 
 const CLIENT: readonly FlowPacket[] = ['SYN', 'ACK', 'DATA', 'FIN']
@@ -32,22 +67,32 @@ export default serviceRule(
     const on = params({vsConntrack: true, tcpLoose: k.tcpLoose}, 'masq', svc.proto)
     const masq = svc.backends.filter((b) => b.method === 'masq' && !b.local)
     const differs: Replay[] = []
+    const selectors = new Map<Replay, Blocked['selector']>()
     const evidence: Evidence[] = []
     const snat: string[] = []
     for (const probe of svc.probes.slice(0, 1)) {
       const tcp = svc.proto === 'tcp'
       for (const kind of tcp ? CLIENT : (['DATA'] as const)) {
         const a = requestIn(svc, w, probe, kind, off)
-        if (a.result.blocked && !requestIn(svc, w, probe, kind, on).result.blocked) differs.push(a)
+        if (a.result.blocked && !requestIn(svc, w, probe, kind, on).result.blocked) {
+          differs.push(a)
+          selectors.set(a, vipSelector(svc))
+        }
       }
       for (const b of masq.slice(0, 1)) {
         for (const kind of tcp ? CLIENT : (['DATA'] as const)) {
           const a = requestOut(svc, probe, b, kind, off)
-          if (a.result.blocked && !requestOut(svc, probe, b, kind, on).result.blocked) differs.push(a)
+          if (a.result.blocked && !requestOut(svc, probe, b, kind, on).result.blocked) {
+            differs.push(a)
+            selectors.set(a, ipSel(b.ip, svc.proto, b.port ?? svc.port))
+          }
         }
         for (const kind of tcp ? SERVER : (['RDATA'] as const)) {
           const a = replyIn(svc, probe, b, kind, off)
-          if (a.result.blocked && !replyIn(svc, probe, b, kind, on).result.blocked) differs.push(a)
+          if (a.result.blocked && !replyIn(svc, probe, b, kind, on).result.blocked) {
+            differs.push(a)
+            selectors.set(a, {src: hostPrefix(b.ip), proto: svc.proto, sport: b.port ?? svc.port})
+          }
         }
       }
       // SNAT/MASQUERADE that would apply to the forwarded packet if it were tracked
@@ -65,13 +110,23 @@ export default serviceRule(
     for (const r of differs) if (r.result.blocked) evidence.push(ev(r.result.blocked.decision.loc))
     const lines = [...differs.map((r) => `  ${r.place === 'ipvs-reply' ? "realserver's " : r.place === 'ipvs-out' ? 'after IPVS, ' : ''}${describeReplay(r)}`), ...snat.map((s) => `  ${s}`)]
     const guesses = guessesOf(differs)
+    // vs.conntrack is one switch for the whole director: never the fix when it would break a DR/TUN service here
+    const dr = drBrokenByConntrack(svc, w)
+    const blocked: Blocked[] = differs.filter((r) => r.result.blocked).map((r) => ({replay: r, decision: r.result.blocked!.decision, selector: selectors.get(r)!}))
+    const fix = dr.length
+      ? {
+          summary: `accept the LVS-NAT packets statelessly instead: net.ipv4.vs.conntrack=1 would break ${dr.length === 1 ? 'the LVS-DR/TUN service' : 'LVS-DR/TUN services'} on this director${snat.length ? ' (SNAT of IPVS traffic needs vs.conntrack=1: not possible here)' : ''}`,
+          ops: statelessFix(h.fw, undefined, blocked),
+        }
+      : {summary: 'let IPVS keep conntrack entries for its connections (persist it in /etc/sysctl.d)', ops: [{kind: 'sysctl' as const, key: 'net.ipv4.vs.conntrack', value: '1'}]}
     return finding(meta, h.name, {
       severity: guesses.length ? 'info' : undefined,
       message:
-        `${describeService(svc)} is LVS-NAT and ${k.evidence.length ? 'net.ipv4.vs.conntrack = 0' : 'net.ipv4.vs.conntrack is not set (default 0)'}: IPVS discards the conntrack entry of every packet it forwards, so rules that rely on connection tracking do not see these connections as they would with conntrack on:\n${lines.join('\n')}`,
+        `${describeService(svc)} is LVS-NAT and ${k.evidence.length ? 'net.ipv4.vs.conntrack = 0' : 'net.ipv4.vs.conntrack is not set (default 0)'}: IPVS discards the conntrack entry of every packet it forwards, so rules that rely on connection tracking do not see these connections as they would with conntrack on:\n${lines.join('\n')}` +
+        (dr.length ? `\nnet.ipv4.vs.conntrack=1 is not the way out here: it applies to the whole director and would break\n${dr.map((x) => `  ${x}`).join('\n')}` : ''),
       evidence: [ev(svc.loc), ...k.evidence, ...evidence],
       unverified: [...k.defaults, ...guesses],
-      fix: {summary: 'let IPVS keep conntrack entries for its connections (persist it in /etc/sysctl.d)', ops: [{kind: 'sysctl', key: 'net.ipv4.vs.conntrack', value: '1'}]},
+      fix,
     })
   },
   (svc) => svc.kind === 'ipvs' && svc.backends.some((b) => b.method === 'masq' && !b.local),

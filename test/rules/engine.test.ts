@@ -20,6 +20,9 @@ describe('conntrack model (nf_conntrack_proto_tcp.c, ip_vs_notrack)', () => {
     expect(ctStateOf('ipvs-in', 'ACK', P({tcpLoose: false}))).toBe('INVALID')
     expect(ctStateOf('ipvs-in', 'FIN', P({}))).toBe('INVALID') // sNO + FIN = sIV
     expect(ctStateOf('ipvs-out', 'SYN', P({}))).toBe('UNTRACKED')
+    // ip_vs_notrack replaces only a conntrack the packet has: an INVALID FIN is tracked again at LOCAL_OUT
+    expect(ctStateOf('ipvs-out', 'FIN', P({}))).toBe('INVALID')
+    expect(ctStateOf('ipvs-out', 'ACK', P({tcpLoose: false}))).toBe('INVALID')
   })
   test('DR director, vs.conntrack=1: the entry stays SYN_SENT', () => {
     expect(ctStateOf('ipvs-in', 'ACK', P({vsConntrack: true}))).toBe('INVALID') // sSS + ACK = sIV
@@ -28,10 +31,16 @@ describe('conntrack model (nf_conntrack_proto_tcp.c, ip_vs_notrack)', () => {
   test('TUN: the IPIP packet in OUTPUT is a new generic flow', () => {
     expect(ctStateOf('ipvs-out', 'FIN', P({method: 'tunnel'}))).toBe('NEW')
   })
-  test('LVS-NAT: ESTABLISHED with vs.conntrack=1, the last FIN/ACK INVALID (29.15)', () => {
+  test('LVS-NAT: ESTABLISHED with vs.conntrack=1, both FINs included (IPVS lab, 6.1: nat-output-stateful-ct1)', () => {
     const m = P({method: 'masq', vsConntrack: true})
     expect(ctStateOf('ipvs-in', 'DATA', m)).toBe('ESTABLISHED')
-    expect(ctStateOf('ipvs-out', 'LASTFIN', m)).toBe('INVALID')
+    expect(ctStateOf('ipvs-out', 'SYN', m)).toBe('NEW')
+    expect(ctStateOf('ipvs-out', 'LASTFIN', m)).toBe('ESTABLISHED')
+    expect(ctStateOf('ipvs-in', 'LASTFIN', m)).toBe('ESTABLISHED')
+    // vs.conntrack=0: the first SYN goes out UNTRACKED, the last FIN/ACK INVALID (LVS-HOWTO 29.15 on 6.1)
+    expect(ctStateOf('ipvs-out', 'SYN', P({method: 'masq'}))).toBe('UNTRACKED')
+    expect(ctStateOf('ipvs-in', 'LASTFIN', P({method: 'masq'}))).toBe('INVALID')
+    expect(ctStateOf('ipvs-out', 'LASTFIN', P({method: 'masq'}))).toBe('INVALID')
     expect(ctStateOf('ipvs-reply', 'SYNACK', m)).toBe('ESTABLISHED')
     expect(ctStateOf('ipvs-reply', 'SYNACK', P({method: 'masq'}))).toBe('INVALID') // sNO + SYN/ACK = sIV
   })

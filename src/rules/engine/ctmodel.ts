@@ -13,14 +13,21 @@
 // ip_vs.h ip_vs_notrack() / ip_vs_xmit.c ip_vs_send_or_cont(), ip_vs_nat_send_or_cont():
 //   - with net.ipv4.vs.conntrack=0 IPVS drops the (unconfirmed) entry of every packet it forwards and marks
 //     the skb UNTRACKED before sending it through LOCAL_OUT: the entry is never confirmed, so the next packet
-//     of the connection meets conntrack as if it were the first (above), and filter OUTPUT sees UNTRACKED;
+//     of the connection meets conntrack as if it were the first (above), and filter OUTPUT sees UNTRACKED
+//     (the IPVS lab, 6.1: the very first SYN of an LVS-NAT connection dies in a stateful OUTPUT chain);
+//   - ip_vs_notrack replaces only a conntrack the packet has: a packet that was INVALID at PREROUTING has
+//     none, and nf_conntrack_in (ipv4_conntrack_local) looks at it again at LOCAL_OUT with its new tuple:
+//     still INVALID there (a FIN cannot start a connection);
 //   - with net.ipv4.vs.conntrack=1 the entry is kept and confirmed; for LVS-NAT ip_vs_update_conntrack()
-//     rewrites its reply tuple so the realserver's replies (seen in FORWARD) are ESTABLISHED; for DR/TUN the
-//     director never sees a reply, so the entry stays SYN_SENT and every later client packet is INVALID;
+//     rewrites its reply tuple so the realserver's replies (seen in FORWARD) are ESTABLISHED, and so are all
+//     later client packets, both FINs included (the lab: nat-output-stateful-ct1, nat-invalid-drop-ct1); for
+//     DR/TUN the director never sees a reply, so the entry stays SYN_SENT and every later client packet is
+//     INVALID (the lab: dr-state-new-ct1);
 //   - TUN sends an IPIP packet (director -> realserver, protocol 4) through LOCAL_OUT after nf_reset_ct();
 //     conntrack tracks it as a generic flow that never sees a reply: NEW.
-// LVS-HOWTO 29.15 (002_470e9850247cd7a0.txt): on LVS-NAT directors the client's last FIN/ACK toward the
-//   realserver was seen as INVALID by the OUTPUT and INPUT chains; the model keeps that packet as INVALID.
+// LVS-HOWTO 29.15 (002_470e9850247cd7a0.txt): on a 2.6.20 LVS-NAT director the client's last FIN/ACK toward
+//   the realserver was INVALID in OUTPUT and INPUT. On 6.1 that is the vs.conntrack=0 case above: the FIN is
+//   INVALID in INPUT and, re-tracked, in OUTPUT (where the other packets are UNTRACKED); LASTFIN is that FIN.
 // LVS-HOWTO 29.14: on a path that sees one direction, conntrack cannot follow the unseen direction's window,
 //   so a mid-flow packet it cannot place (entry expired or evicted, tcp_loose=0, out of window) is INVALID;
 //   the model offers that INVALID mid-flow packet to the rules that look for one-way paths.
@@ -80,11 +87,11 @@ export function ctStateOf(place: FlowPlace, pkt: FlowPacket, p: CtParams): CtSta
     case 'ipvs-in':
       if (!p.vsConntrack) return fresh()
       if (pkt === 'SYN') return 'NEW'
-      if (p.method === 'masq') return pkt === 'LASTFIN' ? 'INVALID' : 'ESTABLISHED'
+      if (p.method === 'masq') return 'ESTABLISHED'
       return p.proto === 'tcp' ? 'INVALID' : 'NEW' // DR/TUN: ACK in SYN_SENT is sIV; UDP never sees a reply
     case 'ipvs-out':
       if (p.method === 'tunnel') return 'NEW'
-      if (!p.vsConntrack) return 'UNTRACKED'
+      if (!p.vsConntrack) return fresh() === 'INVALID' ? 'INVALID' : 'UNTRACKED'
       return ctStateOf('ipvs-in', pkt, p)
     case 'ipvs-reply':
       if (!p.vsConntrack) return fresh()
