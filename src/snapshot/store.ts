@@ -280,6 +280,11 @@ export function inferRole(host: HostSnapshot): Role {
   if (nat) {
     for (const c of nat.chains.values()) if (c.rules.some((r) => r.target?.kind === 'DNAT')) return 'director'
   }
+  // native nft DNAT (iptables-nft rules were seen above, from the iptables view)
+  for (const t of host.nft?.tables ?? []) {
+    if (t.xtables && host.iptables) continue
+    for (const c of t.chains.values()) if (c.rules.some((r) => r.stmts.some((st) => st.kind === 'nat' && st.type === 'dnat'))) return 'director'
+  }
   const lo = host.interfaces?.find((i) => i.name === 'lo')
   if (lo?.addresses.some((a) => !isLoopback(a.ip))) return 'realserver'
   return 'auto'
