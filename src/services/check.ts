@@ -95,15 +95,20 @@ export function checkHosts(hosts: HostSnapshot[], opts: CheckOptions): CheckRepo
 }
 
 /**
- * What the load-balancer checks do not read yet: native nftables rules (the rule engine evaluates iptables
- * rulesets; the nft firewall plugs in at src/rules/engine/firewall.ts).
+ * What the load-balancer checks do not read: nft tables of families other than ip/inet (the engine looks at
+ * IPv4; ip6, arp, bridge and netdev tables are kept and traced, not checked). Rules made by iptables-nft are
+ * read from the iptables view when iptables-save is beside them.
  */
 export function ruleEngineGaps(h: HostSnapshot): NotModelled[] {
-  const nft = h.nft
-  if (!nft) return []
-  const native = nft.ruleCount - (nft.xtRules ?? 0)
-  if (native <= 0) return []
-  return [{file: 'nft-ruleset.json', line: 1, what: `${native} native nftables rule(s): not evaluated by the load-balancer checks yet (they read iptables rulesets)`}]
+  const out: NotModelled[] = []
+  for (const t of h.nft?.tables ?? []) {
+    if (t.family === 'ip' || t.family === 'inet') continue
+    if (t.xtables && h.iptables) continue
+    let n = 0
+    for (const c of t.chains.values()) n += c.rules.length
+    if (n > 0) out.push({file: 'nft-ruleset.json', line: t.loc.line, what: `table ${t.family} ${t.name}: ${n} rule(s) not evaluated by the load-balancer checks (they read ip and inet tables)`})
+  }
+  return out
 }
 
 function hostIndex(hosts: readonly HostSnapshot[], name: string): number {
