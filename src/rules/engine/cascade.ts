@@ -126,7 +126,11 @@ interface Leaf<T> {
   readonly on: readonly number[]
 }
 
-/** The order of the old 2^n enumeration (assignment as a binary number, rule i = bit i): first appearance wins. */
+/**
+ * The order of the old 2^n enumeration (assignment as a binary number, rule i = bit i, first appearance wins),
+ * with the rules a leaf leaves undrawn taken as not matching. (The old enumeration skipped assignments of zero
+ * probability, so with a `--probability 1` rule that the leaf never reaches it listed that leaf later.)
+ */
 function byAssignment(a: Leaf<unknown>, b: Leaf<unknown>): number {
   const n = Math.min(a.on.length, b.on.length)
   for (let i = 0; i < n; i++) if (a.on[i] !== b.on[i]) return a.on[i]! - b.on[i]!
@@ -279,6 +283,7 @@ function lastMatchBlock<T>(base: IptablesFirewall, stat: readonly StatRule[], in
   for (let k = live.length - 1; k >= 0; k--) {
     const x = live[k]!
     const p = stat[x.i]!.p
+    // "rule k is the last to match": k matches, the live rules after it do not, the others are free
     leaves.push({value: x.value, p: p * after, on: [x.i]})
     after *= 1 - p
   }
