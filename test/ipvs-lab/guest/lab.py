@@ -268,6 +268,12 @@ def outcome(res_dir):
         match = None
         if c.get('local'):
             cands = [r for r in servers if r['peer'] == c['local']]
+            if not cands:
+                # SNAT on the way (MASQUERADE toward the realservers): the server saw another peer address;
+                # take the record with the client's source port whose request names this client
+                port = c['local'].rsplit(':', 1)[1]
+                cands = [r for r in servers if r['peer'].rsplit(':', 1)[1] == port and
+                         any(e.endswith('request: REQ ' + c['client']) for e in r['events'])]
             if c.get('servedBy'):
                 cands = [r for r in cands if r['server'] == c['servedBy']] or cands
             match = cands[0] if cands else None

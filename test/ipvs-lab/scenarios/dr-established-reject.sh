@@ -7,7 +7,11 @@ SOURCE="LVS-HOWTO 29.14 (sources/002_470e9850247cd7a0.txt)"
 NOTES="Like dr-state-new, but the FIN (INVALID) reaches the REJECT: the director answers each FIN retransmission \
 with ICMP host-prohibited, which the client's TCP ignores (stays in LAST_ACK). Surprise: those ICMP errors \
 are counted by IPVS as OutPkts of the DR service (-Ln --stats OutPkts=6, OutBytes=480 = 6 x 80-byte ICMP), \
-the only time a DR service shows outgoing packets. ipvsadm -Lnc: ESTABLISHED, 15 min."
+the only time a DR service shows outgoing packets. ipvsadm -Lnc: ESTABLISHED, 15 min. \
+Why OutPkts: ip_vs_out_hook at LOCAL_OUT sees the director's own ICMP error, ip_vs_out_icmp finds the DR \
+connection from the header inside it, and since 5.10 (\"ipvs: inspect reply packets from DR/TUN real servers\") \
+handle_response_icmp counts non-MASQ connections too. Fix (lvsdoctor check / trace --fix: the port-80 accept \
+without --state) run in the VM: works, FIN_WAIT afterwards."
 
 setup() {
   topo_dr

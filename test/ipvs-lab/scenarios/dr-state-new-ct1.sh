@@ -9,7 +9,9 @@ NOTES="Surprise: vs.conntrack=1 makes it worse. The SYN is NEW and IPVS now keep
 -L: SYN_SENT [UNREPLIED], since the director never sees the SYN/ACK), so the client's next packets belong to \
 an existing connection that is neither NEW nor ESTABLISHED and fall to the DROP policy. The client completes \
 its handshake (the SYN/ACK comes straight from the realserver) but the realserver never gets the ACK or the \
-request: no response. ipvsadm -Lnc: SYN_RECV, InPkts=1."
+request: no response. ipvsadm -Lnc: SYN_RECV, InPkts=1. \
+Fix (the :80 accept without --state, vs.conntrack still 1) run in the VM: works; the ACK, request and FIN are \
+INVALID to conntrack and pass the stateless rule."
 
 setup() {
   topo_dr

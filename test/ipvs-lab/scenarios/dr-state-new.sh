@@ -11,7 +11,10 @@ rule counted all 5 packets, the RELATED,ESTABLISHED rule none), but the client's
 by the policy: the server never sees it, the client stays in LAST_ACK. iptables-save :INPUT DROP [7:364] = \
 the FIN and its retransmissions until the snapshot (52 bytes each). ipvsadm -Lnc keeps the connection \
 ESTABLISHED with 15 min to live: the ActiveConn inflation of LVS-HOWTO 29.1 (1,200 -> 30,000 active \
-connections)."
+connections). \
+The 15 min and the 2 min of dr-stateless are ip_vs_proto_tcp.c's INPUT-ONLY rows (DR/TUN connections carry \
+IP_VS_CONN_F_NOOUTPUT): the client's FIN moves ESTABLISHED to FIN_WAIT, nothing else does. Fix (the :80 accept \
+without --state) run in the VM: works."
 
 setup() {
   topo_dr

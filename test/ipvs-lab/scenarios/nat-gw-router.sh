@@ -6,7 +6,9 @@ TITLE="LVS-NAT, realserver gateway = another router"
 SOURCE="sources/000_e07122559a47da1e.txt; LVS-HOWTO 29.3 (sources/002)"
 NOTES="The SYN reaches the realserver, whose SYN/ACK leaves via the router with source 10.1.0.x:8080 and is refused \
 by the client: connect times out. ipvsadm -Lnc holds SYN_RECV (expires in about 1 min), -Ln --stats counts \
-InPkts=2 (SYN and its retransmission), OutPkts=0: the director never sees a reply."
+InPkts=2 (SYN and its retransmission), OutPkts=0: the director never sees a reply. \
+Fix: MASQUERADE toward the realservers works only with net.ipv4.vs.conntrack=1 (nat-gw-router-snat, \
+nat-gw-router-snat-ct0)."
 
 setup() {
   topo_nat router

@@ -8,7 +8,9 @@ NOTES="Handshake and response work, the client's FIN is lost: with vs.conntrack=
 NEW to netfilter (iptables-save -c: the NEW rule counted all 5 packets, the RELATED,ESTABLISHED rule 0), and \
 the FIN, which cannot open a connection, is INVALID and falls to the DROP policy (:INPUT DROP [7:364], the \
 FIN and its retransmissions). So on 6.1 it is INPUT, not OUTPUT, that eats the last FIN/ACK of 29.15. \
-ipvsadm -Lnc leaves the connection in FIN_WAIT (the server's FIN passed)."
+ipvsadm -Lnc leaves the connection in FIN_WAIT (the server's FIN passed). \
+Either fix works in the VM: vs.conntrack=1 with the same chain (everything after the SYN is ESTABLISHED; \
+conntrack -L: TIME_WAIT [ASSURED]) or a stateless accept to the VIP's port."
 
 setup() {
   topo_nat director

@@ -6,7 +6,10 @@ SOURCE="LVS-HOWTO 29.15, 29.5, 29.6 (sources/002_470e9850247cd7a0.txt)"
 NOTES="With vs.conntrack=1 the same stateful OUTPUT chain passes everything, including both FINs (:OUTPUT DROP \
 [0:0]): the 29.15 loss of the last FIN/ACK does not reproduce on 6.1. conntrack -L on the director shows the \
 IPVS connection as one entry whose reply tuple IPVS rewrote to the realserver (src=10.1.0.12 sport=8080), \
-TIME_WAIT [ASSURED]."
+TIME_WAIT [ASSURED]. \
+Surprise: ipvsadm -Ln --stats shows all zeros although the exchange worked: 6.1 sums the per-CPU counters \
+into what ipvsadm reads only in the 2-second estimation timer (ip_vs_est.c), and this exchange and snapshot \
+took less."
 
 setup() {
   topo_nat director

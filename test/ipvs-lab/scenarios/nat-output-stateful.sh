@@ -9,7 +9,10 @@ NOTES="Surprise: on kernel 6.1 it is not the last FIN/ACK (LVS-HOWTO 29.15, kern
 that dies. IPVS sends the packet it forwards to the realserver through LOCAL_OUT after detaching its \
 conntrack (vs.conntrack=0: the packet is UNTRACKED), so the state rule does not match and the OUTPUT policy \
 drops it: iptables-save shows :OUTPUT DROP [2:120] (the SYN and its retransmission), ipvsadm -Lnc SYN_RECV, \
-OutPkts=0. The director's conntrack -L stays empty."
+OutPkts=0. The director's conntrack -L stays empty. \
+vs.conntrack=1 alone (nat-output-stateful-ct1) and the stateless accepts toward the realservers alone (run \
+in the VM) each make it work. With UNTRACKED accepted too, the FIN/ACK of 29.15 is what dies: \
+nat-output-untracked."
 
 setup() {
   topo_nat director

@@ -6,7 +6,8 @@ TITLE="LVS-TUN, realserver tunl0 with rp_filter=1"
 SOURCE="LVS-HOWTO 29.3 (sources/002_470e9850247cd7a0.txt)"
 NOTES="The decapsulated SYN is dropped by the realserver's reverse-path filter (rp_filter is max(all, tunl0) = 1; \
 eth0 keeps rp_filter=0): connect times out. The director's ipvsadm -Lnc holds SYN_RECV with InPkts=2, \
-exactly as for a failed NAT connection."
+exactly as for a failed NAT connection. \
+Fix (net.ipv4.conf.tunl0.rp_filter=2 with all=1: the effective max(all, tunl0) = 2, loose) run in the VM: works."
 
 setup() {
   topo_dr
