@@ -109,13 +109,26 @@ const PLACEHOLDER_VIPS = ['192.0.2.1', '198.51.100.1', '203.0.113.1', '11.22.33.
 
 /** Addresses the rules of every host name (source/destination prefixes, not 0/0). */
 function mentioned(hosts: readonly HostView[]): (ip: IpAddr) => boolean {
-  const prefixes: Prefix[] = []
+  // grouped by family and length: a lookup per length instead of a test per prefix (a kube-proxy dump names
+  // ~70,000 prefixes, nearly all /32)
+  const groups = new Map<string, {family: number; len: number; values: Set<bigint>}>()
   for (const h of hosts)
     for (const rs of h.fw?.rulesets ?? [])
       for (const t of rs.tables.values())
         for (const c of t.chains.values())
-          for (const r of c.rules) for (const m of r.matches) if (m.kind === 'addr' && m.prefix.len > 0) prefixes.push(m.prefix)
-  return (ip) => prefixes.some((p) => prefixContains(p, ip))
+          for (const r of c.rules)
+            for (const m of r.matches) {
+              if (m.kind !== 'addr' || m.prefix.len <= 0) continue
+              const k = `${m.prefix.family}/${m.prefix.len}`
+              let g = groups.get(k)
+              if (!g) {
+                g = {family: m.prefix.family, len: m.prefix.len, values: new Set()}
+                groups.set(k, g)
+              }
+              g.values.add(m.prefix.value)
+            }
+  const lookups = [...groups.values()]
+  return (ip) => lookups.some((g) => g.family === ip.family && g.values.has(makePrefix(ip, g.len).value))
 }
 
 function connectedTo(hosts: readonly HostView[], ip: IpAddr): boolean {
@@ -215,8 +228,19 @@ function selectorOfMatches(matches: readonly Match[], sel: Selector): void {
   }
 }
 
-/** The rule's own dst/proto/dport/mark, completed from the rules that jump to its chain. */
+const selectors = new WeakMap<IptRule, Selector>()
+
+/** The rule's own dst/proto/dport/mark, completed from the rules that jump to its chain (computed once per rule: do not change it). */
 export function selectorOf(rs: IptablesRuleset, rule: IptRule): Selector {
+  let sel = selectors.get(rule)
+  if (!sel) {
+    sel = selectorUncached(rs, rule)
+    selectors.set(rule, sel)
+  }
+  return sel
+}
+
+function selectorUncached(rs: IptablesRuleset, rule: IptRule): Selector {
   const sel: Selector = {}
   selectorOfMatches(rule.matches, sel)
   const table = rs.tables.get(rule.table)
