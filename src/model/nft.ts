@@ -401,6 +401,11 @@ export function formatNftExpr(e: NftExpr, hint?: Hint, v6InPort?: boolean): stri
     case 'concat':
       return e.parts.map((p) => formatNftExpr(p, hint)).join(' . ')
     case 'map':
+      // the keys print as the key expression's type, the values as what the map sets (a mark in hex)
+      if (e.data.kind === 'set') {
+        const kh = hintOf(e.key)
+        return `${formatNftExpr(e.key)} map { ${e.data.elements.map((el) => formatNftSetElem(el, kh, hint)).join(', ')} }`
+      }
       return `${formatNftExpr(e.key)} map ${formatNftExpr(e.data, hint)}`
     case 'set':
       return `{ ${e.elements.map((el) => formatNftSetElem(el, hint)).join(', ')} }`

@@ -147,7 +147,7 @@ describe.skipIf(why !== undefined)('the real nft agrees with the applier', () =>
     [
       'nft-zevenet-l4xnat-dnat/lb',
       (rs: NftRuleset) => {
-        const text = 'ip daddr 192.168.101.250 tcp dport 443 meta mark set numgen random mod 2 map { 0x00000000 : 524, 0x00000001 : 525 } comment "FARM_app"'
+        const text = 'ip daddr 192.168.101.250 tcp dport 443 meta mark set numgen random mod 2 map { 0 : 0x0000020c, 1 : 0x0000020d } comment "FARM_app"'
         return [
           `nft replace rule ip zevenet mangle_prerouting handle ${handleOf(rs, 'mangle_prerouting', text)} 'ct state new ${text}'`,
           `nft add rule ip zevenet mangle_prerouting position ${handleOf(rs, 'mangle_prerouting', 'meta mark set ct mark')} meta mark 0x00000000 accept`,
