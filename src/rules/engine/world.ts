@@ -263,18 +263,27 @@ export function reachableFrom(rs: IptablesRuleset, table: string, chain: string,
 }
 
 /** MARK rules of mangle (reachable from PREROUTING) that can set `mark` (value under the rule's mask). */
+/** Per ruleset, once: the MARK rules of mangle reachable from PREROUTING that set, xset or or a non-zero value. */
+const markRules = new WeakMap<IptablesRuleset, readonly IptRule[]>()
+
 export function markSetters(rs: IptablesRuleset, mark: number, maskOfUse = 0xffffffff): IptRule[] {
-  const mangle = rs.tables.get('mangle')
-  if (!mangle) return []
-  const out: IptRule[] = []
-  for (const c of mangle.chains.values()) {
-    if (!reachableFrom(rs, 'mangle', c.name, ['PREROUTING'])) continue
-    for (const r of c.rules) {
-      const t = r.target
-      if (t?.kind === 'MARK' && (t.op === 'set' || t.op === 'xset' || t.op === 'or') && ((t.value & maskOfUse) >>> 0) === ((mark & maskOfUse) >>> 0) && t.value !== 0) out.push(r)
+  let all = markRules.get(rs)
+  if (!all) {
+    const found: IptRule[] = []
+    for (const c of rs.tables.get('mangle')?.chains.values() ?? []) {
+      if (!reachableFrom(rs, 'mangle', c.name, ['PREROUTING'])) continue
+      for (const r of c.rules) {
+        const t = r.target
+        if (t?.kind === 'MARK' && (t.op === 'set' || t.op === 'xset' || t.op === 'or') && t.value !== 0) found.push(r)
+      }
     }
+    all = found
+    markRules.set(rs, all)
   }
-  return out
+  return all.filter((r) => {
+    const t = r.target as Extract<IptRule['target'], {kind: 'MARK'}>
+    return ((t.value & maskOfUse) >>> 0) === ((mark & maskOfUse) >>> 0)
+  })
 }
 
 function probeFromSelector(h: HostView, w: World, sel: Selector): {pkt: Packet; vip?: IpAddr; vipAssumed: boolean; iif?: string} {
