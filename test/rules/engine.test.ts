@@ -76,6 +76,27 @@ describe('fix sequencing: positions stay exact when the findings are applied in 
       ['iptables -t filter -D INPUT 1', 'iptables -t filter -A INPUT E', 'sysctl -w net.ipv4.ip_forward=1'],
     ])
   })
+  test('an operation an earlier finding already gives is referenced, not repeated, and not applied twice', () => {
+    const g = (rule: string, ops: FixOp[]): RuleFinding => ({...f('d', ops), rule, fix: {summary: `fix ${rule}`, ops}})
+    const rep = (pos: number, spec: string): FixOp => ({kind: 'ipt', bin: 'iptables', table: 'filter', chain: 'INPUT', op: 'R', pos, chainLen: 5, spec})
+    const ct: FixOp = {kind: 'sysctl', key: 'net.ipv4.vs.conntrack', value: '1'}
+    const out = renderFixes([
+      g('a', [ins(2, 'A'), rep(4, 'S'), ct]),
+      g('b', [rep(4, 'S')]),
+      g('c', [ins(2, 'A'), ins(5, 'C'), ct, ct]),
+      {...g('d', [ct]), host: 'e'},
+    ])
+    expect(out.map((x) => x.fix?.commands)).toEqual([
+      ['iptables -t filter -I INPUT 2 A', 'iptables -t filter -R INPUT 5 S', 'sysctl -w net.ipv4.vs.conntrack=1'],
+      [],
+      // the first insert before original rule 2 is not made again: rule 5 is still the 6th
+      ['iptables -t filter -I INPUT 6 C'],
+      ['sysctl -w net.ipv4.vs.conntrack=1'],
+    ])
+    expect(out[1]!.fix?.summary).toBe('fix b: same fix as a above (nothing more to run)')
+    expect(out[2]!.fix?.summary).toBe('fix c (the new rule in filter INPUT, net.ipv4.vs.conntrack=1: same fix as a above, not repeated here)')
+    expect(out[3]!.fix?.summary).toBe('fix d')
+  })
 })
 
 describe('multi-host: a director alone says what it could not verify', () => {

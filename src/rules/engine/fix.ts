@@ -31,9 +31,18 @@ export type FixOp =
   /** any other exact command: ip route add/replace, ipvsadm -e, nft ... */
   | {readonly kind: 'cmd'; readonly text: string}
 
-/** Turns every finding's fix operations into command lines, sequencing iptables positions in report order. */
+/**
+ * Turns every finding's fix operations into command lines, sequencing iptables positions in report order.
+ *
+ * No command is given twice in one report: an operation an earlier finding's fix already holds (the same
+ * insert, replacement or deletion at the same original position, the same sysctl, the same command) is not
+ * rendered again, and is not applied to the chain twice, so the positions of the later commands stay exact.
+ * The later finding's summary says whose fix it shares ("same fix as dr-stateful-filter above").
+ */
 export function renderFixes(findings: readonly RuleFinding[]): Finding[] {
   const chains = new Map<string, (number | null)[]>()
+  /** every operation rendered so far, with the rule of the finding that gave it */
+  const given = new Map<string, string>()
   const out: Finding[] = []
   for (const f of findings) {
     const {fix, ...rest} = f
@@ -42,13 +51,51 @@ export function renderFixes(findings: readonly RuleFinding[]): Finding[] {
       continue
     }
     const commands: string[] = []
+    const shared: {op: FixOp; by: string}[] = []
+    const mine: string[] = []
     for (const op of fix.ops) {
+      const k = opKey(f.host, op)
+      const by = given.get(k)
+      if (by !== undefined) {
+        // within one finding a repeated operation is simply dropped; across findings it is referenced
+        if (by !== SELF && !shared.some((x) => opKey(f.host, x.op) === k)) shared.push({op, by})
+        continue
+      }
+      given.set(k, SELF)
+      mine.push(k)
       const c = renderOp(f.host, op, chains)
       if (c !== undefined && !commands.includes(c)) commands.push(c)
     }
-    out.push({...rest, fix: {summary: fix.summary, commands}} as Finding)
+    for (const k of mine) given.set(k, f.rule)
+    out.push({...rest, fix: {summary: shared.length ? withReference(fix.summary, shared, commands.length === 0) : fix.summary, commands}} as Finding)
   }
   return out
+}
+
+/** marks the operations of the finding being rendered (a repeat inside one fix is no reference) */
+const SELF = '\u0000self'
+
+/** What identifies an operation: the same key is the same change to the host. */
+function opKey(host: string, op: FixOp): string {
+  if (op.kind === 'sysctl') return `${host}\u0000sysctl\u0000${op.key}=${op.value}`
+  if (op.kind === 'cmd') return `${host}\u0000cmd\u0000${op.text}`
+  const pos = op.op === 'I' && op.pos > op.chainLen ? 'end' : String(op.pos)
+  return `${host}\u0000${op.bin}\u0000${op.table}\u0000${op.chain}\u0000${op.op}\u0000${pos}\u0000${op.spec ?? ''}`
+}
+
+function describeShared(op: FixOp): string {
+  if (op.kind === 'sysctl') return `${op.key}=${op.value}`
+  if (op.kind === 'cmd') return 'a command'
+  const what = op.op === 'I' ? 'the new rule in' : op.op === 'R' ? 'the replaced rule' : 'the deleted rule'
+  return op.op === 'I' ? `${what} ${op.table} ${op.chain}` : `${what} ${op.pos} of ${op.table} ${op.chain}`
+}
+
+function withReference(summary: string, shared: readonly {op: FixOp; by: string}[], all: boolean): string {
+  const rules = [...new Set(shared.map((x) => x.by))]
+  const names = rules.length === 1 ? rules[0]! : `${rules.slice(0, -1).join(', ')} and ${rules.at(-1)}`
+  if (all) return `${summary}: same fix as ${names} above (nothing more to run)`
+  const what = [...new Set(shared.map((x) => describeShared(x.op)))].join(', ')
+  return `${summary} (${what}: same fix as ${names} above, not repeated here)`
 }
 
 function renderOp(host: string, op: FixOp, chains: Map<string, (number | null)[]>): string | undefined {
