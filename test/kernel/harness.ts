@@ -1,4 +1,4 @@
-// The kernel as the judge: builds a scenario as network namespaces (prefix ldt-), loads real routes,
+// The kernel as the judge: builds a scenario as network namespaces (prefix ldt-, or the scenario's own), loads real routes,
 // sysctls and iptables rules, runs a real TCP exchange with python3 sockets, records what the kernel did,
 // snapshots every namespace with lvsdoctor's own `snapshot`, and removes everything again (also on failure).
 import {execFileSync, spawn, type ChildProcess} from 'node:child_process'
@@ -23,7 +23,7 @@ export interface Scenario {
   /** what the scenario shows, and the source it follows */
   readonly why: string
   readonly ns: Readonly<Record<string, NsSpec>>
-  /** veth pairs: [ns, iface, cidr] on each end; iface names start with ldt- */
+  /** veth pairs: [ns, iface, cidr] on each end; iface names start with the prefix */
   readonly links: readonly (readonly [string, string, string, string, string, string])[]
   readonly server: {readonly ns: string; readonly port: number}
   readonly client: {readonly ns: string; readonly src: string; readonly connect: string}
@@ -33,15 +33,17 @@ export interface Scenario {
   readonly expect: Connection
   /** what the kernel does once check's fix commands (told this flow) have run in the namespaces; asserted in the fix run */
   readonly fixed?: Connection
+  /** namespace and temp-dir prefix (default ldt), so that suites running at once never collide */
+  readonly prefix?: string
 }
 
 export const ROOT = resolve(import.meta.dirname, '../..')
 export const CLIENT_PORT = 40000
 
 /** Why the kernel suite cannot run here, or undefined when it can. */
-export function cannotRun(): string | undefined {
+export function cannotRun(tools: readonly string[] = ['ip', 'iptables', 'python3', 'sysctl']): string | undefined {
   if (process.getuid?.() !== 0) return 'not root: network namespaces need root'
-  for (const tool of ['ip', 'iptables', 'python3', 'sysctl']) {
+  for (const tool of tools) {
     try {
       execFileSync('sh', ['-c', `command -v ${tool}`], {stdio: 'ignore'})
     } catch {
@@ -52,7 +54,8 @@ export function cannotRun(): string | undefined {
   return undefined
 }
 
-const nsName = (s: Scenario, n: string) => `ldt-${s.name.slice(0, 20)}-${n}`
+const prefixOf = (s: Scenario) => `${s.prefix ?? 'ldt'}-${s.name.slice(0, 20)}-`
+const nsName = (s: Scenario, n: string) => `${prefixOf(s)}${n}`
 
 function sh(args: readonly string[], input?: string): string {
   return execFileSync(args[0]!, args.slice(1), {encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'], timeout: 20_000})
@@ -70,7 +73,7 @@ export function teardown(s: Scenario): void {
   } catch {
     return
   }
-  const prefix = `ldt-${s.name.slice(0, 20)}-`
+  const prefix = prefixOf(s)
   for (const line of list.split('\n')) {
     const n = line.split(' ')[0]
     if (n && n.startsWith(prefix)) {
@@ -143,7 +146,7 @@ export interface KernelRun {
 /** Builds the scenario, runs the exchange, snapshots every namespace, tears it down. */
 export async function runScenario(s: Scenario, o: {keep?: boolean} = {}): Promise<KernelRun> {
   teardown(s)
-  const dir = mkdtempSync(join(tmpdir(), `ldt-${s.name}-`))
+  const dir = mkdtempSync(join(tmpdir(), `${s.prefix ?? 'ldt'}-${s.name}-`))
   let server: ChildProcess | undefined
   try {
     for (const n of Object.keys(s.ns)) {
