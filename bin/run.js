@@ -2,8 +2,25 @@
 // Start-up is most of a short command's time: @oclif/core is loaded with require (an ESM import of it would
 // first have Node scan its CommonJS source for export names), and its index's Node version check, which loads
 // all of semver (~40 ms), is done here with the major number instead (package.json: engines.node >= 20).
+// `lvsdoctor --help` prints the root help that the build rendered with oclif itself (dist/root-help.txt, see
+// scripts/manifest.js) when it was rendered for this Node version, platform and terminal width.
 import {createRequire} from 'node:module'
+import {readFileSync} from 'node:fs'
 
+const args = process.argv.slice(2)
+if (args.length === 1 && (args[0] === '--help' || args[0] === '-h') && !process.env.LVSDOCTOR_NO_HELP_CACHE) {
+  try {
+    const cached = readFileSync(new URL('../dist/root-help.txt', import.meta.url), 'utf8')
+    const nl = cached.indexOf('\n')
+    const key = `${process.version} ${process.platform} ${process.arch} ${process.stdout.isTTY ? process.stdout.columns : '-'}`
+    if (cached.slice(0, nl) === key) {
+      process.stdout.write(cached.slice(nl + 1))
+      process.exit(0)
+    }
+  } catch {
+    // no cache: oclif renders it
+  }
+}
 if (Number(process.versions.node.split('.')[0]) < 20) process.emitWarning(`Node version must be >=20 to use this CLI. Current node version: ${process.versions.node}`)
 process.env.OCLIF_DISABLE_ENGINE_WARNING ??= '1'
 const {execute} = createRequire(import.meta.url)('@oclif/core')
