@@ -5,7 +5,7 @@
 // path without IPVS, engine/forward.ts): its FORWARD chain sees the client's half only.
 import {formatIp, hostPrefix} from '../model/ip.js'
 import {customRule, finding} from './engine/helpers.js'
-import {ev} from './engine/host.js'
+import {ev, locRef} from './engine/host.js'
 import {acceptedBy, describeReplay, forwardIn, guessesOf, ipvsKnobs, params, requestIn, requestOut, type Replay} from './engine/flows.js'
 import {statelessFix, type Blocked} from './engine/stateful.js'
 import {describeService, vipSelector, type LbService, type World} from './engine/world.js'
@@ -23,6 +23,13 @@ export const meta: RuleMeta = {
 }
 
 const LATER: readonly FlowPacket[] = ['ACK', 'DATA', 'FIN']
+
+/** What the client sees, from the first packet the director drops. */
+function consequence(kinds: readonly FlowPacket[]): string {
+  if (kinds.includes('SYN')) return 'No connection opens: IPVS schedules the SYN, but it is dropped on its way to the realserver (ipvsadm -Lnc: SYN_RECV).'
+  if (kinds.includes('ACK') || kinds.includes('DATA')) return 'The client completes its handshake (the SYN/ACK comes from the realserver directly), then hangs: its request never reaches the realserver.'
+  return 'Connections are never closed through the director: ipvsadm shows ActiveConn growing, clients retransmit their FIN (LVS-HOWTO 29.16).'
+}
 
 function onService(svc: LbService, w: World): RuleFinding | undefined {
   const h = svc.host
@@ -58,17 +65,17 @@ function onService(svc: LbService, w: World): RuleFinding | undefined {
     const accepting = acceptedBy(syn, 'INPUT')
     const lines = blocked.map((b) => `  ${b.replay.place === 'ipvs-out' ? 'after IPVS, ' : ''}${describeReplay(b.replay)}`)
     const why = k.vsConntrack
-      ? 'with net.ipv4.vs.conntrack=1 the entry stays SYN_SENT (the director never sees the SYN/ACK), so every later client packet is INVALID'
+      ? 'with net.ipv4.vs.conntrack=1 the entry stays SYN_SENT, as the SYN/ACK never passes the director, so every later client packet is INVALID'
       : `with net.ipv4.vs.conntrack=0 IPVS drops the entry of each packet, so each packet meets conntrack afresh: a FIN is INVALID${k.tcpLoose ? '' : ', and with nf_conntrack_tcp_loose=0 so is every ACK'}`
     const guesses = guessesOf(blocked.map((b) => b.replay))
     return finding(meta, h.name, {
       severity: guesses.length || blocked.some((b) => b.decision.assumed) ? 'info' : undefined,
       message:
-        `${describeService(svc)} forwards by ${drs[0]!.method === 'route' ? 'direct routing' : 'tunnelling'} to ${drs.map((b) => formatIp(b.ip)).join(', ')}: ${h.name} never sees the replies, so conntrack never reaches ESTABLISHED for these connections (${why}).\n` +
-        `The SYN is accepted${accepting ? ` by ${accepting.loc.file}:${accepting.loc.line}` : ''}, but:\n${lines.join('\n')}\n` +
-        `Connections are never closed through the director: ipvsadm shows ActiveConn growing, clients retransmit their FIN (LVS-HOWTO 29.16).`,
+        `${h.name} forwards ${describeService(svc)} by ${drs[0]!.method === 'route' ? 'direct routing' : 'tunnelling'} to ${drs.map((b) => formatIp(b.ip)).join(', ')} and never sees the replies, so its conntrack never reaches ESTABLISHED for these connections (${why}).\n` +
+        `The SYN ${accepting ? `is accepted by ${locRef(accepting.loc)}` : 'passes INPUT'}, but:\n${lines.join('\n')}\n` +
+        consequence(blocked.map((b) => b.replay.kind)),
       evidence: [ev(svc.loc), ...drs.slice(0, 1).map((b) => ev(b.loc)), ...(accepting ? [ev(accepting.loc)] : []), ...blocked.map((b) => ev(b.decision.loc)), ...k.evidence],
-      unverified: [...k.defaults, ...guesses, ...blocked.filter((b) => b.decision.assumed).map((b) => `${b.decision.loc.file}:${b.decision.loc.line} has a match the snapshot cannot decide; assumed to match`)],
+      unverified: [...k.defaults, ...guesses, ...blocked.filter((b) => b.decision.assumed).map((b) => `${locRef(b.decision.loc)} has a match the snapshot cannot decide; assumed to match`)],
       fix: {
         summary: 'accept the service statelessly (match VIP, protocol and port without --state/--syn), as LVS-HOWTO 29.16 does',
         ops: statelessFix(fw, accepting, blocked),
@@ -99,10 +106,10 @@ function onForward(fp: ForwardPath): RuleFinding | undefined {
     severity: guesses.length || assumed.length ? 'info' : undefined,
     message:
       `${describeForward(fp)}: ${h.name} forwards the client's packets without NAT, but ${fp.ret.reason}. ${h.name} sees only the client's half of each connection, so its conntrack never sees the SYN/ACK: the entry stays SYN_SENT and the client's ACK, request and FIN are INVALID (nf_conntrack_proto_tcp.c: an ORIGINAL ACK in SYN_SENT is sIV).\n` +
-      `The SYN is accepted${accepting ? ` by ${accepting.loc.file}:${accepting.loc.line}` : ''}, but:\n${blocked.map((b) => `  ${describeReplay(b.replay)}`).join('\n')}\n` +
+      `The SYN ${accepting ? `is accepted by ${locRef(accepting.loc)}` : 'passes FORWARD'}, but:\n${blocked.map((b) => `  ${describeReplay(b.replay)}`).join('\n')}\n` +
       `The client completes its handshake (the SYN/ACK comes around ${h.name}) and then hangs: nothing it sends after the SYN reaches the server.`,
     evidence: [...fp.routeEvidence, ev(fp.vipLoc, fp.realserver.name), ...fp.ret.evidence, ...(accepting ? [ev(accepting.loc)] : []), ...blocked.map((b) => ev(b.decision.loc))],
-    unverified: [...guesses, ...assumed.map((b) => `${b.decision.loc.file}:${b.decision.loc.line} has a match the snapshot cannot decide; assumed to match`)],
+    unverified: [...guesses, ...assumed.map((b) => `${locRef(b.decision.loc)} has a match the snapshot cannot decide; assumed to match`)],
     fix: {
       summary: `accept the flow statelessly in FORWARD (match ${formatIp(fp.vip)}, protocol and port without --state/--syn), as LVS-HOWTO 29.16 does for DR directors`,
       ops: statelessFix(fw, accepting, blocked),

@@ -3,7 +3,7 @@
 // forwarded to a backend (filter FORWARD).
 import {serviceRule, finding} from './engine/helpers.js'
 import {ev} from './engine/host.js'
-import {assumedNote, guessesOf, requestIn, params, ipvsKnobs, where, ipSel} from './engine/flows.js'
+import {assumedNote, guessesOf, requestIn, params, ipvsKnobs, where, ipSel, placeOf} from './engine/flows.js'
 import {describeService, vipSelector, type LbService} from './engine/world.js'
 import type {RuleMeta} from './types.js'
 
@@ -38,7 +38,7 @@ export default serviceRule(meta, (svc: LbService, w) => {
       evidence: [ev(svc.loc), ...r.result.hooks.flatMap((hk) => hk.runs.filter((x) => x.decision.rule && x.decision.verdict !== 'ACCEPT').map((x) => ev(x.decision.loc))), ev(d.loc)],
       unverified: [note, ...guesses, svc.vipAssumed ? `the DNAT rule has no destination address: ${h.name}'s own address stands for the VIP` : undefined].filter((x): x is string => !!x),
       fix: {
-        summary: `accept the service's packets before ${d.policy ? `the ${d.chain} policy` : `${d.chain} rule ${d.rule!.index}`} (stateless, so that every packet of the connection passes)`,
+        summary: `accept the service's packets before ${placeOf(d)} (stateless, so that every packet of the connection passes)`,
         ops: h.fw.fixer.acceptBefore(d, sel),
       },
     })

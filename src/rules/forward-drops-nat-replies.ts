@@ -6,9 +6,9 @@
 import {formatIp, hostPrefix} from '../model/ip.js'
 import type {Evidence} from '../model/finding.js'
 import {customRule, finding} from './engine/helpers.js'
-import {ev, UNKNOWN_IF, type HostView} from './engine/host.js'
+import {ev, locRef, UNKNOWN_IF, type HostView} from './engine/host.js'
 import {ctView} from './engine/ctmodel.js'
-import {acceptedBy, describeReplay, guessesOf, ipvsKnobs, params, replyIn, requestIn, type Replay} from './engine/flows.js'
+import {acceptedBy, describeReplay, guessesOf, ipvsKnobs, params, placeOf, replyIn, requestIn, type Replay} from './engine/flows.js'
 import {flowPacket} from './engine/packets.js'
 import {received} from './engine/path.js'
 import {returnRoute} from './engine/returnpath.js'
@@ -113,14 +113,14 @@ function check(svc: LbService, w: World): RuleFinding | undefined {
     message:
       `${describeService(svc)}: the replies from ${backends.join(', ')} cross ${h.name}'s FORWARD chain ${undo}, and nothing there accepts them:\n` +
       [...new Set(dropped.map((d) => `  ${describeReplay(d.replay)}`))].join('\n') +
-      `\nThe request passes${accepting ? ` (${accepting.loc.file}:${accepting.loc.line} accepts it)` : ''}, so the backend answers, but its SYN/ACK never reaches the client: connections time out.` +
+      `\nThe request passes${accepting ? ` (${locRef(accepting.loc)} accepts it)` : ''}, so the backend answers, but its SYN/ACK never reaches the client: connections time out.` +
       (around.length ? `\n(${around.join(', ')}: replies go around ${h.name}; see nat-reply-bypasses-director)` : ''),
     evidence,
-    unverified: [...guesses, ...assumed.map((d) => `${d.decision.loc.file}:${d.decision.loc.line} has a match the snapshot cannot decide; assumed to match`)],
+    unverified: [...guesses, ...assumed.map((d) => `${locRef(d.decision.loc)} has a match the snapshot cannot decide; assumed to match`)],
     fix: {
       summary: stateless
         ? `accept the backends' replies in FORWARD by address and source port (with net.ipv4.vs.conntrack=0 they are not ESTABLISHED to conntrack)`
-        : `accept the replies of accepted connections in FORWARD (conntrack ESTABLISHED,RELATED) before ${dropped[0]!.decision.policy ? `the ${dropped[0]!.decision.chain} DROP policy` : `${dropped[0]!.decision.chain} rule ${dropped[0]!.decision.rule!.index}`}`,
+        : `accept the replies of accepted connections in FORWARD (conntrack ESTABLISHED,RELATED) before ${placeOf(dropped[0]!.decision)}`,
       ops,
     },
   })

@@ -4,8 +4,9 @@
 import {serviceRule, finding} from './engine/helpers.js'
 import {ev} from './engine/host.js'
 import {describeReplay, guessesOf, ipSel, ipvsKnobs, params, replyIn, requestIn, requestOut, where, type Replay} from './engine/flows.js'
+import {conntrackOnBreaks} from './engine/vs-conntrack.js'
 import {hostPrefix} from '../model/ip.js'
-import {describeBackend, describeService, vipSelector, type LbService, type World} from './engine/world.js'
+import {describeBackend, describeService, vipSelector} from './engine/world.js'
 import type {FlowPacket} from './engine/ctmodel.js'
 import {statelessFix, type Blocked} from './engine/stateful.js'
 import type {Evidence} from '../model/finding.js'
@@ -24,33 +25,6 @@ export const meta: RuleMeta = {
     'net/netfilter/ipvs/ip_vs_xmit.c',
     'test/ipvs-lab: nat-invalid-drop-ct0/ct1, nat-output-stateful(-ct1), dr-state-new-ct1 (kernel 6.1)',
   ],
-}
-
-/**
- * The DR/TUN services of the same director whose client packets vs.conntrack=1 would have dropped (the sysctl
- * is per network namespace): with it their conntrack entries stay SYN_SENT, and a stateful filter drops every
- * packet after the SYN (the IPVS lab's dr-state-new-ct1). Returns one line per service.
- */
-function drBrokenByConntrack(svc: LbService, w: World): string[] {
-  const out: string[] = []
-  for (const o of w.services) {
-    if (o.host !== svc.host || o.kind !== 'ipvs' || o.proto !== 'tcp') continue
-    const b = o.backends.find((x) => x.method === 'route' || x.method === 'tunnel')
-    if (!b) continue
-    const k = ipvsKnobs(o.host)
-    const m = b.method === 'tunnel' ? 'tunnel' : 'route'
-    for (const probe of o.probes.slice(0, 1)) {
-      for (const kind of ['ACK', 'DATA', 'FIN'] as const) {
-        const off = requestIn(o, w, probe, kind, params(k, m, o.proto))
-        const on = requestIn(o, w, probe, kind, params({...k, vsConntrack: true}, m, o.proto))
-        if (!off.result.blocked && on.result.blocked) {
-          out.push(`${describeService(o)} (${m === 'route' ? 'LVS-DR' : 'LVS-TUN'}): ${describeReplay(on)} with vs.conntrack=1 (its entry stays SYN_SENT: the director never sees a reply)`)
-          break
-        }
-      }
-    }
-  }
-  return out
 }
 
 const CLIENT: readonly FlowPacket[] = ['SYN', 'ACK', 'DATA', 'FIN']
@@ -100,7 +74,7 @@ export default serviceRule(
         const t = requestOut(svc, probe, b, 'SYN', on)
         const post = t.result.hooks.find((x) => x.hook === 'POSTROUTING')
         if (post?.nat && (post.nat.kind === 'SNAT' || post.nat.kind === 'MASQUERADE')) {
-          snat.push(`${where(post.nat.decision)} would translate the packets IPVS sends to ${describeBackend(b)}, but IPVS packets are untracked and never meet the nat table`)
+          snat.push(`${where(post.nat.decision)} would rewrite the source of the packets IPVS sends to ${describeBackend(b)}, but IPVS packets are untracked and never meet the nat table`)
           evidence.push(ev(post.nat.decision.loc))
           break
         }
@@ -108,10 +82,10 @@ export default serviceRule(
     }
     if (differs.length === 0 && snat.length === 0) return undefined
     for (const r of differs) if (r.result.blocked) evidence.push(ev(r.result.blocked.decision.loc))
-    const lines = [...differs.map((r) => `  ${r.place === 'ipvs-reply' ? "realserver's " : r.place === 'ipvs-out' ? 'after IPVS, ' : ''}${describeReplay(r)}`), ...snat.map((s) => `  ${s}`)]
+    const lines = [...differs.map((r) => `  ${r.place === 'ipvs-out' ? 'after IPVS, ' : ''}${describeReplay(r)}`), ...snat.map((s) => `  ${s}`)]
     const guesses = guessesOf(differs)
     // vs.conntrack is one switch for the whole director: never the fix when it would break a DR/TUN service here
-    const dr = drBrokenByConntrack(svc, w)
+    const dr = conntrackOnBreaks(h, w)
     const blocked: Blocked[] = differs.filter((r) => r.result.blocked).map((r) => ({replay: r, decision: r.result.blocked!.decision, selector: selectors.get(r)!}))
     const fix = dr.length
       ? {
@@ -122,7 +96,7 @@ export default serviceRule(
     return finding(meta, h.name, {
       severity: guesses.length ? 'info' : undefined,
       message:
-        `${describeService(svc)} is LVS-NAT and ${k.evidence.length ? 'net.ipv4.vs.conntrack = 0' : 'net.ipv4.vs.conntrack is not set (default 0)'}: IPVS discards the conntrack entry of every packet it forwards, so rules that rely on connection tracking do not see these connections as they would with conntrack on:\n${lines.join('\n')}` +
+        `${describeService(svc)} is LVS-NAT and ${k.defaults.length ? 'net.ipv4.vs.conntrack is not in the snapshot (default 0)' : 'net.ipv4.vs.conntrack = 0'}: IPVS discards the conntrack entry of every packet it forwards, so rules that rely on connection tracking do not see these connections as they would with conntrack on:\n${lines.join('\n')}` +
         (dr.length ? `\nnet.ipv4.vs.conntrack=1 is not the way out here: it applies to the whole director and would break\n${dr.map((x) => `  ${x}`).join('\n')}` : ''),
       evidence: [ev(svc.loc), ...k.evidence, ...evidence],
       unverified: [...k.defaults, ...guesses],

@@ -4,7 +4,7 @@
 import {formatEndpoint, formatIp, isLoopback, parseIp, parsePrefix, prefixCovers, type IpAddr} from '../model/ip.js'
 import type {IptablesRuleset, IptRule} from '../model/iptables.js'
 import {hostRule, finding} from './engine/helpers.js'
-import {ev, type HostView} from './engine/host.js'
+import {ev, locRef, type HostView} from './engine/host.js'
 import {sent} from './engine/path.js'
 import {flowPacket} from './engine/packets.js'
 import {reachableFrom, selectorOf} from './engine/world.js'
@@ -60,7 +60,7 @@ function outputCase(h: HostView, rs: IptablesRuleset, rule: IptRule): RuleFindin
   }
   return finding(meta, h.name, {
     message:
-      `${rule.loc.file}:${rule.loc.line} sends local connections to ${formatEndpoint({ip: m.dst, port: pkt.dport ?? 0})} to ${formatEndpoint({ip: to, port: out.nat.to?.port ?? pkt.dport ?? 0})}, but they keep the source 127.0.0.1:\n` +
+      `${locRef(rule.loc)} DNATs local connections for ${formatEndpoint({ip: m.dst, port: pkt.dport ?? 0})} to ${formatEndpoint({ip: to, port: out.nat.to?.port ?? pkt.dport ?? 0})}, but they keep the source 127.0.0.1:\n` +
       problems.map((p) => `  ${p}`).join('\n') +
       `\nConnecting to the host's own LAN address instead of 127.0.0.1 works, because its source is then that address.`,
     evidence: [ev(rule.loc), ...localnet.lines.map((l) => ev(l.loc)), ...(masq ? [ev(masq.loc)] : [])],
@@ -81,7 +81,7 @@ function preroutingCase(h: HostView, rs: IptablesRuleset, rule: IptRule): RuleFi
   ops.push(...h.fw!.fixer.insertAt(rs, 'nat', 'POSTROUTING', Infinity, `-s 127.0.0.0/8 -d ${formatIp(to)}/32 -j MASQUERADE`))
   return finding(meta, h.name, {
     message:
-      `${rule.loc.file}:${rule.loc.line} DNATs ${viaLo ? 'packets arriving on lo' : 'packets to 127.0.0.0/8'} in nat PREROUTING to ${formatIp(to)}, but local connections are NATed in nat OUTPUT and never consult nat PREROUTING, ` +
+      `${locRef(rule.loc)} DNATs ${viaLo ? 'packets arriving on lo' : 'packets to 127.0.0.0/8'} in nat PREROUTING to ${formatIp(to)}, but local connections are NATed in nat OUTPUT and never consult nat PREROUTING, ` +
       'and packets for 127/8 from other hosts are martians: the rule never redirects anything.',
     evidence: [ev(rule.loc)],
     fix: {summary: 'do the DNAT in nat OUTPUT for local connections, route the loopback source out and masquerade it', ops},

@@ -4,7 +4,7 @@
 // (ip rule fwmark, IPVS fwmark services, tc, filter mark matches) sends them different ways.
 import type {IptablesRuleset, IptRule} from '../model/iptables.js'
 import {hostRule, finding} from './engine/helpers.js'
-import {ev, UNKNOWN_IF, type HostView} from './engine/host.js'
+import {ev, locRef, locRefs, UNKNOWN_IF, type HostView} from './engine/host.js'
 import {ctView} from './engine/ctmodel.js'
 import {enumerate, reachableStatRules} from './engine/cascade.js'
 import {flowPacket} from './engine/packets.js'
@@ -77,16 +77,19 @@ function check(h: HostView, w: World, rs: IptablesRuleset): RuleFinding[] {
     if (!restore || restore.index > firstIdx) ops.push(...fw.fixer.insertAt(rs, 'mangle', rules[0]!.chain, firstIdx, '-j CONNMARK --restore-mark --nfmask 0xffffffff --ctmask 0xffffffff'))
     for (const r of rules) if (!hasNewGuard(r)) ops.push(...(fw.fixer.replaceNewOnly(r, rs) ?? []))
     if (!save || save.index < lastIdx) ops.push(...fw.fixer.insertAt(rs, 'mangle', rules[0]!.chain, lastIdx + 1, '-m conntrack --ctstate NEW -j CONNMARK --save-mark --nfmask 0xffffffff --ctmask 0xffffffff'))
+    const one = new Set(rules.map((r) => locRef(r.loc, {element: false}))).size === 1
     const consumers: string[] = []
     if ((h.snap.rules ?? []).some((r) => r.fwmark !== undefined)) consumers.push('policy routing (ip rule fwmark)')
     if ((h.snap.ipvs?.services ?? []).some((s) => s.fwmark !== undefined)) consumers.push('fwmark IPVS services')
     const why = restore && restore.index < firstIdx
-      ? `${restore.loc.file}:${restore.loc.line} restores the connection's mark, but the random MARK rules after it draw again for every packet (they have no ctstate NEW guard)`
-      : 'nothing keeps the first draw in the connection (no CONNMARK --restore-mark before the draw / no ctstate NEW guard)'
+      ? `${locRef(restore.loc)} restores the connection's mark, but ${one ? 'the random MARK rule after it draws' : 'the random MARK rules after it draw'} again for every packet (no ctstate NEW guard)`
+      : rules.every(hasNewGuard)
+        ? "the draw is made for a connection's first packet only (ctstate NEW), but no CONNMARK --restore-mark before it gives the later packets the connection's mark"
+        : 'nothing keeps the first draw in the connection (no CONNMARK --restore-mark before the draw, no ctstate NEW guard on it)'
     out.push(
       finding(meta, h.name, {
         message:
-          `The random MARK rules ${rules.map((r) => `${r.loc.file}:${r.loc.line}`).join(', ')} choose among marks ${[...marks].map(hex).join(', ')} per packet: ${why}. ` +
+          `${one ? 'The random MARK rule' : 'The random MARK rules'} ${locRefs(rules.map((r) => r.loc))} ${one ? 'chooses' : 'choose'} among marks ${[...marks].map(hex).join(', ')} per packet: ${why}. ` +
           `${(split * 100).toFixed(1)}% of a connection's later packets get another mark than its first packet.` +
           (consumers.length
             ? ` ${consumers.join(' and ')} read the mark of every packet, so those packets go another way.`

@@ -5,9 +5,10 @@
 import {formatIp, hostPrefix, type IpAddr} from '../model/ip.js'
 import type {Evidence} from '../model/finding.js'
 import {serviceRule, finding, unverifiedFinding} from './engine/helpers.js'
-import {ev, UNKNOWN_IF, type HostView} from './engine/host.js'
+import {ev, locRefs, UNKNOWN_IF, type HostView} from './engine/host.js'
+import {conntrackOnBreaks} from './engine/vs-conntrack.js'
 import {ctView} from './engine/ctmodel.js'
-import {ipvsKnobs, where} from './engine/flows.js'
+import {ipvsKnobs} from './engine/flows.js'
 import {flowPacket} from './engine/packets.js'
 import {selectorSpec, type HookResult} from './engine/firewall.js'
 import {routeEvidence} from '../dataplane/routing.js'
@@ -47,24 +48,28 @@ type Verdict = {readonly kind: 'ok'} | {readonly kind: 'bypass'; readonly reason
 /** Follows the realserver's route to the client, hop by hop across the snapshots, looking for the director. */
 function returnPath(w: World, director: HostView, rs: HostView, from: IpAddr): Verdict {
   const evidence: Evidence[] = []
+  /** the hops so far, for the reason: "rs1 sends them to 10.1.0.254 (router)" */
+  const hops: string[] = []
+  const bypass = (last: string): Verdict => ({kind: 'bypass', reason: [...hops, last].join('; '), evidence})
   let cur = rs
   let src: IpAddr | undefined = from
   for (let hop = 0; hop < 8; hop++) {
     const r = cur.route({dst: w.client.ip, src})
     if (!r) return {kind: 'unknown', what: `the routes of ${cur.name} (ip -j route show table all, ip -j addr show)`}
     for (const loc of routeEvidence(r)) if (!isDefaultRule(loc.text)) evidence.push(ev(loc, cur.name))
-    if (r.kind !== 'unicast') return {kind: 'bypass', reason: `${cur.name} has no usable route back to the client ${formatIp(w.client.ip)} (${r.kind})`, evidence}
-    if (!r.gateway) return {kind: 'bypass', reason: `${cur.name} reaches ${formatIp(w.client.ip)} directly on ${r.dev ?? '?'}: the replies go straight to the client`, evidence}
+    if (r.kind !== 'unicast') return bypass(`${cur.name} has no usable route back to the client ${formatIp(w.client.ip)} (${r.kind})`)
+    if (!r.gateway) return bypass(`${cur.name} reaches ${formatIp(w.client.ip)} directly on ${r.dev ?? '?'}: the replies go straight to the client`)
     const mine = director.isLocal(r.gateway)
     if (mine) return {kind: 'ok'}
     const next = w.ownerOf(r.gateway, cur)
     if (next === director) return {kind: 'ok'}
     if (mine === undefined && !next) return {kind: 'unknown', what: `whether ${formatIp(r.gateway)} (${cur.name}'s gateway toward the client) is ${director.name}: ${director.name} has no ip-addr.json`}
-    if (!next || !next.rt) return {kind: 'bypass', reason: `${cur.name} sends the replies to ${formatIp(r.gateway)}${r.dev ? ` via ${r.dev}` : ''}, which is not ${director.name}`, evidence}
+    if (!next || !next.rt) return bypass(`${cur.name} sends the replies to ${formatIp(r.gateway)}${r.dev ? ` via ${r.dev}` : ''}, which is not ${director.name}`)
+    hops.push(`${cur.name} sends the replies to ${formatIp(r.gateway)} (${next.name})`)
     cur = next
     src = undefined
   }
-  return {kind: 'bypass', reason: 'the return route loops through more than 8 hops', evidence}
+  return bypass('the return route loops through more than 8 hops')
 }
 
 export default serviceRule(
@@ -96,28 +101,41 @@ export default serviceRule(
       return unverifiedFinding(meta, h.name, `${describeService(svc)} NATs to ${nat.map(describeBackend).join(', ')} with no SNAT on ${h.name}: the replies must route back through ${h.name}, which could not be checked for every backend.`, unknown, [ev(svc.loc)])
     }
     const fw = h.fw
+    // IPVS traffic meets the nat table only with vs.conntrack=1 (ip_vs_notrack): a SNAT that exists does nothing
+    // without it, and one to be added needs it too; but the switch is the whole director's (engine/vs-conntrack.ts)
+    const needsCt = svc.kind === 'ipvs' && !k.vsConntrack
+    const breaks = needsCt ? conntrackOnBreaks(h, w) : []
+    const snatting = bypass.filter((x) => x.post?.nat).map((x) => x.post!.nat!.decision)
     const ops: FixOp[] = []
-    for (const x of bypass) {
-      const sel = {dst: hostPrefix(x.b.ip), proto: svc.proto, dport: x.b.port ?? svc.port}
-      const d = x.post?.runs.find((r) => r.table === 'nat')?.decision
-      if (fw && d) ops.push(...fw.fixer.masqueradeBefore(d, sel))
-      else if (fw?.rulesets[0]) ops.push(...fw.fixer.insertAt(fw.rulesets[0], 'nat', 'POSTROUTING', Infinity, [...selectorSpec(sel), '-j', 'MASQUERADE'].join(' ')))
-      else ops.push({kind: 'cmd', text: `iptables -t nat -A POSTROUTING ${[...selectorSpec(sel), '-j', 'MASQUERADE'].join(' ')}`})
+    if (breaks.length === 0) {
+      for (const x of bypass) {
+        if (x.post?.nat) continue // its SNAT/MASQUERADE is there: vs.conntrack=1 is what it lacks
+        const sel = {dst: hostPrefix(x.b.ip), proto: svc.proto, dport: x.b.port ?? svc.port}
+        const d = x.post?.runs.find((r) => r.table === 'nat')?.decision
+        if (fw && d) ops.push(...fw.fixer.masqueradeBefore(d, sel))
+        else if (fw?.rulesets[0]) ops.push(...fw.fixer.insertAt(fw.rulesets[0], 'nat', 'POSTROUTING', Infinity, [...selectorSpec(sel), '-j', 'MASQUERADE'].join(' ')))
+        else ops.push({kind: 'cmd', text: `iptables -t nat -A POSTROUTING ${[...selectorSpec(sel), '-j', 'MASQUERADE'].join(' ')}`})
+      }
+      if (needsCt) ops.push({kind: 'sysctl', key: 'net.ipv4.vs.conntrack', value: '1'})
     }
-    if (svc.kind === 'ipvs' && !k.vsConntrack) ops.push({kind: 'sysctl', key: 'net.ipv4.vs.conntrack', value: '1'})
     const gw = h.sourceFor(bypass[0]!.b.ip)
+    const route = `make ${h.name} the realservers' gateway for client traffic (on each realserver: ip route replace default via ${gw ? formatIp(gw) : `<${h.name}'s address>`})`
+    const existing = locRefs(snatting.map((d) => d.loc))
+    const summary =
+      breaks.length > 0
+        ? `${route}: masquerading IPVS traffic needs net.ipv4.vs.conntrack=1, which would break ${breaks.length === 1 ? 'the LVS-DR/TUN service' : 'the LVS-DR/TUN services'} of ${h.name} (see above), so there is no command to run on ${h.name}`
+        : snatting.length === bypass.length && needsCt
+          ? `either ${route}, or let the masquerading that is there (${existing}) apply with net.ipv4.vs.conntrack=1, without which IPVS packets never meet the nat table (persist it in /etc/sysctl.d)`
+          : `either ${route}, or masquerade the balanced connections on ${h.name} so the replies return to it (the realservers then see ${h.name}'s address instead of the client's; the commands below${needsCt ? ', with net.ipv4.vs.conntrack=1 so that IPVS packets meet the nat table' : ''})`
     return finding(meta, h.name, {
       message:
-        `${describeService(svc)} rewrites the destination to its backends, but their replies to the client do not come back through ${h.name}, so they are never rewritten back (the client sees answers from the realserver's address and drops them):\n` +
+        `${h.name} rewrites the destination of ${describeService(svc)} to its backends, but their replies to the client do not come back through ${h.name}, so they are never rewritten back (the client gets answers from the realserver's address and drops them):\n` +
         bypass.map((x) => `  ${describeBackend(x.b)} on ${x.b.owner!.name}: ${x.reason}`).join('\n') +
-        (bypass.some((x) => x.post?.nat) && svc.kind === 'ipvs' ? `\n  (${where(bypass.find((x) => x.post?.nat)!.post!.nat!.decision)} would SNAT them, but with net.ipv4.vs.conntrack=0 IPVS packets never meet the nat table)` : ''),
-      evidence: [ev(svc.loc), ...bypass.flatMap((x) => [ev(x.b.loc), ...x.evidence]), ...(svc.kind === 'ipvs' ? k.evidence.filter((e) => e.text.startsWith('net.ipv4.vs.')) : [])],
+        (snatting.length && needsCt ? `\nThe masquerading is there (${existing}), but with net.ipv4.vs.conntrack=0 IPVS packets never meet the nat table.` : '') +
+        (breaks.length ? `\nnet.ipv4.vs.conntrack=1 is not the way out here: it applies to the whole director and would break\n${breaks.map((x) => `  ${x}`).join('\n')}` : ''),
+      evidence: [ev(svc.loc), ...bypass.flatMap((x) => [ev(x.b.loc), ...x.evidence]), ...snatting.map((d) => ev(d.loc)), ...(svc.kind === 'ipvs' ? k.evidence.filter((e) => e.text.startsWith('net.ipv4.vs.')) : [])],
       unverified: unknown,
-      fix: {
-        summary:
-          `either make ${h.name} the realservers' gateway for client traffic (on each realserver: ip route replace default via ${gw ? formatIp(gw) : `<${h.name}'s address>`}), or masquerade the balanced connections on ${h.name} so the replies return to it (the realservers then see ${h.name}'s address instead of the client's; the commands below)`,
-        ops,
-      },
+      fix: {summary, ops},
     })
   },
   (svc) => svc.backends.some((b) => (b.method === 'masq' || b.method === 'dnat') && !b.local),

@@ -85,12 +85,12 @@ export default serviceRule(
       return finding(meta, h.name, {
         severity: guesses.length ? 'info' : undefined,
         message:
-          `${describeService(svc)} is LVS-NAT: the client's packets cross filter INPUT before IPVS and filter OUTPUT after it, and with ${k.evidence.length ? 'net.ipv4.vs.conntrack = 0' : 'net.ipv4.vs.conntrack unset (default 0)'} conntrack does not follow these connections. Stateful rules there drop:\n${lines.join('\n')}\n` +
+          `${describeService(svc)} is LVS-NAT: the client's packets cross filter INPUT before IPVS and filter OUTPUT after it, and with ${k.defaults.length ? 'net.ipv4.vs.conntrack not in the snapshot (default 0)' : 'net.ipv4.vs.conntrack = 0'} conntrack does not follow these connections. Stateful rules there drop:\n${lines.join('\n')}\n` +
           effects.join('\n'),
         evidence: [ev(svc.loc), ...masq.slice(0, 1).map((b) => ev(b.loc)), ...k.evidence, ...statefulAccepts.map((d) => ev(d.loc)), ...blocked.map((b) => ev(b.decision.loc))],
         unverified: [...k.defaults, ...guesses],
         fix: {
-          summary: 'accept the LVS-NAT traffic statelessly: toward the realservers in OUTPUT, to the VIP in INPUT (LVS-HOWTO 29.15)',
+          summary: `accept the LVS-NAT traffic statelessly: ${[...(blocked.some((b) => b.replay.place === 'ipvs-in') ? ['to the VIP in INPUT'] : []), ...(blocked.some((b) => b.replay.place === 'ipvs-out') ? ['toward the realservers in OUTPUT'] : [])].join(', ')} (LVS-HOWTO 29.15)`,
           ops: statelessFix(fw, undefined, blocked),
         },
       })

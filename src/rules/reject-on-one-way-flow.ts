@@ -5,7 +5,7 @@ import type {IptRule} from '../model/iptables.js'
 import type {Evidence} from '../model/finding.js'
 import {hostPrefix} from '../model/ip.js'
 import {customRule, finding} from './engine/helpers.js'
-import {ev, UNKNOWN_IF, type HostView} from './engine/host.js'
+import {ev, locRef, UNKNOWN_IF, type HostView} from './engine/host.js'
 import {forwardIn, guessesOf, ipvsKnobs, params, requestIn, where, type Replay} from './engine/flows.js'
 import {describeForward, type ForwardPath} from './engine/forward.js'
 import {received} from './engine/path.js'
@@ -40,7 +40,7 @@ function catchAllBehindEstablished(d: Decision, r: Replay): IptRule | undefined 
 }
 
 interface Where {
-  /** the sentence that says why conntrack cannot place the packet, up to "when it cannot" */
+  /** the sentence that says why conntrack cannot place a packet, up to the packet it then meets ("...: a packet it cannot place") */
   readonly path: string
   /** the service (and realserver) lines */
   readonly evidence: readonly Evidence[]
@@ -57,14 +57,16 @@ function check(host: HostView, r: Replay, rEst: Replay, sel: PacketSelector, at:
     .flatMap((rs) => [...(rs.tables.get(blocked.decision.table)?.chains.get(blocked.decision.chain)?.rules ?? [])].map((rule) => ({rule, ruleset: rs})))
     .find((x) => x.ruleset === blocked.decision.ruleset && x.rule.index < blocked.decision.rule!.index && x.rule.target?.kind === 'ACCEPT' && x.rule.matches.some((m) => m.kind === 'ctstate' && !m.neg && m.states.includes('NEW')) && !acceptsEstablished(x.rule))
   const accepting = newAccept ? ({...blocked.decision, rule: newAccept.rule, policy: false, verdict: 'ACCEPT', loc: newAccept.rule.loc} as Decision) : undefined
-  const reject = blocked.decision.rule!.target?.kind === 'REJECT'
+  const target = blocked.decision.rule!.target
+  const reject = target?.kind === 'REJECT'
+  const rejectWith = target?.kind === 'REJECT' ? target.with : undefined
   const guesses = guessesOf([r])
   return finding(meta, host.name, {
     severity: guesses.length ? 'info' : at.realserver ? 'warning' : undefined,
     unverified: guesses,
     message:
-      `${at.path}, the packet is INVALID: it misses the ESTABLISHED accept (${est.loc.file}:${est.loc.line}) and falls to ${where(blocked.decision)}` +
-      `${reject ? ', which answers with an ICMP error that aborts the client\'s session' : ', which silently drops the session\'s packets'} (LVS-HOWTO 29.14).`,
+      `${at.path} is INVALID, misses the ESTABLISHED accept (${locRef(est.loc)}) and falls to ${where(blocked.decision)}` +
+      `${!reject ? ', which drops it silently: the session stalls' : rejectWith === 'tcp-reset' ? ', which answers with a TCP reset that aborts the client\'s session' : ', which answers with an ICMP error that aborts the client\'s session'} (LVS-HOWTO 29.14).`,
     evidence: [...at.evidence, ev(est.loc), ...(accepting ? [ev(accepting.loc)] : []), ev(blocked.decision.loc)],
     fix: {
       summary: 'accept the service\'s packets statelessly before the catch-all rule (LVS-HOWTO 29.14 replaced the --state NEW accept by a plain --dport accept)',
@@ -81,7 +83,7 @@ function onDirector(svc: LbService, w: World): RuleFinding | undefined {
     const lost = requestIn(svc, w, probe, 'MIDLOST', p, 'INVALID')
     const est = requestIn(svc, w, probe, 'MIDLOST', p, 'ESTABLISHED')
     const f = check(svc.host, lost, est, vipSelector(svc), {
-      path: `${svc.host.name} forwards ${describeService(svc)} by ${svc.backends.some((x) => x.method === 'tunnel') ? 'tunnelling' : 'direct routing'} and never sees the replies, so conntrack cannot follow these connections; whenever it cannot place a mid-flow packet`,
+      path: `${svc.host.name} forwards ${describeService(svc)} by ${svc.backends.some((x) => x.method === 'tunnel') ? 'tunnelling' : 'direct routing'} and never sees the replies, so its conntrack cannot follow these connections: a mid-flow packet it cannot place`,
       evidence: [ev(svc.loc)],
       realserver: false,
     })
@@ -107,7 +109,7 @@ function onRealserver(svc: LbService, b: Backend, w: World): RuleFinding | undef
     if (run('NEW').result.blocked) continue
     const sel = {dst: {family: dst.family, value: dst.value, len: dst.family === 4 ? 32 : 128}, proto: svc.proto, dport}
     const f = check(rs, run('INVALID'), run('ESTABLISHED'), sel, {
-      path: `${rs.name} is a realserver of ${describeService(svc)} (${describeBackend(b)}); when its conntrack loses a connection's entry (expired, evicted, out of window)`,
+      path: `${rs.name} is a realserver of ${describeService(svc)} (${describeBackend(b)}): when its conntrack loses a connection's entry (expired, evicted, out of window), the connection's next packet`,
       evidence: [ev(svc.loc, svc.host.name)],
       realserver: true,
     })
@@ -123,7 +125,7 @@ function onForward(fp: ForwardPath): RuleFinding | undefined {
   const lost = forwardIn(fp, 'MIDLOST', 'INVALID')
   const est = forwardIn(fp, 'MIDLOST', 'ESTABLISHED')
   return check(fp.host, lost, est, {dst: hostPrefix(fp.vip), proto: fp.proto, dport: fp.port}, {
-    path: `${fp.host.name} routes ${describeForward(fp)} without NAT, and ${fp.ret.reason}: conntrack sees one direction only and cannot follow these connections (the client's ACK in SYN_SENT is already INVALID); whenever it cannot place a packet`,
+    path: `${describeForward(fp)}: ${fp.host.name} forwards it without NAT, and ${fp.ret.reason}, so its conntrack sees one direction only and cannot follow these connections (the client's ACK in SYN_SENT is already INVALID): a packet it cannot place`,
     evidence: [...fp.routeEvidence, ev(fp.vipLoc, fp.realserver.name), ...fp.ret.evidence],
     realserver: false,
   })
@@ -141,7 +143,7 @@ function onForwardRealserver(fp: ForwardPath, w: World): RuleFinding | undefined
   }
   if (run('NEW').result.blocked) return undefined
   return check(rs, run('INVALID'), run('ESTABLISHED'), {dst: hostPrefix(fp.vip), proto: fp.proto, dport: fp.port}, {
-    path: `${rs.name} serves ${describeForward(fp)}; when its conntrack loses a connection's entry (expired, evicted, out of window)`,
+    path: `${rs.name} serves ${describeForward(fp)}: when its conntrack loses a connection's entry (expired, evicted, out of window), the connection's next packet`,
     evidence: [...fp.routeEvidence.map((e) => ({...e, host: fp.host.name})), ev(fp.vipLoc)],
     realserver: true,
   })

@@ -37,7 +37,7 @@ function check(h: HostView, w: World, iif: string, dst: IpAddr, context: string)
   const devs = new Set([r.dev, ...(r.route.nexthops ?? []).map((n) => n.dev)].filter((d): d is string => !!d))
   if (devs.has(iif)) return undefined
   return finding(meta, h.name, {
-    message: `${context}: packets from clients (e.g. ${formatIp(w.client.ip)}) arrive on ${iif}, but the route back to them leaves via ${[...devs].join(',')}; strict rp_filter (effective max(conf.all, conf.${iif}) = 1) drops them.`,
+    message: `${context}: packets from clients (e.g. ${formatIp(w.client.ip)}) arrive on ${iif}, but the route back to them leaves via ${[...devs].join(', ')}; strict rp_filter (effective max(conf.all, conf.${iif}) = 1) drops them.`,
     evidence: [...rpf.lines.map((l) => ev(l.loc)), ...routeEvidence(r).filter((l) => !/^(0|32766|32767):\s+from all lookup (local|main|default)$/.test(l.text.trim())).map((l) => ev(l))],
     fix: {summary: `use loose reverse-path filtering on ${iif} (the effective value is the larger of conf.all and conf.${iif}, so 2 on ${iif} is enough)`, ops: [{kind: 'sysctl', key: `net.ipv4.conf.${iif.replace(/\./g, '/')}.rp_filter`, value: '2'}]},
   })

@@ -3,7 +3,7 @@
 // match wins, so shares are p1, (1-p1)p2, ...; with MARK the last match wins, so a later p=1 rule takes
 // everything. Computed exactly by running the chains for every outcome of the draws (engine/cascade.ts).
 import {serviceRule, finding} from './engine/helpers.js'
-import {ev} from './engine/host.js'
+import {ev, locRef} from './engine/host.js'
 import {describeBackend, describeService, type LbService} from './engine/world.js'
 import type {StatRule} from './engine/cascade.js'
 import type {FixOp} from './engine/fix.js'
@@ -79,7 +79,7 @@ export default serviceRule(
       }
     }
     if (zero.length === 0 && none < EPS && off.length === 0) return undefined
-    const lines = svc.backends.map((b) => `  ${describeBackend(b)} (${b.loc.file}:${b.loc.line}): ${pct(b.share ?? 0)}`)
+    const lines = svc.backends.map((b) => `  ${describeBackend(b)} (${locRef(b.loc)}): ${pct(b.share ?? 0)}`)
     if (none >= EPS) lines.push(`  no backend (the packet falls through the cascade): ${pct(none)}`)
     const problems: string[] = []
     if (zero.length) problems.push(`${zero.map(describeBackend).join(', ')} never ${zero.length > 1 ? 'get' : 'gets'} a connection`)

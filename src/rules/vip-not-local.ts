@@ -37,7 +37,7 @@ export default serviceRule(
       message: `${describeService(svc)}: ${formatIp(vip)} is not a local address of ${h.name} (not on any interface, no local route), so its packets never reach IPVS at LOCAL_IN.`,
       evidence: [ev(svc.loc)],
       fix: {
-        summary: `make ${formatIp(vip)} local on ${h.name} (the local route \`ip addr add ${formatIp(vip)}/32 dev <if>\` would install; persist it in the network configuration)`,
+        summary: `make ${formatIp(vip)} an address of ${h.name}: the command below adds the local route that \`ip addr add ${formatIp(vip)}/32 dev <if>\` would install (persist the address in the network configuration)`,
         ops: [{kind: 'cmd', text: `ip route add local ${formatPrefix(hostPrefix(vip))}${vip.family === 4 ? '/32' : '/128'} dev lo table local`}],
       },
     })

@@ -222,9 +222,9 @@ const SCENARIOS: Record<string, Expectation> = {
     },
   },
   'fwmark-marked': {kernel: ALL_OK, expectedTrace: WORKS, expectedRules: []},
-  // no fixedTrace: fwmark-service-unmarked names the missing MARK but proposes no command here (there is no
-  // rule to repair, and the packets to mark are a guess)
-  'fwmark-unmarked': {kernel: NO_CONNECTION, expectedTrace: FAILS, expectedRules: ['fwmark-service-unmarked']},
+  // fwmark-service-unmarked: nothing sets mark 1. Told the flow (trace --fix), it marks that VIP:port; without a
+  // flow (check), it marks every TCP port of 203.0.113.100, the director's only VIP-shaped address, and says so
+  'fwmark-unmarked': {kernel: NO_CONNECTION, expectedTrace: FAILS, expectedRules: ['fwmark-service-unmarked'], fixedTrace: WORKS},
   'tun-rp-filter-off': {kernel: ALL_OK, expectedTrace: WORKS, expectedRules: [], extra: drFinWait},
   'tun-rp-filter-strict': {kernel: NO_CONNECTION, expectedTrace: FAILS, expectedRules: ['rp-filter-asymmetric'], fixedTrace: WORKS /* VM */, extra: synRecv},
   'persistence-two-clients': {

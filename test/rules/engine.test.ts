@@ -93,8 +93,8 @@ describe('fix sequencing: positions stay exact when the findings are applied in 
       ['iptables -t filter -I INPUT 6 C'],
       ['sysctl -w net.ipv4.vs.conntrack=1'],
     ])
-    expect(out[1]!.fix?.summary).toBe('fix b: same fix as a above (nothing more to run)')
-    expect(out[2]!.fix?.summary).toBe('fix c (the new rule in filter INPUT, net.ipv4.vs.conntrack=1: same fix as a above, not repeated here)')
+    expect(out[1]!.fix?.summary).toBe('fix b — same fix as a above, nothing more to run')
+    expect(out[2]!.fix?.summary).toBe('fix c — the new rule in filter INPUT, net.ipv4.vs.conntrack=1: same fix as a above, not repeated here')
     expect(out[3]!.fix?.summary).toBe('fix d')
   })
 })
@@ -184,7 +184,7 @@ describe('firewall semantics: user chains, goto, shadowing', () => {
     const hosts = edit('lvs-howto-29.1-dr-state-new-fixed', 'director', (t) => t.replace('-A INPUT -i lo -j ACCEPT', '-A INPUT -i lo -j ACCEPT\n-A INPUT -m conntrack --ctstate INVALID -j DROP'))
     const fs = checkHosts(hosts, {version: 't'}).findings.filter((x) => x.rule === 'dr-stateful-filter')
     expect(fs.length).toBe(2)
-    expect(fs[0]!.message).toMatch(/FIN\/ACK \(ctstate INVALID\) dropped at INPUT, filter INPUT rule 2/)
+    expect(fs[0]!.message).toMatch(/FIN\/ACK \(ctstate INVALID\) dropped at INPUT by rule 2 of filter INPUT, DROP \(iptables-save\.txt:\d+\)/)
     expect(fs.map((f) => f.fix?.commands)).toEqual([
       ['iptables -t filter -I INPUT 2 -d 192.0.2.100/32 -p tcp -m tcp --dport 80 -j ACCEPT'],
       ['iptables -t filter -I INPUT 3 -d 192.0.2.100/32 -p tcp -m tcp --dport 443 -j ACCEPT'],

@@ -131,3 +131,13 @@ export function applyFixes(hosts: readonly HostSnapshot[], findings: readonly Fi
     return copy
   })
 }
+
+/** A scenario with some files of one host rewritten (`edit` returns the new text; absent files can be added via `extra`). */
+export function editedScenario(name: string, host: string, edit: (file: string, text: string) => string, extra: Record<string, string> = {}): HostSnapshot[] {
+  return loadScenario(name).map((h) => {
+    if (h.name !== host) return h
+    const files = new Map([...h.raw].map(([f, t]) => [f, edit(f, t)] as [string, string]))
+    for (const [f, t] of Object.entries(extra)) files.set(f, t)
+    return hostFromFiles(h.name, h.source, files)
+  })
+}

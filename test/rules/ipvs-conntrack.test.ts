@@ -77,7 +77,7 @@ describe('ipvs-conntrack-off', () => {
     const fs = findings(hosts)
     const f = fs.find((x) => x.rule === 'ipvs-conntrack-off')!
     expect(f.message).toMatch(/vs\.conntrack=1 is not the way out here/)
-    expect(f.message).toMatch(/TCP 192\.0\.2\.100:80 \(LVS-DR\): handshake ACK \(ctstate INVALID\) dropped at INPUT/)
+    expect(f.message).toMatch(/TCP 192\.0\.2\.100:80 \(LVS-DR\): with vs\.conntrack=1, handshake ACK \(ctstate INVALID\) dropped at INPUT/)
     const cmds = f.fix?.commands ?? []
     expect(cmds.some((c) => c.includes('vs.conntrack'))).toBe(false)
     expect(cmds.length).toBeGreaterThan(0)

@@ -96,7 +96,7 @@ export interface FirewallFixer {
   replaceNewOnly(rule: IptRule, ruleset: IptablesRuleset): FixOp[] | undefined
   /** the same rule restricted to packets whose mark is still 0 */
   replaceUnmarkedOnly(rule: IptRule, ruleset: IptablesRuleset): FixOp[] | undefined
-  /** a non-terminating rule (CONNMARK save/restore...) inserted before original position `pos` of a chain */
+  /** a rule (CONNMARK save/restore, MARK...) inserted before original position `pos` of a chain (the chain's own copy is moved there instead) */
   insertAt(ruleset: IptablesRuleset, table: string, chain: string, pos: number, spec: string): FixOp[]
 }
 
@@ -234,8 +234,20 @@ function chainLen(rs: IptablesRuleset, table: string, chain: string): number {
 class IptablesFixer implements FirewallFixer {
   private insertBefore(d: Decision, spec: string): FixOp[] {
     const len = chainLen(d.ruleset, d.table, d.chain)
-    const pos = d.rule ? d.rule.index : len + 1
-    return [{kind: 'ipt', bin: d.bin, table: d.table, chain: d.chain, op: 'I', pos, chainLen: len, spec}]
+    return this.place(d.ruleset, d.bin, d.table, d.chain, d.rule ? d.rule.index : len + 1, spec)
+  }
+
+  /**
+   * A rule inserted before original position `pos`; never a second copy of a rule the chain has: one before
+   * `pos` is there already (nothing to add), one after it is moved (deleted where it is, inserted at `pos`).
+   */
+  private place(rs: IptablesRuleset, bin: IptBinary, table: string, chain: string, pos: number, spec: string): FixOp[] {
+    const rules = rs.tables.get(table)?.chains.get(chain)?.rules ?? []
+    const ins: FixOp = {kind: 'ipt', bin, table, chain, op: 'I', pos, chainLen: rules.length, spec}
+    const same = rules.find((r) => joinSpec(specTokens(r.loc.text)) === spec)
+    if (!same) return [ins]
+    if (same.index < pos) return []
+    return [{kind: 'ipt', bin, table, chain, op: 'D', pos: same.index, chainLen: rules.length}, ins]
   }
 
   acceptBefore(d: Decision, sel: PacketSelector): FixOp[] {
@@ -286,6 +298,6 @@ class IptablesFixer implements FirewallFixer {
   }
 
   insertAt(rs: IptablesRuleset, table: string, chain: string, pos: number, spec: string): FixOp[] {
-    return [{kind: 'ipt', bin: binaryOf(rs), table, chain, op: 'I', pos, chainLen: chainLen(rs, table, chain), spec}]
+    return this.place(rs, binaryOf(rs), table, chain, pos, spec)
   }
 }

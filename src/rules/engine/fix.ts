@@ -93,9 +93,9 @@ function describeShared(op: FixOp): string {
 function withReference(summary: string, shared: readonly {op: FixOp; by: string}[], all: boolean): string {
   const rules = [...new Set(shared.map((x) => x.by))]
   const names = rules.length === 1 ? rules[0]! : `${rules.slice(0, -1).join(', ')} and ${rules.at(-1)}`
-  if (all) return `${summary}: same fix as ${names} above (nothing more to run)`
+  if (all) return `${summary} — same fix as ${names} above, nothing more to run`
   const what = [...new Set(shared.map((x) => describeShared(x.op)))].join(', ')
-  return `${summary} (${what}: same fix as ${names} above, not repeated here)`
+  return `${summary} — ${what}: same fix as ${names} above, not repeated here`
 }
 
 function renderOp(host: string, op: FixOp, chains: Map<string, (number | null)[]>): string | undefined {

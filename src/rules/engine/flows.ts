@@ -7,7 +7,7 @@ import {formatIp, hostPrefix, type IpAddr} from '../../model/ip.js'
 import type {Packet} from '../../dataplane/packet.js'
 import {ctStateOf, type CtParams, type FlowPacket, type FlowPlace} from './ctmodel.js'
 import type {Decision} from './firewall.js'
-import {ev, UNKNOWN_IF, type HostView} from './host.js'
+import {ev, locRef, UNKNOWN_IF, type HostView} from './host.js'
 import {flowPacket, l4Name, PACKET_WORDS, type Endpoints, type L4} from './packets.js'
 import {received, sent, type PathResult} from './path.js'
 import {clientIifOf, type Backend, type LbService, type World} from './world.js'
@@ -112,14 +112,41 @@ export function guessesOf(rs: readonly Replay[]): string[] {
   return [...new Set(rs.flatMap((r) => r.result.guesses))]
 }
 
-export function where(d: Decision): string {
-  const what = d.policy ? `the ${d.chain} policy ${d.verdict}` : `${d.verdict}${d.target && d.target.kind === 'REJECT' ? ` (${d.target.with})` : ''}`
-  return `${d.table} ${d.chain}${d.policy ? '' : ` rule ${d.rule!.index}`}: ${what} (${d.loc.file}:${d.loc.line})`
+/** What a deciding rule does: its verdict, or for NAT the target (MASQUERADE, DNAT to ...). */
+function actionOf(d: Decision): string {
+  const t = d.target
+  if (t?.kind === 'REJECT') return `REJECT with ${t.with}`
+  if (d.verdict === 'NAT' && t) {
+    if ((t.kind === 'DNAT' || t.kind === 'SNAT') && t.to[0]?.from) return `${t.kind} to ${formatIp(t.to[0].from)}${t.to[0].portFrom !== undefined ? `:${t.to[0].portFrom}` : ''}`
+    return t.kind
+  }
+  return d.verdict
 }
+
+/**
+ * The rule or policy that decided, for a message: `rule 5 of filter RH-Firewall-1-INPUT, REJECT with
+ * icmp-host-prohibited (iptables-save.txt:13)`, `the DROP policy of filter INPUT (iptables-save.txt:3)`,
+ * `nft rule inet filter input handle 7 (DROP)`, `the DROP policy of nft chain inet filter input`.
+ */
+export function where(d: Decision): string {
+  const ref = locRef(d.loc)
+  const nft = ref.startsWith('nft ')
+  if (d.policy) return nft ? `the ${d.verdict} policy of ${ref}` : `the ${d.verdict} policy of ${d.table} ${d.chain} (${ref})`
+  return nft ? `${ref} (${actionOf(d)})` : `rule ${d.rule!.index} of ${d.table} ${d.chain}, ${actionOf(d)} (${ref})`
+}
+
+/** The place a fix goes before, for a summary: `INPUT rule 3`, `the INPUT policy`, `nft rule inet filter input handle 7`. */
+export function placeOf(d: Decision): string {
+  const ref = locRef(d.loc)
+  if (ref.startsWith('nft ')) return d.policy ? `the policy of ${ref}` : ref
+  return d.policy ? `the ${d.chain} policy` : `${d.chain} rule ${d.rule!.index}`
+}
+
+const FATE: Readonly<Record<Decision['verdict'], string>> = {DROP: 'dropped', REJECT: 'rejected', QUEUE: 'queued to user space', ACCEPT: 'accepted', NAT: 'translated'}
 
 export function describeReplay(r: Replay): string {
   const b = r.result.blocked
-  const fate = b ? `dropped at ${b.hook.hook}, ${where(b.decision)}` : 'accepted'
+  const fate = b ? `${FATE[b.decision.verdict]} at ${b.hook.hook} by ${where(b.decision)}` : 'accepted'
   return `${PACKET_WORDS[r.kind]} (ctstate ${r.state}) ${fate}`
 }
 
@@ -143,7 +170,7 @@ export function acceptedBy(r: Replay, hook: 'INPUT' | 'OUTPUT' | 'FORWARD'): Dec
 }
 
 export function assumedNote(d: Decision): string | undefined {
-  return d.assumed ? `${d.loc.file}:${d.loc.line} decides only if its undecidable match matches (ipset, limit, recent...): assumed so` : undefined
+  return d.assumed ? `${locRef(d.loc)} decides only if its undecidable match matches (ipset, limit, recent...): assumed so` : undefined
 }
 
 export function ipSel(ip: IpAddr, proto?: L4, dport?: number) {

@@ -16,6 +16,31 @@ export function ev(loc: Loc, host?: string): Evidence {
   return host === undefined ? {file: loc.file, line: loc.line, text: loc.text} : {file: loc.file, line: loc.line, text: loc.text, host}
 }
 
+// nft evidence points at nft-ruleset.json, whose whole ruleset is one JSON line: a rule is named by its table,
+// chain and handle instead. The engine's nft rules carry `FAMILY TABLE CHAIN: RULE # handle N` (nft-view.ts
+// nftRuleText, a map alternative adds ` (element K)`), base chains `chain FAMILY TABLE NAME { ... }`.
+const NFT_RULE_LOC = /^(ip6?|inet|arp|bridge|netdev) (\S+) (\S+): .* # handle (\d+)( \(element .*\))?$/s
+const NFT_CHAIN_LOC = /^chain (ip6?|inet|arp|bridge|netdev) (\S+) (\S+)(?: \{|$)/
+
+/**
+ * Where a rule (or chain) of a message is, for iptables and nft alike: `iptables-save.txt:12` for a line of a
+ * text file, `nft rule inet filter input handle 7` / `nft chain inet filter input` for nft. Evidence keeps
+ * file and line (the JSON contract); messages name rules with this.
+ */
+export function locRef(loc: Loc, o: {element?: boolean} = {}): string {
+  const t = loc.text
+  const r = NFT_RULE_LOC.exec(t)
+  if (r) return `nft rule ${r[1]} ${r[2]} ${r[3]} handle ${r[4]}${o.element === false ? '' : (r[5] ?? '')}`
+  const c = NFT_CHAIN_LOC.exec(t)
+  if (c) return `nft chain ${c[1]} ${c[2]} ${c[3]}`
+  return `${loc.file}:${loc.line}`
+}
+
+/** Several rules by locRef, each named once (the alternatives of one nft map rule are one rule). */
+export function locRefs(locs: readonly Loc[]): string {
+  return [...new Set(locs.map((l) => locRef(l, {element: false})))].join(', ')
+}
+
 /** An interface name whose rules no `-i NAME` pattern matches: the interface a packet came in on is not known. */
 export const UNKNOWN_IF = '(unknown)'
 

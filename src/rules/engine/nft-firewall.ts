@@ -404,6 +404,20 @@ function isStateStmt(s: NftStmt): boolean {
 const CT_NEW: NftStmt = {kind: 'match', op: 'in', left: {kind: 'ct', key: 'state'}, right: {kind: 'string', value: 'new'}}
 const MARK_ZERO: NftStmt = {kind: 'match', op: '==', left: {kind: 'meta', key: 'mark'}, right: {kind: 'number', value: 0}}
 
+/**
+ * The commands that put rule `text` before `at` (undefined: at the end) of a chain holding `rules`, never making
+ * a second copy of a rule the chain has: one before the place is there already (nothing to do), one after it is
+ * deleted and the rule inserted at the place.
+ */
+function placed(rules: readonly NftRule[], at: NftRule | undefined, text: string, cmds: () => string | string[]): FixOp[] {
+  const out = (): FixOp[] => [cmds()].flat().map((t) => ({kind: 'cmd', text: t}))
+  const same = rules.find((r) => formatNftRule(r) === text)
+  if (!same) return out()
+  const atIdx = at ? rules.indexOf(at) : rules.length
+  if (same === at || rules.indexOf(same) < atIdx) return []
+  return [{kind: 'cmd', text: `nft delete rule ${same.family} ${same.table} ${same.chain} handle ${same.handle}`}, ...out()]
+}
+
 /** Fixes in nft syntax; decisions in iptables rulesets go to the iptables fixer. */
 export class NftFixer implements FirewallFixer {
   constructor(private readonly ipt: FirewallFixer) {}
@@ -411,9 +425,9 @@ export class NftFixer implements FirewallFixer {
   private before(d: Decision, text: string): FixOp[] {
     const shadow = shadowOf(d.ruleset)!
     const rule = d.rule ? shadow.origin.get(d.rule) : undefined
-    if (rule) return [{kind: 'cmd', text: insertCmd(rule, text)}]
-    const {c, create} = chainFor(shadow, d.table, d.chain)
-    return [...create, {kind: 'cmd', text: addCmd(c, text)}]
+    if (rule) return placed(shadow.table.chains.get(rule.chain)?.rules ?? [], rule, text, () => insertCmd(rule, text))
+    const {c, create, rules} = chainFor(shadow, d.table, d.chain)
+    return placed(rules, undefined, text, () => [...create.map((x) => (x as {text: string}).text), addCmd(c, text)])
   }
 
   acceptBefore(d: Decision, sel: PacketSelector): FixOp[] {
@@ -468,11 +482,11 @@ export class NftFixer implements FirewallFixer {
     if (!shadow) return this.ipt.insertAt(ruleset, table, chain, pos, spec)
     const text = specToNft(spec, table, chain, chain === 'OUTPUT' || chain === 'POSTROUTING')
     if (text === undefined) return [{kind: 'cmd', text: `# not expressible in nft syntax by lvsdoctor: ${spec}`}]
-    const {c, create} = chainFor(shadow, table, chain)
+    const {c, create, rules} = chainFor(shadow, table, chain)
     const shadowRule = shadow.ruleset.tables.get(table)?.chains.get(chain)?.rules[pos - 1]
     const at = shadowRule ? shadow.origin.get(shadowRule) : undefined
-    if (at) return [...create, {kind: 'cmd', text: insertCmd(at, text)}]
-    return [...create, {kind: 'cmd', text: addCmd(c, text)}]
+    if (at) return placed(shadow.table.chains.get(at.chain)?.rules ?? [], at, text, () => [...create.map((x) => (x as {text: string}).text), insertCmd(at, text)])
+    return placed(rules, undefined, text, () => [...create.map((x) => (x as {text: string}).text), addCmd(c, text)])
   }
 }
 

@@ -60,11 +60,11 @@ export function swap(e: Endpoints): Endpoints {
 export const PACKET_WORDS: Readonly<Record<FlowPacket, string>> = {
   SYN: 'SYN',
   ACK: 'handshake ACK',
-  DATA: 'request data',
+  DATA: 'request',
   FIN: 'FIN/ACK',
   LASTFIN: 'last FIN/ACK',
   MIDLOST: 'mid-flow packet conntrack cannot place',
-  SYNACK: 'SYN/ACK',
-  RDATA: 'response data',
+  SYNACK: "server's SYN/ACK",
+  RDATA: "server's response",
   RFIN: "server's FIN/ACK",
 }
