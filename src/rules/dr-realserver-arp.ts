@@ -98,7 +98,7 @@ export default customRule(meta, (w) => {
     }
   }
   for (const [svc, bs] of missing) {
-    out.push(unverifiedFinding(meta, svc.host.name, `${describeService(svc)} forwards by DR/TUN to ${bs.map(describeBackend).join(', ')}, but no snapshot of ${bs.length > 1 ? 'those realservers' : 'that realserver'} was given: their ARP settings for the VIP could not be checked.`, bs.map((b) => `ARP settings of the host owning ${formatIp(b.ip)} (no snapshot)`), [ev(svc.loc), ...bs.map((b) => ev(b.loc))]))
+    out.push(unverifiedFinding(meta, svc.host.name, `${svc.host.name} forwards ${describeService(svc)} by DR/TUN to ${bs.map(describeBackend).join(', ')}, but no snapshot of ${bs.length > 1 ? 'those realservers' : 'that realserver'} was given: their ARP settings for the VIP could not be checked.`, bs.map((b) => `ARP settings of the host owning ${formatIp(b.ip)} (no snapshot)`), [ev(svc.loc), ...bs.map((b) => ev(b.loc))]))
   }
   // a realserver checked on its own: the VIPs it carries on lo stand for the service. A VIP that a host among
   // the snapshots routes to it through a gateway (a forwarded path, engine/forward.ts) is not resolved by

@@ -98,7 +98,7 @@ export default serviceRule(
     }
     if (bypass.length === 0) {
       if (unknown.length === 0) return undefined
-      return unverifiedFinding(meta, h.name, `${describeService(svc)} NATs to ${nat.map(describeBackend).join(', ')} with no SNAT on ${h.name}: the replies must route back through ${h.name}, which could not be checked for every backend.`, unknown, [ev(svc.loc)])
+      return unverifiedFinding(meta, h.name, `${h.name} NATs ${describeService(svc)} to ${nat.map(describeBackend).join(', ')} without SNAT: the replies must route back through ${h.name}, which could not be checked for every backend.`, unknown, [ev(svc.loc)])
     }
     const fw = h.fw
     // IPVS traffic meets the nat table only with vs.conntrack=1 (ip_vs_notrack): a SNAT that exists does nothing

@@ -82,7 +82,7 @@ export default customRule(meta, (w) => {
     if (f) out.push({...f, evidence: [...fp.routeEvidence.map((e) => ({...e, host: fp.host.name})), ev(fp.vipLoc), ...f.evidence]})
   }
   for (const [svc, bs] of missing) {
-    out.push(unverifiedFinding(meta, svc.host.name, `${describeService(svc)} forwards by DR/TUN to ${bs.map(describeBackend).join(', ')}, but no snapshot of ${bs.length > 1 ? 'those realservers' : 'that realserver'} was given: their reverse-path filtering could not be checked.`, bs.map((b) => `rp_filter and routes of the host owning ${formatIp(b.ip)} (no snapshot)`), [ev(svc.loc)]))
+    out.push(unverifiedFinding(meta, svc.host.name, `${svc.host.name} forwards ${describeService(svc)} by DR/TUN to ${bs.map(describeBackend).join(', ')}, but no snapshot of ${bs.length > 1 ? 'those realservers' : 'that realserver'} was given: their reverse-path filtering could not be checked.`, bs.map((b) => `rp_filter and routes of the host owning ${formatIp(b.ip)} (no snapshot)`), [ev(svc.loc)]))
   }
   return out
 })
