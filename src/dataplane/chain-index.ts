@@ -16,13 +16,16 @@ import type {IptRule, Match} from '../model/iptables.js'
 import type {Packet} from './packet.js'
 
 const MIN_RULES = 16
+/** candidate lists remembered per index (by destination or port); a cascade replays one packet many times */
+const MAX_MEMO = 4096
 
 interface DstGroup {
   readonly family: 4 | 6
   readonly len: number
-  readonly shift: bigint
-  /** prefix value (as a number for IPv4) -> rule positions */
-  readonly at: Map<number | bigint, number[]>
+  /** the netmask of `len` (the key of an address is the address under it: its prefix value) */
+  readonly mask: bigint
+  /** prefix value -> rule positions */
+  readonly at: Map<bigint, number[]>
 }
 
 interface ChainIndex {
@@ -30,6 +33,11 @@ interface ChainIndex {
   readonly port?: Map<number, number[]>
   /** positions of the rules without a key: candidates for every packet */
   readonly others: readonly number[]
+  /** the rules at `others` (the candidates of a packet no key fits) */
+  othersRules?: readonly IptRule[]
+  /** candidates already computed, by destination address (dst index: family 6 keyed apart) or by port */
+  readonly memo4: Map<bigint | number, readonly IptRule[]>
+  readonly memo6: Map<bigint, readonly IptRule[]>
 }
 
 const cache = new WeakMap<readonly IptRule[], ChainIndex | null>()
@@ -44,8 +52,9 @@ function keysOf(r: IptRule): {dst?: Extract<Match, {kind: 'addr'}>; port?: numbe
   return out
 }
 
-function dstKey(family: 4 | 6, value: bigint, shift: bigint): number | bigint {
-  return family === 4 ? Number(value >> shift) : value >> shift
+function maskOf(family: 4 | 6, len: number): bigint {
+  const bits = family === 4 ? 32 : 128
+  return len <= 0 ? 0n : ((1n << BigInt(len)) - 1n) << BigInt(bits - len)
 }
 
 function build(rules: readonly IptRule[]): ChainIndex | null {
@@ -69,19 +78,18 @@ function build(rules: readonly IptRule[]): ChainIndex | null {
         others.push(i)
         return
       }
-      const bits = m.prefix.family === 4 ? 32 : 128
       const g0 = `${m.prefix.family}/${m.prefix.len}`
       let g = groups.get(g0)
       if (!g) {
-        g = {family: m.prefix.family, len: m.prefix.len, shift: BigInt(bits - m.prefix.len), at: new Map()}
+        g = {family: m.prefix.family, len: m.prefix.len, mask: maskOf(m.prefix.family, m.prefix.len), at: new Map()}
         groups.set(g0, g)
       }
-      const key = dstKey(g.family, m.prefix.value, g.shift)
-      const list = g.at.get(key)
+      // a prefix is normalised (host bits clear): its value is its key
+      const list = g.at.get(m.prefix.value)
       if (list) list.push(i)
-      else g.at.set(key, [i])
+      else g.at.set(m.prefix.value, [i])
     })
-    return {dst: [...groups.values()], others}
+    return {dst: [...groups.values()], others, memo4: new Map(), memo6: new Map()}
   }
   const port = new Map<number, number[]>()
   keys.forEach((k, i) => {
@@ -93,7 +101,7 @@ function build(rules: readonly IptRule[]): ChainIndex | null {
     if (list) list.push(i)
     else port.set(k.port, [i])
   })
-  return {port, others}
+  return {port, others, memo4: new Map(), memo6: new Map()}
 }
 
 function indexOf(rules: readonly IptRule[]): ChainIndex | null {
@@ -105,25 +113,49 @@ function indexOf(rules: readonly IptRule[]): ChainIndex | null {
   return idx
 }
 
-/** The rules of `rules` (a chain's rule list) that can match `p`, in chain order (the list itself when short). */
+function compute(rules: readonly IptRule[], idx: ChainIndex, p: Packet): readonly IptRule[] {
+  let hits: (readonly number[])[] | undefined
+  if (idx.dst) {
+    for (const g of idx.dst) {
+      if (g.family !== p.dst.family) continue
+      const list = g.at.get(p.dst.value & g.mask)
+      if (list) (hits ??= [idx.others]).push(list)
+    }
+  } else if (idx.port && p.dport !== undefined) {
+    const list = idx.port.get(p.dport)
+    if (list) hits = [idx.others, list]
+  }
+  if (!hits) return (idx.othersRules ??= idx.others.map((i) => rules[i]!))
+  const pos = hits.flat().sort((a, b) => a - b)
+  const out: IptRule[] = new Array(pos.length)
+  for (let i = 0; i < pos.length; i++) out[i] = rules[pos[i]!]!
+  return out
+}
+
+/**
+ * The rules of `rules` (a chain's rule list) that can match `p`, in chain order (the list itself when short).
+ * The list returned may be shared between calls: callers only read it.
+ */
 export function candidateRules(rules: readonly IptRule[], p: Packet): readonly IptRule[] {
   if (rules.length < MIN_RULES) return rules
   const idx = indexOf(rules)
   if (!idx) return rules
-  const hits: (readonly number[])[] = [idx.others]
+  // the candidates depend on the destination address (dst index) or the destination port (port index) only
+  let memo: Map<bigint | number, readonly IptRule[]>
+  let key: bigint | number
   if (idx.dst) {
-    for (const g of idx.dst) {
-      if (g.family !== p.dst.family) continue
-      const list = g.at.get(dstKey(g.family, p.dst.value, g.shift))
-      if (list) hits.push(list)
-    }
-  } else if (idx.port && p.dport !== undefined) {
-    const list = idx.port.get(p.dport)
-    if (list) hits.push(list)
+    memo = p.dst.family === 4 ? idx.memo4 : idx.memo6
+    key = p.dst.value
+  } else {
+    if (p.dport === undefined) return compute(rules, idx, p)
+    memo = idx.memo4
+    key = p.dport
   }
-  if (hits.length === 1) return hits[0]!.map((i) => rules[i]!)
-  const pos = hits.flat().sort((a, b) => a - b)
-  const out: IptRule[] = new Array(pos.length)
-  for (let i = 0; i < pos.length; i++) out[i] = rules[pos[i]!]!
+  let out = memo.get(key)
+  if (out === undefined) {
+    out = compute(rules, idx, p)
+    if (memo.size >= MAX_MEMO) memo.clear()
+    memo.set(key, out)
+  }
   return out
 }

@@ -69,30 +69,32 @@ function inRanges(port: number | undefined, ranges: readonly (readonly [number, 
   return false
 }
 
-function flagSet(p: Packet, names: readonly string[]): Set<string> {
-  const out = new Set<string>()
+const FLAG_BIT: Readonly<Record<string, number>> = {SYN: 1, ACK: 2, FIN: 4, RST: 8, PSH: 16, URG: 32}
+const ALL_FLAGS = 63
+
+/** The packet's TCP flags as bits (FLAG_BIT). */
+function packetFlags(p: Packet): number {
   const f = p.flags
-  if (!f) return out
-  const all = names.includes('ALL')
-  const want = (n: string) => all || names.includes(n)
-  if (want('SYN') && f.syn) out.add('SYN')
-  if (want('ACK') && f.ack) out.add('ACK')
-  if (want('FIN') && f.fin) out.add('FIN')
-  if (want('RST') && f.rst) out.add('RST')
-  if (want('PSH') && f.psh) out.add('PSH')
-  if (want('URG') && f.urg) out.add('URG')
-  return out
+  if (!f) return 0
+  return (f.syn ? 1 : 0) | (f.ack ? 2 : 0) | (f.fin ? 4 : 0) | (f.rst ? 8 : 0) | (f.psh ? 16 : 0) | (f.urg ? 32 : 0)
 }
 
-function expandFlags(names: readonly string[]): string[] {
-  if (names.includes('ALL')) return ['SYN', 'ACK', 'FIN', 'RST', 'PSH', 'URG']
-  if (names.includes('NONE')) return []
-  return [...names]
+/** A `--tcp-flags` list as bits: ALL is every flag, NONE (without ALL) none. */
+function flagBits(names: readonly string[]): number {
+  if (names.includes('ALL')) return ALL_FLAGS
+  if (names.includes('NONE')) return 0
+  let bits = 0
+  for (const n of names) bits |= Object.hasOwn(FLAG_BIT, n) ? FLAG_BIT[n]! : 0
+  return bits
 }
 
 /** A match's boolean test with its `!` applied (module level: a closure per call would be allocated each time). */
 function r(b: boolean, neg = false): Decision {
   return b !== neg ? 'match' : 'nomatch'
+}
+
+function addrTypeOk(side: {readonly neg: boolean; readonly types: readonly AddrType[]} | undefined, ip: IpAddr, env: MatchEnv): boolean {
+  return side === undefined || side.types.includes(env.addrType(ip)) !== side.neg
 }
 
 /** Decides one match. 'assumed' means the snapshot cannot tell (the rule is then taken as matching). */
@@ -119,11 +121,9 @@ export function evalMatch(m: Match, p: Packet, env: MatchEnv): Decision {
     }
     case 'tcpflags': {
       if (p.proto !== PROTO.tcp) return 'nomatch'
-      const mask = expandFlags(m.mask)
-      const comp = new Set(expandFlags(m.comp))
-      const set = flagSet(p, mask)
-      const eq = mask.every((f) => set.has(f) === comp.has(f))
-      return r(eq, m.neg)
+      // every flag of the mask is set in the packet exactly when it is in comp
+      const mask = flagBits(m.mask)
+      return r((packetFlags(p) & mask) === (flagBits(m.comp) & mask), m.neg)
     }
     case 'ctstate': {
       const state = env.ct?.state ?? 'UNTRACKED'
@@ -136,13 +136,15 @@ export function evalMatch(m: Match, p: Packet, env: MatchEnv): Decision {
     case 'ctaddr': {
       const ct = env.ct
       if (!ct?.orig || !ct.reply) return m.neg ? 'match' : 'nomatch'
-      const ip = {origsrc: ct.orig.src, origdst: ct.orig.dst, replsrc: ct.reply.src, repldst: ct.reply.dst}[m.which]
+      const w = m.which
+      const ip = w === 'origsrc' ? ct.orig.src : w === 'origdst' ? ct.orig.dst : w === 'replsrc' ? ct.reply.src : ct.reply.dst
       return r(prefixContains(m.prefix, ip), m.neg)
     }
     case 'ctport': {
       const ct = env.ct
       if (!ct?.orig || !ct.reply) return m.neg ? 'match' : 'nomatch'
-      const port = {origsrc: ct.orig.sport, origdst: ct.orig.dport, replsrc: ct.reply.sport, repldst: ct.reply.dport}[m.which]
+      const w = m.which
+      const port = w === 'origsrc' ? ct.orig.sport : w === 'origdst' ? ct.orig.dport : w === 'replsrc' ? ct.reply.sport : ct.reply.dport
       return r(port >= m.range[0] && port <= m.range[1], m.neg)
     }
     case 'ctstatus': {
@@ -167,9 +169,7 @@ export function evalMatch(m: Match, p: Packet, env: MatchEnv): Decision {
       return 'match'
     case 'addrtype': {
       // --limit-iface-in/out restrict the lookup to one interface: the host view is the same here
-      const ok = (side: {neg: boolean; types: readonly AddrType[]} | undefined, ip: IpAddr) =>
-        side === undefined || side.types.includes(env.addrType(ip)) !== side.neg
-      return ok(m.src, p.src) && ok(m.dst, p.dst) ? 'match' : 'nomatch'
+      return addrTypeOk(m.src, p.src, env) && addrTypeOk(m.dst, p.dst, env) ? 'match' : 'nomatch'
     }
     case 'iprange': {
       const ip = m.dir === 'src' ? p.src : p.dst
@@ -276,16 +276,15 @@ export function runChain(table: IptTable, chain: string, packet: Packet, env: Ma
   let notrack = false
   const builtin = table.chains.get(chain)
   if (!builtin) return {verdict: 'ACCEPT', policy: true, trail, assumptions, packet: p, ctMark: mark, notrack}
-  // The call stack of user chains: [chain rules, next index]
-  const stack: {rules: readonly IptRule[]; i: number}[] = []
+  // The call stack of user chains: [chain rules, next index] (allocated at the first jump)
+  let stack: {rules: readonly IptRule[]; i: number}[] | undefined
   // only the rules that can match the packet (chain-index.ts): the destination does not change in a chain walk
   let rules: readonly IptRule[] = candidateRules(builtin.rules, p)
   let i = 0
   let curEnv = env
-  const envNow = (): MatchEnv => (env.ct ? {...env, ct: {...env.ct, mark}} : env)
   for (;;) {
     if (i >= rules.length) {
-      const frame = stack.pop()
+      const frame = stack?.pop()
       if (!frame) break
       rules = frame.rules
       i = frame.i
@@ -309,10 +308,9 @@ export function runChain(table: IptTable, chain: string, packet: Packet, env: Ma
       case 'REDIRECT':
         return {verdict: 'NAT', rule, target: t, policy: false, trail, assumptions, packet: p, ctMark: mark, notrack}
       case 'RETURN': {
-        const frame = stack.pop()
+        const frame = stack?.pop()
         if (!frame) {
           i = rules.length // RETURN in a builtin chain: the policy decides
-          stack.length = 0
           break
         }
         rules = frame.rules
@@ -326,18 +324,18 @@ export function runChain(table: IptTable, chain: string, packet: Packet, env: Ma
           assumptions.push({rule, what: `jump to chain ${t.chain}, which the table does not declare: ignored`})
           break
         }
-        if (stack.length >= MAX_DEPTH) {
+        if ((stack?.length ?? 0) >= MAX_DEPTH) {
           assumptions.push({rule, what: `chain nesting deeper than ${MAX_DEPTH}: stopped following`})
           break
         }
-        if (t.kind === 'jump') stack.push({rules, i})
+        if (t.kind === 'jump') (stack ??= []).push({rules, i})
         rules = candidateRules(target.rules, p)
         i = 0
         break
       }
       case 'MARK':
         p = {...p, mark: applyMark(t.op, t.value, t.mask, p.mark)}
-        curEnv = envNow()
+        curEnv = env.ct ? {...env, ct: {...env.ct, mark}} : env
         break
       case 'CONNMARK':
         // xt_connmark.c connmark_tg_shift: save = (ctmark & ~ctmask) ^ (skb->mark & nfmask),
@@ -345,7 +343,7 @@ export function runChain(table: IptTable, chain: string, packet: Packet, env: Ma
         if (t.op === 'save') mark = ((mark & ~t.ctmask) ^ (p.mark & t.nfmask)) >>> 0
         else if (t.op === 'restore') p = {...p, mark: ((p.mark & ~t.nfmask) ^ (mark & t.ctmask)) >>> 0}
         else if ('value' in t) mark = applyMark(t.op, t.value, t.mask, mark)
-        curEnv = envNow()
+        curEnv = env.ct ? {...env, ct: {...env.ct, mark}} : env
         break
       case 'CT':
         if (t.notrack) notrack = true

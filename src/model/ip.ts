@@ -20,9 +20,20 @@ export function bits(family: Family): number {
   return BITS[family]
 }
 
+/** The netmask of every prefix length, per family, computed once (a bigint per call was a hot allocation). */
+function maskTable(total: number): readonly bigint[] {
+  const out: bigint[] = [0n]
+  for (let len = 1; len <= total; len++) out.push(((1n << BigInt(len)) - 1n) << BigInt(total - len))
+  return out
+}
+const MASK4 = maskTable(32)
+const MASK6 = maskTable(128)
+
 function mask(family: Family, len: number): bigint {
-  const total = BITS[family]
   if (len <= 0) return 0n
+  const m = (family === 4 ? MASK4 : MASK6)[len]
+  if (m !== undefined) return m
+  const total = BITS[family]
   return ((1n << BigInt(len)) - 1n) << BigInt(total - len)
 }
 

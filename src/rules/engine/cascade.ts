@@ -108,9 +108,16 @@ type Draw = (rule: IptRule, m: StatMatch) => boolean | undefined
 /** The firewall of `base`, with the statistic draws decided by `draw`; `seen` is told each hook's result. */
 function drawingFirewall(base: IptablesFirewall, draw: Draw, seen?: (r: HookResult) => void): Firewall {
   const fw = Object.create(base) as IptablesFirewall
+  // the runs of a cascade pass the same env each time: its copy with `draw` is made once
+  let lastEnv: MatchEnv | undefined
+  let lastDrawEnv: MatchEnv | undefined
   Object.defineProperty(fw, 'runHook', {
     value: (hook: Hook, packet: Packet, env: MatchEnv, nat: boolean): HookResult => {
-      const r = base.runHook(hook, packet, {...env, draw}, nat)
+      if (env !== lastEnv || !lastDrawEnv) {
+        lastEnv = env
+        lastDrawEnv = {...env, draw}
+      }
+      const r = base.runHook(hook, packet, lastDrawEnv, nat)
       seen?.(r)
       return r
     },

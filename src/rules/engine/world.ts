@@ -107,11 +107,16 @@ export function world(ctx: RuleContext): World {
 const CLIENT_CANDIDATES = ['203.0.113.10', '198.51.100.10', '192.0.2.10', '11.22.33.44', '44.55.66.77']
 const PLACEHOLDER_VIPS = ['192.0.2.1', '198.51.100.1', '203.0.113.1', '11.22.33.1', '44.55.66.1']
 
-/** Addresses the rules of every host name (source/destination prefixes, not 0/0). */
-function mentioned(hosts: readonly HostView[]): (ip: IpAddr) => boolean {
-  // grouped by family and length: a lookup per length instead of a test per prefix (a kube-proxy dump names
-  // ~70,000 prefixes, nearly all /32)
-  const groups = new Map<string, {family: number; len: number; values: Set<bigint>}>()
+/** Which of the candidate addresses the rules of every host name (source/destination prefixes, not 0/0). */
+function mentioned(hosts: readonly HostView[], cands: readonly IpAddr[]): (ip: IpAddr) => boolean {
+  // one pass over the rules (a kube-proxy dump names ~70,000 prefixes) testing the few candidates: each
+  // candidate's value under every prefix length is computed once, so a test is a comparison
+  const under = cands.map((c) => {
+    const out: bigint[] = []
+    for (let len = 0; len <= (c.family === 4 ? 32 : 128); len++) out.push(makePrefix(c, len).value)
+    return out
+  })
+  const hit = new Set<IpAddr>()
   for (const h of hosts)
     for (const rs of h.fw?.rulesets ?? [])
       for (const t of rs.tables.values())
@@ -119,16 +124,10 @@ function mentioned(hosts: readonly HostView[]): (ip: IpAddr) => boolean {
           for (const r of c.rules)
             for (const m of r.matches) {
               if (m.kind !== 'addr' || m.prefix.len <= 0) continue
-              const k = `${m.prefix.family}/${m.prefix.len}`
-              let g = groups.get(k)
-              if (!g) {
-                g = {family: m.prefix.family, len: m.prefix.len, values: new Set()}
-                groups.set(k, g)
-              }
-              g.values.add(m.prefix.value)
+              const p = m.prefix
+              for (let i = 0; i < cands.length; i++) if (cands[i]!.family === p.family && under[i]![p.len] === p.value) hit.add(cands[i]!)
             }
-  const lookups = [...groups.values()]
-  return (ip) => lookups.some((g) => g.family === ip.family && g.values.has(makePrefix(ip, g.len).value))
+  return (ip) => hit.has(ip)
 }
 
 function connectedTo(hosts: readonly HostView[], ip: IpAddr): boolean {
@@ -138,8 +137,10 @@ function connectedTo(hosts: readonly HostView[], ip: IpAddr): boolean {
 function buildWorld(ctx: RuleContext): World {
   const hosts = ctx.hosts.map((h) => new HostView(h))
   const ownerOf = (ip: IpAddr, except?: HostView) => hosts.find((h) => h !== except && h.addressOf(ip) !== undefined)
-  const named = mentioned(hosts)
-  const pick = (cands: readonly string[]) => cands.map((c) => parseIp(c)!).find((c) => !connectedTo(hosts, c) && !named(c)) ?? parseIp(cands[0]!)!
+  const clientCands = CLIENT_CANDIDATES.map((c) => parseIp(c)!)
+  const vipCands = PLACEHOLDER_VIPS.map((c) => parseIp(c)!)
+  const named = mentioned(hosts, [...clientCands, ...vipCands])
+  const pick = (cands: readonly IpAddr[]) => cands.find((c) => !connectedTo(hosts, c) && !named(c)) ?? {...cands[0]!}
   // A client snapshot, when given, is the client; otherwise an outside address that no host owns or
   // reaches on a connected network and no rule names.
   // The client of a flow asked about comes first (a loopback client is a local process, not a client the
@@ -152,11 +153,11 @@ function buildWorld(ctx: RuleContext): World {
     ? {ip: hinted.client, port: hinted.clientPort ?? 40000, fromSnapshot: hosts.find((h) => h.isLocal(hinted.client!))}
     : clientHost && cip
       ? {ip: cip, port: 40000, fromSnapshot: clientHost}
-      : {ip: pick(CLIENT_CANDIDATES), port: 40000}
+      : {ip: pick(clientCands), port: 40000}
   const services: LbService[] = []
   const forwards: ForwardPath[] = []
   const policyRoutes: PolicyRoute[] = []
-  const w: World = {hosts, client, services, forwards, policyRoutes, flows, ownerOf, view: (n) => hosts.find((h) => h.name === n), placeholderVip: pick(PLACEHOLDER_VIPS)}
+  const w: World = {hosts, client, services, forwards, policyRoutes, flows, ownerOf, view: (n) => hosts.find((h) => h.name === n), placeholderVip: pick(vipCands)}
   for (const h of hosts) {
     services.push(...ipvsServices(h, w))
     services.push(...dnatServices(h, w))
@@ -228,14 +229,20 @@ function selectorOfMatches(matches: readonly Match[], sel: Selector): void {
   }
 }
 
-const selectors = new WeakMap<IptRule, Selector>()
+/** Per ruleset, the selectors computed so far (one weak entry per ruleset: a weak entry per rule burdens the GC). */
+const selectors = new WeakMap<IptablesRuleset, Map<IptRule, Selector>>()
 
 /** The rule's own dst/proto/dport/mark, completed from the rules that jump to its chain (computed once per rule: do not change it). */
 export function selectorOf(rs: IptablesRuleset, rule: IptRule): Selector {
-  let sel = selectors.get(rule)
+  let byRule = selectors.get(rs)
+  if (!byRule) {
+    byRule = new Map()
+    selectors.set(rs, byRule)
+  }
+  let sel = byRule.get(rule)
   if (!sel) {
     sel = selectorUncached(rs, rule)
-    selectors.set(rule, sel)
+    byRule.set(rule, sel)
   }
   return sel
 }
@@ -329,7 +336,7 @@ function dnatServices(h: HostView, w: World): LbService[] {
     if (rs.family !== 4) continue
     const nat = rs.tables.get('nat')
     if (!nat) continue
-    const groups = new Map<string, Group>()
+    const groups = new Groups()
     for (const c of nat.chains.values()) {
       if (!reachableFrom(rs, 'nat', c.name, ['PREROUTING'])) continue
       for (const r of c.rules) {
@@ -347,7 +354,7 @@ function dnatServices(h: HostView, w: World): LbService[] {
         addGroup(groups, probeFromSelector(h, w, sel), sel, r)
       }
     }
-    for (const g of groups.values()) {
+    for (const g of groups.order) {
       const svc = dnatService(h, w, rs, g)
       if (svc) out.push(svc)
     }
@@ -364,12 +371,32 @@ interface Group {
   rules: IptRule[]
 }
 
-function addGroup(groups: Map<string, Group>, probe: {pkt: Packet; vip?: IpAddr; vipAssumed: boolean; iif?: string}, sel: Selector, r: IptRule): void {
-  const k = `${probe.pkt.proto}|${probe.pkt.dst.value}|${probe.pkt.dport}|${probe.iif ?? ''}`
-  const g = groups.get(k)
+/** Groups by (protocol, destination, port, interface), in the order of their first rule. */
+class Groups {
+  /** destination address -> `proto|dport|iif` -> group (a bigint key: no decimal string per rule) */
+  private readonly byDst = new Map<bigint, Map<string, Group>>()
+  readonly order: Group[] = []
+
+  get(pkt: Packet, iif: string | undefined): Group | undefined {
+    return this.byDst.get(pkt.dst.value)?.get(`${pkt.proto}|${pkt.dport}|${iif ?? ''}`)
+  }
+
+  add(g: Group): void {
+    let m = this.byDst.get(g.pkt.dst.value)
+    if (!m) {
+      m = new Map()
+      this.byDst.set(g.pkt.dst.value, m)
+    }
+    m.set(`${g.pkt.proto}|${g.pkt.dport}|${g.iif ?? ''}`, g)
+    this.order.push(g)
+  }
+}
+
+function addGroup(groups: Groups, probe: {pkt: Packet; vip?: IpAddr; vipAssumed: boolean; iif?: string}, sel: Selector, r: IptRule): void {
+  const g = groups.get(probe.pkt, probe.iif)
   if (g) {
     if (!g.rules.includes(r)) g.rules.push(r)
-  } else groups.set(k, {...probe, sel, rules: [r]})
+  } else groups.add({...probe, sel, rules: [r]})
 }
 
 /** Runs the first packet of a connection through PREROUTING for every outcome of the statistic draws. */
