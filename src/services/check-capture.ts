@@ -12,18 +12,24 @@
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import chalk from 'chalk'
-import type {Evidence, Finding, Severity} from '../model/finding.js'
+import type {Evidence, Finding} from '../model/finding.js'
 import {ipEquals, parseEndpoint, parseIp, formatEndpoint, type Endpoint, type IpAddr} from '../model/ip.js'
 import type {HostSnapshot} from '../model/snapshot.js'
-import {analyseCaptureFile, type CaptureAnalysis} from '../capture/analyse.js'
-import {CaptureFormatError} from '../capture/errors.js'
+import type {CaptureAnalysis} from '../capture/analyse.js'
+import type {CaptureFormatError} from '../capture/errors.js'
 import type {Truncation} from '../capture/reader.js'
 import type {Symptom} from '../capture/symptoms.js'
-import {symptomEvidence} from '../capture/index.js'
 import {loadSnapshots} from '../snapshot/store.js'
 import {checkHosts, type CheckOptions, type CheckReport, type InputProblem} from './check.js'
-import {servicesOf, vipEndpoints, type ServiceAddresses} from '../snapshot/capture.js'
+import type {ServiceAddresses} from '../snapshot/capture.js'
+
+// The capture side (decoders, symptom detectors, live capture) is loaded only when a snapshot has a capture:
+// a check without one does not pay for it at start-up.
+let captureApi: typeof import('../capture/index.js') | undefined
+
+async function loadCaptureApi(): Promise<typeof import('../capture/index.js')> {
+  return (captureApi ??= await import('../capture/index.js'))
+}
 
 export interface CaptureSummary {
   readonly host: string
@@ -77,6 +83,8 @@ export function captureFileOf(h: HostSnapshot): string | undefined {
 /** Analyses the capture of every host that has one; an unreadable file is that host's input error. */
 export async function analyseHostCaptures(hosts: readonly HostSnapshot[], vips: readonly Endpoint[]): Promise<HostCapture[]> {
   const out: HostCapture[] = []
+  if (!hosts.some((h) => captureFileOf(h))) return out
+  const {analyseCaptureFile, CaptureFormatError} = await loadCaptureApi()
   for (const h of hosts) {
     const file = captureFileOf(h)
     if (!file) continue
@@ -133,6 +141,9 @@ export function involvedHosts(s: Symptom, captureHost: string, services: readonl
  */
 export function attachCaptures(report: CheckReport, hosts: readonly HostSnapshot[], captures: readonly HostCapture[], services: readonly ServiceAddresses[], vips: readonly Endpoint[]): CheckCaptureReport {
   if (captures.length === 0) return report
+  // captures come from analyseHostCaptures, which loaded the capture side
+  const symptomEvidence = captureApi?.symptomEvidence
+  if (!symptomEvidence) throw new Error('attachCaptures: analyse the captures with analyseHostCaptures first')
   const findings: Finding[] = report.findings.map((f) => ({...f, evidence: [...f.evidence]}))
   const summaries: CaptureSummary[] = []
   const symptoms: SymptomReport[] = []
@@ -174,69 +185,11 @@ export function attachCaptures(report: CheckReport, hosts: readonly HostSnapshot
 export async function checkWithCaptures(paths: readonly string[], opts: CheckOptions): Promise<CheckCaptureReport> {
   const hosts = loadSnapshots(paths)
   if (!hosts.some((h) => captureFileOf(h))) return checkHosts(hosts, opts)
+  const {servicesOf, vipEndpoints} = await import('../snapshot/capture.js')
   const services = await servicesOf(hosts)
   const vips = vipEndpoints(services)
   const captures = await analyseHostCaptures(hosts, vips)
   // an unreadable capture is its host's input error, like any malformed file (exit 2, the rest still checked)
   for (const c of captures) if (c.error) hosts.find((h) => h.name === c.host)!.errors.push(c.error)
   return attachCaptures(checkHosts(hosts, opts), hosts, captures, services, vips)
-}
-
-// ---- rendering -------------------------------------------------------------------------------------------
-
-const LABEL: Record<Severity, (s: string) => string> = {
-  error: (s) => chalk.red.bold(s),
-  warning: (s) => chalk.yellow.bold(s),
-  info: (s) => chalk.cyan(s),
-}
-
-function explains(s: SymptomReport): string {
-  return s.findings.map((f) => `${f.rule} on ${f.host}`).join(', ')
-}
-
-function plural(n: number, one: string): string {
-  return `${n} ${one}${n === 1 ? '' : 's'}`
-}
-
-/** The captures section of the text output ('' when no capture was analysed). */
-export function renderCapturesText(r: CheckCaptureReport): string {
-  if (!r.captures || r.captures.length === 0) return ''
-  const out: string[] = ['Captures:']
-  for (const c of r.captures) {
-    out.push(`  ${chalk.bold(`${c.host}:${c.file}`)}  ${c.format}, ${plural(c.packets, 'packet')}, ${plural(c.flows, 'flow')}, ${plural(c.symptoms, 'symptom')}` +
-      (c.truncated ? ` (the file ends inside packet ${c.truncated.packet ?? '?'}; analysed what came before)` : ''))
-    for (const s of (r.symptoms ?? []).filter((x) => x.host === c.host && x.file === c.file)) {
-      out.push(`    ${LABEL[s.severity](s.severity.toUpperCase())} ${chalk.bold(s.kind)}: ${s.title}`)
-      if (s.findings.length > 0) {
-        out.push(`      evidence of ${explains(s)} (above)`)
-        continue
-      }
-      out.push(`      ${chalk.dim('no finding explains it')}${s.rules.length ? `; likely rules: ${s.rules.join(', ')}` : ''}`)
-      for (const l of s.message.split('\n')) out.push(`      ${l}`)
-      for (const p of s.packets) out.push(`      ${chalk.dim(`${c.file}:${p.n}`)}  ${p.what}`)
-    }
-  }
-  const lone = (r.symptoms ?? []).filter((s) => s.findings.length === 0).length
-  if (lone > 0) out.push(`${plural(lone, 'symptom')} in the captures that no finding explains (see above).`)
-  return out.join('\n') + '\n'
-}
-
-/** The captures section of the markdown output ('' when no capture was analysed). */
-export function renderCapturesMarkdown(r: CheckCaptureReport): string {
-  if (!r.captures || r.captures.length === 0) return ''
-  const out: string[] = ['## Captures', '']
-  for (const c of r.captures) {
-    out.push(`### \`${c.host}:${c.file}\``, '', `${c.format}, ${plural(c.packets, 'packet')}, ${plural(c.flows, 'flow')}, ${plural(c.symptoms, 'symptom')}` +
-      (c.truncated ? ` (the file ends inside packet ${c.truncated.packet ?? '?'}; analysed what came before)` : '') + '.', '')
-    for (const s of (r.symptoms ?? []).filter((x) => x.host === c.host && x.file === c.file)) {
-      out.push(`- ${s.severity}: \`${s.kind}\` ${s.title}` + (s.findings.length ? ` (evidence of ${explains(s)})` : ` — no finding explains it${s.rules.length ? `; likely rules: ${s.rules.map((x) => `\`${x}\``).join(', ')}` : ''}`))
-      if (s.findings.length === 0) {
-        out.push('', `  ${s.message}`, '', '  ```')
-        for (const p of s.packets) out.push(`  ${c.file}:${p.n}  ${p.what}`)
-        out.push('  ```')
-      }
-    }
-    out.push('')
-  }
-  return out.join('\n') + '\n'
 }

@@ -2,9 +2,8 @@
 import {UsageError} from '../model/source.js'
 import type {Severity} from '../model/finding.js'
 import {checkExitCode} from './check.js'
-import {checkWithCaptures, renderCapturesMarkdown, renderCapturesText, type CheckCaptureReport} from './check-capture.js'
+import {checkWithCaptures, type CheckCaptureReport} from './check-capture.js'
 import {renderJson} from '../render/json.js'
-import {renderCheckText} from '../render/check-text.js'
 
 export interface CheckCommandOptions {
   format: 'text' | 'json' | 'markdown'
@@ -27,11 +26,15 @@ export async function runCheck(paths: string[], o: CheckCommandOptions): Promise
   for (const id of o.ignore) if (!RULES.some((r) => r.meta.id === id)) throw new UsageError(`--ignore ${id}: no such rule (rules: ${RULES.map((r) => r.meta.id).join(', ')})`)
   // captures in the snapshots are analysed here (async); the rules themselves run synchronously
   const report = paths.length === 0 ? await checkLive(o, err) : await checkWithCaptures(paths, {version: o.version, ignore: o.ignore})
+  // the human renderers (and chalk) are loaded only for the format asked for
   if (o.format === 'json') out(renderJson(report))
   else if (o.format === 'markdown') {
-    const {renderCheckMarkdown} = await import('../render/check-markdown.js')
+    const [{renderCheckMarkdown}, {renderCapturesMarkdown}] = await Promise.all([import('../render/check-markdown.js'), import('../render/check-captures.js')])
     out(renderCheckMarkdown(report) + renderCapturesMarkdown(report))
-  } else out(renderCheckText(report) + renderCapturesText(report))
+  } else {
+    const [{renderCheckText}, {renderCapturesText}] = await Promise.all([import('../render/check-text.js'), import('../render/check-captures.js')])
+    out(renderCheckText(report) + renderCapturesText(report))
+  }
   for (const e of report.errors) err(`lvsdoctor: ${e.message}\n`)
   return checkExitCode(report, o.failOn)
 }
