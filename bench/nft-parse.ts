@@ -19,7 +19,7 @@ import ts from 'typescript'
 import {generateKubeProxyNft} from './nft-kube-gen.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
-const SOURCES = ['src/model/ip.ts', 'src/model/source.ts', 'src/model/nft.ts', 'src/snapshot/parsers/nft-json.ts']
+const SOURCES = ['src/model/ip.ts', 'src/model/source.ts', 'src/model/nft.ts', 'src/snapshot/parsers/json-items.ts', 'src/snapshot/parsers/nft-json.ts']
 
 const CHILD = `
 import {readFileSync, writeFileSync} from 'node:fs'

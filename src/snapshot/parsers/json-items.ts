@@ -116,114 +116,149 @@ export function jsonArrayItems(text: string, file: string, what: string): JsonIt
   return out
 }
 
+/** The 1-based line of character offset `offset` of `text` (for one look-up; LineIndex answers many). */
+export function lineAt(text: string, offset: number): number {
+  let line = 1
+  for (let i = text.indexOf('\n'); i >= 0 && i < offset; i = text.indexOf('\n', i + 1)) line++
+  return line
+}
+
+/** The first syntax error of a JSON text. */
+export interface JsonError {
+  /** where the error is seen */
+  readonly offset: number
+  /** where the token in error starts: `offset`, or before it (the backslash of a bad escape, a cut-off literal) */
+  readonly token: number
+  /** what was expected there; says "truncated?" when the text ends there */
+  readonly expected: string
+  /** the text at `offset`; undefined when the text ends there */
+  readonly found?: string
+}
+
 /**
- * The offset of the first syntax error in `text` (a strict JSON recogniser), or undefined when it is
+ * The offset of the first syntax error in `text` (where the token in error starts), or undefined when it is
  * valid. Node 20's JSON.parse messages do not always carry a position.
  */
 export function firstJsonError(text: string): number | undefined {
+  return locateJsonError(text)?.token
+}
+
+/**
+ * The first syntax error in `text` (a strict JSON recogniser), or undefined when it is valid: for texts
+ * JSON.parse rejected, as its messages differ between Node versions.
+ */
+export function locateJsonError(text: string): JsonError | undefined {
   let i = 0
   const n = text.length
-  class Bad {
-    constructor(readonly at: number) {}
+  class Stop {
+    constructor(readonly err: JsonError) {}
+  }
+  const fail = (expected: string, token = i): never => {
+    if (i >= n) throw new Stop({offset: n, token, expected: `${expected} (the file ends here: truncated?)`})
+    throw new Stop({offset: i, token, expected, found: text.slice(i, i + 20)})
   }
   const ws = (): void => {
     while (i < n && WS.has(text.charCodeAt(i))) i++
-  }
-  const lit = (word: string): void => {
-    if (text.startsWith(word, i)) i += word.length
-    else throw new Bad(i)
   }
   const str = (): void => {
     i++
     while (i < n) {
       const c = text.charCodeAt(i)
-      if (c === 0x22) {
+      if (c === 0x22 /* " */) {
         i++
         return
       }
-      if (c < 0x20) throw new Bad(i)
-      if (c === 0x5c) {
+      if (c < 0x20) fail('a closing quote or an escaped control character')
+      if (c === 0x5c /* \ */) {
+        const at = i
         const e = text[i + 1]
         if (e === 'u') {
-          if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6))) throw new Bad(i)
+          if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6))) {
+            i += 2
+            fail('four hex digits after \\u', at)
+          }
           i += 6
         } else if (e !== undefined && '"\\/bfnrt'.includes(e)) i += 2
-        else throw new Bad(i)
-        continue
-      }
-      i++
+        else {
+          i++
+          fail('a valid escape (\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)', at)
+        }
+      } else i++
     }
-    throw new Bad(n)
+    fail('a closing quote')
   }
-  const num = (): void => {
-    const m = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(i, i + 400))
-    if (!m || m[0] === '' || m[0] === '-') throw new Bad(i)
-    i += m[0].length
-  }
-  const value = (): void => {
+  const key = (): void => {
     ws()
-    const c = text[i]
-    if (c === '{') {
-      i++
-      ws()
-      if (text[i] === '}') {
-        i++
+    if (text[i] !== '"') fail('a property name in double quotes')
+    str()
+    ws()
+    if (text[i] !== ':') fail("':' after the property name")
+    i++
+  }
+  // a value that is not an object or array
+  const scalar = (): void => {
+    if (text[i] === '"') return str()
+    const m = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(i, i + 400))
+    if (m && m[0] !== '' && m[0] !== '-') {
+      i += m[0].length
+      return
+    }
+    for (const lit of ['true', 'false', 'null']) {
+      if (text.startsWith(lit, i)) {
+        i += lit.length
         return
       }
-      for (;;) {
-        ws()
-        if (text[i] !== '"') throw new Bad(i)
-        str()
-        ws()
-        if (text[i] !== ':') throw new Bad(i)
+    }
+    // a literal cut off by the end of the text, such as `tru`
+    const rest = text.slice(i)
+    if (rest !== '' && rest.length < 5 && ['true', 'false', 'null'].some((l) => l.startsWith(rest))) {
+      const at = i
+      i = n
+      fail('a JSON value', at)
+    }
+    fail('a JSON value (object, array, string, number, true, false or null)')
+  }
+  // without recursion, so that no nesting overflows the call stack: the closing brackets of the open objects and
+  // arrays are on `open`
+  const document = (): void => {
+    const open: string[] = []
+    for (;;) {
+      ws()
+      const c = text[i]
+      if (c === '{' || c === '[') {
+        const close = c === '{' ? '}' : ']'
         i++
-        value()
+        ws()
+        if (text[i] !== close) {
+          open.push(close)
+          if (close === '}') key()
+          continue
+        }
+        i++
+      } else scalar()
+      // after a value: its container goes on or closes
+      for (;;) {
+        const close = open.at(-1)
+        if (close === undefined) return
         ws()
         if (text[i] === ',') {
           i++
-          continue
+          if (close === '}') key()
+          break
         }
-        if (text[i] === '}') {
-          i++
-          return
-        }
-        throw new Bad(i)
-      }
-    }
-    if (c === '[') {
-      i++
-      ws()
-      if (text[i] === ']') {
+        if (text[i] !== close) fail(`',' or '${close}' in ${close === '}' ? 'an object' : 'an array'}`)
         i++
-        return
-      }
-      for (;;) {
-        value()
-        ws()
-        if (text[i] === ',') {
-          i++
-          continue
-        }
-        if (text[i] === ']') {
-          i++
-          return
-        }
-        throw new Bad(i)
+        open.pop()
       }
     }
-    if (c === '"') return str()
-    if (c === 't') return lit('true')
-    if (c === 'f') return lit('false')
-    if (c === 'n') return lit('null')
-    return num()
   }
   try {
-    value()
+    document()
     ws()
-    if (i < n) throw new Bad(i)
+    if (i < n) fail('the end of the JSON document')
     return undefined
   } catch (e) {
-    if (e instanceof Bad) return e.at
+    if (e instanceof Stop) return e.err
     throw e
   }
 }

@@ -29,6 +29,7 @@ import {
   type NftTable,
 } from '../../model/nft.js'
 import {ParseError, type Loc, type NotModelled} from '../../model/source.js'
+import {lineAt, locateJsonError} from './json-items.js'
 
 export interface NftParseOptions {
   /**
@@ -1466,7 +1467,7 @@ export function parseNftJson(text: string, file: string, opts: NftParseOptions =
         root = JSON.parse(text) as Json
       } catch {
         const err = locateJsonError(text)
-        throw new ParseError(file, lineAt(text, err.offset), err.expected, err.found)
+        throw new ParseError(file, lineAt(text, err?.offset ?? text.length), err?.expected ?? 'valid JSON', err?.found)
       }
       if (!isObj(root) || !Array.isArray(root.nftables)) {
         throw new ParseError(file, 1, 'a JSON object {"nftables": [...]} as printed by `nft -j list ruleset`', snippet(root).slice(0, 60))
@@ -1492,8 +1493,7 @@ function streamElements(text: string, doc: Doc, bigSet: number): boolean {
   if (!head) return false
   const n = text.length
   let i = head[0].length
-  let line = 1
-  for (let k = 0; k < i; k++) if (text.charCodeAt(k) === 10) line++
+  let line = lineAt(text, i)
   const nl = text.indexOf('\n')
   const oneLine = nl < 0 || nl >= text.length - 2
   let first = true
@@ -1763,147 +1763,4 @@ function elementLines(text: string, count: number): number[] | undefined {
   }
   while (out.length < count) out.push(line)
   return out
-}
-
-function lineAt(text: string, offset: number): number {
-  let line = 1
-  for (let i = 0; i < offset && i < text.length; i++) if (text.charCodeAt(i) === 10) line++
-  return line
-}
-
-interface JsonError {
-  offset: number
-  expected: string
-  found?: string
-}
-
-/** Finds the first syntax error in a text JSON.parse rejected (its messages differ between Node versions). */
-export function locateJsonError(text: string): JsonError {
-  let i = 0
-  const n = text.length
-  class Stop {
-    constructor(readonly err: JsonError) {}
-  }
-  const fail = (expected: string): never => {
-    if (i >= n) throw new Stop({offset: n, expected: `${expected} (the file ends here: truncated?)`})
-    throw new Stop({offset: i, expected, found: text.slice(i, i + 20)})
-  }
-  const ws = (): void => {
-    while (i < n) {
-      const c = text.charCodeAt(i)
-      if (c === 32 || c === 9 || c === 10 || c === 13) i++
-      else break
-    }
-  }
-  const str = (): void => {
-    i++
-    while (i < n) {
-      const c = text.charCodeAt(i)
-      if (c === 34) {
-        i++
-        return
-      }
-      if (c < 32) fail('a closing quote or an escaped control character')
-      if (c === 92) {
-        const e = text[i + 1]
-        if (e === 'u') {
-          if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6))) {
-            i += 2
-            fail('four hex digits after \\u')
-          }
-          i += 6
-        } else if (e !== undefined && '"\\/bfnrt'.includes(e)) i += 2
-        else {
-          i++
-          fail('a valid escape (\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)')
-        }
-      } else i++
-    }
-    fail('a closing quote')
-  }
-  const value = (depth: number): void => {
-    ws()
-    if (depth > 10000) fail('less deeply nested JSON')
-    const c = text[i]
-    if (c === '{') {
-      i++
-      ws()
-      if (text[i] === '}') {
-        i++
-        return
-      }
-      for (;;) {
-        ws()
-        if (text[i] !== '"') fail('a property name in double quotes')
-        str()
-        ws()
-        if (text[i] !== ':') fail("':' after the property name")
-        i++
-        value(depth + 1)
-        ws()
-        if (text[i] === ',') {
-          i++
-          continue
-        }
-        if (text[i] === '}') {
-          i++
-          return
-        }
-        fail("',' or '}' in an object")
-      }
-    }
-    if (c === '[') {
-      i++
-      ws()
-      if (text[i] === ']') {
-        i++
-        return
-      }
-      for (;;) {
-        value(depth + 1)
-        ws()
-        if (text[i] === ',') {
-          i++
-          continue
-        }
-        if (text[i] === ']') {
-          i++
-          return
-        }
-        fail("',' or ']' in an array")
-      }
-    }
-    if (c === '"') return str()
-    const m = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(i, i + 400))
-    if (m && m[0] !== '' && m[0] !== '-') {
-      i += m[0].length
-      return
-    }
-    for (const lit of ['true', 'false', 'null']) {
-      if (text.startsWith(lit, i)) {
-        i += lit.length
-        return
-      }
-    }
-    if (lit4(text, i)) {
-      i = n
-      fail('a JSON value')
-    }
-    fail('a JSON value (object, array, string, number, true, false or null)')
-  }
-  try {
-    value(0)
-    ws()
-    if (i < n) fail('the end of the JSON document')
-    return {offset: n, expected: 'valid JSON'}
-  } catch (e) {
-    if (e instanceof Stop) return e.err
-    throw e
-  }
-}
-
-function lit4(text: string, i: number): boolean {
-  // a truncated literal such as `tru` at the end of the file
-  const rest = text.slice(i)
-  return rest.length < 5 && ['true', 'false', 'null'].some((l) => l.startsWith(rest) && rest.length > 0)
 }
