@@ -1,26 +1,14 @@
 // Fixtures are real `ip -j` output from the ldp- namespaces of scripts/fixtures/ip-sysctl-conntrack.sh.
 // MAC addresses and IPv6 link-local addresses change when they are regenerated; everything else is fixed.
-import {readFileSync} from 'node:fs'
 import {describe, expect, test} from 'vitest'
-import {formatPrefix, parseIp, parsePrefix} from '../../src/model/ip.js'
+import {formatPrefix, parsePrefix} from '../../src/model/ip.js'
 import type {Route} from '../../src/model/net.js'
-import {ParseError} from '../../src/model/source.js'
 import {parseIpAddr, parseIpRoute, parseIpRule} from '../../src/snapshot/parsers/ip-json.js'
+import {fixtureReader, ip, parseError} from './helpers.js'
 
 const dir = 'fixtures/parsers/ip/'
-const read = (f: string): string => readFileSync(dir + f, 'utf8')
-const ip = (s: string) => parseIp(s)!
+const read = fixtureReader(dir)
 const pfx = (s: string) => parsePrefix(s)!
-
-function parseError(fn: () => unknown): ParseError {
-  try {
-    fn()
-  } catch (e) {
-    expect(e).toBeInstanceOf(ParseError)
-    return e as ParseError
-  }
-  throw new Error('expected a ParseError')
-}
 
 describe('ip -j addr show', () => {
   const ifs = parseIpAddr(read('ip-addr.json'), 'ip-addr.json')

@@ -1,29 +1,18 @@
 // ipvsadm fixtures are printed with ipvsadm.c's formats (fixtures/parsers/ipvsadm/README.md).
 import {readFileSync} from 'node:fs'
 import {describe, expect, test} from 'vitest'
-import {formatIp, parseIp} from '../../src/model/ip.js'
+import {formatIp} from '../../src/model/ip.js'
 import type {IpvsService} from '../../src/model/ipvs.js'
-import {ParseError} from '../../src/model/source.js'
 import {mergeIpvsList, parseIpvsadmConns, parseIpvsadmList, parseIpvsadmSave} from '../../src/snapshot/parsers/ipvsadm.js'
+import {fixtureReader, ip, parseError} from './helpers.js'
 
 const dir = 'fixtures/parsers/ipvsadm/'
-const read = (f: string): string => readFileSync(dir + f, 'utf8')
-const ip = (s: string) => parseIp(s)!
+const read = fixtureReader(dir)
 const name = (s: IpvsService): string => (s.fwmark !== undefined ? `fwm ${s.fwmark}/${s.family}` : `${s.proto} ${formatIp(s.vip!)}:${s.port}`)
 const find = (svcs: IpvsService[], n: string): IpvsService => {
   const s = svcs.find((x) => name(x) === n)
   expect(s, n).toBeDefined()
   return s!
-}
-
-function parseError(fn: () => unknown): ParseError {
-  try {
-    fn()
-  } catch (e) {
-    expect(e).toBeInstanceOf(ParseError)
-    return e as ParseError
-  }
-  throw new Error('expected a ParseError')
 }
 
 describe('ipvsadm -Sn', () => {

@@ -1,25 +1,13 @@
 // sysctl and conntrack fixtures are real output from scripts/fixtures/ip-sysctl-conntrack.sh (ldp- namespaces);
 // keepalived.conf is hand-written and checked with `keepalived -t` (fixtures/parsers/keepalived/README.md).
-import {readFileSync} from 'node:fs'
 import {describe, expect, test} from 'vitest'
-import {formatIp, parseIp} from '../../src/model/ip.js'
-import {ParseError} from '../../src/model/source.js'
+import {formatIp} from '../../src/model/ip.js'
 import {parseConntrack} from '../../src/snapshot/parsers/conntrack.js'
 import {parseKeepalived} from '../../src/snapshot/parsers/keepalived.js'
 import {parseSysctl} from '../../src/snapshot/parsers/sysctl.js'
+import {fixtureReader, ip, parseError} from './helpers.js'
 
-const read = (f: string): string => readFileSync('fixtures/parsers/' + f, 'utf8')
-const ip = (s: string) => parseIp(s)!
-
-function parseError(fn: () => unknown): ParseError {
-  try {
-    fn()
-  } catch (e) {
-    expect(e).toBeInstanceOf(ParseError)
-    return e as ParseError
-  }
-  throw new Error('expected a ParseError')
-}
+const read = fixtureReader('fixtures/parsers/')
 
 describe('sysctl -a', () => {
   const text = read('sysctl/sysctl.txt')
