@@ -9,6 +9,7 @@ import {join} from 'node:path'
 import {analyseCaptureFile} from '../../src/capture/analyse.js'
 import {buildFilter} from '../../src/capture/live.js'
 import {parseEndpoint, parseIp} from '../../src/model/ip.js'
+import {addVethPair, clientTraffic, removeNamespaces, runIn, type Run} from '../netns.js'
 
 const ROOT = join(import.meta.dirname, '../..')
 const CLI = join(ROOT, 'bin/run.js')
@@ -32,77 +33,30 @@ function why(): string | undefined {
 const skip = why()
 if (skip) console.log(`live capture tests skipped: ${skip}`)
 
-const ip = (...args: string[]): void => void execFileSync('ip', args, {stdio: 'ignore'})
 let dir: string
 const peers: ChildProcess[] = []
 
 function traffic(seconds: number): ChildProcess {
   // a client in A connecting to a server in B over and over
-  const p = spawn('ip', ['netns', 'exec', A, 'python3', '-c', `
-import socket, time
-end = time.time() + ${seconds}
-while time.time() < end:
-    try:
-        c = socket.create_connection(('10.68.0.2', 8080), timeout=1)
-        c.sendall(b'hello'); c.recv(10); c.close()
-    except OSError:
-        pass
-    time.sleep(0.05)
-`], {stdio: 'ignore'})
+  const p = clientTraffic(A, '10.68.0.2', 8080, seconds)
   peers.push(p)
   return p
 }
 
-interface Run {
-  code: number | null
-  ms: number
-  stdout: string
-  stderr: string
-}
-
 function cli(args: string[], opts: {env?: NodeJS.ProcessEnv; onStderr?: (s: string, p: ChildProcess) => void} = {}): Promise<Run> {
-  const t0 = Date.now()
-  const p = spawn('ip', ['netns', 'exec', A, process.execPath, CLI, ...args], {env: {...process.env, ...opts.env}, stdio: ['ignore', 'pipe', 'pipe']})
-  let stdout = ''
-  let stderr = ''
-  p.stdout!.on('data', (d: Buffer) => (stdout += d))
-  p.stderr!.on('data', (d: Buffer) => {
-    stderr += d
-    opts.onStderr?.(stderr, p)
-  })
-  return new Promise((resolve) => p.on('exit', (code) => resolve({code, ms: Date.now() - t0, stdout, stderr})))
+  return runIn(A, [process.execPath, CLI, ...args], opts)
 }
 
 describe.skipIf(skip)('live capture (netns)', () => {
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'ldc-live-'))
-    for (const ns of [A, B]) {
-      ip('netns', 'add', ns)
-      ip('-n', ns, 'link', 'set', 'lo', 'up')
-    }
-    ip('link', 'add', VA, 'netns', A, 'type', 'veth', 'peer', 'name', VB, 'netns', B)
-    ip('-n', A, 'addr', 'add', '10.68.0.1/24', 'dev', VA)
-    ip('-n', B, 'addr', 'add', '10.68.0.2/24', 'dev', VB)
-    ip('-n', A, 'link', 'set', VA, 'up')
-    ip('-n', B, 'link', 'set', VB, 'up')
+    addVethPair({a: A, b: B, va: VA, vb: VB, net: '10.68.0'})
     const srv = spawn('ip', ['netns', 'exec', B, 'python3', join(import.meta.dirname, 'tcp-peer.py'), 'server', '8080', '60'], {stdio: 'ignore'})
     peers.push(srv)
   })
 
   afterAll(() => {
-    for (const p of peers) if (p.exitCode === null) p.kill('SIGKILL')
-    for (const ns of [A, B]) {
-      try {
-        for (const pid of execFileSync('ip', ['netns', 'pids', ns], {encoding: 'utf8'}).split(/\s+/).filter(Boolean)) process.kill(Number(pid), 'SIGKILL')
-      } catch {
-        // already gone
-      }
-      try {
-        ip('netns', 'del', ns)
-      } catch {
-        // already gone
-      }
-    }
+    removeNamespaces([A, B], peers)
     if (dir) rmSync(dir, {recursive: true, force: true})
   })
 

@@ -9,6 +9,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {analyseCaptureFile} from '../../src/capture/analyse.js'
 import {readAll} from '../capture/helpers.js'
+import {addVethPair, clientTraffic, ip, removeNamespaces, runIn, type Run} from '../netns.js'
 import {runCheck} from '../../src/services/check-command.js'
 
 const ROOT = join(import.meta.dirname, '../..')
@@ -33,41 +34,16 @@ function why(): string | undefined {
 const skip = why()
 if (skip) console.log(`snapshot capture netns tests skipped: ${skip}`)
 
-const ip = (...args: string[]): void => void execFileSync('ip', args, {stdio: 'ignore'})
 const nsx = (...args: string[]): string => execFileSync('ip', ['netns', 'exec', A, ...args], {encoding: 'utf8'})
 let work = ''
 const peers: ChildProcess[] = []
 
 function traffic(seconds: number): void {
-  const p = spawn('ip', ['netns', 'exec', A, 'python3', '-c', `
-import socket, time
-end = time.time() + ${seconds}
-while time.time() < end:
-    try:
-        c = socket.create_connection(('10.73.0.2', 8080), timeout=1)
-        c.sendall(b'hello'); c.recv(10); c.close()
-    except OSError:
-        pass
-    time.sleep(0.05)
-`], {stdio: 'ignore'})
-  peers.push(p)
-}
-
-interface Run {
-  code: number | null
-  ms: number
-  stdout: string
-  stderr: string
+  peers.push(clientTraffic(A, '10.73.0.2', 8080, seconds))
 }
 
 function cli(args: string[], opts: {env?: NodeJS.ProcessEnv; prefix?: string[]} = {}): Promise<Run> {
-  const t0 = Date.now()
-  const p = spawn('ip', ['netns', 'exec', A, ...(opts.prefix ?? []), process.execPath, CLI, ...args], {env: {...process.env, ...opts.env}, stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT})
-  let stdout = ''
-  let stderr = ''
-  p.stdout!.on('data', (d: Buffer) => (stdout += d))
-  p.stderr!.on('data', (d: Buffer) => (stderr += d))
-  return new Promise((resolve) => p.on('exit', (code) => resolve({code, ms: Date.now() - t0, stdout, stderr})))
+  return runIn(A, [...(opts.prefix ?? []), process.execPath, CLI, ...args], {env: opts.env, cwd: ROOT})
 }
 
 /** what capturing must not change: rules, routes, addresses, link flags (no PROMISC), sysctls */
@@ -82,17 +58,10 @@ describe.skipIf(skip)('snapshot --capture-seconds (netns)', () => {
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'ldk-snapns-'))
     chmodSync(work, 0o777)
-    for (const ns of [A, B]) {
-      ip('netns', 'add', ns)
-      ip('-n', ns, 'link', 'set', 'lo', 'up')
+    addVethPair({a: A, b: B, va: VA, vb: VB, net: '10.73.0'}, (ns) => {
       // no IPv6 link-local addresses going through DAD while the state is compared
       execFileSync('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1'])
-    }
-    ip('link', 'add', VA, 'netns', A, 'type', 'veth', 'peer', 'name', VB, 'netns', B)
-    ip('-n', A, 'addr', 'add', '10.73.0.1/24', 'dev', VA)
-    ip('-n', B, 'addr', 'add', '10.73.0.2/24', 'dev', VB)
-    ip('-n', A, 'link', 'set', VA, 'up')
-    ip('-n', B, 'link', 'set', VB, 'up')
+    })
     ip('-n', A, 'route', 'add', 'default', 'via', '10.73.0.2')
     // a DNAT service on A: its VIP and realserver make the filter
     nsx('iptables', '-t', 'nat', '-A', 'PREROUTING', '-d', '10.73.0.100/32', '-p', 'tcp', '--dport', '80', '-j', 'DNAT', '--to-destination', '10.73.0.2:8080')
@@ -104,15 +73,7 @@ describe.skipIf(skip)('snapshot --capture-seconds (netns)', () => {
   }, 60_000)
 
   afterAll(() => {
-    for (const p of peers) if (p.exitCode === null) p.kill('SIGKILL')
-    for (const ns of [A, B]) {
-      try {
-        for (const pid of execFileSync('ip', ['netns', 'pids', ns], {encoding: 'utf8'}).split(/\s+/).filter(Boolean)) process.kill(Number(pid), 'SIGKILL')
-      } catch {
-        // already gone
-      }
-      spawnSync('ip', ['netns', 'del', ns])
-    }
+    removeNamespaces([A, B], peers)
     if (work) rmSync(work, {recursive: true, force: true})
   })
 
