@@ -174,6 +174,8 @@ function buildHost(raw: RawFiles): HostSnapshot {
     if (b === undefined) return undefined
     const t = b.toString('utf8')
     host.raw.set(f, t)
+    // the text is what is kept: the bytes can go before the file is parsed (a big dump is held once, not twice)
+    raw.files.delete(f)
     return t
   }
   const load = <T>(f: string, parse: (t: string, file: string) => T): T | undefined => {

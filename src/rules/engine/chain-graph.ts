@@ -1,13 +1,24 @@
 // The jump graph of a table, computed once per table object (and cached with it): which rule first jumps to
 // each chain, and which chains the builtin chains reach. world.ts asked these per rule and per chain by
-// scanning the whole table, which is quadratic on a kube-proxy dump (34,000 chains).
+// scanning the whole table, which is quadratic on a kube-proxy dump (34,000 chains). Chains are numbered in
+// table order and the jumps resolved to numbers once, so a reachability walk touches no hash table.
 import type {IptRule, IptTable} from '../../model/iptables.js'
 
+/** The chains reachable from some builtin chains. */
+export interface Reach {
+  has(chain: string): boolean
+}
+
 interface Graph {
-  /** chain name -> the first rule (table order: chains as declared, rules in order) that jumps or goes to it */
-  readonly firstCaller: Map<string, IptRule>
-  /** builtin chain list (joined) -> the names reachable from them by jumps and gotos */
-  readonly reach: Map<string, ReadonlySet<string>>
+  /** chain name -> its number: its position in the table; names jumps name that the table does not declare come after */
+  readonly ids: Map<string, number>
+  /** per number, the first rule (table order: chains as declared, rules in order) that jumps or goes to the chain */
+  readonly first: (IptRule | undefined)[]
+  /** the ids of the chains the rules of chain `id` jump or go to are succ[start[id] .. start[id + 1]) (none for undeclared names) */
+  readonly start: Int32Array
+  readonly succ: Int32Array
+  /** builtin chain list (joined) -> the chains reachable from them by jumps and gotos */
+  readonly reach: Map<string, Reach>
 }
 
 const graphs = new WeakMap<IptTable, Graph>()
@@ -15,14 +26,31 @@ const graphs = new WeakMap<IptTable, Graph>()
 function graph(t: IptTable): Graph {
   let g = graphs.get(t)
   if (!g) {
-    const firstCaller = new Map<string, IptRule>()
-    for (const c of t.chains.values()) {
+    const ids = new Map<string, number>()
+    const chains = [...t.chains.values()]
+    let n = 0
+    for (const name of t.chains.keys()) ids.set(name, n++)
+    const first: (IptRule | undefined)[] = new Array(n).fill(undefined)
+    // adjacency in two flat arrays (a list per chain would be 34,000 small arrays)
+    const starts: number[] = []
+    const succ: number[] = []
+    for (const c of chains) {
+      starts.push(succ.length)
       for (const r of c.rules) {
         const tg = r.target
-        if ((tg?.kind === 'jump' || tg?.kind === 'goto') && !firstCaller.has(tg.chain)) firstCaller.set(tg.chain, r)
+        if (tg?.kind !== 'jump' && tg?.kind !== 'goto') continue
+        let id = ids.get(tg.chain)
+        if (id === undefined) {
+          id = n++
+          ids.set(tg.chain, id)
+          first.push(undefined)
+        }
+        first[id] ??= r
+        succ.push(id)
       }
     }
-    g = {firstCaller, reach: new Map()}
+    while (starts.length <= n) starts.push(succ.length)
+    g = {ids, first, start: Int32Array.from(starts), succ: Int32Array.from(succ), reach: new Map()}
     graphs.set(t, g)
   }
   return g
@@ -30,27 +58,43 @@ function graph(t: IptTable): Graph {
 
 /** The first rule of the table that jumps (or goes) to `chain`. */
 export function firstCaller(t: IptTable, chain: string): IptRule | undefined {
-  return graph(t).firstCaller.get(chain)
+  const g = graph(t)
+  const id = g.ids.get(chain)
+  return id === undefined ? undefined : g.first[id]
 }
 
-/** The chain names reachable from the builtin chains `from` (those the table has), following jumps and gotos. */
-export function reachableChains(t: IptTable, from: readonly string[]): ReadonlySet<string> {
+/** The chains reachable from the builtin chains `from` (those the table has), following jumps and gotos. */
+export function reachableChains(t: IptTable, from: readonly string[]): Reach {
   const g = graph(t)
   const k = from.length === 1 ? from[0]! : from.join(',')
   let seen = g.reach.get(k)
   if (!seen) {
-    const s = new Set<string>(from.filter((b) => t.chains.has(b)))
-    const queue = [...s]
-    for (let i = 0; i < queue.length; i++) {
-      for (const r of t.chains.get(queue[i]!)?.rules ?? []) {
-        const tg = r.target
-        if ((tg?.kind === 'jump' || tg?.kind === 'goto') && !s.has(tg.chain)) {
-          s.add(tg.chain)
-          queue.push(tg.chain)
-        }
+    const mark = new Uint8Array(g.start.length - 1)
+    const queue: number[] = []
+    for (const b of from) {
+      const id = t.chains.has(b) ? g.ids.get(b) : undefined
+      if (id !== undefined && !mark[id]) {
+        mark[id] = 1
+        queue.push(id)
       }
     }
-    seen = s
+    const {start, succ} = g
+    for (let i = 0; i < queue.length; i++) {
+      const c = queue[i]!
+      for (let j = start[c]!; j < start[c + 1]!; j++) {
+        const s = succ[j]!
+        if (mark[s]) continue
+        mark[s] = 1
+        queue.push(s)
+      }
+    }
+    const ids = g.ids
+    seen = {
+      has: (chain) => {
+        const id = ids.get(chain)
+        return id !== undefined && mark[id] === 1
+      },
+    }
     g.reach.set(k, seen)
   }
   return seen

@@ -277,8 +277,10 @@ export function markSetters(rs: IptablesRuleset, mark: number, maskOfUse = 0xfff
   let all = markRules.get(rs)
   if (!all) {
     const found: IptRule[] = []
-    for (const c of rs.tables.get('mangle')?.chains.values() ?? []) {
-      if (!reachableFrom(rs, 'mangle', c.name, ['PREROUTING'])) continue
+    const mangle = rs.tables.get('mangle')
+    const reach = mangle && reachableChains(mangle, ['PREROUTING'])
+    for (const c of mangle?.chains.values() ?? []) {
+      if (!reach!.has(c.name)) continue
       for (const r of c.rules) {
         const t = r.target
         if (t?.kind === 'MARK' && (t.op === 'set' || t.op === 'xset' || t.op === 'or') && t.value !== 0) found.push(r)
@@ -337,8 +339,9 @@ function dnatServices(h: HostView, w: World): LbService[] {
     const nat = rs.tables.get('nat')
     if (!nat) continue
     const groups = new Groups()
+    const reach = reachableChains(nat, ['PREROUTING'])
     for (const c of nat.chains.values()) {
-      if (!reachableFrom(rs, 'nat', c.name, ['PREROUTING'])) continue
+      if (!reach.has(c.name)) continue
       for (const r of c.rules) {
         if (r.target?.kind !== 'DNAT') continue
         const sel = selectorOf(rs, r)
