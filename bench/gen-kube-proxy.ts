@@ -7,7 +7,10 @@
 // without endpoints get a filter REJECT. Large clusters run without rule comments, so comments are off unless asked
 // for. With the defaults, 100,000 rules come with about 34,000 chains.
 //
-// Self-contained on purpose (no imports): bench/iptables-parse.js transpiles and loads it without a build step.
+// Imports only bench/kube-common.ts (itself self-contained): bench/iptables-parse.js transpiles the two and loads
+// them without a build step.
+
+import {hashMaker, mulberry32} from './kube-common.js'
 
 export interface KubeProxyDumpOptions {
   /** add the `-m comment --comment "ns/svc:port ..."` matches kube-proxy prints in small clusters */
@@ -19,21 +22,8 @@ export interface KubeProxyDumpOptions {
 /** A kube-proxy style dump with exactly `rules` `-A` lines (at least the fixed ones, 25). */
 export function generateKubeProxyDump(rules: number, options: KubeProxyDumpOptions = {}): string {
   const comments = options.comments === true
-  let seed = (options.seed ?? 0x5eed) >>> 0
-  const rand = (): number => {
-    // mulberry32
-    seed = (seed + 0x6d2b79f5) >>> 0
-    let t = seed
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-  const B32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'
-  const hash = (): string => {
-    let s = ''
-    for (let i = 0; i < 16; i++) s += B32[Math.floor(rand() * 32)]
-    return s
-  }
+  const rand = mulberry32(options.seed ?? 0x5eed)
+  const hash = hashMaker(rand, 16)
   const cm = (text: string): string => (comments ? ` -m comment --comment "${text}"` : '')
   const ip = (base: readonly [number, number], n: number): string => `${base[0]}.${base[1] + (n >> 16)}.${(n >> 8) & 255}.${n & 255}`
 

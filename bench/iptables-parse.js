@@ -22,12 +22,21 @@ if (!existsSync(PARSER)) {
   process.exit(2)
 }
 
-/** Loads bench/gen-kube-proxy.ts (self-contained) by transpiling it with the project's TypeScript. */
+/** Loads bench/gen-kube-proxy.ts and the bench/kube-common.ts it imports by transpiling them with the project's TypeScript. */
 async function loadGenerator() {
   const ts = (await import('typescript')).default
-  const src = readFileSync(join(ROOT, 'bench', 'gen-kube-proxy.ts'), 'utf8')
-  const js = ts.transpileModule(src, {compilerOptions: {module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022}}).outputText
-  return import(`data:text/javascript;base64,${Buffer.from(js).toString('base64')}`)
+  const dir = mkdtempSync(join(tmpdir(), 'ldi-bench-gen-'))
+  try {
+    for (const name of ['gen-kube-proxy', 'kube-common']) {
+      const src = readFileSync(join(ROOT, 'bench', `${name}.ts`), 'utf8')
+      const js = ts.transpileModule(src, {compilerOptions: {module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022}}).outputText
+      writeFileSync(join(dir, `${name}.js`), js)
+    }
+    writeFileSync(join(dir, 'package.json'), '{"type": "module"}')
+    return await import(pathToFileURL(join(dir, 'gen-kube-proxy.js')).href)
+  } finally {
+    rmSync(dir, {recursive: true, force: true})
+  }
 }
 
 /** Runs `code` in a fresh node process and returns the JSON it prints. */

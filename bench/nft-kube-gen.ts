@@ -10,7 +10,9 @@
 // Handles are numbered the way the kernel gives them when the ruleset is loaded from nft text (`nft -f`): chains,
 // then named sets and maps, then rules in listing order, an anonymous set taking a handle just before its rule.
 //
-// Self-contained (no imports) so benchmarks can load it without a build.
+// Imports only bench/kube-common.ts (itself self-contained), so benchmarks can load it without a build.
+
+import {hashMaker, mulberry32} from './kube-common.js'
 
 export interface KubeProxyNftOptions {
   /** seed of the pseudo-random endpoint counts, hashes and names */
@@ -53,21 +55,8 @@ const PORTS: ReadonlyArray<readonly [string, number, string]> = [
 
 /** A kube-proxy nftables-mode ruleset with at least `targetRules` rules (it stops after the service that gets there). */
 export function generateKubeProxyNft(targetRules: number, options: KubeProxyNftOptions = {}): KubeProxyNft {
-  let seed = (options.seed ?? 0x6b756265) >>> 0
-  const rand = (): number => {
-    // mulberry32
-    seed = (seed + 0x6d2b79f5) >>> 0
-    let t = seed
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-  const B32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'
-  const hash = (): string => {
-    let s = ''
-    for (let i = 0; i < 8; i++) s += B32[Math.floor(rand() * 32)]
-    return s
-  }
+  const rand = mulberry32(options.seed ?? 0x6b756265)
+  const hash = hashMaker(rand, 8)
   const ip = (a: number, b: number, n: number): string => `${a}.${b + ((n >> 16) & 255)}.${(n >> 8) & 255}.${n & 255}`
 
   const family = 'ip'
