@@ -177,6 +177,20 @@ function merge<T>(leaves: readonly {value: T; p: number}[], key: (v: T) => strin
   return [...merged.values()]
 }
 
+/** The rules (indices) whose draw matched, each once, highest first. */
+function drawnOn(drawn: readonly {i: number; d: boolean}[]): number[] {
+  let first = -1
+  let more = false
+  for (const x of drawn) {
+    if (!x.d) continue
+    if (first < 0) first = x.i
+    else if (x.i !== first) more = true
+  }
+  if (first < 0) return []
+  if (!more) return [first]
+  return [...new Set(drawn.filter((x) => x.d).map((x) => x.i))].sort((a, b) => b - a)
+}
+
 /**
  * Every reachable combination of draws, each run once: a run takes the likelier branch at each draw it meets
  * beyond the forced ones, and queues the other branch. undefined when more than MAX_RUNS runs would be needed.
@@ -207,13 +221,17 @@ function explore<T>(base: IptablesFirewall, stat: readonly StatRule[], index: Re
       if (k >= forced.length) {
         // the branch not taken: the draws so far, then the other decision here
         const other = x.d ? 1 - x.p : x.p
-        if (other > 0 && p > 0) todo.push({forced: [...drawn.slice(0, k).map((y) => y.d), !x.d], p: p * other})
+        if (other > 0 && p > 0) {
+          const f: boolean[] = new Array(k + 1)
+          for (let j = 0; j < k; j++) f[j] = drawn[j]!.d
+          f[k] = !x.d
+          todo.push({forced: f, p: p * other})
+        }
       }
       // the forced draws' probabilities are in next.p already
       if (k >= forced.length) p *= x.d ? x.p : 1 - x.p
     }
-    const on = [...new Set(drawn.filter((x) => x.d).map((x) => x.i))].sort((a, b) => b - a)
-    leaves.push({value, p, on})
+    leaves.push({value, p, on: drawnOn(drawn)})
   }
   return leaves
 }

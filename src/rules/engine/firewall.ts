@@ -119,11 +119,15 @@ function policyLoc(chain: IptChain | undefined, ruleset: IptablesRuleset, table:
 }
 
 export function decisionOf(rs: IptablesRuleset, table: IptTable, builtin: string, res: ChainResult): Decision {
+  return decisionWith(rs, binaryOf(rs), table, builtin, res)
+}
+
+function decisionWith(rs: IptablesRuleset, bin: IptBinary, table: IptTable, builtin: string, res: ChainResult): Decision {
   const assumed = !!res.rule && res.assumptions.some((a) => a.rule === res.rule)
   if (res.rule) {
     return {
       ruleset: rs,
-      bin: binaryOf(rs),
+      bin,
       table: table.name,
       chain: res.rule.chain,
       rule: res.rule,
@@ -137,7 +141,7 @@ export function decisionOf(rs: IptablesRuleset, table: IptTable, builtin: string
   const chain = table.chains.get(builtin)
   return {
     ruleset: rs,
-    bin: binaryOf(rs),
+    bin,
     table: table.name,
     chain: builtin,
     policy: true,
@@ -147,13 +151,43 @@ export function decisionOf(rs: IptablesRuleset, table: IptTable, builtin: string
   }
 }
 
+/** The tables (of every ruleset) that have a chain at a hook, in the order the hook runs them. */
+interface HookStep {
+  readonly tableName: string
+  readonly tables: readonly {readonly rs: IptablesRuleset; readonly table: IptTable; readonly bin: IptBinary}[]
+}
+
+/** Shared by the results of hooks where no table ran or nothing was assumed (never written to). */
+const NO_RUNS: readonly TableRun[] = Object.freeze([])
+const NO_ASSUMPTIONS: readonly Assumption[] = Object.freeze([])
+
 /** iptables (nf_tables or legacy backend) rulesets of one address family. */
 export class IptablesFirewall implements Firewall {
   readonly kind = 'iptables' as const
   readonly fixer: FirewallFixer
+  /** per hook, the tables to run: found once (a check replays hundreds of thousands of packets) */
+  private readonly steps = new Map<Hook, readonly HookStep[]>()
 
   constructor(readonly rulesets: readonly IptablesRuleset[]) {
     this.fixer = new IptablesFixer()
+  }
+
+  private stepsOf(hook: Hook): readonly HookStep[] {
+    let steps = this.steps.get(hook)
+    if (!steps) {
+      const out: HookStep[] = []
+      for (const tableName of HOOK_TABLES[hook]) {
+        const tables: {rs: IptablesRuleset; table: IptTable; bin: IptBinary}[] = []
+        for (const rs of this.rulesets) {
+          const table = rs.tables.get(tableName)
+          if (table && table.chains.has(hook)) tables.push({rs, table, bin: binaryOf(rs)})
+        }
+        if (tables.length) out.push({tableName, tables})
+      }
+      steps = out
+      this.steps.set(hook, steps)
+    }
+    return steps
   }
 
   runHook(hook: Hook, packet: Packet, env: MatchEnv, nat: boolean): HookResult {
@@ -161,25 +195,24 @@ export class IptablesFirewall implements Firewall {
     let ctMark = env.ct?.mark ?? 0
     let notrack = false
     let curEnv = env
-    const runs: TableRun[] = []
-    const assumptions: Assumption[] = []
+    let runs: TableRun[] | undefined
+    let assumptions: Assumption[] | undefined
     let natDone: HookResult['nat']
-    for (const tableName of HOOK_TABLES[hook]) {
+    for (const step of this.stepsOf(hook)) {
+      const tableName = step.tableName
       if (tableName === 'nat' && (!nat || notrack)) continue
-      for (const rs of this.rulesets) {
-        const table = rs.tables.get(tableName)
-        if (!table || !table.chains.has(hook)) continue
+      for (const {rs, table, bin} of step.tables) {
         const res = runChain(table, hook, p, curEnv, ctMark)
-        const decision = decisionOf(rs, table, hook, res)
-        runs.push({table: tableName, bin: binaryOf(rs), result: res, decision})
-        if (res.assumptions.length) assumptions.push(...res.assumptions)
+        const decision = decisionWith(rs, bin, table, hook, res)
+        ;(runs ??= []).push({table: tableName, bin, result: res, decision})
+        if (res.assumptions.length) (assumptions ??= []).push(...res.assumptions)
         p = res.packet
         ctMark = res.ctMark
         if (res.notrack) notrack = true
         if (curEnv.ct && curEnv.ct.mark !== ctMark) curEnv = {...curEnv, ct: {...curEnv.ct, mark: ctMark}}
         if (notrack && tableName === 'raw') curEnv = {...curEnv, ct: {state: 'UNTRACKED', dir: 'ORIGINAL', status: new Set(), mark: 0}}
         if (res.verdict === 'DROP' || res.verdict === 'REJECT' || res.verdict === 'QUEUE') {
-          return {hook, verdict: res.verdict, decision, runs, packet: p, ctMark, notrack, nat: natDone, assumptions}
+          return {hook, verdict: res.verdict, decision, runs, packet: p, ctMark, notrack, nat: natDone, assumptions: assumptions ?? NO_ASSUMPTIONS}
         }
         if (res.verdict === 'NAT' && res.target && !natDone) {
           const t = res.target
@@ -197,7 +230,7 @@ export class IptablesFirewall implements Firewall {
         }
       }
     }
-    return {hook, verdict: 'ACCEPT', runs, packet: p, ctMark, notrack, nat: natDone, assumptions}
+    return {hook, verdict: 'ACCEPT', runs: runs ?? NO_RUNS, packet: p, ctMark, notrack, nat: natDone, assumptions: assumptions ?? NO_ASSUMPTIONS}
   }
 }
 

@@ -13,7 +13,7 @@ import {enumerate, reachableStatRules, type Enumeration} from './cascade.js'
 import {HostView, UNKNOWN_IF} from './host.js'
 import {flowPacket, l4Name, PROTO_NUM, type L4} from './packets.js'
 import {findForwards, type ForwardPath, type PolicyRoute} from './forward.js'
-import {firstCaller, reachableChains} from './chain-graph.js'
+import {firstCaller, reachableChains, type Reach} from './chain-graph.js'
 
 export type BackendMethod = IpvsMethod | 'dnat'
 
@@ -263,8 +263,26 @@ function selectorUncached(rs: IptablesRuleset, rule: IptRule): Selector {
   return sel
 }
 
+/** The last reachability sets asked for (callers ask chain after chain of one table, often from two builtins in turn). */
+const lastReach: {rs?: IptablesRuleset; table?: string; from?: string; reach?: Reach}[] = [{}, {}]
+let lastReachNext = 0
+
 /** Is the chain reachable from a builtin chain of its table (following jumps and gotos)? */
 export function reachableFrom(rs: IptablesRuleset, table: string, chain: string, builtins: readonly string[]): boolean {
+  if (builtins.length === 1) {
+    const from = builtins[0]!
+    for (const m of lastReach) if (m.rs === rs && m.table === table && m.from === from) return m.reach!.has(chain)
+    const t = rs.tables.get(table)
+    if (!t) return false
+    const reach = reachableChains(t, builtins)
+    const m = lastReach[lastReachNext]!
+    lastReachNext = 1 - lastReachNext
+    m.rs = rs
+    m.table = table
+    m.from = from
+    m.reach = reach
+    return reach.has(chain)
+  }
   const t = rs.tables.get(table)
   return !!t && reachableChains(t, builtins).has(chain)
 }
