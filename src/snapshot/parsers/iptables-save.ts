@@ -328,6 +328,11 @@ class Parser {
   /** one-element match lists of shared matches, shared too (`[-p tcp]`, `[statistic 0.5]`) */
   private readonly singles = new Map<Match, Match[]>()
   private readonly rejects = new Map<string, Target>()
+  /** `-s/-d TEXT` matches by their text: [src, dst, ! src, ! dst] (a big dump names the same networks again and again) */
+  private readonly addrMatches: Map<string, Match>[] = [new Map(), new Map(), new Map(), new Map()]
+  /** `--sport/--dport TEXT` matches per module by their text: [src, dst, ! src, ! dst] */
+  private readonly portMatches = new Map<string, Map<string, Match>[]>()
+  private readonly commentMatches = new Map<string, Match>()
 
   constructor(
     private readonly text: string,
@@ -754,8 +759,15 @@ class Parser {
   }
 
   private addrMatch(dir: 'src' | 'dst', neg: boolean, text: string, opt: string): Match {
+    const known = this.addrMatches[(dir === 'dst' ? 1 : 0) + (neg ? 2 : 0)]!
+    const shared = known.get(text)
+    if (shared) return shared
     const p = this.family === 4 ? fastPrefix4(text) ?? parsePrefix(text) : parsePrefix(text)
-    if (p && p.family === this.family) return {kind: 'addr', dir, neg, prefix: p}
+    if (p && p.family === this.family) {
+      const m: Match = {kind: 'addr', dir, neg, prefix: p}
+      known.set(text, m)
+      return m
+    }
     if (nonContiguous(text, this.family)) {
       this.report(`${opt} with a non-contiguous mask`)
       return {kind: 'unknown', module: '', args: neg ? ['!', opt, text] : [opt, text]}
@@ -961,10 +973,17 @@ class Parser {
         }
         return true
       }
-      case 'comment':
+      case 'comment': {
         if (opt !== '--comment') return false
-        mod.out.push({kind: 'comment', text: this.next(opt)})
+        const text = this.next(opt)
+        let m = this.commentMatches.get(text)
+        if (!m) {
+          m = {kind: 'comment', text}
+          this.commentMatches.set(text, m)
+        }
+        mod.out.push(m)
         return true
+      }
       case 'addrtype': {
         const st = (mod.st ??= {kind: 'addrtype'})
         if (opt === '--src-type' || opt === '--dst-type') {
@@ -1067,8 +1086,19 @@ class Parser {
     else if (opt === '--dport' || opt === '--destination-port') dir = 'dst'
     if (dir) {
       const neg = this.use(neg0)
-      const range = this.portRange(this.next(opt), opt)
-      mod.out.push({kind: 'port', module: mod.name, dir, neg, ranges: [range]})
+      const v = this.next(opt)
+      let byText = this.portMatches.get(mod.name)
+      if (!byText) {
+        byText = [new Map(), new Map(), new Map(), new Map()]
+        this.portMatches.set(mod.name, byText)
+      }
+      const known = byText[(dir === 'dst' ? 1 : 0) + (neg ? 2 : 0)]!
+      let m = known.get(v)
+      if (!m) {
+        m = {kind: 'port', module: mod.name, dir, neg, ranges: [this.portRange(v, opt)]}
+        known.set(v, m)
+      }
+      mod.out.push(m)
       return true
     }
     if (mod.name !== 'tcp') return false
