@@ -276,18 +276,18 @@ export function runChain(table: IptTable, chain: string, packet: Packet, env: Ma
   let notrack = false
   const builtin = table.chains.get(chain)
   if (!builtin) return {verdict: 'ACCEPT', policy: true, trail, assumptions, packet: p, ctMark: mark, notrack}
-  // The call stack of user chains: [chain rules, next index] (allocated at the first jump)
-  let stack: {rules: readonly IptRule[]; i: number}[] | undefined
+  // The call stack of user chains: the rules and next index of each caller (allocated at the first jump)
+  let stackRules: (readonly IptRule[])[] | undefined
+  let stackI: number[] | undefined
   // only the rules that can match the packet (chain-index.ts): the destination does not change in a chain walk
   let rules: readonly IptRule[] = candidateRules(builtin.rules, p)
   let i = 0
   let curEnv = env
   for (;;) {
     if (i >= rules.length) {
-      const frame = stack?.pop()
-      if (!frame) break
-      rules = frame.rules
-      i = frame.i
+      if (!stackRules?.length) break
+      rules = stackRules.pop()!
+      i = stackI!.pop()!
       continue
     }
     const rule = rules[i++]!
@@ -308,13 +308,12 @@ export function runChain(table: IptTable, chain: string, packet: Packet, env: Ma
       case 'REDIRECT':
         return {verdict: 'NAT', rule, target: t, policy: false, trail, assumptions, packet: p, ctMark: mark, notrack}
       case 'RETURN': {
-        const frame = stack?.pop()
-        if (!frame) {
+        if (!stackRules?.length) {
           i = rules.length // RETURN in a builtin chain: the policy decides
           break
         }
-        rules = frame.rules
-        i = frame.i
+        rules = stackRules.pop()!
+        i = stackI!.pop()!
         break
       }
       case 'jump':
@@ -324,11 +323,14 @@ export function runChain(table: IptTable, chain: string, packet: Packet, env: Ma
           assumptions.push({rule, what: `jump to chain ${t.chain}, which the table does not declare: ignored`})
           break
         }
-        if ((stack?.length ?? 0) >= MAX_DEPTH) {
+        if ((stackRules?.length ?? 0) >= MAX_DEPTH) {
           assumptions.push({rule, what: `chain nesting deeper than ${MAX_DEPTH}: stopped following`})
           break
         }
-        if (t.kind === 'jump') (stack ??= []).push({rules, i})
+        if (t.kind === 'jump') {
+          ;(stackRules ??= []).push(rules)
+          ;(stackI ??= []).push(i)
+        }
         rules = candidateRules(target.rules, p)
         i = 0
         break
