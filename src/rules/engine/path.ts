@@ -106,8 +106,60 @@ export function received(h: HostView, pkt: Packet, o: PathOpts): PathResult {
   return finish(hooks, post.packet, 'forward', g)
 }
 
+/**
+ * Equal as inputs of a path: the same own keys, with values that are identical, addresses of one value, TCP
+ * flags with the same bits, or lists of such (anything else must be the same object: a conservative test).
+ */
+function sameValue(a: unknown, b: unknown): boolean {
+  if (a === b) return true
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false
+  if (Array.isArray(a)) return Array.isArray(b) && a.length === b.length && a.every((x, i) => sameValue(x, b[i]))
+  const ka = Object.keys(a)
+  const kb = Object.keys(b)
+  if (ka.length !== kb.length) return false
+  for (const k of ka) {
+    if (!Object.hasOwn(b, k)) return false
+    const x = (a as Record<string, unknown>)[k]
+    const y = (b as Record<string, unknown>)[k]
+    if (x === y) continue
+    // nested objects: only addresses ({family, value}) and TCP flags (booleans) compare by value
+    if (typeof x !== 'object' || typeof y !== 'object' || x === null || y === null || Array.isArray(x)) {
+      if (!Array.isArray(x) || !sameValue(x, y)) return false
+      continue
+    }
+    if (!flatEqual(x, y)) return false
+  }
+  return true
+}
+
+/** Objects whose values are all primitives, equal key by key. */
+function flatEqual(a: object, b: object): boolean {
+  const ka = Object.keys(a)
+  if (ka.length !== Object.keys(b).length) return false
+  for (const k of ka) {
+    const x = (a as Record<string, unknown>)[k]
+    if (typeof x === 'object' && x !== null) return false
+    if (!Object.hasOwn(b, k) || x !== (b as Record<string, unknown>)[k]) return false
+  }
+  return true
+}
+
+/**
+ * The last packet sent, and what became of it: a rule replays the same packet for each backend of a service
+ * (localhost-dnat: every node-port backend), and a path is a function of the host, the packet and the options.
+ */
+let lastSent: {readonly h: HostView; readonly pkt: Packet; readonly o: PathOpts; readonly r: PathResult} | undefined
+
 /** A packet the host sends (a local process, or IPVS's transmit through LOCAL_OUT): OUTPUT + POSTROUTING. */
 export function sent(h: HostView, pkt: Packet, o: PathOpts): PathResult {
+  const last = lastSent
+  if (last && last.h === h && sameValue(last.pkt, pkt) && sameValue(last.o, o)) return last.r
+  const r = sentUncached(h, pkt, o)
+  lastSent = {h, pkt, o, r}
+  return r
+}
+
+function sentUncached(h: HostView, pkt: Packet, o: PathOpts): PathResult {
   const fw = h.fw
   if (!fw) return {hooks: [], to: 'out', packet: pkt, noFirewall: true, guesses: []}
   const ct = ctView(o.state, o.dir, o.ctMark ?? 0)
