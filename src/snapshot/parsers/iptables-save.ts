@@ -286,6 +286,8 @@ interface TgtInst {
 }
 
 const MAX32 = 0xffffffff
+/** addresses remembered per kind of address match (see Parser.addrMatches) */
+const ADDR_CACHE = 2048
 /** name → the same name as a constant, so that the model shares one string instead of one per line */
 function interned(names: readonly string[]): ReadonlyMap<string, string> {
   return new Map(names.map((n) => [n, n]))
@@ -328,7 +330,11 @@ class Parser {
   /** one-element match lists of shared matches, shared too (`[-p tcp]`, `[statistic 0.5]`) */
   private readonly singles = new Map<Match, Match[]>()
   private readonly rejects = new Map<string, Target>()
-  /** `-s/-d TEXT` matches by their text: [src, dst, ! src, ! dst] (a big dump names the same networks again and again) */
+  /**
+   * `-s/-d TEXT` matches by their text: [src, dst, ! src, ! dst] (a firewall names the same networks again and
+   * again). Each map holds at most ADDR_CACHE texts: a kube-proxy dump names ~35,000 addresses once each, and
+   * growing a map that big costs more than it saves.
+   */
   private readonly addrMatches: Map<string, Match>[] = [new Map(), new Map(), new Map(), new Map()]
   /** `--sport/--dport TEXT` matches per module by their text: [src, dst, ! src, ! dst] */
   private readonly portMatches = new Map<string, Map<string, Match>[]>()
@@ -765,6 +771,7 @@ class Parser {
     const p = this.family === 4 ? fastPrefix4(text) ?? parsePrefix(text) : parsePrefix(text)
     if (p && p.family === this.family) {
       const m: Match = {kind: 'addr', dir, neg, prefix: p}
+      if (known.size >= ADDR_CACHE) known.clear()
       known.set(text, m)
       return m
     }
