@@ -106,10 +106,12 @@ export function ctStateOf(place: FlowPlace, pkt: FlowPacket, p: CtParams): CtSta
   }
 }
 
+/** The status bits of a modelled entry (read-only views, shared: a check builds one per simulated packet). */
+const NO_STATUS: ReadonlySet<string> = new Set<string>()
+const ESTABLISHED_STATUS: ReadonlySet<string> = new Set<string>(['SEEN_REPLY', 'CONFIRMED'])
+
 export function ctView(state: CtState, dir: 'ORIGINAL' | 'REPLY' = 'ORIGINAL', mark = 0): CtView {
-  const status = new Set<string>()
-  if (state === 'ESTABLISHED') status.add('SEEN_REPLY').add('CONFIRMED')
-  return {state, dir, status, mark}
+  return {state, dir, status: state === 'ESTABLISHED' ? ESTABLISHED_STATUS : NO_STATUS, mark}
 }
 
 /** Whether the nat table is consulted for this packet (only the first packet of a new entry). */

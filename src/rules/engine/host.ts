@@ -88,6 +88,9 @@ export class SysctlView {
   }
 }
 
+/** statistic --mode random outside a cascade: the draw that always matches */
+const NO_RANDOM = (): number => 0
+
 export class HostView {
   readonly name: string
   readonly fw?: Firewall
@@ -154,15 +157,19 @@ export class HostView {
   }
 
   env(o: {iif?: string; oif?: string; ct?: CtView; assumeLocal?: readonly IpAddr[]}): MatchEnv {
+    const assumeLocal = o.assumeLocal
     return {
       iif: o.iif,
       oif: o.oif,
       ct: o.ct,
-      addrType: (ip) => this.addrType(ip, o.assumeLocal),
+      // one closure per host for the common case (no assumed-local addresses): envs are made per simulated hook
+      addrType: assumeLocal === undefined ? (this.addrTypeOf ??= (ip) => this.addrType(ip)) : (ip) => this.addrType(ip, assumeLocal),
       // statistic --mode random in a filter path: taken as matching (cascades are computed separately)
-      random: () => 0,
+      random: NO_RANDOM,
     }
   }
+
+  private addrTypeOf?: (ip: IpAddr) => AddrType
 
   sysctlEvidence(...keys: string[]): Evidence[] {
     const out: Evidence[] = []
