@@ -109,13 +109,19 @@ const PLACEHOLDER_VIPS = ['192.0.2.1', '198.51.100.1', '203.0.113.1', '11.22.33.
 
 /** Which of the candidate addresses the rules of every host name (source/destination prefixes, not 0/0). */
 function mentioned(hosts: readonly HostView[], cands: readonly IpAddr[]): (ip: IpAddr) => boolean {
-  // one pass over the rules (a kube-proxy dump names ~70,000 prefixes) testing the few candidates: each
-  // candidate's value under every prefix length is computed once, so a test is a comparison
-  const under = cands.map((c) => {
-    const out: bigint[] = []
-    for (let len = 0; len <= (c.family === 4 ? 32 : 128); len++) out.push(makePrefix(c, len).value)
-    return out
-  })
+  // one pass over the rules (a kube-proxy dump names ~70,000 prefixes) with one lookup per prefix: the
+  // candidates under each prefix length, by value (a prefix names a candidate when it is that value)
+  const byLen: Map<bigint, IpAddr[]>[][] = [[], []]
+  for (const c of cands) {
+    const lens = byLen[c.family === 4 ? 0 : 1]!
+    for (let len = 1; len <= (c.family === 4 ? 32 : 128); len++) {
+      const m = (lens[len] ??= new Map())
+      const v = makePrefix(c, len).value
+      const list = m.get(v)
+      if (list) list.push(c)
+      else m.set(v, [c])
+    }
+  }
   const hit = new Set<IpAddr>()
   for (const h of hosts)
     for (const rs of h.fw?.rulesets ?? [])
@@ -125,7 +131,8 @@ function mentioned(hosts: readonly HostView[], cands: readonly IpAddr[]): (ip: I
             for (const m of r.matches) {
               if (m.kind !== 'addr' || m.prefix.len <= 0) continue
               const p = m.prefix
-              for (let i = 0; i < cands.length; i++) if (cands[i]!.family === p.family && under[i]![p.len] === p.value) hit.add(cands[i]!)
+              const named = byLen[p.family === 4 ? 0 : 1]![p.len]?.get(p.value)
+              if (named) for (const x of named) hit.add(x)
             }
   return (ip) => hit.has(ip)
 }
