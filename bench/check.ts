@@ -18,20 +18,26 @@
 // Cold start: `node bin/run.js --help` within 2.5x `node -e 0` (wall; CPU shown too).
 //
 // Last runs (2 cores shared with other engineers, medians of 5; cpu = user+sys of the child, all threads):
-//   2026-11-21 10:25, load average 2.0-2.2:
-//     kube-proxy 100k   check 1.54 s wall, 2.10 s cpu, 192 MB | restore --test 0.46 s, 0.44 s, 100 MB | 3.30x wall  FAIL
-//     tum-net-2013      check 0.25 s wall, 0.28 s cpu,  71 MB | restore --test 0.06 s, 0.01 s,   6 MB | 4.01x wall  FAIL
-//     --help 0.18 s wall, 0.19 s cpu | node -e 0 0.08 s, 0.07 s | 2.22x wall, 2.71x cpu                         PASS
-//   2026-11-21 10:27, load average 3.9-5.3:
-//     kube-proxy 100k   check 2.82 s wall, 2.00 s cpu, 192 MB | restore --test 0.55 s, 0.51 s, 100 MB | 5.10x wall  FAIL
-//     tum-net-2013      check 0.39 s wall, 0.28 s cpu,  70 MB | restore --test 0.11 s, 0.01 s,   6 MB | 3.63x wall  FAIL
-//     --help 0.18 s wall, 0.15 s cpu | node -e 0 0.06 s, 0.04 s | 2.72x wall, 3.75x cpu                         FAIL
-//   Before this work (commit 725fcde, same machine, load ~5): kube-proxy 2k rules 6.4 s wall / 5.8 s cpu, 5k rules
-//   29 s / 30 s, 100k rules did not finish (> 10 min, statistic cascades enumerated 2^n with ruleset copies);
-//   after: 2k 0.32 s / 0.46 s, 5k 0.44 s / 0.64 s. --help 0.14 s wall / 0.15 s cpu before, 0.13 s / 0.13 s after.
-//   Why the targets are out of reach: parsing 100k rules alone takes ~0.3 s of cpu and starting node with oclif
-//   ~0.15 s, together about iptables-nft-restore's whole run; peak RSS is the model (~43 MB, ~430 bytes a rule),
-//   the text (10 MB), node itself (~40 MB) and the garbage of the rule engine's simulated packets.
+//   2026-11-21 11:05, load average 1.3, after the second performance pass (b7f6b30..234cff3):
+//     kube-proxy 100k   check 1.06 s wall, 1.50 s cpu, 183 MB | restore --test 0.46 s, 0.43 s, 100 MB | 2.30x wall  FAIL
+//     tum-net-2013      check 0.19 s wall, 0.22 s cpu,  70 MB | restore --test 0.06 s, 0.01 s,   6 MB | 3.30x wall  FAIL
+//     --help 0.06 s wall, 0.05 s cpu | node -e 0 0.05 s, 0.04 s | 1.11x wall, 1.25x cpu                         PASS
+//   2026-11-21 11:05, load average 1.1, the build just before that pass (same tree otherwise), for comparison:
+//     kube-proxy 100k   check 1.28 s wall, 1.77 s cpu, 192 MB | restore --test 0.45 s, 0.42 s, 100 MB | 2.86x wall  FAIL
+//     tum-net-2013      check 0.21 s wall, 0.25 s cpu,  71 MB | restore --test 0.06 s, 0.01 s,   6 MB | 3.46x wall  FAIL
+//   (earlier: 10:25, load 2.0-2.2: kube-proxy 1.54 s wall, 2.10 s cpu, 192 MB; 10:30, load ~5: 2.08 s, 1.96 s, 192 MB)
+//   Before the first pass (commit 725fcde, same machine, load ~5): kube-proxy 2k rules 6.4 s wall / 5.8 s cpu, 5k
+//   rules 29 s / 30 s, 100k rules did not finish (> 10 min, statistic cascades enumerated 2^n with ruleset copies);
+//   after it: 2k 0.32 s / 0.46 s, 5k 0.44 s / 0.64 s. --help 0.14 s wall / 0.15 s cpu before, 0.13 s / 0.13 s after.
+//   Why the targets are out of reach (kube-proxy 100k, cpu of all threads at load ~1): starting node and oclif
+//   takes ~0.15 s and loading lvsdoctor's modules ~0.04 s; reading and parsing the 10 MB dump into the model
+//   ~0.40 s (about a quarter of it the garbage collector copying the new model out of the young generation); the
+//   service model ~0.47 s, mostly replaying each of the 2,265 services' statistic cascades (31,704 runs of nat
+//   PREROUTING); the rules ~0.38 s, ~400,000 simulated hooks (forward-drops-nat-replies alone replays three
+//   replies per backend: ~92,000 paths, 275,000 hooks). iptables-nft-restore --test does all of its work in ~0.45 s. Peak RSS: node
+//   itself (~50 MB with our modules), the model (~42 MB, ~420 bytes a rule with its chain), the text (10 MB,
+//   kept for trace --fix and quoted by every rule's line), the service model (~19 MB: cascades, backends,
+//   selectors) and V8's young generation (two 16 MB semispaces once parsing fills them).
 import {spawnSync} from 'node:child_process'
 import {existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, openSync, closeSync} from 'node:fs'
 import {loadavg, tmpdir} from 'node:os'
