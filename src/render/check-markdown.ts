@@ -18,6 +18,7 @@ export function renderCheckMarkdown(r: CheckReport): string {
       : `${r.findings.length} finding(s): ${by('error')} error(s), ${by('warning')} warning(s), ${by('info')} info, on ${r.hosts.length} host(s) (lvsdoctor ${r.version}).`,
     '',
   )
+  if (r.errors.length) out.push(`**${r.errors.length} file(s) could not be read; what they hold was not checked:**`, '', ...r.errors.map((e) => `- ${e.message}`), '')
   if (r.findings.length) {
     out.push('| host | severity | rule | title |', '| --- | --- | --- | --- |')
     for (const f of r.findings) out.push(`| ${cell(f.host)} | ${f.severity} | \`${f.rule}\` | ${cell(f.title)} |`)

@@ -54,8 +54,11 @@ export function renderCheckText(r: CheckReport): string {
   const by = (s: Severity) => r.findings.filter((f) => f.severity === s).length
   out.push(
     r.findings.length === 0
-      ? chalk.green('No problems found.')
-      : `${r.findings.length} finding(s): ${by('error')} error(s), ${by('warning')} warning(s), ${by('info')} info. \`lvsdoctor explain <rule>\` tells why and what to do.`,
+      ? r.errors.length === 0
+        ? chalk.green('No problems found.')
+        : chalk.yellow(`No problems found in what could be read, but ${r.errors.length} file(s) could not be read (above): what they hold was not checked.`)
+      : `${r.findings.length} finding(s): ${by('error')} error(s), ${by('warning')} warning(s), ${by('info')} info. \`lvsdoctor explain <rule>\` tells why and what to do.` +
+          (r.errors.length ? ` ${r.errors.length} file(s) could not be read (above): what they hold was not checked.` : ''),
   )
   return out.join('\n') + '\n'
 }

@@ -59,12 +59,23 @@ interface RawFiles {
   files: Map<string, Buffer>
   /** file name -> absolute path when read from a directory (captures are read lazily) */
   paths: Map<string, string>
+  /** a single bare file given on the command line: errors name its path, not the format's file name */
+  bare?: boolean
 }
 
 /** Loads every snapshot named on the command line; a bad path is a UsageError (exit 2). */
 export function loadSnapshots(paths: readonly string[]): HostSnapshot[] {
   const hosts: HostSnapshot[] = []
-  for (const p of paths) for (const raw of readRaw(p)) hosts.push(buildHost(raw))
+  for (const p of paths) {
+    for (const raw of readRaw(p)) {
+      const host = buildHost(raw)
+      if (raw.bare) for (let i = 0; i < host.errors.length; i++) {
+        const e = host.errors[i]!
+        host.errors[i] = new ParseError(raw.source, e.line, e.expected, e.found)
+      }
+      hosts.push(host)
+    }
+  }
   const seen = new Map<string, number>()
   for (const h of hosts) seen.set(h.name, (seen.get(h.name) ?? 0) + 1)
   for (const [name, n] of seen) if (n > 1) throw new UsageError(`two snapshots are both named "${name}": give each host its own name (manifest.json "host", or the directory name)`)
@@ -115,7 +126,7 @@ function readRaw(path: string): RawFiles[] {
     throw new UsageError(`${path}: not a snapshot directory, a .tar.gz of one, or a file lvsdoctor recognises (iptables-save, ip6tables-save, nft -j list ruleset, ipvsadm -Sn/-Ln/-Lnc, ip -j addr/route/rule, sysctl, conntrack -L, keepalived.conf, pcap)`)
   }
   const stem = basename(path).replace(/\.(txt|json|conf|save|pcap|pcapng|iptables-save|ip6tables-save)$/, '')
-  return [{name: stem || basename(path), source: path, files: new Map([[type, data]]), paths: new Map([[type, path]])}]
+  return [{name: stem || basename(path), source: path, files: new Map([[type, data]]), paths: new Map([[type, path]]), bare: true}]
 }
 
 function fromTar(path: string, data: Buffer): RawFiles[] {
