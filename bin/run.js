@@ -21,6 +21,15 @@ if (args.length === 1 && (args[0] === '--help' || args[0] === '-h') && !process.
     // no cache: oclif renders it
   }
 }
+// `check` with arguments it knows exactly runs without oclif (src/cli/fast-check.ts); anything else falls through
+if (args[0] === 'check' && !process.env.LVSDOCTOR_NO_FAST_CHECK && Number(process.versions.node.split('.')[0]) >= 20) {
+  const fast = await import('../dist/cli/fast-check.js').catch(() => undefined)
+  const parsed = fast?.parseFastCheckArgs(args.slice(1))
+  if (fast && parsed) {
+    process.exitCode = await fast.runFastCheck(parsed, new URL('../package.json', import.meta.url))
+    process.exit()
+  }
+}
 if (Number(process.versions.node.split('.')[0]) < 20) process.emitWarning(`Node version must be >=20 to use this CLI. Current node version: ${process.versions.node}`)
 process.env.OCLIF_DISABLE_ENGINE_WARNING ??= '1'
 const {execute} = createRequire(import.meta.url)('@oclif/core')

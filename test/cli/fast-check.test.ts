@@ -1,0 +1,74 @@
+// bin/run.js runs `check` without oclif when src/cli/fast-check.ts understands every argument. Whatever path a
+// command line takes, what the user sees must be what the oclif command prints: the same stdout, stderr and exit code.
+import {spawnSync} from 'node:child_process'
+import {mkdtempSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join, resolve} from 'node:path'
+import {describe, expect, test} from 'vitest'
+import {parseFastCheckArgs} from '../../src/cli/fast-check.js'
+
+const ROOT = resolve(import.meta.dirname, '../..')
+const DR = join(ROOT, 'fixtures/rules/lvs-howto-29.1-dr-state-new')
+const run = (args: string[], oclif: boolean) => {
+  const env = {...process.env, LVSDOCTOR_NO_FAST_CHECK: oclif ? '1' : ''}
+  if (!oclif) delete env.LVSDOCTOR_NO_FAST_CHECK
+  const r = spawnSync(process.execPath, [join(ROOT, 'bin/run.js'), 'check', ...args], {encoding: 'utf8', env, cwd: ROOT})
+  return {status: r.status, stdout: r.stdout, stderr: r.stderr}
+}
+
+describe('check argv without oclif', () => {
+  test('the flags of the check command, in the forms oclif accepts', () => {
+    expect(parseFastCheckArgs(['a', 'b'])).toEqual({paths: ['a', 'b'], format: 'text', failOn: 'error', ignore: []})
+    expect(parseFastCheckArgs(['--json', 'a'])).toMatchObject({paths: ['a'], format: 'json'})
+    expect(parseFastCheckArgs(['--format', 'markdown', 'a'])).toMatchObject({format: 'markdown'})
+    expect(parseFastCheckArgs(['--format=markdown', '--json', 'a'])).toMatchObject({format: 'json'})
+    expect(parseFastCheckArgs(['--fail-on=none', 'a'])).toMatchObject({failOn: 'none'})
+    expect(parseFastCheckArgs(['--ignore', 'x', 'a', '--ignore=y'])).toMatchObject({paths: ['a'], ignore: ['x', 'y']})
+    expect(parseFastCheckArgs(['--keep', '/tmp/k'])).toMatchObject({paths: [], keep: '/tmp/k'})
+  })
+  test('anything else is left to oclif', () => {
+    for (const argv of [
+      ['--help'], ['-h', 'a'], ['--jsn', 'a'], ['--json', '--json', 'a'], ['--json=true', 'a'], ['--format', 'xml', 'a'],
+      ['--format', 'json', '--format', 'text'], ['--fail-on', 'fatal'], ['--fail-on'], ['--keep', '--json'],
+      ['--keep', 'a', '--keep', 'b'], ['--ignore='], ['--', 'a'], ['-'], ['a', '-x'],
+    ]) expect(parseFastCheckArgs(argv), argv.join(' ')).toBeUndefined()
+  })
+
+  const dir = mkdtempSync(join(tmpdir(), 'ldi-fastcheck-'))
+  const bad = join(dir, 'iptables-save.txt')
+  writeFileSync(bad, '*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -j\nCOMMIT\n')
+  const cases: string[][] = [
+    ['--json', `${DR}/director`, `${DR}/rs1`, `${DR}/rs2`],
+    [`${DR}/director`],
+    ['--format', 'markdown', '--fail-on=none', `${DR}/director`],
+    ['--json', '--ignore', 'dr-stateful-filter', '--ignore=reject-on-one-way-flow', `${DR}/director`],
+    ['--ignore', 'no-such-rule', `${DR}/director`],
+    ['--keep', dir, `${DR}/director`],
+    [bad],
+    ['--json', join(dir, 'missing')],
+    ['--format', 'xml', `${DR}/director`],
+    ['--jsn', `${DR}/director`],
+  ]
+  test.each(cases)('the same stdout, stderr and exit code with and without oclif: check %s', (...args: string[]) => {
+    const fast = run(args, false)
+    const oclif = run(args, true)
+    expect(fast).toEqual(oclif)
+  })
+  test('the fast path does run: a check it parses does not load oclif', () => {
+    const r = spawnSync(process.execPath, ['--trace-warnings', '-e', `
+      const m = require('node:module'); const orig = m._load
+      m._load = function (req, ...rest) { if (String(req).includes('@oclif/core')) { process.stderr.write('OCLIF LOADED\\n') } return orig.call(this, req, ...rest) }
+      process.argv = [process.argv[0], ${JSON.stringify(join(ROOT, 'bin/run.js'))}, 'check', '--json', ${JSON.stringify(`${DR}/director`)}]
+      import(${JSON.stringify(join(ROOT, 'bin/run.js'))})
+    `], {encoding: 'utf8', cwd: ROOT})
+    expect(r.stdout).toMatch(/"tool": "lvsdoctor"/)
+    expect(r.stderr).not.toMatch(/OCLIF LOADED/)
+    const r2 = spawnSync(process.execPath, ['-e', `
+      const m = require('node:module'); const orig = m._load
+      m._load = function (req, ...rest) { if (String(req).includes('@oclif/core')) { process.stderr.write('OCLIF LOADED\\n') } return orig.call(this, req, ...rest) }
+      process.argv = [process.argv[0], ${JSON.stringify(join(ROOT, 'bin/run.js'))}, 'check', '--help']
+      import(${JSON.stringify(join(ROOT, 'bin/run.js'))})
+    `], {encoding: 'utf8', cwd: ROOT})
+    expect(r2.stderr).toMatch(/OCLIF LOADED/)
+  })
+})
