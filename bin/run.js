@@ -5,7 +5,7 @@
 // `lvsdoctor --help` prints the root help that the build rendered with oclif itself (dist/root-help.txt, see
 // scripts/manifest.js) when it was rendered for this Node version, platform and terminal width.
 import {createRequire} from 'node:module'
-import {readFileSync} from 'node:fs'
+import {readFileSync, statSync} from 'node:fs'
 
 const args = process.argv.slice(2)
 if (args.length === 1 && (args[0] === '--help' || args[0] === '-h') && !process.env.LVSDOCTOR_NO_HELP_CACHE) {
@@ -23,7 +23,14 @@ if (args.length === 1 && (args[0] === '--help' || args[0] === '-h') && !process.
 }
 // `check` with arguments it knows exactly runs without oclif (src/cli/fast-check.ts); anything else falls through
 if (args[0] === 'check' && !process.env.LVSDOCTOR_NO_FAST_CHECK && Number(process.versions.node.split('.')[0]) >= 20) {
-  const fast = await import('../dist/cli/fast-check.js').catch(() => undefined)
+  // the bundle (scripts/manifest.js) unless a later tsc run left it stale
+  let entry = '../dist/cli/fast-check.js'
+  try {
+    if (statSync(new URL('../dist/bundle/fast-check.js', import.meta.url)).mtimeMs >= statSync(new URL(entry, import.meta.url)).mtimeMs) entry = '../dist/bundle/fast-check.js'
+  } catch {
+    // no bundle
+  }
+  const fast = await import(entry).catch(() => undefined)
   const parsed = fast?.parseFastCheckArgs(args.slice(1))
   if (fast && parsed) {
     process.exitCode = await fast.runFastCheck(parsed, new URL('../package.json', import.meta.url))

@@ -52,7 +52,8 @@ export type WorkerReply =
   | {type: 'done'; packets: number; stoppedBy: 'seconds' | 'count' | 'signal' | 'parent'; drops: number; linkType: number; warnings: string[]}
 
 function workerPath(): string {
-  const here = fileURLToPath(new URL('./live-worker.js', import.meta.url))
+  // '../capture/': the same file from dist/capture/ and from the bundled check path in dist/bundle/
+  const here = fileURLToPath(new URL('../capture/live-worker.js', import.meta.url))
   if (existsSync(here)) return here
   // running from the TypeScript sources (vitest): use the build
   const built = here.replace(/([/\\])src([/\\]capture[/\\])/, '$1dist$2')

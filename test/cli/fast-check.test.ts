@@ -1,7 +1,7 @@
 // bin/run.js runs `check` without oclif when src/cli/fast-check.ts understands every argument. Whatever path a
 // command line takes, what the user sees must be what the oclif command prints: the same stdout, stderr and exit code.
 import {spawnSync} from 'node:child_process'
-import {mkdtempSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdtempSync, statSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join, resolve} from 'node:path'
 import {describe, expect, test} from 'vitest'
@@ -53,6 +53,11 @@ describe('check argv without oclif', () => {
     const fast = run(args, false)
     const oclif = run(args, true)
     expect(fast).toEqual(oclif)
+  })
+  test('the build bundled the check path, and bin/run.js prefers it while it is not older than tsc output', () => {
+    const bundle = join(ROOT, 'dist/bundle/fast-check.js')
+    expect(existsSync(bundle)).toBe(true)
+    expect(statSync(bundle).mtimeMs).toBeGreaterThanOrEqual(statSync(join(ROOT, 'dist/cli/fast-check.js')).mtimeMs)
   })
   test('the fast path does run: a check it parses does not load oclif', () => {
     const r = spawnSync(process.execPath, ['--trace-warnings', '-e', `
