@@ -7,10 +7,9 @@ import {formatIp, hostPrefix} from '../model/ip.js'
 import type {Evidence} from '../model/finding.js'
 import {customRule, finding} from './engine/helpers.js'
 import {ev, locRef, UNKNOWN_IF, type HostView} from './engine/host.js'
-import {ctView} from './engine/ctmodel.js'
-import {acceptedBy, describeReplay, guessesOf, ipvsKnobs, params, placeOf, replyIn, requestIn, type Replay} from './engine/flows.js'
-import {flowPacket} from './engine/packets.js'
-import {received} from './engine/path.js'
+import {acceptedBy, backendOutcome, describeReplay, guessesOf, ipvsKnobs, params, placeOf, replyInByClass, requestIn, type Replay} from './engine/flows.js'
+import {hookByDstClass, receivedBySrcClass, receivedSrcClass} from './engine/path.js'
+import {ctStateOf, natConsulted} from './engine/ctmodel.js'
 import {returnRoute} from './engine/returnpath.js'
 import type {Decision} from './engine/firewall.js'
 import type {FixOp} from './engine/fix.js'
@@ -44,19 +43,33 @@ interface Dropped {
 function snatted(h: HostView, w: World, svc: LbService, b: Backend): boolean {
   if (!h.fw) return false
   const probe = svc.probes[0]
-  const mark = svc.cascade?.outcomes.find((o) => o.value.rule === b.rule)?.value.mark ?? probe?.mark ?? 0
-  const pkt = flowPacket({src: w.client.ip, sport: w.client.port, dst: b.ip, dport: b.port ?? probe?.dport ?? 0, proto: svc.proto, mark}, 'SYN')
-  const post = h.fw.runHook('POSTROUTING', pkt, h.env({oif: h.oifFor(b.ip) ?? UNKNOWN_IF, ct: ctView('NEW')}), true)
-  return post.nat?.kind === 'SNAT' || post.nat?.kind === 'MASQUERADE'
+  const mark = backendOutcome(svc, b)?.mark ?? probe?.mark ?? 0
+  // one evaluation per class of backend addresses (only the NAT binding is read)
+  const post = hookByDstClass(h, 'POSTROUTING', {src: w.client.ip, sport: w.client.port, dst: b.ip, dport: b.port ?? probe?.dport ?? 0, proto: svc.proto, mark}, 'SYN', {state: 'NEW', oif: h.oifFor(b.ip) ?? UNKNOWN_IF}, true)
+  return post?.nat?.kind === 'SNAT' || post?.nat?.kind === 'MASQUERADE'
 }
 
-/** A DNAT backend's reply as it crosses FORWARD (conntrack: ESTABLISHED, reply direction). */
-function dnatReply(svc: LbService, w: World, b: Backend, kind: FlowPacket): Replay {
-  const h = svc.host
+/**
+ * A DNAT backend's reply as it crosses FORWARD (conntrack: ESTABLISHED, reply direction), evaluated once per
+ * class of backend addresses the rules cannot tell apart: the rule reads its verdict, decision and guesses only.
+ */
+function dnatReply(svc: LbService, w: World, b: Backend, iif: string, kind: FlowPacket): Replay {
   const probe = svc.probes[0]!
-  const pkt = flowPacket({src: b.ip, sport: b.port ?? probe.dport ?? 0, dst: w.client.ip, dport: w.client.port, proto: svc.proto}, kind)
-  const result = received(h, pkt, {state: 'ESTABLISHED', dir: 'REPLY', iif: h.oifFor(b.ip) ?? UNKNOWN_IF, local: false})
-  return {kind, state: 'ESTABLISHED', place: 'both-ways', result, packet: pkt}
+  const {packet, result} = receivedBySrcClass(svc.host, {src: b.ip, sport: b.port ?? probe.dport ?? 0, dst: w.client.ip, dport: w.client.port, proto: svc.proto}, kind, {state: 'ESTABLISHED', dir: 'REPLY', iif, local: false})
+  return {kind, state: 'ESTABLISHED', place: 'both-ways', result, packet}
+}
+
+type Fate = {readonly replay: Replay; readonly decision: Decision}
+type Classes<V> = Map<string, V>
+
+/** The map under `k` (made when missing): the levels of the per-class memo. */
+function level<K, K2, V>(m: Map<K, Map<K2, V>>, k: K): Map<K2, V> {
+  let v = m.get(k)
+  if (!v) {
+    v = new Map()
+    m.set(k, v)
+  }
+  return v
 }
 
 function check(svc: LbService, w: World): RuleFinding | undefined {
@@ -71,6 +84,13 @@ function check(svc: LbService, w: World): RuleFinding | undefined {
   if (syn.result.blocked) return undefined // filter-blocks-vip
   const dropped: Dropped[] = []
   const around: string[] = []
+  const pOff = params(k, 'masq', svc.proto)
+  const pOn = params({...k, vsConntrack: true}, 'masq', svc.proto)
+  const kinds = svc.proto === 'tcp' ? REPLIES : (['RDATA'] as const)
+  // does any reply meet the nat table (IPVS with conntrack off: a reply is a new connection to conntrack)?
+  const nat = ipvs && kinds.some((kind) => [pOff, pOn].some((p) => natConsulted(ctStateOf('ipvs-reply', kind, p)) && !p.vsConntrack))
+  /** per class of backends, the replies FORWARD drops (the replays are the first backend's of the class: only their verdicts and decisions are read) */
+  const byClass: Classes<Map<number, Map<string, Fate[]>>> = new Map()
   for (const b of svc.backends) {
     if (b.local || !(b.method === 'dnat' || b.method === 'masq') || b.share === 0) continue
     // replies that provably go around the balancer are nat-reply-bypasses-director's
@@ -81,16 +101,26 @@ function check(svc: LbService, w: World): RuleFinding | undefined {
         continue
       }
     }
-    for (const kind of svc.proto === 'tcp' ? REPLIES : (['RDATA'] as const)) {
-      let r: Replay
-      if (ipvs) {
-        r = replyIn(svc, probe, b, kind, params(k, 'masq', svc.proto))
-        // with conntrack off, a reply that an ESTABLISHED accept would pass is ipvs-conntrack-off's finding
-        if (!k.vsConntrack && !replyIn(svc, probe, b, kind, params({...k, vsConntrack: true}, 'masq', svc.proto)).result.blocked) continue
-      } else r = dnatReply(svc, w, b, kind)
-      const bl = r.result.blocked
-      if (bl && bl.hook.hook === 'FORWARD') dropped.push({b, replay: r, decision: bl.decision})
+    const iif = h.oifFor(b.ip) ?? UNKNOWN_IF
+    // backends the rules on the way cannot tell apart (source class, source port, arrival interface) meet the same fate
+    const byPort = level(byClass, receivedSrcClass(h, b.ip, nat))
+    const byIif = level(byPort, b.port ?? probe.dport ?? 0)
+    let fates = byIif.get(iif)
+    if (!fates) {
+      fates = []
+      for (const kind of kinds) {
+        let r: Replay
+        if (ipvs) {
+          r = replyInByClass(svc, probe, b, iif, kind, pOff)
+          // with conntrack off, a reply that an ESTABLISHED accept would pass is ipvs-conntrack-off's finding
+          if (!k.vsConntrack && !replyInByClass(svc, probe, b, iif, kind, pOn).result.blocked) continue
+        } else r = dnatReply(svc, w, b, iif, kind)
+        const bl = r.result.blocked
+        if (bl && bl.hook.hook === 'FORWARD') fates.push({replay: r, decision: bl.decision})
+      }
+      byIif.set(iif, fates)
     }
+    for (const f of fates) dropped.push({b, replay: f.replay, decision: f.decision})
   }
   if (dropped.length === 0) return undefined
   const stateless = ipvs && !k.vsConntrack

@@ -7,9 +7,8 @@ import type {Evidence} from '../model/finding.js'
 import {serviceRule, finding, unverifiedFinding} from './engine/helpers.js'
 import {ev, locRefs, UNKNOWN_IF, type HostView} from './engine/host.js'
 import {conntrackOnBreaks} from './engine/vs-conntrack.js'
-import {ctView} from './engine/ctmodel.js'
-import {ipvsKnobs} from './engine/flows.js'
-import {flowPacket} from './engine/packets.js'
+import {backendOutcome, ipvsKnobs} from './engine/flows.js'
+import {hookByDstClass} from './engine/path.js'
 import {selectorSpec, type HookResult} from './engine/firewall.js'
 import {routeEvidence} from '../dataplane/routing.js'
 import {describeBackend, describeService, type Backend, type LbService, type World} from './engine/world.js'
@@ -25,17 +24,26 @@ export const meta: RuleMeta = {
   sources: ['000_e07122559a47da1e.txt', '001_99dd2e38bf121ee9.txt (DNAT mode: the balancer must be the backends\' gateway; NAT mode: SNAT)', '004_71e2450df16223ab.txt (case one)', '003_5a314816bf922da2.txt (full NAT)'],
 }
 
-/** The nat POSTROUTING verdict for the packet the director sends to the backend. */
+/**
+ * The nat POSTROUTING verdict for the packet the director sends to the backend, evaluated once per class of
+ * backend addresses the rules cannot tell apart (path.ts hookByDstClass): read its NAT binding and decisions only.
+ */
 function postrouting(svc: LbService, w: World, b: Backend): HookResult | undefined {
   const h = svc.host
   if (!h.fw) return undefined
   const probe = svc.probes[0]
   if (!probe) return undefined
-  const outcome = svc.cascade?.outcomes.find((o) => o.value.rule === b.rule)?.value
+  const outcome = backendOutcome(svc, b)
   const mark = outcome?.mark ?? probe.mark
-  const pkt = flowPacket({src: w.client.ip, sport: w.client.port, dst: b.ip, dport: b.port ?? probe.dport ?? 0, proto: svc.proto, mark}, 'SYN')
   // with the connection mark PREROUTING set (nftlb: `ct mark set` per farm, `ct mark ... masquerade`)
-  return h.fw.runHook('POSTROUTING', pkt, h.env({oif: h.oifFor(b.ip) ?? UNKNOWN_IF, ct: ctView('NEW', 'ORIGINAL', outcome?.ctMark ?? 0)}), true)
+  return hookByDstClass(
+    h,
+    'POSTROUTING',
+    {src: w.client.ip, sport: w.client.port, dst: b.ip, dport: b.port ?? probe.dport ?? 0, proto: svc.proto, mark},
+    'SYN',
+    {state: 'NEW', dir: 'ORIGINAL', ctMark: outcome?.ctMark ?? 0, oif: h.oifFor(b.ip) ?? UNKNOWN_IF},
+    true,
+  )
 }
 
 /** The kernel's default policy rules say nothing an engineer has to look at. */

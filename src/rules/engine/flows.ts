@@ -2,15 +2,15 @@
 // director's filter: before IPVS (PREROUTING/INPUT), after IPVS (OUTPUT/POSTROUTING), and the LVS-NAT
 // replies (FORWARD); for DNAT balancers, PREROUTING/FORWARD/POSTROUTING.
 import type {Evidence} from '../../model/finding.js'
-import type {CtState} from '../../model/iptables.js'
 import {formatIp, hostPrefix, type IpAddr} from '../../model/ip.js'
 import type {Packet} from '../../dataplane/packet.js'
 import {ctStateOf, type CtParams, type FlowPacket, type FlowPlace} from './ctmodel.js'
 import type {Decision} from './firewall.js'
 import {ev, locRef, UNKNOWN_IF, type HostView} from './host.js'
 import {flowPacket, l4Name, PACKET_WORDS, type Endpoints, type L4} from './packets.js'
-import {received, sent, type PathResult} from './path.js'
-import {clientIifOf, type Backend, type LbService, type World} from './world.js'
+import {received, receivedBySrcClass, sent, type PathResult} from './path.js'
+import {clientIifOf, type Backend, type DnatOutcome, type LbService, type World} from './world.js'
+import type {CtState, IptRule} from '../../model/iptables.js'
 import type {ForwardPath} from './forward.js'
 
 export interface IpvsKnobs {
@@ -58,10 +58,33 @@ function endpointsOf(probe: Packet): Endpoints {
   return {src: probe.src, sport: probe.sport ?? 40000, dst: probe.dst, dport: probe.dport ?? 0, proto: l4Name(probe.proto) ?? 'tcp', mark: probe.mark}
 }
 
+/** requestIn's replays so far, per service: a probe's packet of a kind in a state is replayed once (several rules ask). */
+const requests = new WeakMap<LbService, {readonly w: World; readonly byProbe: Map<Packet, Map<string, Replay>>}>()
+
 /** Client -> VIP on the director, up to the point where IPVS takes it (INPUT accepted). */
 export function requestIn(svc: LbService, w: World, probe: Packet, kind: FlowPacket, p: CtParams, state?: CtState): Replay {
-  const h = svc.host
   const st = state ?? ctStateOf('ipvs-in', kind, p)
+  let memo = requests.get(svc)
+  if (!memo || memo.w !== w) {
+    memo = {w, byProbe: new Map()}
+    requests.set(svc, memo)
+  }
+  let byKind = memo.byProbe.get(probe)
+  if (!byKind) {
+    byKind = new Map()
+    memo.byProbe.set(probe, byKind)
+  }
+  const key = `${kind}|${st}`
+  let r = byKind.get(key)
+  if (!r) {
+    r = requestInUncached(svc, w, probe, kind, st)
+    byKind.set(key, r)
+  }
+  return r
+}
+
+function requestInUncached(svc: LbService, w: World, probe: Packet, kind: FlowPacket, st: CtState): Replay {
+  const h = svc.host
   const pkt = flowPacket(endpointsOf(probe), kind)
   const result = received(h, pkt, {state: st, local: svc.kind === 'ipvs', iif: clientIif(h, w, svc.vip, svc), assumeLocal: svc.vip ? [svc.vip] : []})
   return {kind, state: st, place: 'ipvs-in', result, packet: pkt}
@@ -87,12 +110,28 @@ export function requestOut(svc: LbService, probe: Packet, b: Backend, kind: Flow
 export function replyIn(svc: LbService, probe: Packet, b: Backend, kind: FlowPacket, p: CtParams, state?: CtState): Replay {
   const h = svc.host
   const st = state ?? ctStateOf('ipvs-reply', kind, p)
-  const e = endpointsOf(probe)
-  const pkt = flowPacket({src: b.ip, sport: b.port ?? e.dport, dst: e.src, dport: e.sport, proto: e.proto}, kind)
+  const pkt = flowPacket(replyEndpoints(probe, b), kind)
   const iif = h.oifFor(b.ip) ?? UNKNOWN_IF
   const dir = p.vsConntrack ? 'REPLY' : 'ORIGINAL'
   const result = received(h, pkt, {state: st, dir, iif, local: false})
   return {kind, state: st, place: 'ipvs-reply', result, packet: pkt}
+}
+
+function replyEndpoints(probe: Packet, b: Backend): Endpoints {
+  const e = endpointsOf(probe)
+  return {src: b.ip, sport: b.port ?? e.dport, dst: e.src, dport: e.sport, proto: e.proto}
+}
+
+/**
+ * replyIn evaluated once per class of backend addresses that no rule on the way can tell apart
+ * (path.ts receivedBySrcClass): `iif` is the backend's (where the director routes it). The replay's packet
+ * is this backend's; its result may be another backend's of the class, and shows that backend's packets:
+ * read its verdicts, decisions and guesses only.
+ */
+export function replyInByClass(svc: LbService, probe: Packet, b: Backend, iif: string, kind: FlowPacket, p: CtParams): Replay {
+  const st = ctStateOf('ipvs-reply', kind, p)
+  const {packet, result} = receivedBySrcClass(svc.host, replyEndpoints(probe, b), kind, {state: st, dir: p.vsConntrack ? 'REPLY' : 'ORIGINAL', iif, local: false})
+  return {kind, state: st, place: 'ipvs-reply', result, packet}
 }
 
 /**
@@ -179,4 +218,20 @@ export function ipSel(ip: IpAddr, proto?: L4, dport?: number) {
 
 export function fmt(ip: IpAddr): string {
   return formatIp(ip)
+}
+
+/** per DNAT service, the first cascade outcome of each DNAT rule */
+const outcomesByRule = new WeakMap<LbService, Map<IptRule | undefined, DnatOutcome>>()
+
+/** The first outcome of the service's DNAT cascade that ends at the backend's rule (what its packets carry: marks). */
+export function backendOutcome(svc: LbService, b: Backend): DnatOutcome | undefined {
+  const c = svc.cascade
+  if (!c) return undefined
+  let m = outcomesByRule.get(svc)
+  if (!m) {
+    m = new Map()
+    for (const o of c.outcomes) if (!m.has(o.value.rule)) m.set(o.value.rule, o.value)
+    outcomesByRule.set(svc, m)
+  }
+  return m.get(b.rule)
 }

@@ -137,6 +137,7 @@ export class HostView {
 
   /** the interface a packet to `dst` leaves by */
   oifFor(dst: IpAddr, src?: IpAddr, mark?: number): string | undefined {
+    if (!this.rt) return undefined
     const r = this.route({dst, src, mark})
     if (!r) return undefined
     if (r.kind === 'unicast') return r.dev

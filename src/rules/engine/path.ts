@@ -8,8 +8,10 @@ import type {IpAddr} from '../../model/ip.js'
 import type {CtState, IptablesRuleset} from '../../model/iptables.js'
 import type {Packet} from '../../dataplane/packet.js'
 import {HOOK_TABLES, type Decision, type Hook, type HookResult} from './firewall.js'
-import {ctView, natConsulted} from './ctmodel.js'
+import {ctView, natConsulted, type FlowPacket} from './ctmodel.js'
 import {UNKNOWN_IF, type HostView} from './host.js'
+import {addrClass, routeSrcClass, type Scope} from './classes.js'
+import {flowPacket, type Endpoints} from './packets.js'
 
 export interface PathResult {
   readonly hooks: readonly HookResult[]
@@ -68,10 +70,38 @@ function usesIface(h: HostView, hooks: readonly Hook[], dir: 'in' | 'out'): bool
   return false
 }
 
+// The hook lists the paths ask about (constants: the answers are remembered per host and list)
+const PRE: readonly Hook[] = ['PREROUTING']
+const PRE_IN: readonly Hook[] = ['PREROUTING', 'INPUT']
+const PRE_FWD_POST: readonly Hook[] = ['PREROUTING', 'FORWARD', 'POSTROUTING']
+const OUT_POST: readonly Hook[] = ['OUTPUT', 'POSTROUTING']
+
+/** per host, per hook list: [uses -i, uses -o] (a check asks for every simulated packet) */
+const ifaceUse = new WeakMap<HostView, Map<readonly Hook[], readonly [boolean, boolean]>>()
+
+function ifaceUseOf(h: HostView, hooks: readonly Hook[]): readonly [boolean, boolean] {
+  let m = ifaceUse.get(h)
+  if (!m) {
+    m = new Map()
+    ifaceUse.set(h, m)
+  }
+  let u = m.get(hooks)
+  if (!u) {
+    u = [usesIface(h, hooks, 'in'), usesIface(h, hooks, 'out')]
+    m.set(hooks, u)
+  }
+  return u
+}
+
+const IIF_NOTE = `the interface the packet arrives on is not known (no ip-addr.json/ip-route.json): -i matches were taken as not matching`
+const OIF_NOTE = `the interface the packet leaves by is not known (no ip-route.json): -o matches were taken as not matching`
+
 function guessNotes(h: HostView, hooks: readonly Hook[], iif: string | undefined, oif: string | undefined): string[] {
+  if (iif !== UNKNOWN_IF && oif !== UNKNOWN_IF) return []
   const out: string[] = []
-  if (iif === UNKNOWN_IF && usesIface(h, hooks, 'in')) out.push(`the interface the packet arrives on is not known (no ip-addr.json/ip-route.json): -i matches were taken as not matching`)
-  if (oif === UNKNOWN_IF && usesIface(h, hooks, 'out')) out.push(`the interface the packet leaves by is not known (no ip-route.json): -o matches were taken as not matching`)
+  const [usesIn, usesOut] = ifaceUseOf(h, hooks)
+  if (iif === UNKNOWN_IF && usesIn) out.push(IIF_NOTE)
+  if (oif === UNKNOWN_IF && usesOut) out.push(OIF_NOTE)
   return out
 }
 
@@ -85,7 +115,7 @@ export function received(h: HostView, pkt: Packet, o: PathOpts): PathResult {
   const hooks: HookResult[] = []
   const pre = fw.runHook('PREROUTING', pkt, h.env({iif, ct, assumeLocal: o.assumeLocal}), nat)
   hooks.push(pre)
-  if (pre.verdict !== 'ACCEPT') return finish(hooks, pre.packet, undefined, guessNotes(h, ['PREROUTING'], iif, undefined))
+  if (pre.verdict !== 'ACCEPT') return finish(hooks, pre.packet, undefined, guessNotes(h, PRE, iif, undefined))
   let p = pre.packet
   const ct2 = {...ct, mark: pre.ctMark, state: pre.notrack ? ('UNTRACKED' as const) : ct.state}
   const dnatted = pre.nat?.kind === 'DNAT' || pre.nat?.kind === 'REDIRECT'
@@ -93,12 +123,12 @@ export function received(h: HostView, pkt: Packet, o: PathOpts): PathResult {
   if (local) {
     const input = fw.runHook('INPUT', p, h.env({iif, ct: ct2, assumeLocal: o.assumeLocal}), nat && !pre.notrack)
     hooks.push(input)
-    return finish(hooks, input.packet, 'local', guessNotes(h, ['PREROUTING', 'INPUT'], iif, undefined))
+    return finish(hooks, input.packet, 'local', guessNotes(h, PRE_IN, iif, undefined))
   }
   const oif = o.oif ?? h.oifFor(p.dst, p.src, p.mark) ?? UNKNOWN_IF
   const fwd = fw.runHook('FORWARD', p, h.env({iif, oif, ct: ct2, assumeLocal: o.assumeLocal}), false)
   hooks.push(fwd)
-  const g = guessNotes(h, ['PREROUTING', 'FORWARD', 'POSTROUTING'], iif, oif)
+  const g = guessNotes(h, PRE_FWD_POST, iif, oif)
   if (fwd.verdict !== 'ACCEPT') return finish(hooks, fwd.packet, undefined, g)
   p = fwd.packet
   const post = fw.runHook('POSTROUTING', p, h.env({oif, ct: {...ct2, mark: fwd.ctMark}, assumeLocal: o.assumeLocal}), nat && !pre.notrack)
@@ -168,7 +198,7 @@ function sentUncached(h: HostView, pkt: Packet, o: PathOpts): PathResult {
   const hooks: HookResult[] = []
   const out = fw.runHook('OUTPUT', pkt, h.env({oif, ct, assumeLocal: o.assumeLocal}), nat)
   hooks.push(out)
-  const g = guessNotes(h, ['OUTPUT', 'POSTROUTING'], undefined, oif)
+  const g = guessNotes(h, OUT_POST, undefined, oif)
   if (out.verdict !== 'ACCEPT') return finish(hooks, out.packet, undefined, g)
   const oif2 = out.nat?.kind === 'DNAT' ? (h.oifFor(out.packet.dst, out.packet.src, out.packet.mark) ?? oif) : oif
   const post = fw.runHook('POSTROUTING', out.packet, h.env({oif: oif2, ct: {...ct, mark: out.ctMark}, assumeLocal: o.assumeLocal}), nat && !out.notrack)
@@ -180,4 +210,187 @@ function sentUncached(h: HostView, pkt: Packet, o: PathOpts): PathResult {
 export function acceptingDecision(r: PathResult, hookName: HookResult['hook'], table = 'filter'): Decision | undefined {
   const hook = r.hooks.find((x) => x.hook === hookName)
   return hook?.runs.find((run) => run.table === table)?.decision
+}
+
+// ---- one evaluation per class of packets ---------------------------------------------------------------
+// A rule that replays the same packet for each of thousands of backends (their replies, the packets sent to
+// them) needs one evaluation per class of backend addresses that the rules on the way can tell apart
+// (classes.ts). The result returned is the first packet's of the class: its verdicts, decisions, NAT
+// bindings and guesses are every member's, but the packets it shows (`packet` of the result and of each hook,
+// the runs' packets) are that first packet's. Callers use it only where they read no packet from it.
+//
+// The memos are nested maps keyed by the inputs one at a time (no key text built per call: a check asks
+// ~100,000 times); the inputs a run of calls shares are one `context` text, built when they change.
+
+/** The tables a received packet can meet: every hook of received(), nat when the state consults it. */
+const RECEIVED_HOOKS: readonly Hook[] = ['PREROUTING', 'INPUT', 'FORWARD', 'POSTROUTING']
+const RECEIVED_NAT: Scope = {hooks: RECEIVED_HOOKS, nat: true}
+const RECEIVED_NO_NAT: Scope = {hooks: RECEIVED_HOOKS, nat: false}
+
+type Level<K, V> = Map<K, V>
+
+/** A map level of a memo (get, or make and insert). */
+function level<K, V>(m: Map<K, V>, k: K, make: () => V): V {
+  let v = m.get(k)
+  if (v === undefined) {
+    v = make()
+    m.set(k, v)
+  }
+  return v
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const makeMap = (): Map<any, any> => new Map()
+
+/** A stable text for an address (interned per address object: callers pass the same objects again and again). */
+const ipTexts = new WeakMap<IpAddr, string>()
+
+function ipText(ip: IpAddr): string {
+  let t = ipTexts.get(ip)
+  if (t === undefined) {
+    t = `${ip.family}:${ip.value}`
+    ipTexts.set(ip, t)
+  }
+  return t
+}
+
+function addrs(a: readonly IpAddr[] | undefined): string {
+  if (!a) return '-'
+  let s = ''
+  for (const x of a) s += `${ipText(x)},`
+  return s
+}
+
+/** The last source class asked for (a rule asks for the replies of one backend in a row). */
+let lastSrc: {h: HostView; ip: IpAddr; scope: Scope; assumeLocal: readonly IpAddr[] | undefined; key: string} | undefined
+
+function srcClassKey(h: HostView, ip: IpAddr, scope: Scope, assumeLocal: readonly IpAddr[] | undefined): string {
+  const l = lastSrc
+  if (l && l.h === h && l.ip === ip && l.scope === scope && l.assumeLocal === assumeLocal) return l.key
+  // the firewall's view of the source, and the routing's (policy rules by source decide the output interface)
+  const fwClass = addrClass(h, scope, 'src', ip, assumeLocal)
+  const rtClass = routeSrcClass(h, ip)
+  // a firewall class never holds '/'
+  const key = rtClass ? `${fwClass}/${rtClass}` : fwClass
+  lastSrc = {h, ip, scope, assumeLocal, key}
+  return key
+}
+
+/**
+ * The class of `ip` as the source of packets received by `h` (receivedBySrcClass), with or without the nat
+ * table on the way: with it, the class is finer, and valid for either.
+ */
+export function receivedSrcClass(h: HostView, ip: IpAddr, nat: boolean, assumeLocal?: readonly IpAddr[]): string {
+  return srcClassKey(h, ip, nat ? RECEIVED_NAT : RECEIVED_NO_NAT, assumeLocal)
+}
+
+/** received(): per host, context -> kind -> state -> source class -> source port -> result */
+const received_ = new WeakMap<HostView, Level<string, Level<FlowPacket, Level<CtState, Level<string, Level<number, PathResult>>>>>>()
+
+/** The received() inputs other than the source, its port, the kind and the state, as text; remembered for the last call. */
+let lastRecv: {dst: IpAddr; dport: number; proto: string; mark: number; dir?: string; ctMark?: number; iif?: string; oif?: string; local?: boolean; assumeLocal?: readonly IpAddr[]; key: string} | undefined
+
+function recvContext(e: Endpoints, o: PathOpts): string {
+  const l = lastRecv
+  const mark = e.mark ?? 0
+  if (
+    l &&
+    l.dst === e.dst &&
+    l.dport === e.dport &&
+    l.proto === e.proto &&
+    l.mark === mark &&
+    l.dir === o.dir &&
+    l.ctMark === o.ctMark &&
+    l.iif === o.iif &&
+    l.oif === o.oif &&
+    l.local === o.local &&
+    l.assumeLocal === o.assumeLocal
+  )
+    return l.key
+  const key = `${ipText(e.dst)}|${e.dport}|${e.proto}|${mark}|${o.dir ?? ''}|${o.ctMark ?? 0}|${o.iif ?? ''}|${o.oif ?? ''}|${o.local ?? ''}|${addrs(o.assumeLocal)}`
+  lastRecv = {dst: e.dst, dport: e.dport, proto: e.proto, mark, dir: o.dir, ctMark: o.ctMark, iif: o.iif, oif: o.oif, local: o.local, assumeLocal: o.assumeLocal, key}
+  return key
+}
+
+/**
+ * received() of the packet `kind` between the endpoints, evaluated once per class of source addresses (see
+ * above): the packet is the caller's own, the result may be another member's of the class.
+ */
+export function receivedBySrcClass(h: HostView, e: Endpoints, kind: FlowPacket, o: PathOpts): {readonly packet: Packet; readonly result: PathResult} {
+  const packet = flowPacket(e, kind)
+  if (!h.fw) return {packet, result: received(h, packet, o)}
+  const scope = natConsulted(o.state) && (o.dir ?? 'ORIGINAL') === 'ORIGINAL' ? RECEIVED_NAT : RECEIVED_NO_NAT
+  let m = received_.get(h)
+  if (!m) {
+    m = new Map()
+    received_.set(h, m)
+  }
+  const byPort = level(level(level(level(m, recvContext(e, o), makeMap), kind, makeMap), o.state, makeMap), srcClassKey(h, e.src, scope, o.assumeLocal), makeMap)
+  let result = byPort.get(e.sport)
+  if (!result) {
+    result = received(h, packet, o)
+    byPort.set(e.sport, result)
+  }
+  return {packet, result}
+}
+
+/** The options of a single hook's run (hookByDstClass). */
+export interface HookOpts {
+  readonly state: CtState
+  readonly dir?: 'ORIGINAL' | 'REPLY'
+  readonly ctMark?: number
+  readonly iif?: string
+  readonly oif?: string
+  readonly assumeLocal?: readonly IpAddr[]
+}
+
+/** hookByDstClass: per host, context -> destination class -> port -> mark -> ct mark -> oif -> result */
+const hooks_ = new WeakMap<HostView, Level<string, Level<string, Level<number, Level<number, Level<number, Level<string, HookResult>>>>>>>()
+
+/** The hookByDstClass inputs other than the destination, its port, the marks and the oif, as text; remembered for the last call. */
+let lastHook: {hook: Hook; nat: boolean; src: IpAddr; sport: number; proto: string; kind: FlowPacket; state: CtState; dir?: string; iif?: string; assumeLocal?: readonly IpAddr[]; key: string} | undefined
+
+function hookContext(hook: Hook, nat: boolean, e: Endpoints, kind: FlowPacket, o: HookOpts): string {
+  const l = lastHook
+  if (l && l.hook === hook && l.nat === nat && l.src === e.src && l.sport === e.sport && l.proto === e.proto && l.kind === kind && l.state === o.state && l.dir === o.dir && l.iif === o.iif && l.assumeLocal === o.assumeLocal) return l.key
+  const key = `${hook}|${nat}|${ipText(e.src)}|${e.sport}|${e.proto}|${kind}|${o.state}|${o.dir ?? ''}|${o.iif ?? ''}|${addrs(o.assumeLocal)}`
+  lastHook = {hook, nat, src: e.src, sport: e.sport, proto: e.proto, kind, state: o.state, dir: o.dir, iif: o.iif, assumeLocal: o.assumeLocal, key}
+  return key
+}
+
+/**
+ * One hook (runHook) for the packet `kind` between the endpoints with a conntrack entry in `state`, evaluated
+ * once per class of destination addresses (see above): the result may be another member's of the class.
+ */
+export function hookByDstClass(h: HostView, hook: Hook, e: Endpoints, kind: FlowPacket, o: HookOpts, nat: boolean): HookResult | undefined {
+  const fw = h.fw
+  if (!fw) return undefined
+  const scope = HOOK_SCOPES[hook][nat ? 1 : 0]
+  let m = hooks_.get(h)
+  if (!m) {
+    m = new Map()
+    hooks_.set(h, m)
+  }
+  const byCls = level(m, hookContext(hook, nat, e, kind, o), makeMap)
+  const byOif = level(level(level(level(byCls, addrClass(h, scope, 'dst', e.dst, o.assumeLocal), makeMap), e.dport, makeMap), e.mark ?? 0, makeMap), o.ctMark ?? 0, makeMap)
+  const oif = o.oif ?? ''
+  let r = byOif.get(oif)
+  if (!r) {
+    r = fw.runHook(hook, flowPacket(e, kind), h.env({iif: o.iif, oif: o.oif, ct: ctView(o.state, o.dir, o.ctMark ?? 0), assumeLocal: o.assumeLocal}), nat)
+    byOif.set(oif, r)
+  }
+  return r
+}
+
+const scopesOf = (hook: Hook): readonly [Scope, Scope] => [
+  {hooks: [hook], nat: false},
+  {hooks: [hook], nat: true},
+]
+/** per hook, its scope without and with the nat table (constants: analyses are remembered per scope object) */
+const HOOK_SCOPES: Readonly<Record<Hook, readonly [Scope, Scope]>> = {
+  PREROUTING: scopesOf('PREROUTING'),
+  INPUT: scopesOf('INPUT'),
+  FORWARD: scopesOf('FORWARD'),
+  OUTPUT: scopesOf('OUTPUT'),
+  POSTROUTING: scopesOf('POSTROUTING'),
 }

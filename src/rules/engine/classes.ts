@@ -1,0 +1,193 @@
+// Address classes: many simulated packets differ only in one address (the replies of 30,000 backends differ in
+// their source, the packets a balancer sends to them in their destination). Two such packets take exactly the
+// same way through a firewall when no rule that can see them tells the two addresses apart. This module names
+// the class of an address with respect to the rules of some hooks, so that a rule can replay one packet per
+// class instead of one per backend.
+//
+// What the iptables interpreter (dataplane/netfilter.ts evalMatch) reads of a packet's source or destination
+// address: `-s`/`-d` prefixes (addr), `-m iprange`, `-m addrtype --src-type/--dst-type` (the host's route type
+// of the address). Every other match reads other fields, the match environment, or is assumed whatever the
+// packet (set, recent, mac, limit: the snapshot has no contents for them). The chain index (chain-index.ts)
+// only skips rules whose `-d` could not match. So two addresses in the same prefixes and ranges, of the same
+// route type where an addrtype match looks, are indistinguishable to those rules; a match kind this module
+// does not know makes every address its own class (never a guess).
+//
+// The class covers the firewall only: a caller that routes the packet by the varied address (or whose
+// evaluation depends on it elsewhere) adds what the routing sees to its key (see `routeSrcClass`).
+import {prefixContains, type IpAddr} from '../../model/ip.js'
+import type {IptablesRuleset, Match} from '../../model/iptables.js'
+import {HOOK_TABLES, type Hook} from './firewall.js'
+import {reachableChains} from './chain-graph.js'
+import type {HostView} from './host.js'
+
+/** The hooks whose tables a packet may meet, and whether the nat table is among them (a new connection). */
+export interface Scope {
+  readonly hooks: readonly Hook[]
+  readonly nat: boolean
+}
+
+interface Analysis {
+  /** every address is its own class (a match kind not known here, or a firewall that is not iptables) */
+  readonly opaque: boolean
+  /** the class texts of an analysis with one prefix length and nothing else, by prefix number (made once each) */
+  readonly texts?: string[]
+  /** prefix length -> (prefix value under that length -> class bit number) */
+  readonly prefixes: readonly {readonly family: 4 | 6; readonly mask: bigint; readonly ids: Map<bigint, number>}[]
+  readonly ranges: readonly {readonly from: IpAddr; readonly to: IpAddr}[]
+  readonly addrtype: boolean
+}
+
+const OPAQUE: Analysis = {opaque: true, prefixes: [], ranges: [], addrtype: false}
+
+/** per ruleset list (a host's firewall), per scope object and field, the analysis */
+const analyses = new WeakMap<readonly IptablesRuleset[], WeakMap<Scope, {src?: Analysis; dst?: Analysis}>>()
+
+function maskOf(family: 4 | 6, len: number): bigint {
+  const bits = family === 4 ? 32 : 128
+  return len <= 0 ? 0n : ((1n << BigInt(len)) - 1n) << BigInt(bits - len)
+}
+
+/** Reads `m` the address `field` of the packet? undefined: a match kind not known here. */
+function reads(m: Match, field: 'src' | 'dst'): 'prefix' | 'range' | 'addrtype' | false | undefined {
+  switch (m.kind) {
+    case 'addr':
+      return m.dir === field ? 'prefix' : false
+    case 'iprange':
+      return m.dir === field ? 'range' : false
+    case 'addrtype':
+      return (field === 'src' ? m.src : m.dst) ? 'addrtype' : false
+    case 'iface':
+    case 'proto':
+    case 'fragment':
+    case 'port':
+    case 'tcpflags':
+    case 'ctstate':
+    case 'ctaddr':
+    case 'ctport':
+    case 'ctstatus':
+    case 'ctproto':
+    case 'ctdir':
+    case 'mark':
+    case 'statistic':
+    case 'comment':
+    case 'icmp':
+    case 'ipvs':
+    case 'mac':
+    case 'set':
+    case 'limit':
+    case 'recent':
+    case 'unknown':
+      return false
+    default:
+      return undefined
+  }
+}
+
+function analyse(rulesets: readonly IptablesRuleset[], scope: Scope, field: 'src' | 'dst'): Analysis {
+  const byLen = new Map<string, {family: 4 | 6; mask: bigint; ids: Map<bigint, number>}>()
+  const ranges: {from: IpAddr; to: IpAddr}[] = []
+  let addrtype = false
+  let next = 0
+  for (const rs of rulesets) {
+    for (const hook of scope.hooks) {
+      for (const tname of HOOK_TABLES[hook]) {
+        if (tname === 'nat' && !scope.nat) continue
+        const t = rs.tables.get(tname)
+        if (!t || !t.chains.has(hook)) continue
+        const reach = reachableChains(t, [hook])
+        for (const c of t.chains.values()) {
+          if (!reach.has(c.name)) continue
+          for (const r of c.rules) {
+            for (const m of r.matches) {
+              const how = reads(m, field)
+              if (how === false) continue
+              if (how === undefined) return OPAQUE
+              if (how === 'addrtype') addrtype = true
+              else if (how === 'range') {
+                const x = m as Extract<Match, {kind: 'iprange'}>
+                ranges.push({from: x.from, to: x.to})
+              } else {
+                const p = (m as Extract<Match, {kind: 'addr'}>).prefix
+                const k = `${p.family}/${p.len}`
+                let g = byLen.get(k)
+                if (!g) {
+                  g = {family: p.family, mask: maskOf(p.family, p.len), ids: new Map()}
+                  byLen.set(k, g)
+                }
+                if (!g.ids.has(p.value)) g.ids.set(p.value, next++)
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  return {opaque: false, prefixes: [...byLen.values()], ranges, addrtype, texts: []}
+}
+
+const NONE: Analysis = {opaque: false, prefixes: [], ranges: [], addrtype: false}
+
+/** The analysis of `field` in the tables of `scope` (remembered per scope object: scopes are constants). */
+function analysisOf(h: HostView, scope: Scope, field: 'src' | 'dst'): Analysis {
+  const fw = h.fw
+  if (!fw) return NONE
+  if (fw.kind !== 'iptables') return OPAQUE
+  let m = analyses.get(fw.rulesets)
+  if (!m) {
+    m = new WeakMap()
+    analyses.set(fw.rulesets, m)
+  }
+  let both = m.get(scope)
+  if (!both) {
+    both = {}
+    m.set(scope, both)
+  }
+  return (both[field] ??= analyse(fw.rulesets, scope, field))
+}
+
+/**
+ * The class of `ip` as the `field` address of a packet meeting the tables of `scope` on `h`: equal for two
+ * addresses exactly when no rule there can tell them apart (prefixes, ranges and route type they fall in).
+ * `assumeLocal` is the path's (addrtype sees it).
+ */
+export function addrClass(h: HostView, scope: Scope, field: 'src' | 'dst', ip: IpAddr, assumeLocal?: readonly IpAddr[]): string {
+  const a = analysisOf(h, scope, field)
+  if (a.opaque) return `=${ip.family}:${ip.value}`
+  // no rule looks at the address: one class per family
+  if (a.prefixes.length === 0 && a.ranges.length === 0 && !a.addrtype) return ip.family === 4 ? '4' : '6'
+  const fam = ip.family === 4 ? '4' : '6'
+  if (a.prefixes.length === 1 && a.ranges.length === 0 && !a.addrtype) {
+    // the common shape (one prefix length): the class text of each prefix made once, no text per call
+    const g = a.prefixes[0]!
+    const id = g.family === ip.family ? g.ids.get(ip.value & g.mask) : undefined
+    if (id === undefined) return fam
+    return (a.texts![id] ??= `${fam},${id}`)
+  }
+  let key = fam
+  for (const g of a.prefixes) {
+    if (g.family !== ip.family) continue
+    const id = g.ids.get(ip.value & g.mask)
+    if (id !== undefined) key += `,${id}`
+  }
+  for (let i = 0; i < a.ranges.length; i++) {
+    const r = a.ranges[i]!
+    if (ip.family === r.from.family && ip.value >= r.from.value && ip.value <= r.to.value) key += `,r${i}`
+  }
+  if (a.addrtype) key += `,${h.addrType(ip, assumeLocal)}`
+  return key
+}
+
+/**
+ * What a route lookup can see of a packet's source (policy rules `from PREFIX`): the rules whose `from`
+ * holds the address. Empty without routing tables (no lookup is made).
+ */
+export function routeSrcClass(h: HostView, ip: IpAddr): string {
+  const rules = h.rt?.rules
+  if (!rules) return ''
+  let key = ''
+  for (let i = 0; i < rules.length; i++) {
+    const f = rules[i]!.from
+    if (f && prefixContains(f, ip)) key += `,${i}`
+  }
+  return key
+}
