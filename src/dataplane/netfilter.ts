@@ -1,7 +1,7 @@
 // The iptables interpreter: one packet through one builtin chain of one table, following jumps, gotos,
 // RETURN and the policy, as ipt_do_table (net/ipv4/netfilter/ip_tables.c) does. Matches that cannot be
 // decided from what the snapshot holds are assumed and reported, never silently guessed.
-import {prefixContains, type IpAddr} from '../model/ip.js'
+import {prefixContains, type IpAddr, type Prefix} from '../model/ip.js'
 import type {AddrType, IptRule, IptTable, Match, Target} from '../model/iptables.js'
 import {PROTO, type CtView, type IpvsView, type Packet} from './packet.js'
 import {candidateRules} from './chain-index.js'
@@ -25,6 +25,32 @@ export interface MatchEnv {
    * undefined to leave it to `random`/`nthCounters`. The rule engine's cascade explorer forces draws with it.
    */
   readonly draw?: (rule: IptRule, m: Extract<Match, {kind: 'statistic'}>) => boolean | undefined
+  /**
+   * Asked before a rule with a statistic match is evaluated (with `draw`); a function it returns is given the
+   * state of the walk at that point. The cascade explorer resumes other outcomes of the draws from there
+   * instead of running the hook from the top.
+   */
+  readonly checkpoint?: (rule: IptRule) => ((state: ChainCheckpoint) => void) | undefined
+}
+
+/** The state of a chain walk before one of its rules (runChain's `from` resumes it; never changed once made). */
+export interface ChainCheckpoint {
+  /** the rule list being walked and the position of the rule about to be evaluated */
+  readonly rules: readonly IptRule[]
+  readonly i: number
+  readonly stackRules: readonly (readonly IptRule[])[] | undefined
+  readonly stackI: readonly number[] | undefined
+  readonly packet: Packet
+  readonly ctMark: number
+  readonly notrack: boolean
+  /** the env the walk was started with, and the one its matches see now (MARK/CONNMARK change it) */
+  readonly env: MatchEnv
+  readonly curEnv: MatchEnv
+  /** the walk's trail and assumptions are their first trailLen / assumptionsLen entries (the lists only grow during a walk) */
+  readonly trail: readonly IptRule[]
+  readonly trailLen: number
+  readonly assumptions: readonly Assumption[]
+  readonly assumptionsLen: number
 }
 
 export type Decision = 'match' | 'nomatch' | 'assumed'
@@ -97,11 +123,17 @@ function addrTypeOk(side: {readonly neg: boolean; readonly types: readonly AddrT
   return side === undefined || side.types.includes(env.addrType(ip)) !== side.neg
 }
 
+/** prefixContains, without a bigint mask operation for a host prefix (-d VIP/32: most rules of a big dump). */
+function inPrefix(prefix: Prefix, ip: IpAddr): boolean {
+  if (prefix.len === (prefix.family === 4 ? 32 : 128)) return prefix.family === ip.family && prefix.value === ip.value
+  return prefixContains(prefix, ip)
+}
+
 /** Decides one match. 'assumed' means the snapshot cannot tell (the rule is then taken as matching). */
 export function evalMatch(m: Match, p: Packet, env: MatchEnv): Decision {
   switch (m.kind) {
     case 'addr':
-      return r(prefixContains(m.prefix, m.dir === 'src' ? p.src : p.dst), m.neg)
+      return r(inPrefix(m.prefix, m.dir === 'src' ? p.src : p.dst), m.neg)
     case 'iface': {
       const name = m.dir === 'in' ? env.iif : env.oif
       if (name === undefined) return 'nomatch'
@@ -248,6 +280,11 @@ export function ruleMatches(rule: IptRule, p: Packet, env: MatchEnv, assumptions
   return true
 }
 
+function hasStatistic(rule: IptRule): boolean {
+  for (const m of rule.matches) if (m.kind === 'statistic') return true
+  return false
+}
+
 function applyMark(op: 'set' | 'xset' | 'and' | 'or' | 'xor', value: number, mask: number, old: number): number {
   switch (op) {
     case 'set':
@@ -268,21 +305,23 @@ function applyMark(op: 'set' | 'xset' | 'and' | 'or' | 'xor', value: number, mas
  * CT) take effect and evaluation goes on; a terminating target ends it; falling off a builtin chain applies
  * its policy. NAT targets end with verdict 'NAT' and the target, for the caller to bind.
  */
-export function runChain(table: IptTable, chain: string, packet: Packet, env: MatchEnv, ctMark = env.ct?.mark ?? 0): ChainResult {
-  const trail: IptRule[] = []
-  const assumptions: Assumption[] = []
-  let p = packet
-  let mark = ctMark
-  let notrack = false
+export function runChain(table: IptTable, chain: string, packet: Packet, env: MatchEnv, ctMark = env.ct?.mark ?? 0, from?: ChainCheckpoint): ChainResult {
   const builtin = table.chains.get(chain)
-  if (!builtin) return {verdict: 'ACCEPT', policy: true, trail, assumptions, packet: p, ctMark: mark, notrack}
+  if (!builtin) return {verdict: 'ACCEPT', policy: true, trail: [], assumptions: [], packet, ctMark, notrack: false}
+  if (from) env = from.env
+  const trail: IptRule[] = from ? from.trail.slice(0, from.trailLen) : []
+  const assumptions: Assumption[] = from ? from.assumptions.slice(0, from.assumptionsLen) : []
+  let p = from ? from.packet : packet
+  let mark = from ? from.ctMark : ctMark
+  let notrack = from ? from.notrack : false
   // The call stack of user chains: the rules and next index of each caller (allocated at the first jump)
-  let stackRules: (readonly IptRule[])[] | undefined
-  let stackI: number[] | undefined
+  let stackRules: (readonly IptRule[])[] | undefined = from?.stackRules?.slice()
+  let stackI: number[] | undefined = from?.stackI?.slice()
   // only the rules that can match the packet (chain-index.ts): the destination does not change in a chain walk
-  let rules: readonly IptRule[] = candidateRules(builtin.rules, p)
-  let i = 0
-  let curEnv = env
+  let rules: readonly IptRule[] = from ? from.rules : candidateRules(builtin.rules, p)
+  let i = from ? from.i : 0
+  let curEnv = from ? from.curEnv : env
+  const checkpoint = env.checkpoint
   for (;;) {
     if (i >= rules.length) {
       if (!stackRules?.length) break
@@ -291,6 +330,27 @@ export function runChain(table: IptTable, chain: string, packet: Packet, env: Ma
       continue
     }
     const rule = rules[i++]!
+    if (checkpoint !== undefined && hasStatistic(rule)) {
+      const save = checkpoint(rule)
+      if (save) {
+        const deep = stackRules !== undefined && stackRules.length > 0
+        save({
+          rules,
+          i: i - 1,
+          stackRules: deep ? stackRules!.slice() : undefined,
+          stackI: deep ? stackI!.slice() : undefined,
+          packet: p,
+          ctMark: mark,
+          notrack,
+          env,
+          curEnv,
+          trail,
+          trailLen: trail.length,
+          assumptions,
+          assumptionsLen: assumptions.length,
+        })
+      }
+    }
     if (!ruleMatches(rule, p, curEnv, assumptions)) continue
     trail.push(rule)
     const t = rule.target

@@ -15,10 +15,10 @@
 //   - any other shape is explored draw by draw (every reachable combination once), up to MAX_RUNS runs, and
 //     sampled beyond (a fixed-seed draw per rule and sample: the same snapshot gives the same report).
 import type {IptablesRuleset, IptChain, IptRule, Match} from '../../model/iptables.js'
-import {evalMatch, type MatchEnv} from '../../dataplane/netfilter.js'
+import {evalMatch, type ChainCheckpoint, type MatchEnv} from '../../dataplane/netfilter.js'
 import {candidateRules} from '../../dataplane/chain-index.js'
 import type {Packet} from '../../dataplane/packet.js'
-import {IptablesFirewall, type Firewall, type Hook, type HookResult} from './firewall.js'
+import {IptablesFirewall, type Firewall, type Hook, type HookResult, type HookState} from './firewall.js'
 import {HOOK_TABLES} from './firewall.js'
 
 export interface StatRule {
@@ -45,21 +45,12 @@ function statP(m: Match): number | undefined {
   return m.neg ? 1 - p : p
 }
 
-/** Could the rule's static matches (addresses, protocol, ports) match the packet? */
-function couldMatch(rule: IptRule, pkt: Packet, env: MatchEnv): boolean {
-  for (const m of rule.matches) {
-    if (m.kind === 'addr' || m.kind === 'proto' || m.kind === 'port') {
-      if (m.kind === 'addr' && m.dir === 'src') continue // the client address is only a representative
-      if (evalMatch(m, pkt, env) === 'nomatch') return false
-    }
-  }
-  return true
-}
-
 /** The statistic rules a packet can reach in the tables of the given hooks. */
 export function reachableStatRules(rulesets: readonly IptablesRuleset[], hooks: readonly Hook[], pkt: Packet, env: MatchEnv, tables?: readonly string[]): StatRule[] {
   const out: StatRule[] = []
-  const seen = new Set<IptRule>()
+  // a rule is met once per table walk: only a second hook (or ruleset) can meet it again
+  let seen: Set<IptRule> | undefined
+  const many = rulesets.length * hooks.length > 1
   for (const rs of rulesets) {
     for (const hook of hooks) {
       for (const tname of HOOK_TABLES[hook]) {
@@ -67,26 +58,34 @@ export function reachableStatRules(rulesets: readonly IptablesRuleset[], hooks: 
         const table = rs.tables.get(tname)
         const start = table?.chains.get(hook)
         if (!table || !start) continue
-        const visited = new Set<string>()
+        const visited = new Set<IptChain>()
         const queue: IptChain[] = [start]
         for (let qi = 0; qi < queue.length; qi++) {
           const chain = queue[qi]!
-          if (visited.has(chain.name)) continue
-          visited.add(chain.name)
+          if (visited.has(chain)) continue
+          visited.add(chain)
           // rules whose destination or port cannot fit the packet are left out by the chain index
-          for (const r of candidateRules(chain.rules, pkt)) {
-            if (!couldMatch(r, pkt, env)) continue
+          const rules = candidateRules(chain.rules, pkt)
+          rules: for (let ri = 0; ri < rules.length; ri++) {
+            const r = rules[ri]!
+            // the rule's static matches (addresses, protocol, ports) must fit; its first statistic match draws
+            let p: number | undefined
             for (const m of r.matches) {
-              const p = statP(m)
-              if (p !== undefined && !seen.has(r)) {
-                seen.add(r)
-                out.push({rule: r, ruleset: rs, p})
-              }
+              if (m.kind === 'addr') {
+                // the client address is only a representative
+                if (m.dir !== 'src' && evalMatch(m, pkt, env) === 'nomatch') continue rules
+              } else if (m.kind === 'proto' || m.kind === 'port') {
+                if (evalMatch(m, pkt, env) === 'nomatch') continue rules
+              } else if (m.kind === 'statistic' && p === undefined) p = statP(m)
+            }
+            if (p !== undefined && (!many || !(seen ??= new Set()).has(r))) {
+              if (many) seen!.add(r)
+              out.push({rule: r, ruleset: rs, p})
             }
             const t = r.target
             if (t && (t.kind === 'jump' || t.kind === 'goto')) {
               const next = table.chains.get(t.chain)
-              if (next && !visited.has(next.name)) queue.push(next)
+              if (next && !visited.has(next)) queue.push(next)
             }
           }
         }
@@ -191,45 +190,131 @@ function drawnOn(drawn: readonly {i: number; d: boolean}[]): number[] {
   return [...new Set(drawn.filter((x) => x.d).map((x) => x.i))].sort((a, b) => b - a)
 }
 
+/** A draw a run met: the stat rule (index), its probability, the decision, and the checkpoint before its rule. */
+interface Drawn {
+  readonly i: number
+  readonly p: number
+  readonly d: boolean
+  readonly cp: Checkpoint | undefined
+}
+
+/** Where a run stood before a rule with a statistic match: in runHook call `call`, after `draws` draws. */
+interface Checkpoint {
+  readonly call: CallInfo
+  readonly draws: number
+  readonly at: HookState
+  readonly chain: ChainCheckpoint
+}
+
+/** One runHook call of a run: its arguments, the draws before it and the results of the calls before it. */
+interface CallInfo {
+  readonly n: number
+  readonly hook: Hook
+  readonly packet: Packet
+  readonly env: MatchEnv
+  readonly nat: boolean
+  readonly draws: number
+  readonly prior: readonly HookResult[]
+}
+
+/** A run still to make: the draws of `base` before `k` as they were, draw `k` the other way, the rest likelier. */
+interface Todo {
+  readonly base: readonly Drawn[]
+  readonly k: number
+  readonly p: number
+}
+
+const NO_DRAWN: readonly Drawn[] = []
+const NO_RESULTS: readonly HookResult[] = []
+
+function statCount(rule: IptRule): number {
+  let n = 0
+  for (const m of rule.matches) if (m.kind === 'statistic') n++
+  return n
+}
+
 /**
  * Every reachable combination of draws, each run once: a run takes the likelier branch at each draw it meets
  * beyond the forced ones, and queues the other branch. undefined when more than MAX_RUNS runs would be needed.
+ *
+ * A run that differs from an earlier one from draw k on does not replay the hooks from the top: `run` is
+ * called again (it is a deterministic function of what runHook returns), its runHook calls before the one
+ * that met draw k answer with the earlier run's results, and that call resumes the earlier run's hook from
+ * its state just before the rule of draw k (IptablesFirewall.resumeHook). Once a hook has drawn from
+ * env.random, or when nth counters are kept, runs replay from the top (that state is not in a checkpoint).
  */
 function explore<T>(base: IptablesFirewall, stat: readonly StatRule[], index: ReadonlyMap<IptRule, number>, run: (fw: Firewall, orig: (r: IptRule) => IptRule) => T): Leaf<T>[] | undefined {
-  let forced: readonly boolean[] = []
-  const drawn: {i: number; p: number; d: boolean}[] = []
-  const fw = drawingFirewall(base, (rule, m) => {
+  let forcedBase: readonly Drawn[] = NO_DRAWN
+  let forcedK = -1
+  let drawn: Drawn[] = []
+  let latest: Checkpoint | undefined
+  let call: CallInfo | undefined
+  // the runHook calls of the current run, their results, and the checkpoint it resumes from
+  let calls = 0
+  let results: HookResult[] | undefined
+  let resume: Checkpoint | undefined
+  let replayOnly = false
+  const draw: Draw = (rule, m) => {
     const i = index.get(rule)
     if (i === undefined) return undefined
     const p = statP(m)!
     const k = drawn.length
-    const d = k < forced.length ? forced[k]! : p >= 1
-    drawn.push({i, p, d})
+    const d = k < forcedK ? forcedBase[k]!.d : k === forcedK ? !forcedBase[k]!.d : p >= 1
+    drawn.push({i, p, d, cp: latest})
     return d
+  }
+  const save = (chain: ChainCheckpoint) => {
+    latest = {call: call!, draws: drawn.length, at: base.hookState(), chain}
+  }
+  // a checkpoint before a stat rule whose draws are not all forced: the other branch of one resumes there
+  const checkpoint = (rule: IptRule) => (index.has(rule) && drawn.length + statCount(rule) - 1 > forcedK ? save : undefined)
+  let lastEnv: MatchEnv | undefined
+  let lastDrawEnv: MatchEnv | undefined
+  const fw = Object.create(base) as IptablesFirewall
+  Object.defineProperty(fw, 'runHook', {
+    value: (hook: Hook, packet: Packet, env: MatchEnv, nat: boolean): HookResult => {
+      const n = calls++
+      const cp = resume
+      if (cp && n < cp.call.n) return cp.call.prior[n]!
+      if (env !== lastEnv || !lastDrawEnv) {
+        lastEnv = env
+        // random draws and nth counters are state a checkpoint does not hold: such runs replay from the top
+        lastDrawEnv = env.nthCounters || replayOnly ? {...env, draw} : {...env, draw, random: () => ((replayOnly = true), env.random()), checkpoint}
+      }
+      call = {n, hook, packet, env, nat, draws: drawn.length, prior: n === 0 ? NO_RESULTS : results!.slice()}
+      let r: HookResult
+      if (cp && n === cp.call.n && cp.call.hook === hook && cp.call.packet === packet && cp.call.env === env && cp.call.nat === nat && !replayOnly && lastDrawEnv.checkpoint) {
+        for (let k = drawn.length; k < cp.draws; k++) drawn.push(forcedBase[k]!)
+        r = base.resumeHook(cp.at, cp.chain)
+      } else r = base.runHook(hook, packet, lastDrawEnv, nat)
+      resume = undefined
+      ;(results ??= []).push(r)
+      return r
+    },
   })
   const leaves: Leaf<T>[] = []
-  const todo: {forced: boolean[]; p: number}[] = [{forced: [], p: 1}]
+  const todo: Todo[] = [{base: NO_DRAWN, k: -1, p: 1}]
   while (todo.length) {
     if (leaves.length >= MAX_RUNS) return undefined
     const next = todo.pop()!
-    forced = next.forced
-    drawn.length = 0
+    forcedBase = next.base
+    forcedK = next.k
+    drawn = []
+    calls = 0
+    results = undefined
+    latest = undefined
+    // resume from the checkpoint before the rule of the draw that goes the other way, when it has one
+    resume = next.k >= 0 && !replayOnly ? next.base[next.k]!.cp : undefined
+    if (resume) for (let k = 0; k < resume.call.draws; k++) drawn.push(next.base[k]!)
     const value = run(fw, (r) => r)
     let p = next.p
-    for (let k = 0; k < drawn.length; k++) {
+    for (let k = next.k + 1; k < drawn.length; k++) {
       const x = drawn[k]!
-      if (k >= forced.length) {
-        // the branch not taken: the draws so far, then the other decision here
-        const other = x.d ? 1 - x.p : x.p
-        if (other > 0 && p > 0) {
-          const f: boolean[] = new Array(k + 1)
-          for (let j = 0; j < k; j++) f[j] = drawn[j]!.d
-          f[k] = !x.d
-          todo.push({forced: f, p: p * other})
-        }
-      }
+      // the branch not taken: the draws so far, then the other decision here
+      const other = x.d ? 1 - x.p : x.p
+      if (other > 0 && p > 0) todo.push({base: drawn, k, p: p * other})
       // the forced draws' probabilities are in next.p already
-      if (k >= forced.length) p *= x.d ? x.p : 1 - x.p
+      p *= x.d ? x.p : 1 - x.p
     }
     leaves.push({value, p, on: drawnOn(drawn)})
   }

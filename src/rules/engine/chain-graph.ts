@@ -2,7 +2,7 @@
 // each chain, and which chains the builtin chains reach. world.ts asked these per rule and per chain by
 // scanning the whole table, which is quadratic on a kube-proxy dump (34,000 chains). Chains are numbered in
 // table order and the jumps resolved to numbers once, so a reachability walk touches no hash table.
-import type {IptRule, IptTable} from '../../model/iptables.js'
+import type {IptChain, IptRule, IptTable} from '../../model/iptables.js'
 
 /** The chains reachable from some builtin chains. */
 export interface Reach {
@@ -10,6 +10,8 @@ export interface Reach {
 }
 
 interface Graph {
+  /** the declared chains by number */
+  readonly chains: readonly IptChain[]
   /** chain name -> its number: its position in the table; names jumps name that the table does not declare come after */
   readonly ids: Map<string, number>
   /** per number, the first rule (table order: chains as declared, rules in order) that jumps or goes to the chain */
@@ -18,7 +20,13 @@ interface Graph {
   readonly start: Int32Array
   readonly succ: Int32Array
   /** builtin chain list (joined) -> the chains reachable from them by jumps and gotos */
-  readonly reach: Map<string, Reach>
+  readonly reach: Map<string, Reached>
+}
+
+/** A reachability set: a flag per chain number, and the declared chains it holds (made when asked). */
+interface Reached extends Reach {
+  readonly mark: Uint8Array
+  list?: readonly IptChain[]
 }
 
 const graphs = new WeakMap<IptTable, Graph>()
@@ -50,7 +58,7 @@ function graph(t: IptTable): Graph {
       }
     }
     while (starts.length <= n) starts.push(succ.length)
-    g = {ids, first, start: Int32Array.from(starts), succ: Int32Array.from(succ), reach: new Map()}
+    g = {chains, ids, first, start: Int32Array.from(starts), succ: Int32Array.from(succ), reach: new Map()}
     graphs.set(t, g)
   }
   return g
@@ -65,7 +73,24 @@ export function firstCaller(t: IptTable, chain: string): IptRule | undefined {
 
 /** The chains reachable from the builtin chains `from` (those the table has), following jumps and gotos. */
 export function reachableChains(t: IptTable, from: readonly string[]): Reach {
+  return reached(graph(t), t, from)
+}
+
+/** The declared chains reachable from the builtin chains `from`, in table order (the same list for every call: read only). */
+export function reachableChainList(t: IptTable, from: readonly string[]): readonly IptChain[] {
   const g = graph(t)
+  const r = reached(g, t, from)
+  if (!r.list) {
+    const list: IptChain[] = []
+    const mark = r.mark
+    const chains = g.chains
+    for (let i = 0; i < chains.length; i++) if (mark[i]) list.push(chains[i]!)
+    r.list = list
+  }
+  return r.list
+}
+
+function reached(g: Graph, t: IptTable, from: readonly string[]): Reached {
   const k = from.length === 1 ? from[0]! : from.join(',')
   let seen = g.reach.get(k)
   if (!seen) {
@@ -90,6 +115,7 @@ export function reachableChains(t: IptTable, from: readonly string[]): Reach {
     }
     const ids = g.ids
     seen = {
+      mark,
       has: (chain) => {
         const id = ids.get(chain)
         return id !== undefined && mark[id] === 1

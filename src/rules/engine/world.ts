@@ -4,7 +4,7 @@
 // client.
 import {formatEndpoint, formatIp, hostPrefix, ipEquals, isLoopback, makePrefix, parseIp, prefixContains, type IpAddr, type Prefix} from '../../model/ip.js'
 import type {IpvsMethod, IpvsService} from '../../model/ipvs.js'
-import type {IptablesRuleset, IptRule, Match} from '../../model/iptables.js'
+import type {IptablesRuleset, IptRule, IptTable, Match} from '../../model/iptables.js'
 import type {Loc} from '../../model/source.js'
 import type {Packet} from '../../dataplane/packet.js'
 import type {FlowHint, RuleContext} from '../types.js'
@@ -13,7 +13,7 @@ import {enumerate, reachableStatRules, type Enumeration} from './cascade.js'
 import {HostView, UNKNOWN_IF} from './host.js'
 import {flowPacket, l4Name, PROTO_NUM, type L4} from './packets.js'
 import {findForwards, type ForwardPath, type PolicyRoute} from './forward.js'
-import {firstCaller, reachableChains, type Reach} from './chain-graph.js'
+import {firstCaller, reachableChainList, reachableChains, type Reach} from './chain-graph.js'
 
 export type BackendMethod = IpvsMethod | 'dnat'
 
@@ -122,6 +122,13 @@ function mentioned(hosts: readonly HostView[], cands: readonly IpAddr[]): (ip: I
       else m.set(v, [c])
     }
   }
+  // the /8 of each IPv4 candidate: a prefix of /8 or longer outside all of them names none (no map lookup)
+  const octets: [bigint, bigint][] = []
+  for (const c of cands) {
+    if (c.family !== 4) continue
+    const lo = makePrefix(c, 8).value
+    if (!octets.some(([l]) => l === lo)) octets.push([lo, lo + (1n << 24n)])
+  }
   const hit = new Set<IpAddr>()
   for (const h of hosts)
     for (const rs of h.fw?.rulesets ?? [])
@@ -131,6 +138,7 @@ function mentioned(hosts: readonly HostView[], cands: readonly IpAddr[]): (ip: I
             for (const m of r.matches) {
               if (m.kind !== 'addr' || m.prefix.len <= 0) continue
               const p = m.prefix
+              if (p.family === 4 && p.len >= 8 && !octets.some(([lo, hi]) => p.value >= lo && p.value < hi)) continue
               const named = byLen[p.family === 4 ? 0 : 1]![p.len]?.get(p.value)
               if (named) for (const x of named) hit.add(x)
             }
@@ -237,36 +245,54 @@ function selectorOfMatches(matches: readonly Match[], sel: Selector): void {
 }
 
 /** Per ruleset, the selectors computed so far (one weak entry per ruleset: a weak entry per rule burdens the GC). */
-const selectors = new WeakMap<IptablesRuleset, Map<IptRule, Selector>>()
+const selectors = new WeakMap<IptablesRuleset, {byRule: Map<IptRule, Selector>; byChain: Map<string, {depth: number; sel: Selector | undefined}>}>()
 
 /** The rule's own dst/proto/dport/mark, completed from the rules that jump to its chain (computed once per rule: do not change it). */
 export function selectorOf(rs: IptablesRuleset, rule: IptRule): Selector {
-  let byRule = selectors.get(rs)
-  if (!byRule) {
-    byRule = new Map()
-    selectors.set(rs, byRule)
+  let cache = selectors.get(rs)
+  if (!cache) {
+    cache = {byRule: new Map(), byChain: new Map()}
+    selectors.set(rs, cache)
   }
-  let sel = byRule.get(rule)
+  let sel = cache.byRule.get(rule)
   if (!sel) {
-    sel = selectorUncached(rs, rule)
-    byRule.set(rule, sel)
+    sel = {}
+    selectorOfMatches(rule.matches, sel)
+    const table = rs.tables.get(rule.table)
+    const inherited = table && callersSelector(table, cache.byChain, rule.chain, 0)
+    if (inherited) fillFrom(sel, inherited)
+    cache.byRule.set(rule, sel)
   }
   return sel
 }
 
-function selectorUncached(rs: IptablesRuleset, rule: IptRule): Selector {
-  const sel: Selector = {}
-  selectorOfMatches(rule.matches, sel)
-  const table = rs.tables.get(rule.table)
-  let chain = rule.chain
-  for (let depth = 0; depth < 8 && table; depth++) {
-    const builtin = table.chains.get(chain)?.builtin
-    if (builtin) break
-    const caller = firstCaller(table, chain)
-    if (!caller) break
+/** The fields `sel` lacks, from `from` (each field is taken from the first source that names it). */
+function fillFrom(sel: Selector, from: Selector): void {
+  if (sel.iif === undefined && from.iif !== undefined) sel.iif = from.iif
+  if (sel.dst === undefined && from.dst !== undefined) sel.dst = from.dst
+  if (sel.proto === undefined && from.proto !== undefined) sel.proto = from.proto
+  if (sel.dport === undefined && from.dport !== undefined) sel.dport = from.dport
+  if (sel.mark === undefined && from.mark !== undefined) sel.mark = from.mark
+}
+
+/**
+ * What the first callers of `chain` select, up the call chain from nesting `depth` (at most 8 levels above a
+ * rule), until a builtin chain; undefined when nothing calls it. Remembered per chain above the rule's own
+ * (kube-proxy: each KUBE-SVC chain's, for the KUBE-SEP chains it calls).
+ */
+function callersSelector(table: IptTable, byChain: Map<string, {depth: number; sel: Selector | undefined}>, chain: string, depth: number): Selector | undefined {
+  if (depth >= 8) return undefined
+  const known = depth > 0 ? byChain.get(chain) : undefined
+  if (known && known.depth === depth) return known.sel
+  let sel: Selector | undefined
+  const caller = table.chains.get(chain)?.builtin ? undefined : firstCaller(table, chain)
+  if (caller) {
+    sel = {}
     selectorOfMatches(caller.matches, sel)
-    chain = caller.chain
+    const up = callersSelector(table, byChain, caller.chain, depth + 1)
+    if (up) fillFrom(sel, up)
   }
+  if (depth > 0 && !known) byChain.set(chain, {depth, sel})
   return sel
 }
 
@@ -303,9 +329,7 @@ export function markSetters(rs: IptablesRuleset, mark: number, maskOfUse = 0xfff
   if (!all) {
     const found: IptRule[] = []
     const mangle = rs.tables.get('mangle')
-    const reach = mangle && reachableChains(mangle, ['PREROUTING'])
-    for (const c of mangle?.chains.values() ?? []) {
-      if (!reach!.has(c.name)) continue
+    for (const c of mangle ? reachableChainList(mangle, ['PREROUTING']) : []) {
       for (const r of c.rules) {
         const t = r.target
         if (t?.kind === 'MARK' && (t.op === 'set' || t.op === 'xset' || t.op === 'or') && t.value !== 0) found.push(r)
@@ -364,9 +388,7 @@ function dnatServices(h: HostView, w: World): LbService[] {
     const nat = rs.tables.get('nat')
     if (!nat) continue
     const groups = new Groups()
-    const reach = reachableChains(nat, ['PREROUTING'])
-    for (const c of nat.chains.values()) {
-      if (!reach.has(c.name)) continue
+    for (const c of reachableChainList(nat, ['PREROUTING'])) {
       for (const r of c.rules) {
         if (r.target?.kind !== 'DNAT') continue
         const sel = selectorOf(rs, r)
