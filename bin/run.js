@@ -22,6 +22,7 @@ if (args.length === 1 && (args[0] === '--help' || args[0] === '-h') && !process.
   }
 }
 // `check` with arguments it knows exactly runs without oclif (src/cli/fast-check.ts); anything else falls through
+let done = false
 if (args[0] === 'check' && !process.env.LVSDOCTOR_NO_FAST_CHECK && Number(process.versions.node.split('.')[0]) >= 20) {
   // the bundle (scripts/manifest.js) unless a later tsc run left it stale
   let entry = '../dist/cli/fast-check.js'
@@ -33,12 +34,16 @@ if (args[0] === 'check' && !process.env.LVSDOCTOR_NO_FAST_CHECK && Number(proces
   const fast = await import(entry).catch(() => undefined)
   const parsed = fast?.parseFastCheckArgs(args.slice(1))
   if (fast && parsed) {
+    // no process.exit(): stdout on a pipe is written asynchronously once the pipe is full, and must drain first
     process.exitCode = await fast.runFastCheck(parsed, new URL('../package.json', import.meta.url))
-    process.exit()
+    done = true
   }
 }
-if (Number(process.versions.node.split('.')[0]) < 20) process.emitWarning(`Node version must be >=20 to use this CLI. Current node version: ${process.versions.node}`)
-process.env.OCLIF_DISABLE_ENGINE_WARNING ??= '1'
-const {execute} = createRequire(import.meta.url)('@oclif/core')
+if (!done) await runOclif()
 
-await execute({dir: import.meta.url})
+async function runOclif() {
+  if (Number(process.versions.node.split('.')[0]) < 20) process.emitWarning(`Node version must be >=20 to use this CLI. Current node version: ${process.versions.node}`)
+  process.env.OCLIF_DISABLE_ENGINE_WARNING ??= '1'
+  const {execute} = createRequire(import.meta.url)('@oclif/core')
+  await execute({dir: import.meta.url})
+}

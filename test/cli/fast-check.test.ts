@@ -6,6 +6,7 @@ import {tmpdir} from 'node:os'
 import {join, resolve} from 'node:path'
 import {describe, expect, test} from 'vitest'
 import {parseFastCheckArgs} from '../../src/cli/fast-check.js'
+import {generateKubeProxyDump} from '../../bench/gen-kube-proxy.js'
 
 const ROOT = resolve(import.meta.dirname, '../..')
 const DR = join(ROOT, 'fixtures/rules/lvs-howto-29.1-dr-state-new')
@@ -53,6 +54,14 @@ describe('check argv without oclif', () => {
     const fast = run(args, false)
     const oclif = run(args, true)
     expect(fast).toEqual(oclif)
+  })
+  test('a report longer than a pipe buffer reaches a slow reader whole', () => {
+    const big = join(dir, 'kube.iptables-save')
+    writeFileSync(big, generateKubeProxyDump(10_000))
+    const r = spawnSync('sh', ['-c', `"${process.execPath}" bin/run.js check --json --fail-on none "${big}" | (sleep 0.5; cat)`], {encoding: 'utf8', cwd: ROOT, maxBuffer: 64 << 20})
+    expect(r.stdout.length).toBeGreaterThan(65536 + 4096)
+    expect(JSON.parse(r.stdout)).toMatchObject({tool: 'lvsdoctor', hosts: [{counts: {iptablesRules: 10_000}}]})
+    expect(r.stdout).toBe(run(['--json', '--fail-on', 'none', big], true).stdout)
   })
   test('the build bundled the check path, and bin/run.js prefers it while it is not older than tsc output', () => {
     const bundle = join(ROOT, 'dist/bundle/fast-check.js')
