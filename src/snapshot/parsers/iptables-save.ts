@@ -175,92 +175,354 @@ function longCore(tok: string): string | undefined {
 
 // ---------------------------------------------------------------------------------------------------------------
 // Tokeniser
+//
+// The parser never splits a line into strings: a line's arguments are ranges of the text, and only those the model
+// keeps or a lookup needs become strings (the common words below are shared constants, not fresh copies).
+
+/** Words of iptables-save output that the parser compares or keeps: returned as shared constants. */
+const VOCAB_WORDS: readonly string[] = [
+  '!', '-A', '-N', '-P', '-s', '-d', '-i', '-o', '-p', '-f', '-m', '-j', '-g', '-c', '-4', '-6', '--append',
+  '--new-chain', '--policy', '--source', '--src', '--destination', '--dst', '--in-interface', '--out-interface',
+  '--protocol', '--fragment', '--fragments', '--match', '--jump', '--goto', '--set-counters', '--ipv4', '--ipv6',
+  '--sport', '--dport', '--source-port', '--destination-port', '--tcp-flags', '--syn', '--dports', '--sports', '--ports',
+  '--destination-ports', '--source-ports', '--state', '--ctstate', '--ctstatus', '--ctproto', '--ctdir', '--ctorigsrc',
+  '--ctorigdst', '--ctreplsrc', '--ctrepldst', '--ctorigsrcport', '--ctorigdstport', '--ctreplsrcport', '--ctrepldstport',
+  '--mark', '--mode', '--probability', '--every', '--packet', '--comment', '--src-type', '--dst-type',
+  '--limit-iface-in', '--limit-iface-out', '--src-range', '--dst-range', '--icmp-type', '--icmpv6-type', '--mac-source',
+  '--match-set', '--set', '--limit', '--limit-burst', '--name', '--rcheck', '--update', '--remove', '--seconds',
+  '--reap', '--hitcount', '--rttl', '--rsource', '--rdest', '--mask', '--ipvs', '--vproto', '--vaddr', '--vport',
+  '--vdir', '--vmethod', '--vportctl', '--reject-with', '--log-prefix', '--log-level', '--log-tcp-sequence',
+  '--log-tcp-options', '--log-ip-options', '--log-uid', '--log-macdecode', '--to-destination', '--to-source',
+  '--random', '--persistent', '--random-fully', '--to-ports', '--set-xmark', '--set-mark', '--and-mark', '--or-mark',
+  '--xor-mark', '--save-mark', '--restore-mark', '--nfmask', '--ctmask', '--notrack', '--helper', '--ctevents',
+  '--expevents', '--zone', '--zone-orig', '--zone-reply', '--timeout',
+  'random', 'nth', 'src', 'dst', 'src,dst', 'dst,src', 'ORIGINAL', 'REPLY', '[0:0]', 'NEW', 'ESTABLISHED', 'RELATED',
+  'INVALID', 'UNTRACKED', 'RELATED,ESTABLISHED', 'ESTABLISHED,RELATED', 'NEW,ESTABLISHED', 'LOCAL', 'UNICAST',
+  'icmp-port-unreachable', 'icmp-host-prohibited', 'icmp-admin-prohibited', 'tcp-reset',
+]
+
+/** slot of (length, first and last character) → the words that have them */
+const VOCAB_SLOTS = 2048
+const VOCAB: (string | string[] | undefined)[] = new Array<string | string[] | undefined>(VOCAB_SLOTS).fill(undefined)
+function vocabSlot(len: number, first: number, last: number): number {
+  return (len * 67 + first * 13 + last * 3) & (VOCAB_SLOTS - 1)
+}
+
+/** src[a, b) as a string: a shared constant when it is a common word, else a copy. */
+function word(src: string, a: number, b: number): string {
+  const len = b - a
+  if (len > 0 && len <= 24) {
+    const cand = VOCAB[vocabSlot(len, src.charCodeAt(a), src.charCodeAt(b - 1))]
+    if (cand !== undefined) {
+      if (typeof cand === 'string') {
+        if (cand.length === len && src.startsWith(cand, a)) return cand
+      } else {
+        for (let k = 0; k < cand.length; k++) {
+          const c = cand[k]!
+          if (c.length === len && src.startsWith(c, a)) return c
+        }
+      }
+    }
+  }
+  return src.slice(a, b)
+}
+
+/** true for the characters that separate arguments outside quotes (iptables-restore's add_param_to_argv) */
+function isBlank(c: number): boolean {
+  return c === 32 || c === 9 || c === 10 || c === 13
+}
+
+/**
+ * The arguments of one line, as ranges of `src`; `str[i]` holds the argument's text when it had quotes (or once it
+ * was asked for). Reused from line to line.
+ */
+class Tokens {
+  src = ''
+  n = 0
+  a = new Int32Array(64)
+  b = new Int32Array(64)
+  /** 1 when the argument had quotes (its text is str[i], not src[a, b)) */
+  q = new Uint8Array(64)
+  str: (string | undefined)[] = []
+  /** where the next `"` and tab of `text` are (so that each line does not search the rest of the file) */
+  private quoteAt = -1
+  private tabAt = -1
+  private scanned: string | undefined
+
+  private push(a: number, b: number, s: string | undefined): void {
+    const n = this.n
+    if (n === this.a.length) {
+      const na = new Int32Array(n * 2)
+      na.set(this.a)
+      this.a = na
+      const nb = new Int32Array(n * 2)
+      nb.set(this.b)
+      this.b = nb
+      const nq = new Uint8Array(n * 2)
+      nq.set(this.q)
+      this.q = nq
+    }
+    this.a[n] = a
+    this.b[n] = b
+    this.q[n] = s === undefined ? 0 : 1
+    this.str[n] = s
+    this.n = n + 1
+  }
+
+  /** Tokenises src[a, b) the way iptables-restore does; false when a quote is left open. */
+  split(src: string, a: number, b: number): boolean {
+    this.src = src
+    this.n = 0
+    let special: boolean
+    if (src === this.scanned) {
+      // positions only move forward (lines are read in order): each search runs once over the text
+      if (this.quoteAt < a && this.quoteAt !== Infinity) this.quoteAt = indexOrInf(src, '"', a)
+      if (this.tabAt < a && this.tabAt !== Infinity) this.tabAt = indexOrInf(src, '\t', a)
+      special = this.quoteAt < b || this.tabAt < b
+    } else {
+      special = hasWithin(src, '"', a, b) || hasWithin(src, '\t', a, b)
+    }
+    if (!special) {
+      // blanks only separate: runs of them, or leading/trailing ones, make no argument
+      let p = a
+      while (p < b) {
+        let q = src.indexOf(' ', p)
+        if (q < 0 || q > b) q = b
+        if (q > p) this.push(p, q, undefined)
+        p = q + 1
+      }
+      return true
+    }
+    let i = a
+    for (;;) {
+      while (i < b && isBlank(src.charCodeAt(i))) i++
+      if (i >= b) return true
+      const start = i
+      let cur: string | undefined
+      let run = i
+      let quote = false
+      for (; i < b; i++) {
+        const c = src.charCodeAt(i)
+        if (quote) {
+          if (c === 92 /* \ */ && i + 1 < b) {
+            // the next character is literal: it starts the next run
+            cur = (cur ?? '') + src.slice(run, i)
+            run = ++i
+          } else if (c === 34 /* " */) {
+            cur = (cur ?? '') + src.slice(run, i)
+            quote = false
+            run = i + 1
+          }
+        } else if (c === 34) {
+          cur = (cur ?? '') + src.slice(run, i)
+          quote = true
+          run = i + 1
+        } else if (isBlank(c)) {
+          break
+        }
+      }
+      if (quote) return false
+      this.push(start, i, cur === undefined ? undefined : cur + src.slice(run, i))
+    }
+  }
+
+  /** Makes split() search `text` for quotes and tabs incrementally (lines of `text` are split in order). */
+  follow(text: string): void {
+    this.scanned = text
+    this.quoteAt = -1
+    this.tabAt = -1
+  }
+
+  /** The text of argument i. */
+  get(i: number): string {
+    let s = this.str[i]
+    if (s === undefined) {
+      s = word(this.src, this.a[i]!, this.b[i]!)
+      this.str[i] = s
+    }
+    return s
+  }
+
+  /** Whether argument i is `lit` (without making a string of it). */
+  is(i: number, lit: string): boolean {
+    const s = this.str[i]
+    if (s !== undefined) return s === lit
+    const a = this.a[i]!
+    return this.b[i]! - a === lit.length && this.src.startsWith(lit, a)
+  }
+
+  /** The first character code of argument i (NaN when it is empty). */
+  first(i: number): number {
+    const s = this.str[i]
+    if (s !== undefined) return s.charCodeAt(0)
+    return this.src.charCodeAt(this.a[i]!)
+  }
+
+  /** Whether argument i is exactly `!`. */
+  bang(i: number): boolean {
+    const s = this.str[i]
+    if (s !== undefined) return s === '!'
+    const a = this.a[i]!
+    return this.b[i]! - a === 1 && this.src.charCodeAt(a) === 33
+  }
+
+  /** Whether argument i is a plain range of src (no quotes): then a[i], b[i] are its text. */
+  plain(i: number): boolean {
+    return this.q[i] === 0
+  }
+}
+
+function indexOrInf(s: string, ch: string, from: number): number {
+  const i = s.indexOf(ch, from)
+  return i < 0 ? Infinity : i
+}
+
+function hasWithin(s: string, ch: string, a: number, b: number): boolean {
+  const i = s.indexOf(ch, a)
+  return i >= 0 && i < b
+}
 
 /** Splits one line into arguments the way iptables-restore does; undefined when a quote is left open. */
 export function tokenizeIptablesLine(line: string): string[] | undefined {
-  if (line.indexOf('"') < 0 && line.indexOf('\t') < 0) {
-    const parts = line.split(' ')
-    // blanks only separate: runs of them, or leading/trailing ones, leave empty strings behind
-    if (line.indexOf('  ') >= 0 || parts[0] === '' || parts[parts.length - 1] === '') return parts.filter((p) => p !== '')
-    return parts
-  }
+  const t = new Tokens()
+  if (!t.split(line, 0, line.length)) return undefined
   const out: string[] = []
-  let cur = ''
-  let have = false
-  let quote = false
-  for (let i = 0; i < line.length; i++) {
-    const ch = line[i]!
-    if (quote) {
-      if (ch === '\\' && i + 1 < line.length) {
-        cur += line[++i]
-      } else if (ch === '"') {
-        quote = false
-      } else {
-        cur += ch
-      }
-    } else if (ch === '"') {
-      quote = true
-      have = true
-    } else if (ch === ' ' || ch === '\t' || ch === '\n' || ch === '\r') {
-      if (have || cur.length > 0) out.push(cur)
-      cur = ''
-      have = false
-    } else {
-      cur += ch
-    }
-  }
-  if (quote) return undefined
-  if (have || cur.length > 0) out.push(cur)
+  for (let i = 0; i < t.n; i++) out.push(t.get(i))
   return out
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Mutable building blocks (the model's types are readonly views of these)
+// The model's chains and rules: their Loc is made on first use (from the line's place in the text), and a rule's
+// table and chain are read from its chain. Both are stable (the same Loc object on every access) and toJSON prints
+// them as plain objects, with the fields in the order of the model's interfaces.
+
+/** The text being parsed, for the Locs of its chains and rules. */
+interface Source {
+  readonly file: string
+  readonly text: string
+}
+
+function lineLoc(src: Source, line: number, start: number): Loc {
+  const text = src.text
+  let end = text.indexOf('\n', start)
+  if (end < 0) end = text.length
+  if (end > start && text.charCodeAt(end - 1) === 13) end--
+  return {file: src.file, line, text: text.slice(start, end)}
+}
+
+class Chain implements IptChain {
+  readonly name: string
+  readonly table: string
+  readonly builtin: boolean
+  policy: 'ACCEPT' | 'DROP' | undefined
+  readonly counters: Counters | undefined
+  rules: IptRule[]
+  readonly #src: Source
+  readonly #line: number
+  /** the line's start offset until the Loc is made */
+  #loc: Loc | number
+  #jump: Target | undefined
+  #goto: Target | undefined
+  /** position among its table's chains */
+  readonly #ord: number
+
+  constructor(src: Source, name: string, table: string, builtin: boolean, policy: 'ACCEPT' | 'DROP' | undefined, counters: Counters | undefined, line: number, start: number, ord: number) {
+    this.name = name
+    this.table = table
+    this.builtin = builtin
+    this.policy = policy
+    this.counters = counters
+    this.rules = []
+    this.#src = src
+    this.#line = line
+    this.#loc = start
+    this.#jump = undefined
+    this.#goto = undefined
+    this.#ord = ord
+  }
+
+  /** Its position among its table's chains (in the order they were declared). */
+  ordinal(): number {
+    return this.#ord
+  }
+
+  get loc(): Loc {
+    const l = this.#loc
+    if (typeof l !== 'number') return l
+    return (this.#loc = lineLoc(this.#src, this.#line, l))
+  }
+
+  /** The Loc of a line of this chain's file. */
+  locAt(line: number, start: number): Loc {
+    return lineLoc(this.#src, line, start)
+  }
+
+  /** The jump (or goto) target naming this chain, shared by every rule that jumps to it. */
+  target(goto: boolean): Target {
+    if (goto) return (this.#goto ??= {kind: 'goto', chain: this.name})
+    return (this.#jump ??= {kind: 'jump', chain: this.name})
+  }
+
+  toJSON(): unknown {
+    return {name: this.name, table: this.table, builtin: this.builtin, policy: this.policy, counters: this.counters, loc: this.loc, rules: this.rules}
+  }
+}
+
+class Rule implements IptRule {
+  readonly index: number
+  readonly matches: readonly Match[]
+  declare readonly target?: Target
+  declare readonly counters?: Counters
+  readonly #chain: Chain
+  readonly #line: number
+  /** the line's start offset until the Loc is made */
+  #loc: Loc | number
+
+  constructor(chain: Chain, index: number, line: number, start: number, matches: readonly Match[], target: Target | undefined, counters: Counters | undefined) {
+    this.index = index
+    this.matches = matches
+    if (target !== undefined) (this as {target?: Target}).target = target
+    if (counters !== undefined) (this as {counters?: Counters}).counters = counters
+    this.#chain = chain
+    this.#line = line
+    this.#loc = start
+  }
+
+  get table(): string {
+    return this.#chain.table
+  }
+
+  get chain(): string {
+    return this.#chain.name
+  }
+
+  get loc(): Loc {
+    const l = this.#loc
+    if (typeof l !== 'number') return l
+    return (this.#loc = this.#chain.locAt(this.#line, l))
+  }
+
+  toJSON(): unknown {
+    const out: Record<string, unknown> = {table: this.table, chain: this.chain, index: this.index, loc: this.loc, matches: this.matches}
+    if (this.target !== undefined) out['target'] = this.target
+    if (this.counters !== undefined) out['counters'] = this.counters
+    return out
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The parser's per-rule state (reused from rule to rule)
 
 interface MTable {
   name: string
   loc: Loc
-  chains: Map<string, MChain>
-}
-
-interface MChain {
-  name: string
-  table: string
-  builtin: boolean
-  policy?: 'ACCEPT' | 'DROP'
-  counters?: Counters
-  loc: Loc
-  rules: IptRule[]
-}
-
-interface MRule {
-  table: string
-  chain: string
-  index: number
-  loc: Loc
-  matches: Match[]
-  target?: Target
-  counters?: Counters
-}
-
-/** The parser's own record of a chain of the open table, with the jump/goto targets that name it (shared). */
-interface ChainRec {
-  chain: MChain
-  jump: Target | undefined
-  goto: Target | undefined
-}
-
-/** What parseRule finds besides the matches; the rule object is built once, with all its fields. */
-interface Draft {
-  target: Target | undefined
-  counters: Counters | undefined
-  pending: Pending | undefined
+  chains: Map<string, Chain>
 }
 
 /** A `-j NAME` that names no chain yet; resolved at COMMIT. */
 interface Pending {
   /** set once the rule is built */
-  rule?: MRule
+  rule?: Rule
   name: string
   goto: boolean
   args: string[]
@@ -270,30 +532,69 @@ interface Pending {
 interface ModInst {
   name: string
   known: boolean
+  /** the module's matches so far: out[0, nOut) (the array is reused, never shortened: no garbage per rule) */
   out: Match[]
-  /** module-specific state, finished at the end of the rule */
+  nOut: number
+  /** the arguments of an unknown module */
+  args: string[]
+  /** module-specific state of addrtype, limit, recent and ipvs: the match itself, finished at the end of the rule */
   st: Record<string, unknown> | undefined
+  /** statistic: an option was given; its mode, negation, probability, every and packet */
+  stat: boolean
+  statMode: string | undefined
+  statNeg: boolean
+  statProb: number | undefined
+  statEvery: number | undefined
+  statPacket: number | undefined
 }
 
 /** The `-j` target of the rule being parsed. */
 interface TgtInst {
   name: string
   typed: boolean
+  /** an untyped target's arguments (kept in the model) */
   args: string[]
-  st: Record<string, unknown>
+  /** a typed target's arguments, as indices of the line's arguments (made strings only if the model keeps them) */
+  argIdx: Int32Array
+  nArg: number
+  pending: boolean
   /** an option this parser does not know: the target becomes unknown */
-  unknownOpt?: string
+  unknownOpt: string | undefined
+  rejectWith: string | undefined
+  logPrefix: string | undefined
+  logLevel: string | undefined
+  logFlags: string[] | undefined
+  /** DNAT/SNAT ranges: to[0, nTo) */
+  to: NatRange[]
+  nTo: number
+  random: boolean
+  persistent: boolean
+  randomFully: boolean
+  ports: [number, number] | undefined
+  op: string | undefined
+  value: number
+  mask: number
+  nfmask: number | undefined
+  ctmask: number | undefined
+  notrack: boolean
+}
+
+function newMod(): ModInst {
+  return {name: '', known: false, out: [], nOut: 0, args: EMPTY_ARGS, st: undefined, stat: false, statMode: undefined, statNeg: false, statProb: undefined, statEvery: undefined, statPacket: undefined}
 }
 
 const MAX32 = 0xffffffff
 /** addresses remembered per kind of address match (see Parser.addrMatches) */
 const ADDR_CACHE = 2048
+/** slots per kind of the IPv4 address cache (see Parser.addrV) */
+const ADDR_SLOTS = 1024
 /** name → the same name as a constant, so that the model shares one string instead of one per line */
 function interned(names: readonly string[]): ReadonlyMap<string, string> {
   return new Map(names.map((n) => [n, n]))
 }
 const ZERO_COUNTERS: Counters = {packets: 0, bytes: 0}
 const EMPTY: Match[] = []
+const EMPTY_ARGS: string[] = []
 const SYN_MASK: readonly string[] = ['SYN', 'RST', 'ACK', 'FIN']
 const SYN_COMP: readonly string[] = ['SYN']
 const SIMPLE_TARGETS: Readonly<Record<string, Target>> = {
@@ -306,25 +607,51 @@ const SIMPLE_TARGETS: Readonly<Record<string, Target>> = {
 class Parser {
   private readonly tables = new Map<string, MTable>()
   private readonly notModelled: NotModelled[] = []
+  private readonly src: Source
   private ruleCount = 0
   private backend: 'legacy' | 'nf_tables' | undefined
   private table: MTable | undefined
+  /** the builtin chain names of the open table */
+  private builtins: readonly string[] = []
   private pending: Pending[] = []
+  // the current line: number, where it starts and ends in the text (without its CR), its text once asked for
   private lineNo = 0
-  private lineText = ''
+  private lineStart = 0
+  private lineEnd = 0
+  private lineStr: string | undefined
   // per-rule state
-  private toks: string[] = []
+  private readonly tk = new Tokens()
   private pos = 0
-  private rule: Draft = {target: undefined, counters: undefined, pending: undefined}
+  private rTarget: Target | undefined
+  private rCounters: Counters | undefined
+  private rPending: Pending | undefined
   private proto: string | undefined
   private tgt: TgtInst | undefined
   private negUsed = false
+  /** the matches of the rule being parsed: scratch[0, nm) (reused, never shortened) */
   private readonly scratch: Match[] = []
+  private nm = 0
+  private readonly mods: ModInst[] = []
+  private nMods = 0
+  private readonly tgtInst: TgtInst = {
+    name: '', typed: false, args: EMPTY_ARGS, argIdx: new Int32Array(16), nArg: 0, pending: false, unknownOpt: undefined,
+    rejectWith: undefined, logPrefix: undefined, logLevel: undefined, logFlags: undefined, to: [], nTo: 0, random: false, persistent: false,
+    randomFully: false, ports: undefined, op: undefined, value: 0, mask: 0, nfmask: undefined, ctmask: undefined,
+    notrack: false,
+  }
+  /**
+   * The rules of the chain being filled, not yet in its rules array: iptables-save prints a chain's rules
+   * together, so each chain gets one array of the right size.
+   */
+  private runChain: Chain | undefined
+  /** the open table's chains in the order they were declared */
+  private order: Chain[] = []
+  private readonly runRules: Rule[] = []
+  private runN = 0
+  /** the chain of the last `-j CHAIN` (kube-proxy jumps to KUBE-MARK-MASQ again and again) */
+  private lastJump: Chain | undefined
   // Immutable values shared between rules: most rules of a big dump jump to a handful of chains, match the same
   // protocol or the same statistic probabilities. Sharing them keeps the model small (and the GC quiet).
-  private recs = new Map<string, ChainRec>()
-  private lastChain: MChain | undefined
-  private readonly mods: ModInst[] = []
   private readonly protoMatches = new Map<string, Match>()
   private readonly randomMatches = new Map<number, Match>()
   /** one-element match lists of shared matches, shared too (`[-p tcp]`, `[statistic 0.5]`) */
@@ -333,48 +660,79 @@ class Parser {
   /**
    * `-s/-d TEXT` matches by their text: [src, dst, ! src, ! dst] (a firewall names the same networks again and
    * again). Each map holds at most ADDR_CACHE texts: a kube-proxy dump names ~35,000 addresses once each, and
-   * growing a map that big costs more than it saves.
+   * growing a map that big costs more than it saves. IPv4 addresses in the usual form are looked up by value
+   * (value * 64 + prefix length) in addrByValue, without making a string of them.
    */
   private readonly addrMatches: Map<string, Match>[] = [new Map(), new Map(), new Map(), new Map()]
-  /** `--sport/--dport TEXT` matches per module by their text: [src, dst, ! src, ! dst] */
+  /**
+   * IPv4 `-s/-d` in the usual form are looked up by value instead, without making a string of them: a direct-mapped
+   * cache of ADDR_SLOTS slots per kind (value, length, match), which costs nothing when every address is new.
+   */
+  private readonly addrV = new Int32Array(4 * ADDR_SLOTS)
+  private readonly addrL = new Int32Array(4 * ADDR_SLOTS).fill(-1)
+  private readonly addrM: (Match | undefined)[] = new Array<Match | undefined>(4 * ADDR_SLOTS).fill(undefined)
+  /** `--sport/--dport TEXT` matches per module by their text: [src, dst, ! src, ! dst] (and by number) */
   private readonly portMatches = new Map<string, Map<string, Match>[]>()
+  private readonly portByNumber = new Map<string, Map<number, Match>[]>()
   private readonly commentMatches = new Map<string, Match>()
+  /** `--state/--ctstate TEXT` matches by module, negation and text */
+  private readonly ctMatches = new Map<string, Match>()
+  /** the BigInt of the last IPv4 address parsed (a rule's -s is often the next rule's DNAT address) */
+  private lastV4 = 0
+  private haveV4 = false
+  private lastV4Big = 0n
 
   constructor(
     private readonly text: string,
     private readonly file: string,
     private readonly family: Family,
-  ) {}
+  ) {
+    this.src = {file, text}
+  }
 
   run(): IptablesRuleset {
     const text = this.text
     const n = text.length
+    const tk = this.tk
+    tk.follow(text)
     let pos = text.charCodeAt(0) === 0xfeff ? 1 : 0
     let lastContent = 0
     while (pos < n) {
       let end = text.indexOf('\n', pos)
       if (end < 0) end = n
-      let line = text.slice(pos, end)
+      const start = pos
       pos = end + 1
       this.lineNo++
-      if (line.charCodeAt(line.length - 1) === 13) line = line.slice(0, -1)
-      this.lineText = line
-      let c = line.charCodeAt(0)
+      if (end > start && text.charCodeAt(end - 1) === 13) end--
+      this.lineStart = start
+      this.lineEnd = end
+      this.lineStr = undefined
+      if (end === start) continue
+      // the line as the commands read it: without leading and trailing blanks when it starts with one
+      let src = text
+      let a = start
+      let b = end
+      let c = text.charCodeAt(start)
       if (c === 32 || c === 9) {
-        line = line.trim()
-        c = line.charCodeAt(0)
+        src = text.slice(start, end).trim()
+        a = 0
+        b = src.length
+        if (b === 0) continue
+        c = src.charCodeAt(0)
       }
-      if (line.length === 0) continue
       lastContent = this.lineNo
       if (c === 35 /* # */) {
-        if (this.backend === undefined && line.startsWith('# Generated by ')) this.header(line)
+        if (this.backend === undefined && src.startsWith('# Generated by ', a)) this.header(src.slice(a, b))
         continue
       }
-      if (c === 45 /* - */ || c === 91 /* [ */) this.command(line)
-      else if (c === 58 /* : */) this.chainLine(line)
-      else if (c === 42 /* * */) this.tableLine(line)
-      else if (line === 'COMMIT' || (line.startsWith('COMMIT') && line.slice(6).trim() === '')) this.commit()
-      else throw this.err(this.table ? 'a rule (-A), a chain (:NAME POLICY) or COMMIT' : 'a table (*filter, *nat, ...) or a # comment', line)
+      if (c === 45 /* - */ || c === 91 /* [ */) this.command(src, a, b)
+      else if (c === 58 /* : */) this.chainLine(src, a, b)
+      else {
+        const line = src.slice(a, b)
+        if (c === 42 /* * */) this.tableLine(line)
+        else if (line === 'COMMIT' || (line.startsWith('COMMIT') && line.slice(6).trim() === '')) this.commit()
+        else throw this.err(this.table ? 'a rule (-A), a chain (:NAME POLICY) or COMMIT' : 'a table (*filter, *nat, ...) or a # comment', line)
+      }
     }
     if (this.table) {
       // truncated: point at the last line with content, where the missing COMMIT should follow
@@ -391,6 +749,11 @@ class Parser {
     }
     if (this.backend) out.backend = this.backend
     return out
+  }
+
+  /** The raw text of the current line (without its CR). */
+  private get lineText(): string {
+    return (this.lineStr ??= this.text.slice(this.lineStart, this.lineEnd))
   }
 
   private err(expected: string, found?: string): ParseError {
@@ -425,68 +788,91 @@ class Parser {
     const t: MTable = {name, loc: this.loc(), chains: new Map()}
     this.tables.set(name, t)
     this.table = t
-    this.recs = new Map()
-    this.lastChain = undefined
+    this.builtins = BUILTIN_CHAINS[name] ?? []
+    this.order = []
+    this.runChain = undefined
+    this.runN = 0
+    this.lastJump = undefined
   }
 
   private commit(): void {
     const t = this.table
     if (!t) throw this.err('a table (*filter, *nat, ...) before COMMIT', 'COMMIT')
+    this.flushRun()
+    this.runChain = undefined
     for (const p of this.pending) this.resolvePending(t, p)
     this.pending = []
-    // arrays grown by push keep spare capacity (at least 17 slots); most chains of a big dump hold 1 to 3 rules
-    for (const c of t.chains.values()) if (c.rules.length < 16) c.rules = c.rules.slice()
     this.table = undefined
+    this.lastJump = undefined
+    this.runRules.length = 0
+    this.order = []
+  }
+
+  /** Moves the rules of the chain being filled into its rules array. */
+  private flushRun(): void {
+    const c = this.runChain
+    const k = this.runN
+    if (!c || k === 0) return
+    if (c.rules.length === 0) {
+      c.rules = this.runRules.slice(0, k)
+    } else {
+      for (let i = 0; i < k; i++) c.rules.push(this.runRules[i]!)
+    }
+    this.runN = 0
   }
 
   private resolvePending(t: MTable, p: Pending): void {
-    const where = (expected: string): ParseError =>
-      new ParseError(this.file, p.rule!.loc.line, expected, p.rule!.loc.text)
-    if (this.recs.has(p.name)) {
-      if (p.args.length > 0) throw where(`no options after a jump to chain ${p.name}`)
-      p.rule!.target = this.jumpTo(p.name, p.goto)
+    const c = t.chains.get(p.name)
+    if (c) {
+      if (p.args.length > 0) throw this.pendingErr(p, `no options after a jump to chain ${p.name}`)
+      ;(p.rule as {target?: Target}).target = c.target(p.goto)
       return
     }
-    if (p.goto) throw where(`a chain declared in table ${t.name} after -g (no chain ${p.name})`)
-    throw where(`a chain declared in table ${t.name} or a target extension after -j (no chain or target ${p.name})`)
+    if (p.goto) throw this.pendingErr(p, `a chain declared in table ${t.name} after -g (no chain ${p.name})`)
+    throw this.pendingErr(p, `a chain declared in table ${t.name} or a target extension after -j (no chain or target ${p.name})`)
   }
 
-  /** The shared jump/goto target for a chain of the open table (undefined when there is no such chain). */
-  private jumpTo(chain: string, goto: boolean): Target | undefined {
-    const rec = this.recs.get(chain)
-    if (!rec) return undefined
-    if (goto) return (rec.goto ??= {kind: 'goto', chain: rec.chain.name})
-    return (rec.jump ??= {kind: 'jump', chain: rec.chain.name})
+  private pendingErr(p: Pending, expected: string): ParseError {
+    const loc = p.rule!.loc
+    return new ParseError(this.file, loc.line, expected, loc.text)
   }
 
-  private addChain(t: MTable, c: MChain): void {
-    t.chains.set(c.name, c)
-    this.recs.set(c.name, {chain: c, jump: undefined, goto: undefined})
+  private newChain(name: string, builtin: boolean, policy: 'ACCEPT' | 'DROP' | undefined, counters: Counters | undefined): Chain {
+    const t = this.table!
+    const c = new Chain(this.src, name, t.name, builtin, policy, counters, this.lineNo, this.lineStart, this.order.length)
+    t.chains.set(name, c)
+    this.order.push(c)
+    return c
   }
 
-  private chainLine(line: string): void {
+  private chainLine(src: string, a: number, b: number): void {
     const t = this.table
-    if (!t) throw this.err('a table (*filter, *nat, ...) before a chain declaration', line)
-    const parts = tokenizeIptablesLine(line.slice(1))
-    if (!parts || parts.length < 2 || parts.length > 3 || parts[0] === '') {
-      throw this.err(':CHAIN POLICY [packets:bytes]', line)
+    if (!t) throw this.err('a table (*filter, *nat, ...) before a chain declaration', src.slice(a, b))
+    const tk = this.tk
+    if (!tk.split(src, a + 1, b) || tk.n < 2 || tk.n > 3 || tk.get(0) === '') {
+      throw this.err(':CHAIN POLICY [packets:bytes]', src.slice(a, b))
     }
-    const name = parts[0]!
-    const pol = parts[1]!
-    const counters = parts.length === 3 ? this.counters(parts[2]!) : undefined
-    if (this.recs.has(name)) throw this.err(`each chain declared once (chain ${name} was declared before)`, line)
-    const builtin = (BUILTIN_CHAINS[t.name] ?? []).includes(name)
+    const name = tk.get(0)
+    const counters = tk.n === 3 ? this.counters(tk.get(2)) : undefined
+    if (t.chains.has(name)) throw this.err(`each chain declared once (chain ${name} was declared before)`, src.slice(a, b))
+    const builtin = this.builtins.includes(name)
     let policy: 'ACCEPT' | 'DROP' | undefined
-    if (pol === 'ACCEPT' || pol === 'DROP') {
-      if (builtin) policy = pol
-      else this.report(`policy ${pol} on user chain ${name} (ignored: user chains have no policy)`)
-    } else if (pol !== '-') {
-      throw this.err('a chain policy ACCEPT, DROP or -', pol)
+    if (tk.is(1, '-')) {
+      // a user chain (or a builtin one without policy)
+    } else {
+      const pol = tk.get(1)
+      if (pol === 'ACCEPT' || pol === 'DROP') {
+        if (builtin) policy = pol
+        else this.report(`policy ${pol} on user chain ${name} (ignored: user chains have no policy)`)
+      } else {
+        throw this.err('a chain policy ACCEPT, DROP or -', pol)
+      }
     }
-    this.addChain(t, newChain(name, t.name, builtin, policy, counters, this.loc()))
+    this.newChain(name, builtin, policy, counters)
   }
 
   private counters(tok: string): Counters {
+    if (tok === '[0:0]') return ZERO_COUNTERS
     const colon = tok.indexOf(':')
     const last = tok.length - 1
     if (tok.charCodeAt(0) === 91 && tok.charCodeAt(last) === 93 && colon > 0) {
@@ -498,87 +884,104 @@ class Parser {
     throw this.err('counters [packets:bytes]', tok)
   }
 
-  private command(line: string): void {
+  private command(src: string, a: number, b: number): void {
     const t = this.table
-    const toks = tokenizeIptablesLine(line)
-    if (!toks) throw this.err('a closing double quote', line)
+    const tk = this.tk
+    if (!tk.split(src, a, b)) throw this.err('a closing double quote', src.slice(a, b))
     let i = 0
     let counters: Counters | undefined
-    if (toks[0]!.charCodeAt(0) === 91 /* [ */) {
-      counters = this.counters(toks[0]!)
+    if (tk.first(0) === 91 /* [ */) {
+      counters = this.counters(tk.get(0))
       i = 1
     }
-    const cmd = toks[i]
-    if (!t) throw this.err('a table (*filter, *nat, ...) before the first rule', line)
-    if (cmd === '-A' || cmd === '--append') {
-      const chainName = toks[i + 1]
-      if (chainName === undefined || chainName === '') throw this.err('a chain name after -A', line)
+    if (!t) throw this.err('a table (*filter, *nat, ...) before the first rule', src.slice(a, b))
+    if (i < tk.n && (tk.is(i, '-A') || tk.is(i, '--append'))) {
       // iptables-save groups rules by chain: most lines name the chain of the line before
-      let chain = chainName === this.lastChain?.name ? this.lastChain : this.recs.get(chainName)?.chain
-      if (!chain) {
-        if (!(BUILTIN_CHAINS[t.name] ?? []).includes(chainName)) {
-          throw this.err(`a chain declared in table ${t.name} before its rules (no chain ${chainName})`, line)
+      let chain: Chain | undefined
+      const rc = this.runChain
+      if (i + 1 < tk.n && rc !== undefined && rc.name !== '' && tk.is(i + 1, rc.name)) {
+        chain = rc
+      } else if (i + 1 < tk.n && (chain = this.nextInOrder(i + 1)) !== undefined) {
+        // the chain declared after the last one (iptables-save prints the rules in the order of the chains)
+      } else {
+        const chainName = i + 1 < tk.n ? tk.get(i + 1) : undefined
+        if (chainName === undefined || chainName === '') throw this.err('a chain name after -A', src.slice(a, b))
+        chain = t.chains.get(chainName)
+        if (!chain) {
+          if (!this.builtins.includes(chainName)) {
+            throw this.err(`a chain declared in table ${t.name} before its rules (no chain ${chainName})`, src.slice(a, b))
+          }
+          // builtin chains exist without a declaration; their policy stays unknown
+          chain = this.newChain(chainName, true, undefined, undefined)
         }
-        // builtin chains exist without a declaration; their policy stays unknown
-        chain = newChain(chainName, t.name, true, undefined, undefined, this.loc())
-        this.addChain(t, chain)
       }
       this.ruleCount++
-      const d: Draft = {target: undefined, counters, pending: undefined}
-      const matches = this.parseRule(d, toks, i + 2)
-      const index = chain.rules.length + 1
-      const loc = this.loc()
-      let rule: MRule
-      // object literals with exactly the fields present keep every rule compact (no added properties)
-      if (d.target !== undefined) {
-        rule = d.counters === undefined
-          ? {table: t.name, chain: chain.name, index, loc, matches, target: d.target}
-          : {table: t.name, chain: chain.name, index, loc, matches, target: d.target, counters: d.counters}
-      } else {
-        rule = d.counters === undefined
-          ? {table: t.name, chain: chain.name, index, loc, matches}
-          : {table: t.name, chain: chain.name, index, loc, matches, counters: d.counters}
+      this.rTarget = undefined
+      this.rCounters = counters
+      this.rPending = undefined
+      const matches = this.parseRule(i + 2)
+      if (chain !== this.runChain) {
+        this.flushRun()
+        this.runChain = chain
       }
-      if (d.pending) d.pending.rule = rule
-      chain.rules.push(rule as IptRule)
-      this.lastChain = chain
+      const index = chain.rules.length + this.runN + 1
+      const rule = new Rule(chain, index, this.lineNo, this.lineStart, matches, this.rTarget, this.rCounters)
+      const pending = this.rPending as Pending | undefined
+      if (pending) pending.rule = rule
+      this.runRules[this.runN++] = rule
       return
     }
+    const cmd = i < tk.n ? tk.get(i) : undefined
     if (counters) throw this.err('-A after a [packets:bytes] prefix', cmd)
     if (cmd === '-N' || cmd === '--new-chain') {
-      const name = toks[i + 1]
-      if (name === undefined || toks.length !== i + 2) throw this.err('-N CHAIN', line)
-      if (this.recs.has(name)) throw this.err(`each chain declared once (chain ${name} was declared before)`, line)
-      const builtin = (BUILTIN_CHAINS[t.name] ?? []).includes(name)
-      this.addChain(t, newChain(name, t.name, builtin, undefined, undefined, this.loc()))
+      const name = i + 1 < tk.n ? tk.get(i + 1) : undefined
+      if (name === undefined || tk.n !== i + 2) throw this.err('-N CHAIN', src.slice(a, b))
+      if (t.chains.has(name)) throw this.err(`each chain declared once (chain ${name} was declared before)`, src.slice(a, b))
+      this.newChain(name, this.builtins.includes(name), undefined, undefined)
       return
     }
     if (cmd === '-P' || cmd === '--policy') {
-      const name = toks[i + 1]
-      const pol = toks[i + 2]
-      if (name === undefined || pol === undefined || toks.length !== i + 3) throw this.err('-P CHAIN POLICY', line)
-      if (!(BUILTIN_CHAINS[t.name] ?? []).includes(name)) throw this.err(`a builtin chain of table ${t.name} after -P`, name)
+      const name = i + 1 < tk.n ? tk.get(i + 1) : undefined
+      const pol = i + 2 < tk.n ? tk.get(i + 2) : undefined
+      if (name === undefined || pol === undefined || tk.n !== i + 3) throw this.err('-P CHAIN POLICY', src.slice(a, b))
+      if (!this.builtins.includes(name)) throw this.err(`a builtin chain of table ${t.name} after -P`, name)
       if (pol !== 'ACCEPT' && pol !== 'DROP') throw this.err('a chain policy ACCEPT or DROP', pol)
-      const c = this.recs.get(name)?.chain
+      const c = t.chains.get(name)
       if (c) c.policy = pol
-      else this.addChain(t, newChain(name, t.name, true, pol, undefined, this.loc()))
+      else this.newChain(name, true, pol, undefined)
       return
     }
-    throw this.err('-A CHAIN (iptables-save prints only -A rules; -N and -P are accepted)', line)
+    throw this.err('-A CHAIN (iptables-save prints only -A rules; -N and -P are accepted)', src.slice(a, b))
+  }
+
+  /** The chain named by argument i when it is one of the next few declared after the chain being filled. */
+  private nextInOrder(i: number): Chain | undefined {
+    const order = this.order
+    const from = this.runChain === undefined ? 0 : this.runChain.ordinal() + 1
+    const to = Math.min(order.length, from + 3)
+    for (let k = from; k < to; k++) {
+      const name = order[k]!.name
+      // (an empty name is refused after -A, even for a chain -N made with it)
+      if (name !== '' && this.tk.is(i, name)) return order[k]
+    }
+    return undefined
   }
 
   // --- one rule ------------------------------------------------------------------------------------------------
 
+  /** The index of the value after option `opt` (an error when the line ends). */
+  private nextIdx(opt: string): number {
+    if (this.pos >= this.tk.n) throw this.err(`a value after ${opt}`, this.lineText)
+    return this.pos++
+  }
+
   private next(opt: string): string {
-    const v = this.toks[this.pos]
-    if (v === undefined) throw this.err(`a value after ${opt}`, this.lineText)
-    this.pos++
-    return v
+    return this.tk.get(this.nextIdx(opt))
   }
 
   /** Old syntax `--opt ! value`: a `!` right after the option inverts it. */
   private postNeg(neg: boolean): boolean {
-    if (this.toks[this.pos] === '!') {
+    if (this.pos < this.tk.n && this.tk.bang(this.pos)) {
       if (neg) throw this.err('a single ! per option', this.lineText)
       this.pos++
       return true
@@ -586,54 +989,53 @@ class Parser {
     return neg
   }
 
-  private parseRule(rule: Draft, toks: string[], start: number): Match[] {
-    this.rule = rule
-    this.toks = toks
+  private parseRule(start: number): Match[] {
+    const tk = this.tk
+    const nt = tk.n
     this.pos = start
-    this.mods.length = 0
+    this.nMods = 0
     this.proto = undefined
     this.tgt = undefined
-    const m = this.scratch
-    m.length = 0
+    this.nm = 0
     let mod: ModInst | undefined
     let inTarget = false
-    while (this.pos < toks.length) {
-      let tok = toks[this.pos++]!
+    while (this.pos < nt) {
+      let i = this.pos++
       let neg = false
-      if (tok === '!') {
+      if (tk.bang(i)) {
         neg = true
-        tok = toks[this.pos++]!
-        if (tok === undefined) throw this.err('an option after !', this.lineText)
-        if (tok === '!') throw this.err('a single ! per option', this.lineText)
+        if (this.pos >= nt) throw this.err('an option after !', this.lineText)
+        i = this.pos++
+        if (tk.bang(i)) throw this.err('a single ! per option', this.lineText)
       }
-      if (tok.charCodeAt(0) !== 45 /* - */) {
+      if (tk.first(i) !== 45 /* - */) {
         if (mod && !mod.known && !inTarget) {
-          const args = mod.st!['args'] as string[]
-          if (neg) args.push('!')
-          args.push(tok)
+          if (neg) mod.args.push('!')
+          mod.args.push(tk.get(i))
           continue
         }
-        const tg = this.curTarget()
+        const tg = this.tgt as TgtInst | undefined
         if (inTarget && tg && !tg.typed) {
           if (neg) tg.args.push('!')
-          tg.args.push(tok)
+          tg.args.push(tk.get(i))
           continue
         }
-        throw this.err('an option (-s, -p, -m, -j, --dport, ...)', tok)
+        throw this.err('an option (-s, -p, -m, -j, --dport, ...)', tk.get(i))
       }
+      const tok = tk.get(i)
       const core = tok.length === 2 ? tok : longCore(tok)
       switch (core) {
         case '-s':
         case '-d': {
           neg = this.postNeg(neg)
-          m.push(this.addrMatch(core === '-s' ? 'src' : 'dst', neg, this.next(tok), tok))
+          this.addM(this.addrMatch(core === '-s' ? 'src' : 'dst', neg, this.nextIdx(tok), tok))
           continue
         }
         case '-i':
         case '-o': {
           neg = this.postNeg(neg)
           const name = this.next(tok)
-          m.push({kind: 'iface', dir: core === '-i' ? 'in' : 'out', neg, name})
+          this.addM({kind: 'iface', dir: core === '-i' ? 'in' : 'out', neg, name})
           continue
         }
         case '-p': {
@@ -642,7 +1044,7 @@ class Parser {
           let pm = neg ? undefined : this.protoMatches.get(v)
           if (pm) {
             this.proto = (pm as {name: string}).name.toLowerCase()
-            m.push(pm)
+            this.addM(pm)
             continue
           }
           const lower = v.toLowerCase()
@@ -657,12 +1059,12 @@ class Parser {
             this.protoMatches.set(v, pm)
             this.singles.set(pm, [pm])
           }
-          m.push(pm)
+          this.addM(pm)
           continue
         }
         case '-f': {
           neg = this.postNeg(neg)
-          m.push({kind: 'fragment', neg})
+          this.addM({kind: 'fragment', neg})
           continue
         }
         case '-m': {
@@ -675,9 +1077,8 @@ class Parser {
         case '-j':
         case '-g': {
           if (neg) throw this.err(`no ! before ${tok}`, this.lineText)
-          if (this.curTarget() || rule.target) throw this.err('a single -j or -g per rule', this.lineText)
-          const name = this.next(tok)
-          this.openTarget(name, core === '-g')
+          if (this.tgt || this.rTarget) throw this.err('a single -j or -g per rule', this.lineText)
+          this.openTarget(this.nextIdx(tok), core === '-g')
           inTarget = true
           mod = undefined
           continue
@@ -685,11 +1086,11 @@ class Parser {
         case '-c': {
           const p = this.next(tok)
           if (tok === '--set-counters' && p.includes(':')) {
-            rule.counters = this.counters(`[${p}]`)
+            this.rCounters = this.counters(`[${p}]`)
           } else {
             const b = this.next(tok)
             if (!isDigits(p) || !isDigits(b)) throw this.err('-c PACKETS BYTES', `${p} ${b}`)
-            rule.counters = {packets: Number(p), bytes: Number(b)}
+            this.rCounters = {packets: Number(p), bytes: Number(b)}
           }
           continue
         }
@@ -701,32 +1102,31 @@ class Parser {
       if (tok.length === 2) throw this.err('an iptables option (-s, -d, -i, -o, -p, -f, -m, -j, -g)', tok)
       // an extension option: the target's, the current module's, an earlier module's, or an implicit protocol's
       this.negUsed = false
-      const tg = this.curTarget()
+      const tg = this.tgt as TgtInst | undefined
       if (inTarget) {
         if (!tg) {
-          const t = rule.target
+          const t = this.rTarget
           throw this.err(`no options after a jump to chain ${t && 'chain' in t ? t.chain : ''}`, tok)
         }
-        this.targetOption(tg, tok, neg)
+        this.targetOption(tg, tok, i, neg)
         continue
       }
       if (mod && !mod.known) {
-        const args = mod.st!['args'] as string[]
-        if (neg) args.push('!')
-        args.push(tok)
+        if (neg) mod.args.push('!')
+        mod.args.push(tok)
         continue
       }
       let handled = false
       if (mod) handled = this.moduleOption(mod, tok, neg)
       if (!handled) {
-        for (let k = this.mods.length - 1; k >= 0 && !handled; k--) {
+        for (let k = this.nMods - 1; k >= 0 && !handled; k--) {
           const other = this.mods[k]!
           if (other !== mod && other.known) handled = this.moduleOption(other, tok, neg)
         }
       }
       if (!handled && this.proto !== undefined) {
         const implicit = Object.hasOwn(IMPLICIT, this.proto) ? IMPLICIT[this.proto] : undefined
-        if (implicit && !this.mods.some((x) => x.name === implicit)) {
+        if (implicit && !this.hasModule(implicit)) {
           const inst = this.openModule(implicit)
           handled = this.moduleOption(inst, tok, neg)
         }
@@ -739,19 +1139,29 @@ class Parser {
       if (neg && !this.negUsed) throw this.err(`an option that can be negated after ! (${tok} cannot)`, this.lineText)
     }
     // finish: modules in order, then the target
-    for (const inst of this.mods) this.closeModule(inst, m)
-    const tg = this.curTarget()
+    for (let k = 0; k < this.nMods; k++) this.closeModule(this.mods[k]!)
+    const tg = this.tgt as TgtInst | undefined
     if (tg) this.closeTarget(tg)
-    if (m.length === 0) return EMPTY
-    if (m.length === 1) {
-      const one = this.singles.get(m[0]!)
+    const nm = this.nm
+    if (nm === 0) return EMPTY
+    if (nm === 1) {
+      const one = this.singles.get(this.scratch[0]!)
       if (one) return one
     }
-    return m.slice()
+    return this.scratch.slice(0, nm)
   }
 
-  private curTarget(): TgtInst | undefined {
-    return this.tgt
+  private addM(x: Match): void {
+    this.scratch[this.nm++] = x
+  }
+
+  private out(mod: ModInst, x: Match): void {
+    mod.out[mod.nOut++] = x
+  }
+
+  private hasModule(name: string): boolean {
+    for (let k = 0; k < this.nMods; k++) if (this.mods[k]!.name === name) return true
+    return false
   }
 
   // --- addresses -------------------------------------------------------------------------------------------------
@@ -764,8 +1174,37 @@ class Parser {
     return p
   }
 
-  private addrMatch(dir: 'src' | 'dst', neg: boolean, text: string, opt: string): Match {
-    const known = this.addrMatches[(dir === 'dst' ? 1 : 0) + (neg ? 2 : 0)]!
+  /** The BigInt of an IPv4 address value given as an int32 (the last one is remembered). */
+  private big4(v: number): bigint {
+    if (v !== this.lastV4 || !this.haveV4) {
+      this.lastV4 = v
+      this.haveV4 = true
+      this.lastV4Big = BigInt(v >>> 0)
+    }
+    return this.lastV4Big
+  }
+
+  /** The `-s`/`-d` match of argument i. */
+  private addrMatch(dir: 'src' | 'dst', neg: boolean, i: number, opt: string): Match {
+    const kind = (dir === 'dst' ? 1 : 0) + (neg ? 2 : 0)
+    const tk = this.tk
+    if (this.family === 4 && tk.plain(i)) {
+      const v = prefix4At(tk.src, tk.a[i]!, tk.b[i]!)
+      const len = p4Len
+      if (len >= 0) {
+        const slot = kind * ADDR_SLOTS + ((Math.imul(v, 0x9e3779b1) >>> 22) ^ len)
+        let m = this.addrM[slot]
+        if (m === undefined || this.addrV[slot] !== v || this.addrL[slot] !== len) {
+          m = {kind: 'addr', dir, neg, prefix: {family: 4, value: this.big4(v), len}}
+          this.addrV[slot] = v
+          this.addrL[slot] = len
+          this.addrM[slot] = m
+        }
+        return m
+      }
+    }
+    const text = tk.get(i)
+    const known = this.addrMatches[kind]!
     const shared = known.get(text)
     if (shared) return shared
     const p = this.family === 4 ? fastPrefix4(text) ?? parsePrefix(text) : parsePrefix(text)
@@ -852,79 +1291,97 @@ class Parser {
   // --- match modules -----------------------------------------------------------------------------------------------
 
   private openModule(name: string): ModInst {
-    // known names are interned: the token is a fresh string on every line, and matches keep it
+    // known names are interned: the token may be a fresh string, and matches keep it
     const canon = KNOWN_MODULES.get(name)
     const known = canon !== undefined
-    const inst: ModInst = {name: canon ?? name, known, out: [], st: known ? undefined : {args: [] as string[]}}
-    this.mods.push(inst)
+    let inst = this.mods[this.nMods]
+    if (inst === undefined) {
+      inst = newMod()
+      this.mods.push(inst)
+    }
+    this.nMods++
+    inst.name = canon ?? name
+    inst.known = known
+    inst.nOut = 0
+    inst.args = known ? EMPTY_ARGS : []
+    inst.st = undefined
+    inst.stat = false
+    inst.statMode = undefined
+    inst.statNeg = false
+    inst.statProb = undefined
+    inst.statEvery = undefined
+    inst.statPacket = undefined
     return inst
   }
 
-  private closeModule(inst: ModInst, m: Match[]): void {
+  private closeModule(inst: ModInst): void {
     if (!inst.known) {
-      m.push({kind: 'unknown', module: inst.name, args: inst.st!['args'] as string[]})
+      this.addM({kind: 'unknown', module: inst.name, args: inst.args})
       this.report(`-m ${inst.name}`)
       return
     }
+    const name = inst.name
+    if (name === 'statistic') {
+      if (!inst.stat) throw this.err('an option of -m statistic', this.lineText)
+      // the module's unmodelled options come first, then the statistic match
+      for (let k = 0; k < inst.nOut; k++) this.addM(inst.out[k]!)
+      const neg = inst.statNeg
+      if (inst.statMode === 'random') {
+        if (inst.statProb === undefined) throw this.err('--probability with statistic --mode random', this.lineText)
+        const p = inst.statProb
+        let sm = neg ? undefined : this.randomMatches.get(p)
+        if (!sm) {
+          sm = {kind: 'statistic', neg, mode: 'random', probability: p}
+          if (!neg) {
+            this.randomMatches.set(p, sm)
+            this.singles.set(sm, [sm])
+          }
+        }
+        this.addM(sm)
+      } else if (inst.statMode === 'nth') {
+        if (inst.statEvery === undefined) throw this.err('--every with statistic --mode nth', this.lineText)
+        this.addM({kind: 'statistic', neg, mode: 'nth', every: inst.statEvery, packet: inst.statPacket ?? 0})
+      } else {
+        throw this.err('--mode random or --mode nth with -m statistic', this.lineText)
+      }
+      return
+    }
     if (!inst.st) {
-      if (inst.name === 'addrtype' || inst.name === 'limit') inst.st = {kind: inst.name}
-      else if (inst.name === 'recent') inst.st = {kind: 'recent', args: []}
-      else if (inst.name === 'statistic' || inst.name === 'ipvs') throw this.err(`an option of -m ${inst.name}`, this.lineText)
+      if (name === 'addrtype' || name === 'limit') inst.st = {kind: name}
+      else if (name === 'recent') inst.st = {kind: 'recent', args: []}
+      else if (name === 'ipvs') throw this.err(`an option of -m ${name}`, this.lineText)
     }
     const st = inst.st
     if (st) {
-      switch (inst.name) {
-        case 'statistic': {
-          const neg = st['neg'] === true
-          if (st['mode'] === 'random') {
-            if (st['probability'] === undefined) throw this.err('--probability with statistic --mode random', this.lineText)
-            const p = st['probability'] as number
-            let sm = neg ? undefined : this.randomMatches.get(p)
-            if (!sm) {
-              sm = {kind: 'statistic', neg, mode: 'random', probability: p}
-              if (!neg) {
-                this.randomMatches.set(p, sm)
-                this.singles.set(sm, [sm])
-              }
-            }
-            inst.out.push(sm)
-          } else if (st['mode'] === 'nth') {
-            if (st['every'] === undefined) throw this.err('--every with statistic --mode nth', this.lineText)
-            inst.out.push({kind: 'statistic', neg, mode: 'nth', every: st['every'] as number, packet: (st['packet'] as number | undefined) ?? 0})
-          } else {
-            throw this.err('--mode random or --mode nth with -m statistic', this.lineText)
-          }
-          break
-        }
+      switch (name) {
         case 'addrtype':
-          inst.out.push(st as Match)
+          this.out(inst, st as Match)
           break
         case 'limit':
           if (st['rate'] === undefined) st['rate'] = '3/hour' // libxt_limit's default
-          inst.out.push(st as Match)
+          this.out(inst, st as Match)
           break
         case 'recent':
         case 'ipvs':
-          inst.out.push(st as Match)
+          this.out(inst, st as Match)
           break
       }
     }
-    for (const x of inst.out) m.push(x)
+    for (let k = 0; k < inst.nOut; k++) this.addM(inst.out[k]!)
   }
 
   /** A known module's option this parser does not model: kept with its values and reported. */
   private unknownModuleOption(mod: ModInst, opt: string, neg: boolean): void {
     const args: string[] = neg ? ['!', opt] : [opt]
-    while (this.pos < this.toks.length) {
-      const v = this.toks[this.pos]!
-      if (v.charCodeAt(0) === 45 || v === '!') break
-      args.push(v)
+    const tk = this.tk
+    while (this.pos < tk.n) {
+      if (tk.first(this.pos) === 45 || tk.bang(this.pos)) break
+      args.push(tk.get(this.pos))
       this.pos++
     }
-    mod.out.push({kind: 'unknown', module: mod.name, args})
+    this.out(mod, {kind: 'unknown', module: mod.name, args})
     this.report(`-m ${mod.name} ${opt}`)
   }
-
   /** Returns false when `opt` is not an option of this module. */
   private moduleOption(mod: ModInst, opt: string, neg0: boolean): boolean {
     const name = mod.name
@@ -942,7 +1399,7 @@ class Parser {
         const neg = this.use(neg0)
         const v = this.next(opt)
         const ranges = v.split(',').map((part) => this.portRange(part, opt))
-        mod.out.push({kind: 'port', module: 'multiport', dir, neg, ranges})
+        this.out(mod, {kind: 'port', module: 'multiport', dir, neg, ranges})
         return true
       }
       case 'state':
@@ -953,28 +1410,29 @@ class Parser {
         if (opt !== '--mark') return false
         const neg = this.use(neg0)
         const [value, mask] = this.valueMask(this.next(opt), opt)
-        mod.out.push({kind: 'mark', module: name, neg, value, mask})
+        this.out(mod, {kind: 'mark', module: name, neg, value, mask})
         return true
       }
       case 'statistic': {
-        const st = (mod.st ??= {})
+        // any option offered to the module (even one it refuses) counts as "an option of -m statistic"
+        mod.stat = true
         if (opt === '--mode') {
           const v = this.next(opt)
           if (v !== 'random' && v !== 'nth') throw this.err('random or nth after --mode', v)
-          st['mode'] = v
+          mod.statMode = v
         } else if (opt === '--probability') {
-          if (this.use(neg0)) st['neg'] = true
+          if (this.use(neg0)) mod.statNeg = true
           const v = this.next(opt)
           const p = Number(v)
           if (v === '' || !Number.isFinite(p) || p < 0 || p > 1) throw this.err('a probability between 0 and 1 after --probability', v)
-          st['probability'] = p
+          mod.statProb = p
         } else if (opt === '--every') {
-          if (this.use(neg0)) st['neg'] = true
+          if (this.use(neg0)) mod.statNeg = true
           const v = this.uint(this.next(opt), opt)
           if (v < 1) throw this.err('a number of at least 1 after --every', String(v))
-          st['every'] = v
+          mod.statEvery = v
         } else if (opt === '--packet') {
-          st['packet'] = this.uint(this.next(opt), opt)
+          mod.statPacket = this.uint(this.next(opt), opt)
         } else {
           return false
         }
@@ -988,7 +1446,7 @@ class Parser {
           m = {kind: 'comment', text}
           this.commentMatches.set(text, m)
         }
-        mod.out.push(m)
+        this.out(mod, m)
         return true
       }
       case 'addrtype': {
@@ -1011,7 +1469,7 @@ class Parser {
         const i = v.indexOf('-')
         const from = this.ip(i < 0 ? v : v.slice(0, i), opt)
         const to = i < 0 ? from : this.ip(v.slice(i + 1), opt)
-        mod.out.push({kind: 'iprange', dir: opt === '--src-range' ? 'src' : 'dst', neg, from, to})
+        this.out(mod, {kind: 'iprange', dir: opt === '--src-range' ? 'src' : 'dst', neg, from, to})
         return true
       }
       case 'icmp':
@@ -1019,7 +1477,7 @@ class Parser {
         if (opt !== (name === 'icmp' ? '--icmp-type' : '--icmpv6-type')) return false
         const neg = this.use(neg0)
         const v = this.next(opt)
-        mod.out.push(this.icmpMatch(name === 'icmp' ? 4 : 6, neg, v, opt))
+        this.out(mod, this.icmpMatch(name === 'icmp' ? 4 : 6, neg, v, opt))
         return true
       }
       case 'mac': {
@@ -1029,11 +1487,11 @@ class Parser {
         if (!/^[0-9a-f]{1,2}(:[0-9a-f]{1,2}){5}$/i.test(v)) {
           // published dumps redact MACs as XX:XX:XX:XX:XX:XX: keep the rule, report the match
           if (!/^[0-9a-fx]{1,2}(:[0-9a-fx]{1,2}){5}$/i.test(v)) throw this.err('a MAC address after --mac-source', v)
-          mod.out.push({kind: 'unknown', module: 'mac', args: neg ? ['!', opt, v] : [opt, v]})
+          this.out(mod, {kind: 'unknown', module: 'mac', args: neg ? ['!', opt, v] : [opt, v]})
           this.report(`-m mac --mac-source ${v} (redacted, not a MAC address)`)
           return true
         }
-        mod.out.push({kind: 'mac', neg, mac: v.split(':').map((x) => x.padStart(2, '0')).join(':').toLowerCase()})
+        this.out(mod, {kind: 'mac', neg, mac: v.split(':').map((x) => x.padStart(2, '0')).join(':').toLowerCase()})
         return true
       }
       case 'set': {
@@ -1045,7 +1503,7 @@ class Parser {
         for (const f of flags) {
           if (f !== 'src' && f !== 'dst') throw this.err(`src/dst flags after ${opt} ${setName}`, fl)
         }
-        mod.out.push({kind: 'set', neg, name: setName, flags})
+        this.out(mod, {kind: 'set', neg, name: setName, flags})
         return true
       }
       case 'limit': {
@@ -1093,19 +1551,41 @@ class Parser {
     else if (opt === '--dport' || opt === '--destination-port') dir = 'dst'
     if (dir) {
       const neg = this.use(neg0)
-      const v = this.next(opt)
+      const i = this.nextIdx(opt)
+      const kind = (dir === 'dst' ? 1 : 0) + (neg ? 2 : 0)
+      const tk = this.tk
+      if (tk.plain(i)) {
+        // a plain number (the usual case) is looked up by value, without making a string of it
+        const n = digitsAt(tk.src, tk.a[i]!, tk.b[i]!)
+        if (n >= 0 && n <= 65535) {
+          let byNumber = this.portByNumber.get(mod.name)
+          if (!byNumber) {
+            byNumber = [new Map(), new Map(), new Map(), new Map()]
+            this.portByNumber.set(mod.name, byNumber)
+          }
+          const known = byNumber[kind]!
+          let m = known.get(n)
+          if (!m) {
+            m = {kind: 'port', module: mod.name, dir, neg, ranges: [[n, n]]}
+            known.set(n, m)
+          }
+          this.out(mod, m)
+          return true
+        }
+      }
+      const v = tk.get(i)
       let byText = this.portMatches.get(mod.name)
       if (!byText) {
         byText = [new Map(), new Map(), new Map(), new Map()]
         this.portMatches.set(mod.name, byText)
       }
-      const known = byText[(dir === 'dst' ? 1 : 0) + (neg ? 2 : 0)]!
+      const known = byText[kind]!
       let m = known.get(v)
       if (!m) {
         m = {kind: 'port', module: mod.name, dir, neg, ranges: [this.portRange(v, opt)]}
         known.set(v, m)
       }
-      mod.out.push(m)
+      this.out(mod, m)
       return true
     }
     if (mod.name !== 'tcp') return false
@@ -1113,12 +1593,12 @@ class Parser {
       const neg = this.use(neg0)
       const mask = this.list<string>(this.next(opt), TCP_FLAGS, 'TCP flags (SYN,ACK,FIN,RST,URG,PSH,ALL,NONE)', opt)
       const comp = this.list<string>(this.next(opt), TCP_FLAGS, 'TCP flags (SYN,ACK,FIN,RST,URG,PSH,ALL,NONE)', opt)
-      mod.out.push({kind: 'tcpflags', neg, mask, comp})
+      this.out(mod, {kind: 'tcpflags', neg, mask, comp})
       return true
     }
     if (opt === '--syn') {
       const neg = this.use(neg0, false)
-      mod.out.push({kind: 'tcpflags', neg, mask: SYN_MASK, comp: SYN_COMP})
+      this.out(mod, {kind: 'tcpflags', neg, mask: SYN_MASK, comp: SYN_COMP})
       return true
     }
     return false
@@ -1127,8 +1607,16 @@ class Parser {
   private ctOption(mod: ModInst, opt: string, neg0: boolean): boolean {
     if (opt === (mod.name === 'state' ? '--state' : '--ctstate')) {
       const neg = this.use(neg0)
-      const states = this.list<CtState>(this.next(opt), CT_STATES, 'connection states (NEW,ESTABLISHED,...)', opt)
-      mod.out.push({kind: 'ctstate', module: mod.name as 'state' | 'conntrack', neg, states})
+      const v = this.next(opt)
+      // a firewall repeats the same few state lists: one shared match per module, negation and text
+      const key = `${mod.name}${neg ? '!' : ' '}${v}`
+      let m = this.ctMatches.get(key)
+      if (!m) {
+        const states = this.list<CtState>(v, CT_STATES, 'connection states (NEW,ESTABLISHED,...)', opt)
+        m = {kind: 'ctstate', module: mod.name as 'state' | 'conntrack', neg, states}
+        this.ctMatches.set(key, m)
+      }
+      this.out(mod, m)
       return true
     }
     if (mod.name !== 'conntrack') return false
@@ -1139,7 +1627,7 @@ class Parser {
       case '--ctrepldst': {
         const neg = this.use(neg0)
         const prefix = this.prefix(this.next(opt), opt)
-        mod.out.push({kind: 'ctaddr', which: opt.slice(4) as 'origsrc', neg, prefix})
+        this.out(mod, {kind: 'ctaddr', which: opt.slice(4) as 'origsrc', neg, prefix})
         return true
       }
       case '--ctorigsrcport':
@@ -1148,24 +1636,24 @@ class Parser {
       case '--ctrepldstport': {
         const neg = this.use(neg0)
         const range = this.portRange(this.next(opt), opt)
-        mod.out.push({kind: 'ctport', which: opt.slice(4, -4) as 'origsrc', neg, range})
+        this.out(mod, {kind: 'ctport', which: opt.slice(4, -4) as 'origsrc', neg, range})
         return true
       }
       case '--ctstatus': {
         const neg = this.use(neg0)
         const statuses = this.list<string>(this.next(opt), CT_STATUSES, 'connection statuses (ASSURED,SEEN_REPLY,...)', opt)
-        mod.out.push({kind: 'ctstatus', neg, statuses})
+        this.out(mod, {kind: 'ctstatus', neg, statuses})
         return true
       }
       case '--ctproto': {
         const neg = this.use(neg0)
-        mod.out.push({kind: 'ctproto', neg, proto: this.protoNumber(this.next(opt), opt)})
+        this.out(mod, {kind: 'ctproto', neg, proto: this.protoNumber(this.next(opt), opt)})
         return true
       }
       case '--ctdir': {
         const v = this.next(opt)
         if (v !== 'ORIGINAL' && v !== 'REPLY') throw this.err('ORIGINAL or REPLY after --ctdir', v)
-        mod.out.push({kind: 'ctdir', dir: v})
+        this.out(mod, {kind: 'ctdir', dir: v})
         return true
       }
     }
@@ -1237,74 +1725,133 @@ class Parser {
 
   // --- targets -----------------------------------------------------------------------------------------------------
 
-  private openTarget(name: string, goto: boolean): void {
+  /** `-j`/`-g` with the name in argument i. */
+  private openTarget(i: number, goto: boolean): void {
+    const tk = this.tk
+    // kube-proxy jumps to the same chain (KUBE-MARK-MASQ) again and again: compare with the last one first (a chain
+    // -j found after the typed targets, so its name is none of theirs)
+    const lj = this.lastJump
+    if (lj !== undefined && tk.is(i, lj.name)) {
+      this.rTarget = lj.target(goto)
+      return
+    }
+    const name = tk.get(i)
     if (goto) {
-      const g = this.jumpTo(name, true)
-      if (g) this.rule.target = g
-      else this.addPending({name, goto: true, args: []})
+      const c = this.table!.chains.get(name)
+      if (c) {
+        this.rTarget = c.target(true)
+      } else {
+        this.addPending({name, goto: true, args: []})
+      }
       return
     }
     const typed = TYPED_TARGETS.get(name)
     if (typed) {
-      this.tgt = {name: typed, typed: true, args: [], st: {}}
+      const tg = this.tgtInst
+      tg.name = typed
+      tg.typed = true
+      tg.args = EMPTY_ARGS
+      tg.nArg = 0
+      tg.pending = false
+      tg.unknownOpt = undefined
+      tg.rejectWith = undefined
+      tg.logPrefix = undefined
+      tg.logLevel = undefined
+      tg.logFlags = undefined
+      tg.nTo = 0
+      tg.random = false
+      tg.persistent = false
+      tg.randomFully = false
+      tg.ports = undefined
+      tg.op = undefined
+      tg.value = 0
+      tg.mask = 0
+      tg.nfmask = undefined
+      tg.ctmask = undefined
+      tg.notrack = false
+      this.tgt = tg
       return
     }
-    const j = this.jumpTo(name, false)
-    if (j) {
-      this.rule.target = j
+    const c = this.table!.chains.get(name)
+    if (c) {
+      this.lastJump = c
+      this.rTarget = c.target(false)
       return
     }
     if (EXTENSION_TARGETS.has(name)) {
-      this.tgt = {name, typed: false, args: [], st: {}}
+      this.untypedTarget(name, [], false)
       return
     }
     // maybe a chain declared later with -N; checked at COMMIT
     const p: Pending = {name, goto: false, args: []}
     this.addPending(p)
-    this.tgt = {name, typed: false, args: p.args, st: {pending: true}}
+    this.untypedTarget(name, p.args, true)
+  }
+
+  private untypedTarget(name: string, args: string[], pending: boolean): void {
+    const tg = this.tgtInst
+    tg.name = name
+    tg.typed = false
+    tg.args = args
+    tg.nArg = 0
+    tg.pending = pending
+    tg.unknownOpt = undefined
+    this.tgt = tg
   }
 
   private addPending(p: Pending): void {
     this.pending.push(p)
-    this.rule.pending = p
+    this.rPending = p
   }
 
-  private targetOption(tg: TgtInst, opt: string, neg: boolean): void {
+  /** Records argument i as one of a typed target's. */
+  private arg(tg: TgtInst, i: number): void {
+    if (tg.nArg === tg.argIdx.length) {
+      const a = new Int32Array(tg.nArg * 2)
+      a.set(tg.argIdx)
+      tg.argIdx = a
+    }
+    tg.argIdx[tg.nArg++] = i
+  }
+
+  /** The value after a typed target's option `opt` (kept among the target's arguments). */
+  private take(tg: TgtInst, opt: string): string {
+    const i = this.nextIdx(opt)
+    this.arg(tg, i)
+    return this.tk.get(i)
+  }
+
+  /** Option `opt` (argument i) of the target. */
+  private targetOption(tg: TgtInst, opt: string, i: number, neg: boolean): void {
     if (!tg.typed) {
       if (neg) tg.args.push('!')
       tg.args.push(opt)
       return
     }
     if (neg) throw this.err(`no ! before the target option ${opt}`, this.lineText)
-    tg.args.push(opt)
-    const st = tg.st
-    const take = (): string => {
-      const v = this.next(opt)
-      tg.args.push(v)
-      return v
-    }
+    this.arg(tg, i)
     switch (tg.name) {
       case 'REJECT':
         if (opt === '--reject-with') {
-          const v = take()
+          const v = this.take(tg, opt)
           const names = this.family === 4 ? REJECT_WITH_4 : REJECT_WITH_6
           const canon = Object.hasOwn(names, v) ? names[v] : undefined
           if (!canon) throw this.err(`an ICMP${this.family === 6 ? 'v6' : ''} reject type after --reject-with`, v)
-          st['with'] = canon
+          tg.rejectWith = canon
           return
         }
         break
       case 'LOG':
         switch (opt) {
           case '--log-prefix':
-            st['prefix'] = take()
+            tg.logPrefix = this.take(tg, opt)
             return
           case '--log-level': {
-            const v = take()
+            const v = this.take(tg, opt)
             if (!/^([0-7]|emerg|alert|crit|err|error|warn|warning|notice|info|debug|panic)$/.test(v)) {
               throw this.err('a syslog level (0-7 or a name) after --log-level', v)
             }
-            st['level'] = v
+            tg.logLevel = v
             return
           }
           case '--log-tcp-sequence':
@@ -1312,111 +1859,137 @@ class Parser {
           case '--log-ip-options':
           case '--log-uid':
           case '--log-macdecode':
-            ;((st['flags'] ??= []) as string[]).push(opt.slice(6))
+            ;(tg.logFlags ??= []).push(opt.slice(6))
             return
         }
         break
       case 'DNAT':
       case 'SNAT':
         if (opt === (tg.name === 'DNAT' ? '--to-destination' : '--to-source')) {
-          const r = this.natRange(take(), opt)
-          if (r) ((st['to'] ??= []) as NatRange[]).push(r)
+          const vi = this.nextIdx(opt)
+          this.arg(tg, vi)
+          const r = this.natRangeAt(vi, opt)
+          if (r) tg.to[tg.nTo++] = r
           else tg.unknownOpt ??= `${opt} with a base port`
           return
         }
         if (opt === '--random' || opt === '--persistent' || opt === '--random-fully') {
-          st[opt.slice(2)] = true
+          if (opt === '--random') tg.random = true
+          else if (opt === '--persistent') tg.persistent = true
+          else tg.randomFully = true
           return
         }
         break
       case 'MASQUERADE':
       case 'REDIRECT':
         if (opt === '--to-ports') {
-          const v = take()
-          st['ports'] = this.portRange(v, opt, v.includes('-') ? '-' : ':')
+          const v = this.take(tg, opt)
+          tg.ports = this.portRange(v, opt, v.includes('-') ? '-' : ':') as [number, number]
           return
         }
         if (opt === '--random' || (tg.name === 'MASQUERADE' && opt === '--random-fully')) {
-          st[opt.slice(2)] = true
+          if (opt === '--random') tg.random = true
+          else tg.randomFully = true
           return
         }
         break
       case 'MARK':
       case 'CONNMARK':
-        if (this.markOption(tg, opt, take)) return
+        if (this.markOption(tg, opt)) return
         break
       case 'CT':
         if (opt === '--notrack') {
-          st['notrack'] = true
+          tg.notrack = true
           return
         }
         if (CT_VALUE_OPTS.has(opt)) {
-          take()
+          this.take(tg, opt)
           return
         }
         break
     }
     // a known target with an option this parser does not know: keep it whole as an unknown target
     tg.unknownOpt ??= opt
-    while (this.pos < this.toks.length) {
-      const v = this.toks[this.pos]!
-      if (v.charCodeAt(0) === 45 || v === '!') break
-      tg.args.push(v)
+    const tk = this.tk
+    while (this.pos < tk.n) {
+      if (tk.first(this.pos) === 45 || tk.bang(this.pos)) break
+      this.arg(tg, this.pos)
       this.pos++
     }
   }
 
-  private markOption(tg: TgtInst, opt: string, take: () => string): boolean {
-    const st = tg.st
-    const setOp = (op: string, value: number, mask: number): true => {
-      if (st['op'] !== undefined) throw this.err(`a single ${tg.name} operation`, this.lineText)
-      st['op'] = op
-      st['value'] = value >>> 0
-      st['mask'] = mask >>> 0
-      return true
-    }
+  private setOp(tg: TgtInst, op: string, value: number, mask: number): true {
+    if (tg.op !== undefined) throw this.err(`a single ${tg.name} operation`, this.lineText)
+    tg.op = op
+    tg.value = value >>> 0
+    tg.mask = mask >>> 0
+    return true
+  }
+
+  private markOption(tg: TgtInst, opt: string): boolean {
     switch (opt) {
       case '--set-xmark': {
-        const [v, m] = this.valueMask(take(), opt)
-        return setOp('xset', v, m)
+        const [v, m] = this.valueMask(this.take(tg, opt), opt)
+        return this.setOp(tg, 'xset', v, m)
       }
       case '--set-mark': {
-        const [v, m] = this.valueMask(take(), opt)
-        return setOp('set', v, v | m)
+        const [v, m] = this.valueMask(this.take(tg, opt), opt)
+        return this.setOp(tg, 'set', v, v | m)
       }
       case '--and-mark': {
         // the operand, as the dataplane's applyMark reads it (new = old & value); mask is the kernel's ~value
-        const v = this.u32(take(), opt)
-        return setOp('and', v, ~v)
+        const v = this.u32(this.take(tg, opt), opt)
+        return this.setOp(tg, 'and', v, ~v)
       }
       case '--or-mark': {
-        const v = this.u32(take(), opt)
-        return setOp('or', v, v)
+        const v = this.u32(this.take(tg, opt), opt)
+        return this.setOp(tg, 'or', v, v)
       }
       case '--xor-mark':
-        return setOp('xor', this.u32(take(), opt), 0)
+        return this.setOp(tg, 'xor', this.u32(this.take(tg, opt), opt), 0)
     }
     if (tg.name !== 'CONNMARK') return false
     switch (opt) {
       case '--save-mark':
       case '--restore-mark':
-        if (st['op'] !== undefined) throw this.err('a single CONNMARK operation', this.lineText)
-        st['op'] = opt === '--save-mark' ? 'save' : 'restore'
+        if (tg.op !== undefined) throw this.err('a single CONNMARK operation', this.lineText)
+        tg.op = opt === '--save-mark' ? 'save' : 'restore'
         return true
       case '--nfmask':
-        st['nfmask'] = this.u32(take(), opt)
+        tg.nfmask = this.u32(this.take(tg, opt), opt)
         return true
       case '--ctmask':
-        st['ctmask'] = this.u32(take(), opt)
+        tg.ctmask = this.u32(this.take(tg, opt), opt)
         return true
       case '--mask': {
-        const v = this.u32(take(), opt)
-        st['nfmask'] = v
-        st['ctmask'] = v
+        const v = this.u32(this.take(tg, opt), opt)
+        tg.nfmask = v
+        tg.ctmask = v
         return true
       }
     }
     return false
+  }
+
+  /** The NAT range of argument i: `a.b.c.d[:port]` read in place, anything else by natRange. */
+  private natRangeAt(i: number, opt: string): NatRange | undefined {
+    const tk = this.tk
+    if (this.family === 4 && tk.plain(i)) {
+      const src = tk.src
+      const a = tk.a[i]!
+      const b = tk.b[i]!
+      let colon = a
+      while (colon < b && src.charCodeAt(colon) !== 58 /* : */) colon++
+      const v = prefix4At(src, a, colon)
+      // an address without /len (fastIp4's form; a range `a-b` is not prefix4At's form either)
+      if (p4Len === 32 && !p4Slash) {
+        const ip: IpAddr = {family: 4, value: this.big4(v)}
+        if (colon === b) return {from: ip, to: ip}
+        const port = digitsAt(src, colon + 1, b)
+        if (port >= 0 && port <= 65535) return {from: ip, to: ip, portFrom: port, portTo: port}
+      }
+    }
+    return this.natRange(tk.get(i), opt)
   }
 
   private natRange(text: string, opt: string): NatRange | undefined {
@@ -1456,14 +2029,12 @@ class Parser {
   }
 
   private closeTarget(tg: TgtInst): void {
-    const rule = this.rule
-    if (tg.st['pending']) return // resolved at COMMIT (args shared with the Pending entry)
+    if (tg.pending) return // resolved at COMMIT (args shared with the Pending entry)
     if (!tg.typed || tg.unknownOpt !== undefined) {
-      rule.target = {kind: 'unknown', name: tg.name, args: tg.args}
+      this.rTarget = {kind: 'unknown', name: tg.name, args: tg.typed ? this.targetArgs(tg) : tg.args}
       this.report(tg.unknownOpt !== undefined ? `-j ${tg.name} ${tg.unknownOpt}` : `-j ${tg.name}`)
       return
     }
-    const st = tg.st
     switch (tg.name) {
       case 'ACCEPT':
       case 'DROP':
@@ -1471,63 +2042,68 @@ class Parser {
       case 'QUEUE':
       case 'NOTRACK':
       case 'TRACE':
-        rule.target = SIMPLE_TARGETS[tg.name]!
+        this.rTarget = SIMPLE_TARGETS[tg.name]!
         return
       case 'REJECT': {
-        const w = (st['with'] as string | undefined) ?? (this.family === 4 ? 'icmp-port-unreachable' : 'icmp6-port-unreachable')
+        const w = tg.rejectWith ?? (this.family === 4 ? 'icmp-port-unreachable' : 'icmp6-port-unreachable')
         let r = this.rejects.get(w)
         if (!r) {
           r = {kind: 'REJECT', with: w}
           this.rejects.set(w, r)
         }
-        rule.target = r
+        this.rTarget = r
         return
       }
       case 'LOG': {
         const t: {kind: 'LOG'; prefix?: string; level?: string; flags?: string[]} = {kind: 'LOG'}
-        if (st['prefix'] !== undefined) t.prefix = st['prefix'] as string
-        if (st['level'] !== undefined) t.level = st['level'] as string
-        if (st['flags'] !== undefined) t.flags = st['flags'] as string[]
-        rule.target = t
+        if (tg.logPrefix !== undefined) t.prefix = tg.logPrefix
+        if (tg.logLevel !== undefined) t.level = tg.logLevel
+        if (tg.logFlags !== undefined) t.flags = tg.logFlags
+        this.rTarget = t
         return
       }
       case 'DNAT':
       case 'SNAT': {
-        const to = ((st['to'] as NatRange[] | undefined) ?? []).slice()
-        if (to.length === 0) throw this.err(`${tg.name === 'DNAT' ? '--to-destination' : '--to-source'} with -j ${tg.name}`, this.lineText)
-        const t: {kind: 'DNAT' | 'SNAT'; to: NatRange[]; random: boolean; persistent: boolean; randomFully?: boolean} = {
-          kind: tg.name, to, random: st['random'] === true, persistent: st['persistent'] === true,
-        }
-        if (st['random-fully'] === true) t.randomFully = true
-        rule.target = t
+        if (tg.nTo === 0) throw this.err(`${tg.name === 'DNAT' ? '--to-destination' : '--to-source'} with -j ${tg.name}`, this.lineText)
+        const to = tg.to.slice(0, tg.nTo)
+        this.rTarget = tg.randomFully
+          ? {kind: tg.name, to, random: tg.random, persistent: tg.persistent, randomFully: true}
+          : {kind: tg.name, to, random: tg.random, persistent: tg.persistent}
         return
       }
       case 'MASQUERADE':
       case 'REDIRECT': {
         const t: {kind: 'MASQUERADE' | 'REDIRECT'; ports?: [number, number]; random: boolean; randomFully?: boolean} = {
-          kind: tg.name, random: st['random'] === true,
+          kind: tg.name, random: tg.random,
         }
-        if (st['ports'] !== undefined) t.ports = st['ports'] as [number, number]
-        if (st['random-fully'] === true) t.randomFully = true
-        rule.target = t as Target
+        if (tg.ports !== undefined) t.ports = tg.ports
+        if (tg.randomFully) t.randomFully = true
+        this.rTarget = t as Target
         return
       }
       case 'MARK':
       case 'CONNMARK': {
-        const op = st['op'] as string | undefined
+        const op = tg.op
         if (op === undefined) throw this.err(`an operation (--set-xmark, --set-mark, ...) with -j ${tg.name}`, this.lineText)
         if (op === 'save' || op === 'restore') {
-          rule.target = {kind: 'CONNMARK', op, nfmask: ((st['nfmask'] as number | undefined) ?? MAX32) >>> 0, ctmask: ((st['ctmask'] as number | undefined) ?? MAX32) >>> 0}
+          this.rTarget = {kind: 'CONNMARK', op, nfmask: (tg.nfmask ?? MAX32) >>> 0, ctmask: (tg.ctmask ?? MAX32) >>> 0}
         } else {
-          if (st['nfmask'] !== undefined || st['ctmask'] !== undefined) throw this.err(`--nfmask/--ctmask only with --save-mark or --restore-mark`, this.lineText)
-          rule.target = {kind: tg.name, op: op as 'set', value: st['value'] as number, mask: st['mask'] as number}
+          if (tg.nfmask !== undefined || tg.ctmask !== undefined) throw this.err(`--nfmask/--ctmask only with --save-mark or --restore-mark`, this.lineText)
+          this.rTarget = {kind: tg.name, op: op as 'set', value: tg.value, mask: tg.mask}
         }
         return
       }
       case 'CT':
-        rule.target = {kind: 'CT', notrack: st['notrack'] === true, args: tg.args}
+        this.rTarget = {kind: 'CT', notrack: tg.notrack, args: this.targetArgs(tg)}
         return
     }
+  }
+
+  /** A typed target's arguments as strings. */
+  private targetArgs(tg: TgtInst): string[] {
+    const out: string[] = []
+    for (let k = 0; k < tg.nArg; k++) out.push(this.tk.get(tg.argIdx[k]!))
+    return out
   }
 }
 
@@ -1550,14 +2126,6 @@ const CT_VALUE_OPTS: ReadonlySet<string> = new Set([
   '--helper', '--ctevents', '--expevents', '--zone', '--zone-orig', '--zone-reply', '--timeout',
 ])
 
-/**
- * Every chain has the same fields, in the same order (absent policy/counters are undefined): one object shape keeps
- * the hot paths that touch chains monomorphic.
- */
-function newChain(name: string, table: string, builtin: boolean, policy: 'ACCEPT' | 'DROP' | undefined, counters: Counters | undefined, loc: Loc): MChain {
-  return {name, table, builtin, policy, counters, loc, rules: []}
-}
-
 function isDigits(s: string): boolean {
   if (s.length === 0 || s.length > 15) return false
   for (let i = 0; i < s.length; i++) {
@@ -1574,41 +2142,70 @@ function fastIp4(s: string): IpAddr | undefined {
 
 /** Fast path for `a.b.c.d` and `a.b.c.d/len`; undefined means "ask parsePrefix". */
 function fastPrefix4(s: string): Prefix | undefined {
+  const v = prefix4At(s, 0, s.length)
+  if (p4Len < 0) return undefined
+  return {family: 4, value: BigInt(v >>> 0), len: p4Len}
+}
+
+/** the prefix length prefix4At read, or -1 when the text was not in its form; whether it was written (`/len`) */
+let p4Len = -1
+let p4Slash = false
+
+/**
+ * `a.b.c.d` or `a.b.c.d/len` in s[i, n): returns the value with the host bits cleared (as an int32: `>>> 0` for the
+ * unsigned value) and sets p4Len. p4Len -1 means "ask parsePrefix" (anything else, including octets with more
+ * than three digits). No heap numbers: this runs for every address of a dump.
+ */
+function prefix4At(s: string, i: number, n: number): number {
+  p4Len = -1
+  p4Slash = false
   let v = 0
   let octet = 0
   let digits = 0
   let dots = 0
-  let i = 0
-  const n = s.length
   for (; i < n; i++) {
     const c = s.charCodeAt(i)
     if (c >= 48 && c <= 57) {
       octet = octet * 10 + (c - 48)
-      if (++digits > 3 || octet > 255) return undefined
+      if (++digits > 3 || octet > 255) return 0
     } else if (c === 46 /* . */) {
-      if (digits === 0 || ++dots > 3) return undefined
-      v = v * 256 + octet
+      if (digits === 0 || ++dots > 3) return 0
+      v = (v << 8) | octet
       octet = 0
       digits = 0
     } else {
       break
     }
   }
-  if (dots !== 3 || digits === 0) return undefined
-  v = v * 256 + octet
+  if (dots !== 3 || digits === 0) return 0
+  v = (v << 8) | octet
   let len = 32
   if (i < n) {
-    if (s.charCodeAt(i) !== 47 /* / */ || n - i - 1 < 1 || n - i - 1 > 2) return undefined
+    if (s.charCodeAt(i) !== 47 /* / */ || n - i - 1 < 1 || n - i - 1 > 2) return 0
     len = 0
     for (i++; i < n; i++) {
       const c = s.charCodeAt(i)
-      if (c < 48 || c > 57) return undefined
+      if (c < 48 || c > 57) return 0
       len = len * 10 + (c - 48)
     }
-    if (len > 32) return undefined
+    if (len > 32) return 0
+    p4Slash = true
   }
-  if (len < 32) v = len === 0 ? 0 : (v & ~((1 << (32 - len)) - 1)) >>> 0
-  return {family: 4, value: BigInt(v), len}
+  if (len < 32) v = len === 0 ? 0 : v & ~((1 << (32 - len)) - 1)
+  p4Len = len
+  return v
+}
+
+/** s[a, b) as a number when it is 1 to 15 decimal digits (what isDigits accepts), else -1. */
+function digitsAt(s: string, a: number, b: number): number {
+  if (b <= a || b - a > 15) return -1
+  let n = 0
+  for (let i = a; i < b; i++) {
+    const c = s.charCodeAt(i)
+    if (c < 48 || c > 57) return -1
+    n = n * 10 + (c - 48)
+  }
+  return n
 }
 
 /** True when `text` is a valid address with a mask that is not contiguous (which Prefix cannot express). */
@@ -1618,6 +2215,15 @@ function nonContiguous(text: string, family: Family): boolean {
   const a = parseIp(text.slice(0, slash))
   const m = parseIp(text.slice(slash + 1))
   return !!a && !!m && a.family === family && m.family === family
+}
+
+for (const w of [...VOCAB_WORDS, ...Object.keys(PROTOCOLS), ...TYPED_TARGETS.keys(), ...EXTENSION_TARGETS, ...KNOWN_MODULES.keys()]) {
+  const k = vocabSlot(w.length, w.charCodeAt(0), w.charCodeAt(w.length - 1))
+  const had = VOCAB[k]
+  if (had === undefined) VOCAB[k] = w
+  else if (typeof had === 'string') {
+    if (had !== w) VOCAB[k] = [had, w]
+  } else if (!had.includes(w)) had.push(w)
 }
 
 export function parseIptablesSave(text: string, file: string, family: Family): IptablesRuleset {
