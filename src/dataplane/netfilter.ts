@@ -38,8 +38,8 @@ export interface ChainCheckpoint {
   /** the rule list being walked and the position of the rule about to be evaluated */
   readonly rules: readonly IptRule[]
   readonly i: number
-  readonly stackRules: readonly (readonly IptRule[])[] | undefined
-  readonly stackI: readonly number[] | undefined
+  /** the callers to return to (innermost first) */
+  readonly stack: Frame | undefined
   readonly packet: Packet
   readonly ctMark: number
   readonly notrack: boolean
@@ -54,6 +54,14 @@ export interface ChainCheckpoint {
 }
 
 export type Decision = 'match' | 'nomatch' | 'assumed'
+
+/** A caller of the user chain being walked: its rules, where to go on, and its own caller (never changed: checkpoints share it). */
+export interface Frame {
+  readonly rules: readonly IptRule[]
+  readonly i: number
+  readonly up: Frame | undefined
+  readonly depth: number
+}
 
 export interface Assumption {
   readonly rule: IptRule
@@ -260,7 +268,9 @@ function describeMatch(m: Match): string {
 /** Evaluates all matches of a rule: a rule with an undecidable match is taken as matching, and says so. */
 export function ruleMatches(rule: IptRule, p: Packet, env: MatchEnv, assumptions: Assumption[]): boolean {
   let assumed: Match[] | undefined
-  for (const m of rule.matches) {
+  const matches = rule.matches
+  for (let k = 0; k < matches.length; k++) {
+    const m = matches[k]!
     if (m.kind === 'statistic' && env.draw) {
       const d = env.draw(rule, m)
       if (d === false) return false
@@ -281,7 +291,8 @@ export function ruleMatches(rule: IptRule, p: Packet, env: MatchEnv, assumptions
 }
 
 function hasStatistic(rule: IptRule): boolean {
-  for (const m of rule.matches) if (m.kind === 'statistic') return true
+  const matches = rule.matches
+  for (let k = 0; k < matches.length; k++) if (matches[k]!.kind === 'statistic') return true
   return false
 }
 
@@ -314,9 +325,8 @@ export function runChain(table: IptTable, chain: string, packet: Packet, env: Ma
   let p = from ? from.packet : packet
   let mark = from ? from.ctMark : ctMark
   let notrack = from ? from.notrack : false
-  // The call stack of user chains: the rules and next index of each caller (allocated at the first jump)
-  let stackRules: (readonly IptRule[])[] | undefined = from?.stackRules?.slice()
-  let stackI: number[] | undefined = from?.stackI?.slice()
+  // The call stack of user chains: a frame per caller (a checkpoint keeps the list as it is)
+  let stack: Frame | undefined = from?.stack
   // only the rules that can match the packet (chain-index.ts): the destination does not change in a chain walk
   let rules: readonly IptRule[] = from ? from.rules : candidateRules(builtin.rules, p)
   let i = from ? from.i : 0
@@ -324,21 +334,20 @@ export function runChain(table: IptTable, chain: string, packet: Packet, env: Ma
   const checkpoint = env.checkpoint
   for (;;) {
     if (i >= rules.length) {
-      if (!stackRules?.length) break
-      rules = stackRules.pop()!
-      i = stackI!.pop()!
+      if (stack === undefined) break
+      rules = stack.rules
+      i = stack.i
+      stack = stack.up
       continue
     }
     const rule = rules[i++]!
     if (checkpoint !== undefined && hasStatistic(rule)) {
       const save = checkpoint(rule)
       if (save) {
-        const deep = stackRules !== undefined && stackRules.length > 0
         save({
           rules,
           i: i - 1,
-          stackRules: deep ? stackRules!.slice() : undefined,
-          stackI: deep ? stackI!.slice() : undefined,
+          stack,
           packet: p,
           ctMark: mark,
           notrack,
@@ -368,12 +377,13 @@ export function runChain(table: IptTable, chain: string, packet: Packet, env: Ma
       case 'REDIRECT':
         return {verdict: 'NAT', rule, target: t, policy: false, trail, assumptions, packet: p, ctMark: mark, notrack}
       case 'RETURN': {
-        if (!stackRules?.length) {
+        if (stack === undefined) {
           i = rules.length // RETURN in a builtin chain: the policy decides
           break
         }
-        rules = stackRules.pop()!
-        i = stackI!.pop()!
+        rules = stack.rules
+        i = stack.i
+        stack = stack.up
         break
       }
       case 'jump':
@@ -383,13 +393,12 @@ export function runChain(table: IptTable, chain: string, packet: Packet, env: Ma
           assumptions.push({rule, what: `jump to chain ${t.chain}, which the table does not declare: ignored`})
           break
         }
-        if ((stackRules?.length ?? 0) >= MAX_DEPTH) {
+        if ((stack?.depth ?? 0) >= MAX_DEPTH) {
           assumptions.push({rule, what: `chain nesting deeper than ${MAX_DEPTH}: stopped following`})
           break
         }
         if (t.kind === 'jump') {
-          ;(stackRules ??= []).push(rules)
-          ;(stackI ??= []).push(i)
+          stack = {rules, i, up: stack, depth: (stack?.depth ?? 0) + 1}
         }
         rules = candidateRules(target.rules, p)
         i = 0

@@ -70,7 +70,9 @@ export function reachableStatRules(rulesets: readonly IptablesRuleset[], hooks: 
             const r = rules[ri]!
             // the rule's static matches (addresses, protocol, ports) must fit; its first statistic match draws
             let p: number | undefined
-            for (const m of r.matches) {
+            const matches = r.matches
+            for (let mi = 0; mi < matches.length; mi++) {
+              const m = matches[mi]!
               if (m.kind === 'addr') {
                 // the client address is only a representative
                 if (m.dir !== 'src' && evalMatch(m, pkt, env) === 'nomatch') continue rules
@@ -248,6 +250,13 @@ function explore<T>(base: IptablesFirewall, stat: readonly StatRule[], index: Re
   let forcedK = -1
   let drawn: Drawn[] = []
   let latest: Checkpoint | undefined
+  // the runHook call in progress (its CallInfo is made when a checkpoint needs it)
+  let callN = 0
+  let callHook: Hook = 'PREROUTING'
+  let callPacket: Packet | undefined
+  let callEnv: MatchEnv | undefined
+  let callNat = false
+  let callDraws = 0
   let call: CallInfo | undefined
   // the runHook calls of the current run, their results, and the checkpoint it resumes from
   let calls = 0
@@ -264,7 +273,8 @@ function explore<T>(base: IptablesFirewall, stat: readonly StatRule[], index: Re
     return d
   }
   const save = (chain: ChainCheckpoint) => {
-    latest = {call: call!, draws: drawn.length, at: base.hookState(), chain}
+    call ??= {n: callN, hook: callHook, packet: callPacket!, env: callEnv!, nat: callNat, draws: callDraws, prior: callN === 0 ? NO_RESULTS : results!.slice(0, callN)}
+    latest = {call, draws: drawn.length, at: base.hookState(), chain}
   }
   // a checkpoint before a stat rule whose draws are not all forced: the other branch of one resumes there
   const checkpoint = (rule: IptRule) => (index.has(rule) && drawn.length + statCount(rule) - 1 > forcedK ? save : undefined)
@@ -281,14 +291,23 @@ function explore<T>(base: IptablesFirewall, stat: readonly StatRule[], index: Re
         // random draws and nth counters are state a checkpoint does not hold: such runs replay from the top
         lastDrawEnv = env.nthCounters || replayOnly ? {...env, draw} : {...env, draw, random: () => ((replayOnly = true), env.random()), checkpoint}
       }
-      call = {n, hook, packet, env, nat, draws: drawn.length, prior: n === 0 ? NO_RESULTS : results!.slice()}
+      callN = n
+      callHook = hook
+      callPacket = packet
+      callEnv = env
+      callNat = nat
+      callDraws = drawn.length
+      call = undefined
       let r: HookResult
       if (cp && n === cp.call.n && cp.call.hook === hook && cp.call.packet === packet && cp.call.env === env && cp.call.nat === nat && !replayOnly && lastDrawEnv.checkpoint) {
-        for (let k = drawn.length; k < cp.draws; k++) drawn.push(forcedBase[k]!)
+        // the draws before the checkpoint, as the earlier run made them
+        if (drawn.length === 0) drawn = forcedBase.slice(0, cp.draws)
+        else for (let k = drawn.length; k < cp.draws; k++) drawn.push(forcedBase[k]!)
         r = base.resumeHook(cp.at, cp.chain)
       } else r = base.runHook(hook, packet, lastDrawEnv, nat)
       resume = undefined
-      ;(results ??= []).push(r)
+      if (results) results.push(r)
+      else results = [r]
       return r
     },
   })
@@ -299,13 +318,12 @@ function explore<T>(base: IptablesFirewall, stat: readonly StatRule[], index: Re
     const next = todo.pop()!
     forcedBase = next.base
     forcedK = next.k
-    drawn = []
     calls = 0
     results = undefined
     latest = undefined
     // resume from the checkpoint before the rule of the draw that goes the other way, when it has one
     resume = next.k >= 0 && !replayOnly ? next.base[next.k]!.cp : undefined
-    if (resume) for (let k = 0; k < resume.call.draws; k++) drawn.push(next.base[k]!)
+    drawn = resume && resume.call.draws > 0 ? next.base.slice(0, resume.call.draws) : []
     const value = run(fw, (r) => r)
     let p = next.p
     for (let k = next.k + 1; k < drawn.length; k++) {

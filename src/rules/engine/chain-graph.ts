@@ -37,14 +37,16 @@ function graph(t: IptTable): Graph {
     const ids = new Map<string, number>()
     const chains = [...t.chains.values()]
     let n = 0
-    for (const name of t.chains.keys()) ids.set(name, n++)
+    t.chains.forEach((_c, name) => ids.set(name, n++))
     const first: (IptRule | undefined)[] = new Array(n).fill(undefined)
     // adjacency in two flat arrays (a list per chain would be 34,000 small arrays)
     const starts: number[] = []
     const succ: number[] = []
-    for (const c of chains) {
+    for (let ci = 0; ci < chains.length; ci++) {
       starts.push(succ.length)
-      for (const r of c.rules) {
+      const rules = chains[ci]!.rules
+      for (let ri = 0; ri < rules.length; ri++) {
+        const r = rules[ri]!
         const tg = r.target
         if (tg?.kind !== 'jump' && tg?.kind !== 'goto') continue
         let id = ids.get(tg.chain)

@@ -122,8 +122,13 @@ export function decisionOf(rs: IptablesRuleset, table: IptTable, builtin: string
   return decisionWith(rs, binaryOf(rs), table, builtin, res)
 }
 
+function assumedBy(assumptions: readonly Assumption[], rule: IptRule): boolean {
+  for (let i = 0; i < assumptions.length; i++) if (assumptions[i]!.rule === rule) return true
+  return false
+}
+
 function decisionWith(rs: IptablesRuleset, bin: IptBinary, table: IptTable, builtin: string, res: ChainResult): Decision {
-  const assumed = !!res.rule && res.assumptions.some((a) => a.rule === res.rule)
+  const assumed = !!res.rule && assumedBy(res.assumptions, res.rule)
   if (res.rule) {
     return {
       ruleset: rs,
@@ -253,7 +258,9 @@ export class IptablesFirewall implements Firewall {
         const res = runChain(table, hook, p, curEnv, ctMark, from)
         from = undefined
         const decision = decisionWith(rs, bin, table, hook, res)
-        ;(runs ??= []).push({table: tableName, bin, result: res, decision})
+        const run: TableRun = {table: tableName, bin, result: res, decision}
+        if (runs) runs.push(run)
+        else runs = [run]
         if (res.assumptions.length) (assumptions ??= []).push(...res.assumptions)
         p = res.packet
         ctMark = res.ctMark

@@ -4,7 +4,7 @@
 // client.
 import {formatEndpoint, formatIp, hostPrefix, ipEquals, isLoopback, makePrefix, parseIp, prefixContains, type IpAddr, type Prefix} from '../../model/ip.js'
 import type {IpvsMethod, IpvsService} from '../../model/ipvs.js'
-import type {IptablesRuleset, IptRule, IptTable, Match} from '../../model/iptables.js'
+import type {IptablesRuleset, IptChain, IptRule, IptTable, Match} from '../../model/iptables.js'
 import type {Loc} from '../../model/source.js'
 import type {Packet} from '../../dataplane/packet.js'
 import type {FlowHint, RuleContext} from '../types.js'
@@ -123,25 +123,38 @@ function mentioned(hosts: readonly HostView[], cands: readonly IpAddr[]): (ip: I
     }
   }
   // the /8 of each IPv4 candidate: a prefix of /8 or longer outside all of them names none (no map lookup)
-  const octets: [bigint, bigint][] = []
+  const octLo: bigint[] = []
+  const octHi: bigint[] = []
   for (const c of cands) {
     if (c.family !== 4) continue
     const lo = makePrefix(c, 8).value
-    if (!octets.some(([l]) => l === lo)) octets.push([lo, lo + (1n << 24n)])
+    if (!octLo.includes(lo)) {
+      octLo.push(lo)
+      octHi.push(lo + (1n << 24n))
+    }
   }
   const hit = new Set<IpAddr>()
-  for (const h of hosts)
-    for (const rs of h.fw?.rulesets ?? [])
-      for (const t of rs.tables.values())
-        for (const c of t.chains.values())
-          for (const r of c.rules)
-            for (const m of r.matches) {
-              if (m.kind !== 'addr' || m.prefix.len <= 0) continue
-              const p = m.prefix
-              if (p.family === 4 && p.len >= 8 && !octets.some(([lo, hi]) => p.value >= lo && p.value < hi)) continue
-              const named = byLen[p.family === 4 ? 0 : 1]![p.len]?.get(p.value)
-              if (named) for (const x of named) hit.add(x)
-            }
+  // indexed loops and forEach: this runs once over ~100,000 rules, mostly before it is optimised, where each
+  // step of a for-of allocates
+  const onRules = (c: IptChain) => {
+    const rules = c.rules
+    for (let ri = 0; ri < rules.length; ri++) {
+      const matches = rules[ri]!.matches
+      for (let mi = 0; mi < matches.length; mi++) {
+        const m = matches[mi]!
+        if (m.kind !== 'addr' || m.prefix.len <= 0) continue
+        const p = m.prefix
+        if (p.family === 4 && p.len >= 8) {
+          let inside = false
+          for (let k = 0; k < octLo.length && !inside; k++) inside = p.value >= octLo[k]! && p.value < octHi[k]!
+          if (!inside) continue
+        }
+        const named = byLen[p.family === 4 ? 0 : 1]![p.len]?.get(p.value)
+        if (named) for (const x of named) hit.add(x)
+      }
+    }
+  }
+  for (const h of hosts) for (const rs of h.fw?.rulesets ?? []) rs.tables.forEach((t) => t.chains.forEach(onRules))
   return (ip) => hit.has(ip)
 }
 
@@ -388,8 +401,11 @@ function dnatServices(h: HostView, w: World): LbService[] {
     const nat = rs.tables.get('nat')
     if (!nat) continue
     const groups = new Groups()
-    for (const c of reachableChainList(nat, ['PREROUTING'])) {
-      for (const r of c.rules) {
+    const chains = reachableChainList(nat, ['PREROUTING'])
+    for (let ci = 0; ci < chains.length; ci++) {
+      const rules = chains[ci]!.rules
+      for (let ri = 0; ri < rules.length; ri++) {
+        const r = rules[ri]!
         if (r.target?.kind !== 'DNAT') continue
         const sel = selectorOf(rs, r)
         if (sel.mark) {
@@ -467,18 +483,23 @@ export function dnatCascade(h: HostView, rs: IptablesRuleset, pkt: Packet, assum
   )
 }
 
+function hasBackendOf(backends: readonly Backend[], rule: IptRule): boolean {
+  for (let i = 0; i < backends.length; i++) if (backends[i]!.rule === rule) return true
+  return false
+}
+
 function dnatService(h: HostView, w: World, rs: IptablesRuleset, g: Group): LbService | undefined {
   const assumeLocal = g.vip && g.vipAssumed ? [g.vip] : g.vip && h.isLocal(g.vip) === undefined ? [g.vip] : []
   const cascade = dnatCascade(h, rs, g.pkt, assumeLocal, g.iif ?? clientIifOf(h, w))
   const backends: Backend[] = []
   for (const o of cascade.outcomes) {
     if (!o.value.rule || !o.value.to?.ip) continue
-    if (backends.some((b) => b.rule === o.value.rule)) continue
+    if (hasBackendOf(backends, o.value.rule)) continue
     backends.push(backendOf(w, h, o.value.to.ip, {port: o.value.to.port ?? g.pkt.dport, method: 'dnat', loc: o.value.rule.loc, rule: o.value.rule, share: o.p}))
   }
   // DNAT rules of the group that no outcome reaches are backends with a 0% share
   for (const r of g.rules) {
-    if (backends.some((b) => b.rule === r)) continue
+    if (hasBackendOf(backends, r)) continue
     const t = r.target
     if (t?.kind !== 'DNAT' || !t.to[0]?.from) continue
     backends.push(backendOf(w, h, t.to[0].from, {port: t.to[0].portFrom ?? g.pkt.dport, method: 'dnat', loc: r.loc, rule: r, share: 0}))
