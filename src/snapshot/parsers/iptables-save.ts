@@ -138,40 +138,27 @@ const EXTENSION_TARGETS: ReadonlySet<string> = new Set([
   'RAWSNAT', 'STEAL', 'SYSRQ', 'TARPIT', 'FULLCONENAT', 'FLOWOFFLOAD', 'ULOG2',
 ])
 
-/** The short form of a long core option (`--source` → `-s`); a switch, cheaper than hashing every option. */
-function longCore(tok: string): string | undefined {
-  switch (tok) {
-    case '--source':
-    case '--src':
-      return '-s'
-    case '--destination':
-    case '--dst':
-      return '-d'
-    case '--in-interface':
-      return '-i'
-    case '--out-interface':
-      return '-o'
-    case '--protocol':
-      return '-p'
-    case '--fragment':
-    case '--fragments':
-      return '-f'
-    case '--match':
-      return '-m'
-    case '--jump':
-      return '-j'
-    case '--goto':
-      return '-g'
-    case '--set-counters':
-      return '-c'
-    case '--ipv4':
-      return '-4'
-    case '--ipv6':
-      return '-6'
-  }
-  return undefined
-}
-
+/**
+ * The letter of a core option, long or short (`--source` and `-s` → 's'), as a character code: the parser dispatches
+ * on small integers (a jump table even before the code is optimised) rather than comparing strings one case at a time.
+ */
+const CORE_LONG: ReadonlyMap<string, number> = new Map(Object.entries({
+  '--source': 's', '--src': 's', '--destination': 'd', '--dst': 'd', '--in-interface': 'i', '--out-interface': 'o',
+  '--protocol': 'p', '--fragment': 'f', '--fragments': 'f', '--match': 'm', '--jump': 'j', '--goto': 'g',
+  '--set-counters': 'c', '--ipv4': '4', '--ipv6': '6',
+}).map(([k, v]) => [k, v.charCodeAt(0)]))
+const C_S = 115
+const C_D = 100
+const C_I = 105
+const C_O = 111
+const C_P = 112
+const C_F = 102
+const C_M = 109
+const C_J = 106
+const C_G = 103
+const C_C = 99
+const C_4 = 52
+const C_6 = 54
 
 // ---------------------------------------------------------------------------------------------------------------
 // Tokeniser
@@ -208,8 +195,10 @@ function vocabSlot(len: number, first: number, last: number): number {
   return (len * 67 + first * 13 + last * 3) & (VOCAB_SLOTS - 1)
 }
 
-/** src[a, b) as a string: a shared constant when it is a common word, else a copy. */
-function word(src: string, a: number, b: number): string {
+/** src[a, b) as a string: a shared constant when it is a common word, else a copy (or undefined with onlyCommon). */
+function word(src: string, a: number, b: number, onlyCommon: true): string | undefined
+function word(src: string, a: number, b: number): string
+function word(src: string, a: number, b: number, onlyCommon = false): string | undefined {
   const len = b - a
   if (len > 0 && len <= 24) {
     const cand = VOCAB[vocabSlot(len, src.charCodeAt(a), src.charCodeAt(b - 1))]
@@ -224,7 +213,7 @@ function word(src: string, a: number, b: number): string {
       }
     }
   }
-  return src.slice(a, b)
+  return onlyCommon ? undefined : src.slice(a, b)
 }
 
 /** true for the characters that separate arguments outside quotes (iptables-restore's add_param_to_argv) */
@@ -341,6 +330,21 @@ class Tokens {
       this.str[i] = s
     }
     return s
+  }
+
+  /** The text of argument i when it is a common word (a shared constant), else undefined (no copy is made). */
+  word(i: number): string | undefined {
+    const s = this.str[i]
+    if (s !== undefined) return s
+    const w = word(this.src, this.a[i]!, this.b[i]!, true)
+    if (w !== undefined) this.str[i] = w
+    return w
+  }
+
+  /** Whether argument i is empty (`""`). */
+  empty(i: number): boolean {
+    const s = this.str[i]
+    return s !== undefined ? s === '' : this.b[i] === this.a[i]
   }
 
   /** Whether argument i is `lit` (without making a string of it). */
@@ -510,6 +514,64 @@ class Rule implements IptRule {
   }
 }
 
+/**
+ * The open table's chains by name, in the order they were declared. Looked up from a range of the text without
+ * making a string of it: an open-addressing table of (hash, ordinal + 1) pairs, each hit checked against the name.
+ * (A Map of 34,000 names costs several cache misses a lookup; this one about two.)
+ */
+class ChainIndex {
+  readonly order: Chain[] = []
+  private slots = new Int32Array(2 * 64)
+  private mask = 63
+
+  static hash(s: string, a: number, b: number): number {
+    let h = 0x811c9dc5 ^ (b - a)
+    for (let i = a; i < b; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193)
+    return h
+  }
+
+  /** The chain named s[a, b). */
+  find(s: string, a: number, b: number): Chain | undefined {
+    const h = ChainIndex.hash(s, a, b)
+    const len = b - a
+    const slots = this.slots
+    let slot = (h ^ (h >>> 15)) & this.mask
+    for (;;) {
+      const e = slots[2 * slot + 1]!
+      if (e === 0) return undefined
+      if (slots[2 * slot] === h) {
+        const c = this.order[e - 1]!
+        if (c.name.length === len && s.startsWith(c.name, a)) return c
+      }
+      slot = (slot + 1) & this.mask
+    }
+  }
+
+  get(name: string): Chain | undefined {
+    return this.find(name, 0, name.length)
+  }
+
+  add(c: Chain): void {
+    this.order.push(c)
+    if (this.order.length * 2 > this.mask + 1) {
+      // grow: twice the slots, every chain again
+      this.mask = this.mask * 2 + 1
+      this.slots = new Int32Array(2 * (this.mask + 1))
+      for (let k = 0; k < this.order.length; k++) this.put(this.order[k]!.name, k)
+    } else {
+      this.put(c.name, this.order.length - 1)
+    }
+  }
+
+  private put(name: string, ord: number): void {
+    const h = ChainIndex.hash(name, 0, name.length)
+    let slot = (h ^ (h >>> 15)) & this.mask
+    while (this.slots[2 * slot + 1] !== 0) slot = (slot + 1) & this.mask
+    this.slots[2 * slot] = h
+    this.slots[2 * slot + 1] = ord + 1
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // The parser's per-rule state (reused from rule to rule)
 
@@ -531,6 +593,8 @@ interface Pending {
 /** One `-m NAME` (or an implicit protocol module) of the rule being parsed. */
 interface ModInst {
   name: string
+  /** MODULE_IDS of a known module, 0 for an unknown one */
+  id: number
   known: boolean
   /** the module's matches so far: out[0, nOut) (the array is reused, never shortened: no garbage per rule) */
   out: Match[]
@@ -580,10 +644,32 @@ interface TgtInst {
 }
 
 function newMod(): ModInst {
-  return {name: '', known: false, out: [], nOut: 0, args: EMPTY_ARGS, st: undefined, stat: false, statMode: undefined, statNeg: false, statProb: undefined, statEvery: undefined, statPacket: undefined}
+  return {name: '', id: 0, known: false, out: [], nOut: 0, args: EMPTY_ARGS, st: undefined, stat: false, statMode: undefined, statNeg: false, statProb: undefined, statEvery: undefined, statPacket: undefined}
 }
 
 const MAX32 = 0xffffffff
+// ids of the known match modules (MODULE_IDS)
+const M_TCP = 1
+const M_UDP = 2
+const M_SCTP = 3
+const M_UDPLITE = 4
+const M_DCCP = 5
+const M_MULTIPORT = 6
+const M_STATE = 7
+const M_CONNTRACK = 8
+const M_MARK = 9
+const M_CONNMARK = 10
+const M_STATISTIC = 11
+const M_COMMENT = 12
+const M_ADDRTYPE = 13
+const M_IPRANGE = 14
+const M_ICMP = 15
+const M_ICMP6 = 16
+const M_MAC = 17
+const M_SET = 18
+const M_LIMIT = 19
+const M_RECENT = 20
+const M_IPVS = 21
 /** addresses remembered per kind of address match (see Parser.addrMatches) */
 const ADDR_CACHE = 2048
 /** slots per kind of the IPv4 address cache (see Parser.addrV) */
@@ -644,8 +730,8 @@ class Parser {
    * together, so each chain gets one array of the right size.
    */
   private runChain: Chain | undefined
-  /** the open table's chains in the order they were declared */
-  private order: Chain[] = []
+  /** the open table's chains by name and in the order they were declared */
+  private idx = new ChainIndex()
   private readonly runRules: Rule[] = []
   private runN = 0
   /** the chain of the last `-j CHAIN` (kube-proxy jumps to KUBE-MARK-MASQ again and again) */
@@ -789,7 +875,7 @@ class Parser {
     this.tables.set(name, t)
     this.table = t
     this.builtins = BUILTIN_CHAINS[name] ?? []
-    this.order = []
+    this.idx = new ChainIndex()
     this.runChain = undefined
     this.runN = 0
     this.lastJump = undefined
@@ -805,7 +891,7 @@ class Parser {
     this.table = undefined
     this.lastJump = undefined
     this.runRules.length = 0
-    this.order = []
+    this.idx = new ChainIndex()
   }
 
   /** Moves the rules of the chain being filled into its rules array. */
@@ -839,22 +925,34 @@ class Parser {
 
   private newChain(name: string, builtin: boolean, policy: 'ACCEPT' | 'DROP' | undefined, counters: Counters | undefined): Chain {
     const t = this.table!
-    const c = new Chain(this.src, name, t.name, builtin, policy, counters, this.lineNo, this.lineStart, this.order.length)
+    const c = new Chain(this.src, name, t.name, builtin, policy, counters, this.lineNo, this.lineStart, this.idx.order.length)
     t.chains.set(name, c)
-    this.order.push(c)
+    this.idx.add(c)
     return c
   }
 
   private chainLine(src: string, a: number, b: number): void {
     const t = this.table
     if (!t) throw this.err('a table (*filter, *nat, ...) before a chain declaration', src.slice(a, b))
+    // the usual user chain `:NAME - [0:0]` (a third of a kube-proxy dump's lines), read without the tokeniser
+    let sp = a + 1
+    for (; sp < b; sp++) {
+      const c = src.charCodeAt(sp)
+      if (c === 32 || c === 34 /* " */ || c === 9) break
+    }
+    if (sp > a + 1 && b - sp === 8 && src.charCodeAt(sp) === 32 && src.startsWith(' - [0:0]', sp)) {
+      const name = src.slice(a + 1, sp)
+      if (this.idx.get(name)) throw this.err(`each chain declared once (chain ${name} was declared before)`, src.slice(a, b))
+      this.newChain(name, this.builtins.includes(name), undefined, ZERO_COUNTERS)
+      return
+    }
     const tk = this.tk
     if (!tk.split(src, a + 1, b) || tk.n < 2 || tk.n > 3 || tk.get(0) === '') {
       throw this.err(':CHAIN POLICY [packets:bytes]', src.slice(a, b))
     }
     const name = tk.get(0)
     const counters = tk.n === 3 ? this.counters(tk.get(2)) : undefined
-    if (t.chains.has(name)) throw this.err(`each chain declared once (chain ${name} was declared before)`, src.slice(a, b))
+    if (this.idx.get(name)) throw this.err(`each chain declared once (chain ${name} was declared before)`, src.slice(a, b))
     const builtin = this.builtins.includes(name)
     let policy: 'ACCEPT' | 'DROP' | undefined
     if (tk.is(1, '-')) {
@@ -904,10 +1002,10 @@ class Parser {
       } else if (i + 1 < tk.n && (chain = this.nextInOrder(i + 1)) !== undefined) {
         // the chain declared after the last one (iptables-save prints the rules in the order of the chains)
       } else {
-        const chainName = i + 1 < tk.n ? tk.get(i + 1) : undefined
-        if (chainName === undefined || chainName === '') throw this.err('a chain name after -A', src.slice(a, b))
-        chain = t.chains.get(chainName)
+        if (i + 1 >= tk.n || tk.empty(i + 1)) throw this.err('a chain name after -A', src.slice(a, b))
+        chain = tk.plain(i + 1) ? this.idx.find(tk.src, tk.a[i + 1]!, tk.b[i + 1]!) : this.idx.get(tk.get(i + 1))
         if (!chain) {
+          const chainName = tk.get(i + 1)
           if (!this.builtins.includes(chainName)) {
             throw this.err(`a chain declared in table ${t.name} before its rules (no chain ${chainName})`, src.slice(a, b))
           }
@@ -936,7 +1034,7 @@ class Parser {
     if (cmd === '-N' || cmd === '--new-chain') {
       const name = i + 1 < tk.n ? tk.get(i + 1) : undefined
       if (name === undefined || tk.n !== i + 2) throw this.err('-N CHAIN', src.slice(a, b))
-      if (t.chains.has(name)) throw this.err(`each chain declared once (chain ${name} was declared before)`, src.slice(a, b))
+      if (this.idx.get(name)) throw this.err(`each chain declared once (chain ${name} was declared before)`, src.slice(a, b))
       this.newChain(name, this.builtins.includes(name), undefined, undefined)
       return
     }
@@ -946,7 +1044,7 @@ class Parser {
       if (name === undefined || pol === undefined || tk.n !== i + 3) throw this.err('-P CHAIN POLICY', src.slice(a, b))
       if (!this.builtins.includes(name)) throw this.err(`a builtin chain of table ${t.name} after -P`, name)
       if (pol !== 'ACCEPT' && pol !== 'DROP') throw this.err('a chain policy ACCEPT or DROP', pol)
-      const c = t.chains.get(name)
+      const c = this.idx.get(name)
       if (c) c.policy = pol
       else this.newChain(name, true, pol, undefined)
       return
@@ -956,7 +1054,7 @@ class Parser {
 
   /** The chain named by argument i when it is one of the next few declared after the chain being filled. */
   private nextInOrder(i: number): Chain | undefined {
-    const order = this.order
+    const order = this.idx.order
     const from = this.runChain === undefined ? 0 : this.runChain.ordinal() + 1
     const to = Math.min(order.length, from + 3)
     for (let k = from; k < to; k++) {
@@ -1023,22 +1121,22 @@ class Parser {
         throw this.err('an option (-s, -p, -m, -j, --dport, ...)', tk.get(i))
       }
       const tok = tk.get(i)
-      const core = tok.length === 2 ? tok : longCore(tok)
+      const core = tok.length === 2 ? tok.charCodeAt(1) : CORE_LONG.get(tok) ?? 0
       switch (core) {
-        case '-s':
-        case '-d': {
+        case C_S:
+        case C_D: {
           neg = this.postNeg(neg)
-          this.addM(this.addrMatch(core === '-s' ? 'src' : 'dst', neg, this.nextIdx(tok), tok))
+          this.addM(this.addrMatch(core === C_S ? 'src' : 'dst', neg, this.nextIdx(tok), tok))
           continue
         }
-        case '-i':
-        case '-o': {
+        case C_I:
+        case C_O: {
           neg = this.postNeg(neg)
           const name = this.next(tok)
-          this.addM({kind: 'iface', dir: core === '-i' ? 'in' : 'out', neg, name})
+          this.addM({kind: 'iface', dir: core === C_I ? 'in' : 'out', neg, name})
           continue
         }
-        case '-p': {
+        case C_P: {
           neg = this.postNeg(neg)
           const v = this.next(tok)
           let pm = neg ? undefined : this.protoMatches.get(v)
@@ -1062,28 +1160,28 @@ class Parser {
           this.addM(pm)
           continue
         }
-        case '-f': {
+        case C_F: {
           neg = this.postNeg(neg)
           this.addM({kind: 'fragment', neg})
           continue
         }
-        case '-m': {
+        case C_M: {
           if (neg) throw this.err('no ! before -m', this.lineText)
           const name = this.next(tok)
           mod = this.openModule(name)
           inTarget = false
           continue
         }
-        case '-j':
-        case '-g': {
+        case C_J:
+        case C_G: {
           if (neg) throw this.err(`no ! before ${tok}`, this.lineText)
           if (this.tgt || this.rTarget) throw this.err('a single -j or -g per rule', this.lineText)
-          this.openTarget(this.nextIdx(tok), core === '-g')
+          this.openTarget(this.nextIdx(tok), core === C_G)
           inTarget = true
           mod = undefined
           continue
         }
-        case '-c': {
+        case C_C: {
           const p = this.next(tok)
           if (tok === '--set-counters' && p.includes(':')) {
             this.rCounters = this.counters(`[${p}]`)
@@ -1094,9 +1192,9 @@ class Parser {
           }
           continue
         }
-        case '-4':
-        case '-6':
-          if ((core === '-4' ? 4 : 6) !== this.family) this.report(`${core}: a rule for the other address family`)
+        case C_4:
+        case C_6:
+          if ((core === C_4 ? 4 : 6) !== this.family) this.report(`${core === C_4 ? '-4' : '-6'}: a rule for the other address family`)
           continue
       }
       if (tok.length === 2) throw this.err('an iptables option (-s, -d, -i, -o, -p, -f, -m, -j, -g)', tok)
@@ -1301,6 +1399,7 @@ class Parser {
     }
     this.nMods++
     inst.name = canon ?? name
+    inst.id = known ? MODULE_IDS.get(canon)! : 0
     inst.known = known
     inst.nOut = 0
     inst.args = known ? EMPTY_ARGS : []
@@ -1385,14 +1484,14 @@ class Parser {
   /** Returns false when `opt` is not an option of this module. */
   private moduleOption(mod: ModInst, opt: string, neg0: boolean): boolean {
     const name = mod.name
-    switch (name) {
-      case 'tcp':
-      case 'udp':
-      case 'sctp':
-      case 'udplite':
-      case 'dccp':
+    switch (mod.id) {
+      case M_TCP:
+      case M_UDP:
+      case M_SCTP:
+      case M_UDPLITE:
+      case M_DCCP:
         return this.protoOption(mod, opt, neg0)
-      case 'multiport': {
+      case M_MULTIPORT: {
         const dir = opt === '--dports' || opt === '--destination-ports' ? 'dst'
           : opt === '--sports' || opt === '--source-ports' ? 'src' : opt === '--ports' ? 'any' : undefined
         if (!dir) return false
@@ -1402,18 +1501,18 @@ class Parser {
         this.out(mod, {kind: 'port', module: 'multiport', dir, neg, ranges})
         return true
       }
-      case 'state':
-      case 'conntrack':
+      case M_STATE:
+      case M_CONNTRACK:
         return this.ctOption(mod, opt, neg0)
-      case 'mark':
-      case 'connmark': {
+      case M_MARK:
+      case M_CONNMARK: {
         if (opt !== '--mark') return false
         const neg = this.use(neg0)
         const [value, mask] = this.valueMask(this.next(opt), opt)
-        this.out(mod, {kind: 'mark', module: name, neg, value, mask})
+        this.out(mod, {kind: 'mark', module: name as 'mark' | 'connmark', neg, value, mask})
         return true
       }
-      case 'statistic': {
+      case M_STATISTIC: {
         // any option offered to the module (even one it refuses) counts as "an option of -m statistic"
         mod.stat = true
         if (opt === '--mode') {
@@ -1438,7 +1537,7 @@ class Parser {
         }
         return true
       }
-      case 'comment': {
+      case M_COMMENT: {
         if (opt !== '--comment') return false
         const text = this.next(opt)
         let m = this.commentMatches.get(text)
@@ -1449,7 +1548,7 @@ class Parser {
         this.out(mod, m)
         return true
       }
-      case 'addrtype': {
+      case M_ADDRTYPE: {
         const st = (mod.st ??= {kind: 'addrtype'})
         if (opt === '--src-type' || opt === '--dst-type') {
           const neg = this.use(neg0)
@@ -1462,7 +1561,7 @@ class Parser {
         }
         return true
       }
-      case 'iprange': {
+      case M_IPRANGE: {
         if (opt !== '--src-range' && opt !== '--dst-range') return false
         const neg = this.use(neg0)
         const v = this.next(opt)
@@ -1472,15 +1571,15 @@ class Parser {
         this.out(mod, {kind: 'iprange', dir: opt === '--src-range' ? 'src' : 'dst', neg, from, to})
         return true
       }
-      case 'icmp':
-      case 'icmp6': {
+      case M_ICMP:
+      case M_ICMP6: {
         if (opt !== (name === 'icmp' ? '--icmp-type' : '--icmpv6-type')) return false
         const neg = this.use(neg0)
         const v = this.next(opt)
         this.out(mod, this.icmpMatch(name === 'icmp' ? 4 : 6, neg, v, opt))
         return true
       }
-      case 'mac': {
+      case M_MAC: {
         if (opt !== '--mac-source') return false
         const neg = this.use(neg0)
         const v = this.next(opt)
@@ -1494,7 +1593,7 @@ class Parser {
         this.out(mod, {kind: 'mac', neg, mac: v.split(':').map((x) => x.padStart(2, '0')).join(':').toLowerCase()})
         return true
       }
-      case 'set': {
+      case M_SET: {
         if (opt !== '--match-set' && opt !== '--set') return false
         const neg = this.use(neg0)
         const setName = this.next(opt)
@@ -1506,7 +1605,7 @@ class Parser {
         this.out(mod, {kind: 'set', neg, name: setName, flags})
         return true
       }
-      case 'limit': {
+      case M_LIMIT: {
         const st = (mod.st ??= {kind: 'limit'})
         if (opt === '--limit') {
           const v = this.next(opt)
@@ -1519,7 +1618,7 @@ class Parser {
         }
         return true
       }
-      case 'recent': {
+      case M_RECENT: {
         if (!RECENT_OPTS.has(opt)) return false
         const st = (mod.st ??= {kind: 'recent', args: [] as string[]})
         const args = st['args'] as string[]
@@ -1529,7 +1628,7 @@ class Parser {
         if (takesValue) args.push(this.next(opt))
         return true
       }
-      case 'ipvs':
+      case M_IPVS:
         return this.ipvsOption(mod, opt, neg0)
     }
     return false
@@ -1735,17 +1834,15 @@ class Parser {
       this.rTarget = lj.target(goto)
       return
     }
-    const name = tk.get(i)
     if (goto) {
-      const c = this.table!.chains.get(name)
-      if (c) {
-        this.rTarget = c.target(true)
-      } else {
-        this.addPending({name, goto: true, args: []})
-      }
+      const c = this.chainAt(i)
+      if (c) this.rTarget = c.target(true)
+      else this.addPending({name: tk.get(i), goto: true, args: []})
       return
     }
-    const typed = TYPED_TARGETS.get(name)
+    // typed targets first (all of them are common words: a token that is none is not one), then chains
+    const w = tk.word(i)
+    const typed = w === undefined ? undefined : TYPED_TARGETS.get(w)
     if (typed) {
       const tg = this.tgtInst
       tg.name = typed
@@ -1772,12 +1869,13 @@ class Parser {
       this.tgt = tg
       return
     }
-    const c = this.table!.chains.get(name)
+    const c = this.chainAt(i)
     if (c) {
       this.lastJump = c
       this.rTarget = c.target(false)
       return
     }
+    const name = tk.get(i)
     if (EXTENSION_TARGETS.has(name)) {
       this.untypedTarget(name, [], false)
       return
@@ -1786,6 +1884,12 @@ class Parser {
     const p: Pending = {name, goto: false, args: []}
     this.addPending(p)
     this.untypedTarget(name, p.args, true)
+  }
+
+  /** The chain of the open table named by argument i. */
+  private chainAt(i: number): Chain | undefined {
+    const tk = this.tk
+    return tk.plain(i) ? this.idx.find(tk.src, tk.a[i]!, tk.b[i]!) : this.idx.get(tk.get(i))
   }
 
   private untypedTarget(name: string, args: string[], pending: boolean): void {
@@ -2112,10 +2216,13 @@ const IMPLICIT: Readonly<Record<string, string>> = {
   'ipv6-icmp': 'icmp6', icmpv6: 'icmp6', '58': 'icmp6', '6': 'tcp', '17': 'udp', '132': 'sctp',
 }
 
-const KNOWN_MODULES: ReadonlyMap<string, string> = interned([
+const KNOWN_MODULE_LIST = [
   'tcp', 'udp', 'sctp', 'udplite', 'dccp', 'multiport', 'state', 'conntrack', 'mark', 'connmark', 'statistic',
   'comment', 'addrtype', 'iprange', 'icmp', 'icmp6', 'mac', 'set', 'limit', 'recent', 'ipvs',
-])
+] as const
+const KNOWN_MODULES: ReadonlyMap<string, string> = interned(KNOWN_MODULE_LIST)
+/** module name → its id (1-based position in KNOWN_MODULE_LIST; the M_ constants): moduleOption switches on it */
+const MODULE_IDS: ReadonlyMap<string, number> = new Map(KNOWN_MODULE_LIST.map((n, i) => [n, i + 1]))
 
 const RECENT_OPTS: ReadonlySet<string> = new Set([
   '--name', '--set', '--rcheck', '--update', '--remove', '--seconds', '--reap', '--hitcount', '--rttl', '--rsource',
