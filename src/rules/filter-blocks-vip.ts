@@ -3,7 +3,7 @@
 // forwarded to a backend (filter FORWARD).
 import {serviceRule, finding} from './engine/helpers.js'
 import {ev} from './engine/host.js'
-import {assumedNote, guessesOf, requestIn, params, ipvsKnobs, where, ipSel, placeOf} from './engine/flows.js'
+import {assumedNote, guessesOf, requestIn, requestInVerdict, params, ipvsKnobs, where, ipSel, placeOf} from './engine/flows.js'
 import {describeService, vipSelector, type LbService} from './engine/world.js'
 import type {RuleMeta} from './types.js'
 
@@ -21,7 +21,10 @@ export default serviceRule(meta, (svc: LbService, w) => {
   if (!h.fw) return undefined
   const k = ipvsKnobs(h)
   for (const probe of svc.probes) {
-    const r = requestIn(svc, w, probe, 'SYN', params(k, svc.kind === 'dnat' ? 'dnat' : 'masq', svc.proto), 'NEW')
+    const p = params(k, svc.kind === 'dnat' ? 'dnat' : 'masq', svc.proto)
+    // the verdict first (its forwarded part shared with other services' packets); the packet itself when it is blocked
+    if (!requestInVerdict(svc, w, probe, 'SYN', p, 'NEW').result.blocked) continue
+    const r = requestIn(svc, w, probe, 'SYN', p, 'NEW')
     const b = r.result.blocked
     if (!b) continue
     const d = b.decision

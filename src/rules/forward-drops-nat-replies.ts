@@ -7,7 +7,7 @@ import {formatIp, hostPrefix} from '../model/ip.js'
 import type {Evidence} from '../model/finding.js'
 import {customRule, finding} from './engine/helpers.js'
 import {ev, locRef, UNKNOWN_IF, type HostView} from './engine/host.js'
-import {acceptedBy, backendOutcome, describeReplay, guessesOf, ipvsKnobs, params, placeOf, replyInByClass, requestIn, type Replay} from './engine/flows.js'
+import {acceptedBy, backendOutcome, describeReplay, guessesOf, ipvsKnobs, params, placeOf, replyInByClass, requestInVerdict, type Replay} from './engine/flows.js'
 import {hookByDstClass, receivedBySrcClass, receivedSrcClass} from './engine/path.js'
 import {ctStateOf, natConsulted} from './engine/ctmodel.js'
 import {returnRoute} from './engine/returnpath.js'
@@ -72,6 +72,23 @@ function level<K, K2, V>(m: Map<K, Map<K2, V>>, k: K): Map<K2, V> {
   return v
 }
 
+/**
+ * Per host and per context of the services (what a reply is made of besides its backend: the kind of
+ * balancer, the protocol, the conntrack knobs, the client's probe), per class of backends (source class,
+ * source port, arrival interface), the replies FORWARD drops. The replays are the first backend's of the class
+ * (maybe another service's): only their kind, state, verdicts, decisions and guesses are read.
+ */
+const fates = new WeakMap<HostView, Map<string, Classes<Map<number, Map<string, Fate[]>>>>>()
+
+function classesOf(h: HostView, context: string): Classes<Map<number, Map<string, Fate[]>>> {
+  let m = fates.get(h)
+  if (!m) {
+    m = new Map()
+    fates.set(h, m)
+  }
+  return level(m, context)
+}
+
 function check(svc: LbService, w: World): RuleFinding | undefined {
   const h = svc.host
   const fw = h.fw
@@ -80,7 +97,8 @@ function check(svc: LbService, w: World): RuleFinding | undefined {
   const ipvs = svc.kind === 'ipvs'
   const probe = svc.probes[0]
   if (!probe) return undefined
-  const syn = requestIn(svc, w, probe, 'SYN', params(k, ipvs ? 'masq' : 'dnat', svc.proto), 'NEW')
+  // its verdict and FORWARD's accepting decision only (shared with filter-blocks-vip's)
+  const syn = requestInVerdict(svc, w, probe, 'SYN', params(k, ipvs ? 'masq' : 'dnat', svc.proto), 'NEW')
   if (syn.result.blocked) return undefined // filter-blocks-vip
   const dropped: Dropped[] = []
   const around: string[] = []
@@ -89,8 +107,7 @@ function check(svc: LbService, w: World): RuleFinding | undefined {
   const kinds = svc.proto === 'tcp' ? REPLIES : (['RDATA'] as const)
   // does any reply meet the nat table (IPVS with conntrack off: a reply is a new connection to conntrack)?
   const nat = ipvs && kinds.some((kind) => [pOff, pOn].some((p) => natConsulted(ctStateOf('ipvs-reply', kind, p)) && !p.vsConntrack))
-  /** per class of backends, the replies FORWARD drops (the replays are the first backend's of the class: only their verdicts and decisions are read) */
-  const byClass: Classes<Map<number, Map<string, Fate[]>>> = new Map()
+  const byClass = classesOf(h, `${ipvs ? 'ipvs' : 'dnat'}|${svc.proto}|${k.vsConntrack}|${k.tcpLoose}|${probe.src.family}:${probe.src.value}|${probe.sport}|${probe.proto}`)
   for (const b of svc.backends) {
     if (b.local || !(b.method === 'dnat' || b.method === 'masq') || b.share === 0) continue
     // replies that provably go around the balancer are nat-reply-bypasses-director's
@@ -105,9 +122,9 @@ function check(svc: LbService, w: World): RuleFinding | undefined {
     // backends the rules on the way cannot tell apart (source class, source port, arrival interface) meet the same fate
     const byPort = level(byClass, receivedSrcClass(h, b.ip, nat))
     const byIif = level(byPort, b.port ?? probe.dport ?? 0)
-    let fates = byIif.get(iif)
-    if (!fates) {
-      fates = []
+    let found = byIif.get(iif)
+    if (!found) {
+      found = []
       for (const kind of kinds) {
         let r: Replay
         if (ipvs) {
@@ -116,11 +133,11 @@ function check(svc: LbService, w: World): RuleFinding | undefined {
           if (!k.vsConntrack && !replyInByClass(svc, probe, b, iif, kind, pOn).result.blocked) continue
         } else r = dnatReply(svc, w, b, iif, kind)
         const bl = r.result.blocked
-        if (bl && bl.hook.hook === 'FORWARD') fates.push({replay: r, decision: bl.decision})
+        if (bl && bl.hook.hook === 'FORWARD') found.push({replay: r, decision: bl.decision})
       }
-      byIif.set(iif, fates)
+      byIif.set(iif, found)
     }
-    for (const f of fates) dropped.push({b, replay: f.replay, decision: f.decision})
+    for (const f of found) dropped.push({b, replay: f.replay, decision: f.decision})
   }
   if (dropped.length === 0) return undefined
   const stateless = ipvs && !k.vsConntrack

@@ -70,7 +70,7 @@ function outputCase(h: HostView, rs: IptablesRuleset, rule: IptRule): RuleFindin
 
 function preroutingCase(h: HostView, rs: IptablesRuleset, rule: IptRule): RuleFinding | undefined {
   const sel = selectorOf(rs, rule)
-  const viaLo = rule.matches.some((m) => m.kind === 'iface' && m.dir === 'in' && !m.neg && m.name === 'lo')
+  const viaLo = viaLoopback(rule)
   if (!viaLo && !(sel.dst && prefixCovers(LOOPBACK, sel.dst))) return undefined
   const t = rule.target
   const to = t?.kind === 'DNAT' ? t.to[0]?.from : undefined
@@ -88,6 +88,11 @@ function preroutingCase(h: HostView, rs: IptablesRuleset, rule: IptRule): RuleFi
   })
 }
 
+/** `-i lo` among the rule's own matches (a PREROUTING DNAT of packets arriving on lo). */
+function viaLoopback(rule: IptRule): boolean {
+  return rule.matches.some((m) => m.kind === 'iface' && m.dir === 'in' && !m.neg && m.name === 'lo')
+}
+
 export default hostRule(meta, (h) => {
   const out: RuleFinding[] = []
   for (const rs of h.fw?.rulesets ?? []) {
@@ -95,10 +100,15 @@ export default hostRule(meta, (h) => {
     const nat = rs.tables.get('nat')
     if (!nat) continue
     for (const c of nat.chains.values()) {
-      const fromOutput = reachableFrom(rs, 'nat', c.name, ['OUTPUT'])
-      const fromPre = reachableFrom(rs, 'nat', c.name, ['PREROUTING'])
+      // reachability asked once per chain, and only for a chain with a DNAT rule that could be about 127/8
+      let fromOutput: boolean | undefined
+      let fromPre: boolean | undefined
       for (const r of c.rules) {
         if (r.target?.kind !== 'DNAT') continue
+        // neither case applies to a DNAT whose destination lies outside 127/8 and that does not match -i lo
+        if (!matchesLoopback(r, rs) && !viaLoopback(r)) continue
+        fromOutput ??= reachableFrom(rs, 'nat', c.name, ['OUTPUT'])
+        fromPre ??= reachableFrom(rs, 'nat', c.name, ['PREROUTING'])
         const f = (fromOutput ? outputCase(h, rs, r) : undefined) ?? (fromPre ? preroutingCase(h, rs, r) : undefined)
         if (f) out.push(f)
       }

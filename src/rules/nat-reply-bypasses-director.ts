@@ -88,25 +88,29 @@ export default serviceRule(
     const nat = svc.backends.filter((b) => (b.method === 'masq' || b.method === 'dnat') && !b.local)
     const bypass: {b: Backend; reason: string; evidence: Evidence[]; post?: HookResult}[] = []
     const unknown: string[] = []
-    for (const b of nat) {
+    // each backend described once (a kube-proxy service lists its backends twice: in the message and one by one)
+    const descs: (string | undefined)[] = new Array(nat.length)
+    const desc = (i: number) => (descs[i] ??= describeBackend(nat[i]!))
+    for (let i = 0; i < nat.length; i++) {
+      const b = nat[i]!
       const post = postrouting(svc, w, b)
       const snat = post?.nat && (post.nat.kind === 'SNAT' || post.nat.kind === 'MASQUERADE')
       if (snat && (svc.kind === 'dnat' || k.vsConntrack)) continue
       if (!b.owner) {
-        unknown.push(`${describeBackend(b)}: no snapshot of the host owning ${formatIp(b.ip)} (give it to check to verify its route back to the client)`)
+        unknown.push(`${desc(i)}: no snapshot of the host owning ${formatIp(b.ip)} (give it to check to verify its route back to the client)`)
         continue
       }
       const v = returnPath(w, h, b.owner, b.ip)
       if (v.kind === 'ok') continue
       if (v.kind === 'unknown') {
-        unknown.push(`${describeBackend(b)}: ${v.what}`)
+        unknown.push(`${desc(i)}: ${v.what}`)
         continue
       }
       bypass.push({b, reason: v.reason, evidence: v.evidence, post})
     }
     if (bypass.length === 0) {
       if (unknown.length === 0) return undefined
-      return unverifiedFinding(meta, h.name, `${h.name} NATs ${describeService(svc)} to ${nat.map(describeBackend).join(', ')} without SNAT: the replies must route back through ${h.name}, which could not be checked for every backend.`, unknown, [ev(svc.loc)])
+      return unverifiedFinding(meta, h.name, `${h.name} NATs ${describeService(svc)} to ${nat.map((_, i) => desc(i)).join(', ')} without SNAT: the replies must route back through ${h.name}, which could not be checked for every backend.`, unknown, [ev(svc.loc)])
     }
     const fw = h.fw
     // IPVS traffic meets the nat table only with vs.conntrack=1 (ip_vs_notrack): a SNAT that exists does nothing

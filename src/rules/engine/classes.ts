@@ -15,9 +15,8 @@
 // The class covers the firewall only: a caller that routes the packet by the varied address (or whose
 // evaluation depends on it elsewhere) adds what the routing sees to its key (see `routeSrcClass`).
 import {prefixContains, type IpAddr} from '../../model/ip.js'
-import type {IptablesRuleset, Match} from '../../model/iptables.js'
+import type {IptablesRuleset, IptChain, IptTable, Match} from '../../model/iptables.js'
 import {HOOK_TABLES, type Hook} from './firewall.js'
-import {reachableChains} from './chain-graph.js'
 import type {HostView} from './host.js'
 
 /** The hooks whose tables a packet may meet, and whether the nat table is among them (a new connection). */
@@ -83,6 +82,25 @@ function reads(m: Match, field: 'src' | 'dst'): 'prefix' | 'range' | 'addrtype' 
   }
 }
 
+/** The chains of `t` reachable from its builtin chain `hook` by jumps and gotos (walked from it: a hook of a kube-proxy nat table reaches a few of its 34,000 chains, or all). */
+function reachable(t: IptTable, hook: string): IptChain[] {
+  const first = t.chains.get(hook)
+  if (!first) return []
+  const seen = new Set<string>([hook])
+  const out: IptChain[] = [first]
+  for (let i = 0; i < out.length; i++) {
+    for (const r of out[i]!.rules) {
+      const tg = r.target
+      if (tg?.kind !== 'jump' && tg?.kind !== 'goto') continue
+      if (seen.has(tg.chain)) continue
+      seen.add(tg.chain)
+      const c = t.chains.get(tg.chain)
+      if (c) out.push(c)
+    }
+  }
+  return out
+}
+
 function analyse(rulesets: readonly IptablesRuleset[], scope: Scope, field: 'src' | 'dst'): Analysis {
   const byLen = new Map<string, {family: 4 | 6; mask: bigint; ids: Map<bigint, number>}>()
   const ranges: {from: IpAddr; to: IpAddr}[] = []
@@ -94,9 +112,7 @@ function analyse(rulesets: readonly IptablesRuleset[], scope: Scope, field: 'src
         if (tname === 'nat' && !scope.nat) continue
         const t = rs.tables.get(tname)
         if (!t || !t.chains.has(hook)) continue
-        const reach = reachableChains(t, [hook])
-        for (const c of t.chains.values()) {
-          if (!reach.has(c.name)) continue
+        for (const c of reachable(t, hook)) {
           for (const r of c.rules) {
             for (const m of r.matches) {
               const how = reads(m, field)
@@ -128,10 +144,16 @@ function analyse(rulesets: readonly IptablesRuleset[], scope: Scope, field: 'src
 const NONE: Analysis = {opaque: false, prefixes: [], ranges: [], addrtype: false}
 
 /** The analysis of `field` in the tables of `scope` (remembered per scope object: scopes are constants). */
+/** the last firewall and scope asked about, and their analyses (callers ask for one backend after another) */
+let lastRulesets: readonly IptablesRuleset[] | undefined
+let lastScope: Scope | undefined
+let lastBoth: {src?: Analysis; dst?: Analysis} = {}
+
 function analysisOf(h: HostView, scope: Scope, field: 'src' | 'dst'): Analysis {
   const fw = h.fw
   if (!fw) return NONE
   if (fw.kind !== 'iptables') return OPAQUE
+  if (fw.rulesets === lastRulesets && scope === lastScope) return (lastBoth[field] ??= analyse(fw.rulesets, scope, field))
   let m = analyses.get(fw.rulesets)
   if (!m) {
     m = new WeakMap()
@@ -142,6 +164,9 @@ function analysisOf(h: HostView, scope: Scope, field: 'src' | 'dst'): Analysis {
     both = {}
     m.set(scope, both)
   }
+  lastRulesets = fw.rulesets
+  lastScope = scope
+  lastBoth = both
   return (both[field] ??= analyse(fw.rulesets, scope, field))
 }
 

@@ -8,7 +8,7 @@ import {ctStateOf, type CtParams, type FlowPacket, type FlowPlace} from './ctmod
 import type {Decision} from './firewall.js'
 import {ev, locRef, UNKNOWN_IF, type HostView} from './host.js'
 import {flowPacket, l4Name, PACKET_WORDS, type Endpoints, type L4} from './packets.js'
-import {received, receivedBySrcClass, sent, type PathResult} from './path.js'
+import {received, receivedBySrcClass, receivedSharingTail, sent, type PathResult} from './path.js'
 import {clientIifOf, type Backend, type DnatOutcome, type LbService, type World} from './world.js'
 import type {CtState, IptRule} from '../../model/iptables.js'
 import type {ForwardPath} from './forward.js'
@@ -21,7 +21,19 @@ export interface IpvsKnobs {
   readonly defaults: readonly string[]
 }
 
+/** per host, its knobs (read-only: every service of a director asks, in several rules) */
+const knobs = new WeakMap<HostView, IpvsKnobs>()
+
 export function ipvsKnobs(h: HostView): IpvsKnobs {
+  let k = knobs.get(h)
+  if (!k) {
+    k = ipvsKnobsOf(h)
+    knobs.set(h, k)
+  }
+  return k
+}
+
+function ipvsKnobsOf(h: HostView): IpvsKnobs {
   const evidence: Evidence[] = []
   const defaults: string[] = []
   const vs = h.sysctl.get('net.ipv4.vs.conntrack')
@@ -58,12 +70,25 @@ function endpointsOf(probe: Packet): Endpoints {
   return {src: probe.src, sport: probe.sport ?? 40000, dst: probe.dst, dport: probe.dport ?? 0, proto: l4Name(probe.proto) ?? 'tcp', mark: probe.mark}
 }
 
-/** requestIn's replays so far, per service: a probe's packet of a kind in a state is replayed once (several rules ask). */
-const requests = new WeakMap<LbService, {readonly w: World; readonly byProbe: Map<Packet, Map<string, Replay>>}>()
+/** requestIn's replays so far, per service: a probe's packet of a kind in a state is replayed once (several rules ask); [exact, verdict-only] */
+const requests = new WeakMap<LbService, {readonly w: World; readonly byProbe: Map<Packet, Map<FlowPacket, Map<CtState, [Replay?, Replay?]>>>}>()
 
 /** Client -> VIP on the director, up to the point where IPVS takes it (INPUT accepted). */
 export function requestIn(svc: LbService, w: World, probe: Packet, kind: FlowPacket, p: CtParams, state?: CtState): Replay {
-  const st = state ?? ctStateOf('ipvs-in', kind, p)
+  return requestInMemo(svc, w, probe, kind, state ?? ctStateOf('ipvs-in', kind, p), false)
+}
+
+/**
+ * requestIn for callers that read the verdicts, decisions and guesses only: a DNAT balancer's forwarded
+ * packets meet FORWARD and POSTROUTING once per class of packets (path.ts receivedSharingTail), so when
+ * `result.shared` is set the packets the result shows after PREROUTING are another service's. A caller
+ * that needs them replays the packet with requestIn.
+ */
+export function requestInVerdict(svc: LbService, w: World, probe: Packet, kind: FlowPacket, p: CtParams, state?: CtState): Replay {
+  return requestInMemo(svc, w, probe, kind, state ?? ctStateOf('ipvs-in', kind, p), true)
+}
+
+function requestInMemo(svc: LbService, w: World, probe: Packet, kind: FlowPacket, st: CtState, share: boolean): Replay {
   let memo = requests.get(svc)
   if (!memo || memo.w !== w) {
     memo = {w, byProbe: new Map()}
@@ -74,19 +99,26 @@ export function requestIn(svc: LbService, w: World, probe: Packet, kind: FlowPac
     byKind = new Map()
     memo.byProbe.set(probe, byKind)
   }
-  const key = `${kind}|${st}`
-  let r = byKind.get(key)
-  if (!r) {
-    r = requestInUncached(svc, w, probe, kind, st)
-    byKind.set(key, r)
+  let byState = byKind.get(kind)
+  if (!byState) {
+    byState = new Map()
+    byKind.set(kind, byState)
   }
-  return r
+  let both = byState.get(st)
+  if (!both) {
+    both = [undefined, undefined]
+    byState.set(st, both)
+  }
+  const i = share ? 1 : 0
+  // an exact replay already made answers a caller that would share too
+  return (both[i] ??= (share ? both[0] : undefined) ?? requestInUncached(svc, w, probe, kind, st, share))
 }
 
-function requestInUncached(svc: LbService, w: World, probe: Packet, kind: FlowPacket, st: CtState): Replay {
+function requestInUncached(svc: LbService, w: World, probe: Packet, kind: FlowPacket, st: CtState, share: boolean): Replay {
   const h = svc.host
   const pkt = flowPacket(endpointsOf(probe), kind)
-  const result = received(h, pkt, {state: st, local: svc.kind === 'ipvs', iif: clientIif(h, w, svc.vip, svc), assumeLocal: svc.vip ? [svc.vip] : []})
+  const o = {state: st, local: svc.kind === 'ipvs', iif: clientIif(h, w, svc.vip, svc), assumeLocal: svc.vip ? [svc.vip] : []}
+  const result = share ? receivedSharingTail(h, pkt, o) : received(h, pkt, o)
   return {kind, state: st, place: 'ipvs-in', result, packet: pkt}
 }
 
@@ -227,6 +259,8 @@ const outcomesByRule = new WeakMap<LbService, Map<IptRule | undefined, DnatOutco
 export function backendOutcome(svc: LbService, b: Backend): DnatOutcome | undefined {
   const c = svc.cascade
   if (!c) return undefined
+  // a few outcomes: a scan costs less than a map
+  if (c.outcomes.length <= 16) return c.outcomes.find((o) => o.value.rule === b.rule)?.value
   let m = outcomesByRule.get(svc)
   if (!m) {
     m = new Map()

@@ -40,7 +40,26 @@ export function unverifiedFinding(meta: RuleMeta, host: string, message: string,
   return finding(meta, host, {message, evidence, unverified: what, severity: 'info', title: `${meta.title} (not verified)`})
 }
 
+/**
+ * The evidence in order, each `host|file|line|text` once. With no '|' in a host or file name that text names
+ * the four fields unambiguously, so they are compared field by field, line first (no key text per line).
+ */
 function dedupeEvidence(e: readonly Evidence[]): Evidence[] {
+  if (e.some((x) => x.file.includes('|') || !!x.host?.includes('|'))) return dedupeByText(e)
+  const byLine = new Map<number, Evidence[]>()
+  const out: Evidence[] = []
+  for (const x of e) {
+    const same = byLine.get(x.line)
+    if (same) {
+      if (same.some((y) => (y.host ?? '') === (x.host ?? '') && y.file === x.file && y.text === x.text)) continue
+      same.push(x)
+    } else byLine.set(x.line, [x])
+    out.push(x)
+  }
+  return out
+}
+
+function dedupeByText(e: readonly Evidence[]): Evidence[] {
   const seen = new Set<string>()
   const out: Evidence[] = []
   for (const x of e) {

@@ -24,6 +24,11 @@ export interface PathResult {
   readonly noFirewall: boolean
   /** what the evaluation had to guess (an interface the snapshot cannot name, used by -i/-o matches) */
   readonly guesses: readonly string[]
+  /**
+   * receivedSharingTail: the hooks after PREROUTING are another packet's of the same class (same verdicts and
+   * decisions; the packets they show, and `packet`, are that other packet's)
+   */
+  readonly shared?: boolean
 }
 
 interface PathOpts {
@@ -38,10 +43,12 @@ interface PathOpts {
   readonly local?: boolean
 }
 
-function finish(hooks: HookResult[], packet: Packet, to: PathResult['to'], guesses: string[]): PathResult {
+function finish(hooks: HookResult[], packet: Packet, to: PathResult['to'], guesses: string[], shared?: true): PathResult {
   const last = hooks.at(-1)
-  if (last && last.verdict !== 'ACCEPT' && last.decision) return {hooks, blocked: {hook: last, decision: last.decision}, packet, noFirewall: false, guesses}
-  return {hooks, to, packet, noFirewall: false, guesses}
+  if (last && last.verdict !== 'ACCEPT' && last.decision) {
+    return shared ? {hooks, blocked: {hook: last, decision: last.decision}, packet, noFirewall: false, guesses, shared} : {hooks, blocked: {hook: last, decision: last.decision}, packet, noFirewall: false, guesses}
+  }
+  return shared ? {hooks, to, packet, noFirewall: false, guesses, shared} : {hooks, to, packet, noFirewall: false, guesses}
 }
 
 /** Per ruleset, once: the tables with a rule that matches on an input / output interface (other than lo). */
@@ -51,8 +58,22 @@ function tablesUsingIface(rs: IptablesRuleset): {readonly in: ReadonlySet<string
   let u = ifaceTables.get(rs)
   if (!u) {
     const used = {in: new Set<string>(), out: new Set<string>()}
+    // one tight pass per table (a kube-proxy nat table: 100,000 rules), stopping once both directions are found
     for (const [name, t] of rs.tables) {
-      for (const c of t.chains.values()) for (const r of c.rules) for (const m of r.matches) if (m.kind === 'iface' && m.name !== 'lo') used[m.dir].add(name)
+      let dirs = 0
+      scan: for (const c of t.chains.values()) {
+        const rules = c.rules
+        for (let i = 0; i < rules.length; i++) {
+          const ms = rules[i]!.matches
+          for (let j = 0; j < ms.length; j++) {
+            const m = ms[j]!
+            if (m.kind !== 'iface' || m.name === 'lo') continue
+            used[m.dir].add(name)
+            dirs |= m.dir === 'in' ? 1 : 2
+            if (dirs === 3) break scan
+          }
+        }
+      }
     }
     u = used
     ifaceTables.set(rs, u)
@@ -107,6 +128,21 @@ function guessNotes(h: HostView, hooks: readonly Hook[], iif: string | undefined
 
 /** A packet received by the host: PREROUTING, then INPUT or FORWARD + POSTROUTING. */
 export function received(h: HostView, pkt: Packet, o: PathOpts): PathResult {
+  return receivedPath(h, pkt, o, false)
+}
+
+/**
+ * received(), with FORWARD and POSTROUTING evaluated once per class of forwarded packets that no rule there
+ * can tell apart (the packets of a DNAT balancer's services, after the DNAT, to thousands of backends): the
+ * verdicts, decisions and guesses are the packet's own, but when the result says `shared`, the packets it
+ * shows after PREROUTING (the hooks' and `packet`) are another member's of the class. For callers that read
+ * no packet from the result (or replay it with received() when they need one).
+ */
+export function receivedSharingTail(h: HostView, pkt: Packet, o: PathOpts): PathResult {
+  return receivedPath(h, pkt, o, true)
+}
+
+function receivedPath(h: HostView, pkt: Packet, o: PathOpts, share: boolean): PathResult {
   const fw = h.fw
   if (!fw) return {hooks: [], to: o.local ? 'local' : 'forward', packet: pkt, noFirewall: true, guesses: []}
   const ct = ctView(o.state, o.dir, o.ctMark ?? 0)
@@ -126,14 +162,77 @@ export function received(h: HostView, pkt: Packet, o: PathOpts): PathResult {
     return finish(hooks, input.packet, 'local', guessNotes(h, PRE_IN, iif, undefined))
   }
   const oif = o.oif ?? h.oifFor(p.dst, p.src, p.mark) ?? UNKNOWN_IF
+  const g = guessNotes(h, PRE_FWD_POST, iif, oif)
+  const natPost = nat && !pre.notrack
+  const key = share ? tailKey(h, p, iif, oif, o, ct2, natPost) : undefined
+  const memo = key === undefined ? undefined : tailMemoOf(h)
+  const known = key === undefined ? undefined : memo!.get(key)
+  if (known) {
+    hooks.push(known.fwd)
+    if (known.fwd.verdict !== 'ACCEPT') return finish(hooks, known.fwd.packet, undefined, g, true)
+    hooks.push(known.post!)
+    return finish(hooks, known.post!.packet, 'forward', g, true)
+  }
   const fwd = fw.runHook('FORWARD', p, h.env({iif, oif, ct: ct2, assumeLocal: o.assumeLocal}), false)
   hooks.push(fwd)
-  const g = guessNotes(h, PRE_FWD_POST, iif, oif)
-  if (fwd.verdict !== 'ACCEPT') return finish(hooks, fwd.packet, undefined, g)
+  if (fwd.verdict !== 'ACCEPT') {
+    if (key !== undefined) memo!.set(key, {fwd})
+    return finish(hooks, fwd.packet, undefined, g)
+  }
   p = fwd.packet
-  const post = fw.runHook('POSTROUTING', p, h.env({oif, ct: {...ct2, mark: fwd.ctMark}, assumeLocal: o.assumeLocal}), nat && !pre.notrack)
+  const post = fw.runHook('POSTROUTING', p, h.env({oif, ct: {...ct2, mark: fwd.ctMark}, assumeLocal: o.assumeLocal}), natPost)
   hooks.push(post)
+  if (key !== undefined) memo!.set(key, {fwd, post})
   return finish(hooks, post.packet, 'forward', g)
+}
+
+// ---- the forwarded part of received paths, once per class (receivedSharingTail) ------------------------
+
+const TAIL_NAT: Scope = {hooks: ['FORWARD', 'POSTROUTING'], nat: true}
+const TAIL_NO_NAT: Scope = {hooks: ['FORWARD', 'POSTROUTING'], nat: false}
+
+/** The fields of a packet (dataplane/packet.ts) and of a conntrack view a tail key covers; any other field: no sharing. */
+const PACKET_FIELDS = new Set(['family', 'src', 'dst', 'proto', 'sport', 'dport', 'flags', 'payload', 'mark'])
+const CT_FIELDS = new Set(['state', 'dir', 'status', 'mark'])
+
+function onlyFields(x: object, known: ReadonlySet<string>): boolean {
+  for (const k in x) if (!known.has(k)) return false
+  return true
+}
+
+function flagBits(p: Packet): number {
+  const f = p.flags
+  if (!f) return -1
+  return (f.syn ? 1 : 0) | (f.ack ? 2 : 0) | (f.fin ? 4 : 0) | (f.rst ? 8 : 0) | (f.psh ? 16 : 0) | (f.urg ? 32 : 0)
+}
+
+/**
+ * Everything FORWARD and POSTROUTING see of a forwarded packet, with its addresses as classes of the rules of
+ * those two hooks: the packet, the interfaces, the conntrack view (its status follows from the state asked
+ * for), whether the nat table is consulted. The addresses taken as local (a DNAT service's own VIP) reach
+ * the hooks only through the route type an addrtype match asks for, which the address classes hold.
+ * undefined: not a packet of the fields known here (an ICMP error, a tracked tuple): no sharing.
+ */
+function tailKey(h: HostView, p: Packet, iif: string, oif: string, o: PathOpts, ct2: {readonly state: CtState; readonly dir: string; readonly mark: number}, natPost: boolean): string | undefined {
+  if (!onlyFields(p, PACKET_FIELDS) || !onlyFields(ct2, CT_FIELDS) || (p.flags && !onlyFields(p.flags, FLAG_FIELDS))) return undefined
+  const scope = natPost ? TAIL_NAT : TAIL_NO_NAT
+  return (
+    `${addrClass(h, scope, 'dst', p.dst, o.assumeLocal)}|${addrClass(h, scope, 'src', p.src, o.assumeLocal)}|${p.family}|${p.proto}|${p.sport}|${p.dport}|${p.mark}|${flagBits(p)}|${p.payload}|` +
+    `${iif}|${oif}|${o.state}|${ct2.state}|${ct2.dir}|${ct2.mark}|${natPost}`
+  )
+}
+
+const FLAG_FIELDS = new Set(['syn', 'ack', 'fin', 'rst', 'psh', 'urg'])
+
+const tails = new WeakMap<HostView, Map<string, {readonly fwd: HookResult; readonly post?: HookResult}>>()
+
+function tailMemoOf(h: HostView): Map<string, {readonly fwd: HookResult; readonly post?: HookResult}> {
+  let m = tails.get(h)
+  if (!m) {
+    m = new Map()
+    tails.set(h, m)
+  }
+  return m
 }
 
 /**
@@ -261,18 +360,25 @@ function addrs(a: readonly IpAddr[] | undefined): string {
   return s
 }
 
-/** The last source class asked for (a rule asks for the replies of one backend in a row). */
-let lastSrc: {h: HostView; ip: IpAddr; scope: Scope; assumeLocal: readonly IpAddr[] | undefined; key: string} | undefined
+// The last source class asked for (a rule asks for the replies of one backend in a row); no object per call
+let lastSrcHost: HostView | undefined
+let lastSrcIp: IpAddr | undefined
+let lastSrcScope: Scope | undefined
+let lastSrcAssumed: readonly IpAddr[] | undefined
+let lastSrcKey = ''
 
 function srcClassKey(h: HostView, ip: IpAddr, scope: Scope, assumeLocal: readonly IpAddr[] | undefined): string {
-  const l = lastSrc
-  if (l && l.h === h && l.ip === ip && l.scope === scope && l.assumeLocal === assumeLocal) return l.key
+  if (lastSrcHost === h && lastSrcIp === ip && lastSrcScope === scope && lastSrcAssumed === assumeLocal) return lastSrcKey
   // the firewall's view of the source, and the routing's (policy rules by source decide the output interface)
   const fwClass = addrClass(h, scope, 'src', ip, assumeLocal)
   const rtClass = routeSrcClass(h, ip)
   // a firewall class never holds '/'
   const key = rtClass ? `${fwClass}/${rtClass}` : fwClass
-  lastSrc = {h, ip, scope, assumeLocal, key}
+  lastSrcHost = h
+  lastSrcIp = ip
+  lastSrcScope = scope
+  lastSrcAssumed = assumeLocal
+  lastSrcKey = key
   return key
 }
 
