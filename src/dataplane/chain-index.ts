@@ -12,7 +12,7 @@
 // matches in order, and a statistic match evaluated before the failing one would have drawn (or counted, for
 // --mode nth). The kernel checks -s/-d/-p/-i/-o (ip_packet_match) before any xt match anyway, and iptables-save
 // prints them first.
-import type {IptRule, Match} from '../model/iptables.js'
+import type {IptChain, IptRule, IptTable, Match} from '../model/iptables.js'
 import type {Packet} from './packet.js'
 
 const MIN_RULES = 16
@@ -158,4 +158,84 @@ export function candidateRules(rules: readonly IptRule[], p: Packet): readonly I
     memo.set(key, out)
   }
   return out
+}
+
+
+/**
+ * The jump graph of a table, computed once per table object: chains numbered in table order, each jump resolved
+ * to a number once (runChain follows jumps, and chain-graph.ts walks reachability, without name lookups).
+ */
+export interface TableGraph {
+  /** the declared chains by number */
+  readonly chains: readonly IptChain[]
+  /** chain name -> its number: its position in the table; names jumps name that the table does not declare come after */
+  readonly ids: Map<string, number>
+  /** per number, the first rule (table order: chains as declared, rules in order) that jumps or goes to the chain */
+  readonly first: (IptRule | undefined)[]
+  /** the ids of the chains the rules of chain `id` jump or go to are succ[start[id] .. start[id + 1]) (none for undeclared names) */
+  readonly start: Int32Array
+  readonly succ: Int32Array
+  /** builtin chain list (joined) -> the chains reachable from them by jumps and gotos */
+  readonly reach: Map<string, unknown>
+  /** the rules of chain `id` are rules ruleStart[id] .. ruleStart[id + 1] - 1 in table order */
+  readonly ruleStart: Int32Array
+  /** per rule in table order, the number of the chain it jumps or goes to (-1: none) */
+  readonly target: Int32Array
+  /** per chain number, the walk that last visited it (jumpWalk) */
+  readonly stamp: Int32Array
+  walks: number
+}
+
+const graphs = new WeakMap<IptTable, TableGraph>()
+
+export function tableGraph(t: IptTable): TableGraph {
+  let g = graphs.get(t)
+  if (!g) {
+    const ids = new Map<string, number>()
+    const chains = [...t.chains.values()]
+    let n = 0
+    t.chains.forEach((_c, name) => ids.set(name, n++))
+    const first: (IptRule | undefined)[] = new Array(n).fill(undefined)
+    // adjacency in two flat arrays (a list per chain would be 34,000 small arrays)
+    const starts: number[] = []
+    const succ: number[] = []
+    let nRules = 0
+    for (let ci = 0; ci < chains.length; ci++) nRules += chains[ci]!.rules.length
+    const ruleStart = new Int32Array(chains.length + 1)
+    const target = new Int32Array(nRules).fill(-1)
+    let at = 0
+    for (let ci = 0; ci < chains.length; ci++) {
+      starts.push(succ.length)
+      ruleStart[ci] = at
+      const rules = chains[ci]!.rules
+      for (let ri = 0; ri < rules.length; ri++, at++) {
+        const r = rules[ri]!
+        const tg = r.target
+        if (tg?.kind !== 'jump' && tg?.kind !== 'goto') continue
+        let id = ids.get(tg.chain)
+        if (id === undefined) {
+          id = n++
+          ids.set(tg.chain, id)
+          first.push(undefined)
+        }
+        first[id] ??= r
+        succ.push(id)
+        target[at] = id
+      }
+    }
+    ruleStart[chains.length] = at
+    while (starts.length <= n) starts.push(succ.length)
+    g = {chains, ids, first, start: Int32Array.from(starts), succ: Int32Array.from(succ), reach: new Map(), ruleStart, target, stamp: new Int32Array(chains.length), walks: 0}
+    graphs.set(t, g)
+  }
+  return g
+}
+
+/** The number of the chain `rule` (of chain number `id`) jumps or goes to: -1 none; `chains.length` or more: not declared. */
+export function jumpId(g: TableGraph, id: number, rule: IptRule): number {
+  const k = rule.index - 1
+  if (g.chains[id]!.rules[k] === rule) return g.target[g.ruleStart[id]! + k]!
+  // a rule list whose positions are not the rules' indexes: by name
+  const tg = rule.target
+  return tg && (tg.kind === 'jump' || tg.kind === 'goto') ? (g.ids.get(tg.chain) ?? g.chains.length) : -1
 }

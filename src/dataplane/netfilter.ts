@@ -4,7 +4,7 @@
 import {prefixContains, type IpAddr, type Prefix} from '../model/ip.js'
 import type {AddrType, IptRule, IptTable, Match, Target} from '../model/iptables.js'
 import {PROTO, type CtView, type IpvsView, type Packet} from './packet.js'
-import {candidateRules} from './chain-index.js'
+import {candidateRules, jumpId, tableGraph} from './chain-index.js'
 
 /** What the interpreter needs to know about the host and the packet's context. */
 export interface MatchEnv {
@@ -35,7 +35,8 @@ export interface MatchEnv {
 
 /** The state of a chain walk before one of its rules (runChain's `from` resumes it; never changed once made). */
 export interface ChainCheckpoint {
-  /** the rule list being walked and the position of the rule about to be evaluated */
+  /** the chain being walked, the rule list walked (its candidates) and the position of the rule about to be evaluated */
+  readonly chain: number
   readonly rules: readonly IptRule[]
   readonly i: number
   /** the callers to return to (innermost first) */
@@ -57,6 +58,8 @@ export type Decision = 'match' | 'nomatch' | 'assumed'
 
 /** A caller of the user chain being walked: its rules, where to go on, and its own caller (never changed: checkpoints share it). */
 export interface Frame {
+  /** the caller's chain number (chain-index.ts tableGraph) */
+  readonly chain: number
   readonly rules: readonly IptRule[]
   readonly i: number
   readonly up: Frame | undefined
@@ -317,7 +320,10 @@ function applyMark(op: 'set' | 'xset' | 'and' | 'or' | 'xor', value: number, mas
  * its policy. NAT targets end with verdict 'NAT' and the target, for the caller to bind.
  */
 export function runChain(table: IptTable, chain: string, packet: Packet, env: MatchEnv, ctMark = env.ct?.mark ?? 0, from?: ChainCheckpoint): ChainResult {
-  const builtin = table.chains.get(chain)
+  // chains by number (tableGraph): a jump is followed without looking its name up among 34,000 chains
+  const g = tableGraph(table)
+  let cid = g.ids.get(chain) ?? g.chains.length
+  const builtin = cid < g.chains.length ? g.chains[cid] : undefined
   if (!builtin) return {verdict: 'ACCEPT', policy: true, trail: [], assumptions: [], packet, ctMark, notrack: false}
   if (from) env = from.env
   const trail: IptRule[] = from ? from.trail.slice(0, from.trailLen) : []
@@ -328,6 +334,7 @@ export function runChain(table: IptTable, chain: string, packet: Packet, env: Ma
   // The call stack of user chains: a frame per caller (a checkpoint keeps the list as it is)
   let stack: Frame | undefined = from?.stack
   // only the rules that can match the packet (chain-index.ts): the destination does not change in a chain walk
+  if (from) cid = from.chain
   let rules: readonly IptRule[] = from ? from.rules : candidateRules(builtin.rules, p)
   let i = from ? from.i : 0
   let curEnv = from ? from.curEnv : env
@@ -335,6 +342,7 @@ export function runChain(table: IptTable, chain: string, packet: Packet, env: Ma
   for (;;) {
     if (i >= rules.length) {
       if (stack === undefined) break
+      cid = stack.chain
       rules = stack.rules
       i = stack.i
       stack = stack.up
@@ -345,6 +353,7 @@ export function runChain(table: IptTable, chain: string, packet: Packet, env: Ma
       const save = checkpoint(rule)
       if (save) {
         save({
+          chain: cid,
           rules,
           i: i - 1,
           stack,
@@ -381,6 +390,7 @@ export function runChain(table: IptTable, chain: string, packet: Packet, env: Ma
           i = rules.length // RETURN in a builtin chain: the policy decides
           break
         }
+        cid = stack.chain
         rules = stack.rules
         i = stack.i
         stack = stack.up
@@ -388,7 +398,8 @@ export function runChain(table: IptTable, chain: string, packet: Packet, env: Ma
       }
       case 'jump':
       case 'goto': {
-        const target = table.chains.get(t.chain)
+        const tid = jumpId(g, cid, rule)
+        const target = tid >= 0 && tid < g.chains.length ? g.chains[tid] : undefined
         if (!target) {
           assumptions.push({rule, what: `jump to chain ${t.chain}, which the table does not declare: ignored`})
           break
@@ -398,8 +409,9 @@ export function runChain(table: IptTable, chain: string, packet: Packet, env: Ma
           break
         }
         if (t.kind === 'jump') {
-          stack = {rules, i, up: stack, depth: (stack?.depth ?? 0) + 1}
+          stack = {chain: cid, rules, i, up: stack, depth: (stack?.depth ?? 0) + 1}
         }
+        cid = tid
         rules = candidateRules(target.rules, p)
         i = 0
         break

@@ -14,9 +14,10 @@
 //     outcome "rule k is the last to match" with probability p_k * (1 - p_(k+1)) ... (1 - p_n);
 //   - any other shape is explored draw by draw (every reachable combination once), up to MAX_RUNS runs, and
 //     sampled beyond (a fixed-seed draw per rule and sample: the same snapshot gives the same report).
-import type {IptablesRuleset, IptChain, IptRule, Match} from '../../model/iptables.js'
+import type {IptablesRuleset, IptRule, Match} from '../../model/iptables.js'
 import {evalMatch, type ChainCheckpoint, type MatchEnv} from '../../dataplane/netfilter.js'
 import {candidateRules} from '../../dataplane/chain-index.js'
+import {jumpWalk} from './chain-graph.js'
 import type {Packet} from '../../dataplane/packet.js'
 import {IptablesFirewall, type Firewall, type Hook, type HookResult, type HookState} from './firewall.js'
 import {HOOK_TABLES} from './firewall.js'
@@ -56,14 +57,9 @@ export function reachableStatRules(rulesets: readonly IptablesRuleset[], hooks: 
       for (const tname of HOOK_TABLES[hook]) {
         if (tables && !tables.includes(tname)) continue
         const table = rs.tables.get(tname)
-        const start = table?.chains.get(hook)
-        if (!table || !start) continue
-        const visited = new Set<IptChain>()
-        const queue: IptChain[] = [start]
-        for (let qi = 0; qi < queue.length; qi++) {
-          const chain = queue[qi]!
-          if (visited.has(chain)) continue
-          visited.add(chain)
+        if (!table || !table.chains.has(hook)) continue
+        // breadth first from the hook's chain, each chain once (chain-graph numbers them: no name lookups)
+        jumpWalk(table, hook, (chain, id, follow) => {
           // rules whose destination or port cannot fit the packet are left out by the chain index
           const rules = candidateRules(chain.rules, pkt)
           rules: for (let ri = 0; ri < rules.length; ri++) {
@@ -85,12 +81,9 @@ export function reachableStatRules(rulesets: readonly IptablesRuleset[], hooks: 
               out.push({rule: r, ruleset: rs, p})
             }
             const t = r.target
-            if (t && (t.kind === 'jump' || t.kind === 'goto')) {
-              const next = table.chains.get(t.chain)
-              if (next && !visited.has(next)) queue.push(next)
-            }
+            if (t && (t.kind === 'jump' || t.kind === 'goto')) follow(id, r)
           }
-        }
+        })
       }
     }
   }
@@ -147,14 +140,15 @@ function byAssignment(a: Leaf<unknown>, b: Leaf<unknown>): number {
 
 /**
  * Runs `run` once per reachable outcome of the draws of the statistic rules `stat` and returns the outcomes
- * with their probabilities, merged by `key` (in the order of the assignments, rule i as bit i of a counter).
+ * with their probabilities, merged by `key` (in the order of the assignments, rule i as bit i of a counter;
+ * keys are compared as Map keys are: a string, or an object that stands for a class of values).
  * `orig` maps a rule seen by `run` to the ruleset's rule (the identity: the rulesets are not copied).
  */
 export function enumerate<T>(
   rulesets: readonly IptablesRuleset[],
   stat: readonly StatRule[],
   run: (fw: Firewall, orig: (r: IptRule) => IptRule) => T,
-  key: (v: T) => string,
+  key: (v: T) => unknown,
 ): Enumeration<T> {
   const base = new IptablesFirewall(rulesets)
   const id = (r: IptRule) => r
@@ -166,8 +160,8 @@ export function enumerate<T>(
   return {outcomes: merge(sample(base, stat, index, run), key), stat, sampled: true}
 }
 
-function merge<T>(leaves: readonly {value: T; p: number}[], key: (v: T) => string): Outcome<T>[] {
-  const merged = new Map<string, {value: T; p: number}>()
+function merge<T>(leaves: readonly {value: T; p: number}[], key: (v: T) => unknown): Outcome<T>[] {
+  const merged = new Map<unknown, {value: T; p: number}>()
   for (const l of leaves) {
     if (l.p === 0) continue
     const k = key(l.value)

@@ -3,67 +3,17 @@
 // scanning the whole table, which is quadratic on a kube-proxy dump (34,000 chains). Chains are numbered in
 // table order and the jumps resolved to numbers once, so a reachability walk touches no hash table.
 import type {IptChain, IptRule, IptTable} from '../../model/iptables.js'
+import {jumpId, tableGraph as graph, type TableGraph} from '../../dataplane/chain-index.js'
 
 /** The chains reachable from some builtin chains. */
 export interface Reach {
   has(chain: string): boolean
 }
 
-interface Graph {
-  /** the declared chains by number */
-  readonly chains: readonly IptChain[]
-  /** chain name -> its number: its position in the table; names jumps name that the table does not declare come after */
-  readonly ids: Map<string, number>
-  /** per number, the first rule (table order: chains as declared, rules in order) that jumps or goes to the chain */
-  readonly first: (IptRule | undefined)[]
-  /** the ids of the chains the rules of chain `id` jump or go to are succ[start[id] .. start[id + 1]) (none for undeclared names) */
-  readonly start: Int32Array
-  readonly succ: Int32Array
-  /** builtin chain list (joined) -> the chains reachable from them by jumps and gotos */
-  readonly reach: Map<string, Reached>
-}
-
 /** A reachability set: a flag per chain number, and the declared chains it holds (made when asked). */
-interface Reached extends Reach {
+export interface Reached extends Reach {
   readonly mark: Uint8Array
   list?: readonly IptChain[]
-}
-
-const graphs = new WeakMap<IptTable, Graph>()
-
-function graph(t: IptTable): Graph {
-  let g = graphs.get(t)
-  if (!g) {
-    const ids = new Map<string, number>()
-    const chains = [...t.chains.values()]
-    let n = 0
-    t.chains.forEach((_c, name) => ids.set(name, n++))
-    const first: (IptRule | undefined)[] = new Array(n).fill(undefined)
-    // adjacency in two flat arrays (a list per chain would be 34,000 small arrays)
-    const starts: number[] = []
-    const succ: number[] = []
-    for (let ci = 0; ci < chains.length; ci++) {
-      starts.push(succ.length)
-      const rules = chains[ci]!.rules
-      for (let ri = 0; ri < rules.length; ri++) {
-        const r = rules[ri]!
-        const tg = r.target
-        if (tg?.kind !== 'jump' && tg?.kind !== 'goto') continue
-        let id = ids.get(tg.chain)
-        if (id === undefined) {
-          id = n++
-          ids.set(tg.chain, id)
-          first.push(undefined)
-        }
-        first[id] ??= r
-        succ.push(id)
-      }
-    }
-    while (starts.length <= n) starts.push(succ.length)
-    g = {chains, ids, first, start: Int32Array.from(starts), succ: Int32Array.from(succ), reach: new Map()}
-    graphs.set(t, g)
-  }
-  return g
 }
 
 /** The first rule of the table that jumps (or goes) to `chain`. */
@@ -71,6 +21,15 @@ export function firstCaller(t: IptTable, chain: string): IptRule | undefined {
   const g = graph(t)
   const id = g.ids.get(chain)
   return id === undefined ? undefined : g.first[id]
+}
+
+/** The first rule that jumps (or goes) to `chain`, unless it is a builtin chain of the table (one name lookup). */
+export function firstCallerOfUserChain(t: IptTable, chain: string): IptRule | undefined {
+  const g = graph(t)
+  const id = g.ids.get(chain)
+  if (id === undefined) return undefined
+  if (id < g.chains.length && g.chains[id]!.builtin) return undefined
+  return g.first[id]
 }
 
 /** The chains reachable from the builtin chains `from` (those the table has), following jumps and gotos. */
@@ -92,9 +51,9 @@ export function reachableChainList(t: IptTable, from: readonly string[]): readon
   return r.list
 }
 
-function reached(g: Graph, t: IptTable, from: readonly string[]): Reached {
+function reached(g: TableGraph, t: IptTable, from: readonly string[]): Reached {
   const k = from.length === 1 ? from[0]! : from.join(',')
-  let seen = g.reach.get(k)
+  let seen = g.reach.get(k) as Reached | undefined
   if (!seen) {
     const mark = new Uint8Array(g.start.length - 1)
     const queue: number[] = []
@@ -126,4 +85,30 @@ function reached(g: Graph, t: IptTable, from: readonly string[]): Reached {
     g.reach.set(k, seen)
   }
   return seen
+}
+
+/**
+ * A walk over the chains of a table by number, without looking names up: `visit` is told each chain the walk
+ * reaches (from `start`, each once) with its number, and calls `follow(id, rule)` to go on to the chain a
+ * rule of it jumps or goes to (undeclared chains are not visited). Walks of one table must not nest.
+ */
+export function jumpWalk(t: IptTable, start: string, visit: (chain: IptChain, id: number, follow: (id: number, rule: IptRule) => void) => void): void {
+  const g = graph(t)
+  const s = t.chains.has(start) ? g.ids.get(start) : undefined
+  if (s === undefined) return
+  const walk = ++g.walks
+  const {chains, stamp} = g
+  const queue: number[] = [s]
+  stamp[s] = walk
+  // the chain a rule jumps to: by its position (IptRule.index) in its chain's slice of `target`
+  const follow = (id: number, rule: IptRule) => {
+    const next = jumpId(g, id, rule)
+    if (next < 0 || next >= chains.length || stamp[next] === walk) return
+    stamp[next] = walk
+    queue.push(next)
+  }
+  for (let qi = 0; qi < queue.length; qi++) {
+    const id = queue[qi]!
+    visit(chains[id]!, id, follow)
+  }
 }

@@ -13,7 +13,7 @@ import {enumerate, reachableStatRules, type Enumeration} from './cascade.js'
 import {HostView, UNKNOWN_IF} from './host.js'
 import {flowPacket, l4Name, PROTO_NUM, type L4} from './packets.js'
 import {findForwards, type ForwardPath, type PolicyRoute} from './forward.js'
-import {firstCaller, reachableChainList, reachableChains, type Reach} from './chain-graph.js'
+import {firstCallerOfUserChain, reachableChainList, reachableChains, type Reach} from './chain-graph.js'
 
 export type BackendMethod = IpvsMethod | 'dnat'
 
@@ -298,7 +298,7 @@ function callersSelector(table: IptTable, byChain: Map<string, {depth: number; s
   const known = depth > 0 ? byChain.get(chain) : undefined
   if (known && known.depth === depth) return known.sel
   let sel: Selector | undefined
-  const caller = table.chains.get(chain)?.builtin ? undefined : firstCaller(table, chain)
+  const caller = firstCallerOfUserChain(table, chain)
   if (caller) {
     sel = {}
     selectorOfMatches(caller.matches, sel)
@@ -469,6 +469,7 @@ function addGroup(groups: Groups, probe: {pkt: Packet; vip?: IpAddr; vipAssumed:
 export function dnatCascade(h: HostView, rs: IptablesRuleset, pkt: Packet, assumeLocal: readonly IpAddr[], iif = UNKNOWN_IF): Enumeration<DnatOutcome> {
   const env = h.env({iif, ct: ctView('NEW'), assumeLocal})
   const stat = reachableStatRules([rs], ['PREROUTING'], pkt, env)
+  const ruleKeys = new RuleKeys()
   return enumerate(
     [rs],
     stat,
@@ -479,8 +480,27 @@ export function dnatCascade(h: HostView, rs: IptablesRuleset, pkt: Packet, assum
       return {mark: res.packet.mark, ctMark: res.ctMark}
     },
     // a rule by its line and text (nft rules share one JSON line; their text names the handle)
-    (o) => (o.rule ? `${o.rule.loc.line}|${o.rule.loc.text}` : `none|${o.mark}`),
+    (o) => (o.rule ? ruleKeys.of(o.rule) : `none|${o.mark}`),
   )
+}
+
+/** An object per (line, text) of the rules asked about: merges outcomes as `${line}|${text}` would, without making and hashing that string. */
+class RuleKeys {
+  private readonly byLine = new Map<number, RuleKey>()
+
+  of(rule: IptRule): RuleKey {
+    const {line, text} = rule.loc
+    const first = this.byLine.get(line)
+    for (let k = first; k; k = k.next) if (k.text === text) return k
+    const key: RuleKey = {text, next: first}
+    this.byLine.set(line, key)
+    return key
+  }
+}
+
+interface RuleKey {
+  readonly text: string
+  readonly next: RuleKey | undefined
 }
 
 function hasBackendOf(backends: readonly Backend[], rule: IptRule): boolean {
