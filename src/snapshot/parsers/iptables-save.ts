@@ -201,7 +201,7 @@ function word(src: string, a: number, b: number): string
 function word(src: string, a: number, b: number, onlyCommon = false): string | undefined {
   const len = b - a
   if (len > 0 && len <= 24) {
-    const cand = VOCAB[vocabSlot(len, src.charCodeAt(a), src.charCodeAt(b - 1))]
+    const cand = VOCAB[(len * 67 + src.charCodeAt(a) * 13 + src.charCodeAt(b - 1) * 3) & (VOCAB_SLOTS - 1)]
     if (cand !== undefined) {
       if (typeof cand === 'string') {
         if (cand.length === len && src.startsWith(cand, a)) return cand
@@ -238,9 +238,9 @@ class Tokens {
   private tabAt = -1
   private scanned: string | undefined
 
-  private push(a: number, b: number, s: string | undefined): void {
-    const n = this.n
-    if (n === this.a.length) {
+  private grow(): void {
+    const n = this.a.length
+    {
       const na = new Int32Array(n * 2)
       na.set(this.a)
       this.a = na
@@ -251,6 +251,11 @@ class Tokens {
       nq.set(this.q)
       this.q = nq
     }
+  }
+
+  private push(a: number, b: number, s: string | undefined): void {
+    const n = this.n
+    if (n === this.a.length) this.grow()
     this.a[n] = a
     this.b[n] = b
     this.q[n] = s === undefined ? 0 : 1
@@ -274,14 +279,29 @@ class Tokens {
     if (!special) {
       // blanks only separate: runs of them, or leading/trailing ones, make no argument
       let p = a
+      let n = 0
       while (p < b) {
         let q = src.indexOf(' ', p)
         if (q < 0 || q > b) q = b
-        if (q > p) this.push(p, q, undefined)
+        if (q > p) {
+          if (n === this.a.length) this.grow()
+          this.a[n] = p
+          this.b[n] = q
+          this.q[n] = 0
+          // common words are known from the start: comparing them needs no call
+          this.str[n] = word(src, p, q, true)
+          n++
+        }
         p = q + 1
       }
+      this.n = n
       return true
     }
+    return this.splitQuoted(src, a, b)
+  }
+
+  /** split() of a line with quotes or tabs (kept apart: the common case stays small for the optimiser). */
+  private splitQuoted(src: string, a: number, b: number): boolean {
     let i = a
     for (;;) {
       while (i < b && isBlank(src.charCodeAt(i))) i++
@@ -311,7 +331,13 @@ class Tokens {
         }
       }
       if (quote) return false
-      this.push(start, i, cur === undefined ? undefined : cur + src.slice(run, i))
+      if (cur === undefined) {
+        this.push(start, i, undefined)
+        this.q[this.n - 1] = 0
+        this.str[this.n - 1] = word(src, start, i, true)
+      } else {
+        this.push(start, i, cur + src.slice(run, i))
+      }
     }
   }
 
@@ -326,19 +352,16 @@ class Tokens {
   get(i: number): string {
     let s = this.str[i]
     if (s === undefined) {
-      s = word(this.src, this.a[i]!, this.b[i]!)
+      // not a common word (split() looked): a copy
+      s = this.src.slice(this.a[i]!, this.b[i]!)
       this.str[i] = s
     }
     return s
   }
 
-  /** The text of argument i when it is a common word (a shared constant), else undefined (no copy is made). */
+  /** The text of argument i when it is a common word (a shared constant) or had quotes, else undefined (no copy). */
   word(i: number): string | undefined {
-    const s = this.str[i]
-    if (s !== undefined) return s
-    const w = word(this.src, this.a[i]!, this.b[i]!, true)
-    if (w !== undefined) this.str[i] = w
-    return w
+    return this.str[i]
   }
 
   /** Whether argument i is empty (`""`). */
@@ -362,12 +385,9 @@ class Tokens {
     return this.src.charCodeAt(this.a[i]!)
   }
 
-  /** Whether argument i is exactly `!`. */
+  /** Whether argument i is exactly `!` (a common word: split() set its text). */
   bang(i: number): boolean {
-    const s = this.str[i]
-    if (s !== undefined) return s === '!'
-    const a = this.a[i]!
-    return this.b[i]! - a === 1 && this.src.charCodeAt(a) === 33
+    return this.str[i] === '!'
   }
 
   /** Whether argument i is a plain range of src (no quotes): then a[i], b[i] are its text. */
@@ -415,12 +435,13 @@ function lineLoc(src: Source, line: number, start: number): Loc {
 }
 
 class Chain implements IptChain {
-  readonly name: string
-  readonly table: string
-  readonly builtin: boolean
-  policy: 'ACCEPT' | 'DROP' | undefined
-  readonly counters: Counters | undefined
-  rules: IptRule[]
+  // declared, not defined as class fields: the constructor's assignments make them (in this order), once
+  declare readonly name: string
+  declare readonly table: string
+  declare readonly builtin: boolean
+  declare policy: 'ACCEPT' | 'DROP' | undefined
+  declare readonly counters: Counters | undefined
+  declare rules: IptRule[]
   readonly #src: Source
   readonly #line: number
   /** the line's start offset until the Loc is made */
@@ -473,8 +494,8 @@ class Chain implements IptChain {
 }
 
 class Rule implements IptRule {
-  readonly index: number
-  readonly matches: readonly Match[]
+  declare readonly index: number
+  declare readonly matches: readonly Match[]
   declare readonly target?: Target
   declare readonly counters?: Counters
   readonly #chain: Chain
@@ -1079,7 +1100,7 @@ class Parser {
 
   /** Old syntax `--opt ! value`: a `!` right after the option inverts it. */
   private postNeg(neg: boolean): boolean {
-    if (this.pos < this.tk.n && this.tk.bang(this.pos)) {
+    if (this.pos < this.tk.n && this.tk.str[this.pos] === '!') {
       if (neg) throw this.err('a single ! per option', this.lineText)
       this.pos++
       return true
@@ -1097,16 +1118,19 @@ class Parser {
     this.nm = 0
     let mod: ModInst | undefined
     let inTarget = false
+    const str = tk.str
     while (this.pos < nt) {
       let i = this.pos++
       let neg = false
-      if (tk.bang(i)) {
+      let s = str[i]
+      if (s === '!') {
         neg = true
         if (this.pos >= nt) throw this.err('an option after !', this.lineText)
         i = this.pos++
-        if (tk.bang(i)) throw this.err('a single ! per option', this.lineText)
+        s = str[i]
+        if (s === '!') throw this.err('a single ! per option', this.lineText)
       }
-      if (tk.first(i) !== 45 /* - */) {
+      if ((s !== undefined ? s.charCodeAt(0) : tk.src.charCodeAt(tk.a[i]!)) !== 45 /* - */) {
         if (mod && !mod.known && !inTarget) {
           if (neg) mod.args.push('!')
           mod.args.push(tk.get(i))
@@ -1120,7 +1144,7 @@ class Parser {
         }
         throw this.err('an option (-s, -p, -m, -j, --dport, ...)', tk.get(i))
       }
-      const tok = tk.get(i)
+      const tok = s !== undefined ? s : tk.get(i)
       const core = tok.length === 2 ? tok.charCodeAt(1) : CORE_LONG.get(tok) ?? 0
       switch (core) {
         case C_S:
