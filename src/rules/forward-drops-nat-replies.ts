@@ -108,6 +108,7 @@ function check(svc: LbService, w: World): RuleFinding | undefined {
   // does any reply meet the nat table (IPVS with conntrack off: a reply is a new connection to conntrack)?
   const nat = ipvs && kinds.some((kind) => [pOff, pOn].some((p) => natConsulted(ctStateOf('ipvs-reply', kind, p)) && !p.vsConntrack))
   const byClass = classesOf(h, `${ipvs ? 'ipvs' : 'dnat'}|${svc.proto}|${k.vsConntrack}|${k.tcpLoose}|${probe.src.family}:${probe.src.value}|${probe.sport}|${probe.proto}`)
+  let last: {readonly cls: string; readonly port: number; readonly iif: string; readonly found: readonly Fate[]} | undefined
   for (const b of svc.backends) {
     if (b.local || !(b.method === 'dnat' || b.method === 'masq') || b.share === 0) continue
     // replies that provably go around the balancer are nat-reply-bypasses-director's
@@ -120,8 +121,14 @@ function check(svc: LbService, w: World): RuleFinding | undefined {
     }
     const iif = h.oifFor(b.ip) ?? UNKNOWN_IF
     // backends the rules on the way cannot tell apart (source class, source port, arrival interface) meet the same fate
-    const byPort = level(byClass, receivedSrcClass(h, b.ip, nat))
-    const byIif = level(byPort, b.port ?? probe.dport ?? 0)
+    const cls = receivedSrcClass(h, b.ip, nat)
+    const port = b.port ?? probe.dport ?? 0
+    // the backends of a service mostly share class, port and interface: the previous backend's answer first
+    if (last && last.cls === cls && last.port === port && last.iif === iif) {
+      for (const f of last.found) dropped.push({b, replay: f.replay, decision: f.decision})
+      continue
+    }
+    const byIif = level(level(byClass, cls), port)
     let found = byIif.get(iif)
     if (!found) {
       found = []
@@ -137,6 +144,7 @@ function check(svc: LbService, w: World): RuleFinding | undefined {
       }
       byIif.set(iif, found)
     }
+    last = {cls, port, iif, found}
     for (const f of found) dropped.push({b, replay: f.replay, decision: f.decision})
   }
   if (dropped.length === 0) return undefined

@@ -9,6 +9,7 @@ import {ev, locRefs, UNKNOWN_IF, type HostView} from './engine/host.js'
 import {conntrackOnBreaks} from './engine/vs-conntrack.js'
 import {backendOutcome, ipvsKnobs} from './engine/flows.js'
 import {hookByDstClass} from './engine/path.js'
+import {addrClass, type Scope} from './engine/classes.js'
 import {selectorSpec, type HookResult} from './engine/firewall.js'
 import {routeEvidence} from '../dataplane/routing.js'
 import {describeBackend, describeService, type Backend, type LbService, type World} from './engine/world.js'
@@ -24,26 +25,38 @@ export const meta: RuleMeta = {
   sources: ['000_e07122559a47da1e.txt', '001_99dd2e38bf121ee9.txt (DNAT mode: the balancer must be the backends\' gateway; NAT mode: SNAT)', '004_71e2450df16223ab.txt (case one)', '003_5a314816bf922da2.txt (full NAT)'],
 }
 
+/** What a backend's nat POSTROUTING verdict depends on, besides the service: the packet's destination class, port, marks and output interface. */
+interface PostKey {
+  readonly cls: string
+  readonly dport: number
+  readonly mark: number
+  readonly ctMark: number
+  readonly oif: string
+}
+
+const POST_SCOPE: Scope = {hooks: ['POSTROUTING'], nat: true}
+
 /**
  * The nat POSTROUTING verdict for the packet the director sends to the backend, evaluated once per class of
- * backend addresses the rules cannot tell apart (path.ts hookByDstClass): read its NAT binding and decisions only.
+ * backend addresses the rules cannot tell apart (path.ts hookByDstClass): read its NAT binding and decisions
+ * only. `prev` is the previous backend's of the same service: its verdict is this one's when the keys agree.
  */
-function postrouting(svc: LbService, w: World, b: Backend): HookResult | undefined {
+function postrouting(svc: LbService, w: World, b: Backend, prev: {key: PostKey; post: HookResult | undefined} | undefined): {key: PostKey; post: HookResult | undefined} | undefined {
   const h = svc.host
   if (!h.fw) return undefined
   const probe = svc.probes[0]
   if (!probe) return undefined
   const outcome = backendOutcome(svc, b)
   const mark = outcome?.mark ?? probe.mark
+  const ctMark = outcome?.ctMark ?? 0
+  const dport = b.port ?? probe.dport ?? 0
+  const oif = h.oifFor(b.ip) ?? UNKNOWN_IF
+  const cls = addrClass(h, POST_SCOPE, 'dst', b.ip)
+  const k = prev?.key
+  if (k && k.cls === cls && k.dport === dport && k.mark === mark && k.ctMark === ctMark && k.oif === oif) return prev
   // with the connection mark PREROUTING set (nftlb: `ct mark set` per farm, `ct mark ... masquerade`)
-  return hookByDstClass(
-    h,
-    'POSTROUTING',
-    {src: w.client.ip, sport: w.client.port, dst: b.ip, dport: b.port ?? probe.dport ?? 0, proto: svc.proto, mark},
-    'SYN',
-    {state: 'NEW', dir: 'ORIGINAL', ctMark: outcome?.ctMark ?? 0, oif: h.oifFor(b.ip) ?? UNKNOWN_IF},
-    true,
-  )
+  const post = hookByDstClass(h, 'POSTROUTING', {src: w.client.ip, sport: w.client.port, dst: b.ip, dport, proto: svc.proto, mark}, 'SYN', {state: 'NEW', dir: 'ORIGINAL', ctMark, oif}, true)
+  return {key: {cls, dport, mark, ctMark, oif}, post}
 }
 
 /** The kernel's default policy rules say nothing an engineer has to look at. */
@@ -91,9 +104,11 @@ export default serviceRule(
     // each backend described once (a kube-proxy service lists its backends twice: in the message and one by one)
     const descs: (string | undefined)[] = new Array(nat.length)
     const desc = (i: number) => (descs[i] ??= describeBackend(nat[i]!))
+    let prev: ReturnType<typeof postrouting>
     for (let i = 0; i < nat.length; i++) {
       const b = nat[i]!
-      const post = postrouting(svc, w, b)
+      prev = postrouting(svc, w, b, prev)
+      const post = prev?.post
       const snat = post?.nat && (post.nat.kind === 'SNAT' || post.nat.kind === 'MASQUERADE')
       if (snat && (svc.kind === 'dnat' || k.vsConntrack)) continue
       if (!b.owner) {

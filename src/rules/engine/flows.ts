@@ -259,8 +259,8 @@ const outcomesByRule = new WeakMap<LbService, Map<IptRule | undefined, DnatOutco
 export function backendOutcome(svc: LbService, b: Backend): DnatOutcome | undefined {
   const c = svc.cascade
   if (!c) return undefined
-  // a few outcomes: a scan costs less than a map
-  if (c.outcomes.length <= 16) return c.outcomes.find((o) => o.value.rule === b.rule)?.value
+  // a few outcomes: a scan costs less than a map (asked once per backend: a map beyond 4)
+  if (c.outcomes.length <= 4) return c.outcomes.find((o) => o.value.rule === b.rule)?.value
   let m = outcomesByRule.get(svc)
   if (!m) {
     m = new Map()

@@ -88,7 +88,17 @@ export function hostRule(meta: RuleMeta, check: (h: HostView, w: World) => Many,
 }
 
 export function serviceRule(meta: RuleMeta, check: (svc: LbService, w: World) => Many, filter: (svc: LbService) => boolean = () => true): Rule {
-  return customRule(meta, (w) => w.services.filter(filter).flatMap((s) => flat(check(s, w))))
+  return customRule(meta, (w) => {
+    const out: RuleFinding[] = []
+    for (const s of w.services) {
+      if (!filter(s)) continue
+      const x = check(s, w)
+      if (!x) continue
+      if (Array.isArray(x)) out.push(...(x as readonly RuleFinding[]))
+      else out.push(x as RuleFinding)
+    }
+    return out
+  })
 }
 
 export function iptablesRule(meta: RuleMeta, check: (rule: IptRule, rs: IptablesRuleset, h: HostView, w: World) => Many, tables?: readonly string[]): Rule {

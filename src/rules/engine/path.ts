@@ -477,16 +477,25 @@ export function hookByDstClass(h: HostView, hook: Hook, e: Endpoints, kind: Flow
     m = new Map()
     hooks_.set(h, m)
   }
-  const byCls = level(m, hookContext(hook, nat, e, kind, o), makeMap)
-  const byOif = level(level(level(level(byCls, addrClass(h, scope, 'dst', e.dst, o.assumeLocal), makeMap), e.dport, makeMap), e.mark ?? 0, makeMap), o.ctMark ?? 0, makeMap)
+  const ctx = hookContext(hook, nat, e, kind, o)
+  const cls = addrClass(h, scope, 'dst', e.dst, o.assumeLocal)
+  const mark = e.mark ?? 0
+  const ctMark = o.ctMark ?? 0
   const oif = o.oif ?? ''
+  // the backends of a service come one after another with the same port, marks and interface: the last answer first
+  const l = lastHookAnswer
+  if (l && l.h === h && l.ctx === ctx && l.cls === cls && l.dport === e.dport && l.mark === mark && l.ctMark === ctMark && l.oif === oif) return l.r
+  const byOif = level(level(level(level(level(m, ctx, makeMap), cls, makeMap), e.dport, makeMap), mark, makeMap), ctMark, makeMap)
   let r = byOif.get(oif)
   if (!r) {
-    r = fw.runHook(hook, flowPacket(e, kind), h.env({iif: o.iif, oif: o.oif, ct: ctView(o.state, o.dir, o.ctMark ?? 0), assumeLocal: o.assumeLocal}), nat)
+    r = fw.runHook(hook, flowPacket(e, kind), h.env({iif: o.iif, oif: o.oif, ct: ctView(o.state, o.dir, ctMark), assumeLocal: o.assumeLocal}), nat)
     byOif.set(oif, r)
   }
+  lastHookAnswer = {h, ctx, cls, dport: e.dport, mark, ctMark, oif, r}
   return r
 }
+
+let lastHookAnswer: {h: HostView; ctx: string; cls: string; dport: number; mark: number; ctMark: number; oif: string; r: HookResult} | undefined
 
 const scopesOf = (hook: Hook): readonly [Scope, Scope] => [
   {hooks: [hook], nat: false},
