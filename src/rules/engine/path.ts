@@ -218,7 +218,9 @@ function tailKey(h: HostView, p: Packet, iif: string, oif: string, o: PathOpts, 
   const scope = natPost ? TAIL_NAT : TAIL_NO_NAT
   return (
     `${addrClass(h, scope, 'dst', p.dst, o.assumeLocal)}|${addrClass(h, scope, 'src', p.src, o.assumeLocal)}|${p.family}|${p.proto}|${p.sport}|${p.dport}|${p.mark}|${flagBits(p)}|${p.payload}|` +
-    `${iif}|${oif}|${o.state}|${ct2.state}|${ct2.dir}|${ct2.mark}|${natPost}`
+    `${iif}|${oif}|${o.state}|${ct2.state}|${ct2.dir}|${ct2.mark}|${natPost}` +
+    // a firewall classes.ts cannot analyse (nft) may ask the route type of an address in ways the classes do not hold
+    (h.fw?.kind === 'iptables' ? '' : `|${addrs(o.assumeLocal)}`)
   )
 }
 
