@@ -181,6 +181,8 @@ export interface TableGraph {
   readonly ruleStart: Int32Array
   /** per rule in table order, the number of the chain it jumps or goes to (-1: none) */
   readonly target: Int32Array
+  /** the numbers of the chains runChain starts from (builtin chains: a few names, looked up in a small map) */
+  readonly entries: Map<string, number>
   /** per chain number, the walk that last visited it (jumpWalk) */
   readonly stamp: Int32Array
   walks: number
@@ -225,7 +227,7 @@ export function tableGraph(t: IptTable): TableGraph {
     }
     ruleStart[chains.length] = at
     while (starts.length <= n) starts.push(succ.length)
-    g = {chains, ids, first, start: Int32Array.from(starts), succ: Int32Array.from(succ), reach: new Map(), ruleStart, target, stamp: new Int32Array(chains.length), walks: 0}
+    g = {chains, ids, first, start: Int32Array.from(starts), succ: Int32Array.from(succ), reach: new Map(), ruleStart, target, entries: new Map(), stamp: new Int32Array(chains.length), walks: 0}
     graphs.set(t, g)
   }
   return g
@@ -238,4 +240,15 @@ export function jumpId(g: TableGraph, id: number, rule: IptRule): number {
   // a rule list whose positions are not the rules' indexes: by name
   const tg = rule.target
   return tg && (tg.kind === 'jump' || tg.kind === 'goto') ? (g.ids.get(tg.chain) ?? g.chains.length) : -1
+}
+
+/** The number of chain `name` (`chains.length` when the table does not declare it), for runChain's starting chains. */
+export function startId(g: TableGraph, name: string): number {
+  let id = g.entries.get(name)
+  if (id === undefined) {
+    id = g.ids.get(name) ?? g.chains.length
+    if (id >= g.chains.length) id = g.chains.length
+    if (g.entries.size < 64) g.entries.set(name, id)
+  }
+  return id
 }

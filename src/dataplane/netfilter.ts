@@ -4,7 +4,7 @@
 import {prefixContains, type IpAddr, type Prefix} from '../model/ip.js'
 import type {AddrType, IptRule, IptTable, Match, Target} from '../model/iptables.js'
 import {PROTO, type CtView, type IpvsView, type Packet} from './packet.js'
-import {candidateRules, jumpId, tableGraph} from './chain-index.js'
+import {candidateRules, jumpId, startId, tableGraph} from './chain-index.js'
 
 /** What the interpreter needs to know about the host and the packet's context. */
 export interface MatchEnv {
@@ -289,7 +289,7 @@ function applyMark(op: 'set' | 'xset' | 'and' | 'or' | 'xor', value: number, mas
 export function runChain(table: IptTable, chain: string, packet: Packet, env: MatchEnv, ctMark = env.ct?.mark ?? 0): ChainResult {
   // chains by number (tableGraph): a jump is followed without looking its name up among 34,000 chains
   const g = tableGraph(table)
-  let cid = g.ids.get(chain) ?? g.chains.length
+  let cid = startId(g, chain)
   const builtin = cid < g.chains.length ? g.chains[cid] : undefined
   if (!builtin) return {verdict: 'ACCEPT', policy: true, trail: [], assumptions: [], packet, ctMark, notrack: false}
   const trail: IptRule[] = []

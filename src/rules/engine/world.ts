@@ -13,7 +13,7 @@ import {enumerate, reachableStatRules, type Enumeration} from './cascade.js'
 import {HostView, UNKNOWN_IF} from './host.js'
 import {flowPacket, l4Name, PROTO_NUM, type L4} from './packets.js'
 import {findForwards, type ForwardPath, type PolicyRoute} from './forward.js'
-import {firstCallerOfUserChain, reachableChainList, reachableChains, type Reach} from './chain-graph.js'
+import {firstCallerOfUserChain, firstCallerOfUserChainId, reachableChainIds, reachableChainList, reachableChains, type Reach} from './chain-graph.js'
 
 export type BackendMethod = IpvsMethod | 'dnat'
 
@@ -258,10 +258,17 @@ function selectorOfMatches(matches: readonly Match[], sel: Selector): void {
 }
 
 /** Per ruleset, the selectors computed so far (one weak entry per ruleset: a weak entry per rule burdens the GC). */
-const selectors = new WeakMap<IptablesRuleset, {byRule: Map<IptRule, Selector>; byChain: Map<string, {depth: number; sel: Selector | undefined}>}>()
+const selectors = new WeakMap<IptablesRuleset, SelectorCache>()
 
 /** The rule's own dst/proto/dport/mark, completed from the rules that jump to its chain (computed once per rule: do not change it). */
 export function selectorOf(rs: IptablesRuleset, rule: IptRule): Selector {
+  return selectorIn(rs, rule, undefined, -1)
+}
+
+type SelectorCache = {byRule: Map<IptRule, Selector>; byChain: Map<string, {depth: number; sel: Selector | undefined}>}
+
+/** selectorOf, for a rule of chain number `chainId` of `table` (-1: not known; dnatServices walks chains by number). */
+function selectorIn(rs: IptablesRuleset, rule: IptRule, table: IptTable | undefined, chainId: number): Selector {
   let cache = selectors.get(rs)
   if (!cache) {
     cache = {byRule: new Map(), byChain: new Map()}
@@ -271,8 +278,8 @@ export function selectorOf(rs: IptablesRuleset, rule: IptRule): Selector {
   if (!sel) {
     sel = {}
     selectorOfMatches(rule.matches, sel)
-    const table = rs.tables.get(rule.table)
-    const inherited = table && callersSelector(table, cache.byChain, rule.chain, 0)
+    table ??= rs.tables.get(rule.table)
+    const inherited = table && callersSelector(table, cache.byChain, rule.chain, 0, chainId)
     if (inherited) fillFrom(sel, inherited)
     cache.byRule.set(rule, sel)
   }
@@ -293,12 +300,12 @@ function fillFrom(sel: Selector, from: Selector): void {
  * rule), until a builtin chain; undefined when nothing calls it. Remembered per chain above the rule's own
  * (kube-proxy: each KUBE-SVC chain's, for the KUBE-SEP chains it calls).
  */
-function callersSelector(table: IptTable, byChain: Map<string, {depth: number; sel: Selector | undefined}>, chain: string, depth: number): Selector | undefined {
+function callersSelector(table: IptTable, byChain: SelectorCache['byChain'], chain: string, depth: number, chainId = -1): Selector | undefined {
   if (depth >= 8) return undefined
   const known = depth > 0 ? byChain.get(chain) : undefined
   if (known && known.depth === depth) return known.sel
   let sel: Selector | undefined
-  const caller = firstCallerOfUserChain(table, chain)
+  const caller = chainId >= 0 ? firstCallerOfUserChainId(table, chainId) : firstCallerOfUserChain(table, chain)
   if (caller) {
     sel = {}
     selectorOfMatches(caller.matches, sel)
@@ -402,12 +409,13 @@ function dnatServices(h: HostView, w: World): LbService[] {
     if (!nat) continue
     const groups = new Groups()
     const chains = reachableChainList(nat, ['PREROUTING'])
+    const ids = reachableChainIds(nat, ['PREROUTING'])
     for (let ci = 0; ci < chains.length; ci++) {
       const rules = chains[ci]!.rules
       for (let ri = 0; ri < rules.length; ri++) {
         const r = rules[ri]!
         if (r.target?.kind !== 'DNAT') continue
-        const sel = selectorOf(rs, r)
+        const sel = selectorIn(rs, r, nat, ids[ci]!)
         if (sel.mark) {
           // DNAT by mark (L4xNAT): the packets are the ones the MARK rules select
           for (const m of markSetters(rs, sel.mark.value, sel.mark.mask)) {
@@ -416,6 +424,16 @@ function dnatServices(h: HostView, w: World): LbService[] {
             addGroup(groups, probe, msel, r)
           }
           continue
+        }
+        // a VIP/32 rule of a group seen already joins it without a probe packet being made (the group's key is
+        // the probe's destination, protocol, port and interface, which such a selector gives directly)
+        const dst = sel.dst
+        if (dst && dst.len === (dst.family === 4 ? 32 : 128)) {
+          const g = groups.find(dst.value, PROTO_NUM[sel.proto ?? 'tcp'], sel.dport ?? 80, sel.iif)
+          if (g) {
+            if (!g.rules.includes(r)) g.rules.push(r)
+            continue
+          }
         }
         addGroup(groups, probeFromSelector(h, w, sel), sel, r)
       }
@@ -444,7 +462,11 @@ class Groups {
   readonly order: Group[] = []
 
   get(pkt: Packet, iif: string | undefined): Group | undefined {
-    return this.byDst.get(pkt.dst.value)?.get(`${pkt.proto}|${pkt.dport}|${iif ?? ''}`)
+    return this.find(pkt.dst.value, pkt.proto, pkt.dport, iif)
+  }
+
+  find(dst: bigint, proto: number, dport: number | undefined, iif: string | undefined): Group | undefined {
+    return this.byDst.get(dst)?.get(`${proto}|${dport}|${iif ?? ''}`)
   }
 
   add(g: Group): void {
