@@ -3,7 +3,7 @@
 // forwarded to a backend (filter FORWARD).
 import {serviceRule, finding} from './engine/helpers.js'
 import {ev} from './engine/host.js'
-import {assumedNote, guessesOf, requestIn, requestInVerdict, params, ipvsKnobs, where, ipSel, placeOf} from './engine/flows.js'
+import {assumedNote, guessesOf, requestIn, requestInBlocked, params, ipvsKnobs, where, ipSel, placeOf} from './engine/flows.js'
 import {describeService, vipSelector, type LbService} from './engine/world.js'
 import type {RuleMeta} from './types.js'
 
@@ -23,7 +23,7 @@ export default serviceRule(meta, (svc: LbService, w) => {
   for (const probe of svc.probes) {
     const p = params(k, svc.kind === 'dnat' ? 'dnat' : 'masq', svc.proto)
     // the verdict first (its forwarded part shared with other services' packets); the packet itself when it is blocked
-    if (!requestInVerdict(svc, w, probe, 'SYN', p, 'NEW').result.blocked) continue
+    if (!requestInBlocked(svc, w, probe, 'SYN', p, 'NEW')) continue
     const r = requestIn(svc, w, probe, 'SYN', p, 'NEW')
     const b = r.result.blocked
     if (!b) continue

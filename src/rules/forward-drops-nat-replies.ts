@@ -7,7 +7,7 @@ import {formatIp, hostPrefix} from '../model/ip.js'
 import type {Evidence} from '../model/finding.js'
 import {customRule, finding} from './engine/helpers.js'
 import {ev, locRef, UNKNOWN_IF, type HostView} from './engine/host.js'
-import {acceptedBy, backendOutcome, describeReplay, guessesOf, ipvsKnobs, params, placeOf, replyInByClass, requestInVerdict, type Replay} from './engine/flows.js'
+import {acceptedBy, backendOutcome, describeReplay, guessesOf, ipvsKnobs, params, placeOf, replyInByClass, requestIn, requestInBlocked, type Replay} from './engine/flows.js'
 import {hookByDstClass, receivedBySrcClass, receivedSrcClass} from './engine/path.js'
 import {ctStateOf, natConsulted} from './engine/ctmodel.js'
 import {returnRoute} from './engine/returnpath.js'
@@ -97,9 +97,9 @@ function check(svc: LbService, w: World): RuleFinding | undefined {
   const ipvs = svc.kind === 'ipvs'
   const probe = svc.probes[0]
   if (!probe) return undefined
-  // its verdict and FORWARD's accepting decision only (shared with filter-blocks-vip's)
-  const syn = requestInVerdict(svc, w, probe, 'SYN', params(k, ipvs ? 'masq' : 'dnat', svc.proto), 'NEW')
-  if (syn.result.blocked) return undefined // filter-blocks-vip
+  const synParams = params(k, ipvs ? 'masq' : 'dnat', svc.proto)
+  // the answer filter-blocks-vip found
+  if (requestInBlocked(svc, w, probe, 'SYN', synParams, 'NEW')) return undefined // filter-blocks-vip
   const dropped: Dropped[] = []
   const around: string[] = []
   const pOff = params(k, 'masq', svc.proto)
@@ -157,7 +157,7 @@ function check(svc: LbService, w: World): RuleFinding | undefined {
     done.add(key)
     ops.push(...(stateless ? fw.fixer.acceptBefore(d.decision, {src: hostPrefix(d.b.ip), proto: svc.proto, sport: d.b.port ?? probe.dport}) : fw.fixer.acceptEstablishedBefore(d.decision)))
   }
-  const accepting = acceptedBy(syn, 'FORWARD')
+  const accepting = acceptedBy(requestIn(svc, w, probe, 'SYN', synParams, 'NEW'), 'FORWARD')
   const guesses = guessesOf(dropped.map((d) => d.replay))
   const assumed = dropped.filter((d) => d.decision.assumed)
   const backends = [...new Set(dropped.map((d) => describeBackend(d.b)))]

@@ -70,48 +70,53 @@ function endpointsOf(probe: Packet): Endpoints {
   return {src: probe.src, sport: probe.sport ?? 40000, dst: probe.dst, dport: probe.dport ?? 0, proto: l4Name(probe.proto) ?? 'tcp', mark: probe.mark}
 }
 
-/** requestIn's replays so far, per service: a probe's packet of a kind in a state is replayed once (several rules ask); [exact, verdict-only] */
-const requests = new WeakMap<LbService, {readonly w: World; readonly byProbe: Map<Packet, Map<FlowPacket, Map<CtState, [Replay?, Replay?]>>>}>()
-
-/** Client -> VIP on the director, up to the point where IPVS takes it (INPUT accepted). */
-export function requestIn(svc: LbService, w: World, probe: Packet, kind: FlowPacket, p: CtParams, state?: CtState): Replay {
-  return requestInMemo(svc, w, probe, kind, state ?? ctStateOf('ipvs-in', kind, p), false)
+/** What requestIn and requestInBlocked found so far for a probe of a service, by kind and state: the exact replay, and whether it is blocked. */
+interface RequestMemo {
+  exact?: Replay
+  blocked?: boolean
 }
 
 /**
- * requestIn for callers that read the verdicts, decisions and guesses only: a DNAT balancer's forwarded
- * packets meet FORWARD and POSTROUTING once per class of packets (path.ts receivedSharingTail), so when
- * `result.shared` is set the packets the result shows after PREROUTING are another service's. A caller
- * that needs them replays the packet with requestIn.
+ * per probe packet (a service's own object): its service and world, the new connection's SYN (what most
+ * rules ask), and the other kinds by `kind|state` (a map only when asked: a check keeps thousands of these)
  */
-export function requestInVerdict(svc: LbService, w: World, probe: Packet, kind: FlowPacket, p: CtParams, state?: CtState): Replay {
-  return requestInMemo(svc, w, probe, kind, state ?? ctStateOf('ipvs-in', kind, p), true)
+const requests = new WeakMap<Packet, {readonly svc: LbService; readonly w: World; readonly syn: RequestMemo; byKey?: Map<string, RequestMemo>}>()
+
+function requestMemo(svc: LbService, w: World, probe: Packet, kind: FlowPacket, st: CtState): RequestMemo {
+  let memo = requests.get(probe)
+  if (!memo || memo.svc !== svc || memo.w !== w) {
+    memo = {svc, w, syn: {}}
+    requests.set(probe, memo)
+  }
+  if (kind === 'SYN' && st === 'NEW') return memo.syn
+  const byKey = (memo.byKey ??= new Map())
+  const key = `${kind}|${st}`
+  let m = byKey.get(key)
+  if (!m) {
+    m = {}
+    byKey.set(key, m)
+  }
+  return m
 }
 
-function requestInMemo(svc: LbService, w: World, probe: Packet, kind: FlowPacket, st: CtState, share: boolean): Replay {
-  let memo = requests.get(svc)
-  if (!memo || memo.w !== w) {
-    memo = {w, byProbe: new Map()}
-    requests.set(svc, memo)
-  }
-  let byKind = memo.byProbe.get(probe)
-  if (!byKind) {
-    byKind = new Map()
-    memo.byProbe.set(probe, byKind)
-  }
-  let byState = byKind.get(kind)
-  if (!byState) {
-    byState = new Map()
-    byKind.set(kind, byState)
-  }
-  let both = byState.get(st)
-  if (!both) {
-    both = [undefined, undefined]
-    byState.set(st, both)
-  }
-  const i = share ? 1 : 0
-  // an exact replay already made answers a caller that would share too
-  return (both[i] ??= (share ? both[0] : undefined) ?? requestInUncached(svc, w, probe, kind, st, share))
+/** Client -> VIP on the director, up to the point where IPVS takes it (INPUT accepted); replayed once per service, probe, kind and state (several rules ask). */
+export function requestIn(svc: LbService, w: World, probe: Packet, kind: FlowPacket, p: CtParams, state?: CtState): Replay {
+  const st = state ?? ctStateOf('ipvs-in', kind, p)
+  const m = requestMemo(svc, w, probe, kind, st)
+  return (m.exact ??= requestInUncached(svc, w, probe, kind, st, false))
+}
+
+/**
+ * Is requestIn's packet blocked on its way in? Answered with a DNAT balancer's forwarded packets meeting
+ * FORWARD and POSTROUTING once per class of packets (path.ts receivedSharingTail), and only the answer is
+ * kept: a check asks it for thousands of services, and keeping their paths costs the garbage collector more
+ * than it saves. A caller that needs the path (the rule that blocked it) asks requestIn.
+ */
+export function requestInBlocked(svc: LbService, w: World, probe: Packet, kind: FlowPacket, p: CtParams, state?: CtState): boolean {
+  const st = state ?? ctStateOf('ipvs-in', kind, p)
+  const m = requestMemo(svc, w, probe, kind, st)
+  if (m.blocked === undefined) m.blocked = !!(m.exact ?? requestInUncached(svc, w, probe, kind, st, true)).result.blocked
+  return m.blocked
 }
 
 function requestInUncached(svc: LbService, w: World, probe: Packet, kind: FlowPacket, st: CtState, share: boolean): Replay {
@@ -259,8 +264,9 @@ const outcomesByRule = new WeakMap<LbService, Map<IptRule | undefined, DnatOutco
 export function backendOutcome(svc: LbService, b: Backend): DnatOutcome | undefined {
   const c = svc.cascade
   if (!c) return undefined
-  // a few outcomes: a scan costs less than a map (asked once per backend: a map beyond 4)
-  if (c.outcomes.length <= 4) return c.outcomes.find((o) => o.value.rule === b.rule)?.value
+  // asked once per backend: a scan for a few dozen outcomes (a map per service, kept for the whole check,
+  // costs the garbage collector more), a map beyond
+  if (c.outcomes.length <= 64) return c.outcomes.find((o) => o.value.rule === b.rule)?.value
   let m = outcomesByRule.get(svc)
   if (!m) {
     m = new Map()
