@@ -266,6 +266,17 @@ export function ruleMatches(rule: IptRule, p: Packet, env: MatchEnv, assumptions
   return true
 }
 
+/**
+ * `env` as the matches see it once the connection's mark is `mark`: `curEnv` (env or a copy of it that differs
+ * only in ct.mark) when it says so already, else a copy (a MARK target leaves the ct mark as it was: no copy).
+ */
+function withCtMark(env: MatchEnv, curEnv: MatchEnv, mark: number): MatchEnv {
+  if (!env.ct) return env
+  if (curEnv.ct?.mark === mark) return curEnv
+  if (env.ct.mark === mark) return env
+  return {...env, ct: {...env.ct, mark}}
+}
+
 function applyMark(op: 'set' | 'xset' | 'and' | 'or' | 'xor', value: number, mask: number, old: number): number {
   switch (op) {
     case 'set':
@@ -362,7 +373,7 @@ export function runChain(table: IptTable, chain: string, packet: Packet, env: Ma
       }
       case 'MARK':
         p = {...p, mark: applyMark(t.op, t.value, t.mask, p.mark)}
-        curEnv = env.ct ? {...env, ct: {...env.ct, mark}} : env
+        curEnv = withCtMark(env, curEnv, mark)
         break
       case 'CONNMARK':
         // xt_connmark.c connmark_tg_shift: save = (ctmark & ~ctmask) ^ (skb->mark & nfmask),
@@ -370,7 +381,7 @@ export function runChain(table: IptTable, chain: string, packet: Packet, env: Ma
         if (t.op === 'save') mark = ((mark & ~t.ctmask) ^ (p.mark & t.nfmask)) >>> 0
         else if (t.op === 'restore') p = {...p, mark: ((p.mark & ~t.nfmask) ^ (mark & t.ctmask)) >>> 0}
         else if ('value' in t) mark = applyMark(t.op, t.value, t.mask, mark)
-        curEnv = env.ct ? {...env, ct: {...env.ct, mark}} : env
+        curEnv = withCtMark(env, curEnv, mark)
         break
       case 'CT':
         if (t.notrack) notrack = true
