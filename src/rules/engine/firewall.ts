@@ -203,10 +203,15 @@ export class IptablesFirewall implements Firewall {
     let runs: TableRun[] | undefined
     let assumptions: Assumption[] | undefined
     let natDone: HookResult['nat']
-    for (const step of this.stepsOf(hook)) {
+    // indexed loops: a for-of allocates each step until its function is optimised (a check runs thousands of hooks cold)
+    const steps = this.stepsOf(hook)
+    for (let si = 0; si < steps.length; si++) {
+      const step = steps[si]!
       const tableName = step.tableName
       if (tableName === 'nat' && (!nat || notrack)) continue
-      for (const {rs, table, bin} of step.tables) {
+      const tables = step.tables
+      for (let ti = 0; ti < tables.length; ti++) {
+        const {rs, table, bin} = tables[ti]!
         const res = runChain(table, hook, p, curEnv, ctMark)
         const decision = decisionWith(rs, bin, table, hook, res)
         const run: TableRun = {table: tableName, bin, result: res, decision}
