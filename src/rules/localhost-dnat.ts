@@ -5,7 +5,7 @@ import {formatEndpoint, formatIp, isLoopback, parseIp, parsePrefix, prefixCovers
 import type {IptablesRuleset, IptRule} from '../model/iptables.js'
 import {hostRule, finding} from './engine/helpers.js'
 import {ev, locRef, type HostView} from './engine/host.js'
-import {sent} from './engine/path.js'
+import {rulesetFacts, sent} from './engine/path.js'
 import {flowPacket} from './engine/packets.js'
 import {reachableFrom, selectorOf} from './engine/world.js'
 import {specTokens} from './engine/fix.js'
@@ -99,19 +99,21 @@ export default hostRule(meta, (h) => {
     if (rs.family !== 4) continue
     const nat = rs.tables.get('nat')
     if (!nat) continue
-    for (const c of nat.chains.values()) {
-      // reachability asked once per chain, and only for a chain with a DNAT rule that could be about 127/8
-      let fromOutput: boolean | undefined
-      let fromPre: boolean | undefined
-      for (const r of c.rules) {
-        if (r.target?.kind !== 'DNAT') continue
-        // neither case applies to a DNAT whose destination lies outside 127/8 and that does not match -i lo
-        if (!matchesLoopback(r, rs) && !viaLoopback(r)) continue
-        fromOutput ??= reachableFrom(rs, 'nat', c.name, ['OUTPUT'])
-        fromPre ??= reachableFrom(rs, 'nat', c.name, ['PREROUTING'])
-        const f = (fromOutput ? outputCase(h, rs, r) : undefined) ?? (fromPre ? preroutingCase(h, rs, r) : undefined)
-        if (f) out.push(f)
+    // the DNAT rules in table order (found by the pass path.ts makes over the ruleset for its own needs);
+    // a chain's reachability asked once, and only for a DNAT rule that could be about 127/8
+    let chain: string | undefined
+    let fromOutput: boolean | undefined
+    let fromPre: boolean | undefined
+    for (const r of rulesetFacts(rs).natDnat) {
+      // neither case applies to a DNAT whose destination lies outside 127/8 and that does not match -i lo
+      if (!matchesLoopback(r, rs) && !viaLoopback(r)) continue
+      if (r.chain !== chain) {
+        chain = r.chain
+        fromOutput = reachableFrom(rs, 'nat', chain, ['OUTPUT'])
+        fromPre = reachableFrom(rs, 'nat', chain, ['PREROUTING'])
       }
+      const f = (fromOutput ? outputCase(h, rs, r) : undefined) ?? (fromPre ? preroutingCase(h, rs, r) : undefined)
+      if (f) out.push(f)
     }
   }
   return out

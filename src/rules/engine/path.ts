@@ -5,7 +5,7 @@
 // "accepted by INPUT". This is not the trace dataplane: it runs one packet with a conntrack state given by
 // the model (ctmodel.ts) and reports where it was decided.
 import type {IpAddr} from '../../model/ip.js'
-import type {CtState, IptablesRuleset} from '../../model/iptables.js'
+import type {CtState, IptablesRuleset, IptRule} from '../../model/iptables.js'
 import type {Packet} from '../../dataplane/packet.js'
 import {HOOK_TABLES, type Decision, type Hook, type HookResult} from './firewall.js'
 import {ctView, natConsulted, type FlowPacket} from './ctmodel.js'
@@ -51,32 +51,45 @@ function finish(hooks: HookResult[], packet: Packet, to: PathResult['to'], guess
   return shared ? {hooks, to, packet, noFirewall: false, guesses, shared} : {hooks, to, packet, noFirewall: false, guesses}
 }
 
-/** Per ruleset, once: the tables with a rule that matches on an input / output interface (other than lo). */
-const ifaceTables = new WeakMap<IptablesRuleset, {readonly in: ReadonlySet<string>; readonly out: ReadonlySet<string>}>()
+/** What one pass over a ruleset's rules finds (a kube-proxy dump: 100,000 rules; a pass costs ~10 ms, so one serves all). */
+export interface RulesetFacts {
+  /** the tables with a rule that matches on an input / output interface (other than lo) */
+  readonly in: ReadonlySet<string>
+  readonly out: ReadonlySet<string>
+  /** the DNAT rules of the nat table, in table order (chains as declared, rules in chain order) */
+  readonly natDnat: readonly IptRule[]
+}
 
-function tablesUsingIface(rs: IptablesRuleset): {readonly in: ReadonlySet<string>; readonly out: ReadonlySet<string>} {
-  let u = ifaceTables.get(rs)
+const facts = new WeakMap<IptablesRuleset, RulesetFacts>()
+
+export function rulesetFacts(rs: IptablesRuleset): RulesetFacts {
+  let u = facts.get(rs)
   if (!u) {
     const used = {in: new Set<string>(), out: new Set<string>()}
-    // one tight pass per table (a kube-proxy nat table: 100,000 rules), stopping once both directions are found
+    const natDnat: IptRule[] = []
     for (const [name, t] of rs.tables) {
+      const nat = name === 'nat'
       let dirs = 0
-      scan: for (const c of t.chains.values()) {
+      for (const c of t.chains.values()) {
         const rules = c.rules
         for (let i = 0; i < rules.length; i++) {
-          const ms = rules[i]!.matches
+          const r = rules[i]!
+          if (nat && r.target?.kind === 'DNAT') natDnat.push(r)
+          // the interfaces, until both directions are found in this table
+          if (dirs === 3) continue
+          const ms = r.matches
           for (let j = 0; j < ms.length; j++) {
             const m = ms[j]!
             if (m.kind !== 'iface' || m.name === 'lo') continue
             used[m.dir].add(name)
             dirs |= m.dir === 'in' ? 1 : 2
-            if (dirs === 3) break scan
           }
         }
+        if (dirs === 3 && !nat) break
       }
     }
-    u = used
-    ifaceTables.set(rs, u)
+    u = {in: used.in, out: used.out, natDnat}
+    facts.set(rs, u)
   }
   return u
 }
@@ -84,7 +97,7 @@ function tablesUsingIface(rs: IptablesRuleset): {readonly in: ReadonlySet<string
 /** Does any rule of the tables at these hooks match on an input/output interface (other than lo)? */
 function usesIface(h: HostView, hooks: readonly Hook[], dir: 'in' | 'out'): boolean {
   for (const rs of h.fw?.rulesets ?? []) {
-    const used = tablesUsingIface(rs)[dir]
+    const used = rulesetFacts(rs)[dir]
     if (used.size === 0) continue
     for (const hook of hooks) for (const t of HOOK_TABLES[hook]) if (used.has(t)) return true
   }
