@@ -38,6 +38,10 @@ interface ChainIndex {
   /** candidates already computed, by destination address (dst index: family 6 keyed apart) or by port */
   readonly memo4: Map<bigint | number, readonly IptRule[]>
   readonly memo6: Map<bigint, readonly IptRule[]>
+  /** the last key asked for and its candidates (a cascade replays one packet many times in a row: no hashing) */
+  lastKey?: bigint | number
+  lastFamily?: 4 | 6
+  lastOut?: readonly IptRule[]
 }
 
 const cache = new WeakMap<readonly IptRule[], ChainIndex | null>()
@@ -89,7 +93,7 @@ function build(rules: readonly IptRule[]): ChainIndex | null {
       if (list) list.push(i)
       else g.at.set(m.prefix.value, [i])
     })
-    return {dst: [...groups.values()], others, memo4: new Map(), memo6: new Map()}
+    return {dst: [...groups.values()], others, memo4: new Map(), memo6: new Map(), lastKey: undefined, lastFamily: undefined, lastOut: undefined}
   }
   const port = new Map<number, number[]>()
   keys.forEach((k, i) => {
@@ -101,7 +105,7 @@ function build(rules: readonly IptRule[]): ChainIndex | null {
     if (list) list.push(i)
     else port.set(k.port, [i])
   })
-  return {port, others, memo4: new Map(), memo6: new Map()}
+  return {port, others, memo4: new Map(), memo6: new Map(), lastKey: undefined, lastFamily: undefined, lastOut: undefined}
 }
 
 function indexOf(rules: readonly IptRule[]): ChainIndex | null {
@@ -151,12 +155,17 @@ export function candidateRules(rules: readonly IptRule[], p: Packet): readonly I
     memo = idx.memo4
     key = p.dport
   }
+  const family = p.dst.family
+  if (idx.lastOut !== undefined && idx.lastKey === key && idx.lastFamily === family) return idx.lastOut
   let out = memo.get(key)
   if (out === undefined) {
     out = compute(rules, idx, p)
     if (memo.size >= MAX_MEMO) memo.clear()
     memo.set(key, out)
   }
+  idx.lastKey = key
+  idx.lastFamily = family
+  idx.lastOut = out
   return out
 }
 
