@@ -90,7 +90,18 @@ function preroutingCase(h: HostView, rs: IptablesRuleset, rule: IptRule): RuleFi
 
 /** `-i lo` among the rule's own matches (a PREROUTING DNAT of packets arriving on lo). */
 function viaLoopback(rule: IptRule): boolean {
-  return rule.matches.some((m) => m.kind === 'iface' && m.dir === 'in' && !m.neg && m.name === 'lo')
+  const ms = rule.matches
+  for (let i = 0; i < ms.length; i++) {
+    const m = ms[i]!
+    if (m.kind === 'iface' && m.dir === 'in' && !m.neg && m.name === 'lo') return true
+  }
+  return false
+}
+
+/** matchesLoopback's test alone (no packet made): is the rule's destination unknown, or about 127/8? */
+function aboutLoopback(rule: IptRule, rs: IptablesRuleset): boolean {
+  const dst = selectorOf(rs, rule).dst
+  return !dst || prefixCovers(LOOPBACK, dst) || prefixCovers(dst, LOOPBACK)
 }
 
 export default hostRule(meta, (h) => {
@@ -106,7 +117,7 @@ export default hostRule(meta, (h) => {
     let fromPre: boolean | undefined
     for (const r of rulesetFacts(rs).natDnat) {
       // neither case applies to a DNAT whose destination lies outside 127/8 and that does not match -i lo
-      if (!matchesLoopback(r, rs) && !viaLoopback(r)) continue
+      if (!aboutLoopback(r, rs) && !viaLoopback(r)) continue
       if (r.chain !== chain) {
         chain = r.chain
         fromOutput = reachableFrom(rs, 'nat', chain, ['OUTPUT'])
