@@ -31,9 +31,25 @@ interface Analysis {
   /** the class texts of an analysis with one prefix length and nothing else, by prefix number (made once each) */
   readonly texts?: string[]
   /** prefix length -> (prefix value under that length -> class bit number) */
-  readonly prefixes: readonly {readonly family: 4 | 6; readonly mask: bigint; readonly ids: Map<bigint, number>}[]
+  readonly prefixes: readonly PrefixGroup[]
   readonly ranges: readonly {readonly from: IpAddr; readonly to: IpAddr}[]
   readonly addrtype: boolean
+}
+
+/** The prefixes of one family and length: prefix value -> class bit number (IPv4 also by number: no bigint per lookup). */
+interface PrefixGroup {
+  readonly family: 4 | 6
+  readonly mask: bigint
+  readonly ids: Map<bigint, number>
+  /** IPv4: the netmask as a 32-bit pattern, and the prefix values as unsigned numbers */
+  readonly mask4: number
+  readonly ids4: Map<number, number>
+}
+
+/** The class bit of the group's prefix holding `ip` (of the group's family), if any. */
+function idIn(g: PrefixGroup, ip: IpAddr): number | undefined {
+  if (g.family === 4) return g.ids4.get((Number(ip.value) & g.mask4) >>> 0)
+  return g.ids.get(ip.value & g.mask)
 }
 
 const OPAQUE: Analysis = {opaque: true, prefixes: [], ranges: [], addrtype: false}
@@ -102,7 +118,7 @@ function reachable(t: IptTable, hook: string): IptChain[] {
 }
 
 function analyse(rulesets: readonly IptablesRuleset[], scope: Scope, field: 'src' | 'dst'): Analysis {
-  const byLen = new Map<string, {family: 4 | 6; mask: bigint; ids: Map<bigint, number>}>()
+  const byLen = new Map<string, PrefixGroup>()
   const ranges: {from: IpAddr; to: IpAddr}[] = []
   let addrtype = false
   let next = 0
@@ -127,10 +143,15 @@ function analyse(rulesets: readonly IptablesRuleset[], scope: Scope, field: 'src
                 const k = `${p.family}/${p.len}`
                 let g = byLen.get(k)
                 if (!g) {
-                  g = {family: p.family, mask: maskOf(p.family, p.len), ids: new Map()}
+                  const mask = maskOf(p.family, p.len)
+                  g = {family: p.family, mask, ids: new Map(), mask4: p.family === 4 ? Number(mask) | 0 : 0, ids4: new Map()}
                   byLen.set(k, g)
                 }
-                if (!g.ids.has(p.value)) g.ids.set(p.value, next++)
+                if (!g.ids.has(p.value)) {
+                  g.ids.set(p.value, next)
+                  if (p.family === 4) g.ids4.set(Number(p.value), next)
+                  next++
+                }
               }
             }
           }
@@ -184,14 +205,14 @@ export function addrClass(h: HostView, scope: Scope, field: 'src' | 'dst', ip: I
   if (a.prefixes.length === 1 && a.ranges.length === 0 && !a.addrtype) {
     // the common shape (one prefix length): the class text of each prefix made once, no text per call
     const g = a.prefixes[0]!
-    const id = g.family === ip.family ? g.ids.get(ip.value & g.mask) : undefined
+    const id = g.family === ip.family ? idIn(g, ip) : undefined
     if (id === undefined) return fam
     return (a.texts![id] ??= `${fam},${id}`)
   }
   let key = fam
   for (const g of a.prefixes) {
     if (g.family !== ip.family) continue
-    const id = g.ids.get(ip.value & g.mask)
+    const id = idIn(g, ip)
     if (id !== undefined) key += `,${id}`
   }
   for (let i = 0; i < a.ranges.length; i++) {
