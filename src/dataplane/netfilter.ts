@@ -107,10 +107,36 @@ function addrTypeOk(side: {readonly neg: boolean; readonly types: readonly AddrT
   return side === undefined || side.types.includes(env.addrType(ip)) !== side.neg
 }
 
-/** prefixContains, without a bigint mask operation for a host prefix (-d VIP/32: most rules of a big dump). */
+/** The host part of every prefix length, per family (made when first asked). */
+const HOST: {4?: bigint[]; 6?: bigint[]} = {}
+
+function hostBits(family: 4 | 6, len: number): bigint {
+  const t = (HOST[family] ??= Array.from({length: (family === 4 ? 32 : 128) + 1}, (_, l) => (1n << BigInt((family === 4 ? 32 : 128) - l)) - 1n))
+  return t[len]!
+}
+
+/** The last network prefix tested and its range (its highest address), when its host bits are clear. */
+let lastPrefix: Prefix | undefined
+let lastHi = 0n
+let lastRange = false
+
+/**
+ * prefixContains without a bigint operation per test: a host prefix (-d VIP/32, most rules of a big dump) by
+ * equality, a network prefix by comparing with its range (computed once for the prefix tested last: a replayed
+ * cascade tests one `! -s POD-CIDR` again and again; `&` would allocate a bigint each time).
+ */
 function inPrefix(prefix: Prefix, ip: IpAddr): boolean {
-  if (prefix.len === (prefix.family === 4 ? 32 : 128)) return prefix.family === ip.family && prefix.value === ip.value
-  return prefixContains(prefix, ip)
+  if (prefix.family !== ip.family) return false
+  if (prefix.len === (prefix.family === 4 ? 32 : 128)) return prefix.value === ip.value
+  if (prefix !== lastPrefix) {
+    const host = prefix.len >= 0 ? hostBits(prefix.family, prefix.len) : undefined
+    lastPrefix = prefix
+    // a prefix whose host bits are set contains nothing (prefixContains compares the masked address with it)
+    lastRange = host !== undefined && (prefix.value & host) === 0n
+    lastHi = lastRange ? prefix.value | host! : 0n
+  }
+  if (!lastRange) return prefixContains(prefix, ip)
+  return ip.value >= prefix.value && ip.value <= lastHi
 }
 
 /** Decides one match. 'assumed' means the snapshot cannot tell (the rule is then taken as matching). */
