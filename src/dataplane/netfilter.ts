@@ -25,11 +25,38 @@ export interface MatchEnv {
    * undefined to leave it to `random`/`nthCounters`. The rule engine's cascade explorer forces draws with it.
    */
   readonly draw?: (rule: IptRule, m: Extract<Match, {kind: 'statistic'}>) => boolean | undefined
+  /**
+   * Asked before a rule with a statistic match is evaluated (with `draw`); a function it returns is given the
+   * state of the walk at that point. The cascade explorer resumes other outcomes of the draws from there
+   * instead of running the hook from the top (a cascade of n endpoints: n short runs instead of n^2/2 draws).
+   */
+  readonly checkpoint?: (rule: IptRule) => ((state: ChainCheckpoint) => void) | undefined
+}
+
+/** The state of a chain walk before one of its rules (runChain's `from` resumes it; never changed once made). */
+export interface ChainCheckpoint {
+  /** the chain being walked (tableGraph number), the rule list walked (its candidates) and the position of the rule about to be evaluated */
+  readonly chain: number
+  readonly rules: readonly IptRule[]
+  readonly i: number
+  /** the callers to return to (innermost first) */
+  readonly stack: Frame | undefined
+  readonly packet: Packet
+  readonly ctMark: number
+  readonly notrack: boolean
+  /** the env the walk was started with, and the one its matches see now (MARK/CONNMARK change it) */
+  readonly env: MatchEnv
+  readonly curEnv: MatchEnv
+  /** the walk's trail and assumptions are their first trailLen / assumptionsLen entries (the lists only grow during a walk) */
+  readonly trail: readonly IptRule[]
+  readonly trailLen: number
+  readonly assumptions: readonly Assumption[]
+  readonly assumptionsLen: number
 }
 
 export type Decision = 'match' | 'nomatch' | 'assumed'
 
-/** A caller of the user chain being walked: its rules, where to go on, and its own caller (one object per jump). */
+/** A caller of the user chain being walked: its rules, where to go on, and its own caller (never changed: checkpoints share it). */
 export interface Frame {
   /** the caller's chain number (chain-index.ts tableGraph) */
   readonly chain: number
@@ -296,6 +323,12 @@ export function ruleMatches(rule: IptRule, p: Packet, env: MatchEnv, assumptions
  * `env` as the matches see it once the connection's mark is `mark`: `curEnv` (env or a copy of it that differs
  * only in ct.mark) when it says so already, else a copy (a MARK target leaves the ct mark as it was: no copy).
  */
+function hasStatistic(rule: IptRule): boolean {
+  const matches = rule.matches
+  for (let k = 0; k < matches.length; k++) if (matches[k]!.kind === 'statistic') return true
+  return false
+}
+
 function withCtMark(env: MatchEnv, curEnv: MatchEnv, mark: number): MatchEnv {
   if (!env.ct) return env
   if (curEnv.ct?.mark === mark) return curEnv
@@ -323,23 +356,26 @@ function applyMark(op: 'set' | 'xset' | 'and' | 'or' | 'xor', value: number, mas
  * CT) take effect and evaluation goes on; a terminating target ends it; falling off a builtin chain applies
  * its policy. NAT targets end with verdict 'NAT' and the target, for the caller to bind.
  */
-export function runChain(table: IptTable, chain: string, packet: Packet, env: MatchEnv, ctMark = env.ct?.mark ?? 0): ChainResult {
+export function runChain(table: IptTable, chain: string, packet: Packet, env: MatchEnv, ctMark = env.ct?.mark ?? 0, from?: ChainCheckpoint): ChainResult {
   // chains by number (tableGraph): a jump is followed without looking its name up among 34,000 chains
   const g = tableGraph(table)
   let cid = startId(g, chain)
   const builtin = cid < g.chains.length ? g.chains[cid] : undefined
   if (!builtin) return {verdict: 'ACCEPT', policy: true, trail: [], assumptions: [], packet, ctMark, notrack: false}
-  const trail: IptRule[] = []
-  const assumptions: Assumption[] = []
-  let p = packet
-  let mark = ctMark
-  let notrack = false
-  // The call stack of user chains: a frame per caller
-  let stack: Frame | undefined
+  if (from) env = from.env
+  const trail: IptRule[] = from ? from.trail.slice(0, from.trailLen) : []
+  const assumptions: Assumption[] = from ? from.assumptions.slice(0, from.assumptionsLen) : []
+  let p = from ? from.packet : packet
+  let mark = from ? from.ctMark : ctMark
+  let notrack = from ? from.notrack : false
+  // The call stack of user chains: a frame per caller (a checkpoint keeps the list as it is)
+  let stack: Frame | undefined = from?.stack
+  if (from) cid = from.chain
   // only the rules that can match the packet (chain-index.ts): the destination does not change in a chain walk
-  let rules: readonly IptRule[] = candidateRules(builtin.rules, p)
-  let i = 0
-  let curEnv = env
+  let rules: readonly IptRule[] = from ? from.rules : candidateRules(builtin.rules, p)
+  let i = from ? from.i : 0
+  let curEnv = from ? from.curEnv : env
+  const checkpoint = env.checkpoint
   for (;;) {
     if (i >= rules.length) {
       if (stack === undefined) break
@@ -350,6 +386,26 @@ export function runChain(table: IptTable, chain: string, packet: Packet, env: Ma
       continue
     }
     const rule = rules[i++]!
+    if (checkpoint !== undefined && hasStatistic(rule)) {
+      const save = checkpoint(rule)
+      if (save) {
+        save({
+          chain: cid,
+          rules,
+          i: i - 1,
+          stack,
+          packet: p,
+          ctMark: mark,
+          notrack,
+          env,
+          curEnv,
+          trail,
+          trailLen: trail.length,
+          assumptions,
+          assumptionsLen: assumptions.length,
+        })
+      }
+    }
     if (!ruleMatches(rule, p, curEnv, assumptions)) continue
     trail.push(rule)
     const t = rule.target

@@ -17,7 +17,7 @@
 import {formatPrefix, hostPrefix, type IpAddr, type Prefix} from '../../model/ip.js'
 import type {IptablesRuleset, IptChain, IptRule, IptTable, Target} from '../../model/iptables.js'
 import type {Loc} from '../../model/source.js'
-import {runChain, type Assumption, type ChainResult, type MatchEnv} from '../../dataplane/netfilter.js'
+import {runChain, type Assumption, type ChainCheckpoint, type ChainResult, type MatchEnv} from '../../dataplane/netfilter.js'
 import type {Packet} from '../../dataplane/packet.js'
 import {formatProbability, specTokens, statelessSpec, withMatch, withOption, joinSpec, type FixOp, type IptBinary} from './fix.js'
 
@@ -196,23 +196,67 @@ export class IptablesFirewall implements Firewall {
   }
 
   runHook(hook: Hook, packet: Packet, env: MatchEnv, nat: boolean): HookResult {
-    let p = packet
-    let ctMark = env.ct?.mark ?? 0
-    let notrack = false
-    let curEnv = env
-    let runs: TableRun[] | undefined
-    let assumptions: Assumption[] | undefined
-    let natDone: HookResult['nat']
-    // indexed loops: a for-of allocates each step until its function is optimised (a check runs thousands of hooks cold)
+    return this.runFrom(hook, nat, 0, 0, packet, env.ct?.mark ?? 0, false, env, undefined, undefined, undefined, undefined)
+  }
+
+  /**
+   * Resumes a hook run from inside one of its tables' chains (`at`: hookState() when the chain made `chain`,
+   * see MatchEnv.checkpoint): the same result as running the hook from the top with the same draws.
+   */
+  resumeHook(at: HookState, chain: ChainCheckpoint): HookResult {
+    return this.runFrom(at.hook, at.nat, at.step, at.table, at.packet, at.ctMark, at.notrack, at.env, at.runs?.slice(), at.assumptions?.slice(), at.natDone, chain)
+  }
+
+  /** While a chain asks for checkpoints (MatchEnv.checkpoint): the hook run's state before its table. */
+  private live?: {-readonly [K in keyof HookState]: HookState[K]} & {made?: HookState}
+
+  /** The state of the hook run before the table whose chain is running (for a checkpoint it makes). */
+  hookState(): HookState {
+    const l = this.live!
+    return (l.made ??= {hook: l.hook, nat: l.nat, step: l.step, table: l.table, packet: l.packet, ctMark: l.ctMark, notrack: l.notrack, env: l.env, runs: l.runs?.slice(), assumptions: l.assumptions?.slice(), natDone: l.natDone})
+  }
+
+  /** The tables of `hook` from table `t0` of step `s0` on, with the state the tables before left. */
+  private runFrom(
+    hook: Hook,
+    nat: boolean,
+    s0: number,
+    t0: number,
+    p: Packet,
+    ctMark: number,
+    notrack: boolean,
+    curEnv: MatchEnv,
+    runs: TableRun[] | undefined,
+    assumptions: Assumption[] | undefined,
+    natDone: HookResult['nat'],
+    from: ChainCheckpoint | undefined,
+  ): HookResult {
     const steps = this.stepsOf(hook)
-    for (let si = 0; si < steps.length; si++) {
-      const step = steps[si]!
+    for (let s = s0; s < steps.length; s++) {
+      const step = steps[s]!
       const tableName = step.tableName
       if (tableName === 'nat' && (!nat || notrack)) continue
       const tables = step.tables
-      for (let ti = 0; ti < tables.length; ti++) {
+      for (let ti = s === s0 ? t0 : 0; ti < tables.length; ti++) {
         const {rs, table, bin} = tables[ti]!
-        const res = runChain(table, hook, p, curEnv, ctMark)
+        if (curEnv.checkpoint !== undefined) {
+          // the chain may make checkpoints: hookState() tells the state before this table (no copy until asked)
+          const l = (this.live ??= {hook, nat, step: s, table: ti, packet: p, ctMark, notrack, env: curEnv, runs, assumptions, natDone})
+          l.hook = hook
+          l.nat = nat
+          l.step = s
+          l.table = ti
+          l.packet = p
+          l.ctMark = ctMark
+          l.notrack = notrack
+          l.env = curEnv
+          l.runs = runs
+          l.assumptions = assumptions
+          l.natDone = natDone
+          l.made = undefined
+        }
+        const res = runChain(table, hook, p, curEnv, ctMark, from)
+        from = undefined
         const decision = decisionWith(rs, bin, table, hook, res)
         const run: TableRun = {table: tableName, bin, result: res, decision}
         if (runs) runs.push(run)
@@ -244,6 +288,21 @@ export class IptablesFirewall implements Firewall {
     }
     return {hook, verdict: 'ACCEPT', runs: runs ?? NO_RUNS, packet: p, ctMark, notrack, nat: natDone, assumptions: assumptions ?? NO_ASSUMPTIONS}
   }
+}
+
+/** A hook run's state before one of its tables (IptablesFirewall.hookState, resumeHook). */
+export interface HookState {
+  readonly hook: Hook
+  readonly nat: boolean
+  readonly step: number
+  readonly table: number
+  readonly packet: Packet
+  readonly ctMark: number
+  readonly notrack: boolean
+  readonly env: MatchEnv
+  readonly runs: readonly TableRun[] | undefined
+  readonly assumptions: readonly Assumption[] | undefined
+  readonly natDone: HookResult['nat']
 }
 
 // ---- fixes in iptables syntax ---------------------------------------------------------------------------
