@@ -289,7 +289,13 @@ function explore<T>(base: IptablesFirewall, stat: readonly StatRule[], index: Re
     value: (hook: Hook, packet: Packet, env: MatchEnv, nat: boolean): HookResult => {
       const n = calls++
       const cp = resume
-      if (cp && n < cp.call.n) return cp.call.prior[n]!
+      if (cp && n < cp.call.n) {
+        // the earlier run's result (kept for the prior results of a checkpoint this run makes later)
+        const known = cp.call.prior[n]!
+        if (results) results.push(known)
+        else results = [known]
+        return known
+      }
       if (env !== lastEnv || !lastDrawEnv) {
         lastEnv = env
         // random draws and nth counters are state a checkpoint does not hold: such runs replay from the top

@@ -14,6 +14,7 @@ export interface Reach {
 export interface Reached extends Reach {
   readonly mark: Uint8Array
   list?: readonly IptChain[]
+  ids?: readonly number[]
 }
 
 /** The first rule of the table that jumps (or goes) to `chain`. */
@@ -28,6 +29,13 @@ export function firstCallerOfUserChain(t: IptTable, chain: string): IptRule | un
   const g = graph(t)
   const id = g.ids.get(chain)
   if (id === undefined) return undefined
+  if (id < g.chains.length && g.chains[id]!.builtin) return undefined
+  return g.first[id]
+}
+
+/** firstCallerOfUserChain for the chain numbered `id` (reachableChainIds): no name lookup. */
+export function firstCallerOfUserChainId(t: IptTable, id: number): IptRule | undefined {
+  const g = graph(t)
   if (id < g.chains.length && g.chains[id]!.builtin) return undefined
   return g.first[id]
 }
@@ -49,6 +57,19 @@ export function reachableChainList(t: IptTable, from: readonly string[]): readon
     r.list = list
   }
   return r.list
+}
+
+/** The numbers of the declared chains reachable from the builtin chains `from`, in table order (chains: reachableChainList). */
+export function reachableChainIds(t: IptTable, from: readonly string[]): readonly number[] {
+  const g = graph(t)
+  const r = reached(g, t, from)
+  if (!r.ids) {
+    const ids: number[] = []
+    const mark = r.mark
+    for (let i = 0; i < g.chains.length; i++) if (mark[i]) ids.push(i)
+    r.ids = ids
+  }
+  return r.ids
 }
 
 function reached(g: TableGraph, t: IptTable, from: readonly string[]): Reached {
