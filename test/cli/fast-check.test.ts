@@ -11,8 +11,9 @@ import {generateKubeProxyDump} from '../../bench/gen-kube-proxy.js'
 const ROOT = resolve(import.meta.dirname, '../..')
 const DR = join(ROOT, 'fixtures/rules/lvs-howto-29.1-dr-state-new')
 const run = (args: string[], oclif: boolean) => {
-  const env = {...process.env, LVSDOCTOR_NO_FAST_CHECK: oclif ? '1' : ''}
-  if (!oclif) delete env.LVSDOCTOR_NO_FAST_CHECK
+  const env: NodeJS.ProcessEnv = {...process.env}
+  if (oclif) env.LVSDOCTOR_NO_FAST_CHECK = '1'
+  else delete env.LVSDOCTOR_NO_FAST_CHECK
   const r = spawnSync(process.execPath, [join(ROOT, 'bin/run.js'), 'check', ...args], {encoding: 'utf8', env, cwd: ROOT})
   return {status: r.status, stdout: r.stdout, stderr: r.stderr}
 }
