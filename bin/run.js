@@ -8,6 +8,12 @@ import {createRequire} from 'node:module'
 import {readFileSync, statSync} from 'node:fs'
 
 const args = process.argv.slice(2)
+// a reader that stops early (`lvsdoctor check | head`) is not an error: no stack trace, the exit code stands
+process.stdout.on('error', (err) => {
+  if (err.code === 'EPIPE' || err.code === 'ERR_STREAM_DESTROYED') return
+  process.stderr.write(`lvsdoctor: cannot write the output: ${err.message}\n`)
+  process.exit(2)
+})
 if (args.length === 1 && (args[0] === '--help' || args[0] === '-h') && !process.env.LVSDOCTOR_NO_HELP_CACHE) {
   try {
     const cached = readFileSync(new URL('../dist/root-help.txt', import.meta.url), 'utf8')

@@ -3,6 +3,9 @@
 import type {Severity} from '../model/finding.js'
 import type {CheckReport} from '../services/check.js'
 
+/** Evidence lines printed per finding, as in the text report; the rest are counted (--json has them all). */
+const MAX_EVIDENCE = 12
+
 const ORDER: readonly Severity[] = ['error', 'warning', 'info']
 
 function cell(s: string): string {
@@ -34,7 +37,8 @@ export function renderCheckMarkdown(r: CheckReport): string {
         out.push(`### ${f.severity}: \`${f.rule}\` ${f.title}`, '', f.message, '')
         if (f.evidence.length) {
           out.push('Evidence:', '', '```')
-          for (const e of f.evidence) out.push(`${e.host ? e.host + ':' : ''}${e.file}:${e.line}  ${e.text}`)
+          for (const e of f.evidence.slice(0, MAX_EVIDENCE)) out.push(`${e.host ? e.host + ':' : ''}${e.file}:${e.line}  ${e.text}`)
+          if (f.evidence.length > MAX_EVIDENCE) out.push(`... and ${f.evidence.length - MAX_EVIDENCE} more evidence line(s) (see --json)`)
           out.push('```', '')
         }
         if (f.unverified?.length) out.push(...f.unverified.map((u) => `- not verified: ${u}`), '')

@@ -20,13 +20,17 @@ function countsLine(c: CheckReport['hosts'][number]['counts']): string {
   return parts.length ? parts.join(', ') : 'nothing parsed'
 }
 
+/** Evidence lines printed per finding; the rest are counted (--json has them all). */
+export const MAX_EVIDENCE = 12
+
 export function renderFinding(f: Finding, indent = '  '): string[] {
   const lines = [`${indent}${SEV_LABEL[f.severity](f.severity.toUpperCase())} ${chalk.bold(f.rule)}: ${f.title}`]
   for (const l of f.message.split('\n')) lines.push(`${indent}  ${l}`)
-  for (const e of f.evidence) {
+  for (const e of f.evidence.slice(0, MAX_EVIDENCE)) {
     const where = `${e.host ? e.host + ':' : ''}${e.file}:${e.line}`
     lines.push(`${indent}  ${chalk.dim(where)}  ${e.text}`)
   }
+  if (f.evidence.length > MAX_EVIDENCE) lines.push(`${indent}  ${chalk.dim(`... and ${f.evidence.length - MAX_EVIDENCE} more evidence line(s) (see --json)`)}`)
   if (f.unverified?.length) for (const u of f.unverified) lines.push(`${indent}  ${chalk.dim('not verified:')} ${u}`)
   if (f.fix) {
     lines.push(`${indent}  ${chalk.green('fix:')} ${f.fix.summary}`)
