@@ -6,6 +6,7 @@ import {loadSnapshots} from '../snapshot/store.js'
 import {RULES, runRuleChecks} from '../rules/index.js'
 import {renderFixes} from '../rules/engine/fix.js'
 import {UsageError} from '../model/source.js'
+import {formatEndpoint} from '../model/ip.js'
 import type {Rule} from '../rules/types.js'
 
 export interface HostCounts {
@@ -101,6 +102,15 @@ export function checkHosts(hosts: HostSnapshot[], opts: CheckOptions): CheckRepo
  */
 export function ruleEngineGaps(h: HostSnapshot): NotModelled[] {
   const out: NotModelled[] = []
+  // IPv6: the service model and the rules are IPv4 (issue 4); an IPv6 service or ruleset is said, not skipped silently
+  for (const s of h.ipvs?.services ?? []) {
+    if (s.family === 4) continue
+    const key = s.proto === 'fwmark' ? `fwmark ${s.fwmark}` : `${s.proto.toUpperCase()} ${s.vip ? formatEndpoint({ip: s.vip, port: s.port ?? 0}) : '?'}`
+    out.push({file: s.loc.file, line: s.loc.line, what: `IPv6 virtual service ${key}: not evaluated by the load-balancer checks (they read IPv4 services)`})
+  }
+  if (h.ip6tables && h.ip6tables.ruleCount > 0) {
+    out.push({file: h.ip6tables.file, line: 1, what: `${h.ip6tables.ruleCount} ip6tables rule(s): not evaluated by the load-balancer checks (they read IPv4: iptables-save and nft ip/inet tables)`})
+  }
   for (const t of h.nft?.tables ?? []) {
     if (t.family === 'ip' || t.family === 'inet') continue
     if (t.xtables && h.iptables) continue

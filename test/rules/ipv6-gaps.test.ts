@@ -1,0 +1,44 @@
+// The service model and the rules read IPv4. An IPv6 virtual service or an ip6tables ruleset in a snapshot is
+// listed as not evaluated, so a quiet report never reads as "IPv6 checked and fine".
+import {mkdirSync, mkdtempSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {describe, expect, test} from 'vitest'
+import {checkPaths} from '../../src/services/check.js'
+
+function host(files: Record<string, string>): string {
+  const dir = join(mkdtempSync(join(tmpdir(), 'ldi-v6-')), 'director')
+  mkdirSync(dir)
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text)
+  return dir
+}
+
+const IPVS = [
+  '-A -t [2001:db8::100]:80 -s rr',
+  '-a -t [2001:db8::100]:80 -r [2001:db8::11]:80 -g -w 1',
+  '-A -f 7 -6 -s wlc',
+  '-a -f 7 -6 -r [2001:db8::12]:0 -g -w 1',
+  '-A -t 198.51.100.100:80 -s rr',
+  '-a -t 198.51.100.100:80 -r 10.0.0.11:80 -g -w 1',
+  '',
+].join('\n')
+const IP6T = ['*filter', ':INPUT ACCEPT [0:0]', ':FORWARD ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]',
+  '-A INPUT -d 2001:db8::100/128 -p tcp -m state --state NEW -m tcp --dport 80 -j ACCEPT',
+  '-A INPUT -j REJECT --reject-with icmp6-adm-prohibited', 'COMMIT', ''].join('\n')
+
+describe('IPv6 in a snapshot is said to be unchecked', () => {
+  test('IPv6 IPVS services (VIP:port and fwmark) and ip6tables rules are listed as not evaluated', () => {
+    const r = checkPaths([host({'ipvsadm-Sn.txt': IPVS, 'ip6tables-save.txt': IP6T})], {version: 't'})
+    const nm = r.hosts[0]!.notModelled
+    expect(nm).toContainEqual({file: 'ipvsadm-Sn.txt', line: 1, what: 'IPv6 virtual service TCP [2001:db8::100]:80: not evaluated by the load-balancer checks (they read IPv4 services)'})
+    expect(nm).toContainEqual({file: 'ipvsadm-Sn.txt', line: 3, what: 'IPv6 virtual service fwmark 7: not evaluated by the load-balancer checks (they read IPv4 services)'})
+    expect(nm).toContainEqual({file: 'ip6tables-save.txt', line: 1, what: '2 ip6tables rule(s): not evaluated by the load-balancer checks (they read IPv4: iptables-save and nft ip/inet tables)'})
+    // the IPv4 service beside them is still checked
+    expect(r.findings.some((f) => f.message.includes('198.51.100.100'))).toBe(true)
+    expect(r.findings.some((f) => f.message.includes('2001:db8'))).toBe(false)
+  })
+  test('an IPv4-only snapshot lists nothing of the kind', () => {
+    const r = checkPaths([host({'ipvsadm-Sn.txt': IPVS.split('\n').slice(4).join('\n')})], {version: 't'})
+    expect(r.hosts[0]!.notModelled.filter((n) => /IPv6|ip6tables/.test(n.what))).toEqual([])
+  })
+})
