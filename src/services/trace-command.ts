@@ -31,6 +31,8 @@ export interface FixedTrace {
 export function traceOptions(vip: string, proto: 'tcp' | 'udp', client?: string): TraceOptions {
   const ep = parseEndpoint(vip)
   if (!ep) throw new UsageError(`--vip ${JSON.stringify(vip)}: expected IP:PORT, e.g. 203.0.113.100:80`)
+  // the dataplane replays IPv4 (ip6tables, IPv6 routes and neighbours are not loaded): say so rather than mix families
+  if (ep.ip.family !== 4) throw new UsageError(`--vip ${JSON.stringify(vip)}: trace replays IPv4 connections only; IPv6 is not modelled`)
   let c
   let port: number | undefined
   if (client !== undefined) {
