@@ -1,0 +1,106 @@
+// Random kernel scenarios: the declarative scenarios (scenarios.ts) show one pitfall each; these combine the same
+// parts at random — DNAT or a DR-shaped route on the director, SNAT or not, the realserver answering through the
+// director or around it, stateful and stateless filter rules and policies on both, rp_filter — so that trace is
+// judged by the kernel on combinations nobody wrote down. Deterministic for a seed (LVSDOCTOR_KERNEL_SEED).
+//
+// Same addresses as scenarios.ts, prefix ldz:
+//   c ldz-c0 203.0.113.10 ── ldz-d0 203.0.113.1  d  ldz-d1 10.1.0.1 ── ldz-r0 10.1.0.10  r
+//   c ldz-c1 192.0.2.10   ── ldz-g1 192.0.2.1    g  ldz-g0 10.2.0.1 ── ldz-r1 10.2.0.10  r
+import type {Scenario} from './harness.js'
+
+const VIP = '198.51.100.100'
+type Links = Scenario['links']
+const CD: Links[number] = ['c', 'ldz-c0', '203.0.113.10/24', 'd', 'ldz-d0', '203.0.113.1/24']
+const DR: Links[number] = ['d', 'ldz-d1', '10.1.0.1/24', 'r', 'ldz-r0', '10.1.0.10/24']
+const RG: Links[number] = ['r', 'ldz-r1', '10.2.0.10/24', 'g', 'ldz-g0', '10.2.0.1/24']
+const GC: Links[number] = ['g', 'ldz-g1', '192.0.2.1/24', 'c', 'ldz-c1', '192.0.2.10/24']
+
+/** mulberry32: a small seeded generator, so that a failing seed can be run again */
+function generator(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+export function randomScenarios(seed: number, count: number): Scenario[] {
+  const rnd = generator(seed)
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!
+  const some = <T>(xs: readonly T[], max: number): T[] => {
+    const out: T[] = []
+    for (let n = Math.floor(rnd() * (max + 1)); n > 0; n--) out.push(pick(xs))
+    return out
+  }
+  const out: Scenario[] = []
+  for (let i = 0; i < count; i++) {
+    const mode = pick(['dnat', 'dnat', 'route'] as const)
+    const viaG = rnd() < 0.5
+    const port = mode === 'dnat' ? 8080 : 80
+    const d: string[] = ['sysctl -qw net.ipv4.ip_forward=1']
+    const r: string[] = [viaG ? 'ip route add default via 10.2.0.1' : 'ip route add default via 10.1.0.1']
+    if (mode === 'dnat') {
+      d.push(`ip addr add ${VIP}/32 dev ldz-d0`, `iptables -t nat -A PREROUTING -d ${VIP}/32 -p tcp --dport 80 -j DNAT --to-destination 10.1.0.10:8080`)
+      const snat = pick(['none', 'none', 'snat', 'masq'] as const)
+      if (snat === 'snat') d.push('iptables -t nat -A POSTROUTING -d 10.1.0.10/32 -p tcp --dport 8080 -j SNAT --to-source 10.1.0.1')
+      if (snat === 'masq') d.push('iptables -t nat -A POSTROUTING -o ldz-d1 -j MASQUERADE')
+    } else {
+      d.push(`ip route add ${VIP}/32 via 10.1.0.10`)
+      r.unshift(`ip addr add ${VIP}/32 dev lo`)
+    }
+    d.push(`iptables -P FORWARD ${pick(['ACCEPT', 'ACCEPT', 'DROP'])}`)
+    for (const rule of some([
+      '-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT',
+      `-p tcp -m state --state NEW -m tcp --dport ${port} -j ACCEPT`,
+      '-m conntrack --ctstate INVALID -j DROP',
+      '-d 10.1.0.10/32 -p tcp --syn -j ACCEPT',
+      '-s 10.1.0.10/32 -j ACCEPT',
+      '-d 10.1.0.10/32 -j ACCEPT',
+      `-d ${VIP}/32 -p tcp --dport 80 -j ACCEPT`,
+      '-i ldz-d0 -j ACCEPT',
+      '-o ldz-d0 -j ACCEPT',
+      `-p tcp --sport ${port} -j ACCEPT`,
+      '-m conntrack --ctstate DNAT -j ACCEPT',
+      '-p tcp --tcp-flags FIN FIN -j DROP',
+      '-j REJECT --reject-with icmp-host-prohibited',
+      '-p tcp -j REJECT --reject-with tcp-reset',
+    ], 4)) d.push(`iptables -A FORWARD ${rule}`)
+    r.push(`iptables -P INPUT ${pick(['ACCEPT', 'ACCEPT', 'DROP'])}`)
+    for (const rule of some([
+      '-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT',
+      `-p tcp -m state --state NEW -m tcp --dport ${port} -j ACCEPT`,
+      `-p tcp --dport ${port} -j ACCEPT`,
+      '-m conntrack --ctstate INVALID -j DROP',
+      '-s 203.0.113.10/32 -j ACCEPT',
+      '-s 10.1.0.1/32 -j ACCEPT',
+      '-i ldz-r0 -j ACCEPT',
+      '-j REJECT --reject-with icmp-port-unreachable',
+    ], 3)) r.push(`iptables -A INPUT ${rule}`)
+    if (rnd() < 0.3) {
+      r.push(`iptables -P OUTPUT ${pick(['ACCEPT', 'DROP'])}`)
+      for (const rule of some(['-m state --state ESTABLISHED -j ACCEPT', `-p tcp --sport ${port} -j ACCEPT`, '-m conntrack --ctstate INVALID -j DROP', '-o ldz-r1 -j DROP'], 2)) r.push(`iptables -A OUTPUT ${rule}`)
+    }
+    const rp = pick(['0', '0', '0', '1', '2'])
+    if (rp !== '0') r.push(`sysctl -qw net.ipv4.conf.all.rp_filter=${rp}`)
+    out.push({
+      name: `rnd${seed % 1000}-${i}`,
+      why: `random scenario ${i} of seed ${seed}: ${mode}, replies via ${viaG ? 'the router' : 'the director'}`,
+      ns: {
+        c: {role: 'client', setup: ['ip route add default via 203.0.113.1']},
+        d: {role: 'director', setup: d},
+        r: {role: 'realserver', setup: r},
+        ...(viaG ? {g: {role: 'router' as const, setup: ['sysctl -qw net.ipv4.ip_forward=1', 'ip route add 203.0.113.0/24 via 192.0.2.10']}} : {}),
+      },
+      links: viaG ? [CD, DR, RG, GC] : [CD, DR],
+      server: {ns: 'r', port},
+      client: {ns: 'c', src: '203.0.113.10', connect: `${VIP}:80`},
+      // not asserted: the kernel's result is the answer trace must give
+      expect: {connected: false, reply: false, closed: false},
+      prefix: 'ldz',
+    })
+  }
+  return out
+}
