@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Benchmark of the iptables-save parser (dist/, so run `npm run build` first):
 //   node bench/iptables-parse.js [RULES]        (default 100000)
+//   node bench/iptables-parse.js --cold [N] [PARSER.js ...]   (N first parses of small corpus dumps, see coldRuns)
 // Generates a kube-proxy style dump (bench/gen-kube-proxy.ts, deterministic) into a temp file and measures, each in
 // a fresh node process: reading the file only (the baseline), then reading and parsing it (first parse: wall and
 // CPU time, peak RSS, heap kept by the model; then the best of 5 warm parses). The same for the largest corpus dump,
@@ -29,7 +30,9 @@ import {fileURLToPath, pathToFileURL} from 'node:url'
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const PARSER = join(ROOT, 'dist', 'snapshot', 'parsers', 'iptables-save.js')
 const TUM = join(ROOT, '..', 'shared', 'corpus', 'iptables-save', 'tum-net-2013.iptables-save')
-const rules = Number(process.argv[2] ?? 100_000)
+const CORPUS = join(ROOT, '..', 'shared', 'corpus', 'iptables-save')
+const cold = process.argv[2] === '--cold'
+const rules = cold ? 0 : Number(process.argv[2] ?? 100_000)
 
 if (!existsSync(PARSER)) {
   console.error(`bench/iptables-parse.js: ${PARSER} is missing; run \`npm run build\` first`)
@@ -92,6 +95,52 @@ for (let i = 0; i < 5; i++) {
 }
 console.log(JSON.stringify({ruleCount, chains, wallMs: wall, cpuMs: (cpu.user + cpu.system) / 1000, maxRssMB, keptMB, warmBestMs: Math.min(...warm)}))
 `
+
+// --cold: the first parse of small corpus dumps, where compiling the parser costs more than running it
+const COLD = `
+import {readFileSync} from 'node:fs'
+import {pathToFileURL} from 'node:url'
+const text = readFileSync(process.argv[1], 'utf8')
+const {parseIptablesSave} = await import(pathToFileURL(process.argv[2]).href)
+const cpu0 = process.cpuUsage()
+const t0 = performance.now()
+parseIptablesSave(text, 'bench.iptables-save', 4)
+const wallMs = performance.now() - t0
+const cpu = process.cpuUsage(cpu0)
+console.log(JSON.stringify({wallMs, cpuMs: (cpu.user + cpu.system) / 1000}))
+`
+
+/** N first parses of each dump in a fresh process per parse, the builds taking turns; medians. */
+function coldRuns(n, parsers) {
+  const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1]
+  for (const name of ['tum-net-2013', 'medium-company', 'home-user', 'sargon']) {
+    const file = join(CORPUS, `${name}.iptables-save`)
+    if (!existsSync(file)) continue
+    const runs = parsers.map(() => [])
+    for (let i = 0; i < n; i++) {
+      for (let k = 0; k < parsers.length; k++) {
+        const r = spawnSync(process.execPath, ['--input-type=module', '-e', COLD, file, parsers[k]], {encoding: 'utf8'})
+        if (r.status !== 0) throw new Error(`child failed: ${r.stderr}`)
+        runs[k].push(JSON.parse(r.stdout))
+      }
+    }
+    for (let k = 0; k < parsers.length; k++) {
+      const wall = median(runs[k].map((r) => r.wallMs))
+      const cpu = median(runs[k].map((r) => r.cpuMs))
+      console.log(`${name.padEnd(16)} first parse ${wall.toFixed(1).padStart(6)} ms wall, ${cpu.toFixed(1).padStart(6)} ms CPU (median of ${n})  ${parsers[k]}`)
+    }
+  }
+}
+
+if (cold) {
+  // node bench/iptables-parse.js --cold [N] [PARSER.js ...]: other builds of the parser (e.g. an older commit's
+  // dist/snapshot/parsers/iptables-save.js, next to a copy of its dist/model) to compare with, in alternation
+  const n = Number(process.argv[3] ?? 21)
+  const parsers = process.argv.slice(4)
+  console.log(`node ${process.version}, ${new Date().toISOString()}, load average ${(await import('node:os')).loadavg().map((x) => x.toFixed(2)).join(' ')}`)
+  coldRuns(n, parsers.length > 0 ? parsers : [PARSER])
+  process.exit(0)
+}
 
 function measure(label, file) {
   const base = child(BASELINE, file)

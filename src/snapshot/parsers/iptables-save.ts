@@ -288,8 +288,27 @@ class Tokens {
           this.a[n] = p
           this.b[n] = q
           this.q[n] = 0
-          // common words are known from the start: comparing them needs no call
-          this.str[n] = word(src, p, q, true)
+          // common words are known from the start: comparing them needs no call (word()'s lookup, written out
+          // here: as a function of its own it was compiled on its own first, then again inside split and command)
+          let w: string | undefined
+          const len = q - p
+          if (len <= 24) {
+            const cand = VOCAB[(len * 67 + src.charCodeAt(p) * 13 + src.charCodeAt(q - 1) * 3) & (VOCAB_SLOTS - 1)]
+            if (cand !== undefined) {
+              if (typeof cand === 'string') {
+                if (cand.length === len && src.startsWith(cand, p)) w = cand
+              } else {
+                for (let k = 0; k < cand.length; k++) {
+                  const c = cand[k]!
+                  if (c.length === len && src.startsWith(c, p)) {
+                    w = c
+                    break
+                  }
+                }
+              }
+            }
+          }
+          this.str[n] = w
           n++
         }
         p = q + 1
@@ -553,7 +572,9 @@ class ChainIndex {
 
   /** The chain named s[a, b). */
   find(s: string, a: number, b: number): Chain | undefined {
-    const h = ChainIndex.hash(s, a, b)
+    // hash() written out: as a small function of its own it was optimised on its own first (then again inside find)
+    let h = 0x811c9dc5 ^ (b - a)
+    for (let i = a; i < b; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193)
     const len = b - a
     const slots = this.slots
     let slot = (h ^ (h >>> 15)) & this.mask
@@ -1311,8 +1332,60 @@ class Parser {
     const kind = (dir === 'dst' ? 1 : 0) + (neg ? 2 : 0)
     const tk = this.tk
     if (this.family === 4 && tk.plain(i)) {
-      const v = prefix4At(tk.src, tk.a[i]!, tk.b[i]!)
-      const len = p4Len
+      // prefix4At() written out (it is the hot part of every address; as a function of its own it was optimised on
+      // its own first, then again inside addrMatch): v, len as it returns them, len -1 when the text is not its form
+      const src = tk.src
+      const n = tk.b[i]!
+      let j = tk.a[i]!
+      let v = 0
+      let len = -1
+      {
+        let octet = 0
+        let digits = 0
+        let dots = 0
+        let ok = true
+        for (; j < n; j++) {
+          const c = src.charCodeAt(j)
+          if (c >= 48 && c <= 57) {
+            octet = octet * 10 + (c - 48)
+            if (++digits > 3 || octet > 255) {
+              ok = false
+              break
+            }
+          } else if (c === 46 /* . */) {
+            if (digits === 0 || ++dots > 3) {
+              ok = false
+              break
+            }
+            v = (v << 8) | octet
+            octet = 0
+            digits = 0
+          } else {
+            break
+          }
+        }
+        if (ok && dots === 3 && digits !== 0) {
+          v = (v << 8) | octet
+          len = 32
+          if (j < n) {
+            if (src.charCodeAt(j) !== 47 /* / */ || n - j - 1 < 1 || n - j - 1 > 2) {
+              len = -1
+            } else {
+              let l = 0
+              for (j++; j < n; j++) {
+                const c = src.charCodeAt(j)
+                if (c < 48 || c > 57) {
+                  l = 99
+                  break
+                }
+                l = l * 10 + (c - 48)
+              }
+              len = l > 32 ? -1 : l
+            }
+          }
+          if (len >= 0 && len < 32) v = len === 0 ? 0 : v & ~((1 << (32 - len)) - 1)
+        }
+      }
       if (len >= 0) {
         const slot = kind * ADDR_SLOTS + ((Math.imul(v, 0x9e3779b1) >>> 22) ^ len)
         let m = this.addrM[slot]
@@ -1325,7 +1398,12 @@ class Parser {
         return m
       }
     }
-    const text = tk.get(i)
+    return this.addrMatchText(dir, neg, kind, i, opt)
+  }
+
+  /** addrMatch() of an address not in the usual IPv4 form (apart: the usual case stays small to compile). */
+  private addrMatchText(dir: 'src' | 'dst', neg: boolean, kind: number, i: number, opt: string): Match {
+    const text = this.tk.get(i)
     const known = this.addrMatches[kind]!
     const shared = known.get(text)
     if (shared) return shared
@@ -1515,16 +1593,8 @@ class Parser {
       case M_UDPLITE:
       case M_DCCP:
         return this.protoOption(mod, opt, neg0)
-      case M_MULTIPORT: {
-        const dir = opt === '--dports' || opt === '--destination-ports' ? 'dst'
-          : opt === '--sports' || opt === '--source-ports' ? 'src' : opt === '--ports' ? 'any' : undefined
-        if (!dir) return false
-        const neg = this.use(neg0)
-        const v = this.next(opt)
-        const ranges = v.split(',').map((part) => this.portRange(part, opt))
-        this.out(mod, {kind: 'port', module: 'multiport', dir, neg, ranges})
-        return true
-      }
+      case M_MULTIPORT:
+        return this.multiportOption(mod, opt, neg0)
       case M_STATE:
       case M_CONNTRACK:
         return this.ctOption(mod, opt, neg0)
@@ -1656,6 +1726,23 @@ class Parser {
         return this.ipvsOption(mod, opt, neg0)
     }
     return false
+  }
+
+  /**
+   * `-m multiport`. Apart from moduleOption, and without a closure: a closure over `this` and `opt` anywhere in
+   * moduleOption made every call of it allocate a context (kube-proxy 100k: ~70,000 calls).
+   */
+  private multiportOption(mod: ModInst, opt: string, neg0: boolean): boolean {
+    const dir = opt === '--dports' || opt === '--destination-ports' ? 'dst'
+      : opt === '--sports' || opt === '--source-ports' ? 'src' : opt === '--ports' ? 'any' : undefined
+    if (!dir) return false
+    const neg = this.use(neg0)
+    const v = this.next(opt)
+    const parts = v.split(',')
+    const ranges: PortRange[] = []
+    for (let k = 0; k < parts.length; k++) ranges.push(this.portRange(parts[k]!, opt))
+    this.out(mod, {kind: 'port', module: 'multiport', dir, neg, ranges})
+    return true
   }
 
   /**
@@ -1868,6 +1955,11 @@ class Parser {
     const w = tk.word(i)
     const typed = w === undefined ? undefined : TYPED_TARGETS.get(w)
     if (typed) {
+      if (i === tk.n - 1 && (typed === 'ACCEPT' || typed === 'DROP' || typed === 'RETURN')) {
+        // the rule's last word: no option can follow, closeTarget would pick the same shared target
+        this.rTarget = SIMPLE_TARGETS[typed]
+        return
+      }
       const tg = this.tgtInst
       tg.name = typed
       tg.typed = true
