@@ -805,6 +805,9 @@ class Parser {
   private readonly commentMatches = new Map<string, Match>()
   /** `--state/--ctstate TEXT` matches by module, negation and text */
   private readonly ctMatches = new Map<string, Match>()
+  /** `--tcp-flags MASK COMP` lists by their text (checked once), and the matches by negation and both texts */
+  private readonly flagLists = new Map<string, string[]>()
+  private readonly flagMatches = new Map<string, Match>()
   /** the BigInt of the last IPv4 address parsed (a rule's -s is often the next rule's DNAT address) */
   private lastV4 = 0
   private haveV4 = false
@@ -1801,9 +1804,15 @@ class Parser {
     if (mod.name !== 'tcp') return false
     if (opt === '--tcp-flags') {
       const neg = this.use(neg0)
-      const mask = this.list<string>(this.next(opt), TCP_FLAGS, 'TCP flags (SYN,ACK,FIN,RST,URG,PSH,ALL,NONE)', opt)
-      const comp = this.list<string>(this.next(opt), TCP_FLAGS, 'TCP flags (SYN,ACK,FIN,RST,URG,PSH,ALL,NONE)', opt)
-      this.out(mod, {kind: 'tcpflags', neg, mask, comp})
+      const m = this.flagsText(opt)
+      const c = this.flagsText(opt)
+      const key = `${neg ? '!' : ''}${m} ${c}`
+      let fm = this.flagMatches.get(key)
+      if (!fm) {
+        fm = {kind: 'tcpflags', neg, mask: this.flagLists.get(m)!, comp: this.flagLists.get(c)!}
+        this.flagMatches.set(key, fm)
+      }
+      this.out(mod, fm)
       return true
     }
     if (opt === '--syn') {
@@ -1812,6 +1821,16 @@ class Parser {
       return true
     }
     return false
+  }
+
+  /**
+   * The next argument, a `--tcp-flags` list (checked, and its list shared, the first time this text is seen): a
+   * firewall writes the same `FIN,SYN,RST,ACK SYN` on hundreds of rules (tum-net-2013: 652).
+   */
+  private flagsText(opt: string): string {
+    const v = this.next(opt)
+    if (!this.flagLists.has(v)) this.flagLists.set(v, this.list<string>(v, TCP_FLAGS, 'TCP flags (SYN,ACK,FIN,RST,URG,PSH,ALL,NONE)', opt))
+    return v
   }
 
   private ctOption(mod: ModInst, opt: string, neg0: boolean): boolean {
