@@ -21,6 +21,18 @@
 // the first ~10k rules before TurboFan has compiled parseRule, ~1.7 us a rule after, GC ~15%. On a small dump the
 // rewrite's extra small functions cost more TurboFan compile time (CPU on the compiler thread) than they save before
 // the parse ends: tum-net's single cold parse is ~15-20 ms slower, while every later parse is ~2x faster.
+//
+// First parse of small dumps (--cold 21, medians, load ~4.5; pre-rewrite 900d1fe / 3a25814 / 6dfa85c):
+//   tum-net-2013   33.3 / 43.1 / 40.6 ms wall, 43.8 / 65.2 / 57.5 ms CPU
+//   medium-company 10.6 / 11.8 / 12.8 ms wall, 10.3 / 13.8 / 12.7 ms CPU
+//   home-user       5.7 /  9.3 /  6.0 ms wall,  6.6 /  9.6 /  6.9 ms CPU
+//   sargon          4.0 /  4.7 /  4.0 ms wall,  4.9 /  5.7 /  4.8 ms CPU
+// What a first parse of tum-net spends (node --trace-opt, --log-function-events): lazy compilation of the parser's
+// functions (parse + bytecode) ~3-4 ms in all, not the ~15 ms a sampling profile blames on moduleOption (samples
+// of a main thread that a loaded machine preempts). The rest of the gap is TurboFan on the compiler thread:
+// parseRule and command are marked part-way through and finish compiling after the parse has ended (pure cost
+// for a dump this size); split and addrMatch are compiled and used. Helpers of 81 bytecodes or less are optimised
+// at their first budget tick (--max-bytecode-size-for-early-opt): turning that off saved ~3 ms CPU, within noise.
 import {execFileSync, spawnSync} from 'node:child_process'
 import {existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
