@@ -2,6 +2,7 @@
 // kernel does only with forwarding on (ip_route_input_slow: IN_DEV_FORWARD). LVS-DR/TUN do not need it.
 import {hostRule, finding, unverifiedFinding} from './engine/helpers.js'
 import {ev} from './engine/host.js'
+import {listSome} from './engine/list.js'
 import {describeService, isNatMethod} from './engine/world.js'
 import type {RuleMeta} from './types.js'
 
@@ -19,11 +20,11 @@ export default hostRule(meta, (h, w) => {
   if (svcs.length === 0) return undefined
   const v = h.sysctl.get('net.ipv4.ip_forward')
   if (!v) {
-    return unverifiedFinding(meta, h.name, `${h.name} balances with NAT (${svcs.map(describeService).join(', ')}) but the snapshot has no net.ipv4.ip_forward: forwarding could not be checked.`, ['net.ipv4.ip_forward (sysctl.txt)'], svcs.map((s) => ev(s.loc)))
+    return unverifiedFinding(meta, h.name, `${h.name} balances with NAT (${listSome(svcs.map(describeService))}) but the snapshot has no net.ipv4.ip_forward: forwarding could not be checked.`, ['net.ipv4.ip_forward (sysctl.txt)'], svcs.map((s) => ev(s.loc)))
   }
   if (v.value.trim() !== '0') return undefined
   return finding(meta, h.name, {
-    message: `${h.name} balances with NAT (${svcs.map(describeService).join(', ')}) but net.ipv4.ip_forward = 0: ${svcs.some((s) => s.kind === 'ipvs') ? "the realservers' replies are not forwarded, so IPVS never un-NATs them" : 'the DNAT\'ed packets are not forwarded to the backends'}.`,
+    message: `${h.name} balances with NAT (${listSome(svcs.map(describeService))}) but net.ipv4.ip_forward = 0: ${svcs.some((s) => s.kind === 'ipvs') ? "the realservers' replies are not forwarded, so IPVS never un-NATs them" : 'the DNAT\'ed packets are not forwarded to the backends'}.`,
     evidence: [ev(v.loc), ...svcs.map((s) => ev(s.loc))],
     fix: {summary: 'turn forwarding on (and persist it in /etc/sysctl.d)', ops: [{kind: 'sysctl', key: 'net.ipv4.ip_forward', value: '1'}]},
   })

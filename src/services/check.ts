@@ -108,6 +108,14 @@ export function ruleEngineGaps(h: HostSnapshot): NotModelled[] {
     const key = s.proto === 'fwmark' ? `fwmark ${s.fwmark}` : `${s.proto.toUpperCase()} ${s.vip ? formatEndpoint({ip: s.vip, port: s.port ?? 0}) : '?'}`
     out.push({file: s.loc.file, line: s.loc.line, what: `IPv6 virtual service ${key}: not evaluated by the load-balancer checks (they read IPv4 services)`})
   }
+  for (const t of h.nft?.tables ?? []) {
+    if (t.family !== 'inet' || (t.xtables && h.iptables)) continue
+    for (const c of t.chains.values()) {
+      for (const r of c.rules) {
+        if (r.stmts.some((st) => st.kind === 'nat' && st.family === 'ip6')) out.push({file: r.loc.file, line: r.loc.line, what: `NAT to IPv6 (${r.loc.text}): not evaluated by the load-balancer checks (they read IPv4)`})
+      }
+    }
+  }
   if (h.ip6tables && h.ip6tables.ruleCount > 0) {
     out.push({file: h.ip6tables.file, line: 1, what: `${h.ip6tables.ruleCount} ip6tables rule(s): not evaluated by the load-balancer checks (they read IPv4: iptables-save and nft ip/inet tables)`})
   }

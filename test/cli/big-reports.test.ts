@@ -29,6 +29,12 @@ describe('reports of big rulesets', () => {
 
   const report = checkPaths([dump], {version: 'test'})
   const fwd = report.findings.find((f) => f.rule === 'ip-forward-off')!
+  test('a finding about every service names ten of them; its evidence keeps all of them', () => {
+    expect(fwd).toBeDefined()
+    const services = fwd.evidence.length
+    expect(services).toBeGreaterThan(100)
+    expect(fwd.message).toMatch(new RegExp(`\\(TCP 10\\.96\\.0\\.0:80 \\(DNAT\\)(, [^,]+){9} and ${(services - 10).toLocaleString('en-US')} more\\)`))
+  })
   test('text and markdown print the first evidence lines and count the rest; --json has them all', () => {
     const text = renderCheckText(report)
     const md = renderCheckMarkdown(report)

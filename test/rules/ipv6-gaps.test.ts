@@ -37,6 +37,15 @@ describe('IPv6 in a snapshot is said to be unchecked', () => {
     expect(r.findings.some((f) => f.message.includes('198.51.100.100'))).toBe(true)
     expect(r.findings.some((f) => f.message.includes('2001:db8'))).toBe(false)
   })
+  test('NAT to IPv6 in an nft inet table is listed, and never read as an IPv4 service with an IPv6 backend', () => {
+    const r = checkPaths([join(import.meta.dirname, '../../fixtures/nft/kitchen-sink')], {version: 't'})
+    const what = r.hosts[0]!.notModelled.map((n) => n.what)
+    expect(what).toContain('NAT to IPv6 (ip6 daddr 2001:db8::10 tcp dport 80 dnat ip6 to [2001:db8:1::10]:8080): not evaluated by the load-balancer checks (they read IPv4)')
+    expect(what).toContain('NAT to IPv6 (ip6 saddr fd00::/64 snat ip6 to 2001:db8::1): not evaluated by the load-balancer checks (they read IPv4)')
+    // the IPv4 DNAT services of the same table are still checked
+    expect(r.findings.some((f) => f.message.includes('203.0.113.10:80'))).toBe(true)
+    for (const f of r.findings) expect(f.message, f.rule).not.toMatch(/2001:db8/)
+  })
   test('an IPv4-only snapshot lists nothing of the kind', () => {
     const r = checkPaths([host({'ipvsadm-Sn.txt': IPVS.split('\n').slice(4).join('\n')})], {version: 't'})
     expect(r.hosts[0]!.notModelled.filter((n) => /IPv6|ip6tables/.test(n.what))).toEqual([])

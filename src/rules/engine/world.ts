@@ -415,6 +415,8 @@ function dnatServices(h: HostView, w: World): LbService[] {
       for (let ri = 0; ri < rules.length; ri++) {
         const r = rules[ri]!
         if (r.target?.kind !== 'DNAT') continue
+        // NAT to IPv6 (`dnat ip6 to` in an inet table): the service model is IPv4; check lists the rule as not evaluated
+        if (r.target.to.some((t) => t.from?.family === 6 || t.to?.family === 6)) continue
         const sel = selectorIn(rs, r, nat, ids[ci]!)
         if (sel.mark) {
           // DNAT by mark (L4xNAT): the packets are the ones the MARK rules select
