@@ -18,6 +18,15 @@
 // Cold start: `node bin/run.js --help` within 2.5x `node -e 0` (wall; CPU shown too).
 //
 // Last runs (2 cores shared with other engineers, medians of 5; cpu = user+sys of the child, all threads):
+//   2026-11-21 13:00, load average 1.2, after the third performance pass (fast check path without oclif, bundled
+//   check path, parser rewrite, address classes in the rules, chain numbering and cascade work in the service model):
+//     kube-proxy 100k   check 0.83 s wall, 1.24 s cpu, 173 MB | restore --test 0.54 s, 0.51 s, 100 MB | 1.54x wall  FAIL
+//     tum-net-2013      check 0.14 s wall, 0.16 s cpu,  56 MB | restore --test 0.06 s, 0.01 s,   6 MB | 2.39x wall  FAIL
+//     --help 0.07 s wall, 0.06 s cpu | node -e 0 0.07 s, 0.05 s | 1.03x wall, 1.20x cpu                         PASS
+//   Where the 100k run goes now (CPU profile, quiet machine): node start-up ~45 ms, loading the bundled check path
+//   ~17 ms, parse ~210 ms, service model ~250 ms (each service's statistic cascade is still replayed once per
+//   outcome), rules ~140 ms, garbage collection ~150 ms. tum-net-2013's targets (0.03 s, 6 MB) are below what
+//   `node -e 0` alone takes on this machine (0.05-0.07 s, 39 MB).
 //   2026-11-21 11:05, load average 1.3, after the second performance pass (b7f6b30..234cff3):
 //     kube-proxy 100k   check 1.06 s wall, 1.50 s cpu, 183 MB | restore --test 0.46 s, 0.43 s, 100 MB | 2.30x wall  FAIL
 //     tum-net-2013      check 0.19 s wall, 0.22 s cpu,  70 MB | restore --test 0.06 s, 0.01 s,   6 MB | 3.30x wall  FAIL
