@@ -2,7 +2,7 @@
 // inserted that split backends into classes (prefixes, ranges, ports, addrtype, interfaces, SNAT, loopback DNAT).
 // OUT=dir SEED=n N=count npx tsx bench/diff-check/mutate-kube.mts
 import {writeFileSync, mkdirSync, rmSync} from 'node:fs'
-import {generateKubeProxyDump} from '../gen-kube-proxy.ts'
+import {generateKubeProxyDump} from '../gen-kube-proxy.js'
 let seed = Number(process.env.SEED ?? 1)
 const rnd = () => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed / 0x7fffffff }
 const pick = <T,>(a: T[]): T => a[Math.floor(rnd() * a.length)]!
