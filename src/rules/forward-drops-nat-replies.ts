@@ -98,8 +98,9 @@ function check(svc: LbService, w: World): RuleFinding | undefined {
   const probe = svc.probes[0]
   if (!probe) return undefined
   const synParams = params(k, ipvs ? 'masq' : 'dnat', svc.proto)
-  // the answer filter-blocks-vip found
-  if (requestInBlocked(svc, w, probe, 'SYN', synParams, 'NEW')) return undefined // filter-blocks-vip
+  // a request the firewall drops is filter-blocks-vip's finding; the replies are still checked, so that the fixes of
+  // both findings together make the connection work (fixing the request alone would only move the failure here)
+  const requestBlocked = requestInBlocked(svc, w, probe, 'SYN', synParams, 'NEW')
   const dropped: Dropped[] = []
   const around: string[] = []
   const pOff = params(k, 'masq', svc.proto)
@@ -157,7 +158,8 @@ function check(svc: LbService, w: World): RuleFinding | undefined {
     done.add(key)
     ops.push(...(stateless ? fw.fixer.acceptBefore(d.decision, {src: hostPrefix(d.b.ip), proto: svc.proto, sport: d.b.port ?? probe.dport}) : fw.fixer.acceptEstablishedBefore(d.decision)))
   }
-  const accepting = acceptedBy(requestIn(svc, w, probe, 'SYN', synParams, 'NEW'), 'FORWARD')
+  const accepting = requestBlocked ? undefined : acceptedBy(requestIn(svc, w, probe, 'SYN', synParams, 'NEW'), 'FORWARD')
+  const answer = svc.proto === 'tcp' ? 'SYN/ACK' : 'response'
   const guesses = guessesOf(dropped.map((d) => d.replay))
   const assumed = dropped.filter((d) => d.decision.assumed)
   const backends = [...new Set(dropped.map((d) => describeBackend(d.b)))]
@@ -168,7 +170,9 @@ function check(svc: LbService, w: World): RuleFinding | undefined {
     message:
       `${describeService(svc)}: the replies from ${backends.join(', ')} cross ${h.name}'s FORWARD chain ${undo}, and nothing there accepts them:\n` +
       [...new Set(dropped.map((d) => `  ${describeReplay(d.replay)}`))].join('\n') +
-      `\nThe request passes${accepting ? ` (${locRef(accepting.loc)} accepts it)` : ''}, so the backend answers, but its SYN/ACK never reaches the client: connections time out.` +
+      (requestBlocked
+        ? `\nThe request is dropped on its way in as well (see filter-blocks-vip); once it passes, the backend answers, but its ${answer} never reaches the client: connections time out.`
+        : `\nThe request passes${accepting ? ` (${locRef(accepting.loc)} accepts it)` : ''}, so the backend answers, but its ${answer} never reaches the client: connections time out.`) +
       (around.length ? `\n(${around.join(', ')}: replies go around ${h.name}; see nat-reply-bypasses-director)` : ''),
     evidence,
     unverified: [...guesses, ...assumed.map((d) => `${locRef(d.decision.loc)} has a match the snapshot cannot decide; assumed to match`)],

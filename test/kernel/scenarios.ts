@@ -145,6 +145,12 @@ export const SCENARIOS: readonly Scenario[] = [
     expect: NOTHING,
     fixed: ALL,
   }),
+  dnat('fwd-drop-all', 'FORWARD policy DROP and nothing accepted: the DNATed request and its replies are both dropped; check reports both (filter-blocks-vip, forward-drops-nat-replies) and their fixes together repair the connection (found by the random scenarios, seed 2)', {
+    returnVia: 'd',
+    extra: ['iptables -P FORWARD DROP'],
+    expect: NOTHING,
+    fixed: ALL,
+  }),
   dnat('fwd-drop-return', 'FORWARD policy DROP with the request rule and a ctstate ESTABLISHED,RELATED return rule: the connection works', {
     returnVia: 'd',
     extra: ['iptables -P FORWARD DROP', 'iptables -A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT', 'iptables -A FORWARD -d 10.1.0.10/32 -p tcp --dport 8080 -j ACCEPT'],
