@@ -14,10 +14,14 @@ export interface FastCheckArgs {
   readonly failOn: Severity | 'none'
   readonly ignore: string[]
   readonly keep?: string
+  readonly vips: string[]
+  readonly proto: 'tcp' | 'udp'
+  readonly client?: string
 }
 
 const FORMATS = ['text', 'json', 'markdown'] as const
 const FAIL_ON = ['error', 'warning', 'info', 'none'] as const
+const PROTOS = ['tcp', 'udp'] as const
 
 /** The argv after `check`, or undefined when oclif must parse it (its messages for mistakes are the contract). */
 export function parseFastCheckArgs(argv: readonly string[]): FastCheckArgs | undefined {
@@ -27,6 +31,9 @@ export function parseFastCheckArgs(argv: readonly string[]): FastCheckArgs | und
   let format: string | undefined
   let failOn: string | undefined
   let keep: string | undefined
+  const vips: string[] = []
+  let proto: string | undefined
+  let client: string | undefined
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!
     if (!a.startsWith('-')) {
@@ -40,7 +47,7 @@ export function parseFastCheckArgs(argv: readonly string[]): FastCheckArgs | und
     }
     const eq = a.indexOf('=')
     const name = eq < 0 ? a : a.slice(0, eq)
-    if (name !== '--format' && name !== '--fail-on' && name !== '--ignore' && name !== '--keep') return undefined
+    if (!['--format', '--fail-on', '--ignore', '--keep', '--vip', '--proto', '--client'].includes(name)) return undefined
     let value: string
     if (eq >= 0) value = a.slice(eq + 1)
     else {
@@ -59,7 +66,14 @@ export function parseFastCheckArgs(argv: readonly string[]): FastCheckArgs | und
     } else if (name === '--keep') {
       if (keep !== undefined) return undefined
       keep = value
-    } else ignore.push(value)
+    } else if (name === '--proto') {
+      if (proto !== undefined || !(PROTOS as readonly string[]).includes(value)) return undefined
+      proto = value
+    } else if (name === '--client') {
+      if (client !== undefined) return undefined
+      client = value
+    } else if (name === '--vip') vips.push(value)
+    else ignore.push(value)
   }
   return {
     paths,
@@ -67,6 +81,9 @@ export function parseFastCheckArgs(argv: readonly string[]): FastCheckArgs | und
     failOn: (failOn ?? 'error') as FastCheckArgs['failOn'],
     ignore,
     ...(keep === undefined ? {} : {keep}),
+    vips,
+    proto: (proto ?? 'tcp') as FastCheckArgs['proto'],
+    ...(client === undefined ? {} : {client}),
   }
 }
 
@@ -75,7 +92,7 @@ export async function runFastCheck(args: FastCheckArgs, packageJson: URL): Promi
   try {
     const {version} = JSON.parse(readFileSync(packageJson, 'utf8')) as {version: string}
     const {runCheck} = await import('../services/check-command.js')
-    return await runCheck(args.paths, {format: args.format, failOn: args.failOn, ignore: args.ignore, keep: args.keep, version})
+    return await runCheck(args.paths, {format: args.format, failOn: args.failOn, ignore: args.ignore, keep: args.keep, vips: args.vips, proto: args.proto, client: args.client, version})
   } catch (error) {
     const err = error as Error
     if (err instanceof ParseError || err instanceof UsageError) {

@@ -7,7 +7,7 @@ import {RULES, runRuleChecks} from '../rules/index.js'
 import {renderFixes} from '../rules/engine/fix.js'
 import {UsageError} from '../model/source.js'
 import {formatEndpoint} from '../model/ip.js'
-import type {Rule} from '../rules/types.js'
+import type {FlowHint, Rule} from '../rules/types.js'
 
 export interface HostCounts {
   iptablesRules: number
@@ -48,6 +48,8 @@ export interface CheckOptions {
   version: string
   ignore?: readonly string[]
   rules?: readonly Rule[]
+  /** `--vip`: connections asked about; the rules also check that these very flows are served */
+  flows?: readonly FlowHint[]
 }
 
 export function hostCounts(h: HostSnapshot): HostCounts {
@@ -69,7 +71,7 @@ export function checkHosts(hosts: HostSnapshot[], opts: CheckOptions): CheckRepo
   for (const id of ignore) {
     if (!rules.some((r) => r.meta.id === id)) throw new UsageError(`--ignore ${id}: no such rule (rules: ${rules.map((r) => r.meta.id).join(', ')})`)
   }
-  const raw = runRuleChecks({hosts}, rules).filter((f) => !ignore.has(f.rule))
+  const raw = runRuleChecks(opts.flows?.length ? {hosts, flows: opts.flows} : {hosts}, rules).filter((f) => !ignore.has(f.rule))
   raw.sort(
     (a, b) =>
       hostIndex(hosts, a.host) - hostIndex(hosts, b.host) ||

@@ -1,6 +1,5 @@
 // The `trace` command without argv: load, replay, (with --fix: apply check's fixes to copies and replay
 // again), render, exit code.
-import {parseEndpoint, parseIp} from '../model/ip.js'
 import type {Finding} from '../model/finding.js'
 import type {HostSnapshot} from '../model/snapshot.js'
 import {UsageError} from '../model/source.js'
@@ -8,6 +7,7 @@ import {applyFixes, type FixOutcome} from '../dataplane/apply-fix.js'
 import {loadSnapshots} from '../snapshot/store.js'
 import {renderJson} from '../render/json.js'
 import {renderTraceText} from '../render/trace-text.js'
+import {flowOptions} from './flow-options.js'
 import {connectionOk, traceConnection, traceToJson, type TraceOptions, type TraceResult} from './trace.js'
 
 export interface TraceCommandOptions {
@@ -29,20 +29,7 @@ export interface FixedTrace {
 
 /** Parses --vip and --client; a bad value is a UsageError (exit 2). */
 export function traceOptions(vip: string, proto: 'tcp' | 'udp', client?: string): TraceOptions {
-  const ep = parseEndpoint(vip)
-  if (!ep) throw new UsageError(`--vip ${JSON.stringify(vip)}: expected IP:PORT, e.g. 203.0.113.100:80`)
-  // the dataplane replays IPv4 (ip6tables, IPv6 routes and neighbours are not loaded): say so rather than mix families
-  if (ep.ip.family !== 4) throw new UsageError(`--vip ${JSON.stringify(vip)}: trace replays IPv4 connections only; IPv6 is not modelled`)
-  let c
-  let port: number | undefined
-  if (client !== undefined) {
-    const asEp = parseEndpoint(client)
-    c = asEp?.ip ?? parseIp(client)
-    port = asEp?.port
-    if (!c) throw new UsageError(`--client ${JSON.stringify(client)}: expected an IP address (or IP:PORT)`)
-    if (c.family !== ep.ip.family) throw new UsageError('--client and --vip must be of the same address family')
-  }
-  return {vip: ep, proto, client: c, clientPort: port}
+  return flowOptions(vip, proto, client, 'trace replays IPv4 connections only')
 }
 
 /** Applies every finding's fix commands to copies of the hosts they name and replays again. */

@@ -20,7 +20,8 @@ const run = (args: string[], oclif: boolean) => {
 
 describe('check argv without oclif', () => {
   test('the flags of the check command, in the forms oclif accepts', () => {
-    expect(parseFastCheckArgs(['a', 'b'])).toEqual({paths: ['a', 'b'], format: 'text', failOn: 'error', ignore: []})
+    expect(parseFastCheckArgs(['a', 'b'])).toEqual({paths: ['a', 'b'], format: 'text', failOn: 'error', ignore: [], vips: [], proto: 'tcp'})
+    expect(parseFastCheckArgs(['--vip', '198.51.100.100:80', 'a', '--vip=198.51.100.100:443', '--proto', 'udp', '--client=192.0.2.7'])).toMatchObject({paths: ['a'], vips: ['198.51.100.100:80', '198.51.100.100:443'], proto: 'udp', client: '192.0.2.7'})
     expect(parseFastCheckArgs(['--json', 'a'])).toMatchObject({paths: ['a'], format: 'json'})
     expect(parseFastCheckArgs(['--format', 'markdown', 'a'])).toMatchObject({format: 'markdown'})
     expect(parseFastCheckArgs(['--format=markdown', '--json', 'a'])).toMatchObject({format: 'json'})
@@ -33,6 +34,7 @@ describe('check argv without oclif', () => {
       ['--help'], ['-h', 'a'], ['--jsn', 'a'], ['--json', '--json', 'a'], ['--json=true', 'a'], ['--format', 'xml', 'a'],
       ['--format', 'json', '--format', 'text'], ['--fail-on', 'fatal'], ['--fail-on'], ['--keep', '--json'],
       ['--keep', 'a', '--keep', 'b'], ['--ignore='], ['--', 'a'], ['-'], ['a', '-x'],
+      ['--proto', 'sctp', 'a'], ['--proto', 'tcp', '--proto', 'udp', 'a'], ['--client', 'x', '--client', 'y', 'a'], ['--vip'],
     ]) expect(parseFastCheckArgs(argv), argv.join(' ')).toBeUndefined()
   })
 
@@ -50,6 +52,11 @@ describe('check argv without oclif', () => {
     ['--json', join(dir, 'missing')],
     ['--format', 'xml', `${DR}/director`],
     ['--jsn', `${DR}/director`],
+    ['--json', '--vip', '192.0.2.100:80', '--client', '203.0.113.7:41000', `${DR}/director`, `${DR}/rs1`],
+    ['--vip', '192.0.2.100', `${DR}/director`],
+    ['--vip', '[2001:db8::1]:80', `${DR}/director`],
+    ['--client', '203.0.113.7', `${DR}/director`],
+    ['--proto', 'sctp', '--vip', '192.0.2.100:80', `${DR}/director`],
   ]
   test.each(cases)('the same stdout, stderr and exit code with and without oclif: check %s', (...args: string[]) => {
     const fast = run(args, false)
