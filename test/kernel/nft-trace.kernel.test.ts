@@ -12,7 +12,7 @@ describeKernelAgreement({
   cannotRun,
   runScenario,
   kind: 'nft',
-  flowToCheck: false,
+  flowToCheck: true,
   checkTrace: (hosts, text) => {
     // the director's ruleset really is nft, and trace replays it
     expect(hosts.find((h) => h.name === 'd')!.nft?.ruleCount ?? 0).toBeGreaterThan(0)
