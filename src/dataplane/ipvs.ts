@@ -59,6 +59,26 @@ function outKey(proto: number, daddr: IpAddr, dport: number, caddr: IpAddr, cpor
   return `${proto}|${daddr.value}|${dport}|${caddr.value}|${cport}`
 }
 
+/**
+ * The weight scheduling uses: `ipvsadm -Ln --stats`/`--rate`/`--thresholds` do not print weights (NaN in the
+ * model); such a destination is taken as weight 1 (ipvsadm's default) and the replay says so.
+ */
+function weightOf(d: IpvsDest): number {
+  return Number.isNaN(d.weight) ? 1 : d.weight
+}
+
+const UNKNOWN_WEIGHTS = 'the listing does not show the weights (ipvsadm -Ln --stats, --rate or --thresholds): each destination is assumed to have weight 1'
+
+/**
+ * How a destination forwards: the listing's method, or for a listing without one (`unknown`), Masq
+ * when the destination's port differs from the service's (DR and TUN cannot change the port) and Route
+ * otherwise; the replay states the assumption.
+ */
+export function effectiveMethod(svc: IpvsService, d: IpvsDest): Exclude<IpvsDest['method'], 'unknown'> {
+  if (d.method !== 'unknown') return d.method
+  return svc.port !== undefined && svc.port !== 0 && d.port !== 0 && d.port !== svc.port ? 'masq' : 'route'
+}
+
 function gcd(a: number, b: number): number {
   return b === 0 ? a : gcd(b, a % b)
 }
@@ -117,7 +137,7 @@ export class IpvsState {
     const existing = this.inLookup(p, now)
     if (existing) {
       this.updateState(existing, p, 'in', now)
-      return {kind: 'forward', conn: existing, isNew: false, method: this.method(existing.dest), packet: this.rewriteIn(existing, p)}
+      return {kind: 'forward', conn: existing, isNew: false, method: this.method(existing.service, existing.dest), packet: this.rewriteIn(existing, p)}
     }
     const svc = this.findService(p)
     if (!svc) return {kind: 'pass', why: 'no IPVS service for this address, port or mark'}
@@ -139,16 +159,18 @@ export class IpvsState {
       dport: dest.port === 0 ? (p.dport ?? 0) : dest.port,
       state: 'NONE',
       expires: now,
-      noOutput: dest.method !== 'masq',
+      noOutput: effectiveMethod(svc, dest) !== 'masq',
     }
     this.conns.set(connKey(conn.proto, conn.caddr, conn.cport, conn.vaddr, conn.vport), conn)
     // ip_vs_conn_out_get: a MASQ reply comes from the realserver, a DR/TUN one (since 5.10, "ipvs: inspect
     // reply packets from DR/TUN real servers") from the VIP itself
-    if (dest.method === 'masq') this.replies.set(outKey(conn.proto, conn.daddr, conn.dport, conn.caddr, conn.cport), conn)
+    if (effectiveMethod(svc, dest) === 'masq') this.replies.set(outKey(conn.proto, conn.daddr, conn.dport, conn.caddr, conn.cport), conn)
     else this.replies.set(outKey(conn.proto, conn.vaddr, conn.vport, conn.caddr, conn.cport), conn)
     this.added.set(dest, (this.added.get(dest) ?? 0) + 1)
     this.updateState(conn, p, 'in', now)
-    return {kind: 'forward', conn, isNew: true, method: this.method(dest), packet: this.rewriteIn(conn, p), assumption: picked.assumption}
+    const unknownMethod = dest.method === 'unknown' ? `the listing does not show how ${formatIp(dest.ip)}:${dest.port} is forwarded (ipvsadm -Ln --stats, --rate or --thresholds): assumed ${effectiveMethod(svc, dest) === 'masq' ? 'Masq (NAT), as its port differs from the service\'s' : 'Route (DR)'}; ipvsadm -Sn names it` : undefined
+    const assumption = [picked.assumption, unknownMethod].filter((a) => a !== undefined).join('; ') || undefined
+    return {kind: 'forward', conn, isNew: true, method: this.method(svc, dest), packet: this.rewriteIn(conn, p), assumption}
   }
 
   /**
@@ -160,16 +182,17 @@ export class IpvsState {
     const c = this.outLookup(p, now)
     if (!c) return undefined
     this.updateState(c, p, 'out', now)
-    if (c.dest.method !== 'masq') return {conn: c, packet: p}
+    if (effectiveMethod(c.service, c.dest) !== 'masq') return {conn: c, packet: p}
     return {conn: c, packet: {...p, src: c.vaddr, sport: p.sport === undefined ? undefined : c.vport}}
   }
 
-  private method(d: IpvsDest): 'masq' | 'route' | 'tunnel' | 'local' {
-    return d.method === 'bypass' || d.method === 'unknown' ? 'route' : d.method
+  private method(svc: IpvsService, d: IpvsDest): 'masq' | 'route' | 'tunnel' | 'local' {
+    const m = effectiveMethod(svc, d)
+    return m === 'bypass' ? 'route' : m
   }
 
   private rewriteIn(c: IpvsConnection, p: Packet): Packet {
-    if (c.dest.method === 'masq') return {...p, dst: c.daddr, dport: p.dport === undefined ? undefined : c.dport}
+    if (effectiveMethod(c.service, c.dest) === 'masq') return {...p, dst: c.daddr, dport: p.dport === undefined ? undefined : c.dport}
     return p
   }
 
@@ -187,8 +210,14 @@ export class IpvsState {
 
   /** Picks a destination; persistence first (ip_vs_sched_persist), then the service's scheduler. */
   schedule(svc: IpvsService, p: Packet, now: number): {dest?: IpvsDest; why: string; assumption?: string} {
-    const avail = svc.dests.filter((d) => d.weight > 0 && !this.overloaded(d))
+    const avail = svc.dests.filter((d) => weightOf(d) > 0 && !this.overloaded(d))
     if (avail.length === 0) return {why: svc.dests.length === 0 ? 'no realservers configured' : 'every realserver has weight 0 or is over its upper threshold'}
+    const r = this.scheduleAmong(svc, avail, p, now)
+    if (!r.dest || !svc.dests.some((d) => Number.isNaN(d.weight))) return r
+    return {...r, assumption: r.assumption ? `${r.assumption}; ${UNKNOWN_WEIGHTS}` : UNKNOWN_WEIGHTS}
+  }
+
+  private scheduleAmong(svc: IpvsService, avail: IpvsDest[], p: Packet, now: number): {dest?: IpvsDest; why: string; assumption?: string} {
     let tkey: string | undefined
     if (svc.persistence !== undefined) {
       const len = svc.persistenceNetmask ?? (p.src.family === 4 ? 32 : 128)
@@ -230,8 +259,8 @@ export class IpvsState {
       case 'wrr': {
         // ip_vs_wrr_schedule: step the current weight down by the gcd from the maximum weight
         const all = svc.dests
-        const mw = Math.max(...all.map((d) => d.weight))
-        const di = all.map((d) => d.weight).filter((w) => w > 0).reduce(gcd, 0) || 1
+        const mw = Math.max(...all.map(weightOf))
+        const di = all.map(weightOf).filter((w) => w > 0).reduce(gcd, 0) || 1
         const st = this.wrr.get(svc) ?? {i: -1, cw: 0}
         for (let guard = 0; guard < all.length * (mw / di + 1) + 1; guard++) {
           st.i = (st.i + 1) % all.length
@@ -240,7 +269,7 @@ export class IpvsState {
             if (st.cw <= 0) st.cw = mw
           }
           const d = all[st.i]!
-          if (avail.includes(d) && d.weight >= st.cw) {
+          if (avail.includes(d) && weightOf(d) >= st.cw) {
             this.wrr.set(svc, st)
             return {dest: d, why: 'wrr'}
           }
@@ -254,21 +283,21 @@ export class IpvsState {
       }
       case 'wlc': {
         let least: IpvsDest | undefined
-        for (const d of avail) if (!least || this.overhead(least) * d.weight > this.overhead(d) * least.weight) least = d
+        for (const d of avail) if (!least || this.overhead(least) * weightOf(d) > this.overhead(d) * weightOf(least)) least = d
         return {dest: least, why: 'wlc'}
       }
       case 'sh': {
         // ip_vs_sh_reassign fills 256 buckets cyclically, each destination `weight` buckets in a row;
         // the client address picks a bucket with hash_32.
         const table: IpvsDest[] = []
-        const all = svc.dests.filter((d) => d.weight > 0)
+        const all = svc.dests.filter((d) => weightOf(d) > 0)
         if (all.length === 0) return {why: 'sh: none available'}
         let di = 0
         let count = 0
         for (let i = 0; i < 256; i++) {
           const d = all[di % all.length]!
           table.push(d)
-          if (++count >= Math.max(1, d.weight)) {
+          if (++count >= Math.max(1, weightOf(d))) {
             di++
             count = 0
           }
@@ -279,6 +308,7 @@ export class IpvsState {
         return {why: 'sh: the hashed destination is unavailable'}
       }
       default:
+        if (svc.scheduler === '') return {dest: avail[0], why: 'first destination', assumption: `the listing does not show the scheduler (ipvsadm -Ln --stats, --rate or --thresholds): assumed to pick the first available destination ${formatIp(avail[0]!.ip)}:${avail[0]!.port}`}
         return {dest: avail[0], why: svc.scheduler, assumption: `scheduler ${svc.scheduler} is not modelled: assumed to pick the first available destination ${formatIp(avail[0]!.ip)}:${avail[0]!.port}`}
     }
   }

@@ -13,7 +13,7 @@ import type {Loc} from '../model/source.js'
 import {ctView, type CtAttach} from './conntrack.js'
 import {hookManip, type Hook} from './hooks.js'
 import {ifaceOf, type HostModel} from './host.js'
-import {describeService, ipvsMethodWord, type IpvsConnection} from './ipvs.js'
+import {describeService, effectiveMethod, ipvsMethodWord, type IpvsConnection} from './ipvs.js'
 import {applyNat, bindNat, natInitialized, nullBinding} from './nat.js'
 import {runChain, type MatchEnv} from './netfilter.js'
 import {runNftChain, type NftEnv} from './nft.js'
@@ -286,10 +286,10 @@ class Sim {
           skb.packet = r.packet
           skb.ipvsProperty = true
           skb.ipvs = ipvsView(r.conn, 'REPLY')
-          const masq = r.conn.dest.method === 'masq'
+          const masq = effectiveMethod(r.conn.service, r.conn.dest) === 'masq'
           let note = masq
             ? 'LVS-NAT reply: the source becomes the VIP again (ip_vs_out, handle_response)'
-            : `a ${ipvsMethodWord(r.conn.dest.method)} reply from the VIP crosses the director: IPVS counts it and moves the connection to ${r.conn.state} (handle_response, kernel >= 5.10), unchanged`
+            : `a ${ipvsMethodWord(effectiveMethod(r.conn.service, r.conn.dest))} reply from the VIP crosses the director: IPVS counts it and moves the connection to ${r.conn.state} (handle_response, kernel >= 5.10), unchanged`
           if (!h.ipvsConntrack) note += this.ipvsNotrack(skb, false)
           this.step(h, {hook, table: 'ipvs', chain: describeService(r.conn.service), rule: r.conn.dest.loc, verdict: masq ? 'MASQ reply' : 'reply', before: masq ? before : undefined, note}, skb)
           break
@@ -460,7 +460,7 @@ class Sim {
     skb.packet = r.packet
     skb.ipvsProperty = true
     skb.ipvs = ipvsView(c, 'ORIGINAL')
-    let note = `${r.isNew ? 'new' : 'existing'} IPVS connection ${c.state} (expires in ${Math.round(c.expires - this.now)} s), ${ipvsMethodWord(c.dest.method)} to ${formatIp(c.daddr)}:${c.dport}`
+    let note = `${r.isNew ? 'new' : 'existing'} IPVS connection ${c.state} (expires in ${Math.round(c.expires - this.now)} s), ${ipvsMethodWord(effectiveMethod(c.service, c.dest))} to ${formatIp(c.daddr)}:${c.dport}`
     if (!h.ipvsConntrack) {
       note += this.ipvsNotrack(skb, true)
     } else if (!skb.ct?.entry) {
@@ -471,7 +471,7 @@ class Sim {
       skb.ct.entry.reply = {...skb.ct.entry.reply, src: c.daddr, sport: c.dport}
       note += '; net.ipv4.vs.conntrack=1: ip_vs_update_conntrack makes the reply tuple realserver -> client'
     }
-    this.step(h, {hook, table: 'ipvs', chain: describeService(c.service), rule: c.dest.loc, verdict: `${ipvsMethodWord(c.dest.method)} -> ${formatIp(c.daddr)}:${c.dport}`, before: before !== formatPacket(skb.packet) ? before : undefined, note}, skb)
+    this.step(h, {hook, table: 'ipvs', chain: describeService(c.service), rule: c.dest.loc, verdict: `${ipvsMethodWord(effectiveMethod(c.service, c.dest))} -> ${formatIp(c.daddr)}:${c.dport}`, before: before !== formatPacket(skb.packet) ? before : undefined, note}, skb)
     if (r.method === 'local') return undefined
     return {kind: 'stolen', journey: this.ipvsXmit(h, c, r.method, skb)}
   }
@@ -670,7 +670,7 @@ function chainLoc(chain: IptChain): Loc {
 }
 
 function ipvsView(c: IpvsConnection, dir: 'ORIGINAL' | 'REPLY'): IpvsView {
-  const m = c.dest.method === 'masq' ? 'MASQ' : c.dest.method === 'tunnel' ? 'IPIP' : 'GATE'
+  const m = effectiveMethod(c.service, c.dest) === 'masq' ? 'MASQ' : effectiveMethod(c.service, c.dest) === 'tunnel' ? 'IPIP' : 'GATE'
   return {vaddr: c.vaddr, vport: c.vport, vproto: c.proto, method: m, dir}
 }
 

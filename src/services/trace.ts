@@ -3,7 +3,7 @@
 import {formatEndpoint, formatIp, ipEquals, parseIp, type Endpoint, type IpAddr} from '../model/ip.js'
 import type {HostSnapshot} from '../model/snapshot.js'
 import {hostModel, type HostModel} from '../dataplane/host.js'
-import {ipvsMethodWord} from '../dataplane/ipvs.js'
+import {effectiveMethod, ipvsMethodWord} from '../dataplane/ipvs.js'
 import {PROTO, tcpFlags, type Packet} from '../dataplane/packet.js'
 import {World, type Arrival, type Hop, type Journey, type TraceStep} from '../dataplane/simulate.js'
 
@@ -171,7 +171,7 @@ export function traceConnection(snaps: readonly HostSnapshot[], o: TraceOptions)
         client: formatEndpoint({ip: c.caddr, port: c.cport}),
         virtual: formatEndpoint({ip: c.vaddr, port: c.vport}),
         dest: formatEndpoint({ip: c.daddr, port: c.dport}),
-        method: ipvsMethodWord(c.dest.method),
+        method: ipvsMethodWord(effectiveMethod(c.service, c.dest)),
         state: c.state,
         expiresIn: Math.round(c.expires - t),
       })

@@ -54,6 +54,30 @@ test('a non-SYN segment without a connection is not scheduled (sloppy_tcp=0); no
   expect(new IpvsState([svc('rr', [dest('10.0.0.1', 0)])]).in(syn('203.0.113.9', 1), 0).kind).toBe('drop')
 })
 
+test('a listing without weights or methods (ipvsadm -Ln --stats): destinations taken as weight 1, the method inferred, and said', () => {
+  // -Ln --stats prints neither: the model has NaN weights, method 'unknown' and no scheduler
+  const unknown = (a: string, port = 80) => dest(a, Number.NaN, {method: 'unknown', port})
+  const st = new IpvsState([svc('', [unknown('10.0.0.1'), unknown('10.0.0.2')])])
+  const r = st.in(syn('203.0.113.9', 1), 0)
+  expect(r.kind).toBe('forward')
+  if (r.kind !== 'forward') return
+  expect(r.method).toBe('route')
+  expect(r.packet.dst).toEqual(ip('198.51.100.100'))
+  expect(r.assumption).toContain('does not show the scheduler')
+  expect(r.assumption).toContain('assumed to have weight 1')
+  expect(r.assumption).toContain('assumed Route (DR)')
+  // a port other than the service's cannot be DR or TUN: Masq, and the destination is rewritten
+  const nat = new IpvsState([svc('rr', [unknown('10.0.0.1', 8080)])]).in(syn('203.0.113.9', 1), 0)
+  expect(nat.kind === 'forward' && nat.method).toBe('masq')
+  expect(nat.kind === 'forward' && nat.packet.dport).toBe(8080)
+  expect(nat.kind === 'forward' && nat.assumption).toContain('assumed Masq (NAT)')
+  // weights that are shown and 0 still leave no destination
+  expect(new IpvsState([svc('wrr', [dest('10.0.0.1', 0), dest('10.0.0.2', 0)])]).in(syn('203.0.113.9', 1), 0).kind).toBe('drop')
+  // known weights and methods: no assumption
+  const known = new IpvsState([svc('wrr', [dest('10.0.0.1', 2)])]).in(syn('203.0.113.9', 1), 0)
+  expect(known.kind === 'forward' && known.assumption).toBeUndefined()
+})
+
 test('fwmark services are found by the packet mark first', () => {
   const fw = svc('rr', [dest('10.0.0.9')], {proto: 'fwmark', fwmark: 1, vip: undefined, port: undefined})
   const st = new IpvsState([svc('rr', [dest('10.0.0.1')]), fw])

@@ -51,3 +51,23 @@ describe('IPv6 in a snapshot is said to be unchecked', () => {
     expect(r.hosts[0]!.notModelled.filter((n) => /IPv6|ip6tables/.test(n.what))).toEqual([])
   })
 })
+
+describe('a listing without forwarding methods is said to be unchecked', () => {
+  test('ipvsadm -Ln --stats: the NAT and DR checks say they could not evaluate its destinations', () => {
+    const stats = [
+      'IP Virtual Server version 1.2.1 (size=4096)',
+      'Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes',
+      '  -> RemoteAddress:Port',
+      'TCP  198.51.100.100:80                  105     827      774    55260    51457',
+      '  -> 10.0.0.11:8080                      92     729      711    49472    47539',
+      '  -> 10.0.0.12:8080                      13      98       63     5788     3918',
+      '',
+    ].join('\n')
+    const r = checkPaths([host({'ipvsadm-Ln.txt': stats})], {version: 't'})
+    expect(r.hosts[0]!.notModelled).toContainEqual({file: 'ipvsadm-Ln.txt', line: 4, what: expect.stringContaining('virtual service TCP 198.51.100.100:80: the listing does not show how its 2 destination(s) are forwarded')})
+    // the plain listing names the method: nothing to say
+    const plain = ['IP Virtual Server version 1.2.1 (size=4096)', 'Prot LocalAddress:Port Scheduler Flags', '  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn',
+      'TCP  198.51.100.100:80 rr', '  -> 10.0.0.11:8080                Masq    1      0          0', ''].join('\n')
+    expect(checkPaths([host({'ipvsadm-Ln.txt': plain})], {version: 't'}).hosts[0]!.notModelled).toEqual([])
+  })
+})
