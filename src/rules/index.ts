@@ -18,6 +18,7 @@ import drRealserverArp from './dr-realserver-arp.js'
 import rpFilterAsymmetric from './rp-filter-asymmetric.js'
 import drPortMismatch from './dr-port-mismatch.js'
 import forwardDropsNatReplies from './forward-drops-nat-replies.js'
+import ipvsNoAvailableRealserver from './ipvs-no-available-realserver.js'
 
 export const RULES: readonly Rule[] = [
   drStatefulFilter,
@@ -36,6 +37,7 @@ export const RULES: readonly Rule[] = [
   rpFilterAsymmetric,
   drPortMismatch,
   forwardDropsNatReplies,
+  ipvsNoAvailableRealserver,
 ]
 
 export function ruleById(id: string, rules: readonly Rule[] = RULES): Rule | undefined {

@@ -172,6 +172,17 @@ const SCENARIOS: Record<string, Expectation> = {
     extra: (o) => expect(conns(o.scenario, 'director')).not.toMatch(/203\.0\.113\.10:/),
   },
   'dr-stateless': {kernel: ALL_OK, expectedTrace: WORKS, expectedRules: [], extra: drFinWait},
+  // every destination quiesced (weight 0): the SYN is refused by ip_vs_leave's ICMP port unreachable
+  'dr-all-quiesced': {
+    kernel: NO_CONNECTION,
+    expectedTrace: FAILS,
+    expectedRules: ['ipvs-no-available-realserver'],
+    fixedTrace: WORKS, // ipvsadm -e ... -g -w 1 for each: dr-stateless
+    extra: (o) => {
+      expect((o.exchanges[0] as unknown as {clientEvents: string[]}).clientEvents.join('\n')).toMatch(/connect failed: ConnectionRefusedError/)
+      expect(conns(o.scenario, 'director').trim().split('\n').filter((l) => /^(TCP|UDP)\s/.test(l))).toEqual([])
+    },
+  },
   'dr-ip-forward-0': {kernel: ALL_OK, expectedTrace: WORKS, expectedRules: [], extra: drFinWait},
   'dr-output-stateful': {
     kernel: NO_CONNECTION,

@@ -89,13 +89,20 @@ function applySysctl(text: string, kv: string): string {
 }
 
 function applyIpvsadm(text: string, argv: string[]): string {
-  // ipvsadm -d -t VIP -r RIP | ipvsadm -a -t VIP -r RIP -g -w W
+  // ipvsadm -d -t VIP -r RIP | ipvsadm -a -t VIP -r RIP -g -w W | ipvsadm -e -t VIP -r RIP -g -w W
   const lines = text.split('\n').filter((l) => l !== '')
   const svc = `${argv[2]} ${argv[3]}`
   if (argv[1] === '-d') return lines.filter((l) => !l.startsWith(`-a ${svc} -r ${argv[5]} `)).join('\n') + '\n'
   if (argv[1] === '-a') {
     const last = lines.map((l, i) => [l, i] as const).filter(([l]) => l.startsWith(`-a ${svc} `) || l.startsWith(`-A ${svc} `)).at(-1)![1]
     lines.splice(last + 1, 0, argv.slice(1).join(' '))
+    return lines.join('\n') + '\n'
+  }
+  if (argv[1] === '-e') {
+    // ipvsadm -e -t VIP -r RIP -g -w W: the destination's line, with what -e gives
+    const i = lines.findIndex((l) => l.startsWith(`-a ${svc} -r ${argv[5]} `))
+    if (i < 0) throw new Error(`ipvsadm -e: ${argv[5]} is not a destination of ${svc}`)
+    lines[i] = `-a ${argv.slice(2).join(' ')}`
     return lines.join('\n') + '\n'
   }
   throw new Error(`unsupported ipvsadm ${argv.join(' ')}`)
