@@ -16,8 +16,7 @@
 //     sampled beyond (a fixed-seed draw per rule and sample: the same snapshot gives the same report).
 import type {IptablesRuleset, IptRule, Match} from '../../model/iptables.js'
 import {evalMatch, type ChainCheckpoint, type MatchEnv} from '../../dataplane/netfilter.js'
-import {candidateRules} from '../../dataplane/chain-index.js'
-import {jumpWalk} from './chain-graph.js'
+import {candidateRules, jumpId, tableGraph} from '../../dataplane/chain-index.js'
 import type {Packet} from '../../dataplane/packet.js'
 import {IptablesFirewall, type Firewall, type Hook, type HookResult, type HookState} from './firewall.js'
 import {HOOK_TABLES} from './firewall.js'
@@ -66,10 +65,19 @@ export function reachableStatRules(rulesets: readonly IptablesRuleset[], hooks: 
         if (tables && !tables.includes(tname)) continue
         const table = rs.tables.get(tname)
         if (!table || !table.chains.has(hook)) continue
-        // breadth first from the hook's chain, each chain once (chain-graph numbers them: no name lookups)
-        jumpWalk(table, hook, (chain, id, follow) => {
+        // breadth first from the hook's chain, each chain once (chains by number, jumps resolved once: no name
+        // lookups; written out rather than with jumpWalk's callbacks: a cascade of every DNAT service walks here)
+        const g = tableGraph(table)
+        const s = g.ids.get(hook)
+        if (s === undefined || s >= g.chains.length) continue
+        const walk = ++g.walks
+        const {chains, stamp} = g
+        const queue: number[] = [s]
+        stamp[s] = walk
+        for (let qi = 0; qi < queue.length; qi++) {
+          const id = queue[qi]!
           // rules whose destination or port cannot fit the packet are left out by the chain index
-          const rules = candidateRules(chain.rules, pkt)
+          const rules = candidateRules(chains[id]!.rules, pkt)
           rules: for (let ri = 0; ri < rules.length; ri++) {
             const r = rules[ri]!
             // the rule's static matches (addresses, protocol, ports) must fit; its first statistic match draws
@@ -89,9 +97,15 @@ export function reachableStatRules(rulesets: readonly IptablesRuleset[], hooks: 
               out.push({rule: r, ruleset: rs, p})
             }
             const t = r.target
-            if (t && (t.kind === 'jump' || t.kind === 'goto')) follow(id, r)
+            if (t && (t.kind === 'jump' || t.kind === 'goto')) {
+              // the chain it jumps to (undeclared chains are not visited)
+              const next = jumpId(g, id, r)
+              if (next < 0 || next >= chains.length || stamp[next] === walk) continue
+              stamp[next] = walk
+              queue.push(next)
+            }
           }
-        })
+        }
       }
     }
   }

@@ -4,7 +4,7 @@
 // client.
 import {formatEndpoint, formatIp, hostPrefix, ipEquals, isLoopback, makePrefix, parseIp, prefixContains, type IpAddr, type Prefix} from '../../model/ip.js'
 import type {IpvsMethod, IpvsService} from '../../model/ipvs.js'
-import type {IptablesRuleset, IptChain, IptRule, IptTable, Match} from '../../model/iptables.js'
+import type {IptablesRuleset, IptChain, IptRule, IptTable, Match, NatRange} from '../../model/iptables.js'
 import type {Loc} from '../../model/source.js'
 import type {Packet} from '../../dataplane/packet.js'
 import type {FlowHint, RuleContext} from '../types.js'
@@ -416,7 +416,7 @@ function dnatServices(h: HostView, w: World): LbService[] {
         const r = rules[ri]!
         if (r.target?.kind !== 'DNAT') continue
         // NAT to IPv6 (`dnat ip6 to` in an inet table): the service model is IPv4; check lists the rule as not evaluated
-        if (r.target.to.some((t) => t.from?.family === 6 || t.to?.family === 6)) continue
+        if (natToIpv6(r.target.to)) continue
         const sel = selectorIn(rs, r, nat, ids[ci]!)
         if (sel.mark) {
           // DNAT by mark (L4xNAT): the packets are the ones the MARK rules select
@@ -448,6 +448,15 @@ function dnatServices(h: HostView, w: World): LbService[] {
   return out
 }
 
+/** Does a NAT target name an IPv6 address? (a loop: a closure per DNAT rule of a big dump costs) */
+function natToIpv6(to: readonly NatRange[]): boolean {
+  for (let i = 0; i < to.length; i++) {
+    const t = to[i]!
+    if (t.from?.family === 6 || t.to?.family === 6) return true
+  }
+  return false
+}
+
 interface Group {
   pkt: Packet
   vip?: IpAddr
@@ -459,8 +468,8 @@ interface Group {
 
 /** Groups by (protocol, destination, port, interface), in the order of their first rule. */
 class Groups {
-  /** destination address -> `proto|dport|iif` -> group (a bigint key: no decimal string per rule) */
-  private readonly byDst = new Map<bigint, Map<string, Group>>()
+  /** destination address -> the groups of that address (a few: one per port, protocol and interface) */
+  private readonly byDst = new Map<bigint, Group[]>()
   readonly order: Group[] = []
 
   get(pkt: Packet, iif: string | undefined): Group | undefined {
@@ -468,16 +477,25 @@ class Groups {
   }
 
   find(dst: bigint, proto: number, dport: number | undefined, iif: string | undefined): Group | undefined {
-    return this.byDst.get(dst)?.get(`${proto}|${dport}|${iif ?? ''}`)
+    const list = this.byDst.get(dst)
+    if (!list) return undefined
+    // an interface named '' and none are one key (as in the `proto|dport|iif` text this replaced)
+    const i = iif ?? ''
+    for (let k = 0; k < list.length; k++) {
+      const g = list[k]!
+      if (g.pkt.proto === proto && g.pkt.dport === dport && (g.iif ?? '') === i) return g
+    }
+    return undefined
   }
 
   add(g: Group): void {
-    let m = this.byDst.get(g.pkt.dst.value)
-    if (!m) {
-      m = new Map()
-      this.byDst.set(g.pkt.dst.value, m)
-    }
-    m.set(`${g.pkt.proto}|${g.pkt.dport}|${g.iif ?? ''}`, g)
+    const list = this.byDst.get(g.pkt.dst.value)
+    if (list) {
+      // a group of the same key is replaced where it stands (Map.set of the same key did)
+      const i = list.findIndex((x) => x.pkt.proto === g.pkt.proto && x.pkt.dport === g.pkt.dport && (x.iif ?? '') === (g.iif ?? ''))
+      if (i >= 0) list[i] = g
+      else list.push(g)
+    } else this.byDst.set(g.pkt.dst.value, [g])
     this.order.push(g)
   }
 }
