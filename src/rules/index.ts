@@ -19,6 +19,8 @@ import rpFilterAsymmetric from './rp-filter-asymmetric.js'
 import drPortMismatch from './dr-port-mismatch.js'
 import forwardDropsNatReplies from './forward-drops-nat-replies.js'
 import ipvsNoAvailableRealserver from './ipvs-no-available-realserver.js'
+import realserverFilterBlocksService from './realserver-filter-blocks-service.js'
+import forwardBlocksRoutedVip from './forward-blocks-routed-vip.js'
 
 export const RULES: readonly Rule[] = [
   drStatefulFilter,
@@ -38,6 +40,8 @@ export const RULES: readonly Rule[] = [
   drPortMismatch,
   forwardDropsNatReplies,
   ipvsNoAvailableRealserver,
+  realserverFilterBlocksService,
+  forwardBlocksRoutedVip,
 ]
 
 export function ruleById(id: string, rules: readonly Rule[] = RULES): Rule | undefined {

@@ -157,3 +157,47 @@ export const SCENARIOS: readonly Scenario[] = [
     expect: ALL,
   }),
 ]
+
+// ---- realservers' own firewalls and DR-shaped routes through a FORWARD chain (prefix ldq: realserver-filter-blocks-service,
+// forward-blocks-routed-vip). The namespaces and interfaces carry the ldq prefix so that these run beside the others.
+const ldq = (s: Scenario): Scenario => {
+  const dev = (x: string) => x.replace(/\bldt-/g, 'ldq-')
+  return {
+    ...s,
+    prefix: 'ldq',
+    ns: Object.fromEntries(Object.entries(s.ns).map(([n, spec]) => [n, {...spec, setup: spec.setup.map(dev)}])),
+    links: s.links.map((l) => l.map(dev) as unknown as Links[number]),
+  }
+}
+
+export const REALSERVER_SCENARIOS: readonly Scenario[] = [
+  dnat('rs-input-director-only', "DNAT without SNAT: the realserver's INPUT (policy DROP) accepts the director's address only, but the SYN comes from the client's (realserver-filter-blocks-service)", {
+    returnVia: 'd',
+    rExtra: ['iptables -P INPUT DROP', 'iptables -A INPUT -s 10.1.0.1/32 -j ACCEPT'],
+    expect: NOTHING,
+    fixed: ALL,
+  }),
+  dnat('rs-input-new-only', "the realserver's INPUT (policy DROP) accepts port 8080 for --state NEW only: the handshake completes, the request is dropped (realserver-filter-blocks-service)", {
+    returnVia: 'd',
+    rExtra: ['iptables -P INPUT DROP', 'iptables -A INPUT -p tcp -m state --state NEW -m tcp --dport 8080 -j ACCEPT'],
+    expect: HANDSHAKE_ONLY,
+    fixed: ALL,
+  }),
+  dnat('rs-output-drop', "the realserver's OUTPUT policy is DROP: its SYN/ACK never leaves (realserver-filter-blocks-service)", {
+    returnVia: 'd',
+    rExtra: ['iptables -P OUTPUT DROP'],
+    expect: NOTHING,
+    fixed: ALL,
+  }),
+  drShaped('dr-fwd-accepts-rip', "DR-shaped route, FORWARD policy DROP with an accept for the realserver's address: the routed packets carry the VIP (forward-blocks-routed-vip)", {
+    dSetup: [`ip route add ${VIP}/32 via 10.1.0.10`, 'iptables -P FORWARD DROP', 'iptables -A FORWARD -d 10.1.0.10/32 -p tcp --dport 80 -j ACCEPT'],
+    expect: NOTHING,
+    fixed: ALL,
+  }),
+  drShaped('dr-fwd-drop-return', 'DR-shaped route whose replies come back through the director: FORWARD accepts the VIP but not the replies from it (forward-blocks-routed-vip)', {
+    dSetup: [`ip route add ${VIP}/32 via 10.1.0.10`, 'iptables -P FORWARD DROP', `iptables -A FORWARD -d ${VIP}/32 -p tcp --dport 80 -j ACCEPT`],
+    returnVia: 'd',
+    expect: NOTHING,
+    fixed: ALL,
+  }),
+].map(ldq)

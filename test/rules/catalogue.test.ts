@@ -31,7 +31,7 @@ describe('the catalogue', () => {
         'dr-stateful-filter', 'reject-on-one-way-flow', 'nat-reply-bypasses-director', 'localhost-dnat', 'nat-stateful-output',
         'ipvs-conntrack-off', 'fwmark-service-unmarked', 'vip-not-local', 'ip-forward-off', 'filter-blocks-vip',
         'statistic-cascade-skew', 'mark-not-connmarked', 'dr-realserver-arp', 'rp-filter-asymmetric', 'dr-port-mismatch',
-        'forward-drops-nat-replies', 'ipvs-no-available-realserver',
+        'forward-drops-nat-replies', 'ipvs-no-available-realserver', 'realserver-filter-blocks-service', 'forward-blocks-routed-vip',
       ].sort(),
     )
   })

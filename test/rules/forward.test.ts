@@ -27,13 +27,18 @@ describe('forwarded DR-shaped paths', () => {
     expect(w.services).toEqual([])
   })
 
-  test('a realserver that answers through the director makes the path two-way: stateful FORWARD rules are fine then', () => {
+  test('a realserver that answers through the director makes the path two-way: the stateful rule is no dr-stateful-filter finding, but FORWARD must pass the replies too', () => {
     const [d, rs] = loadScenario('fwd-dr-state-new')
     const routes = JSON.parse(rs!.raw.get('ip-route.json')!) as {dst: string; gateway?: string}[]
     const viaDirector = routes.map((r) => (r.dst === 'default' ? {...r, gateway: '10.0.0.1', dev: 'ldf-eth0'} : r))
     const hosts = [d!, edited(rs!, {'ip-route.json': JSON.stringify(viaDirector)})]
     expect(world({hosts}).forwards[0]!.ret.kind).toBe('through')
-    expect(runRules({hosts}).map((f) => f.rule)).toEqual([])
+    // the NEW-only accept passes the SYN; the DROP policy takes the SYN/ACK from the VIP and the client's ESTABLISHED ACK
+    const f = runRules({hosts})
+    expect(f.map((x) => [x.rule, x.fix?.commands])).toEqual([
+      ['forward-blocks-routed-vip', ['iptables -t filter -A FORWARD -s 198.51.100.100/32 -p tcp -m tcp --sport 80 -j ACCEPT', 'iptables -t filter -A FORWARD -d 198.51.100.100/32 -p tcp -m tcp --dport 80 -j ACCEPT']],
+    ])
+    expect(f[0]!.message).toMatch(/reply: server's SYN\/ACK \(ctstate ESTABLISHED\) dropped at FORWARD/)
   })
 
   test('without the realserver\'s snapshot nothing proves the path one-way: no finding', () => {

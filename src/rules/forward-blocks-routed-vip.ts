@@ -1,0 +1,148 @@
+// forward-blocks-routed-vip: a host routes a VIP unchanged (no IPVS, no DNAT) to a realserver that holds it
+// on lo (a DR-shaped path, engine/forward.ts), and its own filter FORWARD chain drops the connection: the
+// client's SYN (a DROP policy, a catch-all REJECT, accepts that name the realserver's address instead of the
+// VIP), or, when the realserver answers back through it, the replies. The stateful half of a one-way path
+// (the SYN passes, the INVALID ACK/FIN do not) is dr-stateful-filter's.
+import {formatEndpoint, formatIp, hostPrefix, prefixContains} from '../model/ip.js'
+import {customRule, finding} from './engine/helpers.js'
+import {ev, locRef, UNKNOWN_IF} from './engine/host.js'
+import {acceptedBy, describeReplay, forwardIn, guessesOf, type Replay} from './engine/flows.js'
+import {received} from './engine/path.js'
+import {flowPacket} from './engine/packets.js'
+import {describeForward, type ForwardPath} from './engine/forward.js'
+import type {FlowPacket} from './engine/ctmodel.js'
+import type {Decision, PacketSelector} from './engine/firewall.js'
+import type {FixOp} from './engine/fix.js'
+import type {RuleFinding, RuleMeta} from './types.js'
+
+export const meta: RuleMeta = {
+  id: 'forward-blocks-routed-vip',
+  title: 'FORWARD drops the connections a host routes to the realserver holding the VIP',
+  severity: 'error',
+  description:
+    "A host that routes a VIP unchanged to a realserver holding it on lo (a route or a fwmark policy route: LVS-DR without IPVS) passes every client packet through its filter FORWARD chain, still addressed to the VIP, and, when the realserver's route back to the client leads through it, every reply too, from the VIP. A FORWARD chain with a DROP policy or a catch-all REJECT and no accept for the VIP (accepts for the realserver's own address do not match: the packets carry the VIP) drops the connection before it reaches the realserver, or drops its replies.",
+  sources: [
+    '002_470e9850247cd7a0.txt (LVS-HOWTO 29.3: routing to the realserver by fwmark; 29.16: accept the service statelessly)',
+    'net/ipv4/ip_forward.c (forwarded packets traverse NF_INET_FORWARD)',
+    'iptables(8) (a chain policy applies to packets no rule decided)',
+  ],
+}
+
+const CLIENT: readonly FlowPacket[] = ['SYN', 'ACK', 'DATA', 'FIN']
+const REPLIES: readonly FlowPacket[] = ['SYNACK', 'RDATA', 'RFIN']
+const ORDER: readonly FlowPacket[] = ['SYN', 'SYNACK', 'ACK', 'DATA', 'RDATA', 'FIN', 'RFIN']
+
+interface Blocked {
+  readonly replay: Replay
+  readonly decision: Decision
+  readonly side: 'in' | 'out'
+}
+
+/**
+ * Does a rule of the forwarding host name the VIP, or the realserver's address it routes the VIP to, as a
+ * destination (the path is meant to carry traffic, not closed on purpose)?
+ */
+function namedByRules(fp: ForwardPath): boolean {
+  for (const rs of fp.host.fw?.rulesets ?? []) {
+    for (const t of rs.tables.values()) {
+      for (const c of t.chains.values()) {
+        for (const r of c.rules) if (r.matches.some((m) => m.kind === 'addr' && m.dir === 'dst' && !m.neg && m.prefix.len > 0 && (prefixContains(m.prefix, fp.vip) || prefixContains(m.prefix, fp.gateway)))) return true
+      }
+    }
+  }
+  return false
+}
+
+/** The realserver's replies crossing the forwarding host (conntrack saw the request: ESTABLISHED, reply direction). */
+function replyIn(fp: ForwardPath, kind: FlowPacket): Replay {
+  const pkt = flowPacket({src: fp.vip, sport: fp.port, dst: fp.probe.src, dport: fp.probe.sport ?? 0, proto: fp.proto}, kind)
+  const result = received(fp.host, pkt, {state: 'ESTABLISHED', dir: 'REPLY', iif: fp.route.dev ?? UNKNOWN_IF, local: false})
+  return {kind, state: 'ESTABLISHED', place: 'both-ways', result, packet: pkt}
+}
+
+function consequence(first: FlowPacket, fp: ForwardPath): string {
+  const h = fp.host.name
+  if (first === 'SYN') return `No connection opens: the SYN never reaches ${fp.realserver.name}.`
+  if (first === 'SYNACK') return `No connection opens: ${fp.realserver.name} answers, but ${h} drops its SYN/ACK.`
+  if (first === 'ACK' || first === 'DATA') return `The client completes the handshake and then hangs: its request never reaches ${fp.realserver.name}.`
+  if (first === 'RDATA') return `The request reaches ${fp.realserver.name}, but its response never gets past ${h}: the client times out.`
+  return `Connections are never closed cleanly: ${h} drops their FINs.`
+}
+
+function check(fp: ForwardPath): RuleFinding | undefined {
+  const h = fp.host
+  const fw = h.fw
+  if (!fw) return undefined
+  const tcp = fp.proto === 'tcp'
+  const syn = forwardIn(fp, 'SYN')
+  const synBlocked = syn.result.blocked?.hook.hook === 'FORWARD'
+  // the realserver answers around this host: only a blocked SYN is this rule's (the INVALID rest is dr-stateful-filter's)
+  const through = fp.ret.kind === 'through'
+  if (!through && !synBlocked) return undefined
+  const blocked: Blocked[] = []
+  for (const kind of tcp ? CLIENT : (['SYN'] as const)) {
+    const r = kind === 'SYN' ? syn : forwardIn(fp, kind)
+    const b = r.result.blocked
+    if (b && b.hook.hook === 'FORWARD') blocked.push({replay: r, decision: b.decision, side: 'in'})
+  }
+  if (through) {
+    for (const kind of tcp ? REPLIES : (['RDATA'] as const)) {
+      const r = replyIn(fp, kind)
+      const b = r.result.blocked
+      if (b && b.hook.hook === 'FORWARD') blocked.push({replay: r, decision: b.decision, side: 'out'})
+    }
+  }
+  if (blocked.length === 0) return undefined
+  blocked.sort((a, b) => ORDER.indexOf(a.replay.kind) - ORDER.indexOf(b.replay.kind))
+  const vip = formatEndpoint({ip: fp.vip, port: fp.port})
+  const sel: Record<'in' | 'out', PacketSelector> = {
+    in: {dst: hostPrefix(fp.vip), proto: fp.proto, dport: fp.port},
+    out: {src: hostPrefix(fp.vip), proto: fp.proto, sport: fp.port},
+  }
+  // one accept per side and chain, before the earliest decision that drops a packet of that side there
+  const first = new Map<string, Blocked>()
+  const pos = (d: Decision) => (d.rule ? d.rule.index : Number.MAX_SAFE_INTEGER)
+  for (const b of blocked) {
+    const k = `${b.side}|${b.decision.ruleset.file}|${b.decision.table}|${b.decision.chain}`
+    const cur = first.get(k)
+    if (!cur || pos(b.decision) < pos(cur.decision)) first.set(k, b)
+  }
+  const ops: FixOp[] = [...first.values()].flatMap((b) => fw.fixer.acceptBefore(b.decision, sel[b.side]))
+  const guesses = guessesOf(blocked.map((b) => b.replay))
+  const assumed = blocked.filter((b) => b.decision.assumed)
+  const meant = fp.hinted || namedByRules(fp)
+  const accepting = synBlocked ? undefined : acceptedBy(syn, 'FORWARD')
+  const sides = new Set(blocked.map((b) => b.side))
+  return finding(meta, h.name, {
+    severity: guesses.length || assumed.length ? 'info' : meant ? undefined : 'warning',
+    message:
+      `${describeForward(fp)}: ${h.name} forwards the client's packets to ${fp.realserver.name} unchanged (still addressed to ${vip})` +
+      (through ? ` and ${fp.realserver.name}'s replies come back through it (from ${vip})` : `; ${fp.ret.kind === 'around' ? fp.ret.reason : 'the way back is not known'}`) +
+      `, and its FORWARD chain drops them:\n` +
+      blocked.map((b) => `  ${b.side === 'out' ? 'reply: ' : ''}${describeReplay(b.replay)}`).join('\n') +
+      (accepting ? `\nThe SYN is accepted (${locRef(accepting.loc)}), the rest of the connection is not.` : '') +
+      `\n${consequence(blocked[0]!.replay.kind, fp)}` +
+      (meant ? '' : `\n(No rule of ${h.name} names ${formatIp(fp.vip)} or ${formatIp(fp.gateway)}: port ${fp.port} is assumed; check --vip IP:PORT checks the flow you mean.)`),
+    evidence: [...fp.routeEvidence, ev(fp.vipLoc, fp.realserver.name), ...(through ? fp.ret.evidence : []), ...(accepting ? [ev(accepting.loc)] : []), ...blocked.map((b) => ev(b.decision.loc))],
+    unverified: [...guesses, ...assumed.map((b) => `${locRef(b.decision.loc)} has a match the snapshot cannot decide; assumed to match`)],
+    fix: {
+      summary:
+        `accept the routed VIP's packets statelessly in ${h.name}'s FORWARD chain before the rules that drop them: ` +
+        [sides.has('in') ? `the client's packets to ${vip}` : '', sides.has('out') ? `the replies from ${vip}` : ''].filter(Boolean).join(' and '),
+      ops,
+    },
+  })
+}
+
+export default customRule(meta, (w) => {
+  const out: RuleFinding[] = []
+  const seen = new Set<string>()
+  for (const fp of w.forwards) {
+    const k = `${fp.host.name}|${fp.vip.value}|${fp.proto}|${fp.port}`
+    if (seen.has(k)) continue
+    seen.add(k)
+    const f = check(fp)
+    if (f) out.push(f)
+  }
+  return out
+})

@@ -1,0 +1,226 @@
+// realserver-filter-blocks-service: the balancer delivers a client's connection to a realserver (a DNAT or
+// LVS-NAT backend, an LVS-DR realserver, the realserver of a DR-shaped route), and the realserver's own
+// firewall drops it: filter INPUT (with raw/mangle/nat PREROUTING) meets the request packets as they arrive
+// (the backend's address, or the VIP for DR; the client's address, or the balancer's when it masquerades),
+// filter OUTPUT (with POSTROUTING) meets the server's replies. The director's chains are the other rules'.
+import {formatEndpoint, hostPrefix, ipEquals, type IpAddr} from '../model/ip.js'
+import type {Evidence} from '../model/finding.js'
+import type {Packet} from '../dataplane/packet.js'
+import {customRule, finding} from './engine/helpers.js'
+import {ev, locRef, UNKNOWN_IF, type HostView} from './engine/host.js'
+import {backendOutcome, describeReplay, guessesOf, ipvsKnobs, type Replay} from './engine/flows.js'
+import {hookByDstClass, received, sent} from './engine/path.js'
+import {flowPacket, type Endpoints, type L4} from './engine/packets.js'
+import {describeForward} from './engine/forward.js'
+import type {FlowPacket} from './engine/ctmodel.js'
+import type {Decision, PacketSelector} from './engine/firewall.js'
+import type {FixOp} from './engine/fix.js'
+import {describeBackend, describeService, type Backend, type LbService, type World} from './engine/world.js'
+import type {RuleFinding, RuleMeta} from './types.js'
+
+export const meta: RuleMeta = {
+  id: 'realserver-filter-blocks-service',
+  title: "the realserver's firewall drops the balanced connections",
+  severity: 'error',
+  description:
+    "A realserver is an ordinary endpoint for the connections the balancer hands it: the request packets meet its filter INPUT (after raw/mangle/nat PREROUTING) addressed to the backend's address (the VIP for LVS-DR and DR-shaped routes) and coming from the client's address (or the balancer's, when it masquerades); its answers meet filter OUTPUT. An INPUT chain that does not accept the service's port or the clients' addresses, or accepts only NEW packets under a DROP policy, or an OUTPUT chain with a DROP policy and no accept for the replies, ends every connection on the realserver however well the director is set up.",
+  sources: [
+    '002_470e9850247cd7a0.txt (LVS-HOWTO 29.14: the realservers\' own firewall rules)',
+    '001_99dd2e38bf121ee9.txt (DNAT mode: the backends see the clients\' addresses; NAT mode: the balancer\'s)',
+    'net/ipv4/netfilter/iptable_filter.c (filter at LOCAL_IN and LOCAL_OUT)',
+    'iptables(8) (a chain policy applies to packets no rule decided)',
+  ],
+}
+
+const REQUEST: readonly FlowPacket[] = ['SYN', 'ACK', 'DATA', 'FIN']
+const REPLY: readonly FlowPacket[] = ['SYNACK', 'RDATA', 'RFIN']
+/** the order the packets of a connection come in: the first blocked one says what the client sees */
+const ORDER: readonly FlowPacket[] = ['SYN', 'SYNACK', 'ACK', 'DATA', 'RDATA', 'FIN', 'RFIN']
+
+/** One way a balanced connection reaches a realserver: the request as the realserver receives it. */
+interface Leg {
+  readonly rs: HostView
+  readonly e: Endpoints
+  /** where the request arrives on the realserver */
+  readonly iif: string
+  /** "10.1.0.10:8080 is a realserver of TCP 198.51.100.100:80 (DNAT) on lb" */
+  readonly what: string
+  /** the balancer masquerades the connection: the realserver sees its address as the source */
+  readonly snat?: {readonly host: string; readonly decision: Decision}
+  readonly evidence: readonly Evidence[]
+}
+
+interface Blocked {
+  readonly replay: Replay
+  readonly decision: Decision
+  readonly side: 'in' | 'out'
+}
+
+/**
+ * The source of the packets the director sends to a NAT backend: its own address when nat POSTROUTING
+ * masquerades them (DNAT; LVS-NAT only with net.ipv4.vs.conntrack=1, without which IPVS packets skip the nat
+ * table), else the client's.
+ */
+function natSource(svc: LbService, w: World, b: Backend): {ip: IpAddr; decision?: Decision} {
+  const h = svc.host
+  const probe = svc.probes[0]
+  const client = {ip: w.client.ip}
+  if (!h.fw || !probe || (svc.kind === 'ipvs' && !ipvsKnobs(h).vsConntrack)) return client
+  const o = backendOutcome(svc, b)
+  const post = hookByDstClass(h, 'POSTROUTING', {src: w.client.ip, sport: w.client.port, dst: b.ip, dport: b.port ?? probe.dport ?? 0, proto: svc.proto, mark: o?.mark ?? probe.mark}, 'SYN', {state: 'NEW', ctMark: o?.ctMark ?? 0, oif: h.oifFor(b.ip) ?? UNKNOWN_IF}, true)
+  const nat = post?.nat
+  if (!nat || (nat.kind !== 'SNAT' && nat.kind !== 'MASQUERADE')) return client
+  const ip = (nat.kind === 'SNAT' ? nat.to?.ip : undefined) ?? h.sourceFor(b.ip)
+  return ip ? {ip, decision: nat.decision} : client
+}
+
+function legs(w: World): Leg[] {
+  const out: Leg[] = []
+  const seen = new Set<string>()
+  const add = (l: Leg) => {
+    const k = `${l.rs.name}|${l.e.src.value}|${l.e.dst.value}|${l.e.dport}|${l.e.proto}`
+    if (seen.has(k)) return
+    seen.add(k)
+    out.push(l)
+  }
+  for (const svc of w.services) {
+    const probe = svc.probes[0]
+    if (!probe || probe.dport === undefined) continue
+    for (const b of svc.backends) {
+      const rs = b.owner
+      // tunnels (IPIP) and backends no connection reaches (a 0% share of a DNAT cascade) are left out
+      if (!rs || b.local || b.share === 0 || !rs.fw || !(b.method === 'masq' || b.method === 'dnat' || b.method === 'route')) continue
+      const nat = b.method !== 'route'
+      // DR: the realserver receives the VIP packet unchanged (it must hold the VIP: vip-not-local, dr-realserver-arp)
+      if (!nat && !rs.isLocal(probe.dst)) continue
+      const src = nat ? natSource(svc, w, b) : {ip: w.client.ip}
+      const dst = nat ? b.ip : probe.dst
+      const dport = nat ? (b.port || probe.dport) : probe.dport
+      add({
+        rs,
+        e: {src: src.ip, sport: w.client.port, dst, dport, proto: svc.proto},
+        iif: rs.addressOf(b.ip)?.iface.name ?? UNKNOWN_IF,
+        what: `${describeBackend(b)} (${rs.name}) is a ${b.method === 'route' ? 'DR' : 'NAT'} realserver of ${describeService(svc)} on ${svc.host.name}`,
+        snat: src.decision ? {host: svc.host.name, decision: src.decision} : undefined,
+        evidence: [ev(svc.loc, svc.host.name), ev(b.loc, svc.host.name), ...(src.decision ? [ev(src.decision.loc, svc.host.name)] : [])],
+      })
+    }
+  }
+  for (const fp of w.forwards) {
+    if (!fp.realserver.fw) continue
+    add({
+      rs: fp.realserver,
+      e: {src: w.client.ip, sport: w.client.port, dst: fp.vip, dport: fp.port, proto: fp.proto},
+      iif: fp.rsIif ?? UNKNOWN_IF,
+      what: `${fp.realserver.name} serves ${describeForward(fp)}`,
+      evidence: [...fp.routeEvidence.map((e) => ({...e, host: fp.host.name})), ev(fp.vipLoc)],
+    })
+  }
+  return out
+}
+
+/** The connection's packets on the realserver: the requests through PREROUTING and INPUT, the replies through OUTPUT and POSTROUTING. */
+function replay(l: Leg): {blocked: Blocked[]; synAccepted?: Decision; local: Packet} {
+  const {rs, e} = l
+  const blocked: Blocked[] = []
+  const tcp = e.proto === 'tcp'
+  const syn = flowPacket(e, 'SYN')
+  const first = received(rs, syn, {state: 'NEW', iif: l.iif, local: true})
+  // the realserver's own DNAT/REDIRECT (a port map in front of the daemon) applies to every packet of the connection
+  const local = first.hooks.find((h) => h.hook === 'PREROUTING')?.packet ?? syn
+  const inE: Endpoints = {...e, dst: local.dst, dport: local.dport ?? e.dport}
+  const outE: Endpoints = {src: inE.dst, sport: inE.dport, dst: e.src, dport: e.sport, proto: e.proto}
+  const kinds: FlowPacket[] = tcp ? [...REQUEST, ...REPLY] : ['SYN', 'RDATA']
+  let synAccepted: Decision | undefined
+  for (const kind of kinds) {
+    const out = REPLY.includes(kind)
+    const state = kind === 'SYN' ? 'NEW' : 'ESTABLISHED'
+    let r: Replay
+    if (kind === 'SYN') r = {kind, state, place: 'both-ways', result: first, packet: syn}
+    else if (out) {
+      const pkt = flowPacket(outE, kind)
+      r = {kind, state, place: 'both-ways', result: sent(rs, pkt, {state, dir: 'REPLY'}), packet: pkt}
+    } else {
+      const pkt = flowPacket(inE, kind)
+      r = {kind, state, place: 'both-ways', result: received(rs, pkt, {state, iif: l.iif, local: true}), packet: pkt}
+    }
+    const b = r.result.blocked
+    if (b) blocked.push({replay: r, decision: b.decision, side: out ? 'out' : 'in'})
+    else if (kind === 'SYN') synAccepted = r.result.hooks.find((h) => h.hook === 'INPUT')?.runs.find((x) => x.table === 'filter')?.decision
+  }
+  return {blocked, synAccepted, local}
+}
+
+/** What the client sees, from the first packet the realserver drops. */
+function consequence(first: FlowPacket, rs: string): string {
+  switch (first) {
+    case 'SYN':
+      return `No connection opens: the SYN dies on ${rs}.`
+    case 'SYNACK':
+      return `No connection opens: ${rs} accepts the SYN, but its SYN/ACK never leaves it.`
+    case 'ACK':
+    case 'DATA':
+      return `The client completes the handshake and then hangs: its request never reaches the server on ${rs}.`
+    case 'RDATA':
+      return `The request reaches the server on ${rs}, but its response never leaves: the client times out.`
+    default:
+      return `Connections are never closed cleanly: ${rs} drops their FINs, and both ends retransmit until they time out.`
+  }
+}
+
+/** One accept per chain, before the earliest of its blocking decisions (a policy counts as the end of the chain). */
+function fixOps(rs: HostView, blocked: readonly Blocked[], sel: Record<'in' | 'out', PacketSelector>): FixOp[] {
+  const fw = rs.fw!
+  const first = new Map<string, Blocked>()
+  const pos = (d: Decision) => (d.rule ? d.rule.index : Number.MAX_SAFE_INTEGER)
+  for (const b of blocked) {
+    const k = `${b.side}|${b.decision.ruleset.file}|${b.decision.table}|${b.decision.chain}`
+    const cur = first.get(k)
+    if (!cur || pos(b.decision) < pos(cur.decision)) first.set(k, b)
+  }
+  return [...first.values()].flatMap((b) => fw.fixer.acceptBefore(b.decision, sel[b.side]))
+}
+
+function check(l: Leg, w: World): RuleFinding | undefined {
+  const {blocked, synAccepted, local} = replay(l)
+  if (blocked.length === 0) return undefined
+  const rs = l.rs
+  blocked.sort((a, b) => ORDER.indexOf(a.replay.kind) - ORDER.indexOf(b.replay.kind))
+  const host = local.dst
+  const port = local.dport ?? l.e.dport
+  const sel = {
+    in: {dst: hostPrefix(host), proto: l.e.proto, dport: port},
+    out: {src: hostPrefix(host), proto: l.e.proto, sport: port},
+  }
+  const guesses = guessesOf(blocked.map((b) => b.replay))
+  const assumed = blocked.filter((b) => b.decision.assumed)
+  const from = ipEquals(l.e.src, w.client.ip) ? `the client's address (e.g. ${formatEndpoint({ip: l.e.src, port: l.e.sport})})` : `${l.snat!.host}'s address ${formatEndpoint({ip: l.e.src, port: l.e.sport})} (${locRef(l.snat!.decision.loc)} masquerades them)`
+  const sides = new Set(blocked.map((b) => b.side))
+  const chains = [...new Set(blocked.map((b) => b.replay.result.blocked!.hook.hook))].join(' and ')
+  return finding(meta, rs.name, {
+    severity: guesses.length || assumed.length ? 'info' : undefined,
+    message:
+      `${l.what}: the connection's packets reach ${rs.name} addressed to ${formatEndpoint({ip: host, port})} from ${from}, and ${rs.name}'s own firewall drops them (${chains}):\n` +
+      blocked.map((b) => `  ${describeReplay(b.replay)}`).join('\n') +
+      (synAccepted && !synAccepted.policy && blocked.every((b) => b.replay.kind !== 'SYN') ? `\nThe SYN is accepted (${locRef(synAccepted.loc)}), the rest of the connection is not.` : '') +
+      `\n${consequence(blocked[0]!.replay.kind, rs.name)}`,
+    evidence: [...l.evidence, ...(synAccepted && !synAccepted.policy ? [ev(synAccepted.loc)] : []), ...blocked.map((b) => ev(b.decision.loc))],
+    unverified: [...guesses, ...assumed.map((b) => `${locRef(b.decision.loc)} has a match the snapshot cannot decide; assumed to match`)],
+    fix: {
+      summary:
+        `on ${rs.name}, accept the service's packets statelessly before the rules that drop them: ` +
+        [sides.has('in') ? `the requests to ${formatEndpoint({ip: host, port})}` : '', sides.has('out') ? `the replies from ${formatEndpoint({ip: host, port})}` : ''].filter(Boolean).join(' and ') +
+        ' (every packet of the connection, whatever its conntrack state)',
+      ops: fixOps(rs, blocked, sel),
+    },
+  })
+}
+
+export default customRule(meta, (w) => {
+  const out: RuleFinding[] = []
+  for (const l of legs(w)) {
+    const f = check(l, w)
+    if (f) out.push(f)
+  }
+  return out
+})
