@@ -16,7 +16,9 @@ const DR: Links[number] = ['d', 'ldz-d1', '10.1.0.1/24', 'r', 'ldz-r0', '10.1.0.
 const RG: Links[number] = ['r', 'ldz-r1', '10.2.0.10/24', 'g', 'ldz-g0', '10.2.0.1/24']
 const GC: Links[number] = ['g', 'ldz-g1', '192.0.2.1/24', 'c', 'ldz-c1', '192.0.2.10/24']
 
-export function randomScenarios(seed: number, count: number): Scenario[] {
+export function randomScenarios(seed: number, count: number, prefix = 'ldz'): Scenario[] {
+  // the namespace and interface prefix (LVSDOCTOR_KERNEL_PREFIX): the rules name the interfaces, so they follow it
+  const dev = (s: string) => (prefix === 'ldz' ? s : s.replace(/\bldz-/g, `${prefix}-`))
   const rnd = mulberry32(seed)
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!
   const some = <T>(xs: readonly T[], max: number): T[] => {
@@ -79,16 +81,16 @@ export function randomScenarios(seed: number, count: number): Scenario[] {
       why: `random scenario ${i} of seed ${seed}: ${mode}, replies via ${viaG ? 'the router' : 'the director'}`,
       ns: {
         c: {role: 'client', setup: ['ip route add default via 203.0.113.1']},
-        d: {role: 'director', setup: d},
-        r: {role: 'realserver', setup: r},
+        d: {role: 'director', setup: d.map(dev)},
+        r: {role: 'realserver', setup: r.map(dev)},
         ...(viaG ? {g: {role: 'router' as const, setup: ['sysctl -qw net.ipv4.ip_forward=1', 'ip route add 203.0.113.0/24 via 192.0.2.10']}} : {}),
       },
-      links: viaG ? [CD, DR, RG, GC] : [CD, DR],
+      links: (viaG ? [CD, DR, RG, GC] : [CD, DR]).map((l) => l.map(dev) as unknown as Links[number]),
       server: {ns: 'r', port},
       client: {ns: 'c', src: '203.0.113.10', connect: `${VIP}:80`},
       // not asserted: the kernel's result is the answer trace must give
       expect: {connected: false, reply: false, closed: false},
-      prefix: 'ldz',
+      prefix,
     })
   }
   return out
