@@ -112,13 +112,11 @@ function check(svc: LbService, w: World): RuleFinding | undefined {
   let last: {readonly cls: string; readonly port: number; readonly iif: string; readonly found: readonly Fate[]} | undefined
   for (const b of svc.backends) {
     if (b.local || !(b.method === 'dnat' || b.method === 'masq') || b.share === 0) continue
-    // replies that provably go around the balancer are nat-reply-bypasses-director's
+    // replies that provably go around the balancer are nat-reply-bypasses-director's; they are still checked, as
+    // its fix (SNAT, or the balancer as gateway) brings them back through FORWARD (found by the random kernel scenarios)
     if (b.owner && !(ipvs ? false : snatted(h, w, svc, b))) {
       const v = returnRoute(w, h, b.owner, b.ip)
-      if (v.kind === 'around') {
-        around.push(describeBackend(b))
-        continue
-      }
+      if (v.kind === 'around') around.push(describeBackend(b))
     }
     const iif = h.oifFor(b.ip) ?? UNKNOWN_IF
     // backends the rules on the way cannot tell apart (source class, source port, arrival interface) meet the same fate
@@ -173,7 +171,11 @@ function check(svc: LbService, w: World): RuleFinding | undefined {
       (requestBlocked
         ? `\nThe request is dropped on its way in as well (see filter-blocks-vip); once it passes, the backend answers, but its ${answer} never reaches the client: connections time out.`
         : `\nThe request passes${accepting ? ` (${locRef(accepting.loc)} accepts it)` : ''}, so the backend answers, but its ${answer} never reaches the client: connections time out.`) +
-      (around.length ? `\n(${around.join(', ')}: replies go around ${h.name}; see nat-reply-bypasses-director)` : ''),
+      (around.length
+        ? backends.some((x) => around.includes(x))
+          ? `\n(${around.join(', ')}: replies go around ${h.name} now (see nat-reply-bypasses-director); once they come back through it, as that finding's fix makes them, this chain drops them)`
+          : `\n(${around.join(', ')}: replies go around ${h.name}; see nat-reply-bypasses-director)`
+        : ''),
     evidence,
     unverified: [...guesses, ...assumed.map((d) => `${locRef(d.decision.loc)} has a match the snapshot cannot decide; assumed to match`)],
     fix: {

@@ -111,11 +111,14 @@ describe('forward-drops-nat-replies', () => {
     expect(again.findings.map((f) => f.rule)).toEqual([])
   })
 
-  test('replies that go around the balancer are left to nat-reply-bypasses-director', () => {
+  test('replies that go around the balancer are nat-reply-bypasses-director\'s, and still checked: its fix brings them back through FORWARD', () => {
     const [d, rs] = loadScenario('dnat-forward-drop')
     const routes = (JSON.parse(rs!.raw.get('ip-route.json')!) as {dst: string}[]).map((r) => (r.dst === 'default' ? {...r, gateway: '10.0.0.254'} : r))
     const hosts = [d!, edited(rs!, {'ip-route.json': JSON.stringify(routes)})]
-    expect(runRules({hosts}).map((f) => f.rule)).toEqual(['nat-reply-bypasses-director'])
+    const f = runRules({hosts})
+    expect(f.map((x) => x.rule)).toEqual(['nat-reply-bypasses-director', 'forward-drops-nat-replies'])
+    expect(f[1]!.message).toMatch(/replies go around director now \(see nat-reply-bypasses-director\); once they come back through it/)
+    expect(f[1]!.fix?.commands).toEqual(['iptables -t filter -A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT'])
   })
 })
 
