@@ -46,14 +46,26 @@ interface ChainIndex {
 
 const cache = new WeakMap<readonly IptRule[], ChainIndex | null>()
 
-function keysOf(r: IptRule): {dst?: Extract<Match, {kind: 'addr'}>; port?: number} {
-  const out: {dst?: Extract<Match, {kind: 'addr'}>; port?: number} = {}
-  for (const m of r.matches) {
+/** The key match of a rule: its first non-negated `-d` before any statistic match (undefined: none). */
+function dstKeyOf(r: IptRule): Extract<Match, {kind: 'addr'}> | undefined {
+  const ms = r.matches
+  for (let i = 0; i < ms.length; i++) {
+    const m = ms[i]!
     if (m.kind === 'statistic') break
-    if (m.kind === 'addr' && m.dir === 'dst' && !m.neg && out.dst === undefined) out.dst = m
-    else if (m.kind === 'port' && m.dir === 'dst' && !m.neg && m.ranges.length === 1 && m.ranges[0]![0] === m.ranges[0]![1] && out.port === undefined) out.port = m.ranges[0]![0]
+    if (m.kind === 'addr' && m.dir === 'dst' && !m.neg) return m
   }
-  return out
+  return undefined
+}
+
+/** The other key: its first single destination port (non-negated `--dport N`) before any statistic match (-1: none). */
+function portKeyOf(r: IptRule): number {
+  const ms = r.matches
+  for (let i = 0; i < ms.length; i++) {
+    const m = ms[i]!
+    if (m.kind === 'statistic') break
+    if (m.kind === 'port' && m.dir === 'dst' && !m.neg && m.ranges.length === 1 && m.ranges[0]![0] === m.ranges[0]![1]) return m.ranges[0]![0]
+  }
+  return -1
 }
 
 function maskOf(family: 4 | 6, len: number): bigint {
@@ -61,13 +73,17 @@ function maskOf(family: 4 | 6, len: number): bigint {
   return len <= 0 ? 0n : ((1n << BigInt(len)) - 1n) << BigInt(bits - len)
 }
 
+/**
+ * The index of a chain, or null when most of its rules would be candidates for every packet anyway. Counted
+ * first without making anything (a kube-proxy dump has ~1,000 KUBE-SVC chains of 16+ rules, none worth an
+ * index), with indexed loops: this runs once per chain, mostly before it is optimised.
+ */
 function build(rules: readonly IptRule[]): ChainIndex | null {
-  const keys = rules.map(keysOf)
   let nDst = 0
   let nPort = 0
-  for (const k of keys) {
-    if (k.dst) nDst++
-    if (k.port !== undefined) nPort++
+  for (let i = 0; i < rules.length; i++) {
+    if (dstKeyOf(rules[i]!)) nDst++
+    if (portKeyOf(rules[i]!) >= 0) nPort++
   }
   const useDst = nDst >= nPort
   const n = useDst ? nDst : nPort
@@ -75,14 +91,15 @@ function build(rules: readonly IptRule[]): ChainIndex | null {
   if (n * 2 < rules.length) return null
   const others: number[] = []
   if (useDst) {
-    const groups = new Map<string, DstGroup>()
-    keys.forEach((k, i) => {
-      const m = k.dst
+    // groups by family and prefix length, in the order of their first rule
+    const groups = new Map<number, DstGroup>()
+    for (let i = 0; i < rules.length; i++) {
+      const m = dstKeyOf(rules[i]!)
       if (!m) {
         others.push(i)
-        return
+        continue
       }
-      const g0 = `${m.prefix.family}/${m.prefix.len}`
+      const g0 = m.prefix.family * 1024 + m.prefix.len
       let g = groups.get(g0)
       if (!g) {
         g = {family: m.prefix.family, len: m.prefix.len, mask: maskOf(m.prefix.family, m.prefix.len), at: new Map()}
@@ -92,19 +109,20 @@ function build(rules: readonly IptRule[]): ChainIndex | null {
       const list = g.at.get(m.prefix.value)
       if (list) list.push(i)
       else g.at.set(m.prefix.value, [i])
-    })
+    }
     return {dst: [...groups.values()], others, memo4: new Map(), memo6: new Map(), lastKey: undefined, lastFamily: undefined, lastOut: undefined}
   }
   const port = new Map<number, number[]>()
-  keys.forEach((k, i) => {
-    if (k.port === undefined) {
+  for (let i = 0; i < rules.length; i++) {
+    const k = portKeyOf(rules[i]!)
+    if (k < 0) {
       others.push(i)
-      return
+      continue
     }
-    const list = port.get(k.port)
+    const list = port.get(k)
     if (list) list.push(i)
-    else port.set(k.port, [i])
-  })
+    else port.set(k, [i])
+  }
   return {port, others, memo4: new Map(), memo6: new Map(), lastKey: undefined, lastFamily: undefined, lastOut: undefined}
 }
 
