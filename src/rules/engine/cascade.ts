@@ -416,6 +416,9 @@ function lastMatchBlock<T>(base: IptablesFirewall, stat: readonly StatRule[], in
   if (stat.length < 2) return undefined
   const first = stat[0]!
   const rs = first.ruleset
+  // the targets first: most cascades (DNAT, jumps) fail there, before any name is looked up
+  const t0 = first.rule.target
+  if (t0?.kind !== 'MARK') return undefined
   const chain = rs.tables.get(first.rule.table)?.chains.get(first.rule.chain)
   if (!chain) return undefined
   let mask: number | undefined

@@ -255,7 +255,8 @@ export interface Selector {
 }
 
 function selectorOfMatches(matches: readonly Match[], sel: Selector): void {
-  for (const m of matches) {
+  for (let i = 0; i < matches.length; i++) {
+    const m = matches[i]!
     if (m.kind === 'addr' && m.dir === 'dst' && !m.neg && sel.dst === undefined) sel.dst = m.prefix
     else if (m.kind === 'iface' && m.dir === 'in' && !m.neg && !m.name.endsWith('+') && sel.iif === undefined) sel.iif = m.name
     else if (m.kind === 'proto' && !m.neg && m.proto !== 'all' && sel.proto === undefined) sel.proto = l4Name(m.proto)
