@@ -41,3 +41,31 @@ buildSync({
   outdir: join(root, 'dist/bundle'),
   logLevel: 'warning',
 })
+
+// `check --json` of snapshots given on the command line (the case of big dumps and of scripts) also as one CommonJS
+// script, dist/bundle/check.cjs, which bin/run.js compiles with a V8 code cache (dist/bundle/check.cjs.cache): on
+// Node 20 a code cache can be given to a script (vm.Script cachedData) but not to an ES module, and compiling the
+// check path's ~60 modules as they run was a fifth of a small check's CPU. It is the same code as dist/bundle/ (the
+// same esbuild input); import.meta.url is the script's own URL (it is as deep in dist/ as the ES modules). Its npm
+// imports (chalk, execa, listr2: ES modules, which require() cannot load on Node 20) sit in code that only the text
+// and markdown reports and the live snapshot run, which bin/run.js leaves to the ES modules.
+buildSync({
+  entryPoints: [join(root, 'dist/cli/fast-check.js')],
+  bundle: true,
+  format: 'cjs',
+  platform: 'node',
+  target: 'node20',
+  packages: 'external',
+  keepNames: true,
+  outfile: join(root, 'dist/bundle/check.cjs'),
+  define: {'import.meta.url': '__lvsdoctorUrl'},
+  banner: {js: 'var __lvsdoctorUrl = require("node:url").pathToFileURL(__filename).href;'},
+  logLevel: 'warning',
+})
+// The code cache holds the bytecode of the functions a check ran: bin/run.js writes it after checking a fixture
+// (with the V8 flags it sets itself: a cache made under other flags would be rejected). Functions the fixture did
+// not run are compiled when first called, as without a cache; a stale or rejected cache only costs that.
+execFileSync(process.execPath, [join(root, 'bin/run.js'), 'check', '--json', '--fail-on', 'none', join(root, 'fixtures/rules/dnat-forward-drop')], {
+  env: {...process.env, LVSDOCTOR_WRITE_CODE_CACHE: '1'},
+  stdio: ['ignore', 'ignore', 'inherit'],
+})
