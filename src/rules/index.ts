@@ -21,6 +21,7 @@ import forwardDropsNatReplies from './forward-drops-nat-replies.js'
 import ipvsNoAvailableRealserver from './ipvs-no-available-realserver.js'
 import realserverFilterBlocksService from './realserver-filter-blocks-service.js'
 import forwardBlocksRoutedVip from './forward-blocks-routed-vip.js'
+import forwardDropsNatRequests from './forward-drops-nat-requests.js'
 
 export const RULES: readonly Rule[] = [
   drStatefulFilter,
@@ -42,6 +43,7 @@ export const RULES: readonly Rule[] = [
   ipvsNoAvailableRealserver,
   realserverFilterBlocksService,
   forwardBlocksRoutedVip,
+  forwardDropsNatRequests,
 ]
 
 export function ruleById(id: string, rules: readonly Rule[] = RULES): Rule | undefined {

@@ -12,6 +12,7 @@ import {backendOutcome, describeReplay, guessesOf, ipvsKnobs, type Replay} from 
 import {hookByDstClass, received, sent} from './engine/path.js'
 import {flowPacket, type Endpoints, type L4} from './engine/packets.js'
 import {describeForward} from './engine/forward.js'
+import {returnRoute} from './engine/returnpath.js'
 import type {FlowPacket} from './engine/ctmodel.js'
 import type {Decision, PacketSelector} from './engine/firewall.js'
 import type {FixOp} from './engine/fix.js'
@@ -47,6 +48,8 @@ interface Leg {
   readonly what: string
   /** the balancer masquerades the connection: the realserver sees its address as the source */
   readonly snat?: {readonly host: string; readonly decision: Decision}
+  /** the source is the balancer's address once nat-reply-bypasses-director's masquerade applies */
+  readonly masquerade?: string
   readonly evidence: readonly Evidence[]
 }
 
@@ -96,14 +99,21 @@ function legs(w: World): Leg[] {
       const src = nat ? natSource(svc, w, b) : {ip: w.client.ip}
       const dst = nat ? b.ip : probe.dst
       const dport = nat ? (b.port || probe.dport) : probe.dport
-      add({
+      const leg = {
         rs,
         e: {src: src.ip, sport: w.client.port, dst, dport, proto: svc.proto},
         iif: rs.addressOf(b.ip)?.iface.name ?? UNKNOWN_IF,
         what: `${describeBackend(b)} (${rs.name}) is a ${b.method === 'route' ? 'DR' : 'NAT'} realserver of ${describeService(svc)} on ${svc.host.name}`,
         snat: src.decision ? {host: svc.host.name, decision: src.decision} : undefined,
         evidence: [ev(svc.loc, svc.host.name), ev(b.loc, svc.host.name), ...(src.decision ? [ev(src.decision.loc, svc.host.name)] : [])],
-      })
+      }
+      add(leg)
+      // replies that bypass the balancer: nat-reply-bypasses-director's fix masquerades the connection, and the
+      // realserver then sees the balancer's address; its firewall must pass that too for the fixes to work together
+      if (nat && !src.decision && returnRoute(w, svc.host, rs, b.ip).kind === 'around') {
+        const masq = svc.host.sourceFor(b.ip)
+        if (masq) add({...leg, e: {...leg.e, src: masq}, masquerade: svc.host.name})
+      }
     }
   }
   for (const fp of w.forwards) {
@@ -194,7 +204,12 @@ function check(l: Leg, w: World): RuleFinding | undefined {
   }
   const guesses = guessesOf(blocked.map((b) => b.replay))
   const assumed = blocked.filter((b) => b.decision.assumed)
-  const from = ipEquals(l.e.src, w.client.ip) ? `the client's address (e.g. ${formatEndpoint({ip: l.e.src, port: l.e.sport})})` : `${l.snat!.host}'s address ${formatEndpoint({ip: l.e.src, port: l.e.sport})} (${locRef(l.snat!.decision.loc)} masquerades them)`
+  const src = formatEndpoint({ip: l.e.src, port: l.e.sport})
+  const from = l.masquerade
+    ? `${l.masquerade}'s address ${src} once the connection is masqueraded (nat-reply-bypasses-director: the replies bypass ${l.masquerade}, and its fix masquerades them)`
+    : ipEquals(l.e.src, w.client.ip)
+      ? `the client's address (e.g. ${src})`
+      : `${l.snat!.host}'s address ${src} (${locRef(l.snat!.decision.loc)} masquerades them)`
   const sides = new Set(blocked.map((b) => b.side))
   const chains = [...new Set(blocked.map((b) => b.replay.result.blocked!.hook.hook))].join(' and ')
   return finding(meta, rs.name, {
@@ -218,9 +233,16 @@ function check(l: Leg, w: World): RuleFinding | undefined {
 
 export default customRule(meta, (w) => {
   const out: RuleFinding[] = []
+  // the fix matches the service's address and port, not the source: one finding per realserver and service
+  // address (the client's leg before the one a masquerade fix would make)
+  const reported = new Set<string>()
   for (const l of legs(w)) {
+    const k = `${l.rs.name}|${l.e.dst.value}|${l.e.dport}|${l.e.proto}`
+    if (reported.has(k)) continue
     const f = check(l, w)
-    if (f) out.push(f)
+    if (!f) continue
+    reported.add(k)
+    out.push(f)
   }
   return out
 })

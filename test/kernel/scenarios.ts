@@ -200,4 +200,10 @@ export const REALSERVER_SCENARIOS: readonly Scenario[] = [
     expect: NOTHING,
     fixed: ALL,
   }),
+  dnat('dnat-fwd-syn-only', "FORWARD policy DROP accepts the DNATed request for --ctstate NEW only and the replies by source: the client's ACK and request are ESTABLISHED and dropped (forward-drops-nat-requests)", {
+    returnVia: 'd',
+    extra: ['iptables -P FORWARD DROP', 'iptables -A FORWARD -d 10.1.0.10/32 -p tcp --dport 8080 -m conntrack --ctstate NEW -j ACCEPT', 'iptables -A FORWARD -s 10.1.0.10/32 -p tcp --sport 8080 -j ACCEPT'],
+    expect: HANDSHAKE_ONLY,
+    fixed: ALL,
+  }),
 ].map(ldq)

@@ -68,6 +68,19 @@ describe('realserver-filter-blocks-service', () => {
     expect(f[0]!.fix?.commands).toEqual(['iptables -t filter -A INPUT -d 10.0.0.11/32 -p tcp -m tcp --dport 8080 -j ACCEPT'])
   })
 
+  test("replies that bypass the balancer: nat-reply-bypasses-director's masquerade makes the source the balancer's, which the realserver must pass too", () => {
+    const [d, rs] = loadScenario('realserver-input-client-source-fixed')
+    const routes = (JSON.parse(rs!.raw.get('ip-route.json')!) as {dst: string}[]).map((r) => (r.dst === 'default' ? {...r, gateway: '10.0.0.254'} : r))
+    const clientsOnly = filter(':INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -s 203.0.113.0/24 -j ACCEPT')
+    const hosts = [d!, edited(rs!, {'ip-route.json': JSON.stringify(routes), 'iptables-save.txt': clientsOnly})]
+    const f = runRules({hosts, flows: [flow('192.0.2.100:80')]})
+    expect(f.map((x) => [x.rule, x.host, x.fix?.commands])).toEqual([
+      ['nat-reply-bypasses-director', 'director', ['iptables -t nat -A POSTROUTING -d 10.0.0.11/32 -p tcp -m tcp --dport 8080 -j MASQUERADE']],
+      ['realserver-filter-blocks-service', 'rs1', ['iptables -t filter -A INPUT -d 10.0.0.11/32 -p tcp -m tcp --dport 8080 -j ACCEPT']],
+    ])
+    expect(f[1]!.message).toMatch(/from director's address 10\.0\.0\.1:40000 once the connection is masqueraded/)
+  })
+
   test('a host that is no backend of any service, and a realserver given without its director, are not judged', () => {
     const [d, rs] = loadScenario('realserver-input-client-source')
     expect(mine([rs!])).toEqual([])
@@ -118,5 +131,45 @@ describe('forward-blocks-routed-vip', () => {
     const f = runRules({hosts: [closed, rs!]})
     expect(f.map((x) => [x.rule, x.severity])).toEqual([['forward-blocks-routed-vip', 'warning']])
     expect(f[0]!.message).toMatch(/port 80 is assumed/)
+  })
+})
+
+describe('forward-drops-nat-requests', () => {
+  const o = flow('192.0.2.100:80', '192.0.2.10')
+
+  test("a NEW-only accept for the DNATed request under a DROP policy passes the SYN and drops the client's later packets; the fix makes trace connect", async () => {
+    const hosts = loadScenario('dnat-forward-syn-only')
+    expect(traceConnection(hosts, o).connection).toEqual({connected: true, reply: false, closed: false})
+    const f = runRules({hosts, flows: [o]})
+    expect(f.map((x) => [x.rule, x.host, x.fix?.commands])).toEqual([['forward-drops-nat-requests', 'director', ['iptables -t filter -A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT']]])
+    expect(f[0]!.message).toMatch(/handshake ACK \(ctstate ESTABLISHED\) dropped at FORWARD by the DROP policy/)
+    expect(f[0]!.message).toMatch(/The SYN passes \(iptables-save\.txt:6\)/)
+    const fixed = await traceWithFixes(hosts, o, f)
+    expect(fixed.result.connection).toEqual({connected: true, reply: true, closed: true})
+  })
+
+  test('a FIN filter before the accept: only the FIN is reported, the ESTABLISHED accept goes before it', () => {
+    const [d, rs] = loadScenario('dnat-forward-syn-only-fixed')
+    const text = d!.raw.get('iptables-save.txt')!.replace(':FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n', ':FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A FORWARD -p tcp -m tcp --tcp-flags FIN FIN -j DROP\n')
+    const hosts = [edited(d!, {'iptables-save.txt': text}), rs!]
+    const all = runRules({hosts, flows: [o]})
+    // the server's FIN meets the same rule: forward-drops-nat-replies gives the fix (the ESTABLISHED accept moved before the FIN rule), this finding shares it
+    expect(all.map((x) => [x.rule, x.fix?.commands])).toEqual([
+      ['forward-drops-nat-replies', ['iptables -t filter -D FORWARD 2', 'iptables -t filter -I FORWARD 1 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT']],
+      ['forward-drops-nat-requests', []],
+    ])
+    const f = all.filter((x) => x.rule === 'forward-drops-nat-requests')
+    expect(f[0]!.fix?.summary).toMatch(/same fix as forward-drops-nat-replies above, nothing more to run/)
+    expect(f[0]!.message).toMatch(/^ {2}FIN\/ACK \(ctstate ESTABLISHED\) dropped at FORWARD by rule 1 of filter FORWARD, DROP/m)
+    expect(f[0]!.message).not.toMatch(/handshake ACK/)
+    expect(f[0]!.message).toMatch(/its FINs never pass/)
+  })
+
+  test("a chain that drops the SYN too is filter-blocks-vip's, whose stateless accept covers the later packets as well", () => {
+    const [d, rs] = loadScenario('dnat-forward-drop-fixed')
+    const closed = edited(d!, {'iptables-save.txt': d!.raw.get('iptables-save.txt')!.replace(/^-A FORWARD .*\n/gm, '')})
+    const f = runRules({hosts: [closed, rs!]}).map((x) => x.rule)
+    expect(f).toContain('filter-blocks-vip')
+    expect(f).not.toContain('forward-drops-nat-requests')
   })
 })
