@@ -13,6 +13,7 @@ import {describeForward, type ForwardPath} from './engine/forward.js'
 import type {FlowPacket} from './engine/ctmodel.js'
 import type {Decision, PacketSelector} from './engine/firewall.js'
 import type {FixOp} from './engine/fix.js'
+import type {IptRule} from '../model/iptables.js'
 import type {RuleFinding, RuleMeta} from './types.js'
 
 export const meta: RuleMeta = {
@@ -42,6 +43,20 @@ interface Blocked {
  * Does a rule of the forwarding host name the VIP, or the realserver's address it routes the VIP to, as a
  * destination (the path is meant to carry traffic, not closed on purpose)?
  */
+/** An ACCEPT rule of filter FORWARD written for the realserver's own address (not the VIP): the usual slip. */
+function acceptsRealserver(fp: ForwardPath): IptRule | undefined {
+  for (const rs of fp.host.fw?.rulesets ?? []) {
+    for (const c of rs.tables.get('filter')?.chains.values() ?? []) {
+      for (const r of c.rules) {
+        if (r.target?.kind !== 'ACCEPT') continue
+        const dst = r.matches.find((m) => m.kind === 'addr' && m.dir === 'dst' && !m.neg)
+        if (dst?.kind === 'addr' && dst.prefix.len > 0 && prefixContains(dst.prefix, fp.gateway) && !prefixContains(dst.prefix, fp.vip)) return r
+      }
+    }
+  }
+  return undefined
+}
+
 function namedByRules(fp: ForwardPath): boolean {
   for (const rs of fp.host.fw?.rulesets ?? []) {
     for (const t of rs.tables.values()) {
@@ -113,6 +128,7 @@ function check(fp: ForwardPath): RuleFinding | undefined {
   const meant = fp.hinted || namedByRules(fp)
   const accepting = synBlocked ? undefined : acceptedBy(syn, 'FORWARD')
   const sides = new Set(blocked.map((b) => b.side))
+  const slip = sides.has('in') ? acceptsRealserver(fp) : undefined
   return finding(meta, h.name, {
     severity: guesses.length || assumed.length ? 'info' : meant ? undefined : 'warning',
     message:
@@ -121,9 +137,10 @@ function check(fp: ForwardPath): RuleFinding | undefined {
       `, and its FORWARD chain drops them:\n` +
       blocked.map((b) => `  ${b.side === 'out' ? 'reply: ' : ''}${describeReplay(b.replay)}`).join('\n') +
       (accepting ? `\nThe SYN is accepted (${locRef(accepting.loc)}), the rest of the connection is not.` : '') +
+      (slip ? `\n${locRef(slip.loc)} accepts ${formatIp(fp.gateway)}, ${fp.realserver.name}'s own address, but the routed packets still carry the VIP: it does not match them.` : '') +
       `\n${consequence(blocked[0]!.replay.kind, fp)}` +
       (meant ? '' : `\n(No rule of ${h.name} names ${formatIp(fp.vip)} or ${formatIp(fp.gateway)}: port ${fp.port} is assumed; check --vip IP:PORT checks the flow you mean.)`),
-    evidence: [...fp.routeEvidence, ev(fp.vipLoc, fp.realserver.name), ...(through ? fp.ret.evidence : []), ...(accepting ? [ev(accepting.loc)] : []), ...blocked.map((b) => ev(b.decision.loc))],
+    evidence: [...fp.routeEvidence, ev(fp.vipLoc, fp.realserver.name), ...(through ? fp.ret.evidence : []), ...(accepting ? [ev(accepting.loc)] : []), ...(slip ? [ev(slip.loc)] : []), ...blocked.map((b) => ev(b.decision.loc))],
     unverified: [...guesses, ...assumed.map((b) => `${locRef(b.decision.loc)} has a match the snapshot cannot decide; assumed to match`)],
     fix: {
       summary:

@@ -3,7 +3,6 @@
 // ESTABLISHED packets. A FORWARD chain that accepts only the first packet (--syn, --state NEW) under a DROP
 // policy, or drops some of them before its accept (a FIN filter), lets the connection open and then kills it.
 // The SYN itself is filter-blocks-vip's, the replies forward-drops-nat-replies'.
-import {formatEndpoint} from '../model/ip.js'
 import type {Evidence} from '../model/finding.js'
 import {customRule, finding} from './engine/helpers.js'
 import {ev, locRef, UNKNOWN_IF, type HostView} from './engine/host.js'
@@ -15,6 +14,7 @@ import type {FlowPacket} from './engine/ctmodel.js'
 import type {Decision, HookResult} from './engine/firewall.js'
 import {addrClass, type Scope} from './engine/classes.js'
 import type {FixOp} from './engine/fix.js'
+import {listSome} from './engine/list.js'
 import {describeBackend, describeService, type Backend, type LbService, type World} from './engine/world.js'
 import type {RuleFinding, RuleMeta} from './types.js'
 
@@ -150,8 +150,8 @@ function check(svc: LbService, w: World): RuleFinding | undefined {
   return finding(meta, h.name, {
     severity: assumed.length ? 'info' : undefined,
     message:
-      `${describeService(svc)}: the client's packets after the SYN cross ${h.name}'s FORWARD chain after the DNAT (to ${backends.join(', ')}), as ESTABLISHED packets, and the chain drops them:\n` +
-      [...new Set(dropped.map((d) => `  ${describeReplay(d.replay)} (to ${formatEndpoint({ip: d.b.ip, port: d.b.port ?? probe.dport ?? 0})})`))].join('\n') +
+      `${describeService(svc)}: the client's packets after the SYN cross ${h.name}'s FORWARD chain after the DNAT (to ${listSome(backends)}), as ESTABLISHED packets, and the chain drops them:\n` +
+      [...new Set(dropped.map((d) => `  ${describeReplay(d.replay)}`))].join('\n') +
       (synDecision ? `\nThe SYN is dropped too (see filter-blocks-vip); its fix does not reach these drops.` : `\nThe SYN passes${synAccept && !synAccept.policy ? ` (${locRef(synAccept.loc)})` : ''}, so the connection opens, but ` + (kinds.has('ACK') || kinds.has('DATA') ? 'the request never reaches the backend: the client hangs after the handshake.' : 'its FINs never pass: connections are never closed cleanly.')),
     evidence,
     unverified: assumed.map((d) => `${locRef(d.decision.loc)} has a match the snapshot cannot decide; assumed to match`),

@@ -3,7 +3,8 @@
 // firewall drops it: filter INPUT (with raw/mangle/nat PREROUTING) meets the request packets as they arrive
 // (the backend's address, or the VIP for DR; the client's address, or the balancer's when it masquerades),
 // filter OUTPUT (with POSTROUTING) meets the server's replies. The director's chains are the other rules'.
-import {formatEndpoint, hostPrefix, ipEquals, type IpAddr} from '../model/ip.js'
+import {formatEndpoint, formatIp, formatPrefix, hostPrefix, ipEquals, prefixContains, type IpAddr} from '../model/ip.js'
+import type {IptRule} from '../model/iptables.js'
 import type {Evidence} from '../model/finding.js'
 import type {Packet} from '../dataplane/packet.js'
 import {customRule, finding} from './engine/helpers.js'
@@ -161,6 +162,25 @@ function replay(l: Leg): {blocked: Blocked[]; synAccepted?: Decision; local: Pac
   return {blocked, synAccepted, local}
 }
 
+/**
+ * An ACCEPT rule of the realserver's filter table for the service's port that admits other sources only: the usual
+ * slip (a backend that trusts the balancer's network, while DNAT keeps the client's address).
+ */
+function acceptsOtherSources(rs: HostView, src: IpAddr, port: number): {rule: IptRule; from: string} | undefined {
+  for (const set of rs.fw?.rulesets ?? []) {
+    for (const c of set.tables.get('filter')?.chains.values() ?? []) {
+      for (const r of c.rules) {
+        if (r.target?.kind !== 'ACCEPT') continue
+        const ports = r.matches.find((m) => m.kind === 'port' && !m.neg && (m.dir === 'dst' || m.dir === 'any'))
+        if (ports?.kind !== 'port' || !ports.ranges.some(([lo, hi]) => port >= lo && port <= hi)) continue
+        const from = r.matches.find((m) => m.kind === 'addr' && m.dir === 'src' && !m.neg)
+        if (from?.kind === 'addr' && from.prefix.len > 0 && from.prefix.family === src.family && !prefixContains(from.prefix, src)) return {rule: r, from: formatPrefix(from.prefix)}
+      }
+    }
+  }
+  return undefined
+}
+
 /** What the client sees, from the first packet the realserver drops. */
 function consequence(first: FlowPacket, rs: string): string {
   switch (first) {
@@ -212,14 +232,16 @@ function check(l: Leg, w: World): RuleFinding | undefined {
       : `${l.snat!.host}'s address ${src} (${locRef(l.snat!.decision.loc)} masquerades them)`
   const sides = new Set(blocked.map((b) => b.side))
   const chains = [...new Set(blocked.map((b) => b.replay.result.blocked!.hook.hook))].join(' and ')
+  const slip = sides.has('in') ? acceptsOtherSources(rs, l.e.src, port) : undefined
   return finding(meta, rs.name, {
     severity: guesses.length || assumed.length ? 'info' : undefined,
     message:
       `${l.what}: the connection's packets reach ${rs.name} addressed to ${formatEndpoint({ip: host, port})} from ${from}, and ${rs.name}'s own firewall drops them (${chains}):\n` +
       blocked.map((b) => `  ${describeReplay(b.replay)}`).join('\n') +
       (synAccepted && !synAccepted.policy && blocked.every((b) => b.replay.kind !== 'SYN') ? `\nThe SYN is accepted (${locRef(synAccepted.loc)}), the rest of the connection is not.` : '') +
+      (slip ? `\n${locRef(slip.rule.loc)} accepts port ${port} from ${slip.from} only; these packets come from ${formatIp(l.e.src)}.` : '') +
       `\n${consequence(blocked[0]!.replay.kind, rs.name)}`,
-    evidence: [...l.evidence, ...(synAccepted && !synAccepted.policy ? [ev(synAccepted.loc)] : []), ...blocked.map((b) => ev(b.decision.loc))],
+    evidence: [...l.evidence, ...(synAccepted && !synAccepted.policy ? [ev(synAccepted.loc)] : []), ...(slip ? [ev(slip.rule.loc)] : []), ...blocked.map((b) => ev(b.decision.loc))],
     unverified: [...guesses, ...assumed.map((b) => `${locRef(b.decision.loc)} has a match the snapshot cannot decide; assumed to match`)],
     fix: {
       summary:
