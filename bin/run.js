@@ -5,8 +5,8 @@
 // `lvsdoctor --help` prints the root help that the build rendered with oclif itself (dist/root-help.txt, see
 // scripts/manifest.js) when it was rendered for this Node version, platform and terminal width.
 // This file is CommonJS (bin/package.json): as the program's entry an ES module makes Node load its ES module loader
-// first (~10 ms CPU and ~2.7 MB, measured against the same two lines as CommonJS), which `--help` and `check --json`
-// (dist/bundle/check.cjs) otherwise never need.
+// first (~10 ms CPU and ~2.7 MB, measured against the same two lines as CommonJS), which `--help` and `check` of
+// snapshots given on the command line (dist/bundle/check.cjs) otherwise never need.
 'use strict'
 const {createRequire} = require('node:module')
 const {readFileSync, statSync, writeFileSync} = require('node:fs')
@@ -53,12 +53,12 @@ async function main() {
     // within noise, peak RSS -3 MB; a budget of 150 or none slowed the main thread (~+75 ms). Read per compilation,
     // so it acts when set here.
     require('node:v8').setFlagsFromString('--semi-space-growth-factor=1 --max-inlined-bytecode-size-cumulative=300')
-    // a JSON report of snapshots given on the command line: the check path as one script with its code cache
-    let cached = wantsJson(args.slice(1)) ? loadCachedCheck() : undefined
+    // snapshots given on the command line: the check path as one script with its code cache
+    let cached = loadCachedCheck()
     let fast = cached?.exports
     let parsed = fast?.parseFastCheckArgs(args.slice(1))
-    // (the text and markdown reports and the live snapshot load npm packages that only the ES modules can import)
-    if (parsed && (parsed.format !== 'json' || parsed.paths.length === 0)) cached = fast = parsed = undefined
+    // (the live snapshot loads npm packages that only the ES modules can import)
+    if (parsed && parsed.paths.length === 0) cached = fast = parsed = undefined
     if (!cached) {
       // the bundle (scripts/manifest.js) unless a later tsc run left it stale
       let entry = '../dist/cli/fast-check.js'
@@ -78,11 +78,6 @@ async function main() {
     }
   }
   if (!done) await runOclif()
-}
-
-/** Whether `check` argv asks for JSON (a guess before the real parse: a wrong one only costs loading twice). */
-function wantsJson(argv) {
-  return argv.some((a, i) => a === '--json' || a === '--format=json' || (a === '--format' && argv[i + 1] === 'json'))
 }
 
 /**

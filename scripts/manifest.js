@@ -1,7 +1,7 @@
 // Post-build (run after tsc): writes oclif.manifest.json so that start-up does not import every command (see
 // STYLE.md: oclif template), the cached root help, and the bundled check path (dist/bundle/).
 import {Config} from '@oclif/core'
-import {writeFileSync, rmSync} from 'node:fs'
+import {readFileSync, writeFileSync, rmSync} from 'node:fs'
 import {fileURLToPath} from 'node:url'
 import {dirname, join} from 'node:path'
 
@@ -42,20 +42,21 @@ buildSync({
   logLevel: 'warning',
 })
 
-// `check --json` of snapshots given on the command line (the case of big dumps and of scripts) also as one CommonJS
-// script, dist/bundle/check.cjs, which bin/run.js compiles with a V8 code cache (dist/bundle/check.cjs.cache): on
-// Node 20 a code cache can be given to a script (vm.Script cachedData) but not to an ES module, and compiling the
-// check path's ~60 modules as they run was a fifth of a small check's CPU. It is the same code as dist/bundle/ (the
-// same esbuild input); import.meta.url is the script's own URL (it is as deep in dist/ as the ES modules). Its npm
-// imports (chalk, execa, listr2: ES modules, which require() cannot load on Node 20) sit in code that only the text
-// and markdown reports and the live snapshot run, which bin/run.js leaves to the ES modules.
+// `check` of snapshots given on the command line also as one CommonJS script, dist/bundle/check.cjs, which bin/run.js
+// compiles with a V8 code cache (dist/bundle/check.cjs.cache): on Node 20 a code cache can be given to a script
+// (vm.Script cachedData) but not to an ES module, and compiling the check path's ~60 modules as they run was a fifth
+// of a small check's CPU. It is the same code as dist/bundle/ (the same esbuild input); import.meta.url is the
+// script's own URL (it is as deep in dist/ as the ES modules). chalk (an ES module, which require() cannot load on
+// Node 20) is bundled into it for the text and markdown reports; the other npm imports (execa, listr2: ES modules too)
+// sit in code only the live snapshot runs, which bin/run.js leaves to the ES modules.
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
 buildSync({
   entryPoints: [join(root, 'dist/cli/fast-check.js')],
   bundle: true,
   format: 'cjs',
   platform: 'node',
   target: 'node20',
-  packages: 'external',
+  external: Object.keys({...pkg.dependencies, ...pkg.optionalDependencies}).filter((d) => d !== 'chalk'),
   keepNames: true,
   outfile: join(root, 'dist/bundle/check.cjs'),
   define: {'import.meta.url': '__lvsdoctorUrl'},
@@ -63,9 +64,10 @@ buildSync({
   logLevel: 'warning',
 })
 // The code cache holds the bytecode of the functions a check ran: bin/run.js writes it after checking a fixture
-// (with the V8 flags it sets itself: a cache made under other flags would be rejected). Functions the fixture did
+// (with the V8 flags it sets itself: a cache made under other flags would be rejected), as text, the default
+// report (--json adds one JSON.stringify). Functions the fixture did
 // not run are compiled when first called, as without a cache; a stale or rejected cache only costs that.
-execFileSync(process.execPath, [join(root, 'bin/run.js'), 'check', '--json', '--fail-on', 'none', join(root, 'fixtures/rules/dnat-forward-drop')], {
+execFileSync(process.execPath, [join(root, 'bin/run.js'), 'check', '--fail-on', 'none', join(root, 'fixtures/rules/dnat-forward-drop')], {
   env: {...process.env, LVSDOCTOR_WRITE_CODE_CACHE: '1'},
   stdio: ['ignore', 'ignore', 'inherit'],
 })
