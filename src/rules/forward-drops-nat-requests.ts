@@ -8,7 +8,7 @@ import {customRule, finding} from './engine/helpers.js'
 import {ev, locRef, UNKNOWN_IF, type HostView} from './engine/host.js'
 import type {IptRule, IptTable} from '../model/iptables.js'
 import {backendOutcome, clientIif, describeReplay, ipvsKnobs, params, placeOf, requestIn, requestInBlocked, type Replay} from './engine/flows.js'
-import {hookByDstClass} from './engine/path.js'
+import {hookByDstClass, rulesetFacts} from './engine/path.js'
 import {flowPacket, type Endpoints} from './engine/packets.js'
 import type {FlowPacket} from './engine/ctmodel.js'
 import type {Decision, HookResult} from './engine/firewall.js'
@@ -144,17 +144,21 @@ function check(svc: LbService, w: World): RuleFinding | undefined {
   const ops: FixOp[] = [...first.values()].flatMap((d) => fw.fixer.acceptEstablishedBefore(d.decision))
   const synAccept = synDecision ? undefined : requestIn(svc, w, probe, 'SYN', p, 'NEW').result.hooks.find((x) => x.hook === 'FORWARD')?.runs.find((r) => r.table === 'filter')?.decision
   const assumed = dropped.filter((d) => d.decision.assumed)
+  // an interface the snapshot cannot name (no routes): -i/-o matches were taken as not matching
+  const ifaceRules = fw.rulesets.some((rs) => FORWARD_TABLES.some((t) => rulesetFacts(rs).in.has(t) || rulesetFacts(rs).out.has(t)))
+  const guessed = ifaceRules && (iif === UNKNOWN_IF || legs.some((l) => l.oif === UNKNOWN_IF && dropped.some((d) => d.b === l.b)))
+  const guesses = guessed ? ['the interfaces the packets cross are not all known (no ip-addr.json/ip-route.json): -i/-o matches were taken as not matching'] : []
   const backends = [...new Set(dropped.map((d) => describeBackend(d.b)))]
   const kinds = new Set(dropped.map((d) => d.replay.kind))
   const evidence: Evidence[] = [ev(svc.loc), ...[...new Set(dropped.map((d) => d.b))].map((b) => ev(b.loc)), ...(synAccept && !synAccept.policy ? [ev(synAccept.loc)] : []), ...dropped.map((d) => ev(d.decision.loc))]
   return finding(meta, h.name, {
-    severity: assumed.length ? 'info' : undefined,
+    severity: assumed.length || guesses.length ? 'info' : undefined,
     message:
       `${describeService(svc)}: the client's packets after the SYN cross ${h.name}'s FORWARD chain after the DNAT (to ${listSome(backends)}), as ESTABLISHED packets, and the chain drops them:\n` +
       [...new Set(dropped.map((d) => `  ${describeReplay(d.replay)}`))].join('\n') +
       (synDecision ? `\nThe SYN is dropped too (see filter-blocks-vip); its fix does not reach these drops.` : `\nThe SYN passes${synAccept && !synAccept.policy ? ` (${locRef(synAccept.loc)})` : ''}, so the connection opens, but ` + (kinds.has('ACK') || kinds.has('DATA') ? 'the request never reaches the backend: the client hangs after the handshake.' : 'its FINs never pass: connections are never closed cleanly.')),
     evidence,
-    unverified: assumed.map((d) => `${locRef(d.decision.loc)} has a match the snapshot cannot decide; assumed to match`),
+    unverified: [...guesses, ...assumed.map((d) => `${locRef(d.decision.loc)} has a match the snapshot cannot decide; assumed to match`)],
     fix: {
       summary: `accept the packets of accepted connections in FORWARD (conntrack ESTABLISHED,RELATED) before ${placeOf(first.values().next().value!.decision)}`,
       ops,
