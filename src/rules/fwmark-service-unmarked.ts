@@ -296,8 +296,11 @@ function report(m: Marked, w: World): RuleFinding | undefined {
   const adds = b ? true : a!.adds
   const problems = [...(a?.problems ?? []), ...(b?.problems ?? [])]
   const marks = b ? "the flow's packets" : a?.marks ? `the packets to ${a.marks}` : "the VIP's packets"
+  const unverified = !!a?.unverified && !b
   return finding(meta, m.h.name, {
-    severity: a?.unverified && !b ? 'info' : undefined,
+    severity: unverified ? 'info' : undefined,
+    // as every rule's finding that rests on files the snapshot lacks (helpers.ts unverifiedFinding)
+    title: unverified ? `${meta.title} (not verified)` : undefined,
     message: `${m.label}:\n${problems.map((p) => `  ${p}`).join('\n')}`,
     evidence: [...(a?.evidence ?? []), ...(b?.evidence ?? [])],
     unverified: b ? undefined : a?.unverified,

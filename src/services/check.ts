@@ -76,7 +76,8 @@ export function checkHosts(hosts: HostSnapshot[], opts: CheckOptions): CheckRepo
     (a, b) =>
       hostIndex(hosts, a.host) - hostIndex(hosts, b.host) ||
       SEVERITY_ORDER[b.severity] - SEVERITY_ORDER[a.severity] ||
-      a.rule.localeCompare(b.rule),
+      // rule ids are ASCII kebab-case, where code-unit order is localeCompare's: no ICU collator to load (~2.5 MB, 5-8 ms)
+      (a.rule < b.rule ? -1 : a.rule > b.rule ? 1 : 0),
   )
   // fix commands are rendered last, in report order: their positions are exact when applied in that order
   const findings = renderFixes(raw)

@@ -70,3 +70,13 @@ describe(ID, () => {
     expect(run({'keepalived.conf': ka('')})).toHaveLength(1)
   })
 })
+
+describe('findings that rest on files the snapshot lacks say so in their title', () => {
+  test('fwmark-service-unmarked without a packet filter in the snapshot is info "(not verified)", as the other rules write it', () => {
+    const fs = checkPaths([host({'ipvsadm-Sn.txt': '-A -f 1 -s wlc\n-a -f 1 -r 10.0.0.1:0 -m -w 1\n'})], {version: 't'}).findings
+    const fw = fs.filter((f) => f.rule === 'fwmark-service-unmarked')
+    expect(fw.map((f) => [f.severity, f.title])).toEqual([['info', 'an fwmark virtual service whose mark no rule sets (not verified)']])
+    // every info finding with unverified items carries the suffix
+    for (const f of fs) if (f.severity === 'info' && f.unverified?.length) expect(f.title, f.rule).toMatch(/\(not verified\)$/)
+  })
+})
