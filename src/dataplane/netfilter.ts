@@ -102,7 +102,11 @@ function ifaceMatches(pattern: string, name: string | undefined): boolean {
 
 function inRanges(port: number | undefined, ranges: readonly (readonly [number, number])[]): boolean {
   if (port === undefined) return false
-  for (const [lo, hi] of ranges) if (port >= lo && port <= hi) return true
+  // indexed, without destructuring: an iterator and its results per call while this runs unoptimised
+  for (let k = 0; k < ranges.length; k++) {
+    const range = ranges[k]!
+    if (port >= range[0] && port <= range[1]) return true
+  }
   return false
 }
 
@@ -356,81 +360,159 @@ function applyMark(op: 'set' | 'xset' | 'and' | 'or' | 'xor', value: number, mas
  * CT) take effect and evaluation goes on; a terminating target ends it; falling off a builtin chain applies
  * its policy. NAT targets end with verdict 'NAT' and the target, for the caller to bind.
  */
+/**
+ * The reusable state of a walk: its callers (chain number, rule list, position: a Frame object is made only for a
+ * checkpoint), its trail (copied to an exact-sized array at the end) and the assumptions ruleMatches reports. One
+ * per nesting level (a callback of the env, draw or checkpoint, could start another walk): most walks allocate
+ * nothing but their result, its trail and the packets MARK makes.
+ */
+interface Scratch {
+  readonly chains: number[]
+  readonly rules: (readonly IptRule[])[]
+  readonly pos: number[]
+  readonly trail: IptRule[]
+  readonly sink: Assumption[]
+}
+
+const scratches: Scratch[] = []
+let level = 0
+
+/** Shared by the results whose trail or assumptions are empty (never written to). */
+const NO_RULES: readonly IptRule[] = Object.freeze([])
+const NO_ASSUMPTIONS: readonly Assumption[] = Object.freeze([])
+
+/** The callers sp-1 .. 0 of the scratch stack as the Frame list a checkpoint keeps. */
+function framesOf(s: Scratch, sp: number): Frame | undefined {
+  let f: Frame | undefined
+  for (let k = 0; k < sp; k++) f = {chain: s.chains[k]!, rules: s.rules[k]!, i: s.pos[k]!, up: f, depth: k + 1}
+  return f
+}
+
+/**
+ * Runs `chain` of `table` (a builtin chain) for one packet. Non-terminating targets (MARK, CONNMARK, LOG,
+ * CT) take effect and evaluation goes on; a terminating target ends it; falling off a builtin chain applies
+ * its policy. NAT targets end with verdict 'NAT' and the target, for the caller to bind.
+ */
 export function runChain(table: IptTable, chain: string, packet: Packet, env: MatchEnv, ctMark = env.ct?.mark ?? 0, from?: ChainCheckpoint): ChainResult {
+  const s = (scratches[level] ??= {chains: [], rules: [], pos: [], trail: [], sink: []})
+  level++
+  try {
+    return walk(s, table, chain, packet, env, ctMark, from)
+  } finally {
+    level--
+  }
+}
+
+function walk(s: Scratch, table: IptTable, chain: string, packet: Packet, env: MatchEnv, ctMark: number, from: ChainCheckpoint | undefined): ChainResult {
   // chains by number (tableGraph): a jump is followed without looking its name up among 34,000 chains
   const g = tableGraph(table)
   let cid = startId(g, chain)
   const builtin = cid < g.chains.length ? g.chains[cid] : undefined
-  if (!builtin) return {verdict: 'ACCEPT', policy: true, trail: [], assumptions: [], packet, ctMark, notrack: false}
+  if (!builtin) return {verdict: 'ACCEPT', rule: undefined, target: undefined, policy: true, trail: NO_RULES, assumptions: NO_ASSUMPTIONS, packet, ctMark, notrack: false}
   if (from) env = from.env
-  const trail: IptRule[] = from ? from.trail.slice(0, from.trailLen) : []
-  const assumptions: Assumption[] = from ? from.assumptions.slice(0, from.assumptionsLen) : []
-  let p = from ? from.packet : packet
-  let mark = from ? from.ctMark : ctMark
-  let notrack = from ? from.notrack : false
-  // The call stack of user chains: a frame per caller (a checkpoint keeps the list as it is)
-  let stack: Frame | undefined = from?.stack
-  if (from) cid = from.chain
-  // only the rules that can match the packet (chain-index.ts): the destination does not change in a chain walk
-  let rules: readonly IptRule[] = from ? from.rules : candidateRules(builtin.rules, p)
-  let i = from ? from.i : 0
-  let curEnv = from ? from.curEnv : env
+  // the trail so far is s.trail[0 .. nTrail); the walk's own assumptions array is made when the first one is
+  const trail = s.trail
+  let nTrail = 0
+  let assumptions: Assumption[] | undefined
+  const sink = s.sink
+  // the call stack of user chains: caller k (0: outermost) is chains[k], rules[k], pos[k]; sp callers
+  const chains = s.chains
+  const callers = s.rules
+  const pos = s.pos
+  let sp = 0
+  let p = packet
+  let mark = ctMark
+  let notrack = false
+  let rules: readonly IptRule[]
+  let i = 0
+  let curEnv = env
+  if (from) {
+    for (let k = 0; k < from.trailLen; k++) trail[k] = from.trail[k]!
+    nTrail = from.trailLen
+    if (from.assumptionsLen > 0) assumptions = from.assumptions.slice(0, from.assumptionsLen)
+    for (let f = from.stack; f !== undefined; f = f.up) {
+      chains[f.depth - 1] = f.chain
+      callers[f.depth - 1] = f.rules
+      pos[f.depth - 1] = f.i
+    }
+    sp = from.stack === undefined ? 0 : from.stack.depth
+    p = from.packet
+    mark = from.ctMark
+    notrack = from.notrack
+    cid = from.chain
+    rules = from.rules
+    i = from.i
+    curEnv = from.curEnv
+  } else {
+    // only the rules that can match the packet (chain-index.ts): the destination does not change in a chain walk
+    rules = candidateRules(builtin.rules, p)
+  }
   const checkpoint = env.checkpoint
+  let verdict: ChainVerdict | undefined
+  let decided: IptRule | undefined
   for (;;) {
     if (i >= rules.length) {
-      if (stack === undefined) break
-      cid = stack.chain
-      rules = stack.rules
-      i = stack.i
-      stack = stack.up
+      if (sp === 0) break
+      sp--
+      cid = chains[sp]!
+      rules = callers[sp]!
+      i = pos[sp]!
       continue
     }
     const rule = rules[i++]!
     if (checkpoint !== undefined && hasStatistic(rule)) {
       const save = checkpoint(rule)
       if (save) {
+        // the checkpoint keeps copies: the scratch arrays are reused by the next walk
+        const kept = trail.slice(0, nTrail)
         save({
           chain: cid,
           rules,
           i: i - 1,
-          stack,
+          stack: framesOf(s, sp),
           packet: p,
           ctMark: mark,
           notrack,
           env,
           curEnv,
-          trail,
-          trailLen: trail.length,
-          assumptions,
-          assumptionsLen: assumptions.length,
+          trail: kept,
+          trailLen: nTrail,
+          assumptions: assumptions ?? NO_ASSUMPTIONS,
+          assumptionsLen: assumptions === undefined ? 0 : assumptions.length,
         })
       }
     }
-    if (!ruleMatches(rule, p, curEnv, assumptions)) continue
-    trail.push(rule)
+    const ok = ruleMatches(rule, p, curEnv, sink)
+    if (sink.length !== 0) {
+      assumptions ??= []
+      for (let k = 0; k < sink.length; k++) assumptions.push(sink[k]!)
+      sink.length = 0
+    }
+    if (!ok) continue
+    trail[nTrail++] = rule
     const t = rule.target
     if (!t) continue
+    const kind = t.kind
+    if (kind === 'ACCEPT' || kind === 'DROP' || kind === 'QUEUE' || kind === 'REJECT') {
+      verdict = kind
+      decided = rule
+      break
+    }
+    if (kind === 'DNAT' || kind === 'SNAT' || kind === 'MASQUERADE' || kind === 'REDIRECT') {
+      verdict = 'NAT'
+      decided = rule
+      break
+    }
     switch (t.kind) {
-      case 'ACCEPT':
-      case 'DROP':
-      case 'QUEUE':
-        return {verdict: t.kind, rule, target: t, policy: false, trail, assumptions, packet: p, ctMark: mark, notrack}
-      case 'REJECT':
-        return {verdict: 'REJECT', rule, target: t, policy: false, trail, assumptions, packet: p, ctMark: mark, notrack}
-      case 'DNAT':
-      case 'SNAT':
-      case 'MASQUERADE':
-      case 'REDIRECT':
-        return {verdict: 'NAT', rule, target: t, policy: false, trail, assumptions, packet: p, ctMark: mark, notrack}
       case 'RETURN': {
-        if (stack === undefined) {
+        if (sp === 0) {
           i = rules.length // RETURN in a builtin chain: the policy decides
           break
         }
-        cid = stack.chain
-        rules = stack.rules
-        i = stack.i
-        stack = stack.up
+        sp--
+        cid = chains[sp]!
+        rules = callers[sp]!
+        i = pos[sp]!
         break
       }
       case 'jump':
@@ -438,15 +520,18 @@ export function runChain(table: IptTable, chain: string, packet: Packet, env: Ma
         const tid = jumpId(g, cid, rule)
         const target = tid >= 0 && tid < g.chains.length ? g.chains[tid] : undefined
         if (!target) {
-          assumptions.push({rule, what: `jump to chain ${t.chain}, which the table does not declare: ignored`})
+          ;(assumptions ??= []).push({rule, what: `jump to chain ${t.chain}, which the table does not declare: ignored`})
           break
         }
-        if ((stack?.depth ?? 0) >= MAX_DEPTH) {
-          assumptions.push({rule, what: `chain nesting deeper than ${MAX_DEPTH}: stopped following`})
+        if (sp >= MAX_DEPTH) {
+          ;(assumptions ??= []).push({rule, what: `chain nesting deeper than ${MAX_DEPTH}: stopped following`})
           break
         }
         if (t.kind === 'jump') {
-          stack = {chain: cid, rules, i, up: stack, depth: (stack?.depth ?? 0) + 1}
+          chains[sp] = cid
+          callers[sp] = rules
+          pos[sp] = i
+          sp++
         }
         cid = tid
         rules = candidateRules(target.rules, p)
@@ -475,10 +560,13 @@ export function runChain(table: IptTable, chain: string, packet: Packet, env: Ma
       case 'TRACE':
         break
       case 'unknown':
-        assumptions.push({rule, what: `target ${t.name} is not modelled: assumed not to change the packet or end the chain`})
+        ;(assumptions ??= []).push({rule, what: `target ${t.name} is not modelled: assumed not to change the packet or end the chain`})
         break
     }
   }
-  const policy = builtin.policy ?? 'ACCEPT'
-  return {verdict: policy, policy: true, trail, assumptions, packet: p, ctMark: mark, notrack}
+  // the rules the trail holds are not needed by the scratch once copied (kept alive by the tables anyway)
+  const out = nTrail === 0 ? NO_RULES : trail.slice(0, nTrail)
+  const as = assumptions ?? NO_ASSUMPTIONS
+  if (decided !== undefined) return {verdict: verdict!, rule: decided, target: decided.target, policy: false, trail: out, assumptions: as, packet: p, ctMark: mark, notrack}
+  return {verdict: builtin.policy ?? 'ACCEPT', rule: undefined, target: undefined, policy: true, trail: out, assumptions: as, packet: p, ctMark: mark, notrack}
 }
