@@ -381,6 +381,24 @@ let level = 0
 const NO_RULES: readonly IptRule[] = Object.freeze([])
 const NO_ASSUMPTIONS: readonly Assumption[] = Object.freeze([])
 
+/** The packet MARK or CONNMARK --restore-mark made last, from which packet and with which mark. */
+let markedFrom: Packet | undefined
+let markedMark = 0
+let marked: Packet | undefined
+
+/**
+ * `p` with skb->mark `mark`: a new packet, or the one made last for the same packet and mark (packets are values,
+ * never changed once made: a cascade replays one probe per endpoint, each run through KUBE-MARK-MASQ).
+ */
+function withMark(p: Packet, mark: number): Packet {
+  if (p === markedFrom && mark === markedMark) return marked!
+  const out = {...p, mark}
+  markedFrom = p
+  markedMark = mark
+  marked = out
+  return out
+}
+
 /** The callers sp-1 .. 0 of the scratch stack as the Frame list a checkpoint keeps. */
 function framesOf(s: Scratch, sp: number): Frame | undefined {
   let f: Frame | undefined
@@ -539,14 +557,14 @@ function walk(s: Scratch, table: IptTable, chain: string, packet: Packet, env: M
         break
       }
       case 'MARK':
-        p = {...p, mark: applyMark(t.op, t.value, t.mask, p.mark)}
+        p = withMark(p, applyMark(t.op, t.value, t.mask, p.mark))
         curEnv = withCtMark(env, curEnv, mark)
         break
       case 'CONNMARK':
         // xt_connmark.c connmark_tg_shift: save = (ctmark & ~ctmask) ^ (skb->mark & nfmask),
         // restore = (skb->mark & ~nfmask) ^ (ctmark & ctmask)
         if (t.op === 'save') mark = ((mark & ~t.ctmask) ^ (p.mark & t.nfmask)) >>> 0
-        else if (t.op === 'restore') p = {...p, mark: ((p.mark & ~t.nfmask) ^ (mark & t.ctmask)) >>> 0}
+        else if (t.op === 'restore') p = withMark(p, ((p.mark & ~t.nfmask) ^ (mark & t.ctmask)) >>> 0)
         else if ('value' in t) mark = applyMark(t.op, t.value, t.mask, mark)
         curEnv = withCtMark(env, curEnv, mark)
         break
