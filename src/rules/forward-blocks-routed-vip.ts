@@ -134,7 +134,7 @@ function check(fp: ForwardPath): RuleFinding | undefined {
     message:
       `${describeForward(fp)}: ${h.name} forwards the client's packets to ${fp.realserver.name} unchanged (still addressed to ${vip})` +
       (through ? ` and ${fp.realserver.name}'s replies come back through it (from ${vip})` : `; ${fp.ret.kind === 'around' ? fp.ret.reason : 'the way back is not known'}`) +
-      `, and its FORWARD chain drops them:\n` +
+      `. ${h.name}'s FORWARD chain drops ${through ? 'them' : "the client's packets"}:\n` +
       blocked.map((b) => `  ${b.side === 'out' ? 'reply: ' : ''}${describeReplay(b.replay)}`).join('\n') +
       (accepting ? `\nThe SYN is accepted (${locRef(accepting.loc)}), the rest of the connection is not.` : '') +
       (slip ? `\n${locRef(slip.loc)} accepts ${formatIp(fp.gateway)}, ${fp.realserver.name}'s own address, but the routed packets still carry the VIP: it does not match them.` : '') +
