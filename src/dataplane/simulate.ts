@@ -47,6 +47,8 @@ export interface Failure {
   readonly chain: string
   readonly rule?: Loc
   readonly reason: string
+  /** a REJECT --reject-with tcp-reset (nft `reject with tcp reset`): a TCP reset goes back to the packet's sender */
+  readonly reset?: boolean
 }
 
 export type Arrival =
@@ -329,7 +331,8 @@ class Sim {
     const why = res.policy
       ? `the ${tableName} ${hook} chain's policy is ${verdict} and no rule accepted this packet (ctstate ${ctWord || 'none'})`
       : `${tableName} ${hook} rule ${rule.file}:${rule.line} ${verdict === 'REJECT' ? 'rejects' : verdict === 'QUEUE' ? 'queues to userspace (not modelled)' : 'drops'} it (ctstate ${ctWord || 'none'}): ${rule.text.trim()}`
-    return {kind: 'stop', journey: {steps: this.steps, hops: this.hops, failure: {host: h.name, hook, chain: hook, rule, reason: why + (skb.ct?.reason ? `; ${skb.ct.reason}` : '')}, assumptions: this.assumptions}}
+    const reset = isTcpReset(verdict, res.target)
+    return {kind: 'stop', journey: {steps: this.steps, hops: this.hops, failure: {host: h.name, hook, chain: hook, rule, reason: why + (skb.ct?.reason ? `; ${skb.ct.reason}` : ''), ...(reset ? {reset} : {})}, assumptions: this.assumptions}}
   }
 
   private nftEnv(h: HostModel, skb: Skb, iif: string | undefined, oif: string | undefined): NftEnv {
@@ -359,7 +362,8 @@ class Sim {
     const why = res.policy
       ? `the policy of ${name} is ${verdict.toLowerCase()} and no rule accepted this packet (ct state ${ctWord.toLowerCase() || 'none'})`
       : `${name} handle ${res.rule!.handle} ${verdict === 'REJECT' ? 'rejects' : verdict === 'QUEUE' ? 'queues to userspace (not modelled)' : 'drops'} it (ct state ${ctWord.toLowerCase() || 'none'}): ${rule.text}`
-    return {kind: 'stop', journey: {steps: this.steps, hops: this.hops, failure: {host: h.name, hook, chain: name, rule, reason: why + (skb.ct?.reason ? `; ${skb.ct.reason}` : '')}, assumptions: this.assumptions}}
+    const reset = isTcpReset(verdict, res.target)
+    return {kind: 'stop', journey: {steps: this.steps, hops: this.hops, failure: {host: h.name, hook, chain: name, rule, reason: why + (skb.ct?.reason ? `; ${skb.ct.reason}` : ''), ...(reset ? {reset} : {})}, assumptions: this.assumptions}}
   }
 
   /** netdev (and inet) ingress chains of the device a packet arrives on, and netdev egress chains of the one it leaves by. */
@@ -663,6 +667,10 @@ function devOf(route: RouteResult): string | undefined {
   if (route.kind === 'unicast') return route.dev
   if (route.kind === 'local' || route.kind === 'broadcast') return 'lo'
   return undefined
+}
+
+function isTcpReset(verdict: string, target: {readonly kind: string; readonly with?: string} | undefined): boolean {
+  return verdict === 'REJECT' && target?.kind === 'REJECT' && target.with === 'tcp-reset'
 }
 
 function chainLoc(chain: IptChain): Loc {

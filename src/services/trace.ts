@@ -109,6 +109,7 @@ export function traceConnection(snaps: readonly HostSnapshot[], o: TraceOptions)
   const ok = new Map<string, boolean>()
   let server: Server | undefined
   let firstFailure: FirstFailure | null = null
+  let ackReset = false
   let t = o.start ?? 1000
   for (let i = 0; i < specs.length; i++) {
     const s = specs[i]!
@@ -149,17 +150,25 @@ export function traceConnection(snaps: readonly HostSnapshot[], o: TraceOptions)
     for (const a of journey.assumptions) if (!assumptions.includes(a)) assumptions.push(a)
     const delivered = !journey.failure && !problem
     const stoppedAt = delivered ? undefined : (journey.failure?.host ?? problemAt)
-    packets.push({n: i + 1, label: s.label, from: s.from, delivered, steps: journey.steps, hops: journey.hops, problem: journey.failure?.reason ?? problem, stoppedAt})
+    // the handshake ACK answered with a TCP reset (REJECT --reject-with tcp-reset): the client's connection, open
+    // since the SYN/ACK, is reset at once. A connect() not yet woken by the SYN/ACK returns ECONNRESET (what the
+    // kernel suite's namespaces show), a later one gets it on the first read or write: not a connection either way
+    if (o.proto === 'tcp' && s.label === 'ACK' && journey.failure?.reset) {
+      ackReset = true
+      assumptions.push(`the TCP reset ${journey.failure.host} answers the handshake ACK with is assumed to reach the client (trace does not replay it)`)
+    }
+    const why = journey.failure ? journey.failure.reason + (ackReset ? "; the TCP reset it sends back resets the client's connection as soon as it opens" : '') : problem
+    packets.push({n: i + 1, label: s.label, from: s.from, delivered, steps: journey.steps, hops: journey.hops, problem: why, stoppedAt})
     ok.set(s.label, delivered)
     if (!delivered) {
       const f = journey.failure
       firstFailure = f
-        ? {packet: i + 1, host: f.host, hook: f.hook, chain: f.chain, rule: f.rule ? {file: f.rule.file, line: f.rule.line, text: f.rule.text} : null, reason: f.reason}
+        ? {packet: i + 1, host: f.host, hook: f.hook, chain: f.chain, rule: f.rule ? {file: f.rule.file, line: f.rule.line, text: f.rule.text} : null, reason: why!}
         : {packet: i + 1, host: stoppedAt ?? 'client', hook: 'SOCKET', chain: '', rule: null, reason: problem!}
       break
     }
   }
-  const connected = o.proto === 'tcp' ? ok.get('SYN/ACK') === true : ok.get('response') === true
+  const connected = o.proto === 'tcp' ? ok.get('SYN/ACK') === true && !ackReset : ok.get('response') === true
   const reply = ok.get('response') === true
   const closed = o.proto === 'tcp' ? ['FIN', 'FIN/ACK', 'last ACK'].every((l) => ok.get(l) === true) : reply
   const ipvs: IpvsConnectionView[] = []

@@ -156,6 +156,12 @@ export const SCENARIOS: readonly Scenario[] = [
     extra: ['iptables -P FORWARD DROP', 'iptables -A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT', 'iptables -A FORWARD -d 10.1.0.10/32 -p tcp --dport 8080 -j ACCEPT'],
     expect: ALL,
   }),
+  dnat('fwd-ack-reset', "FORWARD accepts the DNATed SYN (--state NEW) and the replies, and rejects the rest of TCP with tcp-reset: the client's handshake ACK is answered with a reset, and its connect() fails with ECONNRESET (found by the random scenarios, seed 4: rnd4-5); forward-drops-nat-requests' accept repairs it", {
+    returnVia: 'd',
+    extra: ['iptables -A FORWARD -p tcp -m state --state NEW -m tcp --dport 8080 -j ACCEPT', 'iptables -A FORWARD -s 10.1.0.10/32 -p tcp --sport 8080 -j ACCEPT', 'iptables -A FORWARD -p tcp -j REJECT --reject-with tcp-reset'],
+    expect: NOTHING,
+    fixed: ALL,
+  }),
 ]
 
 // ---- realservers' own firewalls and DR-shaped routes through a FORWARD chain (prefix ldq: realserver-filter-blocks-service,
