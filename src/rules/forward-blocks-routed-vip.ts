@@ -10,7 +10,7 @@ import {acceptedBy, describeReplay, forwardIn, guessesOf, type Replay} from './e
 import {received} from './engine/path.js'
 import {flowPacket} from './engine/packets.js'
 import {describeForward, type ForwardPath} from './engine/forward.js'
-import type {FlowPacket} from './engine/ctmodel.js'
+import {CLIENT_PACKETS, SERVER_PACKETS, PACKET_ORDER, type FlowPacket} from './engine/ctmodel.js'
 import type {Decision, PacketSelector} from './engine/firewall.js'
 import type {FixOp} from './engine/fix.js'
 import type {IptRule} from '../model/iptables.js'
@@ -29,9 +29,9 @@ export const meta: RuleMeta = {
   ],
 }
 
-const CLIENT: readonly FlowPacket[] = ['SYN', 'ACK', 'DATA', 'FIN']
-const REPLIES: readonly FlowPacket[] = ['SYNACK', 'RDATA', 'RFIN']
-const ORDER: readonly FlowPacket[] = ['SYN', 'SYNACK', 'ACK', 'DATA', 'RDATA', 'FIN', 'RFIN']
+const CLIENT = CLIENT_PACKETS
+const REPLIES = SERVER_PACKETS
+const ORDER = PACKET_ORDER
 
 interface Blocked {
   readonly replay: Replay
@@ -39,10 +39,6 @@ interface Blocked {
   readonly side: 'in' | 'out'
 }
 
-/**
- * Does a rule of the forwarding host name the VIP, or the realserver's address it routes the VIP to, as a
- * destination (the path is meant to carry traffic, not closed on purpose)?
- */
 /** An ACCEPT rule of filter FORWARD written for the realserver's own address (not the VIP): the usual slip. */
 function acceptsRealserver(fp: ForwardPath): IptRule | undefined {
   for (const rs of fp.host.fw?.rulesets ?? []) {
@@ -57,6 +53,10 @@ function acceptsRealserver(fp: ForwardPath): IptRule | undefined {
   return undefined
 }
 
+/**
+ * Does a rule of the forwarding host name the VIP, or the realserver's address it routes the VIP to, as a
+ * destination (the path is meant to carry traffic, not closed on purpose)?
+ */
 function namedByRules(fp: ForwardPath): boolean {
   for (const rs of fp.host.fw?.rulesets ?? []) {
     for (const t of rs.tables.values()) {

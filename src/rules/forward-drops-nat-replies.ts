@@ -9,7 +9,7 @@ import {customRule, finding} from './engine/helpers.js'
 import {ev, locRef, UNKNOWN_IF, type HostView} from './engine/host.js'
 import {acceptedBy, backendOutcome, describeReplay, guessesOf, ipvsKnobs, params, placeOf, replyInByClass, requestIn, requestInBlocked, type Replay} from './engine/flows.js'
 import {hookByDstClass, receivedBySrcClass, receivedSrcClass} from './engine/path.js'
-import {ctStateOf, natConsulted} from './engine/ctmodel.js'
+import {ctStateOf, natConsulted, SERVER_PACKETS} from './engine/ctmodel.js'
 import {returnRoute} from './engine/returnpath.js'
 import type {Decision} from './engine/firewall.js'
 import type {FixOp} from './engine/fix.js'
@@ -31,7 +31,7 @@ export const meta: RuleMeta = {
   ],
 }
 
-const REPLIES: readonly FlowPacket[] = ['SYNACK', 'RDATA', 'RFIN']
+const REPLIES = SERVER_PACKETS
 
 interface Dropped {
   readonly b: Backend

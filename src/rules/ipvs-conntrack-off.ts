@@ -7,7 +7,7 @@ import {describeReplay, guessesOf, ipSel, ipvsKnobs, params, replyIn, requestIn,
 import {conntrackOnBreaks} from './engine/vs-conntrack.js'
 import {hostPrefix} from '../model/ip.js'
 import {describeBackend, describeService, vipSelector} from './engine/world.js'
-import type {FlowPacket} from './engine/ctmodel.js'
+import {CLIENT_PACKETS, SERVER_PACKETS} from './engine/ctmodel.js'
 import {statelessFix, type Blocked} from './engine/stateful.js'
 import type {Evidence} from '../model/finding.js'
 import type {RuleMeta} from './types.js'
@@ -27,8 +27,8 @@ export const meta: RuleMeta = {
   ],
 }
 
-const CLIENT: readonly FlowPacket[] = ['SYN', 'ACK', 'DATA', 'FIN']
-const SERVER: readonly FlowPacket[] = ['SYNACK', 'RDATA', 'RFIN']
+const CLIENT = CLIENT_PACKETS
+const SERVER = SERVER_PACKETS
 
 export default serviceRule(
   meta,

@@ -14,7 +14,7 @@ import {hookByDstClass, received, sent} from './engine/path.js'
 import {flowPacket, type Endpoints, type L4} from './engine/packets.js'
 import {describeForward} from './engine/forward.js'
 import {returnRoute} from './engine/returnpath.js'
-import type {FlowPacket} from './engine/ctmodel.js'
+import {CLIENT_PACKETS, SERVER_PACKETS, PACKET_ORDER, type FlowPacket} from './engine/ctmodel.js'
 import type {Decision, PacketSelector} from './engine/firewall.js'
 import type {FixOp} from './engine/fix.js'
 import {describeBackend, describeService, type Backend, type LbService, type World} from './engine/world.js'
@@ -34,10 +34,9 @@ export const meta: RuleMeta = {
   ],
 }
 
-const REQUEST: readonly FlowPacket[] = ['SYN', 'ACK', 'DATA', 'FIN']
-const REPLY: readonly FlowPacket[] = ['SYNACK', 'RDATA', 'RFIN']
-/** the order the packets of a connection come in: the first blocked one says what the client sees */
-const ORDER: readonly FlowPacket[] = ['SYN', 'SYNACK', 'ACK', 'DATA', 'RDATA', 'FIN', 'RFIN']
+const REQUEST = CLIENT_PACKETS
+const REPLY = SERVER_PACKETS
+const ORDER = PACKET_ORDER
 
 /** One way a balanced connection reaches a realserver: the request as the realserver receives it. */
 interface Leg {

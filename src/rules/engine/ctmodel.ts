@@ -47,6 +47,9 @@ export type FlowPacket =
   | 'RFIN' // server's FIN (F.)
 
 export const CLIENT_PACKETS: readonly FlowPacket[] = ['SYN', 'ACK', 'DATA', 'FIN']
+export const SERVER_PACKETS: readonly FlowPacket[] = ['SYNACK', 'RDATA', 'RFIN']
+/** the order the packets of one connection come in: the first blocked one says what the client sees */
+export const PACKET_ORDER: readonly FlowPacket[] = ['SYN', 'SYNACK', 'ACK', 'DATA', 'RDATA', 'FIN', 'RFIN']
 
 /** Where the packet meets netfilter. */
 export type FlowPlace =
@@ -70,7 +73,7 @@ export interface CtParams {
   readonly proto: 'tcp' | 'udp' | 'sctp'
 }
 
-const REPLY_PACKETS = new Set<FlowPacket>(['SYNACK', 'RDATA', 'RFIN'])
+const REPLY_PACKETS = new Set<FlowPacket>(SERVER_PACKETS)
 
 /** The ctstate a packet has at a place. */
 export function ctStateOf(place: FlowPlace, pkt: FlowPacket, p: CtParams): CtState {
