@@ -153,8 +153,14 @@ function drawingFirewall(base: IptablesFirewall, draw: Draw, seen?: (r: HookResu
 interface Leaf<T> {
   readonly value: T
   readonly p: number
-  /** indices into `stat` of the rules drawn as matching, highest first */
-  readonly on: readonly number[]
+  /** the highest index into `stat` of the rules drawn as matching (-1: none) */
+  readonly on: number
+  /** when two or more rules were drawn as matching: their indices, highest first (no array per leaf otherwise) */
+  readonly ons: readonly number[] | undefined
+}
+
+function onLength(l: Leaf<unknown>): number {
+  return l.ons ? l.ons.length : l.on < 0 ? 0 : 1
 }
 
 /**
@@ -163,9 +169,33 @@ interface Leaf<T> {
  * probability, so with a `--probability 1` rule that the leaf never reaches it listed that leaf later.)
  */
 function byAssignment(a: Leaf<unknown>, b: Leaf<unknown>): number {
-  const n = Math.min(a.on.length, b.on.length)
-  for (let i = 0; i < n; i++) if (a.on[i] !== b.on[i]) return a.on[i]! - b.on[i]!
-  return a.on.length - b.on.length
+  const an = onLength(a)
+  const bn = onLength(b)
+  const n = Math.min(an, bn)
+  for (let i = 0; i < n; i++) {
+    const x = a.ons ? a.ons[i]! : a.on
+    const y = b.ons ? b.ons[i]! : b.on
+    if (x !== y) return x - y
+  }
+  return an - bn
+}
+
+/**
+ * The leaves in byAssignment order, as Array.prototype.sort (stable) orders them: a few by insertion in place
+ * (sort copies the array into a work array first; 2,265 cascades on kube-proxy 100k).
+ */
+function sortLeaves<T>(leaves: Leaf<T>[]): Leaf<T>[] {
+  if (leaves.length > SCAN_MAX) return leaves.sort(byAssignment)
+  for (let i = 1; i < leaves.length; i++) {
+    const x = leaves[i]!
+    let j = i - 1
+    while (j >= 0 && byAssignment(leaves[j]!, x) > 0) {
+      leaves[j + 1] = leaves[j]!
+      j--
+    }
+    leaves[j + 1] = x
+  }
+  return leaves
 }
 
 /**
@@ -182,11 +212,48 @@ export function enumerate<T>(
 ): Enumeration<T> {
   const base = firewallOf(rulesets)
   if (stat.length === 0) return {outcomes: [{value: run(base, sameRule), p: 1}], stat, sampled: false}
-  const index = new Map<IptRule, number>()
-  stat.forEach((s, i) => index.set(s.rule, i))
+  const index = new StatIndex(stat)
   const leaves = lastMatchBlock(base, stat, index, run) ?? explore(base, stat, index, run)
-  if (leaves) return {outcomes: merge(leaves.sort(byAssignment), key), stat, sampled: false}
+  if (leaves) return {outcomes: merge(sortLeaves(leaves), key), stat, sampled: false}
   return {outcomes: merge(sample(base, stat, index, run), key), stat, sampled: true}
+}
+
+/** Up to this many statistic rules, a rule's index in `stat` is found by a scan, and outcomes are merged in a list. */
+const SCAN_MAX = 32
+
+/**
+ * A rule's index in `stat` (the last, if one is listed twice). Few rules (kube-proxy: <= 20 per cascade, 2,265
+ * cascades) are scanned for: a Map per cascade cost ~1.7 MB of growing tables on a kube-proxy 100k dump.
+ */
+class StatIndex {
+  private readonly map: Map<IptRule, number> | undefined
+  /** no rule is listed twice: a hint that names the rule is its index */
+  private readonly unique: boolean
+
+  constructor(private readonly stat: readonly StatRule[]) {
+    let unique = true
+    if (stat.length > SCAN_MAX) {
+      const map = new Map<IptRule, number>()
+      for (let i = 0; i < stat.length; i++) map.set(stat[i]!.rule, i)
+      this.map = map
+    } else {
+      for (let i = 1; i < stat.length && unique; i++) for (let j = 0; j < i; j++) if (stat[j]!.rule === stat[i]!.rule) unique = false
+    }
+    this.unique = unique
+  }
+
+  /** `hint`: where the rule is likely listed (the explorer's k-th draw is mostly stat[k]'s) */
+  get(rule: IptRule, hint = -1): number | undefined {
+    if (this.map) return this.map.get(rule)
+    const stat = this.stat
+    if (this.unique && hint >= 0 && hint < stat.length && stat[hint]!.rule === rule) return hint
+    for (let i = stat.length - 1; i >= 0; i--) if (stat[i]!.rule === rule) return i
+    return undefined
+  }
+
+  has(rule: IptRule): boolean {
+    return this.get(rule) !== undefined
+  }
 }
 
 /** `orig` of the runs: the rulesets are not copied (one function for every run: no closure per run) */
@@ -213,6 +280,24 @@ function firewallOf(rulesets: readonly IptablesRuleset[]): IptablesFirewall {
 }
 
 function merge<T>(leaves: readonly {value: T; p: number}[], key: (v: T) => unknown): Outcome<T>[] {
+  if (leaves.length <= SCAN_MAX) {
+    // a few outcomes: a list searched by key as a Map compares keys (SameValueZero), in the order of first appearance
+    const keys: unknown[] = []
+    const out: {value: T; p: number}[] = []
+    for (let li = 0; li < leaves.length; li++) {
+      const l = leaves[li]!
+      if (l.p === 0) continue
+      const k = key(l.value)
+      let j = 0
+      while (j < keys.length && !sameValueZero(keys[j], k)) j++
+      if (j < keys.length) out[j]!.p += l.p
+      else {
+        keys.push(k)
+        out.push({value: l.value, p: l.p})
+      }
+    }
+    return out
+  }
   const merged = new Map<unknown, {value: T; p: number}>()
   for (const l of leaves) {
     if (l.p === 0) continue
@@ -224,18 +309,23 @@ function merge<T>(leaves: readonly {value: T; p: number}[], key: (v: T) => unkno
   return [...merged.values()]
 }
 
-/** The rules (indices) whose draw matched, each once, highest first. */
-function drawnOn(drawn: readonly {i: number; d: boolean}[]): number[] {
+function sameValueZero(a: unknown, b: unknown): boolean {
+  return a === b || (a !== a && b !== b)
+}
+
+/** A leaf: the rules (indices) whose draw matched, each once, highest first. */
+function leafOf<T>(value: T, p: number, drawn: readonly {i: number; d: boolean}[]): Leaf<T> {
   let first = -1
   let more = false
-  for (const x of drawn) {
+  for (let k = 0; k < drawn.length; k++) {
+    const x = drawn[k]!
     if (!x.d) continue
     if (first < 0) first = x.i
     else if (x.i !== first) more = true
   }
-  if (first < 0) return []
-  if (!more) return [first]
-  return [...new Set(drawn.filter((x) => x.d).map((x) => x.i))].sort((a, b) => b - a)
+  if (!more) return {value, p, on: first, ons: undefined}
+  const ons = [...new Set(drawn.filter((x) => x.d).map((x) => x.i))].sort((a, b) => b - a)
+  return {value, p, on: ons[0]!, ons}
 }
 
 /** A draw a run met: the stat rule (index), its probability, the decision, and the checkpoint before its rule. */
@@ -292,7 +382,7 @@ function statCount(rule: IptRule): number {
  * env.random, or when nth counters are kept, runs replay from the top (that state is not in a checkpoint).
  * A cascade of n endpoints costs n short runs instead of ~n^2/2 draws (used from RESUME.minStat rules on).
  */
-function explore<T>(base: IptablesFirewall, stat: readonly StatRule[], index: ReadonlyMap<IptRule, number>, run: (fw: Firewall, orig: (r: IptRule) => IptRule) => T): Leaf<T>[] | undefined {
+function explore<T>(base: IptablesFirewall, stat: readonly StatRule[], index: StatIndex, run: (fw: Firewall, orig: (r: IptRule) => IptRule) => T): Leaf<T>[] | undefined {
   let forcedBase: readonly Drawn[] = NO_DRAWN
   let forcedK = -1
   let drawn: Drawn[] = []
@@ -313,10 +403,10 @@ function explore<T>(base: IptablesFirewall, stat: readonly StatRule[], index: Re
   const onDrawn: (Drawn | undefined)[] = new Array(stat.length)
   const offDrawn: (Drawn | undefined)[] = new Array(stat.length)
   const draw: Draw = (rule, m) => {
-    const i = index.get(rule)
+    const k = drawn.length
+    const i = index.get(rule, k)
     if (i === undefined) return undefined
     const p = statP(m)!
-    const k = drawn.length
     const d = k < forcedK ? forcedBase[k]!.d : k === forcedK ? !forcedBase[k]!.d : p >= 1
     if (latest === undefined) {
       // without a checkpoint a draw is its rule, probability and decision: one object each, shared by the runs
@@ -400,7 +490,7 @@ function explore<T>(base: IptablesFirewall, stat: readonly StatRule[], index: Re
       // the forced draws' probabilities are in next.p already
       p *= x.d ? x.p : 1 - x.p
     }
-    leaves.push({value, p, on: drawnOn(drawn)})
+    leaves.push(leafOf(value, p, drawn))
   }
   return leaves
 }
@@ -412,7 +502,7 @@ function explore<T>(base: IptablesFirewall, stat: readonly StatRule[], index: Re
  * Runs: one with every draw failing, and one per rule with only that rule's draw matching; each must meet
  * the same draws in the same order. undefined when the shape does not hold.
  */
-function lastMatchBlock<T>(base: IptablesFirewall, stat: readonly StatRule[], index: ReadonlyMap<IptRule, number>, run: (fw: Firewall, orig: (r: IptRule) => IptRule) => T): Leaf<T>[] | undefined {
+function lastMatchBlock<T>(base: IptablesFirewall, stat: readonly StatRule[], index: StatIndex, run: (fw: Firewall, orig: (r: IptRule) => IptRule) => T): Leaf<T>[] | undefined {
   if (stat.length < 2) return undefined
   const first = stat[0]!
   const rs = first.ruleset
@@ -481,15 +571,15 @@ function lastMatchBlock<T>(base: IptablesFirewall, stat: readonly StatRule[], in
     const x = live[k]!
     const p = stat[x.i]!.p
     // "rule k is the last to match": k matches, the live rules after it do not, the others are free
-    leaves.push({value: x.value, p: p * after, on: [x.i]})
+    leaves.push({value: x.value, p: p * after, on: x.i, ons: undefined})
     after *= 1 - p
   }
-  leaves.push({value: none, p: after, on: []})
+  leaves.push({value: none, p: after, on: -1, ons: undefined})
   return leaves
 }
 
 /** More than MAX_RUNS outcomes: SAMPLES runs with a fixed-seed draw per statistic rule (the same each report). */
-function sample<T>(base: IptablesFirewall, stat: readonly StatRule[], index: ReadonlyMap<IptRule, number>, run: (fw: Firewall, orig: (r: IptRule) => IptRule) => T): {value: T; p: number}[] {
+function sample<T>(base: IptablesFirewall, stat: readonly StatRule[], index: StatIndex, run: (fw: Firewall, orig: (r: IptRule) => IptRule) => T): {value: T; p: number}[] {
   let seed = 0x2545f491
   const rnd = () => {
     seed = (Math.imul(seed, 1103515245) + 12345) >>> 0
