@@ -313,6 +313,23 @@ function sameValueZero(a: unknown, b: unknown): boolean {
   return a === b || (a !== a && b !== b)
 }
 
+/** leafOf for the first `n` draws of `base` with the one at `k` the other way. */
+function leafOfForced<T>(value: T, p: number, base: readonly Drawn[], n: number, k: number): Leaf<T> {
+  let first = -1
+  let more = false
+  for (let j = 0; j < n; j++) {
+    const x = base[j]!
+    if (j === k ? x.d : !x.d) continue
+    if (first < 0) first = x.i
+    else if (x.i !== first) more = true
+  }
+  if (!more) return {value, p, on: first, ons: undefined}
+  const on = new Set<number>()
+  for (let j = 0; j < n; j++) if (j === k ? !base[j]!.d : base[j]!.d) on.add(base[j]!.i)
+  const ons = [...on].sort((a, b) => b - a)
+  return {value, p, on: ons[0]!, ons}
+}
+
 /** A leaf: the rules (indices) whose draw matched, each once, highest first. */
 function leafOf<T>(value: T, p: number, drawn: readonly {i: number; d: boolean}[]): Leaf<T> {
   let first = -1
@@ -363,6 +380,8 @@ interface Todo {
 }
 
 const NO_DRAWN: readonly Drawn[] = []
+/** `drawn` of a run whose draws are all forced ones so far (not written: they are `forcedBase`'s, see explore) */
+const FORCED_ONLY: Drawn[] = Object.freeze([]) as unknown as Drawn[]
 const NO_RESULTS: readonly HookResult[] = []
 
 function statCount(rule: IptRule): number {
@@ -400,26 +419,55 @@ function explore<T>(base: IptablesFirewall, stat: readonly StatRule[], index: St
   let results: HookResult[] | undefined
   let resume: Checkpoint | undefined
   let replayOnly = false
+  // no checkpoints (fewer statistic rules than RESUME.minStat): every run replays from the top, no draw has a
+  // checkpoint, and a run whose draws are all forced ones keeps none (see `forced`)
+  const plain = stat.length < RESUME.minStat
+  // while `drawn` is FORCED_ONLY: the run's draws so far are `forced` draws that are forcedBase's (the same rule
+  // and probability), the one at forcedK the other way. A run that only meets forced draws (kube-proxy: every
+  // run but a cascade's first) keeps no array of its draws; the first other draw writes them out.
+  let forced = 0
   const onDrawn: (Drawn | undefined)[] = new Array(stat.length)
   const offDrawn: (Drawn | undefined)[] = new Array(stat.length)
+  // without a checkpoint a draw is its rule, probability and decision: one object each, shared by the runs
+  // (a kube-proxy 100k dump meets ~250,000 draws); kept per rule for the statistic match last asked about
+  const shared = (i: number, p: number, d: boolean): Drawn => {
+    const known = d ? onDrawn[i] : offDrawn[i]
+    if (known !== undefined && known.p === p) return known
+    const x: Drawn = {i, p, d, cp: undefined}
+    if (d) onDrawn[i] = x
+    else offDrawn[i] = x
+    return x
+  }
+  /** `drawn` written out (a run with forced draws only so far, meeting another draw or a different rule). */
+  const writeOut = () => {
+    const out: Drawn[] = []
+    for (let k = 0; k < forced; k++) {
+      const b = forcedBase[k]!
+      out.push(k < forcedK ? b : shared(b.i, b.p, !b.d))
+    }
+    drawn = out
+  }
   const draw: Draw = (rule, m) => {
+    if (drawn === FORCED_ONLY) {
+      const k = forced
+      const i = index.get(rule, k)
+      if (i === undefined) return undefined
+      if (k <= forcedK) {
+        const b = forcedBase[k]!
+        if (b.i === i && b.p === statP(m)!) {
+          forced++
+          return k < forcedK ? b.d : !b.d
+        }
+      }
+      writeOut()
+    }
     const k = drawn.length
     const i = index.get(rule, k)
     if (i === undefined) return undefined
     const p = statP(m)!
     const d = k < forcedK ? forcedBase[k]!.d : k === forcedK ? !forcedBase[k]!.d : p >= 1
-    if (latest === undefined) {
-      // without a checkpoint a draw is its rule, probability and decision: one object each, shared by the runs
-      // (a kube-proxy 100k dump meets ~250,000 draws); kept per rule for the statistic match last asked about
-      const known = d ? onDrawn[i] : offDrawn[i]
-      if (known !== undefined && known.p === p) drawn.push(known)
-      else {
-        const x: Drawn = {i, p, d, cp: undefined}
-        if (d) onDrawn[i] = x
-        else offDrawn[i] = x
-        drawn.push(x)
-      }
-    } else drawn.push({i, p, d, cp: latest})
+    if (latest === undefined) drawn.push(shared(i, p, d))
+    else drawn.push({i, p, d, cp: latest})
     return d
   }
   const save = (chain: ChainCheckpoint) => {
@@ -445,7 +493,7 @@ function explore<T>(base: IptablesFirewall, stat: readonly StatRule[], index: St
       if (env !== lastEnv || !lastDrawEnv) {
         lastEnv = env
         // random draws and nth counters are state a checkpoint does not hold: such runs replay from the top
-        lastDrawEnv = env.nthCounters || replayOnly || stat.length < RESUME.minStat ? withDraw(env, draw) : withDraw(env, draw, () => ((replayOnly = true), env.random()), checkpoint)
+        lastDrawEnv = env.nthCounters || replayOnly || plain ? withDraw(env, draw) : withDraw(env, draw, () => ((replayOnly = true), env.random()), checkpoint)
       }
       callN = n
       callHook = hook
@@ -462,16 +510,22 @@ function explore<T>(base: IptablesFirewall, stat: readonly StatRule[], index: St
         r = base.resumeHook(cp.at, cp.chain)
       } else r = base.runHook(hook, packet, lastDrawEnv, nat)
       resume = undefined
-      if (results) results.push(r)
-      else results = [r]
+      // (the results are for checkpoints: none without them)
+      if (!plain) {
+        if (results) results.push(r)
+        else results = [r]
+      }
       return r
     },
   })
   const leaves: Leaf<T>[] = []
-  const todo: Todo[] = [{base: NO_DRAWN, k: -1, p: 1}]
-  while (todo.length) {
+  // the runs still to make (Todo's fields in three stacks: no object per todo)
+  const todoBase: (readonly Drawn[])[] = [NO_DRAWN]
+  const todoK: number[] = [-1]
+  const todoP: number[] = [1]
+  while (todoBase.length) {
     if (leaves.length >= MAX_RUNS) return undefined
-    const next = todo.pop()!
+    const next: Todo = {base: todoBase.pop()!, k: todoK.pop()!, p: todoP.pop()!}
     forcedBase = next.base
     forcedK = next.k
     calls = 0
@@ -479,14 +533,24 @@ function explore<T>(base: IptablesFirewall, stat: readonly StatRule[], index: St
     latest = undefined
     // resume from the checkpoint before the rule of the draw that goes the other way, when it has one
     resume = next.k >= 0 && !replayOnly ? next.base[next.k]!.cp : undefined
-    drawn = resume && resume.call.draws > 0 ? next.base.slice(0, resume.call.draws) : []
+    forced = 0
+    drawn = plain && !resume && next.k >= 0 ? FORCED_ONLY : resume && resume.call.draws > 0 ? next.base.slice(0, resume.call.draws) : []
     const value = run(fw, sameRule)
+    if (drawn === FORCED_ONLY) {
+      // forced draws only (at most forcedK + 1 of them): nothing left to branch on, their probability is next.p
+      leaves.push(leafOfForced(value, next.p, forcedBase, forced, forcedK))
+      continue
+    }
     let p = next.p
     for (let k = next.k + 1; k < drawn.length; k++) {
       const x = drawn[k]!
       // the branch not taken: the draws so far, then the other decision here
       const other = x.d ? 1 - x.p : x.p
-      if (other > 0 && p > 0) todo.push({base: drawn, k, p: p * other})
+      if (other > 0 && p > 0) {
+        todoBase.push(drawn)
+        todoK.push(k)
+        todoP.push(p * other)
+      }
       // the forced draws' probabilities are in next.p already
       p *= x.d ? x.p : 1 - x.p
     }
