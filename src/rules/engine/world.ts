@@ -157,7 +157,14 @@ function connectedTo(hosts: readonly HostView[], ip: IpAddr): boolean {
 
 function buildWorld(ctx: RuleContext): World {
   const hosts = ctx.hosts.map((h) => new HostView(h))
-  const ownerOf = (ip: IpAddr, except?: HostView) => hosts.find((h) => h !== except && h.addressOf(ip) !== undefined)
+  // a loop, not find(): a closure per call for each of a kube-proxy dump's 31,704 DNAT backends
+  const ownerOf = (ip: IpAddr, except?: HostView): HostView | undefined => {
+    for (let i = 0; i < hosts.length; i++) {
+      const h = hosts[i]!
+      if (h !== except && h.addressOf(ip) !== undefined) return h
+    }
+    return undefined
+  }
   const clientCands = CLIENT_CANDIDATES.map((c) => parseIp(c)!)
   const vipCands = PLACEHOLDER_VIPS.map((c) => parseIp(c)!)
   const named = mentioned(hosts, [...clientCands, ...vipCands])
@@ -527,19 +534,58 @@ export function dnatCascade(h: HostView, rs: IptablesRuleset, pkt: Packet, assum
   )
 }
 
-/** An object per (line, text) of the rules asked about: merges outcomes as `${line}|${text}` would, without making and hashing that string. */
+/**
+ * An object per (line, text) of the rules asked about: merges outcomes as `${line}|${text}` would, without making
+ * and hashing that string. The first few lines are kept in a list (a kube-proxy cascade meets <= 20: a Map per
+ * cascade cost ~2 MB of growing tables on a 100k dump), more in a Map.
+ */
 class RuleKeys {
-  private readonly byLine = new Map<number, RuleKey>()
+  private readonly lines: number[] = []
+  private readonly heads: RuleKey[] = []
+  private byLine: Map<number, RuleKey> | undefined
 
   of(rule: IptRule): RuleKey {
     const {line, text} = rule.loc
-    const first = this.byLine.get(line)
+    const first = this.head(line)
     for (let k = first; k; k = k.next) if (k.text === text) return k
     const key: RuleKey = {text, next: first}
-    this.byLine.set(line, key)
+    this.setHead(line, key)
     return key
   }
+
+  private head(line: number): RuleKey | undefined {
+    if (this.byLine) return this.byLine.get(line)
+    const lines = this.lines
+    for (let i = 0; i < lines.length; i++) if (lines[i] === line) return this.heads[i]
+    return undefined
+  }
+
+  private setHead(line: number, key: RuleKey): void {
+    if (this.byLine) {
+      this.byLine.set(line, key)
+      return
+    }
+    const lines = this.lines
+    for (let i = 0; i < lines.length; i++) {
+      if (lines[i] === line) {
+        this.heads[i] = key
+        return
+      }
+    }
+    if (lines.length < RULE_KEYS_SCAN) {
+      lines.push(line)
+      this.heads.push(key)
+      return
+    }
+    const m = new Map<number, RuleKey>()
+    for (let i = 0; i < lines.length; i++) m.set(lines[i]!, this.heads[i]!)
+    m.set(line, key)
+    this.byLine = m
+  }
 }
+
+/** RuleKeys: lines kept in a list up to this many. */
+const RULE_KEYS_SCAN = 32
 
 interface RuleKey {
   readonly text: string
