@@ -18,6 +18,17 @@
 // Cold start: `node bin/run.js --help` within 2.5x `node -e 0` (wall; CPU shown too).
 //
 // Last runs (2 cores shared with other engineers, medians of 5; cpu = user+sys of the child, all threads):
+//   2026-11-21 15:25, load average 4.6-5.1 (six engineers on the 2 cores), after the fourth performance pass (V8 young
+//   generation kept at 1 MB semi-spaces and a smaller inlining budget for check, a CommonJS entry and a V8 code cache for
+//   the check script, interpreter and cascade explorer allocating ~40% less, ICU no longer loaded):
+//     kube-proxy 100k   check 1.46 s wall, 1.42 s cpu, 133 MB | restore --test 0.76 s, 0.62 s, 100 MB | 1.93x wall  FAIL
+//     tum-net-2013      check 0.24 s wall, 0.18 s cpu,  58 MB | restore --test 0.08 s, 0.01 s,   6 MB | 3.12x wall  FAIL
+//     --help 0.20 s wall, 0.08 s cpu | node -e 0 0.15 s, 0.08 s | 1.34x wall, 1.00x cpu                         PASS
+//   (15:07, load 3.1-3.2: kube-proxy 100k 1.07 s wall, 1.44 s cpu, 132 MB vs restore 0.68 s, 100 MB: 1.57x.) At this load
+//   the ratios say little; the same-conditions comparison with the build at the start of the session (18a60ca, built in
+//   a worktree, the two CLIs alternating, medians of 7-9 at load ~5): kube-proxy 100k 1.70 -> 1.18 s wall, 1.54 -> 1.22 s
+//   cpu, 177.5 -> 136 MB; tum-net-2013 0.23 -> 0.18 s wall, 0.22 -> 0.17 s cpu, 58.1 -> 59.8 MB (the code cache is read
+//   up front); a 3-host fixture 0.17 -> 0.13 s wall, 0.14 -> 0.10 s cpu, 48.4 -> 48.7 MB.
 //   2026-11-21 13:00, load average 1.2, after the third performance pass (fast check path without oclif, bundled
 //   check path, parser rewrite, address classes in the rules, chain numbering and cascade work in the service model):
 //     kube-proxy 100k   check 0.83 s wall, 1.24 s cpu, 173 MB | restore --test 0.54 s, 0.51 s, 100 MB | 1.54x wall  FAIL
