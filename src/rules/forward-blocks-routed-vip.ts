@@ -12,7 +12,7 @@ import {flowPacket} from './engine/packets.js'
 import {describeForward, type ForwardPath} from './engine/forward.js'
 import {CLIENT_PACKETS, SERVER_PACKETS, PACKET_ORDER, type FlowPacket} from './engine/ctmodel.js'
 import type {Decision, PacketSelector} from './engine/firewall.js'
-import type {FixOp} from './engine/fix.js'
+import {acceptBeforeFirst} from './engine/stateful.js'
 import type {IptRule} from '../model/iptables.js'
 import type {RuleFinding, RuleMeta} from './types.js'
 
@@ -114,15 +114,7 @@ function check(fp: ForwardPath): RuleFinding | undefined {
     in: {dst: hostPrefix(fp.vip), proto: fp.proto, dport: fp.port},
     out: {src: hostPrefix(fp.vip), proto: fp.proto, sport: fp.port},
   }
-  // one accept per side and chain, before the earliest decision that drops a packet of that side there
-  const first = new Map<string, Blocked>()
-  const pos = (d: Decision) => (d.rule ? d.rule.index : Number.MAX_SAFE_INTEGER)
-  for (const b of blocked) {
-    const k = `${b.side}|${b.decision.ruleset.file}|${b.decision.table}|${b.decision.chain}`
-    const cur = first.get(k)
-    if (!cur || pos(b.decision) < pos(cur.decision)) first.set(k, b)
-  }
-  const ops: FixOp[] = [...first.values()].flatMap((b) => fw.fixer.acceptBefore(b.decision, sel[b.side]))
+  const ops = acceptBeforeFirst(fw, blocked, sel)
   const guesses = guessesOf(blocked.map((b) => b.replay))
   const assumed = blocked.filter((b) => b.decision.assumed)
   const meant = fp.hinted || namedByRules(fp)

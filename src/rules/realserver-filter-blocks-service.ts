@@ -16,7 +16,7 @@ import {describeForward} from './engine/forward.js'
 import {returnRoute} from './engine/returnpath.js'
 import {CLIENT_PACKETS, SERVER_PACKETS, PACKET_ORDER, type FlowPacket} from './engine/ctmodel.js'
 import type {Decision, PacketSelector} from './engine/firewall.js'
-import type {FixOp} from './engine/fix.js'
+import {acceptBeforeFirst} from './engine/stateful.js'
 import {describeBackend, describeService, type Backend, type LbService, type World} from './engine/world.js'
 import type {RuleFinding, RuleMeta} from './types.js'
 
@@ -197,19 +197,6 @@ function consequence(first: FlowPacket, rs: string): string {
   }
 }
 
-/** One accept per chain, before the earliest of its blocking decisions (a policy counts as the end of the chain). */
-function fixOps(rs: HostView, blocked: readonly Blocked[], sel: Record<'in' | 'out', PacketSelector>): FixOp[] {
-  const fw = rs.fw!
-  const first = new Map<string, Blocked>()
-  const pos = (d: Decision) => (d.rule ? d.rule.index : Number.MAX_SAFE_INTEGER)
-  for (const b of blocked) {
-    const k = `${b.side}|${b.decision.ruleset.file}|${b.decision.table}|${b.decision.chain}`
-    const cur = first.get(k)
-    if (!cur || pos(b.decision) < pos(cur.decision)) first.set(k, b)
-  }
-  return [...first.values()].flatMap((b) => fw.fixer.acceptBefore(b.decision, sel[b.side]))
-}
-
 function check(l: Leg, w: World): RuleFinding | undefined {
   const {blocked, synAccepted, local} = replay(l)
   if (blocked.length === 0) return undefined
@@ -247,7 +234,7 @@ function check(l: Leg, w: World): RuleFinding | undefined {
         `on ${rs.name}, accept the service's packets statelessly before the rules that drop them: ` +
         [sides.has('in') ? `the requests to ${formatEndpoint({ip: host, port})}` : '', sides.has('out') ? `the replies from ${formatEndpoint({ip: host, port})}` : ''].filter(Boolean).join(' and ') +
         ' (every packet of the connection, whatever its conntrack state)',
-      ops: fixOps(rs, blocked, sel),
+      ops: acceptBeforeFirst(rs.fw!, blocked, sel),
     },
   })
 }

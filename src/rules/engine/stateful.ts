@@ -55,6 +55,21 @@ export function statelessFix(fw: Firewall, accepting: Decision | undefined, bloc
   return ops
 }
 
+/**
+ * One stateless accept per side and chain, before the earliest of the decisions that drop that side's packets
+ * there (a policy counts as the end of the chain): the fix of a path whose packets several rules drop.
+ */
+export function acceptBeforeFirst(fw: Firewall, blocked: readonly {readonly side: 'in' | 'out'; readonly decision: Decision}[], sel: Readonly<Record<'in' | 'out', PacketSelector>>): FixOp[] {
+  const first = new Map<string, {readonly side: 'in' | 'out'; readonly decision: Decision}>()
+  const pos = (d: Decision) => (d.rule ? d.rule.index : Number.MAX_SAFE_INTEGER)
+  for (const b of blocked) {
+    const k = `${b.side}|${b.decision.ruleset.file}|${b.decision.table}|${b.decision.chain}`
+    const cur = first.get(k)
+    if (!cur || pos(b.decision) < pos(cur.decision)) first.set(k, b)
+  }
+  return [...first.values()].flatMap((b) => fw.fixer.acceptBefore(b.decision, sel[b.side]))
+}
+
 export function decisionEvidence(ds: readonly (Decision | undefined)[], host?: string): Evidence[] {
   return ds.filter((d): d is Decision => !!d).map((d) => ev(d.loc, host))
 }
