@@ -26,6 +26,14 @@ export function randomScenarios(seed: number, count: number, prefix = 'ldz'): Sc
     for (let n = Math.floor(rnd() * (max + 1)); n > 0; n--) out.push(pick(xs))
     return out
   }
+  // the rarer parts: their own stream, so that adding them leaves the first stream's draws unchanged
+  const rnd2 = mulberry32((seed ^ 0x5bd1e995) >>> 0)
+  const pick2 = <T>(xs: readonly T[]): T => xs[Math.floor(rnd2() * xs.length)]!
+  const some2 = <T>(xs: readonly T[], max: number): T[] => {
+    const out: T[] = []
+    for (let n = 1 + Math.floor(rnd2() * max); n > 0; n--) out.push(pick2(xs))
+    return out
+  }
   const out: Scenario[] = []
   for (let i = 0; i < count; i++) {
     const mode = pick(['dnat', 'dnat', 'route'] as const)
@@ -76,14 +84,58 @@ export function randomScenarios(seed: number, count: number, prefix = 'ldz'): Sc
     }
     const rp = pick(['0', '0', '0', '1', '2'])
     if (rp !== '0') r.push(`sysctl -qw net.ipv4.conf.all.rp_filter=${rp}`)
+    // the rarer parts (second stream)
+    const extras: string[] = []
+    const g: string[] = ['sysctl -qw net.ipv4.ip_forward=1', 'ip route add 203.0.113.0/24 via 192.0.2.10']
+    if (rnd2() < 0.25) {
+      // the director's own INPUT/OUTPUT: forwarded packets never see them, but what the director sends itself does
+      // (a REJECT's RST or ICMP error goes out through OUTPUT)
+      extras.push('director INPUT/OUTPUT')
+      if (rnd2() < 0.5) {
+        d.push(`iptables -P INPUT ${pick2(['ACCEPT', 'DROP'])}`)
+        for (const rule of some2(['-i lo -j ACCEPT', '-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT', '-p tcp --dport 22 -j ACCEPT', `-d ${VIP}/32 -p tcp --dport 80 -j DROP`, '-j REJECT --reject-with icmp-host-prohibited'], 2)) d.push(`iptables -A INPUT ${rule}`)
+      }
+      if (rnd2() < 0.7) {
+        d.push(`iptables -P OUTPUT ${pick2(['ACCEPT', 'DROP'])}`)
+        for (const rule of some2(['-o lo -j ACCEPT', '-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT', '-p icmp -j DROP', '-p tcp --tcp-flags RST RST -j DROP', '-o ldz-d0 -j ACCEPT'], 2)) d.push(`iptables -A OUTPUT ${rule}`)
+      }
+    }
+    if (rnd2() < 0.15) {
+      // the service untracked: no DNAT for it, and state matches see UNTRACKED
+      const where = pick2(['director', 'realserver'] as const)
+      extras.push(`NOTRACK on the ${where}`)
+      const target = pick2(['NOTRACK', 'CT --notrack'])
+      if (where === 'director') d.push(`iptables -t raw -A PREROUTING -d ${VIP}/32 -p tcp --dport 80 -j ${target}`)
+      else {
+        r.push(`iptables -t raw -A PREROUTING -p tcp --dport ${port} -j ${target}`)
+        if (rnd2() < 0.5) r.push(`iptables -t raw -A OUTPUT -p tcp --sport ${port} -j ${target}`)
+      }
+    }
+    if (viaG && rnd2() < 0.3) {
+      // the router translates what it sends to the client
+      extras.push('SNAT on the router')
+      g.push(rnd2() < 0.5 ? 'iptables -t nat -A POSTROUTING -o ldz-g1 -j MASQUERADE' : 'iptables -t nat -A POSTROUTING -o ldz-g1 -p tcp -j SNAT --to-source 192.0.2.1')
+    }
+    if (rnd2() < 0.2) {
+      // a plain DROP, silent where REJECT answers
+      extras.push('DROP in the realserver INPUT')
+      r.push(pick2([`iptables -A INPUT -j DROP`, `iptables -A INPUT -p tcp --dport ${port} -j DROP`, `iptables -I INPUT 1 -p tcp --dport ${port} -j DROP`, `iptables -I INPUT 1 -s 203.0.113.0/24 -j DROP`]))
+    }
+    if (rnd2() < 0.25) {
+      // rp_filter on one interface: the effective value is max(conf.all, conf.<if>)
+      extras.push('rp_filter per interface')
+      const iface = pick2(viaG ? ['d:ldz-d0', 'd:ldz-d1', 'r:ldz-r0', 'r:ldz-r1'] : ['d:ldz-d0', 'd:ldz-d1', 'r:ldz-r0'])
+      const [host, name] = iface.split(':') as [string, string]
+      ;(host === 'd' ? d : r).push(`sysctl -qw net.ipv4.conf.${name}.rp_filter=${pick2(['1', '1', '2'])}`)
+    }
     out.push({
       name: `rnd${seed % 1000}-${i}`,
-      why: `random scenario ${i} of seed ${seed}: ${mode}, replies via ${viaG ? 'the router' : 'the director'}`,
+      why: `random scenario ${i} of seed ${seed}: ${mode}, replies via ${viaG ? 'the router' : 'the director'}${extras.length ? `; ${extras.join(', ')}` : ''}`,
       ns: {
         c: {role: 'client', setup: ['ip route add default via 203.0.113.1']},
         d: {role: 'director', setup: d.map(dev)},
         r: {role: 'realserver', setup: r.map(dev)},
-        ...(viaG ? {g: {role: 'router' as const, setup: ['sysctl -qw net.ipv4.ip_forward=1', 'ip route add 203.0.113.0/24 via 192.0.2.10']}} : {}),
+        ...(viaG ? {g: {role: 'router' as const, setup: g.map(dev)}} : {}),
       },
       links: (viaG ? [CD, DR, RG, GC] : [CD, DR]).map((l) => l.map(dev) as unknown as Links[number]),
       server: {ns: 'r', port},
