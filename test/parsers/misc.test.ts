@@ -188,7 +188,7 @@ describe('keepalived.conf', () => {
 
   test('defaults: NAT, wlc and UDP, noted; groups: small ranges resolved, big ranges and prefixes recorded', () => {
     const d = parseKeepalived(
-      'virtual_server 10.0.0.1 80 {\n  real_server 10.0.1.1 8080 {\n    weight 2\n  }\n}\nvirtual_server_group BIG {\n  10.0.0.1-3 80\n  2001:db8::1-ffff 80\n  10.0.1.0/24 80\n  10.0.2.1 443\n}\nvirtual_server group BIG {\n  lb_algo rr\n  protocol TCP\n}\n',
+      'virtual_server 10.0.0.1 80 {\n  real_server 10.0.1.1 8080 {\n    weight 2\n  }\n}\nvirtual_server_group BIG {\n  10.0.0.1-3 80\n  2001:db8::1-ffff 80\n  10.0.1.0/24 80\n  10.0.2.1 443\n}\nvirtual_server group BIG {\n  lb_algo rr\n  protocol TCP\n  real_server 10.0.1.2 80 {\n  }\n}\n',
       'x',
     )
     expect(d.services[0]).toMatchObject({proto: 'udp', scheduler: 'wlc'})
@@ -215,8 +215,9 @@ describe('keepalived.conf', () => {
 
   test.each([
     ['virtual_server 10.0.0.1 80 {\n  lb_algo rr\n  real_server 10.0.1.1 80 {\n    weight 1\n', 4, 'truncated'],
-    ['virtual_server 10.0.0.1 80 {\n  lb_kind SIDEWAYS\n}\n', 2, 'NAT, DR or TUN'],
-    ['virtual_server nonsense 80 {\n}\n', 1, 'virtual_server IP PORT'],
+    // an unknown lb_kind or a non-numeric address is a config error keepalived runs with: real-world.test.ts
+    ['virtual_server 10.0.0.1 80 {\n  lb_kind TUN type sideways\n}\n', 2, 'a tunnel type'],
+    ['virtual_server 10.0.0.1 80 {\n  real_server 10.0.1.1 80 {\n  }\n  weight heavy\n}\n', 4, 'a default real server weight'],
     ['virtual_server 10.0.0.1 80 {\n  real_server 10.0.1.1 80 {\n    weight lots\n  }\n}\n', 3, 'a weight'],
     ['}\n', 1, 'close an open block'],
     ['virtual_server group NOPE {\n}\n', 1, 'virtual_server_group named NOPE'],

@@ -323,7 +323,7 @@ describe('malformed files fail alone, with file and line', () => {
     ['ipvsadm-Lnc.txt', 'garbage', readFileSync(F + 'ipvsadm/ipvsadm-Lnc.txt', 'utf8') + 'lorem ipsum dolor sit amet\n', 13],
     ['sysctl.txt', 'garbage', 'net.ipv4.ip_forward = 1\n<html>\n', 2],
     ['conntrack.txt', 'garbage', readFileSync(F + 'conntrack/conntrack.txt', 'utf8') + 'oops\n', 5],
-    ['keepalived.conf', 'garbage', 'virtual_server 10.0.0.1 80 {\n  lb_kind WHATEVER\n}\n', 2],
+    ['keepalived.conf', 'garbage', 'virtual_server 10.0.0.1 80 {\n  lb_kind DR\n}\n<html>\n', 4],
     ['ip-route.json', 'garbage', '[{"dst":"10.0.0.0/8"}]\nnot json\n', 2],
     // wrong file type
     ['ip-route.json', 'wrong type', 'net.ipv4.ip_forward = 1\n', 1],

@@ -4,6 +4,14 @@
 // no lb_kind/lvs_method → NAT; no lb_algo → wlc; no protocol on an address service → UDP (keepalived warns and
 // sets it explicitly, the kernel would default to UDP too); `persistence_timeout` without a value, or a
 // `persistence_granularity` alone → 360 s (IPVS_SVC_PERSISTENT_TIMEOUT).
+// What keepalived rejects with a config error and then runs without (checked with `keepalived -t`, v2.2.7) is
+// modelled as keepalived runs it and listed as not modelled with what keepalived does: a persistence_timeout
+// outside 1..2678400 (`persistence_timeout 0`, common in real configs, is no persistence and not listed), an unknown scheduler (wlc), an unknown or
+// lower-case lb_kind (NAT; the FNAT of the alibaba/dpvs forks leaves the service out), an unknown protocol, a
+// virtual_server or real_server whose address is not numeric (the block is skipped), a virtual_server with no
+// real_server (ignored), a duplicated real_server (the second is removed), `ops` on a TCP/SCTP service (reset),
+// port 0 without persistence (keepalived makes the service persistent, 360 s). A virtual_server's `weight` is
+// the default weight of its real servers (validate_check_config).
 // Health-check blocks (HTTP_GET, TCP_CHECK, MISC_CHECK...) are skipped; `include` is recorded, not followed;
 // anything else keepalived accepts but lvsdoctor does not interpret is listed as not modelled.
 import {parseIp, type Family, type IpAddr} from '../../model/ip.js'
@@ -91,7 +99,13 @@ function tokenize(raw: string, file: string, line: number): string[] {
 
 const CHECKERS = new Set(['HTTP_GET', 'SSL_GET', 'TCP_CHECK', 'MISC_CHECK', 'SMTP_CHECK', 'DNS_CHECK', 'BFD_CHECK', 'UDP_CHECK', 'PING_CHECK', 'FILE_CHECK'])
 /** virtual_server keywords that only steer health checking, alerting or the daemon: no effect on the IPVS table */
-const VS_IGNORED = new Set(['delay_loop', 'retry', 'delay_before_retry', 'warmup', 'connect_timeout', 'inhibit_on_failure', 'ha_suspend', 'smtp_alert', 'virtualhost', 'snmp_name', 'alpha', 'omega', 'quorum', 'quorum_up', 'quorum_down', 'hysteresis', 'weight', 'ip_family'])
+const VS_IGNORED = new Set(['delay_loop', 'retry', 'delay_before_retry', 'warmup', 'connect_timeout', 'inhibit_on_failure', 'ha_suspend', 'smtp_alert', 'virtualhost', 'snmp_name', 'alpha', 'omega', 'quorum', 'quorum_up', 'quorum_down', 'hysteresis', 'ip_family'])
+/** check_parser.c lvs_schedulers[]: any other lb_algo is rejected and the service keeps wlc */
+const SCHEDULERS = new Set(['rr', 'wrr', 'lc', 'wlc', 'lblc', 'sh', 'mh', 'dh', 'fo', 'ovf', 'lblcr', 'sed', 'nq', 'twos'])
+/** global_data.h LVS_MAX_TIMEOUT: persistence_timeout is read in 1..31 days */
+const LVS_MAX_TIMEOUT = 86400 * 31
+/** forwarding methods of the alibaba/LVS and iqiyi/dpvs keepalived forks (full NAT), not in the kernel's IPVS */
+const FORK_METHODS = new Set(['FNAT', 'FULLNAT', 'SNAT'])
 const RS_IGNORED = new Set(['inhibit_on_failure', 'alpha', 'retry', 'delay_before_retry', 'warmup', 'connect_timeout', 'delay_loop', 'smtp_alert', 'virtualhost', 'snmp_name', 'notify_up', 'notify_down'])
 const SCHED_FLAGS = new Set(['flag-1', 'flag-2', 'flag-3', 'sh-port', 'sh-fallback', 'mh-port', 'mh-fallback'])
 const KNOWN_TOP = new Set(['global_defs', 'vrrp_instance', 'vrrp_sync_group', 'vrrp_script', 'vrrp_track_process', 'track_file', 'static_ipaddress', 'static_routes', 'static_rules', 'linkbeat_interfaces', 'garp_group', 'bfd_instance', 'SSL', 'net_namespace', 'net_namespace_ipvs', 'instance', 'use_pid_dir', 'vrrp_track_file', 'virtual_server', 'virtual_server_group', 'include'])
@@ -109,7 +123,7 @@ function uint(w: string | undefined, file: string, line: number, what: string, m
 }
 
 function method(w: string | undefined, file: string, line: number): IpvsMethod {
-  switch (w?.toUpperCase()) {
+  switch (w) {
     case 'NAT':
       return 'masq'
     case 'DR':
@@ -242,8 +256,13 @@ export function parseKeepalived(text: string, file: string): KeepalivedConfig {
   function virtualServer(n: Node): IpvsService[] {
     const [, a, b] = n.words
     let keys: VsKey[]
+    const skipped = (why: string): IpvsService[] => {
+      nm(n, `virtual_server ${n.words.slice(1).join(' ')}: ${why}`)
+      return []
+    }
     if (a === 'fwmark') {
-      const fwmark = uint(b, file, n.line, 'a firewall mark after virtual_server fwmark')
+      if (b === undefined || !/^\d+$/.test(b) || Number(b) > 0xffffffff) return skipped('not a firewall mark (keepalived reports a config error and skips the block)')
+      const fwmark = Number(b)
       const fam = (n.children ?? []).find((c) => c.words[0] === 'ip_family')?.words[1]
       keys = [{family: fam === 'inet6' ? 6 : 4, fwmark}]
     } else if (a === 'group') {
@@ -252,8 +271,12 @@ export function parseKeepalived(text: string, file: string): KeepalivedConfig {
       if (!g.complete) nm(n, `virtual_server group ${b}: only the simple entries of the group are modelled`)
       keys = g.keys
     } else {
-      const vip = ipArg(a, file, n.line, 'virtual_server IP PORT, fwmark N or group NAME')
-      keys = [{family: vip.family, vip, port: b === undefined ? 0 : uint(b, file, n.line, 'a port', 65535)}]
+      const vip = a === undefined ? undefined : parseIp(a)
+      if (!vip || (b !== undefined && (!/^\d+$/.test(b) || Number(b) > 65535))) {
+        const fork = a === 'match' ? "; `virtual_server match` is the dpvs keepalived fork's SNAT service, not modelled" : ''
+        return skipped(`not a numeric address and port (keepalived reports a config error and skips the block${fork})`)
+      }
+      keys = [{family: vip.family, vip, port: b === undefined ? 0 : Number(b)}]
     }
     let scheduler: string | undefined
     let kind: IpvsMethod | undefined
@@ -263,23 +286,41 @@ export function parseKeepalived(text: string, file: string): KeepalivedConfig {
     let proto: IpvsProto | undefined
     let pe: string | undefined
     let ops = false
+    let vsWeight: number | undefined
+    let forkMethod: string | undefined
     const schedFlags: string[] = []
     const svcNm: NotModelled[] = []
-    const reals: {node: Node; ip: IpAddr; port?: number; weight: number; method?: IpvsMethod; tun: Partial<IpvsDest>; ut: number; lt: number}[] = []
+    const reals: {node: Node; ip: IpAddr; port?: number; weight?: number; method?: IpvsMethod; tun: Partial<IpvsDest>; ut: number; lt: number}[] = []
+    /** NAT, DR or TUN as keepalived spells them; anything else is a config error keepalived ignores */
+    const knownMethod = (c: Node, v: string | undefined, keeps: string): boolean => {
+      if (v === 'NAT' || v === 'DR' || v === 'TUN') return true
+      svcNm.push({file, line: c.line, what: `${c.words[0]} ${v ?? ''}: keepalived knows only NAT, DR and TUN (upper case), reports a config error and keeps ${keeps}`})
+      return false
+    }
     for (const c of n.children ?? []) {
       const [k, v, ...more] = c.words
       switch (k) {
         case 'lb_algo':
         case 'lvs_sched':
-          scheduler = v
+          if (v !== undefined && SCHEDULERS.has(v)) scheduler = v
+          else svcNm.push({file, line: c.line, what: `${k} ${v ?? ''}: not a scheduler keepalived knows; it reports a config error and keeps ${scheduler ?? 'wlc'}`})
           break
         case 'lb_kind':
         case 'lvs_method':
-          kind = method(v, file, c.line)
-          kindTun = kind === 'tunnel' ? tunnelOpts(more, file, c.line) : {}
+          if (v !== undefined && FORK_METHODS.has(v.toUpperCase())) forkMethod = v
+          else if (knownMethod(c, v, kind === 'route' ? 'DR' : kind === 'tunnel' ? 'TUN' : 'NAT')) {
+            kind = method(v, file, c.line)
+            kindTun = kind === 'tunnel' ? tunnelOpts(more, file, c.line) : {}
+          }
           break
         case 'persistence_timeout':
-          persistence = v === undefined ? PERSISTENT_TIMEOUT : uint(v, file, c.line, 'a persistence timeout')
+          if (v === undefined) persistence = PERSISTENT_TIMEOUT
+          else if (/^\d+$/.test(v) && Number(v) >= 1 && Number(v) <= LVS_MAX_TIMEOUT) persistence = Number(v)
+          // 0 is rejected too (config error), which leaves the service without persistence, as written
+          else if (!/^0+$/.test(v)) svcNm.push({file, line: c.line, what: `persistence_timeout ${v}: keepalived accepts 1 to ${LVS_MAX_TIMEOUT} s, reports a config error and ignores it${persistence === undefined ? ' (no persistence)' : ''}`})
+          break
+        case 'weight':
+          vsWeight = uint(v, file, c.line, 'a default real server weight', 0x7fffffff)
           break
         case 'persistence_granularity': {
           if (v !== undefined && /^\d+$/.test(v)) granularity = uint(v, file, c.line, 'an IPv6 prefix length', 128)
@@ -297,8 +338,8 @@ export function parseKeepalived(text: string, file: string): KeepalivedConfig {
           break
         case 'protocol': {
           const p = v?.toLowerCase()
-          if (p !== 'tcp' && p !== 'udp' && p !== 'sctp') throw new ParseError(file, c.line, 'protocol TCP, UDP or SCTP', v ?? 'the end of the line')
-          proto = p
+          if (p === 'tcp' || p === 'udp' || p === 'sctp') proto = p
+          else svcNm.push({file, line: c.line, what: `protocol ${v ?? ''}: keepalived knows TCP, UDP and SCTP, reports a config error and ignores it`})
           break
         }
         case 'ops':
@@ -307,9 +348,13 @@ export function parseKeepalived(text: string, file: string): KeepalivedConfig {
         case 'hashed':
           break
         case 'real_server': {
-          const ip = ipArg(v, file, c.line, 'real_server IP PORT')
-          const port = more[0] === undefined ? undefined : uint(more[0], file, c.line, 'a real server port', 65535)
-          let weight = 1
+          const ip = v === undefined ? undefined : parseIp(v)
+          if (!ip || (more[0] !== undefined && (!/^\d+$/.test(more[0]) || Number(more[0]) > 65535))) {
+            svcNm.push({file, line: c.line, what: `real_server ${c.words.slice(1).join(' ')}: not a numeric address and port (keepalived reports a config error and skips it)`})
+            break
+          }
+          const port = more[0] === undefined ? undefined : Number(more[0])
+          let weight: number | undefined
           let m: IpvsMethod | undefined
           let tun: Partial<IpvsDest> = {}
           let ut = 0
@@ -317,15 +362,23 @@ export function parseKeepalived(text: string, file: string): KeepalivedConfig {
           for (const r of c.children ?? []) {
             const [rk, rv, ...rmore] = r.words
             if (CHECKERS.has(rk!)) continue
-            if (rk === 'weight') weight = uint(rv, file, r.line, 'a weight', 65535)
+            if (rk === 'weight') weight = uint(rv, file, r.line, 'a weight', 0x7fffffff)
             else if (rk === 'lvs_method') {
-              m = method(rv, file, r.line)
-              tun = m === 'tunnel' ? tunnelOpts(rmore, file, r.line) : {}
+              if (rv !== undefined && FORK_METHODS.has(rv.toUpperCase())) forkMethod = rv
+              else if (knownMethod(r, rv, "the virtual server's method")) {
+                m = method(rv, file, r.line)
+                tun = m === 'tunnel' ? tunnelOpts(rmore, file, r.line) : {}
+              }
             } else if (rk === 'uthreshold') ut = uint(rv, file, r.line, 'an upper threshold')
             else if (rk === 'lthreshold') lt = uint(rv, file, r.line, 'a lower threshold')
             else if (!RS_IGNORED.has(rk!)) svcNm.push({file, line: r.line, what: `real_server keyword ${rk}`})
           }
-          reals.push({node: c, ip, ...(port !== undefined ? {port} : {}), weight, ...(m ? {method: m} : {}), tun, ut, lt})
+          // validate_check_config: a real server equal to an earlier one (address and port as written) is removed
+          if (reals.some((x) => x.ip.value === ip.value && x.ip.family === ip.family && x.port === port)) {
+            svcNm.push({file, line: c.line, what: `real_server ${c.words.slice(1).join(' ')}: a duplicate of an earlier real_server (keepalived removes it)`})
+            break
+          }
+          reals.push({node: c, ip, ...(port !== undefined ? {port} : {}), ...(weight !== undefined ? {weight} : {}), ...(m ? {method: m} : {}), tun, ut, lt})
           break
         }
         case 'sorry_server':
@@ -338,9 +391,20 @@ export function parseKeepalived(text: string, file: string): KeepalivedConfig {
           }
       }
     }
+    if (forkMethod !== undefined) return skipped(`lb_kind/lvs_method ${forkMethod} is the full NAT of the alibaba/LVS and iqiyi/dpvs keepalived forks (upstream keepalived rejects it and uses NAT): the service is not modelled`)
+    if (reals.length === 0) return skipped('no real_server (keepalived reports a config error and ignores the virtual server)')
     if (scheduler === undefined) svcNm.push({file, line: n.line, what: 'virtual_server without lb_algo: keepalived uses wlc'})
     const isFwmark = keys.length > 0 && keys.every((k) => k.fwmark !== undefined)
+    const hasAddress = keys.some((k) => k.fwmark === undefined)
     if (proto === undefined && !isFwmark) svcNm.push({file, line: n.line, what: 'virtual_server without protocol: keepalived sets UDP'})
+    if (ops && hasAddress && (proto ?? 'udp') !== 'udp') {
+      ops = false
+      svcNm.push({file, line: n.line, what: `ops on a ${proto!.toUpperCase()} service: keepalived reports that one-packet scheduling requires UDP and resets it`})
+    }
+    if (persistence === undefined && keys.some((k) => k.fwmark === undefined && k.port === 0)) {
+      persistence = PERSISTENT_TIMEOUT
+      svcNm.push({file, line: n.line, what: `port 0 without persistence_timeout: keepalived makes the service persistent (${PERSISTENT_TIMEOUT} s)`})
+    }
     const svcMethod = kind ?? 'masq'
     return keys.map((key): IpvsService => {
       const family = key.family
@@ -353,7 +417,7 @@ export function parseKeepalived(text: string, file: string): KeepalivedConfig {
           // DR and TUN keep the packet's port: the service port, 0 under a fwmark (check_data.c: "port will be ignored")
           port: m === 'route' || m === 'tunnel' ? (key.port !== undefined && key.port !== 0 ? key.port : key.fwmark !== undefined ? 0 : (r.port ?? 0)) : (r.port ?? key.port ?? 0),
           method: m,
-          weight: r.weight,
+          weight: r.weight ?? vsWeight ?? 1,
           upperThreshold: r.ut,
           lowerThreshold: r.lt,
           ...(m === 'tunnel' ? {tunnelType: tun.tunnelType ?? 'ipip'} : {}),

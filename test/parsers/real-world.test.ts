@@ -1,0 +1,64 @@
+// Real-world inputs (fixtures/real-world/README.md names each source): the parsers model them as the tool that
+// reads them does (keepalived -t for keepalived.conf, ipvsadm/procfs for IPVS listings).
+import {describe, expect, test} from 'vitest'
+import {formatIp} from '../../src/model/ip.js'
+import {parseKeepalived} from '../../src/snapshot/parsers/keepalived.js'
+import {fixtureReader} from './helpers.js'
+
+const read = fixtureReader('fixtures/real-world/')
+
+describe('keepalived.conf from the wild', () => {
+  test('persistence_timeout 0 is no persistence; an unknown lb_algo leaves wlc (keepalived -t: both rejected)', () => {
+    const k = parseKeepalived(read('keepalived/xusxlinux-k8s-master02.keepalived.conf'), 'keepalived.conf')
+    expect(k.services).toHaveLength(1)
+    const s = k.services[0]!
+    expect(s.persistence).toBeUndefined()
+    expect(s.flags).toEqual([])
+    expect(s.scheduler).toBe('wlc')
+    expect(s.dests.map((d) => `${formatIp(d.ip)}:${d.port} ${d.method} ${d.weight}`)).toEqual(['10.4.7.11:6443 route 1', '10.4.7.12:6443 route 1', '10.4.7.21:6443 route 1'])
+    const what = (s.notModelled ?? []).map((n) => `${n.line} ${n.what}`)
+    expect(what).toContainEqual(expect.stringMatching(/^21 lb_algo loadbalance: .*keeps wlc/))
+    expect(what).toContainEqual(expect.stringMatching(/^23 virtual_server keyword net_mask/))
+    // 0 is what the author meant (no persistence): not listed
+    expect(what.some((w) => w.includes('persistence_timeout'))).toBe(false)
+  })
+
+  test('the FNAT and `virtual_server match` of the dpvs fork are left out and listed, not a parse error', () => {
+    const k = parseKeepalived(read('keepalived/dpvs-tutorial-fnat.keepalived.conf'), 'keepalived.conf')
+    expect(k.services).toEqual([])
+    expect(k.vrrpAddresses.map((v) => formatIp(v.ip))).toEqual(['192.168.100.254'])
+    expect(k.notModelled?.map((n) => `${n.line} ${n.what}`)).toEqual([
+      expect.stringMatching(/^13 keepalived keyword local_address_group/),
+      expect.stringMatching(/^45 virtual_server group 192.168.100.254-80: lb_kind\/lvs_method FNAT .*not modelled/),
+      expect.stringMatching(/^74 virtual_server match SNAT1: not a numeric address/),
+    ])
+  })
+
+  // what keepalived -t (v2.2.7) reports for each, and does
+  test.each([
+    ['persistence_timeout 0 (rejected: no persistence)', '  persistence_timeout 0\n', {persistence: undefined}, undefined],
+    ['persistence_timeout 99999999 (rejected)', '  persistence_timeout 99999999\n', {persistence: undefined}, /persistence_timeout 99999999: keepalived accepts 1 to 2678400 s/],
+    ['lb_kind dr (case-sensitive: NAT kept)', '  lb_kind dr\n', {method: 'masq'}, /lb_kind dr: keepalived knows only NAT, DR and TUN/],
+    ['protocol ICMP (ignored: UDP)', '  protocol ICMP\n', {proto: 'udp'}, /protocol ICMP: keepalived knows TCP, UDP and SCTP/],
+    ['ops on TCP (reset)', '  protocol TCP\n  ops\n', {ops: false}, /ops on a TCP service/],
+    ['weight on the virtual server is its real servers\' default', '  weight 5\n', {weight: 5}, undefined],
+  ])('%s', (_name, extra, want, note) => {
+    const t = `virtual_server 10.0.0.1 80 {\n  lb_algo rr\n${extra}  real_server 10.0.1.1 80 {\n  }\n}\n`
+    const s = parseKeepalived(t, 'k').services[0]!
+    const got = {persistence: s.persistence, method: s.dests[0]!.method, proto: s.proto, ops: s.ops, weight: s.dests[0]!.weight}
+    expect(got).toMatchObject(want)
+    const notes = (s.notModelled ?? []).map((n) => n.what)
+    if (note) expect(notes).toContainEqual(expect.stringMatching(note))
+  })
+
+  test('no real_server: ignored; port 0 without persistence: made persistent; duplicate and non-numeric real servers dropped', () => {
+    const k = parseKeepalived(
+      'virtual_server 10.0.0.11 80 {\n  protocol TCP\n}\n' +
+        'virtual_server 10.0.0.9 0 {\n  lb_algo rr\n  protocol TCP\n  real_server 10.0.1.1 80 {\n  }\n  real_server 10.0.1.1 80 {\n    weight 3\n  }\n  real_server rs1.example.com 80 {\n  }\n}\n',
+      'k',
+    )
+    expect(k.services.map((s) => `${formatIp(s.vip!)}:${s.port} p${s.persistence} ${s.dests.length}`)).toEqual(['10.0.0.9:0 p360 1'])
+    expect(k.notModelled?.map((n) => `${n.line} ${n.what}`)).toEqual([expect.stringMatching(/^1 virtual_server 10.0.0.11 80: no real_server/)])
+    expect(k.services[0]!.notModelled?.map((n) => n.line)).toEqual([9, 12, 4])
+  })
+})
