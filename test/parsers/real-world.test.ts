@@ -3,7 +3,8 @@
 import {describe, expect, test} from 'vitest'
 import {formatIp} from '../../src/model/ip.js'
 import {parseKeepalived} from '../../src/snapshot/parsers/keepalived.js'
-import {fixtureReader} from './helpers.js'
+import {parseIpvsadmList} from '../../src/snapshot/parsers/ipvsadm.js'
+import {fixtureReader, parseError} from './helpers.js'
 
 const read = fixtureReader('fixtures/real-world/')
 
@@ -60,5 +61,47 @@ describe('keepalived.conf from the wild', () => {
     expect(k.services.map((s) => `${formatIp(s.vip!)}:${s.port} p${s.persistence} ${s.dests.length}`)).toEqual(['10.0.0.9:0 p360 1'])
     expect(k.notModelled?.map((n) => `${n.line} ${n.what}`)).toEqual([expect.stringMatching(/^1 virtual_server 10.0.0.11 80: no real_server/)])
     expect(k.services[0]!.notModelled?.map((n) => n.line)).toEqual([9, 12, 4])
+  })
+})
+
+describe('IPVS listings from the wild', () => {
+  const show = (f: string): string[] =>
+    parseIpvsadmList(read(f), 'ipvsadm-Ln.txt').flatMap((s) => [
+      `${s.fwmark !== undefined ? `fwm ${s.fwmark}` : `${s.proto} ${formatIp(s.vip!)}:${s.port}`} ${s.scheduler}${s.persistence !== undefined ? ` p${s.persistence}/${s.persistenceNetmask}` : ''}`,
+      ...s.dests.map((d) => `  ${formatIp(d.ip)}:${d.port} ${d.method} w${d.weight} a${d.activeConns} i${d.inactiveConns}`),
+    ])
+
+  test('/proc/net/ip_vs (hex addresses, ports, fwmark and persistence netmask) reads as ipvsadm -Ln', () => {
+    expect(show('ipvsadm/proc-net-ip_vs.txt')).toEqual([
+      'tcp 10.253.102.0:32429 rr',
+      '  10.253.7.7:80 masq w1 a0 i0',
+      '  10.253.35.7:80 masq w1 a0 i0',
+      'tcp 10.254.0.1:443 rr p10800/32',
+      '  172.16.16.81:6443 masq w1 a0 i0',
+      '  172.16.16.82:6443 masq w1 a0 i0',
+      'tcp 10.254.0.2:53 rr',
+      '  10.253.7.5:53 masq w1 a0 i0',
+      '  10.253.35.5:53 masq w1 a0 i0',
+      'fwm 10 wlc',
+      '  10.0.0.7:0 route w1 a0 i15',
+    ])
+  })
+
+  test('FullNat destinations of the dpvs/alibaba ipvsadm: kept with an unknown method and listed, not a parse error', () => {
+    expect(show('ipvsadm/dpvs-tutorial-fullnat-Ln.txt')).toEqual(['tcp 192.168.100.254:80 rr', '  192.168.100.2:80 unknown w100 a0 i0', '  192.168.100.3:80 unknown w100 a0 i0'])
+    const [s] = parseIpvsadmList(read('ipvsadm/dpvs-tutorial-fullnat-Ln.txt'), 'ipvsadm-Ln.txt')
+    expect(s!.notModelled?.map((n) => `${n.line} ${n.what}`)).toEqual([expect.stringMatching(/^5 FullNat forwarding .* not modelled/)])
+  })
+
+  test('dpvs MATCH services alone: a clear error naming them', () => {
+    const e = parseError(() => parseIpvsadmList(read('ipvsadm/dpvs-issue-95-match-Ln.txt'), 'ipvsadm-Ln.txt'))
+    expect(e.line).toBe(4)
+    expect(e.message).toContain('MATCH services of the dpvs fork are not modelled')
+    // after a kernel service they are listed and skipped
+    const mixed = read('ipvsadm/dpvs-tutorial-fullnat-Ln.txt') + read('ipvsadm/dpvs-issue-95-match-Ln.txt').split('\n').slice(3).join('\n')
+    const svcs = parseIpvsadmList(mixed, 'ipvsadm-Ln.txt')
+    expect(svcs).toHaveLength(1)
+    expect(svcs[0]!.dests).toHaveLength(2)
+    expect(svcs[0]!.notModelled?.map((n) => n.line)).toEqual([5, 7, 10])
   })
 })

@@ -5,6 +5,11 @@
 //   -Ln   print_title() + print_service_entry(): `TCP  VIP:port sched [(flags)] [persistent N [mask M]] [pe X] [ops]`,
 //         `  -> RIP:port Forward Weight ActiveConn InActConn`, and the --stats/--rate/--thresholds/
 //         --persistent-conn/--tun-info column sets, numbers with print_largenum()'s K/M/G/T suffixes.
+//         The kernel's /proc/net/ip_vs (ip_vs_ctl.c ip_vs_info_seq_show: the same listing with hex addresses,
+//         ports and marks, `persistent T MASK` with a hex netmask) is read as -Ln: what a node without ipvsadm
+//         (kube-proxy IPVS mode) shows. A forwarding method the kernel's IPVS does not have (FullNat, SNAT of
+//         the alibaba/LVS and iqiyi/dpvs forks) is kept as 'unknown' and listed; their MATCH services are listed
+//         and skipped.
 //   -Lnc  list_conn()/print_conn(): `pro expire state source virtual destination` (expire mm:ss);
 //         the raw /proc/net/ip_vs_conn table (hex addresses and ports, expiry in seconds) is accepted too.
 import {formatIp, parseEndpoint, parseIp, type Endpoint, type Family} from '../../model/ip.js'
@@ -243,12 +248,43 @@ function largenum(w: string | undefined, file: string, line: number, what: strin
 
 type Columns = 'plain' | 'tun' | 'stats' | 'rate' | 'thresholds' | 'persist'
 
+/** forwarding names printed by the ipvsadm of the alibaba/LVS (FULLNAT) and iqiyi/dpvs forks */
+const FORK_FWD = new Set(['FullNat', 'SNAT'])
+
+/** /proc/net/ip_vs endpoints: `0A000011:0050`, `[2001:0db8:...]:0050` (hex port, always 4 digits) */
+const PROC_V4 = /^[0-9A-Fa-f]{8}:[0-9A-Fa-f]{4}$/
+const PROC_V6 = /^\[[0-9A-Fa-f:]+\]:[0-9A-Fa-f]{4}$/
+
+/** Whether the listing is /proc/net/ip_vs: an IPv4 endpoint in hex, or a zero-padded/hex fwmark or port. */
+function isProcListing(ls: readonly string[]): boolean {
+  for (const l of ls) {
+    const w = l.trim().split(/\s+/)
+    const a = w[0] === '->' ? w[1] : w[0] === 'TCP' || w[0] === 'UDP' || w[0] === 'SCTP' ? w[1] : undefined
+    if (a !== undefined && PROC_V4.test(a)) return true
+    if (a !== undefined && PROC_V6.test(a) && /:(0|[0-9]*[A-Fa-f])[0-9A-Fa-f]*$/.test(a)) return true
+    if (w[0] === 'FWM' && w[1] !== undefined && /^(0[0-9A-Fa-f]{7}|[0-9A-Fa-f]*[A-Fa-f][0-9A-Fa-f]*)$/.test(w[1]) && w[1].length === 8) return true
+  }
+  return false
+}
+
+function procEndpoint(text: string, file: string, line: number, what: string): Endpoint {
+  if (PROC_V4.test(text)) return {ip: {family: 4, value: BigInt('0x' + text.slice(0, 8))}, port: parseInt(text.slice(9), 16)}
+  const m = /^\[([0-9A-Fa-f:]+)\]:([0-9A-Fa-f]{4})$/.exec(text)
+  const ip = m ? parseIp(m[1]!) : undefined
+  if (!m || !ip) throw new ParseError(file, line, `${what} as /proc/net/ip_vs prints it (8 hex digits:4 hex digits, or [IPv6]:4 hex digits)`, text)
+  return {ip, port: parseInt(m[2]!, 16)}
+}
+
 export function parseIpvsadmList(text: string, file: string): IpvsService[] {
   const ls = lines(text)
   if (text.trim() === '') throw new ParseError(file, 1, '`ipvsadm -Ln` output', 'an empty file')
   let cols: Columns | undefined
   const out: SvcBuild[] = []
   const seen = new Set<string>()
+  const proc = isProcListing(ls)
+  /** a dpvs MATCH service being skipped, with its destinations */
+  let skipping = false
+  const skipped: NotModelled[] = []
   for (let i = 0; i < ls.length; i++) {
     const raw = ls[i]!
     const lineNo = i + 1
@@ -273,21 +309,33 @@ export function parseIpvsadmList(text: string, file: string): IpvsService[] {
     const loc: Loc = {file, line: lineNo, text: raw}
     const words = t.split(/\s+/)
     if (words[0] === '->') {
+      if (skipping) continue
       const svc = out.at(-1)
       if (!svc) throw new ParseError(file, lineNo, 'a service line before its destinations', raw)
-      svc.dests.push(listDest(words.slice(1), cols, svc, file, lineNo, loc))
+      svc.dests.push(listDest(words.slice(1), cols, svc, file, lineNo, loc, proc))
       continue
     }
-    const svc = listService(words, cols, file, lineNo, loc)
+    skipping = words[0] === 'MATCH'
+    if (skipping) {
+      skipped.push({file, line: lineNo, what: `dpvs MATCH (SNAT) service ${words.slice(1).join(' ')}: not a kernel IPVS service, not modelled`})
+      continue
+    }
+    const svc = listService(words, cols, file, lineNo, loc, proc)
     const key = svcKey(svc.proto, svc.family, svc.vip ? `${formatIp(svc.vip)}:${svc.port}` : undefined, svc.fwmark)
     if (seen.has(key)) throw new ParseError(file, lineNo, 'each virtual service listed once', raw)
     seen.add(key)
     out.push(svc)
   }
+  if (skipped.length) {
+    // kept on the first service, as -Sn does with lines that are not services (a listing of MATCH services
+    // alone has nowhere to keep them: it is refused)
+    if (!out[0]) throw new ParseError(file, skipped[0]!.line, 'a service line (TCP/UDP/SCTP VIP:port or FWM mark): the MATCH services of the dpvs fork are not modelled', ls[skipped[0]!.line - 1]!.trim())
+    out[0].notModelled.push(...skipped)
+  }
   return out.map(finish)
 }
 
-function listService(words: string[], cols: Columns, file: string, line: number, loc: Loc): SvcBuild {
+function listService(words: string[], cols: Columns, file: string, line: number, loc: Loc, proc = false): SvcBuild {
   const protoWord = words[0]!
   let k = 1
   let family: Family
@@ -296,7 +344,9 @@ function listService(words: string[], cols: Columns, file: string, line: number,
   let proto: IpvsProto | 'fwmark'
   if (protoWord === 'FWM') {
     proto = 'fwmark'
-    fwmark = intArg(words[k++], file, line, 'a firewall mark after FWM')
+    const w = words[k++]
+    if (proc && w !== undefined && /^[0-9A-Fa-f]{8}$/.test(w)) fwmark = parseInt(w, 16)
+    else fwmark = intArg(w, file, line, 'a firewall mark after FWM')
     family = 4
     if (words[k] === 'IPv6') {
       family = 6
@@ -304,7 +354,7 @@ function listService(words: string[], cols: Columns, file: string, line: number,
     }
   } else if (protoWord === 'TCP' || protoWord === 'UDP' || protoWord === 'SCTP') {
     proto = protoWord.toLowerCase() as IpvsProto
-    vip = endpoint(words[k++] ?? '', file, line, 'the virtual service address')
+    vip = proc ? procEndpoint(words[k++] ?? '', file, line, 'the virtual service address') : endpoint(words[k++] ?? '', file, line, 'the virtual service address')
     family = vip.ip.family
   } else throw new ParseError(file, line, 'a service line (TCP/UDP/SCTP VIP:port or FWM mark) or a "  -> " destination line', loc.text)
   const base = {family, proto, ...(vip ? {vip: vip.ip, port: vip.port} : {}), ...(fwmark !== undefined ? {fwmark} : {}), loc}
@@ -330,8 +380,17 @@ function listService(words: string[], cols: Columns, file: string, line: number,
       let s = w
       while (!s.endsWith(')') && k < words.length) s += words[k++]
       schedFlags = s.replace(/[()]/g, '').split(',').filter(Boolean)
-    } else if (w === 'persistent') persistence = intArg(words[k++], file, line, 'a timeout after persistent')
-    else if (w === 'mask') {
+    } else if (w === 'persistent') {
+      persistence = intArg(words[k++], file, line, 'a timeout after persistent')
+      // /proc/net/ip_vs: `persistent T MASK`, the netmask in hex (IPv4) or the prefix length (IPv6)
+      const m = proc ? words[k] : undefined
+      if (m !== undefined && /^[0-9A-Fa-f]{8}$/.test(m)) {
+        k++
+        const v = parseInt(m, 16)
+        persistenceNetmask = family === 4 ? maskLen(`${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`, 4, file, line) : v
+        if (persistenceNetmask === undefined) nm.push({file, line, what: `non-contiguous persistence netmask ${m}`})
+      }
+    } else if (w === 'mask') {
       const m = words[k++] ?? ''
       persistenceNetmask = maskLen(m, family, file, line)
       if (persistenceNetmask === undefined) nm.push({file, line, what: `non-contiguous persistence netmask ${m}`})
@@ -355,8 +414,8 @@ function listService(words: string[], cols: Columns, file: string, line: number,
   }
 }
 
-function listDest(words: string[], cols: Columns, svc: SvcBuild, file: string, line: number, loc: Loc): IpvsDest {
-  const ep = endpoint(words[0] ?? '', file, line, 'the real server address')
+function listDest(words: string[], cols: Columns, svc: SvcBuild, file: string, line: number, loc: Loc, proc = false): IpvsDest {
+  const ep = proc ? procEndpoint(words[0] ?? '', file, line, 'the real server address') : endpoint(words[0] ?? '', file, line, 'the real server address')
   const rest = words.slice(1)
   const n = (j: number, what: string): number => intArg(rest[j], file, line, what)
   const expect = (count: number, what: string): void => {
@@ -365,8 +424,14 @@ function listDest(words: string[], cols: Columns, svc: SvcBuild, file: string, l
   const base = {ip: ep.ip, port: ep.port, upperThreshold: 0, lowerThreshold: 0, loc}
   const fwd = (w: string | undefined): IpvsMethod => {
     const m = w === undefined ? undefined : FWD[w]
-    if (!m) throw new ParseError(file, line, 'a forwarding method (Masq, Route, Tunnel, Local)', w ?? 'the end of the line')
-    return m
+    if (m) return m
+    if (w !== undefined && FORK_FWD.has(w)) {
+      if (!svc.notModelled.some((n) => n.what.startsWith(`${w} forwarding`))) {
+        svc.notModelled.push({file, line, what: `${w} forwarding (the alibaba/LVS or iqiyi/dpvs fork of IPVS) is not modelled: its destinations are not evaluated`})
+      }
+      return 'unknown'
+    }
+    throw new ParseError(file, line, 'a forwarding method (Masq, Route, Tunnel, Local)', w ?? 'the end of the line')
   }
   switch (cols) {
     case 'plain':
