@@ -4,6 +4,7 @@ import {describe, expect, test} from 'vitest'
 import {formatIp} from '../../src/model/ip.js'
 import {parseKeepalived} from '../../src/snapshot/parsers/keepalived.js'
 import {parseIpvsadmList} from '../../src/snapshot/parsers/ipvsadm.js'
+import {parseNftJson} from '../../src/snapshot/parsers/nft-json.js'
 import {fixtureReader, parseError} from './helpers.js'
 
 const read = fixtureReader('fixtures/real-world/')
@@ -103,5 +104,22 @@ describe('IPVS listings from the wild', () => {
     expect(svcs).toHaveLength(1)
     expect(svcs[0]!.dests).toHaveLength(2)
     expect(svcs[0]!.notModelled?.map((n) => n.line)).toEqual([5, 7, 10])
+  })
+})
+
+describe('nft rulesets from the wild (re-captured with nft -j)', () => {
+  test('a per-element meter (add @set { ip saddr limit rate over ... } drop) is listed: trace and check do not evaluate it', () => {
+    const r = parseNftJson(read('nft/nftlb-031_snat_ipv4_tcp_weight_newrtlimit.json'), 'nft-ruleset.json', {iptablesSaveBeside: false})
+    expect(r.notModelled).toEqual([
+      {file: 'nft-ruleset.json', line: 1, what: expect.stringMatching(/^nft ip nftlb filter-lb01 handle \d+: add @new-rtlimit-lb01 with per-element statements \(limit\)/)},
+    ])
+    const rule = r.tables[0]!.chains.get('filter-lb01')!.rules[0]!
+    expect(rule.stmts.map((s) => s.kind)).toEqual(['match', 'dynset', 'log', 'verdict'])
+  })
+
+  test('a counter inside a dynset is not listed', () => {
+    const t = read('nft/nftlb-031_snat_ipv4_tcp_weight_newrtlimit.json').replace(/\{"limit": \{[^}]*\}\}/, '{"counter": null}')
+    expect(t).toContain('"stmt": [{"counter": null}]')
+    expect(parseNftJson(t, 'nft-ruleset.json', {iptablesSaveBeside: false}).notModelled).toEqual([])
   })
 })

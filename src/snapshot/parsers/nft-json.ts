@@ -539,6 +539,12 @@ function stmt(j: Json): NftStmt {
       if (isObj(v) && typeof v.op === 'string' && typeof v.set === 'string' && v.elem !== undefined) {
         const stmts: NftStmt[] = []
         if (Array.isArray(v.stmt)) for (const x of v.stmt) stmts.push(stmt(x))
+        // `add @s { ip saddr limit rate over 10/second } drop` (a per-element meter, Zevenet nftlb's rate limits):
+        // the kernel evaluates the element's statements and a limit over its rate ends the rule; the trace and
+        // the checks treat the dynset as having no effect on the packet, so the rule is listed
+        if (stmts.some((x) => x.kind !== 'counter')) {
+          ctx.unknown.push(`${v.op} @${v.set.replace(/^@/, '')} with per-element statements (${stmts.map((x) => x.kind).join(', ')}): evaluated as if the rule did not depend on them`)
+        }
         return {kind: 'dynset', op: v.op, elem: expr(v.elem), set: v.set.replace(/^@/, ''), stmts}
       }
       break
@@ -629,7 +635,8 @@ function fastStmt(j: Json): boolean {
       return v === null || (isObj(v) && (v.num === undefined || fastExpr(v.num)))
     case 'set':
       if (!isObj(v) || typeof v.op !== 'string' || typeof v.set !== 'string' || v.elem === undefined || !fastExpr(v.elem)) return false
-      if (Array.isArray(v.stmt)) for (const x of v.stmt) if (!fastStmt(x)) return false
+      // per-element statements other than a counter are listed (stmt() above): the slow path
+      if (Array.isArray(v.stmt)) for (const x of v.stmt) if (!fastStmt(x) || !isObj(x) || !('counter' in x)) return false
       return true
     case 'ct helper':
     case 'secmark':
