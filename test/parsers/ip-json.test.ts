@@ -165,7 +165,7 @@ describe('ip -j route show table all', () => {
 
   test('attributes lvsdoctor does not interpret are kept as not modelled', () => {
     const [r] = parseIpRoute('[{"dst":"10.9.0.0/16","gateway":"10.0.0.1","dev":"eth0","nhid":12,"encap":"mpls","flags":[]}]', 'x')
-    expect(r!.notModelled).toEqual(['nhid 12', 'encap mpls'])
+    expect(r!.notModelled).toEqual(['route 10.9.0.0/16: nhid 12', 'route 10.9.0.0/16: encap mpls'])
     expect(r!.loc.text).toBe('10.9.0.0/16 via 10.0.0.1 dev eth0 nhid 12 encap mpls')
   })
 })
@@ -231,7 +231,7 @@ describe('ip -j rule show', () => {
 
   test('unknown selectors are kept as not modelled', () => {
     const [r] = parseIpRule('[{"priority":5,"src":"all","l3mdev":null,"tun_id":7,"table":"main"}]', 'x')
-    expect(r!.notModelled).toEqual(['l3mdev', 'tun_id 7'])
+    expect(r!.notModelled).toEqual(['rule 5: l3mdev', 'rule 5: tun_id 7'])
     expect(r!.loc.text).toBe('5: from all l3mdev tun_id 7 lookup main')
   })
 })

@@ -5,6 +5,7 @@ import {formatIp} from '../../src/model/ip.js'
 import {parseKeepalived} from '../../src/snapshot/parsers/keepalived.js'
 import {parseIpvsadmList} from '../../src/snapshot/parsers/ipvsadm.js'
 import {parseNftJson} from '../../src/snapshot/parsers/nft-json.js'
+import {parseIpRoute, parseIpRule} from '../../src/snapshot/parsers/ip-json.js'
 import {fixtureReader, parseError} from './helpers.js'
 
 const read = fixtureReader('fixtures/real-world/')
@@ -121,5 +122,25 @@ describe('nft rulesets from the wild (re-captured with nft -j)', () => {
     const t = read('nft/nftlb-031_snat_ipv4_tcp_weight_newrtlimit.json').replace(/\{"limit": \{[^}]*\}\}/, '{"counter": null}')
     expect(t).toContain('"stmt": [{"counter": null}]')
     expect(parseNftJson(t, 'nft-ruleset.json', {iptablesSaveBeside: false}).notModelled).toEqual([])
+  })
+})
+
+describe('ip -j output of iproute2 6.1 (one line of JSON)', () => {
+  test('what is not modelled names its route, since every item is on line 1', () => {
+    const routes = parseIpRoute(read('ip/ip-route.json'), 'ip-route.json')
+    expect(routes.every((r) => r.loc.line === 1)).toBe(true)
+    expect(routes.flatMap((r) => r.notModelled ?? [])).toEqual(['route 10.70.0.0/16: metrics', 'route 100.64.0.0/10: nhid 20', 'route 100.128.0.0/16: nhid 10'])
+    // nhid routes: ip prints the resolved nexthops, which are modelled
+    const grp = routes.find((r) => r.notModelled?.includes('route 100.64.0.0/10: nhid 20'))!
+    expect(grp.nexthops?.map((h) => formatIp(h.gateway!))).toEqual(['10.9.0.3', '10.9.1.3'])
+    expect(routes.filter((r) => ['blackhole', 'unreachable', 'prohibit', 'throw'].includes(r.type))).toHaveLength(4)
+  })
+
+  test('every rule of the capture is modelled', () => {
+    const rules = parseIpRule(read('ip/ip-rule.json'), 'ip-rule.json')
+    expect(rules.map((r) => `${r.priority} ${r.action}`)).toEqual([
+      '0 lookup', '100 lookup', '110 lookup', '120 goto', '130 lookup', '140 lookup', '150 nop', '160 unreachable', '32000 lookup', '32766 lookup', '32767 lookup',
+    ])
+    expect(rules.filter((r) => r.notModelled)).toEqual([])
   })
 })

@@ -234,6 +234,9 @@ export function parseIpRoute(text: string, file: string): Route[] {
       words.push(...(h.flags ?? []))
     }
     const loc: Loc = {file, line, text: words.join(' ')}
+    // `ip -j` prints one line: name the route, so that "ip-route.json:1 metrics" says which one
+    const where = `route ${type !== 'unicast' ? `${type} ` : ''}${dst}${table !== 'main' ? ` table ${table}` : ''}`
+    for (let k = 0; k < notModelled.length; k++) notModelled[k] = `${where}: ${notModelled[k]}`
     out.push({
       table,
       type,
@@ -384,6 +387,7 @@ export function parseIpRule(text: string, file: string): IpRule[] {
     else w.push(action)
     if (suppressPrefixlen !== undefined) w.push('suppress_prefixlength', String(suppressPrefixlen))
     if (suppressIfgroup !== undefined) w.push('suppress_ifgroup', String(suppressIfgroup))
+    for (let k = 0; k < notModelled.length; k++) notModelled[k] = `rule ${priority}: ${notModelled[k]}`
     out.push({
       priority,
       family: from?.family ?? to?.family ?? family,
