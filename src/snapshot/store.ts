@@ -48,7 +48,8 @@ export function detectFileType(data: Buffer): string | undefined {
   if (/^IP Virtual Server version/m.test(text) || /^Prot LocalAddress:Port\s/m.test(text)) return 'ipvsadm-Ln.txt'
   if (/^-A\s+-(t|u|f|-sctp-service|-tcp-service|-udp-service|-fwmark-service)\s/m.test(text)) return 'ipvsadm-Sn.txt'
   if (/^\s*(virtual_server|virtual_server_group|vrrp_instance|global_defs)\b/m.test(text)) return 'keepalived.conf'
-  if (/^(ipv4|ipv6)\s+\d+\s+\w+\s+\d+/m.test(text) || /^(tcp|udp|icmp|icmpv6|sctp|unknown)\s+\d+\s+\d+\s/m.test(text)) return 'conntrack.txt'
+  // conntrack -L: any layer-4 name (gre, dccp, udplite... too), number, timeout, [state], src=
+  if (/^(ipv4|ipv6)\s+\d+\s+\w+\s+\d+/m.test(text) || /^(tcp|udp|icmp|icmpv6|sctp|unknown)\s+\d+\s+\d+\s/m.test(text) || /^[a-z][a-z0-9-]*\s+\d+\s+\d+\s+(?:[A-Z_]+\s+)?src=/m.test(text)) return 'conntrack.txt'
   if (/^[a-z0-9_]+(\.[A-Za-z0-9_\-@:]+)+\s*=\s*/m.test(text)) return 'sysctl.txt'
   return undefined
 }
