@@ -54,6 +54,15 @@ describe('keepalived.conf from the wild', () => {
     if (note) expect(notes).toContainEqual(expect.stringMatching(note))
   })
 
+  test('a virtual_ipaddress entry that is not an address is skipped and listed (keepalived: "VRRP parsed invalid IP ... skipping IP")', () => {
+    const k = parseKeepalived('vrrp_instance VI_1 {\n  interface eth0\n  virtual_ipaddress {\n    10.0.0.300\n    10.0.0.5/24 dev eth1 label eth1:1\n    10.0.0.6/33\n  }\n}\n', 'k')
+    expect(k.vrrpAddresses.map((v) => `${formatIp(v.ip)}/${v.prefixlen} ${v.dev}`)).toEqual(['10.0.0.5/24 eth1'])
+    expect(k.notModelled?.map((n) => `${n.line} ${n.what}`)).toEqual([
+      expect.stringMatching(/^4 virtual_ipaddress entry 10.0.0.300: not an address/),
+      expect.stringMatching(/^6 virtual_ipaddress entry 10.0.0.6\/33: not an address/),
+    ])
+  })
+
   test('no real_server: ignored; port 0 without persistence: made persistent; duplicate and non-numeric real servers dropped', () => {
     const k = parseKeepalived(
       'virtual_server 10.0.0.11 80 {\n  protocol TCP\n}\n' +

@@ -234,8 +234,14 @@ export function parseKeepalived(text: string, file: string): KeepalivedConfig {
           for (const v of c.children ?? []) {
             const [addr, ...rest] = v.words
             const slash = addr!.indexOf('/')
-            const ip = ipArg(slash >= 0 ? addr!.slice(0, slash) : addr, file, v.line, 'a virtual_ipaddress entry')
-            const prefixlen = slash >= 0 ? uint(addr!.slice(slash + 1), file, v.line, 'a prefix length', ip.family === 4 ? 32 : 128) : undefined
+            const ip = parseIp(slash >= 0 ? addr!.slice(0, slash) : addr!)
+            const len = slash >= 0 ? addr!.slice(slash + 1) : undefined
+            if (!ip || (len !== undefined && (!/^\d+$/.test(len) || Number(len) > (ip.family === 4 ? 32 : 128)))) {
+              // keepalived: "VRRP parsed invalid IP ... skipping IP"
+              nm(v, `${c.words[0]} entry ${v.words.join(' ')}: not an address (keepalived reports a config error and skips it)`)
+              continue
+            }
+            const prefixlen = len !== undefined ? Number(len) : undefined
             const di = rest.indexOf('dev')
             const dev = di >= 0 ? rest[di + 1] : iface
             vrrpAddresses.push({ip, ...(prefixlen !== undefined ? {prefixlen} : {}), ...(dev !== undefined ? {dev} : {}), loc: loc(v)})
