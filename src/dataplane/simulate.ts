@@ -53,7 +53,7 @@ export interface Failure {
 
 export type Arrival =
   /** delivered to a local socket of a host of the snapshots */
-  | {readonly kind: 'host'; readonly host: HostModel; readonly packet: Packet}
+  | {readonly kind: 'host'; readonly host: HostModel; readonly packet: Packet; readonly iif?: string}
   /** reached the outside client */
   | {readonly kind: 'client'; readonly packet: Packet}
   /** left the snapshots towards an address no snapshot owns; `via` is the last host, `dev` its device */
@@ -591,7 +591,7 @@ class Sim {
       if (inp.kind !== 'continue') return inp.journey
       if (skb.packet.proto === 4 && skb.packet.inner) return this.decapsulate(h, skb.packet)
       this.step(h, {hook: 'SOCKET', table: '', chain: '', verdict: 'delivered', note: 'to the local stack'}, skb)
-      return this.done({kind: 'host', host: h, packet: skb.packet})
+      return this.done({kind: 'host', host: h, packet: skb.packet, iif})
     }
     if (route.kind !== 'unicast') return this.fail({host: h.name, hook: 'ROUTING', chain: '', reason: `a ${route.kind} route does not forward`}, q)
     const dev = route.dev

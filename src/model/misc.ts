@@ -39,6 +39,22 @@ export interface ConntrackEntry {
   readonly loc: Loc
 }
 
+/**
+ * A listening socket (`ss -Hltnu`, `ss -ltnu`, `netstat -ltnu`): TCP in LISTEN, UDP bound (UNCONN). `addr` is
+ * undefined for a wildcard: `0.0.0.0` (IPv4 only), `*` (an IPv6 socket that also takes IPv4, v6only off) or
+ * `[::]` (IPv6 only, v6only on; netstat's `:::` cannot tell and is taken as ss's `*`, the Linux default).
+ */
+export interface Listener {
+  readonly proto: 'tcp' | 'udp' | 'sctp'
+  /** which connections it can take: 4 (an IPv4 address or 0.0.0.0), 6 (v6only), 'both' (`*`, `:::`) */
+  readonly family: 4 | 6 | 'both'
+  readonly addr?: IpAddr
+  readonly port: number
+  /** bound to a device (SO_BINDTODEVICE, ss's `%dev`) */
+  readonly dev?: string
+  readonly loc: Loc
+}
+
 export interface KeepalivedConfig {
   readonly services: readonly IpvsService[]
   /** VIPs of vrrp_instance virtual_ipaddress blocks */

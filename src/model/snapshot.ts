@@ -1,7 +1,7 @@
 // One host's snapshot, parsed: what `check` and `trace` work on.
 import type {IptablesRuleset} from './iptables.js'
 import type {IpvsConfig, IpvsConn} from './ipvs.js'
-import type {ConntrackEntry, KeepalivedConfig, Sysctls} from './misc.js'
+import type {ConntrackEntry, KeepalivedConfig, Listener, Sysctls} from './misc.js'
 import type {Interface, IpRule, Route} from './net.js'
 import type {NftRuleset} from './nft.js'
 import type {NotModelled, ParseError} from './source.js'
@@ -45,6 +45,7 @@ export const SNAPSHOT_FILES = [
   'ip-rule.json',
   'sysctl.txt',
   'conntrack.txt',
+  'ss-ltnu.txt',
   'keepalived.conf',
   'capture.pcap',
   'capture.pcapng',
@@ -76,6 +77,8 @@ export interface HostSnapshot {
   rules?: readonly IpRule[]
   sysctl?: Sysctls
   conntrack?: readonly ConntrackEntry[]
+  /** ss-ltnu.txt: the host's listening sockets (absent: unknown, not none) */
+  listeners?: readonly Listener[]
   keepalived?: KeepalivedConfig
   /** path of a capture file in the snapshot, read on demand */
   capturePath?: string

@@ -6,6 +6,7 @@ import {hostModel, type HostModel} from '../dataplane/host.js'
 import {effectiveMethod, ipvsMethodWord} from '../dataplane/ipvs.js'
 import {PROTO, tcpFlags, type Packet} from '../dataplane/packet.js'
 import {World, type Arrival, type Hop, type Journey, type TraceStep} from '../dataplane/simulate.js'
+import {listenerFor} from '../snapshot/parsers/sockets.js'
 
 /** The default client when --client is not given (TEST-NET-3, documentation range), and its port. */
 export const DEFAULT_CLIENT = '203.0.113.10'
@@ -124,7 +125,7 @@ export function traceConnection(snaps: readonly HostSnapshot[], o: TraceOptions)
       if (!journey.failure) {
         const a = journey.arrival!
         if (!server) {
-          const r = serverFrom(a, hosts)
+          const r = serverFrom(a, journey.steps)
           if ('problem' in r) {
             problem = r.problem
             problemAt = a.kind === 'host' ? a.host.name : a.kind === 'external' ? a.via.name : (world.clientHost?.name ?? 'client')
@@ -201,8 +202,7 @@ export function traceConnection(snaps: readonly HostSnapshot[], o: TraceOptions)
   }
 }
 
-function serverFrom(a: Arrival, hosts: readonly HostModel[]): {server: Server; assumption?: string} | {problem: string} {
-  void hosts
+function serverFrom(a: Arrival, steps: readonly TraceStep[]): {server: Server; assumption?: string} | {problem: string} {
   const local = {ip: a.packet.dst, port: a.packet.dport ?? 0}
   const remote = {ip: a.packet.src, port: a.packet.sport ?? 0}
   if (a.kind === 'client') return {problem: 'the first packet came back to the client instead of reaching a server'}
@@ -213,14 +213,33 @@ function serverFrom(a: Arrival, hosts: readonly HostModel[]): {server: Server; a
     }
   }
   const h = a.host
-  if (h.ipvs?.findService(a.packet)) {
+  const ipvsMissed = h.ipvs?.findService(a.packet) ? 'IPVS did not take it, and ' : ''
+  // the listening sockets, when the snapshot has them (ss-ltnu.txt): what the kernel's socket lookup finds
+  const listeners = h.snap.listeners
+  const proto = PROTO_NAMES[a.packet.proto]
+  if (listeners && proto) {
+    const l = listenerFor(listeners, proto, local.ip, local.port, a.iif)
+    if (l) return {server: {kind: 'host', host: h, local, remote}}
+    const bound = listeners.filter((x) => x.proto === proto && x.port === local.port)
+    const near = bound.length ? ` (${bound.map((x) => `${x.loc.file}:${x.loc.line} ${x.loc.text.trim().replace(/\s+/g, ' ')}`).join('; ')}${a.iif ? `: not for ${formatIp(local.ip)} arriving on ${a.iif}` : ''})` : ''
+    const answer = proto === 'tcp' ? 'the kernel answers the SYN with a TCP reset' : proto === 'udp' ? 'the kernel answers with ICMP port unreachable' : 'the kernel refuses it'
+    return {problem: `the packet was delivered to ${h.name}'s own stack at ${formatEndpoint(local)}: ${ipvsMissed}nothing listens there on ${proto.toUpperCase()} port ${local.port}${near}; ${answer}`}
+  }
+  if (ipvsMissed) {
     return {problem: `the packet was delivered to ${h.name}'s own stack at ${formatEndpoint(local)}: IPVS did not take it, and nothing is known to listen there`}
   }
-  if (h.role === 'director' || h.role === 'router') {
-    return {problem: `the packet was delivered to ${h.name}'s own stack at ${formatEndpoint(local)} (a ${h.role}): no DNAT or IPVS sent it on, and nothing is known to listen there`}
+  // the host's own NAT sent the connection to its own stack (REDIRECT, DNAT to a local address): meant to be served here
+  const natHere = steps.some((s) => s.host === h.name && s.verdict === 'DNAT')
+  if (natHere) {
+    return {server: {kind: 'host', host: h, local, remote}, assumption: `${h.name} is assumed to listen on ${formatEndpoint(local)}, where its own DNAT/REDIRECT sent the connection (listening sockets are not in the snapshot: ss -Hltnu > ss-ltnu.txt)`}
   }
-  return {server: {kind: 'host', host: h, local, remote}, assumption: `${h.name} is assumed to listen on ${formatEndpoint(local)} (listening sockets are not in the snapshot)`}
+  if (h.role === 'director' || h.role === 'router') {
+    return {problem: `the packet was delivered to ${h.name}'s own stack at ${formatEndpoint(local)} (a ${h.role}): no DNAT or IPVS sent it on, and nothing is known to listen there (listening sockets are not in the snapshot: ss -Hltnu > ss-ltnu.txt)`}
+  }
+  return {server: {kind: 'host', host: h, local, remote}, assumption: `${h.name} is assumed to listen on ${formatEndpoint(local)} (listening sockets are not in the snapshot: ss -Hltnu > ss-ltnu.txt)`}
 }
+
+const PROTO_NAMES: Readonly<Record<number, 'tcp' | 'udp' | 'sctp'>> = {6: 'tcp', 17: 'udp', 132: 'sctp'}
 
 function sameEp(ip: IpAddr, port: number | undefined, e: Endpoint): boolean {
   return ipEquals(ip, e.ip) && (port ?? 0) === e.port

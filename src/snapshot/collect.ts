@@ -331,6 +331,7 @@ export function collectTasks(o: CollectOptions): {ctx: Ctx; run: () => Promise<C
     {title: 'ip-rule.json: ip -j rule show', fn: simple('ip-rule.json', ['ip', '-j', 'rule', 'show'])},
     {title: 'sysctl.txt: sysctl net.ipv4 net.ipv6.conf net.netfilter', fn: sysctl},
     {title: 'conntrack.txt: conntrack -L', fn: conntrack},
+    {title: 'ss-ltnu.txt: ss -Hltnu', fn: simple('ss-ltnu.txt', ['ss', '-Hltnu'])},
     {title: 'keepalived.conf', fn: keepalived},
   ]
 

@@ -57,6 +57,8 @@ export const ALLOWED_COMMANDS: readonly (readonly string[])[] = [
   ['ip', '-j', 'route', 'show', 'table', 'all'],
   ['ip', '-j', 'rule', 'show'],
   ['conntrack', '-L'],
+  // listening sockets: a netlink dump (sock_diag), reads only
+  ['ss', '-Hltnu'],
   ['sysctl', '-a'],
 ]
 

@@ -10,6 +10,7 @@ import {mergeIpvsList, parseIpvsadmConns, parseIpvsadmList, parseIpvsadmSave} fr
 import {firstJsonError} from './parsers/json-items.js'
 import {parseIpAddr, parseIpRoute, parseIpRule} from './parsers/ip-json.js'
 import {parseSysctl} from './parsers/sysctl.js'
+import {looksLikeSockets, parseListeners} from './parsers/sockets.js'
 import {parseConntrack} from './parsers/conntrack.js'
 import {parseKeepalived} from './parsers/keepalived.js'
 import {parseNftJson} from './parsers/nft-json.js'
@@ -48,6 +49,8 @@ export function detectFileType(data: Buffer): string | undefined {
   if (/^IP Virtual Server version/m.test(text) || /^Prot LocalAddress:Port\s/m.test(text)) return 'ipvsadm-Ln.txt'
   if (/^-A\s+-(t|u|f|-sctp-service|-tcp-service|-udp-service|-fwmark-service)\s/m.test(text)) return 'ipvsadm-Sn.txt'
   if (/^\s*(virtual_server|virtual_server_group|vrrp_instance|global_defs)\b/m.test(text)) return 'keepalived.conf'
+  // before conntrack: a netstat line also starts with a protocol and two numbers
+  if (looksLikeSockets(text)) return 'ss-ltnu.txt'
   // conntrack -L: any layer-4 name (gre, dccp, udplite... too), number, timeout, [state], src=
   if (/^(ipv4|ipv6)\s+\d+\s+\w+\s+\d+/m.test(text) || /^(tcp|udp|icmp|icmpv6|sctp|unknown)\s+\d+\s+\d+\s/m.test(text) || /^[a-z][a-z0-9-]*\s+\d+\s+\d+\s+(?:[A-Z_]+\s+)?src=/m.test(text)) return 'conntrack.txt'
   if (/^[a-z0-9_]+(\.[A-Za-z0-9_\-@:]+)+\s*=\s*/m.test(text)) return 'sysctl.txt'
@@ -124,7 +127,7 @@ function readRaw(path: string): RawFiles[] {
   if (data.length >= 2 && data[0] === 0x1f && data[1] === 0x8b) return fromTar(path, data)
   const type = detectFileType(data)
   if (!type) {
-    throw new UsageError(`${path}: not a snapshot directory, a .tar.gz of one, or a file lvsdoctor recognises (iptables-save, ip6tables-save, nft -j list ruleset, ipvsadm -Sn/-Ln/-Lnc, ip -j addr/route/rule, sysctl, conntrack -L, keepalived.conf, pcap)`)
+    throw new UsageError(`${path}: not a snapshot directory, a .tar.gz of one, or a file lvsdoctor recognises (iptables-save, ip6tables-save, nft -j list ruleset, ipvsadm -Sn/-Ln/-Lnc, ip -j addr/route/rule, sysctl, conntrack -L, ss -ltnu, keepalived.conf, pcap)`)
   }
   const stem = basename(path).replace(/\.(txt|json|conf|save|pcap|pcapng|iptables-save|ip6tables-save)$/, '')
   return [{name: stem || basename(path), source: path, files: new Map([[type, data]]), paths: new Map([[type, path]]), bare: true}]
@@ -229,6 +232,11 @@ function buildHost(raw: RawFiles): HostSnapshot {
   host.sysctl = load('sysctl.txt', parseSysctl)
   host.conntrack = load('conntrack.txt', parseConntrack)
   host.keepalived = load('keepalived.conf', parseKeepalived)
+  const sockets = load('ss-ltnu.txt', parseListeners)
+  if (sockets) {
+    host.listeners = sockets.listeners
+    host.notModelled.push(...sockets.notModelled)
+  }
   // -Sn is the configuration; -Ln adds counters and connection counts; keepalived stands in for both.
   if (sn) host.ipvs = {source: 'ipvsadm-Sn.txt', services: ln ? mergeIpvsList(sn, ln) : sn}
   else if (ln) host.ipvs = {source: 'ipvsadm-Ln.txt', services: ln}

@@ -107,6 +107,9 @@ try:
 except Exception as e:
     st["error"] = str(e)
 open(out, "w").write(json.dumps(st))
+# still listening while the namespaces are snapshotted (ss-ltnu.txt), as a real service is; killed afterwards
+import time
+time.sleep(120)
 `
 
 const CLIENT_PY = `

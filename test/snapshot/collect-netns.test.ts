@@ -52,7 +52,7 @@ describe.skipIf(skip !== undefined)('snapshot in a network namespace', () => {
 
   test('the files of the format, a manifest with every command, the name and role given', () => {
     expect(readdirSync(dir).sort()).toEqual(
-      ['conntrack.txt', 'ip-addr.json', 'ip-route.json', 'ip-rule.json', 'ip6tables-save.txt', 'iptables-legacy-save.txt', 'iptables-save.txt', 'manifest.json', 'nft-ruleset.json', 'sysctl.txt'].sort(),
+      ['conntrack.txt', 'ip-addr.json', 'ip-route.json', 'ip-rule.json', 'ip6tables-save.txt', 'iptables-legacy-save.txt', 'iptables-save.txt', 'manifest.json', 'nft-ruleset.json', 'ss-ltnu.txt', 'sysctl.txt'].sort(),
     )
     expect(host.name).toBe('lds-d')
     expect(host.role).toBe('director')

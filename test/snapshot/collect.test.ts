@@ -97,6 +97,8 @@ function healthyHost(): Record<string, Reply> {
     'ip -j rule show': {stdout: '[{"priority":0,"src":"all","table":"local"}]\n'},
     'sysctl net.ipv4 net.ipv6.conf net.netfilter': {stdout: SYSCTL},
     'conntrack -L': {stdout: CONNTRACK, stderr: 'conntrack v1.4.7 (conntrack-tools): 1 flow entries have been shown.\n'},
+    // captured with `ss -Hltnu` (iproute2 6.1) in a network namespace
+    'ss -Hltnu': {stdout: 'udp UNCONN 0      0         0.0.0.0:53 0.0.0.0:*\ntcp LISTEN 0      128       0.0.0.0:80 0.0.0.0:*\n'},
   }
 }
 
@@ -108,7 +110,7 @@ describe('collect: files and manifest records', () => {
     const c = await collect({...quiet, runner, proc: fakeProc({ipvs: true, legacy: ''})})
     expect(c.gaps).toEqual([])
     expect([...c.files.keys()].sort()).toEqual(
-      ['conntrack.txt', 'ip-addr.json', 'ip-route.json', 'ip-rule.json', 'ip6tables-save.txt', 'ipvsadm-Ln.txt', 'ipvsadm-Lnc.txt', 'ipvsadm-Sn.txt', 'iptables-save.txt', 'nft-ruleset.json', 'sysctl.txt'].sort(),
+      ['conntrack.txt', 'ip-addr.json', 'ip-route.json', 'ip-rule.json', 'ip6tables-save.txt', 'ipvsadm-Ln.txt', 'ipvsadm-Lnc.txt', 'ipvsadm-Sn.txt', 'iptables-save.txt', 'nft-ruleset.json', 'ss-ltnu.txt', 'sysctl.txt'].sort(),
     )
     expect(c.files.get('iptables-save.txt')!.toString()).toBe(NFT_SAVE)
     expect(c.files.get('sysctl.txt')!.toString()).toBe(SYSCTL)
@@ -123,7 +125,7 @@ describe('collect: files and manifest records', () => {
     expect(runner.calls.every((k) => isAllowed(k.split(' ')))).toBe(true)
     // the manifest lists the commands in the order of the format
     expect(Object.keys(c.commands)[0]).toBe('iptables-save.txt')
-    expect(Object.keys(c.commands).at(-1)).toBe('conntrack.txt')
+    expect(Object.keys(c.commands).at(-1)).toBe('ss-ltnu.txt')
   })
 
   test('a failed command with empty output is not written (missing = unknown), nor one with partial output', async () => {
@@ -426,7 +428,7 @@ describe('services', () => {
     const dir = fresh('text')
     await runSnapshot({...quiet, name: 'lds-t', json: false, version: '1', output: dir, runner: fakeRunner(healthyHost()), proc: fakeProc({ipvs: false}), out: (s) => out.push(s)})
     const lines = out.join('').trimEnd().split('\n')
-    expect(lines[0]).toMatch(new RegExp(`^snapshot of lds-t written to ${dir} \\(8 files and manifest.json, collected in \\d+\\.\\d\\d s\\)$`))
+    expect(lines[0]).toMatch(new RegExp(`^snapshot of lds-t written to ${dir} \\(9 files and manifest.json, collected in \\d+\\.\\d\\d s\\)$`))
     expect(lines.slice(1)).toEqual(['  gap  ipvsadm-Sn.txt, ipvsadm-Ln.txt, ipvsadm-Lnc.txt: IPVS is not loaded in this kernel (no /proc/net/ip_vs), so there are no virtual services; ipvsadm not run because it would load the ip_vs module'])
   })
 
