@@ -1,70 +1,11 @@
-// The kernel judges trace on random combinations (random-scenarios.ts): for each scenario the real kernel runs
-// one TCP exchange through the namespaces, and trace over their snapshots must predict the same result
-// (connected, reply, closed); where the kernel's connection fails, check's fix commands (told the flow) run in the
-// namespaces and `trace --fix` must predict what the kernel then does. The seed is printed; LVSDOCTOR_KERNEL_SEED=N runs another set, LVSDOCTOR_KERNEL_RANDOM=K
-// another count. LVSDOCTOR_KERNEL_GAP=FILE (opt-in) appends one JSON line per failing scenario to FILE: whether check
-// is silent (no fix command), its fixes repair the connection, or they do not, with the rules that fired and
-// trace's text, to measure where check falls short of trace; the test's assertions stay the same.
-import {appendFileSync, cpSync} from 'node:fs'
-import {describe, expect, test} from 'vitest'
-import {parseEndpoint, parseIp} from '../../src/model/ip.js'
-import {renderTraceText} from '../../src/render/trace-text.js'
-import {traceConnection} from '../../src/services/trace.js'
-import {loadSnapshots} from '../../src/snapshot/store.js'
-import {runRules} from '../../src/rules/index.js'
-import {traceWithFixes} from '../../src/services/trace-command.js'
-import {CLIENT_PORT, cannotRun, cleanup, runScenario, type KernelRun, type Scenario} from './harness.js'
+// The kernel judges trace on random combinations (random-scenarios.ts): see random-agreement.ts for what is asserted.
+// The seed is printed; LVSDOCTOR_KERNEL_SEED=N runs another set, LVSDOCTOR_KERNEL_RANDOM=K another count,
+// LVSDOCTOR_KERNEL_PREFIX another namespace prefix, LVSDOCTOR_KERNEL_GAP=FILE records where check falls short.
+import {describeRandomAgreement} from './random-agreement.js'
 import {randomScenarios} from './random-scenarios.js'
 
 const SEED = Number(process.env.LVSDOCTOR_KERNEL_SEED ?? 20261121)
 const COUNT = Number(process.env.LVSDOCTOR_KERNEL_RANDOM ?? 16)
-const GAP = process.env.LVSDOCTOR_KERNEL_GAP
 const PREFIX = process.env.LVSDOCTOR_KERNEL_PREFIX
 
-/** The gap record of a failing scenario (LVSDOCTOR_KERNEL_GAP). */
-function gap(record: Record<string, unknown>, run: KernelRun): void {
-  if (!GAP) return
-  appendFileSync(GAP, JSON.stringify({seed: SEED, ...record}) + '\n')
-  // the snapshots, to replay check and trace on them later (FILE.snapshots/NAME/HOST)
-  cpSync(run.dir, `${GAP}.snapshots/${record.name}`, {recursive: true})
-}
-const why = cannotRun()
-if (why) console.log(`random kernel scenarios skipped: ${why}`)
-
-describe.skipIf(why !== undefined)(`trace agrees with the kernel on random scenarios (seed ${SEED})`, () => {
-  test.each(randomScenarios(SEED, COUNT, PREFIX).map((s) => [s.name, s] as const))('%s', async (_name, s) => {
-    let run: KernelRun | undefined
-    let fixedRun: KernelRun | undefined
-    try {
-      run = await runScenario(s)
-      const hosts = loadSnapshots(run.snapshots)
-      for (const h of hosts) expect(h.errors.filter((e) => e.file !== 'conntrack.txt').map((e) => e.message)).toEqual([])
-      const opts = {vip: parseEndpoint(s.client.connect)!, proto: 'tcp' as const, client: parseIp(s.client.src)!, clientPort: CLIENT_PORT}
-      const r = traceConnection(hosts, opts)
-      const setup = Object.entries(s.ns).map(([n, spec]) => `${n}: ${spec.setup.join('; ')}`).join('\n')
-      expect(r.connection, `${s.why}\n${setup}\nkernel: ${run.detail}\n${renderTraceText(r)}`).toEqual(run.result)
-      if (run.result.connected && run.result.reply && run.result.closed) return
-      // the connection failed: check's fixes, predicted by trace --fix and run by the kernel
-      const findings = runRules({hosts, flows: [opts]})
-      const byHost = new Map<string, string[]>()
-      for (const f of findings) for (const c of f.fix?.commands ?? []) byHost.set(f.host, [...(byHost.get(f.host) ?? []), c])
-      const record = {name: s.name, why: s.why, setup, kernel: run.result, rules: findings.map((f) => `${f.rule}@${f.host}:${f.severity}`), trace: renderTraceText(r)}
-      if (byHost.size === 0) {
-        gap({...record, class: 'silent'}, run)
-        return
-      }
-      const predicted = await traceWithFixes(hosts, opts, findings)
-      expect(predicted.outcomes.filter((o) => !o.applied), 'every fix command applies to the snapshot copy').toEqual([])
-      const withFixes: Scenario = {...s, name: `fx-${s.name}`, ns: Object.fromEntries(Object.entries(s.ns).map(([n, spec]) => [n, {...spec, setup: [...spec.setup, ...(byHost.get(n) ?? [])]}]))}
-      fixedRun = await runScenario(withFixes)
-      const fixes = [...byHost].map(([h, c]) => `${h}: ${c.join(' ; ')}`).join('\n')
-      const ok = fixedRun.result.connected && fixedRun.result.reply && fixedRun.result.closed
-      gap({...record, class: ok ? 'repaired' : 'unrepaired', fixes, fixed: fixedRun.result, predicted: predicted.result.connection, ...(ok ? {} : {fixedTrace: renderTraceText(predicted.result)})}, run)
-      console.log(`${s.name}: kernel ${JSON.stringify(run.result)}, with check's fixes ${JSON.stringify(fixedRun.result)}, trace --fix ${JSON.stringify(predicted.result.connection)}`)
-      expect(predicted.result.connection, `${setup}\nfixes:\n${fixes}\nkernel with the fixes: ${fixedRun.detail}\n${renderTraceText(predicted.result)}`).toEqual(fixedRun.result)
-    } finally {
-      cleanup(run)
-      cleanup(fixedRun)
-    }
-  }, 90_000)
-})
+describeRandomAgreement('random scenarios', SEED, randomScenarios(SEED, COUNT, PREFIX))
