@@ -236,6 +236,17 @@ export class IpvsState {
     return (d.activeConns ?? 0) + (d.inactiveConns ?? 0) + (this.added.get(d) ?? 0) >= d.upperThreshold
   }
 
+  /** ip_vs_sed_dest_overhead / ip_vs_nq_dest_overhead: activeconns + 1 */
+  private sedOverhead(d: IpvsDest): number {
+    return (d.activeConns ?? 0) + (this.added.get(d) ?? 0) + 1
+  }
+
+  /** a scheduler flag (-b): ipvsadm prints sh-fallback/sh-port (also for mh, whose flags share the bits) or flag-N */
+  private schedFlag(svc: IpvsService, name: string, generic: string): boolean {
+    const alt = name.startsWith('mh-') ? `sh-${name.slice(3)}` : `mh-${name.slice(3)}`
+    return svc.schedFlags.includes(name) || svc.schedFlags.includes(alt) || svc.schedFlags.includes(generic)
+  }
+
   /** ip_vs_dest_conn_overhead: (activeconns << 8) + inactconns */
   private overhead(d: IpvsDest): number {
     return ((d.activeConns ?? 0) + (this.added.get(d) ?? 0)) * 256 + (d.inactiveConns ?? 0)
@@ -286,32 +297,191 @@ export class IpvsState {
         for (const d of avail) if (!least || this.overhead(least) * weightOf(d) > this.overhead(d) * weightOf(least)) least = d
         return {dest: least, why: 'wlc'}
       }
+      case 'sed': {
+        // ip_vs_sed_schedule: the least (activeconns + 1) / weight, the first such in list order
+        let least: IpvsDest | undefined
+        for (const d of avail) if (!least || this.sedOverhead(least) * weightOf(d) > this.sedOverhead(d) * weightOf(least)) least = d
+        return {dest: least, why: 'sed'}
+      }
+      case 'nq': {
+        // ip_vs_nq_schedule: the first idle destination (no active connection) in list order, else as sed
+        const idle = avail.find((d) => (d.activeConns ?? 0) + (this.added.get(d) ?? 0) === 0)
+        if (idle) return {dest: idle, why: 'nq: idle'}
+        let least: IpvsDest | undefined
+        for (const d of avail) if (!least || this.sedOverhead(least) * weightOf(d) > this.sedOverhead(d) * weightOf(least)) least = d
+        return {dest: least, why: 'nq'}
+      }
+      case 'fo': {
+        // ip_vs_fo_schedule: the highest weight, the first such in list order
+        let best: IpvsDest | undefined
+        for (const d of avail) if (!best || weightOf(d) > weightOf(best)) best = d
+        return {dest: best, why: 'fo'}
+      }
+      case 'ovf': {
+        // ip_vs_ovf_schedule: the highest weight among those whose active connections do not exceed it
+        let best: IpvsDest | undefined
+        for (const d of avail) {
+          if ((d.activeConns ?? 0) + (this.added.get(d) ?? 0) > weightOf(d)) continue
+          if (!best || weightOf(d) > weightOf(best)) best = d
+        }
+        return best ? {dest: best, why: 'ovf'} : {why: 'ovf: every destination has more active connections than its weight'}
+      }
+      case 'lblc':
+      case 'lblcr': {
+        // ip_vs_lblc(r)_schedule: the destination its table holds for the packet's destination address, else
+        // (a new entry) the least (activeconns * 256 + inactconns) / weight as wlc; the table is not in a snapshot
+        let least: IpvsDest | undefined
+        for (const d of avail) if (!least || this.overhead(least) * weightOf(d) > this.overhead(d) * weightOf(least)) least = d
+        return {dest: least, why: svc.scheduler, assumption: `${svc.scheduler}: assumed that its table holds no destination for ${formatIp(p.dst)} yet (the table is not in the snapshot), so it picks the least loaded as wlc does`}
+      }
       case 'sh': {
-        // ip_vs_sh_reassign fills 256 buckets cyclically, each destination `weight` buckets in a row;
-        // the client address picks a bucket with hash_32.
+        // ip_vs_sh_reassign fills 256 buckets cyclically over every destination in list order, `weight`
+        // buckets in a row (a weight-0 one gets one bucket); the client address (plus the source port with
+        // sh-port) picks a bucket with hash_32; an unavailable destination there means none (without
+        // sh-fallback) or the next available one along the probes (ip_vs_sh_get_fallback)
+        const all = svc.dests
+        if (all.length === 0) return {why: 'sh: no destinations'}
         const table: IpvsDest[] = []
-        const all = svc.dests.filter((d) => weightOf(d) > 0)
-        if (all.length === 0) return {why: 'sh: none available'}
         let di = 0
         let count = 0
         for (let i = 0; i < 256; i++) {
           const d = all[di % all.length]!
           table.push(d)
-          if (++count >= Math.max(1, weightOf(d))) {
+          if (++count >= weightOf(d)) {
             di++
             count = 0
           }
         }
-        const key = p.src.family === 4 ? Number(p.src.value) : Number(p.src.value & 0xffffffffn)
-        const d = table[hash32(key, 8) & 255]!
+        const port = this.schedFlag(svc, 'sh-port', 'flag-2') ? (p.sport ?? 0) : 0
+        const key = (p.src.family === 4 ? Number(p.src.value) : Number(p.src.value & 0xffffffffn)) + port
+        const ihash = hash32(key, 8) & 255
+        const d = table[ihash]!
         if (avail.includes(d)) return {dest: d, why: 'sh'}
-        return {why: 'sh: the hashed destination is unavailable'}
+        if (!this.schedFlag(svc, 'sh-fallback', 'flag-1')) return {why: `sh: the hashed destination ${formatIp(d.ip)}:${d.port} is unavailable (weight 0 or overloaded) and the service has no sh-fallback`}
+        for (let off = 0; off < 256; off++) {
+          const h = (hash32(key, 8) + ((off + ihash) % 256)) & 255
+          if (avail.includes(table[h]!)) return {dest: table[h], why: 'sh: fallback'}
+        }
+        return {why: 'sh: none available'}
+      }
+      case 'dh': {
+        // ip_vs_dh_reassign: 256 buckets, one destination after the other in list order (weights play no part);
+        // the packet's destination address picks one with hash_32 (older kernels: (daddr * 2654435761) & 255;
+        // the lab's 6.1 hashes with hash_32); an unavailable destination there means none
+        const all = svc.dests
+        if (all.length === 0) return {why: 'dh: no destinations'}
+        const key = p.dst.family === 4 ? Number(p.dst.value) : Number(p.dst.value & 0xffffffffn)
+        const d = all[hash32(key, 8) % all.length]!
+        if (avail.includes(d)) return {dest: d, why: 'dh'}
+        return {why: `dh: the hashed destination ${formatIp(d.ip)}:${d.port} is unavailable (weight 0 or overloaded)`}
+      }
+      case 'mh': {
+        const r = maglevPick(svc, p, this.schedFlag(svc, 'mh-port', 'flag-2'))
+        if (!r) return {why: 'mh: no destination with a weight'}
+        if (avail.includes(r.dest)) return {dest: r.dest, why: 'mh'}
+        if (!this.schedFlag(svc, 'mh-fallback', 'flag-1')) return {why: `mh: the hashed destination ${formatIp(r.dest.ip)}:${r.dest.port} is unavailable (weight 0 or overloaded) and the service has no mh-fallback`}
+        for (let off = 0; off < MH_SIZE; off++) {
+          const d = r.lookup[maglevHash((r.key + ((off + r.ihash) % MH_SIZE)) >>> 0, MH_KEY1) % MH_SIZE]
+          if (!d) break
+          if (avail.includes(d)) return {dest: d, why: 'mh: fallback'}
+        }
+        return {why: 'mh: none available'}
       }
       default:
         if (svc.scheduler === '') return {dest: avail[0], why: 'first destination', assumption: `the listing does not show the scheduler (ipvsadm -Ln --stats, --rate or --thresholds): assumed to pick the first available destination ${formatIp(avail[0]!.ip)}:${avail[0]!.port}`}
         return {dest: avail[0], why: svc.scheduler, assumption: `scheduler ${svc.scheduler} is not modelled: assumed to pick the first available destination ${formatIp(avail[0]!.ip)}:${avail[0]!.port}`}
     }
   }
+}
+
+// ── mh (ip_vs_mh.c): Maglev hashing ───────────────────────────────────────────────────────────────────────────
+/** IP_VS_MH_TAB_SIZE with the default CONFIG_IP_VS_MH_TAB_INDEX=12: primes[12 - 8] */
+const MH_SIZE = 4093
+/** IP_VS_MH_TAB_BITS: CONFIG_IP_VS_MH_TAB_INDEX / 2 */
+const MH_BITS = 6
+/** generate_hash_secret: fixed keys, both halves the same */
+const MH_KEY1 = 2654435761n
+const MH_KEY2 = 2654446892n
+const M64 = (1n << 64n) - 1n
+
+function rol64(x: bigint, b: bigint): bigint {
+  return ((x << b) | (x >> (64n - b))) & M64
+}
+
+/**
+ * hsiphash(&v, 4, key) on a 64-bit kernel (lib/siphash.c: there HalfSipHash-1-3 is SipHash-1-3 on 64-bit words)
+ * of a 32-bit value, with both key words `k`; the low 32 bits of the result.
+ */
+export function maglevHash(v: number, k: bigint): number {
+  let v0 = 0x736f6d6570736575n ^ k
+  let v1 = 0x646f72616e646f6dn ^ k
+  let v2 = 0x6c7967656e657261n ^ k
+  let v3 = 0x7465646279746573n ^ k
+  const b = (4n << 56n) | BigInt(v >>> 0)
+  const round = () => {
+    v0 = (v0 + v1) & M64; v1 = rol64(v1, 13n); v1 ^= v0; v0 = rol64(v0, 32n)
+    v2 = (v2 + v3) & M64; v3 = rol64(v3, 16n); v3 ^= v2
+    v0 = (v0 + v3) & M64; v3 = rol64(v3, 21n); v3 ^= v0
+    v2 = (v2 + v1) & M64; v1 = rol64(v1, 17n); v1 ^= v2; v2 = rol64(v2, 32n)
+  }
+  v3 ^= b
+  round()
+  v0 ^= b
+  v2 ^= 0xffn
+  round()
+  round()
+  round()
+  return Number((v0 ^ v1 ^ v2 ^ v3) & 0xffffffffn)
+}
+
+function addrKey(a: IpAddr): number {
+  return a.family === 4 ? Number(a.value) : Number((a.value ^ (a.value >> 32n) ^ (a.value >> 64n) ^ (a.value >> 96n)) & 0xffffffffn)
+}
+
+/**
+ * ip_vs_mh_permutate + ip_vs_mh_populate over the destinations in list order (weights as last set: a
+ * destination added with weight 0 takes no slot), then the client's slot (ip_vs_mh_get).
+ */
+function maglevPick(svc: IpvsService, p: Packet, withPort: boolean): {dest: IpvsDest; lookup: (IpvsDest | undefined)[]; key: number; ihash: number} | undefined {
+  const ws = svc.dests.map(weightOf)
+  const g = ws.filter((w) => w > 0).reduce(gcd, 0)
+  if (g < 1) return undefined
+  const mw = Math.max(...ws) / g
+  const rshift = Math.max(0, 32 - Math.clz32(mw) - MH_BITS)
+  const setup = svc.dests.map((d, i) => {
+    const k = (addrKey(d.ip) + d.port) >>> 0
+    const offset = maglevHash(k, MH_KEY1) % MH_SIZE
+    const lw = ws[i]!
+    return {offset, skip: (maglevHash(k, MH_KEY2) % (MH_SIZE - 1)) + 1, perm: offset, turns: ((lw / g) >> rshift) || (lw !== 0 ? 1 : 0)}
+  })
+  const lookup: (IpvsDest | undefined)[] = new Array(MH_SIZE)
+  const taken = new Uint8Array(MH_SIZE)
+  let n = 0
+  let dt = 0
+  outer: while (n < MH_SIZE) {
+    for (let i = 0; i < setup.length; ) {
+      const ds = setup[i]!
+      if (ds.turns < 1) {
+        i++
+        continue
+      }
+      while (taken[ds.perm]) {
+        ds.perm += ds.skip
+        if (ds.perm >= MH_SIZE) ds.perm -= MH_SIZE
+      }
+      taken[ds.perm] = 1
+      lookup[ds.perm] = svc.dests[i]
+      if (++n === MH_SIZE) break outer
+      if (++dt >= ds.turns) {
+        dt = 0
+        i++
+      }
+    }
+  }
+  const key = (addrKey(p.src) + (withPort ? (p.sport ?? 0) : 0)) >>> 0
+  const ihash = maglevHash(key, MH_KEY1) % MH_SIZE
+  const dest = lookup[ihash]
+  return dest ? {dest, lookup, key, ihash} : undefined
 }
 
 export function describeService(s: IpvsService): string {

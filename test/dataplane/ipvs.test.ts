@@ -1,5 +1,5 @@
 import {expect, test} from 'vitest'
-import {parseIp} from '../../src/model/ip.js'
+import {formatIp, parseIp} from '../../src/model/ip.js'
 import type {IpvsDest, IpvsService} from '../../src/model/ipvs.js'
 import {IpvsState, hash32} from '../../src/dataplane/ipvs.js'
 import {PROTO, tcpFlags, type Packet} from '../../src/dataplane/packet.js'
@@ -123,4 +123,55 @@ test('LVS-DR/TUN (NOOUTPUT): the INPUT-ONLY rows; a clean close is FIN_WAIT (2 m
   // a reply from the VIP that crosses the director (kernel >= 5.10) clears NOOUTPUT: the client's FIN then
   // uses the INPUT row (ESTABLISHED -> CLOSE_WAIT) as for LVS-NAT
   expect(states('route', [['S', 'in'], ['SA', 'out'], ['A', 'in'], ['FA', 'in']])).toEqual(['SYN_RECV/60', 'SYN_RECV/60', 'ESTABLISHED/900', 'CLOSE_WAIT/60'])
+})
+
+// ── schedulers against the IPVS lab's kernel (6.1; test/ipvs-lab, random scenarios): the kernel keeps
+// destinations in the reverse order they were added, and the lab adds them so that this is the listing's order ──
+const vipSyn = (client: string, vip: string): Packet => ({...syn(client, 40000), dst: ip(vip)})
+function pickFor(s: IpvsService, client: string): string {
+  const r = new IpvsState([s]).in(vipSyn(client, formatIp(s.vip!)), 0)
+  return r.kind === 'forward' ? String(Number(r.conn.daddr.value & 0xffn)) : r.kind
+}
+
+test('sh: a weight-0 destination keeps its bucket; a client hashed there gets none (no sh-fallback), or the next available (sh-fallback)', () => {
+  // ip_vs_sh_reassign: buckets alternate 10.1.0.11 (weight 0: one bucket), 10.1.0.12; 203.0.113.10 hashes to
+  // bucket 162 (even): 10.1.0.11. Kernel (nat-sh-quiesced-bucket): refused; before, trace left weight-0
+  // destinations out of the table and connected it to 10.1.0.12
+  const dests = [dest('10.1.0.11', 0), dest('10.1.0.12', 1)]
+  const s = svc('sh', dests, {vip: ip('203.0.113.100')})
+  expect(pickFor(s, '203.0.113.10')).toBe('drop')
+  expect(pickFor({...s, schedFlags: ['sh-fallback']}, '203.0.113.10')).toBe('12')
+  // 203.0.113.11 hashes to bucket 3 (odd): 10.1.0.12 either way
+  expect(pickFor(s, '203.0.113.11')).toBe('12')
+})
+
+test('dh hashes the destination address with hash_32 (kernel: VIP 10.0.0.100 over .11/.12/.13 -> .13, random seed 5 #4)', () => {
+  const s = svc('dh', [dest('10.0.0.11', 2), dest('10.0.0.12'), dest('10.0.0.13')], {vip: ip('10.0.0.100')})
+  expect(pickFor(s, '198.51.100.10')).toBe('13')
+  // a weight-0 destination in the hashed bucket: none (dh has no fallback)
+  expect(pickFor(svc('dh', [dest('10.0.0.11'), dest('10.0.0.12'), dest('10.0.0.13', 0)], {vip: ip('10.0.0.100')}), '198.51.100.10')).toBe('drop')
+})
+
+test('mh: Maglev lookup table of ip_vs_mh.c (kernel: .11/.12/.13 weights 2/1/1 -> .12 for 203.0.113.10; .11/.12 weights 3/1 -> .11 for 198.51.100.10)', () => {
+  const nat = (a: string, w: number) => dest(a, w, {port: 80, method: 'masq'})
+  expect(pickFor(svc('mh', [nat('10.1.0.11', 2), nat('10.1.0.12', 1), nat('10.1.0.13', 1)], {vip: ip('203.0.113.100')}), '203.0.113.10')).toBe('12')
+  expect(pickFor(svc('mh', [dest('10.0.0.11', 3), dest('10.0.0.12', 1)], {vip: ip('10.0.0.100')}), '198.51.100.10')).toBe('11')
+})
+
+test('sed, nq, fo, ovf, lblc(r): fresh destinations (kernel, random scenarios)', () => {
+  const three = (a: number, b: number, c: number) => [dest('10.0.0.11', a), dest('10.0.0.12', b), dest('10.0.0.13', c)]
+  // sed: (active + 1) / weight, the heaviest when idle; nq: the first idle one in list order
+  expect(pickFor(svc('sed', three(1, 2, 1)), '198.51.100.10')).toBe('12')
+  expect(pickFor(svc('nq', three(1, 2, 1)), '198.51.100.10')).toBe('11')
+  expect(pickFor(svc('nq', three(0, 1, 1)), '198.51.100.10')).toBe('12')
+  // fo / ovf: the heaviest, the first of equals
+  expect(pickFor(svc('fo', three(1, 3, 1)), '198.51.100.10')).toBe('12')
+  expect(pickFor(svc('fo', three(3, 3, 0)), '198.51.100.10')).toBe('11')
+  expect(pickFor(svc('ovf', three(0, 1, 1)), '198.51.100.10')).toBe('12')
+  // ovf skips a destination with more active connections than its weight
+  expect(pickFor(svc('ovf', [dest('10.0.0.11', 3, {activeConns: 4}), dest('10.0.0.12', 1)]), '198.51.100.10')).toBe('12')
+  // lblc / lblcr without a table entry: as wlc, and the replay says it assumed no entry
+  expect(pickFor(svc('lblcr', three(3, 3, 1)), '198.51.100.10')).toBe('11')
+  const r = new IpvsState([svc('lblc', three(1, 1, 1))]).in(syn('198.51.100.10', 1), 0)
+  expect(r.kind === 'forward' && r.assumption).toMatch(/lblc: assumed that its table holds no destination/)
 })
