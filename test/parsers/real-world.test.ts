@@ -63,6 +63,39 @@ describe('keepalived.conf from the wild', () => {
     ])
   })
 
+  test('parameter substitution (keepalived.conf(5) "Parameter substitution"): $NAME=VALUE, ${NAME}, multi-line values', () => {
+    const t = [
+      '$VIP=10.2.0.100',
+      '$ADDRESS_BASE=10.2.${ADDRESS_BASE_SUB}',
+      '$ADDRESS_BASE_SUB=0',
+      '$RS= \\',
+      '    real_server ${ADDRESS_BASE}.${RS_NUM} 80 { \\',
+      '        weight 1 \\',
+      '    }',
+      'vrrp_instance VI_0 {',
+      '    virtual_ipaddress {',
+      '        $VIP',
+      '    }',
+      '}',
+      'virtual_server $VIP 80 {',
+      '    lb_algo rr',
+      '    lb_kind DR',
+      '    protocol TCP',
+      '    $RS_NUM=1',
+      '    $RS',
+      '    $RS_NUM=2',
+      '    $RS',
+      '    quorum_up "/bin/echo $UNDEFINED"',
+      '}',
+      '',
+    ].join('\n')
+    const k = parseKeepalived(t, 'k')
+    expect(k.services.map((s) => `${formatIp(s.vip!)}:${s.port} L${s.loc.line}`)).toEqual(['10.2.0.100:80 L13'])
+    expect(k.services[0]!.dests.map((d) => `${formatIp(d.ip)}:${d.port} L${d.loc.line}`)).toEqual(['10.2.0.1:80 L18', '10.2.0.2:80 L20'])
+    expect(k.vrrpAddresses.map((v) => formatIp(v.ip))).toEqual(['10.2.0.100'])
+    expect(k.notModelled).toBeUndefined()
+  })
+
   test('no real_server: ignored; port 0 without persistence: made persistent; duplicate and non-numeric real servers dropped', () => {
     const k = parseKeepalived(
       'virtual_server 10.0.0.11 80 {\n  protocol TCP\n}\n' +

@@ -27,13 +27,63 @@ interface Node {
 }
 
 /** Splits the file into statements and `{ ... }` blocks. */
+/**
+ * keepalived's parameter substitution (keepalived.conf(5) "Parameter substitution"): `$NAME=VALUE` defines (a
+ * value ending in `\\` goes on over the next lines), `${NAME}` anywhere and `$NAME` before whitespace are replaced
+ * by the value current at that line, again until none is left; an undefined parameter stays as written. Returns
+ * the lines to parse, each with the line of the file it comes from (a multi-line value: the line using it).
+ */
+function substitute(text: string): {raw: string; line: number}[] {
+  const src = text.split('\n').map((l) => l.replace(/\r$/, ''))
+  if (!src.some((l) => /^\s*\$[A-Za-z_]\w*=/.test(l))) return src.map((raw, i) => ({raw, line: i + 1}))
+  const params = new Map<string, string[]>()
+  const out: {raw: string; line: number}[] = []
+  const replace = (l: string): string => {
+    for (let n = 0; n < 16; n++) {
+      const next = l
+        .replace(/\$\{([A-Za-z_]\w*)\}/g, (m, k: string) => (params.has(k) ? params.get(k)!.join(' ') : m))
+        .replace(/\$([A-Za-z_]\w*)(?=\s|$)/g, (m, k: string) => (params.has(k) && params.get(k)!.length === 1 ? params.get(k)![0]! : m))
+      if (next === l) break
+      l = next
+    }
+    return l
+  }
+  const walk = (lines: readonly string[], at: (k: number) => number, depth: number): void => {
+    for (let k = 0; k < lines.length; k++) {
+      const def = /^\s*\$([A-Za-z_]\w*)=(.*)$/.exec(lines[k]!)
+      if (def) {
+        const value: string[] = []
+        let v = def[2]!
+        while (/\\\s*$/.test(v) && k + 1 < lines.length) {
+          value.push(v.replace(/\\\s*$/, ''))
+          v = lines[++k]!
+        }
+        value.push(v.replace(/\\\s*$/, ''))
+        params.set(def[1]!, value.length > 1 ? value.filter((x) => x.trim() !== '') : [value[0]!.trim()])
+        out.push({raw: '', line: at(k)})
+        continue
+      }
+      // a line that is only a multi-line parameter: its lines, parsed in place
+      const only = /^\s*\$\{?([A-Za-z_]\w*)\}?\s*$/.exec(lines[k]!)
+      const multi = only ? params.get(only[1]!) : undefined
+      if (multi && multi.length > 1 && depth < 8) {
+        const line = at(k)
+        walk(multi, () => line, depth + 1)
+        continue
+      }
+      out.push({raw: replace(lines[k]!), line: at(k)})
+    }
+  }
+  walk(src, (k) => k + 1, 0)
+  return out
+}
+
 function tree(text: string, file: string): Node[] {
   const root: Node[] = []
   const stack: {nodes: Node[]; opened: number}[] = [{nodes: root, opened: 0}]
-  const lines = text.split('\n')
+  const lines = substitute(text)
   for (let i = 0; i < lines.length; i++) {
-    const raw = lines[i]!.replace(/\r$/, '')
-    const lineNo = i + 1
+    const {raw, line: lineNo} = lines[i]!
     let cur: Node | undefined
     const tokens = tokenize(raw, file, lineNo)
     for (const tok of tokens) {
@@ -61,8 +111,8 @@ function tree(text: string, file: string): Node[] {
   }
   if (stack.length > 1) {
     let last = lines.length
-    while (last > 1 && lines[last - 1]!.trim() === '') last--
-    throw new ParseError(file, last, `a "}" closing the block opened on line ${stack.at(-1)!.opened} (the file is truncated)`, 'the end of the file')
+    while (last > 1 && lines[last - 1]!.raw.trim() === '') last--
+    throw new ParseError(file, lines[last - 1]?.line ?? 1, `a "}" closing the block opened on line ${stack.at(-1)!.opened} (the file is truncated)`, 'the end of the file')
   }
   return root
 }
