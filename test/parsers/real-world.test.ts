@@ -131,6 +131,15 @@ describe('IPVS listings from the wild', () => {
     ])
   })
 
+  test('/proc/net/ip_vs IPv6 (ip_vs_info_seq_show: [%pI6]:%04X, the prefix length printed through ntohl)', () => {
+    const t = 'IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port Forward Weight ActiveConn InActConn\n' +
+      'TCP  [2001:0db8:0000:0000:0000:0000:0000:0001]:0050 rr persistent 360 80000000\n  -> [2001:0db8:0000:0000:0000:0000:0000:0010]:0050      Route   1      0          0         \n'
+    const [s] = parseIpvsadmList(t, 'ipvsadm-Ln.txt')
+    expect(s).toMatchObject({family: 6, port: 80, persistence: 360, persistenceNetmask: 128})
+    expect(formatIp(s!.vip!)).toBe('2001:db8::1')
+    expect(s!.dests[0]).toMatchObject({port: 80, method: 'route'})
+  })
+
   test('FullNat destinations of the dpvs/alibaba ipvsadm: kept with an unknown method and listed, not a parse error', () => {
     expect(show('ipvsadm/dpvs-tutorial-fullnat-Ln.txt')).toEqual(['tcp 192.168.100.254:80 rr', '  192.168.100.2:80 unknown w100 a0 i0', '  192.168.100.3:80 unknown w100 a0 i0'])
     const [s] = parseIpvsadmList(read('ipvsadm/dpvs-tutorial-fullnat-Ln.txt'), 'ipvsadm-Ln.txt')

@@ -387,7 +387,9 @@ function listService(words: string[], cols: Columns, file: string, line: number,
       if (m !== undefined && /^[0-9A-Fa-f]{8}$/.test(m)) {
         k++
         const v = parseInt(m, 16)
-        persistenceNetmask = family === 4 ? maskLen(`${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`, 4, file, line) : v
+        // IPv6: the prefix length, printed through ntohl() (so byte-swapped on little-endian hosts)
+        const v6 = v <= 128 ? v : ((v >>> 24) | ((v >>> 8) & 0xff00)) <= 128 ? (v >>> 24) | ((v >>> 8) & 0xff00) : undefined
+        persistenceNetmask = family === 4 ? maskLen(`${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`, 4, file, line) : v6
         if (persistenceNetmask === undefined) nm.push({file, line, what: `non-contiguous persistence netmask ${m}`})
       }
     } else if (w === 'mask') {
