@@ -28,8 +28,10 @@ export default serviceRule(meta, (svc: LbService, w) => {
     const b = r.result.blocked
     if (!b) continue
     const d = b.decision
-    const afterDnat = b.hook.hook === 'FORWARD' || b.hook.hook === 'POSTROUTING'
-    const sel = afterDnat ? ipSel(r.result.packet.dst, svc.proto, r.result.packet.dport) : vipSelector(svc)
+    // the packet as the dropping chain sees it: after the DNAT (FORWARD, or INPUT for a DNAT/REDIRECT to the host itself)
+    const seen = r.result.packet
+    const afterDnat = b.hook.hook === 'FORWARD' || b.hook.hook === 'POSTROUTING' || seen.dst.value !== probe.dst.value || seen.dport !== probe.dport
+    const sel = afterDnat ? ipSel(seen.dst, svc.proto, seen.dport) : vipSelector(svc)
     const note = assumedNote(d)
     const guesses = guessesOf([r])
     const target = svc.kind === 'ipvs' ? 'IPVS' : 'the DNAT backends'

@@ -1,6 +1,10 @@
 // localhost-dnat: a connection to 127.0.0.1 DNAT'ed to another host keeps its 127/8 source; the output route
 // refuses a loopback source on a non-loopback device unless route_localnet (__mkroute_output), and even then
 // the backend could not answer 127.0.0.1 without a SNAT ("Networking is a little more than IPs and netmasks").
+// The other way round, a PREROUTING DNAT of outside clients to 127.0.0.1 (a service bound to localhost published
+// on the host's address): ip_route_input_slow drops a 127/8 destination that arrives on a device without
+// route_localnet as a martian (IN_DEV_NET_ROUTE_LOCALNET: the device's or conf.all), and the local answer's
+// 127.0.0.1 source may not leave through it either (__mkroute_output).
 import {formatEndpoint, formatIp, isLoopback, parseIp, parsePrefix, prefixCovers, type IpAddr} from '../model/ip.js'
 import type {IptablesRuleset, IptRule} from '../model/iptables.js'
 import {hostRule, finding} from './engine/helpers.js'
@@ -14,11 +18,11 @@ import type {RuleFinding, RuleMeta} from './types.js'
 
 export const meta: RuleMeta = {
   id: 'localhost-dnat',
-  title: 'DNAT of connections to 127.0.0.0/8 toward another host',
+  title: 'DNAT between 127.0.0.0/8 and a real interface that the kernel will not route',
   severity: 'error',
   description:
-    "A local connection to 127.0.0.1 that nat OUTPUT redirects to another host still has the source 127.0.0.1: the kernel refuses to route a loopback source out of a real interface unless net.ipv4.conf.<if>.route_localnet = 1, and the backend could not answer it anyway without a SNAT/MASQUERADE. Local connections never pass nat PREROUTING, so a PREROUTING DNAT for 127/8 never applies to them.",
-  sources: ['004_71e2450df16223ab.txt (case one: 3306 -> 3197)', 'net/ipv4/route.c __mkroute_output (IN_DEV_ROUTE_LOCALNET)', 'Documentation/networking/ip-sysctl.rst (route_localnet)'],
+    "A local connection to 127.0.0.1 that nat OUTPUT redirects to another host still has the source 127.0.0.1: the kernel refuses to route a loopback source out of a real interface unless net.ipv4.conf.<if>.route_localnet = 1, and the backend could not answer it anyway without a SNAT/MASQUERADE. Local connections never pass nat PREROUTING, so a PREROUTING DNAT for 127/8 never applies to them. The other way round, a PREROUTING DNAT of outside clients to 127.0.0.1 (a service bound to localhost published on the host's address) is dropped as a martian destination unless net.ipv4.conf.<in-if>.route_localnet = 1 (or conf.all).",
+  sources: ['004_71e2450df16223ab.txt (case one: 3306 -> 3197)', 'net/ipv4/route.c __mkroute_output (IN_DEV_ROUTE_LOCALNET), ip_route_input_slow (martian_destination)', 'Documentation/networking/ip-sysctl.rst (route_localnet)'],
 }
 
 const LOOPBACK = parsePrefix('127.0.0.0/8')!
@@ -88,6 +92,37 @@ function preroutingCase(h: HostView, rs: IptablesRuleset, rule: IptRule): RuleFi
   })
 }
 
+/**
+ * A PREROUTING DNAT of packets from other hosts to 127/8: routed as local only where route_localnet is on for the
+ * device they arrive on. The rule's `-i` names it; without one, it fires only when no interface of the host with
+ * an address has route_localnet (conf.all or its own): then no outside client can reach the service.
+ */
+function toLoopbackCase(h: HostView, rs: IptablesRuleset, rule: IptRule): RuleFinding | undefined {
+  const t = rule.target
+  const to = t?.kind === 'DNAT' ? t.to[0]?.from : undefined
+  if (!to || !isLoopback(to) || viaLoopback(rule)) return undefined
+  let iif: string | undefined
+  for (const m of rule.matches) if (m.kind === 'iface' && m.dir === 'in' && !m.neg && !m.name.endsWith('+')) iif = m.name
+  const devs = iif ? [iif] : (h.snap.interfaces ?? []).filter((i) => i.name !== 'lo' && i.addresses.some((a) => a.family === 4)).map((i) => i.name)
+  if (devs.length === 0) devs.push('all')
+  const values = devs.map((d) => ({dev: d, c: h.sysctl.conf('route_localnet', d, 'or')}))
+  if (values.some((v) => v.c.value === 1)) return undefined
+  const dev = iif ?? 'all'
+  const sel = selectorOf(rs, rule)
+  const port = t?.kind === 'DNAT' ? (t.to[0]?.portFrom ?? sel.dport) : sel.dport
+  const lines = values.flatMap((v) => v.c.lines)
+  const seen = new Set<unknown>()
+  return finding(meta, h.name, {
+    message:
+      `${locRef(rule.loc)} DNATs ${sel.dst ? `connections for ${formatIp(sel.dst)}` : 'connections'}${iif ? ` arriving on ${iif}` : ''} to ${formatEndpoint({ip: to, port: port ?? 0})}, ` +
+      `but net.ipv4.conf.${iif ? `{all,${iif}}` : 'all'}.route_localnet is ${lines.length ? '0' : 'not set (default 0)'}${iif ? '' : ` (and on ${devs.join(', ')})`}: ` +
+      `the kernel drops a 127/8 destination arriving on a real interface as a martian, so the SYN never reaches the local service, and its answer from 127.0.0.1 could not leave either.\n` +
+      `Binding the service to the host's address (or 0.0.0.0) and DNATing to that address needs no route_localnet.`,
+    evidence: [ev(rule.loc), ...lines.filter((l) => !seen.has(l) && seen.add(l)).map((l) => ev(l.loc))],
+    fix: {summary: `let ${iif ?? 'the interfaces'} route 127/8 destinations (kube-proxy sets the same for its localhost node ports)`, ops: [{kind: 'sysctl', key: `net.ipv4.conf.${dev.replace(/\./g, '/')}.route_localnet`, value: '1'}]},
+  })
+}
+
 /** `-i lo` among the rule's own matches (a PREROUTING DNAT of packets arriving on lo). */
 function viaLoopback(rule: IptRule): boolean {
   const ms = rule.matches
@@ -116,14 +151,16 @@ export default hostRule(meta, (h) => {
     let fromOutput: boolean | undefined
     let fromPre: boolean | undefined
     for (const r of rulesetFacts(rs).natDnat) {
-      // neither case applies to a DNAT whose destination lies outside 127/8 and that does not match -i lo
-      if (!aboutLoopback(r, rs) && !viaLoopback(r)) continue
+      // a DNAT of outside clients to 127/8
+      const toLo = r.target?.kind === 'DNAT' && !!r.target.to[0]?.from && isLoopback(r.target.to[0].from)
+      // neither other case applies to a DNAT whose destination lies outside 127/8 and that does not match -i lo
+      if (!toLo && !aboutLoopback(r, rs) && !viaLoopback(r)) continue
       if (r.chain !== chain) {
         chain = r.chain
         fromOutput = reachableFrom(rs, 'nat', chain, ['OUTPUT'])
         fromPre = reachableFrom(rs, 'nat', chain, ['PREROUTING'])
       }
-      const f = (fromOutput ? outputCase(h, rs, r) : undefined) ?? (fromPre ? preroutingCase(h, rs, r) : undefined)
+      const f = (fromOutput ? outputCase(h, rs, r) : undefined) ?? (fromPre ? (toLo ? toLoopbackCase(h, rs, r) : preroutingCase(h, rs, r)) : undefined)
       if (f) out.push(f)
     }
   }
