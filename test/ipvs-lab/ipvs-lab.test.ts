@@ -7,7 +7,7 @@
 // When the lab cannot run here (no qemu, no kernel package reachable), beforeAll fails with the reason and
 // every test of this file fails: the suite never passes without having run the kernel.
 import {spawn} from 'node:child_process'
-import {existsSync, readFileSync, readdirSync} from 'node:fs'
+import {existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync} from 'node:fs'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {beforeAll, describe, expect, test} from 'vitest'
@@ -15,12 +15,32 @@ import {runCheck} from '../../src/services/check-command.js'
 import {traceConnection} from '../../src/services/trace.js'
 import {runTrace, traceOptions} from '../../src/services/trace-command.js'
 import {loadSnapshots} from '../../src/snapshot/store.js'
+import {renderTraceText} from '../../src/render/trace-text.js'
+import {runRules} from '../../src/rules/index.js'
+import {traceWithFixes} from '../../src/services/trace-command.js'
+import {DEFAULT_COUNT, DEFAULT_SEED, randomIpvsScenarios, type IpvsLabScenario} from './random-scenarios.js'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const CACHE = process.env.IPVS_LAB_CACHE ?? join(HERE, '.cache')
 const RESULTS = join(CACHE, 'results')
 /** the VM's own limit (lab.sh kills it after this); the hook waits a little longer for the host side */
-const VM_TIMEOUT_S = 540
+const VM_TIMEOUT_S = Number(process.env.IPVS_LAB_TIMEOUT ?? 540)
+
+// Random scenarios (random-scenarios.ts), run in the same boot as the fixed ones: IPVS_LAB_SEED (a seed, or
+// seeds separated by commas; default DEFAULT_SEED) and IPVS_LAB_RANDOM (scenarios per seed, default
+// DEFAULT_COUNT). IPVS_LAB_FIXED=0 runs only the random ones (to try other seeds; the fixed scenarios' tests are
+// then skipped, saying so). The scripts are written to CACHE/generated (never to scenarios/); the kernel-failing
+// ones that check has fix commands for run again, with the fixes, in a second boot (CACHE/generated-fixes,
+// results in CACHE/results-fixes).
+const GEN_SEEDS = (process.env.IPVS_LAB_SEED ?? String(DEFAULT_SEED)).split(',').map((x) => Number(x.trim()))
+const GEN_COUNT = Number(process.env.IPVS_LAB_RANDOM ?? DEFAULT_COUNT)
+const RUN_FIXED = process.env.IPVS_LAB_FIXED !== '0'
+const GENERATED: IpvsLabScenario[] = GEN_SEEDS.flatMap((seed) => randomIpvsScenarios(seed, GEN_COUNT))
+const GEN_DIR = join(CACHE, 'generated')
+const FIX_DIR = join(CACHE, 'generated-fixes')
+const FIX_RESULTS = join(CACHE, 'results-fixes')
+/** per generated scenario that failed in the kernel: check's fix commands per host (none: check is silent) */
+type FixPlan = Record<string, Record<string, string[]>>
 
 /** What the kernel did to the exchange(s) of a scenario (outcome.json; all exchanges for several). */
 interface KernelOutcome {
@@ -238,6 +258,27 @@ const SCENARIOS: Record<string, Expectation> = {
   'fwmark-unmarked': {kernel: NO_CONNECTION, expectedTrace: FAILS, expectedRules: ['fwmark-service-unmarked'], fixedTrace: WORKS},
   'tun-rp-filter-off': {kernel: ALL_OK, expectedTrace: WORKS, expectedRules: [], extra: drFinWait},
   'tun-rp-filter-strict': {kernel: NO_CONNECTION, expectedTrace: FAILS, expectedRules: ['rp-filter-asymmetric'], fixedTrace: WORKS /* VM */, extra: synRecv},
+  // promoted from the random scenarios: sh gives a weight-0 destination its bucket, and without sh-fallback a
+  // client hashed there is refused. check is silent: no rule names a hashing scheduler's quiesced bucket (only
+  // ipvs-no-available-realserver, when every destination is quiesced), so there is no fix to replay
+  'nat-sh-quiesced-bucket': {
+    kernel: NO_CONNECTION,
+    expectedTrace: FAILS,
+    expectedRules: [],
+    extra: (o) => {
+      expect((o.exchanges[0] as unknown as {clientEvents: string[]}).clientEvents.join('\n')).toMatch(/connect failed: ConnectionRefusedError/)
+      expect(conns(o.scenario, 'director').trim().split('\n').filter((l) => /^(TCP|UDP)\s/.test(l))).toEqual([])
+    },
+  },
+  'nat-sh-fallback': {
+    kernel: ALL_OK,
+    expectedTrace: WORKS,
+    expectedRules: [],
+    extra: (o) => {
+      expect(o.exchanges[0]!.servedBy).toBe('rs2')
+      expect(conns(o.scenario, 'director')).toMatch(/TIME_WAIT\s+203\.0\.113\.10:\d+\s+203\.0\.113\.100:80\s+10\.1\.0\.12:8080/)
+    },
+  },
   'persistence-two-clients': {
     kernel: ALL_OK,
     expectedTrace: WORKS,
@@ -288,15 +329,15 @@ const scenarioFiles = readdirSync(join(HERE, 'scenarios'))
   .map((f) => f.slice(0, -3))
   .sort()
 
-function outcome(name: string): Outcome {
-  const p = join(RESULTS, name, 'outcome.json')
-  if (!existsSync(p)) throw new Error(`${p} is missing: the scenario did not run (see ${join(RESULTS, name, '_lab')})`)
+function outcome(name: string, results = RESULTS): Outcome {
+  const p = join(results, name, 'outcome.json')
+  if (!existsSync(p)) throw new Error(`${p} is missing: the scenario did not run (see ${join(results, name, '_lab')})`)
   return JSON.parse(readFileSync(p, 'utf8')) as Outcome
 }
 
 /** The host snapshot directories of a scenario, as `lvsdoctor trace` / `check` take them. */
-function hostDirs(name: string): string[] {
-  return outcome(name).hosts.map((h) => join(RESULTS, name, h.name))
+function hostDirs(name: string, results = RESULTS): string[] {
+  return outcome(name, results).hosts.map((h) => join(results, name, h.name))
 }
 
 function read(name: string, host: string, file: string): string {
@@ -307,6 +348,22 @@ function conns(name: string, host: string): string {
   return read(name, host, 'ipvsadm-Lnc.txt')
 }
 
+/** The kernel's outcome as trace words: connected = handshake, reply = response, closed = both FINs seen and acknowledged. */
+function kernelConnection(o: Outcome): {connected: boolean; reply: boolean; closed: boolean} {
+  return {connected: o.handshake, reply: o.response, closed: o.clientSawFin && o.serverSawFin && o.clientFinAcked && o.serverFinAcked}
+}
+
+/** The realservers the director's ipvsadm -Lnc shows for the scenario's first client (templates left out). */
+function lncDests(o: Outcome): string[] {
+  const out: string[] = []
+  for (const line of conns(o.scenario, 'director').split('\n')) {
+    const m = /^\S+\s+\d+:\d+\s+\S+\s+(\S+):(\d+)\s+\S+\s+(\S+)\s*$/.exec(line)
+    if (!m || m[1] !== o.flow.client || m[2] === '0') continue
+    out.push(m[3]!)
+  }
+  return out
+}
+
 /** The packet counter of a filter chain's policy in the host's iptables-save (`:CHAIN POLICY [packets:bytes]`). */
 function policyDrops(name: string, host: string, chain: string): number {
   const m = new RegExp(`^:${chain} DROP \\[(\\d+):\\d+\\]`, 'm').exec(read(name, host, 'iptables-save.txt'))
@@ -315,10 +372,10 @@ function policyDrops(name: string, host: string, chain: string): number {
 }
 
 /** `lvsdoctor trace --json [--fix] --vip SERVICE --client CLIENT HOSTS...` (the command's service, no argv). */
-async function lvsdoctorTrace(o: Outcome, fix: boolean): Promise<Record<string, unknown> & {connection: unknown; packets: unknown[]; firstFailure: unknown}> {
+async function lvsdoctorTrace(o: Outcome, fix: boolean, results = RESULTS): Promise<Record<string, unknown> & {connection: unknown; packets: unknown[]; firstFailure: unknown}> {
   let out = ''
   let err = ''
-  await runTrace(hostDirs(o.scenario), {vip: o.flow.service, proto: 'tcp', client: o.flow.client, fix, json: true, out: (s) => (out += s), err: (s) => (err += s)})
+  await runTrace(hostDirs(o.scenario, results), {vip: o.flow.service, proto: 'tcp', client: o.flow.client, fix, json: true, out: (s) => (out += s), err: (s) => (err += s)})
   expect(err).toBe('')
   return JSON.parse(out)
 }
@@ -347,11 +404,11 @@ function lncOf(o: Outcome): {state: string; expires: number}[] {
 }
 
 /** Runs the lab; resolves with its stderr, rejects with the reason it could not run. */
-function runLab(): Promise<string> {
+function runLab(names: readonly string[] = [], env: Record<string, string> = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    const p = spawn('bash', [join(HERE, 'lab.sh'), 'run'], {
+    const p = spawn('bash', [join(HERE, 'lab.sh'), 'run', ...names], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: {...process.env, IPVS_LAB_TIMEOUT: String(VM_TIMEOUT_S)},
+      env: {...process.env, IPVS_LAB_TIMEOUT: String(VM_TIMEOUT_S), ...env},
     })
     let err = ''
     p.stdout.on('data', (d: Buffer) => (err += d.toString()))
@@ -366,24 +423,68 @@ function runLab(): Promise<string> {
   })
 }
 
+/** Writes the random scenarios' scripts to GEN_DIR (deterministic: the same files for the same seeds). */
+function writeGenerated(): void {
+  rmSync(GEN_DIR, {recursive: true, force: true})
+  mkdirSync(GEN_DIR, {recursive: true})
+  for (const g of GENERATED) writeFileSync(join(GEN_DIR, `${g.name}.sh`), g.script())
+}
+
+function fixedName(name: string): string {
+  return `fx-${name}`
+}
+
+/** check's fix commands (told the flow, as trace --fix asks for them) for every random scenario the kernel failed. */
+function planFixes(): FixPlan {
+  const plan: FixPlan = {}
+  for (const g of GENERATED) {
+    const o = outcome(g.name)
+    const k = kernelConnection(o)
+    if (k.connected && k.reply && k.closed) continue
+    const hosts = loadSnapshots(hostDirs(g.name))
+    const opts = traceOptions(o.flow.service, 'tcp', o.flow.client)
+    const byHost: Record<string, string[]> = {}
+    for (const f of runRules({hosts, flows: [{vip: opts.vip, proto: opts.proto, client: opts.client, clientPort: opts.clientPort}]})) {
+      for (const c of f.fix?.commands ?? []) (byHost[f.host] ??= []).push(c)
+    }
+    plan[g.name] = byHost
+  }
+  return plan
+}
+
 describe('IPVS lab: a real IPVS kernel under qemu', () => {
   beforeAll(async () => {
+    writeGenerated()
     if (process.env.IPVS_LAB_REUSE === '1') {
       // for work on lvsdoctor itself: judge against the last run's results without booting (CI never sets it)
-      console.log(`IPVS lab: IPVS_LAB_REUSE=1, NOT running the VM: checking the results already in ${RESULTS}`)
+      console.log(`IPVS lab: IPVS_LAB_REUSE=1, NOT running the VM: checking the results already in ${RESULTS} and ${FIX_RESULTS}`)
       return
     }
-    const log = await runLab()
+    const t0 = Date.now()
+    const log = await runLab(RUN_FIXED ? [] : GENERATED.map((g) => g.name), {IPVS_LAB_EXTRA: GEN_DIR})
     const host = JSON.parse(readFileSync(join(RESULTS, 'host.json'), 'utf8')) as Record<string, unknown>
     console.log(`IPVS lab: ${JSON.stringify(host)}\n${log.split('\n').filter((l) => / done rc=|VM ran/.test(l)).join('\n')}`)
-  }, (VM_TIMEOUT_S + 60) * 1000)
+    // the kernel-failing random scenarios again, with check's fixes, in a second boot
+    const plan = planFixes()
+    rmSync(FIX_DIR, {recursive: true, force: true})
+    mkdirSync(FIX_DIR, {recursive: true})
+    writeFileSync(join(FIX_DIR, 'plan.json'), JSON.stringify(plan, null, 1))
+    const fx = GENERATED.filter((g) => Object.keys(plan[g.name] ?? {}).length > 0)
+    for (const g of fx) writeFileSync(join(FIX_DIR, `${fixedName(g.name)}.sh`), g.script(new Map(Object.entries(plan[g.name]!))))
+    if (fx.length > 0) {
+      const log2 = await runLab(fx.map((g) => fixedName(g.name)), {IPVS_LAB_EXTRA: FIX_DIR, IPVS_LAB_RESULTS: FIX_RESULTS})
+      console.log(`IPVS lab, random scenarios with check's fixes:\n${log2.split('\n').filter((l) => / done rc=|VM ran/.test(l)).join('\n')}`)
+    } else rmSync(FIX_RESULTS, {recursive: true, force: true})
+    console.log(`IPVS lab: ${((Date.now() - t0) / 1000).toFixed(0)} s in all; random seeds ${GEN_SEEDS.join(',')} x ${GEN_COUNT}: ${GENERATED.length} scenarios, ${Object.keys(plan).length} failing in the kernel, ${fx.length} rerun with check's fixes`)
+  }, (2 * VM_TIMEOUT_S + 120) * 1000)
 
   test('every scenario file has an expectation here and vice versa', () => {
     expect(scenarioFiles).toEqual(Object.keys(SCENARIOS).sort())
     expect(scenarioFiles.length).toBeGreaterThanOrEqual(12)
   })
 
-  describe.each(scenarioFiles)('%s', (name) => {
+  if (!RUN_FIXED) console.log('IPVS lab: IPVS_LAB_FIXED=0: the fixed scenarios did not run, their tests are skipped')
+  describe.skipIf(!RUN_FIXED).each(scenarioFiles)('%s', (name) => {
     const exp = SCENARIOS[name]
 
     test('the scenario file cites its source and records what the kernel showed', () => {
@@ -477,5 +578,56 @@ describe('IPVS lab: a real IPVS kernel under qemu', () => {
         expect(fixed.connection, JSON.stringify({fixes: fixed.fixes.map((f) => f.command), failure: fixed.firstFailure})).toEqual(exp.fixedTrace)
       })
     }
+  })
+
+  // ── random scenarios (random-scenarios.ts): trace is held to whatever the kernel did ─────────────────────
+  describe.each(GENERATED.map((g) => [g.name, g] as const))('%s (random)', (name, g) => {
+    const detail = () => `${g.why}\n${g.script()}`
+
+    test('the scenario was set up without error', () => {
+      expect(outcome(name).setupErrors, detail()).toEqual([])
+    })
+
+    test('lvsdoctor trace says what the kernel did', () => {
+      const o = outcome(name)
+      const r = traceConnection(loadSnapshots(hostDirs(name)), traceOptions(o.flow.service, 'tcp', o.flow.client))
+      expect(r.connection, `${detail()}\nkernel: ${o.exchanges.map((e) => JSON.stringify(e)).join('\n')}\n${renderTraceText(r)}`).toEqual(kernelConnection(o))
+    })
+
+    test('IPVS scheduled the realserver trace picks (or none, as trace)', () => {
+      const o = outcome(name)
+      const r = traceConnection(loadSnapshots(hostDirs(name)), traceOptions(o.flow.service, 'tcp', o.flow.client))
+      expect(r.ipvs.map((c) => c.dest.replace(/:\d+$/, '')), `${detail()}\n${conns(name, 'director')}\n${renderTraceText(r)}`).toEqual(lncDests(o).map((d) => d.replace(/:\d+$/, '')))
+    })
+
+    test('the IPVS connection entry the replay leaves is the one ipvsadm -Lnc showed', () => {
+      const o = outcome(name)
+      const r = traceConnection(loadSnapshots(hostDirs(name)), traceOptions(o.flow.service, 'tcp', o.flow.client))
+      const kernel = lncOf(o)
+      // as for the fixed scenarios: the replay closes from the client, the lab's server closes first; they end
+      // the same unless the client's FIN is lost
+      if (r.firstFailure?.packet === 6) return
+      expect(r.ipvs.map((c) => c.state), `${detail()}\n${conns(name, 'director')}\n${renderTraceText(r)}`).toEqual(kernel.map((k) => k.state).slice(0, 1))
+    })
+
+    test("trace --fix predicts what the kernel did with check's fixes", async (ctx) => {
+      const o = outcome(name)
+      const k = kernelConnection(o)
+      if (k.connected && k.reply && k.closed) return ctx.skip('the kernel connected: nothing to fix')
+      const planFile = join(FIX_DIR, 'plan.json')
+      expect(existsSync(planFile), `${planFile}: the fix plan of the last run`).toBe(true)
+      const plan = JSON.parse(readFileSync(planFile, 'utf8')) as FixPlan
+      const cmds = plan[name]
+      expect(cmds, 'the plan covers every kernel-failing scenario').toBeDefined()
+      if (Object.keys(cmds!).length === 0) return ctx.skip('check proposes no fix command for this failure')
+      const hosts = loadSnapshots(hostDirs(name))
+      const opts = traceOptions(o.flow.service, 'tcp', o.flow.client)
+      const predicted = await traceWithFixes(hosts, opts, runRules({hosts, flows: [{vip: opts.vip, proto: opts.proto, client: opts.client, clientPort: opts.clientPort}]}))
+      expect(predicted.outcomes.filter((x) => !x.applied), 'every fix command applies to the snapshot copy').toEqual([])
+      const fo = outcome(fixedName(name), FIX_RESULTS)
+      expect(fo.setupErrors, 'the fix commands ran in the VM').toEqual([])
+      const fixes = Object.entries(cmds!).map(([h, c]) => `${h}: ${c.join(' ; ')}`).join('\n')
+      expect(predicted.result.connection, `${detail()}\nfixes:\n${fixes}\nkernel with the fixes: ${fo.exchanges.map((e) => JSON.stringify(e)).join('\n')}\n${renderTraceText(predicted.result)}`).toEqual(kernelConnection(fo))
+    })
   })
 })

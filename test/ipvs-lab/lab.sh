@@ -10,10 +10,13 @@
 # results are missing or damaged; 3 the lab cannot run here (no qemu, no kernel package, missing tool).
 # Environment: IPVS_LAB_CACHE (default test/ipvs-lab/.cache), IPVS_LAB_TIMEOUT (seconds for the VM, 540),
 # IPVS_LAB_SMP (vCPUs, default 1), IPVS_LAB_QEMU (the qemu binary), IPVS_LAB_APPEND (extra kernel arguments,
-# default norandmaps).
+# default norandmaps), IPVS_LAB_EXTRA (a directory of more scenario scripts, e.g. generated ones: they go into
+# the VM beside scenarios/ and run with them), IPVS_LAB_RESULTS (where the results go, default CACHE/results).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 CACHE=${IPVS_LAB_CACHE:-$HERE/.cache}
+EXTRA=${IPVS_LAB_EXTRA:-}
+RESULTS=${IPVS_LAB_RESULTS:-$CACHE/results}
 TIMEOUT=${IPVS_LAB_TIMEOUT:-540}
 SMP=${IPVS_LAB_SMP:-1}
 # norandmaps: without address-space randomisation qemu reuses its translations of ip, python, ... across
@@ -169,6 +172,13 @@ build_lab() {
   cp "$HERE/guest/init" "$stage/init"
   cp "$HERE/guest/lib.sh" "$HERE/guest/run-scenario.sh" "$HERE/guest/lab.py" "$HERE/guest/modules.txt" "$stage/lab/"
   cp "$HERE/scenarios/"*.sh "$stage/lab/scenarios/"
+  if [ -n "$EXTRA" ]; then
+    for f in "$EXTRA"/*.sh; do
+      [ -e "$f" ] || continue
+      [ -e "$stage/lab/scenarios/$(basename "$f")" ] && { say "$f has the name of a scenario of scenarios/"; exit 2; }
+      cp "$f" "$stage/lab/scenarios/"
+    done
+  fi
   chmod +x "$stage/init" "$stage/lab/"*.sh
   (cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet) >"$CACHE/lab.cpio"
   cat "$BASE" "$CACHE/lab.cpio" >"$CACHE/initrd.cpio"
@@ -188,11 +198,13 @@ build() {
 
 run() {
   local only out t0 t1 rc s
-  for s in "$@"; do [ -f "$HERE/scenarios/$s.sh" ] || { say "no scenario $s (lab.sh list names them)"; exit 2; }; done
+  for s in "$@"; do
+    [ -f "$HERE/scenarios/$s.sh" ] || { [ -n "$EXTRA" ] && [ -f "$EXTRA/$s.sh" ]; } || { say "no scenario $s (lab.sh list names them)"; exit 2; }
+  done
   build
   only=$(IFS=,; echo "$*")
   out=$CACHE/run
-  rm -rf "$out" "$CACHE/results" && mkdir -p "$out"
+  rm -rf "$out" "$RESULTS" && mkdir -p "$out"
   say "booting $KPKG under qemu (TCG), scenarios: ${only:-all}"
   t0=$(now)
   set +e
@@ -207,11 +219,11 @@ run() {
   [ $rc -eq 0 ] || { say "qemu failed (exit $rc): $(tail -5 "$out/qemu.out")"; tail -20 "$out/console.log" >&2; exit 3; }
   extract "$out"
   local boot
-  boot=$(awk -F'[:,]' '/"initAt"/{for(i=1;i<=NF;i++) if($i ~ /initAt/) {print $(i+1); exit}}' "$CACHE/results/guest.json")
-  cat >"$CACHE/results/host.json" <<EOF
+  boot=$(awk -F'[:,]' '/"initAt"/{for(i=1;i<=NF;i++) if($i ~ /initAt/) {print $(i+1); exit}}' "$RESULTS/guest.json")
+  cat >"$RESULTS/host.json" <<EOF
 {"kernelPackage":"$KPKG","kernelVersion":"$KVER","download":$TIMING_DOWNLOAD,"build":$TIMING_BUILD,"prepare":$TIMING_PREPARE,"vm":$(secs "$t0" "$t1"),"bootToInit":${boot:-null}}
 EOF
-  say "VM ran $(secs "$t0" "$t1")s (download ${TIMING_DOWNLOAD}s, build ${TIMING_BUILD}s, prepare ${TIMING_PREPARE}s); results in $CACHE/results"
+  say "VM ran $(secs "$t0" "$t1")s (download ${TIMING_DOWNLOAD}s, build ${TIMING_BUILD}s, prepare ${TIMING_PREPARE}s); results in $RESULTS"
   grep '^lab:' "$out/console.log" | sed 's/\r$//' >&2 || true
 }
 
@@ -225,15 +237,15 @@ extract() {
   sed -n '/^=====LAB-RESULTS-BEGIN/,/^=====LAB-RESULTS-END/p' "$out/results.txt" | sed '1d;$d' | base64 -d >"$out/results.tgz"
   [ "$(wc -c <"$out/results.tgz")" = "$size" ] && [ "$(sha256sum "$out/results.tgz" | cut -d' ' -f1)" = "$sum" ] ||
     { say "results damaged (size or sha256 differ)"; exit 1; }
-  rm -rf "$CACHE/results.tmp" && mkdir -p "$CACHE/results.tmp"
-  tar -xzf "$out/results.tgz" -C "$CACHE/results.tmp"
-  cp "$out/console.log" "$CACHE/results.tmp/console.log"
-  rm -rf "$CACHE/results" && mv "$CACHE/results.tmp" "$CACHE/results"
+  rm -rf "$RESULTS.tmp" && mkdir -p "$RESULTS.tmp"
+  tar -xzf "$out/results.tgz" -C "$RESULTS.tmp"
+  cp "$out/console.log" "$RESULTS.tmp/console.log"
+  rm -rf "$RESULTS" && mv "$RESULTS.tmp" "$RESULTS"
 }
 
 case ${1:-} in
   build) build; say "ready: $VMLINUZ + $CACHE/initrd.cpio" ;;
   run) shift; run "$@" ;;
-  list) ls "$HERE/scenarios" | sed -n 's/\.sh$//p' ;;
-  *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  list) { ls "$HERE/scenarios"; [ -n "$EXTRA" ] && ls "$EXTRA"; } | sed -n 's/\.sh$//p' ;;
+  *) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -1,0 +1,240 @@
+// Random IPVS lab scenarios: the fixed scenarios of scenarios/ show one pitfall each; these combine the parts at
+// random — forwarding method (NAT, DR, TUN), one to three realservers with weights (some 0), the scheduler,
+// persistence (with or without a netmask), fwmark services and their mangle MARK rule, the director's filter rules
+// (INPUT, FORWARD, OUTPUT; stateful or not; ctstate INVALID DROP; REJECT), sysctls (vs.conntrack, ip_forward,
+// rp_filter, expire_nodest_conn), the realservers' gateway (the director or a router) and a realserver firewall —
+// so that trace's IPVS model is judged by the kernel on combinations nobody wrote down. Deterministic for a seed.
+//
+// Each scenario is a lab script in the words of guest/lib.sh, written to a directory outside scenarios/ (lab.sh
+// takes it with IPVS_LAB_EXTRA): generated scenarios are never fixed ones unless promoted on purpose.
+//
+// Destination order: the kernel keeps a service's destinations in the reverse order they were added (list_add
+// at the head in __ip_vs_update_dest) and rr, wrr, sh, mh, ... walk that list, while ipvsadm -Ln/-Sn sort them
+// by address (ipvs_sort_dests unless --nosort), so a snapshot cannot tell the kernel's order. The scenarios add
+// the realservers from the highest address down: the kernel's list is then the listing's order, and which
+// realserver the scheduler picks for the one client is something trace can be held to.
+//
+// Addresses (the fixed scenarios' topologies, with up to three realservers):
+//   NAT: client 203.0.113.10 -- outside LAN -- director 203.0.113.1 (VIP 203.0.113.100 on eth0) / 10.1.0.1 --
+//        inside LAN -- rsN 10.1.0.1N; router 203.0.113.254 / 10.1.0.254 on both LANs when it is the gateway
+//   DR/TUN: client 198.51.100.10 -- wan -- router 198.51.100.1 / 10.0.0.254 -- LAN -- director 10.0.0.1
+//        (VIP 10.0.0.100 on eth0), rsN 10.0.0.1N with the VIP on lo (DR) or tunl0 (TUN)
+import {mulberry32} from '../../bench/kube-common.js'
+
+export interface IpvsLabScenario {
+  /** the scenario's name (its file is NAME.sh) */
+  readonly name: string
+  /** one line: what was drawn */
+  readonly why: string
+  /** realserver host -> its address (to compare the kernel's choice with trace's) */
+  readonly realservers: Readonly<Record<string, string>>
+  /** the script; `fixes` (host -> shell commands) are run at the end of setup(), for the fixed variant */
+  script(fixes?: ReadonlyMap<string, readonly string[]>): string
+}
+
+export const DEFAULT_SEED = 20261121
+export const DEFAULT_COUNT = 7
+
+const SCHEDULERS = ['rr', 'wrr', 'lc', 'wlc', 'sh', 'mh', 'dh', 'sed', 'nq', 'fo', 'ovf', 'lblc', 'lblcr'] as const
+
+/** A shell word for dash: single-quoted. */
+function sq(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`
+}
+
+export function randomIpvsScenarios(seed: number, count: number): IpvsLabScenario[] {
+  const rnd = mulberry32(seed)
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!
+  const chance = (p: number) => rnd() < p
+  /** 1..max draws from xs (repeats possible, as in test/kernel/random-scenarios.ts) */
+  const some = <T>(xs: readonly T[], max: number): T[] => {
+    const out: T[] = []
+    for (let n = 1 + Math.floor(rnd() * max); n > 0; n--) out.push(pick(xs))
+    return out
+  }
+  // the rarer parts: their own stream, so that adding them left the first stream's draws (and so every
+  // scenario's base for a seed) unchanged
+  const rnd2 = mulberry32((seed ^ 0x5bd1e995) >>> 0)
+  const chance2 = (p: number) => rnd2() < p
+  const pick2 = <T>(xs: readonly T[]): T => xs[Math.floor(rnd2() * xs.length)]!
+  const out: IpvsLabScenario[] = []
+  for (let i = 0; i < count; i++) {
+    const method = pick(['nat', 'nat', 'nat', 'dr', 'dr', 'tun'] as const)
+    const nat = method === 'nat'
+    const nrs = 1 + Math.floor(rnd() * 3)
+    const rsNames = Array.from({length: nrs}, (_, k) => `rs${k + 1}`)
+    const rsAddr = (k: number) => (nat ? `10.1.0.${11 + k}` : `10.0.0.${11 + k}`)
+    const vip = nat ? '203.0.113.100' : '10.0.0.100'
+    const client = nat ? '203.0.113.10' : '198.51.100.10'
+    const rport = nat ? pick([8080, 8080, 80]) : 80
+    const weights = rsNames.map(() => pick([1, 1, 1, 2, 3, 0]))
+    const scheduler = pick(SCHEDULERS)
+    const persistent = chance(0.25)
+    const netmask = persistent && chance(0.5) ? pick(['255.255.255.0', '255.255.0.0']) : undefined
+    const fwmark = chance(0.2)
+    const marking = fwmark ? pick(['marked', 'marked', 'marked', 'unmarked', 'other-port', 'other-mark'] as const) : undefined
+    const conntrack = chance(0.4)
+    const ipForward = nat ? (chance(0.85) ? 1 : 0) : chance(0.5) ? 1 : 0
+    const gw = nat ? pick(['director', 'director', 'router'] as const) : pick(['router', 'router', 'router', 'director'] as const)
+    const masq = nat && gw === 'router' && chance(0.5)
+    const expireNodest = chance(0.3) ? 1 : 0
+    const rpDirector = pick([0, 0, 0, 1, 2])
+    const tunStrict = method === 'tun' && chance(0.3)
+    const why: string[] = [`${method.toUpperCase()}, ${nrs} realserver(s) weights ${weights.join('/')}, ${scheduler}`]
+    if (persistent) why.push(`persistent${netmask ? ` -M ${netmask}` : ''}`)
+    if (fwmark) why.push(`fwmark ${marking}`)
+    why.push(`vs.conntrack=${conntrack ? 1 : 0}`, `ip_forward=${ipForward}`, `gateway ${gw}${masq ? ' + MASQUERADE' : ''}`)
+    if (rpDirector) why.push(`director rp_filter=${rpDirector}`)
+    if (tunStrict) why.push('tunl0 rp_filter=1')
+
+    const d: string[] = []
+    // the director's filter rules
+    if (chance(0.35)) {
+      why.push('director INPUT')
+      const pol = pick(['ACCEPT', 'ACCEPT', 'DROP'])
+      for (const r of some([
+        '-i lo -j ACCEPT',
+        '-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT',
+        '-p tcp -m state --state NEW -m tcp --dport 80 -j ACCEPT',
+        '-p tcp -m tcp --dport 80 -j ACCEPT',
+        '-m conntrack --ctstate INVALID -j DROP',
+        `-d ${vip}/32 -p tcp -m tcp --dport 80 -j REJECT --reject-with tcp-reset`,
+        '-p tcp -m tcp --dport 22 -j ACCEPT',
+        '-j REJECT --reject-with icmp-port-unreachable',
+      ], 3)) d.push(`iptables -A INPUT ${r}`)
+      d.push(`iptables -P INPUT ${pol}`)
+    }
+    if (chance(nat ? 0.4 : 0.2)) {
+      why.push('director FORWARD')
+      const pol = pick(['ACCEPT', 'ACCEPT', 'DROP'])
+      const inside = nat ? '10.1.0.0/24' : '10.0.0.0/24'
+      for (const r of some([
+        '-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT',
+        '-m conntrack --ctstate INVALID -j DROP',
+        `-p tcp -m state --state NEW -m tcp --dport ${rport} -j ACCEPT`,
+        `-s ${inside} -j ACCEPT`,
+        `-d ${inside} -j ACCEPT`,
+        `-p tcp -m tcp --sport ${rport} -j ACCEPT`,
+        '-j REJECT --reject-with icmp-host-prohibited',
+      ], 3)) d.push(`iptables -A FORWARD ${r}`)
+      d.push(`iptables -P FORWARD ${pol}`)
+    }
+    if (chance(0.3)) {
+      why.push('director OUTPUT')
+      const pol = pick(['ACCEPT', 'DROP'])
+      for (const r of some([
+        '-o lo -j ACCEPT',
+        '-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT',
+        '-m conntrack --ctstate INVALID -j DROP',
+        `-p tcp -m tcp --sport ${rport} -j ACCEPT`,
+        `-p tcp -m tcp --dport ${rport} -j ACCEPT`,
+        `-o ${nat ? 'eth1' : 'eth0'} -j ACCEPT`,
+      ], 3)) d.push(`iptables -A OUTPUT ${r}`)
+      d.push(`iptables -P OUTPUT ${pol}`)
+    }
+    // the service
+    const svc = fwmark ? '-f 1' : `-t ${vip}:80`
+    if (fwmark && marking !== 'unmarked') {
+      const dport = marking === 'other-port' ? 443 : 80
+      const mark = marking === 'other-mark' ? 2 : 1
+      d.push(`iptables -t mangle -A PREROUTING -d ${vip}/32 -p tcp -m tcp --dport ${dport} -j MARK --set-xmark 0x${mark}/0xffffffff`)
+    }
+    d.push(`ipvsadm -A ${svc} -s ${scheduler}${persistent ? ' -p 60' : ''}${netmask ? ` -M ${netmask}` : ''}`)
+    const flag = method === 'nat' ? '-m' : method === 'dr' ? '-g' : '-i'
+    // from the highest address down: the kernel's list is then the listing's order (see the head comment)
+    for (let k = nrs - 1; k >= 0; k--) d.push(`ipvsadm -a ${svc} -r ${rsAddr(k)}:${rport} ${flag} -w ${weights[k]}`)
+    if (masq) d.push('iptables -t nat -A POSTROUTING -o eth1 -j MASQUERADE')
+
+    // realserver firewalls: on one of them or on all
+    const rsRules = new Map<string, string[]>()
+    if (chance(0.3)) {
+      const which = nrs > 1 && chance(0.6) ? [pick(rsNames)] : rsNames
+      const kind = pick(['drop-port', 'reject-port', 'drop-client-net', 'stateful', 'invalid-drop'] as const)
+      why.push(`realserver firewall ${kind} on ${which.join(',')}`)
+      const cnet = nat ? '203.0.113.0/24' : '198.51.100.0/24'
+      const rules =
+        kind === 'drop-port' ? [`iptables -A INPUT -p tcp -m tcp --dport ${rport} -j DROP`]
+        : kind === 'reject-port' ? [`iptables -A INPUT -p tcp -m tcp --dport ${rport} -j REJECT --reject-with tcp-reset`]
+        : kind === 'drop-client-net' ? [`iptables -A INPUT -s ${cnet} -j DROP`]
+        : kind === 'stateful' ? ['iptables -A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT', `iptables -A INPUT -p tcp -m state --state NEW -m tcp --dport ${rport} -j ACCEPT`, 'iptables -P INPUT DROP']
+        : ['iptables -A INPUT -m conntrack --ctstate INVALID -j DROP']
+      for (const h of which) rsRules.set(h, rules)
+    }
+
+    // rarer parts (second stream)
+    const dportMismatch = !nat && chance2(0.15)
+    if (dportMismatch) why.push('destinations on port 8080 (DR/TUN keep the port: the servers listen on 80)')
+    const notrack = chance2(0.12) ? pick2(['NOTRACK', 'CT --notrack']) : undefined
+    if (notrack) why.push(`director raw ${notrack} for the VIP`)
+    const tcpLoose0 = chance2(0.15)
+    if (tcpLoose0) why.push('director nf_conntrack_tcp_loose=0')
+    const noVip = !nat && nrs > 0 && chance2(0.12) ? pick2(rsNames) : undefined
+    if (noVip) why.push(`${noVip} without the VIP`)
+    const noRoute = chance2(0.08) ? pick2(rsNames) : undefined
+    if (noRoute) why.push(`${noRoute} without a default route`)
+    if (dportMismatch) for (let k = 0; k < d.length; k++) d[k] = d[k]!.replace(/^(ipvsadm -a .* -r [\d.]+):80 /, '$1:8080 ')
+    if (notrack) d.unshift(`iptables -t raw -A PREROUTING -d ${vip}/32 -p tcp -m tcp --dport 80 -j ${notrack}`)
+
+    const name = `rnd-${seed}-${i}`
+    const title = why[0]!
+    const script = (fixes?: ReadonlyMap<string, readonly string[]>): string => {
+      const L: string[] = []
+      L.push(`# Generated by test/ipvs-lab/random-scenarios.ts: seed ${seed}, scenario ${i}. Not a fixed scenario (it lives`)
+      L.push(`# outside scenarios/); the kernel's outcome is what trace is held to.`)
+      L.push(`# Reproduces: random combination (${why.join('; ')})`)
+      L.push(`TITLE=${sq(title)}`)
+      L.push(`SOURCE="test/ipvs-lab/random-scenarios.ts seed ${seed} #${i}"`)
+      L.push(`NOTES=${sq(why.join('; ') + (fixes ? '; with check\'s fixes applied' : ''))}`)
+      L.push('', 'setup() {')
+      const s = (line: string) => L.push(`  ${line}`)
+      if (nat) {
+        s('host client client')
+        s('host director director')
+        for (const h of rsNames) s(`host ${h} realserver`)
+        if (gw === 'router') s('host router router')
+        s(`lan outside client:eth0:203.0.113.10/24 director:eth0:203.0.113.1/24${gw === 'router' ? ' router:eth0:203.0.113.254/24' : ''}`)
+        s(`lan inside director:eth1:10.1.0.1/24 ${rsNames.map((h, k) => `${h}:eth0:${rsAddr(k)}/24`).join(' ')}${gw === 'router' ? ' router:eth1:10.1.0.254/24' : ''}`)
+        if (gw === 'router') s('sysctls router net.ipv4.ip_forward=1')
+        s(`on director ip addr add ${vip}/32 dev eth0`)
+        s('route client default via 203.0.113.1')
+        for (const h of rsNames) if (h !== noRoute) s(`route ${h} default via ${gw === 'router' ? '10.1.0.254' : '10.1.0.1'}`)
+      } else {
+        s('host client client')
+        s('host router router')
+        s('host director director')
+        for (const h of rsNames) s(`host ${h} realserver`)
+        s('lan wan client:eth0:198.51.100.10/24 router:eth0:198.51.100.1/24')
+        s(`lan lan router:eth1:10.0.0.254/24 director:eth0:10.0.0.1/24 ${rsNames.map((h, k) => `${h}:eth0:${rsAddr(k)}/24`).join(' ')}`)
+        s('sysctls router net.ipv4.ip_forward=1')
+        s(`on director ip addr add ${vip}/32 dev eth0`)
+        s('route client default via 198.51.100.1')
+        s('route director default via 10.0.0.254')
+        for (const h of rsNames) if (h !== noRoute) s(`route ${h} default via ${gw === 'router' ? '10.0.0.254' : '10.0.0.1'}`)
+        for (const h of rsNames) {
+          if (h === noVip) {
+            if (method === 'tun') s(`on ${h} ip link set tunl0 up`)
+            continue
+          }
+          if (method === 'dr') s(`dr_vip ${h} ${vip}`)
+          else {
+            s(`on ${h} ip link set tunl0 up`)
+            s(`dr_vip ${h} ${vip} tunl0`)
+            s(`sysctls ${h} net.ipv4.conf.all.rp_filter=${tunStrict ? 1 : 0} net.ipv4.conf.tunl0.rp_filter=${tunStrict ? 1 : 0}`)
+          }
+        }
+      }
+      const sysctl = [`net.ipv4.ip_forward=${ipForward}`, `net.ipv4.vs.conntrack=${conntrack ? 1 : 0}`, `net.ipv4.vs.expire_nodest_conn=${expireNodest}`]
+      if (rpDirector) sysctl.push(`net.ipv4.conf.all.rp_filter=${rpDirector}`)
+      if (tcpLoose0) sysctl.push('net.netfilter.nf_conntrack_tcp_loose=0')
+      s(`sysctls director ${sysctl.join(' ')}`)
+      for (const c of d) s(`on director ${c}`)
+      for (const [h, rules] of rsRules) for (const c of rules) s(`on ${h} ${c}`)
+      for (const [h, cmds] of fixes ?? []) for (const c of cmds) s(`on ${h} sh -c ${sq(c)}`)
+      for (const h of rsNames) s(`server ${h} ${rport}`)
+      L.push('}', '', `run() { exchange client ${client} ${vip}:80; }`, '')
+      return L.join('\n')
+    }
+    out.push({name, why: why.join('; '), realservers: Object.fromEntries(rsNames.map((h, k) => [h, rsAddr(k)])), script})
+  }
+  return out
+}
