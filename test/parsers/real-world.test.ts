@@ -6,6 +6,7 @@ import {parseKeepalived} from '../../src/snapshot/parsers/keepalived.js'
 import {parseIpvsadmList} from '../../src/snapshot/parsers/ipvsadm.js'
 import {parseNftJson} from '../../src/snapshot/parsers/nft-json.js'
 import {parseIpRoute, parseIpRule} from '../../src/snapshot/parsers/ip-json.js'
+import {parseSysctl} from '../../src/snapshot/parsers/sysctl.js'
 import {fixtureReader, parseError} from './helpers.js'
 
 const read = fixtureReader('fixtures/real-world/')
@@ -193,5 +194,14 @@ describe('ip -j output of iproute2 6.1 (one line of JSON)', () => {
       '0 lookup', '100 lookup', '110 lookup', '120 goto', '130 lookup', '140 lookup', '150 nop', '160 unreachable', '32000 lookup', '32766 lookup', '32767 lookup',
     ])
     expect(rules.filter((r) => r.notModelled)).toEqual([])
+  })
+})
+
+describe('sysctl -a 2>&1 of an old procps (3.2)', () => {
+  // the lines as an Ubuntu 8.04 `sudo sysctl -a` printed them (askubuntu/superuser pastes; procps 3.2 sysctl.c)
+  test('its "error: permission denied on key" lines are skipped', () => {
+    const t = "net.ipv4.ip_forward = 1\nerror: permission denied on key 'net.ipv4.route.flush'\nerror: \"Invalid argument\" reading key \"net.ipv6.conf.all.stable_secret\"\nnet.ipv4.conf.all.rp_filter = 1\n"
+    const s = parseSysctl(t, 'sysctl.txt')
+    expect([...s.keys()]).toEqual(['net.ipv4.ip_forward', 'net.ipv4.conf.all.rp_filter'])
   })
 })

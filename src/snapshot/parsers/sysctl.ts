@@ -13,8 +13,9 @@ export function parseSysctl(text: string, file: string): Sysctls {
   for (let i = 0; i < lines.length; i++) {
     const raw = lines[i]!.replace(/\r$/, '')
     if (raw.trim() === '' || /^\s*[#;]/.test(raw)) continue
-    // sysctl's own complaints, when a hand-made snapshot captured stderr too (`sysctl -a 2>&1`)
-    if (raw.startsWith('sysctl: ')) continue
+    // sysctl's own complaints, when a hand-made snapshot captured stderr too (`sysctl -a 2>&1`): procps-ng prints
+    // `sysctl: reading key "..."`, procps 3.2 `error: permission denied on key '...'` and `error: "..." reading key "..."`
+    if (raw.startsWith('sysctl: ') || /^error: .*\bkey\b/.test(raw)) continue
     const m = LINE.exec(raw)
     if (!m) throw new ParseError(file, i + 1, 'a sysctl line `key = value`', raw)
     let key = m[1]!
