@@ -23,6 +23,8 @@ describe('keepalived.conf from the wild', () => {
     const what = (s.notModelled ?? []).map((n) => `${n.line} ${n.what}`)
     expect(what).toContainEqual(expect.stringMatching(/^21 lb_algo loadbalance: .*keeps wlc/))
     expect(what).toContainEqual(expect.stringMatching(/^23 virtual_server keyword net_mask/))
+    // the rejected lb_algo is said once, not also as a missing one
+    expect(what.some((w) => w.includes('without lb_algo'))).toBe(false)
     // 0 is what the author meant (no persistence): not listed
     expect(what.some((w) => w.includes('persistence_timeout'))).toBe(false)
   })

@@ -449,7 +449,7 @@ export function parseKeepalived(text: string, file: string): KeepalivedConfig {
     }
     if (forkMethod !== undefined) return skipped(`lb_kind/lvs_method ${forkMethod} is the full NAT of the alibaba/LVS and iqiyi/dpvs keepalived forks (upstream keepalived rejects it and uses NAT): the service is not modelled`)
     if (reals.length === 0) return skipped('no real_server (keepalived reports a config error and ignores the virtual server)')
-    if (scheduler === undefined) svcNm.push({file, line: n.line, what: 'virtual_server without lb_algo: keepalived uses wlc'})
+    if (scheduler === undefined && !svcNm.some((x) => /^(lb_algo|lvs_sched) /.test(x.what))) svcNm.push({file, line: n.line, what: 'virtual_server without lb_algo: keepalived uses wlc'})
     const isFwmark = keys.length > 0 && keys.every((k) => k.fwmark !== undefined)
     const hasAddress = keys.some((k) => k.fwmark === undefined)
     if (proto === undefined && !isFwmark) svcNm.push({file, line: n.line, what: 'virtual_server without protocol: keepalived sets UDP'})
