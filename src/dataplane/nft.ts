@@ -353,7 +353,9 @@ function meta(e: Extract<NftExpr, {kind: 'meta'}>, r: Run): Eval {
 
 function ct(e: Extract<NftExpr, {kind: 'ct'}>, r: Run): Eval {
   const c = r.env.ct
-  const state = c?.state ?? 'UNTRACKED'
+  // nft_ct_get_eval: a packet with no conntrack entry that notrack did not mark (a chain before conntrack, at a
+  // priority below -200, or a namespace without conntrack) has the state invalid, not untracked
+  const state = c?.state ?? 'INVALID'
   const tracked = !!c && state !== 'UNTRACKED' && state !== 'INVALID'
   if (e.key === 'state') return {t: 'flags', v: new Set([state.toLowerCase()])}
   // nft_ct_get_eval: every other key needs a conntrack entry

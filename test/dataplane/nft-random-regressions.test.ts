@@ -1,0 +1,40 @@
+// Regressions from the random nft kernel scenarios (test/kernel/random-nft.kernel.test.ts): each test pins one
+// disagreement between trace's nft engine and the kernel that a random ruleset showed, with the kernel source
+// that decides it.
+import {describe, expect, test} from 'vitest'
+import {parseIp, type IpAddr} from '../../src/model/ip.js'
+import type {NftTable} from '../../src/model/nft.js'
+import {parseNftJson} from '../../src/snapshot/parsers/nft-json.js'
+import {runNftChain, type NftEnv} from '../../src/dataplane/nft.js'
+import {tcpFlags, type CtView, type Packet} from '../../src/dataplane/packet.js'
+
+const ip = (s: string): IpAddr => parseIp(s)!
+const syn: Packet = {family: 4, src: ip('203.0.113.10'), dst: ip('198.51.100.100'), proto: 6, sport: 40000, dport: 80, flags: tcpFlags('S'), mark: 0}
+const env = (ct?: CtView): NftEnv => ({addrType: () => 'UNICAST', random: () => 0, ct})
+
+/** One table `ip t` with one base chain `c` (policy accept) holding the rules given as libnftables JSON. */
+function chainOf(hook: string, prio: number, rules: unknown[][]): NftTable {
+  const items: unknown[] = [{table: {family: 'ip', name: 't', handle: 1}}, {chain: {family: 'ip', table: 't', name: 'c', handle: 2, type: 'filter', hook, prio, policy: 'accept'}}]
+  rules.forEach((expr, i) => items.push({rule: {family: 'ip', table: 't', chain: 'c', handle: 3 + i, expr}}))
+  return parseNftJson(JSON.stringify({nftables: items}), 'nft-ruleset.json').tables[0]!
+}
+const ctState = (right: unknown, op = 'in') => ({match: {op, left: {ct: {key: 'state'}}, right}})
+
+describe('ct state of a packet without a conntrack entry (nft_ct_get_eval)', () => {
+  // a prerouting chain at priority -250 runs before conntrack (-200): the SYN has no entry yet
+  const invalidDrop = chainOf('prerouting', -250, [[ctState('invalid'), {drop: null}]])
+  const untrackedDrop = chainOf('prerouting', -250, [[ctState('untracked'), {drop: null}]])
+
+  test('no entry and no notrack: the state is invalid, so `ct state invalid drop` before conntrack drops every packet', () => {
+    // random nft seed 20261121 (rn121-8/-12 shape): trace said untracked and passed what the kernel dropped
+    const r = runNftChain(invalidDrop, invalidDrop.chains.get('c')!, syn, env(undefined))
+    expect(r.verdict).toBe('DROP')
+    expect(runNftChain(untrackedDrop, untrackedDrop.chains.get('c')!, syn, env(undefined)).verdict).toBe('ACCEPT')
+  })
+
+  test('a packet notrack marked is untracked, not invalid', () => {
+    const untracked: CtView = {state: 'UNTRACKED', dir: 'ORIGINAL', status: new Set(), mark: 0}
+    expect(runNftChain(untrackedDrop, untrackedDrop.chains.get('c')!, syn, env(untracked)).verdict).toBe('DROP')
+    expect(runNftChain(invalidDrop, invalidDrop.chains.get('c')!, syn, env(untracked)).verdict).toBe('ACCEPT')
+  })
+})
