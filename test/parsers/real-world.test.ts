@@ -99,15 +99,16 @@ describe('keepalived.conf from the wild', () => {
     expect(k.notModelled).toBeUndefined()
   })
 
-  test('no real_server: ignored; port 0 without persistence: made persistent; duplicate and non-numeric real servers dropped', () => {
+  test('no real_server: noted (keepalived ignores it); port 0 without persistence: made persistent; duplicate and non-numeric real servers dropped', () => {
     const k = parseKeepalived(
       'virtual_server 10.0.0.11 80 {\n  protocol TCP\n}\n' +
         'virtual_server 10.0.0.9 0 {\n  lb_algo rr\n  protocol TCP\n  real_server 10.0.1.1 80 {\n  }\n  real_server 10.0.1.1 80 {\n    weight 3\n  }\n  real_server rs1.example.com 80 {\n  }\n}\n',
       'k',
     )
-    expect(k.services.map((s) => `${formatIp(s.vip!)}:${s.port} p${s.persistence} ${s.dests.length}`)).toEqual(['10.0.0.9:0 p360 1'])
-    expect(k.notModelled?.map((n) => `${n.line} ${n.what}`)).toEqual([expect.stringMatching(/^1 virtual_server 10.0.0.11 80: no real_server/)])
-    expect(k.services[0]!.notModelled?.map((n) => n.line)).toEqual([9, 12, 4])
+    // the virtual_server without real_server: kept without destinations (ipvs-no-available-realserver reports it), noted
+    expect(k.services.map((s) => `${formatIp(s.vip!)}:${s.port} p${s.persistence} ${s.dests.length}`)).toEqual(['10.0.0.11:80 pundefined 0', '10.0.0.9:0 p360 1'])
+    expect(k.services[0]!.notModelled?.map((n) => `${n.line} ${n.what}`)).toEqual([expect.stringMatching(/^1 virtual_server without real_server: keepalived .* installs no IPVS service/), expect.stringMatching(/without lb_algo/)])
+    expect(k.services[1]!.notModelled?.map((n) => n.line)).toEqual([9, 12, 4])
   })
 })
 

@@ -9,7 +9,7 @@
 // outside 1..2678400 (`persistence_timeout 0`, common in real configs, is no persistence and not listed), an unknown scheduler (wlc), an unknown or
 // lower-case lb_kind (NAT; the FNAT of the alibaba/dpvs forks leaves the service out), an unknown protocol, a
 // virtual_server or real_server whose address is not numeric (the block is skipped), a virtual_server with no
-// real_server (ignored), a duplicated real_server (the second is removed), `ops` on a TCP/SCTP service (reset),
+// real_server (ignored by keepalived; kept here without destinations, so that it is reported), a duplicated real_server (the second is removed), `ops` on a TCP/SCTP service (reset),
 // port 0 without persistence (keepalived makes the service persistent, 360 s). A virtual_server's `weight` is
 // the default weight of its real servers (validate_check_config).
 // Health-check blocks (HTTP_GET, TCP_CHECK, MISC_CHECK...) are skipped; `include` is recorded, not followed;
@@ -448,7 +448,9 @@ export function parseKeepalived(text: string, file: string): KeepalivedConfig {
       }
     }
     if (forkMethod !== undefined) return skipped(`lb_kind/lvs_method ${forkMethod} is the full NAT of the alibaba/LVS and iqiyi/dpvs keepalived forks (upstream keepalived rejects it and uses NAT): the service is not modelled`)
-    if (reals.length === 0) return skipped('no real_server (keepalived reports a config error and ignores the virtual server)')
+    // keepalived >= 2.2.7 ignores a virtual_server without real_server (sorry_server or not): the VIP is not
+    // balanced at all. Kept as a service without destinations, which is what the checks report as unserved.
+    if (reals.length === 0) svcNm.push({file, line: n.line, what: 'virtual_server without real_server: keepalived (2.2.7 and later) reports a config error and installs no IPVS service for it'})
     if (scheduler === undefined && !svcNm.some((x) => /^(lb_algo|lvs_sched) /.test(x.what))) svcNm.push({file, line: n.line, what: 'virtual_server without lb_algo: keepalived uses wlc'})
     const isFwmark = keys.length > 0 && keys.every((k) => k.fwmark !== undefined)
     const hasAddress = keys.some((k) => k.fwmark === undefined)
