@@ -31,6 +31,8 @@ export interface MatchEnv {
    * instead of running the hook from the top (a cascade of n endpoints: n short runs instead of n^2/2 draws).
    */
   readonly checkpoint?: (rule: IptRule) => ((state: ChainCheckpoint) => void) | undefined
+  /** REDIRECT's new destination for a packet arriving on `iif`: the device's primary address (nf_nat_redirect_ipv4) */
+  readonly redirectAddr?: (iif: string | undefined) => IpAddr | undefined
 }
 
 /** The state of a chain walk before one of its rules (runChain's `from` resumes it; never changed once made). */

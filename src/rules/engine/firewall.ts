@@ -280,8 +280,10 @@ export class IptablesFirewall implements Firewall {
           } else if (t.kind === 'MASQUERADE') {
             natDone = {kind: 'MASQUERADE', decision}
           } else if (t.kind === 'REDIRECT') {
-            natDone = {kind: 'REDIRECT', decision, to: {port: t.ports?.[0]}}
-            p = {...p, dport: t.ports?.[0] ?? p.dport}
+            // the primary address of the input device (127.0.0.1 for the host's own packets, nat OUTPUT)
+            const ra = hook === 'OUTPUT' ? LOOPBACK_ADDR : curEnv.redirectAddr?.(curEnv.iif)
+            natDone = {kind: 'REDIRECT', decision, to: {ip: ra, port: t.ports?.[0]}}
+            p = {...p, dst: ra ?? p.dst, dport: t.ports?.[0] ?? p.dport}
           }
         }
       }
@@ -405,3 +407,5 @@ class IptablesFixer implements FirewallFixer {
     return this.place(rs, binaryOf(rs), table, chain, pos, spec)
   }
 }
+
+const LOOPBACK_ADDR: IpAddr = {family: 4, value: 0x7f000001n}

@@ -167,10 +167,22 @@ export class HostView {
       addrType: assumeLocal === undefined ? (this.addrTypeOf ??= (ip) => this.addrType(ip)) : (ip) => this.addrType(ip, assumeLocal),
       // statistic --mode random in a filter path: taken as matching (cascades are computed separately)
       random: NO_RANDOM,
+      redirectAddr: (this.redirectAddrOf ??= (iif) => this.deviceAddress(iif)),
     }
   }
 
   private addrTypeOf?: (ip: IpAddr) => AddrType
+  private redirectAddrOf?: (iif: string | undefined) => IpAddr | undefined
+
+  /** The first IPv4 address of a device (what REDIRECT rewrites the destination to); undefined when unknown. */
+  deviceAddress(iif: string | undefined): IpAddr | undefined {
+    if (iif === undefined) return undefined
+    for (const i of this.snap.interfaces ?? []) {
+      if (i.name !== iif) continue
+      for (const a of i.addresses) if (a.family === 4) return a.ip
+    }
+    return undefined
+  }
 
   sysctlEvidence(...keys: string[]): Evidence[] {
     const out: Evidence[] = []

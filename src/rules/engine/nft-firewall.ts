@@ -148,8 +148,10 @@ export class NftFirewall implements Firewall {
               else p = {...p, src: r?.from ?? p.src, sport: r?.portFrom ?? p.sport}
             } else if (t.kind === 'MASQUERADE') natDone = {kind: 'MASQUERADE', decision: d}
             else if (t.kind === 'REDIRECT') {
-              natDone = {kind: 'REDIRECT', decision: d, to: {port: t.ports?.[0]}}
-              p = {...p, dport: t.ports?.[0] ?? p.dport}
+              // the primary address of the input device (127.0.0.1 for the host's own packets, nat OUTPUT)
+              const ra = hook === 'OUTPUT' ? LOOPBACK_ADDR : curEnv.redirectAddr?.(curEnv.iif)
+              natDone = {kind: 'REDIRECT', decision: d, to: {ip: ra, port: t.ports?.[0]}}
+              p = {...p, dst: ra ?? p.dst, dport: t.ports?.[0] ?? p.dport}
             }
             break // the nat core stops at the first lookup that binds
           }
@@ -497,3 +499,5 @@ export function nftChainOf(d: Decision): NftChain | undefined {
 }
 
 export {formatNftStmt}
+
+const LOOPBACK_ADDR: IpAddr = {family: 4, value: 0x7f000001n}

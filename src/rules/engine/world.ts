@@ -422,9 +422,11 @@ function dnatServices(h: HostView, w: World): LbService[] {
       const rules = chains[ci]!.rules
       for (let ri = 0; ri < rules.length; ri++) {
         const r = rules[ri]!
-        if (r.target?.kind !== 'DNAT') continue
+        const tk = r.target?.kind
+        // REDIRECT: a DNAT to the host's own address on the arriving device (a local service)
+        if (tk !== 'DNAT' && tk !== 'REDIRECT') continue
         // NAT to IPv6 (`dnat ip6 to` in an inet table): the service model is IPv4; check lists the rule as not evaluated
-        if (natToIpv6(r.target.to)) continue
+        if (tk === 'DNAT' && natToIpv6((r.target as {to: readonly NatRange[]}).to)) continue
         const sel = selectorIn(rs, r, nat, ids[ci]!)
         if (sel.mark) {
           // DNAT by mark (L4xNAT): the packets are the ones the MARK rules select
@@ -526,7 +528,7 @@ export function dnatCascade(h: HostView, rs: IptablesRuleset, pkt: Packet, assum
     (fw, orig) => {
       const res = fw.runHook('PREROUTING', pkt, env, true)
       const nat = res.nat
-      if (nat && nat.kind === 'DNAT' && nat.decision.rule) return {rule: orig(nat.decision.rule), to: nat.to, mark: res.packet.mark, ctMark: res.ctMark}
+      if (nat && (nat.kind === 'DNAT' || nat.kind === 'REDIRECT') && nat.decision.rule) return {rule: orig(nat.decision.rule), to: nat.to, mark: res.packet.mark, ctMark: res.ctMark}
       return {mark: res.packet.mark, ctMark: res.ctMark}
     },
     // a rule by its line and text (nft rules share one JSON line; their text names the handle)
@@ -602,9 +604,15 @@ function dnatService(h: HostView, w: World, rs: IptablesRuleset, g: Group): LbSe
   const cascade = dnatCascade(h, rs, g.pkt, assumeLocal, g.iif ?? clientIifOf(h, w))
   const backends: Backend[] = []
   for (const o of cascade.outcomes) {
-    if (!o.value.rule || !o.value.to?.ip) continue
-    if (hasBackendOf(backends, o.value.rule)) continue
-    backends.push(dnatBackend(w, h, o.value.to.ip, o.value.to.port ?? g.pkt.dport, o.value.rule, o.p))
+    const rule = o.value.rule
+    if (!rule) continue
+    const redirect = rule.target?.kind === 'REDIRECT'
+    // a REDIRECT on a device whose address the snapshot does not show: the host's own stack all the same
+    const ip = o.value.to?.ip ?? (redirect ? (h.primaryAddress() ?? g.pkt.dst) : undefined)
+    if (!ip) continue
+    if (hasBackendOf(backends, rule)) continue
+    const b = dnatBackend(w, h, ip, o.value.to?.port ?? g.pkt.dport, rule, o.p)
+    backends.push(redirect && !b.local ? {...b, local: true, owner: undefined} : b)
   }
   // DNAT rules of the group that no outcome reaches are backends with a 0% share
   for (const r of g.rules) {
