@@ -229,7 +229,7 @@ function serverFrom(a: Arrival, steps: readonly TraceStep[]): {server: Server; a
     return {problem: `the packet was delivered to ${h.name}'s own stack at ${formatEndpoint(local)}: IPVS did not take it, and nothing is known to listen there`}
   }
   // the host's own NAT sent the connection to its own stack (REDIRECT, DNAT to a local address): meant to be served here
-  const natHere = steps.some((s) => s.host === h.name && s.verdict === 'DNAT')
+  const natHere = steps.some((s) => s.host === h.name && /^(DNAT|REDIRECT|dnat|redirect)\b/.test(s.verdict))
   if (natHere) {
     return {server: {kind: 'host', host: h, local, remote}, assumption: `${h.name} is assumed to listen on ${formatEndpoint(local)}, where its own DNAT/REDIRECT sent the connection (listening sockets are not in the snapshot: ss -Hltnu > ss-ltnu.txt)`}
   }

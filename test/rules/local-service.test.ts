@@ -67,3 +67,25 @@ describe('filter-blocks-vip: a DNAT to the host itself meets filter INPUT after 
     expect(fixed.result.connection).toEqual({connected: true, reply: true, closed: true})
   })
 })
+
+describe('a REDIRECT is a service of the host itself', () => {
+  test("INPUT accepting the client's port 80 misses the REDIRECTed 8080: the accept names the device's address and port 8080", async () => {
+    const [h] = loadScenario('dnat-to-loopback-fixed')
+    const rules = h!
+      .raw.get('iptables-save.txt')!
+      .replace(/-A PREROUTING .*/, '-A PREROUTING -i ldr-eth0 -p tcp -m tcp --dport 80 -j REDIRECT --to-ports 8080')
+      .replace(':INPUT ACCEPT [0:0]', ':INPUT DROP [0:0]\n-A INPUT -p tcp -m tcp --dport 80 -j ACCEPT')
+    const hosts = [edited(h!, {'iptables-save.txt': rules})]
+    const t = traceConnection(hosts, flow)
+    expect(t.firstFailure?.hook).toBe('INPUT')
+    expect(t.packets[0]!.steps.some((s) => s.packet.includes('> 192.0.2.5:8080'))).toBe(true)
+    const f = runRules({hosts})
+    expect(f.map((x) => [x.rule, x.fix?.commands])).toEqual([['filter-blocks-vip', ['iptables -t filter -A INPUT -d 192.0.2.5/32 -p tcp -m tcp --dport 8080 -j ACCEPT']]])
+    const fixed = await traceWithFixes(hosts, flow, f)
+    expect(fixed.result.connection).toEqual({connected: true, reply: true, closed: true})
+    // with the accept for 8080 already there: quiet
+    const good = [edited(h!, {'iptables-save.txt': rules.replace('--dport 80 -j ACCEPT', '--dport 8080 -j ACCEPT')})]
+    expect(runRules({hosts: good})).toEqual([])
+    expect(traceConnection(good, flow).connection).toEqual({connected: true, reply: true, closed: true})
+  })
+})
