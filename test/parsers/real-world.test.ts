@@ -7,6 +7,7 @@ import {parseIpvsadmList} from '../../src/snapshot/parsers/ipvsadm.js'
 import {parseNftJson} from '../../src/snapshot/parsers/nft-json.js'
 import {parseIpRoute, parseIpRule} from '../../src/snapshot/parsers/ip-json.js'
 import {parseSysctl} from '../../src/snapshot/parsers/sysctl.js'
+import {parseConntrack} from '../../src/snapshot/parsers/conntrack.js'
 import {fixtureReader, parseError} from './helpers.js'
 
 const read = fixtureReader('fixtures/real-world/')
@@ -206,5 +207,15 @@ describe('sysctl -a 2>&1 of an old procps (3.2)', () => {
     const t = "net.ipv4.ip_forward = 1\nerror: permission denied on key 'net.ipv4.route.flush'\nerror: \"Invalid argument\" reading key \"net.ipv6.conf.all.stable_secret\"\nnet.ipv4.conf.all.rp_filter = 1\n"
     const s = parseSysctl(t, 'sysctl.txt')
     expect([...s.keys()]).toEqual(['net.ipv4.ip_forward', 'net.ipv4.conf.all.rp_filter'])
+  })
+})
+
+describe('conntrack -L -o extended,ktimestamp (captured with conntrack-tools 1.4.7)', () => {
+  test('the [start=DATE] field (spaces inside) is skipped, the entry read', () => {
+    const [e, ...rest] = parseConntrack(read('conntrack/ktimestamp-acct.conntrack.txt'), 'conntrack.txt')
+    expect(rest).toEqual([])
+    expect(e).toMatchObject({l3: 'ipv4', proto: 'udp', protoNum: 17, flags: ['UNREPLIED'], mark: 0, use: 1})
+    expect(e!.orig).toMatchObject({sport: e!.orig.sport, dport: 9999})
+    expect(e!.reply).toMatchObject({sport: 9999})
   })
 })

@@ -1,7 +1,8 @@
 // `conntrack -L` lines (libnetfilter_conntrack's default format, src/conntrack/snprintf_default.c), also with
 // the leading `ipv4     2` columns of `conntrack -L -o extended` and /proc/net/nf_conntrack:
 //   [l3 l3num] l4 l4num timeout [STATE] src= dst= sport= dport= [UNREPLIED] src= dst= sport= dport= [ASSURED] mark= [zone=] use=
-// The summary line conntrack prints on stderr ("... flow entries have been shown.") is accepted and skipped.
+// The summary line conntrack prints on stderr ("... flow entries have been shown.") is accepted and skipped; the
+// `[start=DATE] [stop=DATE]` of `-o ktimestamp` are skipped.
 import {parseIp, type IpAddr} from '../../model/ip.js'
 import type {ConntrackEntry, CtTuple} from '../../model/misc.js'
 import {ParseError} from '../../model/source.js'
@@ -33,7 +34,8 @@ export function parseConntrack(text: string, file: string): ConntrackEntry[] {
     const proto = m[3]!
     const protoNum = Number(m[4])
     const timeout = Number(m[5])
-    const words = m[6]!.split(/\s+/)
+    // `-o ktimestamp` prints `[start=Sat Nov 21 17:23:30 2026]` (and `[stop=...]`): a date with spaces, not modelled
+    const words = m[6]!.replace(/\s*\[(?:start|stop)=[^\]]*\]/g, '').split(/\s+/)
     let state: string | undefined
     const flags: string[] = []
     const tuples: TupleBuild[] = []
