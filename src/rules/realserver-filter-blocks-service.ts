@@ -17,7 +17,7 @@ import {returnRoute} from './engine/returnpath.js'
 import {CLIENT_PACKETS, SERVER_PACKETS, PACKET_ORDER, type FlowPacket} from './engine/ctmodel.js'
 import type {Decision, PacketSelector} from './engine/firewall.js'
 import {acceptBeforeFirst} from './engine/stateful.js'
-import {describeBackend, describeService, type Backend, type LbService, type World} from './engine/world.js'
+import {clientIifOf, describeBackend, describeService, type Backend, type LbService, type World} from './engine/world.js'
 import type {RuleFinding, RuleMeta} from './types.js'
 
 export const meta: RuleMeta = {
@@ -50,6 +50,8 @@ interface Leg {
   readonly snat?: {readonly host: string; readonly decision: Decision}
   /** the source is the balancer's address once nat-reply-bypasses-director's masquerade applies */
   readonly masquerade?: string
+  /** the balancer's own stack serves it (a DNAT to a local address, a REDIRECT): its INPUT for the SYN is filter-blocks-vip's */
+  readonly local?: boolean
   readonly evidence: readonly Evidence[]
 }
 
@@ -90,6 +92,20 @@ function legs(w: World): Leg[] {
     const probe = svc.probes[0]
     if (!probe || probe.dport === undefined) continue
     for (const b of svc.backends) {
+      if (b.local && svc.kind === 'dnat' && b.share !== 0 && svc.host.fw) {
+        // the host's own service behind its DNAT/REDIRECT: the requests meet its INPUT after the DNAT, its answers
+        // meet its OUTPUT before the un-DNAT (nat POSTROUTING), from the translated address
+        const dport = b.port || probe.dport
+        add({
+          rs: svc.host,
+          e: {src: w.client.ip, sport: w.client.port, dst: b.ip, dport, proto: svc.proto},
+          iif: svc.iif ?? clientIifOf(svc.host, w, probe.dst),
+          what: `${formatEndpoint({ip: b.ip, port: dport})} on ${svc.host.name} is the local service of ${describeService(svc)} (${locRef(b.loc)})`,
+          local: true,
+          evidence: [ev(svc.loc, svc.host.name), ev(b.loc, svc.host.name)],
+        })
+        continue
+      }
       const rs = b.owner
       // tunnels (IPIP) and backends no connection reaches (a 0% share of a DNAT cascade) are left out
       if (!rs || b.local || b.share === 0 || !rs.fw || !(b.method === 'masq' || b.method === 'dnat' || b.method === 'route')) continue
@@ -198,7 +214,11 @@ function consequence(first: FlowPacket, rs: string): string {
 }
 
 function check(l: Leg, w: World): RuleFinding | undefined {
-  const {blocked, synAccepted, local} = replay(l)
+  const r = replay(l)
+  const {synAccepted, local} = r
+  // a local service whose SYN its INPUT drops: filter-blocks-vip names it, and its stateless accept covers the
+  // other requests too; the answers dropped in OUTPUT are still this rule's
+  const blocked = l.local && r.blocked.some((b) => b.replay.kind === 'SYN') ? r.blocked.filter((b) => b.side === 'out') : r.blocked
   if (blocked.length === 0) return undefined
   const rs = l.rs
   blocked.sort((a, b) => ORDER.indexOf(a.replay.kind) - ORDER.indexOf(b.replay.kind))

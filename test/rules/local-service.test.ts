@@ -89,3 +89,23 @@ describe('a REDIRECT is a service of the host itself', () => {
     expect(traceConnection(good, flow).connection).toEqual({connected: true, reply: true, closed: true})
   })
 })
+
+describe("realserver-filter-blocks-service: the host's own service behind its DNAT", () => {
+  const [h] = loadScenario('dnat-to-loopback-fixed')
+  const base = h!.raw.get('iptables-save.txt')!
+
+  test('OUTPUT drops the answers from 127.0.0.1:8080 (filter OUTPUT sees them before the un-DNAT): fires with an accept for that source; trace --fix connects', async () => {
+    const hosts = [edited(h!, {'iptables-save.txt': base.replace(':OUTPUT ACCEPT [0:0]\nCOMMIT', ':OUTPUT DROP [0:0]\n-A OUTPUT -p tcp -m tcp --sport 80 -j ACCEPT\nCOMMIT')})]
+    expect(traceConnection(hosts, flow).firstFailure?.hook).toBe('OUTPUT')
+    const f = runRules({hosts})
+    expect(f.map((x) => [x.rule, x.fix?.commands])).toEqual([['realserver-filter-blocks-service', ['iptables -t filter -A OUTPUT -s 127.0.0.1/32 -p tcp -m tcp --sport 8080 -j ACCEPT']]])
+    expect(f[0]!.message).toMatch(/^127\.0\.0\.1:8080 on web is the local service of /)
+    const fixed = await traceWithFixes(hosts, flow, f)
+    expect(fixed.result.connection).toEqual({connected: true, reply: true, closed: true})
+  })
+
+  test('INPUT dropping the SYN is filter-blocks-vip alone (one fix, not two)', () => {
+    const hosts = [edited(h!, {'iptables-save.txt': base.replace(':INPUT ACCEPT [0:0]', ':INPUT DROP [0:0]')})]
+    expect(runRules({hosts}).map((x) => x.rule)).toEqual(['filter-blocks-vip'])
+  })
+})
