@@ -3,7 +3,7 @@
 import {describe, expect, test} from 'vitest'
 import {formatIp} from '../../src/model/ip.js'
 import {parseKeepalived} from '../../src/snapshot/parsers/keepalived.js'
-import {parseIpvsadmList} from '../../src/snapshot/parsers/ipvsadm.js'
+import {parseIpvsadmList, parseIpvsadmSave} from '../../src/snapshot/parsers/ipvsadm.js'
 import {parseNftJson} from '../../src/snapshot/parsers/nft-json.js'
 import {parseIpRoute, parseIpRule} from '../../src/snapshot/parsers/ip-json.js'
 import {parseSysctl} from '../../src/snapshot/parsers/sysctl.js'
@@ -149,6 +149,15 @@ describe('IPVS listings from the wild', () => {
     expect(show('ipvsadm/dpvs-tutorial-fullnat-Ln.txt')).toEqual(['tcp 192.168.100.254:80 rr', '  192.168.100.2:80 unknown w100 a0 i0', '  192.168.100.3:80 unknown w100 a0 i0'])
     const [s] = parseIpvsadmList(read('ipvsadm/dpvs-tutorial-fullnat-Ln.txt'), 'ipvsadm-Ln.txt')
     expect(s!.notModelled?.map((n) => `${n.line} ${n.what}`)).toEqual([expect.stringMatching(/^5 FullNat forwarding .* not modelled/)])
+  })
+
+  test('dpvs ipvsadm -Sn: -b on a destination is FULLNAT (not sched flags eating -w): method unknown, weight kept, listed', () => {
+    const [s] = parseIpvsadmSave(read('ipvsadm/dpvs-fullnat-Sn.txt'), 'ipvsadm-Sn.txt')
+    expect(s!.dests.map((d) => `${formatIp(d.ip)}:${d.port} ${d.method} w${d.weight}`)).toEqual(['192.168.100.2:80 unknown w100', '192.168.100.3:80 unknown w100'])
+    expect(s!.notModelled?.map((n) => `${n.line} ${n.what}`)).toEqual([expect.stringMatching(/^2 FullNat forwarding .* not modelled/)])
+    // on a service line -b is still the scheduler flags
+    const [t] = parseIpvsadmSave('-A -t 10.0.0.1:80 -s sh -b sh-port\n', 'x')
+    expect(t!.schedFlags).toEqual(['sh-port'])
   })
 
   test('dpvs MATCH services alone: a clear error naming them', () => {

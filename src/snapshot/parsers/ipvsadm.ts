@@ -60,6 +60,8 @@ const SVC_OPT: Record<string, string> = {
 interface Args {
   proto?: string
   addr?: string
+  /** `-b` (FULLNAT) or `-J` (SNAT) on a destination line of the dpvs/alibaba ipvsadm -S */
+  fork?: string
   opts: Map<string, string | true>
   unknown: string[]
 }
@@ -84,10 +86,15 @@ const OPTS: Record<string, [string, boolean | 'opt']> = {
   '--tun-nocsum': ['--tun-nocsum', false], '--tun-csum': ['--tun-csum', false], '--tun-remcsum': ['--tun-remcsum', false],
 }
 
-function parseArgs(words: string[], file: string, line: number): Args {
+function parseArgs(words: string[], file: string, line: number, dest = false): Args {
   const a: Args = {opts: new Map(), unknown: []}
   for (let i = 0; i < words.length; i++) {
     let w = words[i]!
+    // a destination takes no scheduler flags: there `-b` is the dpvs/alibaba fork's full NAT (fwd_switch), `-J` its SNAT
+    if (dest && (w === '-b' || w === '-J')) {
+      a.fork = w === '-b' ? 'FullNat' : 'SNAT'
+      continue
+    }
     let inline: string | undefined
     const eq = w.startsWith('--') ? w.indexOf('=') : -1
     if (eq > 0) {
@@ -147,7 +154,7 @@ export function parseIpvsadmSave(text: string, file: string): IpvsService[] {
       }
       throw new ParseError(file, lineNo, 'an `ipvsadm -Sn` line (-A ... or -a ...)', raw)
     }
-    const a = parseArgs(words.slice(1), file, lineNo)
+    const a = parseArgs(words.slice(1), file, lineNo, cmd === '-a' || cmd === '--add-server')
     if (!a.proto || a.addr === undefined) throw new ParseError(file, lineNo, 'a virtual service (-t/-u/--sctp-service VIP:port or -f MARK)', raw)
     let family: Family
     let vip: Endpoint | undefined
@@ -202,7 +209,10 @@ export function parseIpvsadmSave(text: string, file: string): IpvsService[] {
     if (typeof r !== 'string') throw new ParseError(file, lineNo, 'a real server after -r', raw)
     // a destination without a port takes the service's (ipvsadm: DR and TUN always do)
     const rip = parseIp(r) ? {ip: parseIp(r)!, port: svc.port ?? 0} : endpoint(r, file, lineNo, 'the real server address')
-    const method: IpvsMethod = a.opts.has('-m') ? 'masq' : a.opts.has('-i') ? 'tunnel' : 'route'
+    const method: IpvsMethod = a.fork ? 'unknown' : a.opts.has('-m') ? 'masq' : a.opts.has('-i') ? 'tunnel' : 'route'
+    if (a.fork && !svc.notModelled.some((n) => n.what.startsWith(`${a.fork} forwarding`))) {
+      svc.notModelled.push({file, line: lineNo, what: `${a.fork} forwarding (the alibaba/LVS or iqiyi/dpvs fork of IPVS) is not modelled: its destinations are not evaluated`})
+    }
     const w = a.opts.get('-w')
     const tt = a.opts.get('--tun-type')
     if (tt !== undefined && !['ipip', 'gue', 'gre'].includes(String(tt))) throw new ParseError(file, lineNo, '--tun-type ipip, gue or gre', String(tt))
