@@ -7,6 +7,7 @@ import {effectiveMethod, ipvsMethodWord} from '../dataplane/ipvs.js'
 import {PROTO, tcpFlags, type Packet} from '../dataplane/packet.js'
 import {World, type Arrival, type Hop, type Journey, type TraceStep} from '../dataplane/simulate.js'
 import {listenerFor} from '../snapshot/parsers/sockets.js'
+import {routeLookup, selectSource} from '../dataplane/routing.js'
 
 /** The default client when --client is not given (TEST-NET-3, documentation range), and its port. */
 export const DEFAULT_CLIENT = '203.0.113.10'
@@ -93,7 +94,8 @@ const UDP_EXCHANGE: readonly Spec[] = [
 ]
 
 type Server =
-  | {kind: 'host'; host: HostModel; local: Endpoint; remote: Endpoint}
+  /** replyFrom: a UDP server bound to a wildcard answers from the source its route chooses, not `local` */
+  | {kind: 'host'; host: HostModel; local: Endpoint; remote: Endpoint; replyFrom?: IpAddr}
   | {kind: 'external'; via: HostModel; dev?: string; local: Endpoint; remote: Endpoint}
 
 /** Replays the connection over the hosts (each trace builds fresh conntrack and IPVS state). */
@@ -140,7 +142,7 @@ export function traceConnection(snaps: readonly HostSnapshot[], o: TraceOptions)
       }
     } else {
       if (!server) break
-      const p: Packet = {...base, src: server.local.ip, sport: server.local.port, dst: server.remote.ip, dport: server.remote.port}
+      const p: Packet = {...base, src: (server.kind === 'host' ? server.replyFrom : undefined) ?? server.local.ip, sport: server.local.port, dst: server.remote.ip, dport: server.remote.port}
       journey = world.sendFromServer(p, server.kind === 'host' ? {kind: 'host', host: server.host} : {kind: 'external', via: server.via, dev: server.dev}, t)
       if (!journey.failure) {
         const a = journey.arrival!
@@ -219,7 +221,18 @@ function serverFrom(a: Arrival, steps: readonly TraceStep[]): {server: Server; a
   const proto = PROTO_NAMES[a.packet.proto]
   if (listeners && proto) {
     const l = listenerFor(listeners, proto, local.ip, local.port, a.iif)
-    if (l) return {server: {kind: 'host', host: h, local, remote}}
+    if (l) {
+      // UDP has no accepted socket: a server bound to a wildcard answers from the source address the kernel picks
+      // for its route back (inet_select_addr), which is not the VIP a DR realserver was asked at
+      const from = proto === 'udp' && !l.addr ? udpSourceFor(h, remote.ip) : undefined
+      if (from && !ipEquals(from, local.ip)) {
+        return {
+          server: {kind: 'host', host: h, local, remote, replyFrom: from},
+          assumption: `${h.name}'s UDP socket ${l.loc.file}:${l.loc.line} (${l.loc.text.trim().replace(/\s+/g, ' ')}) is bound to a wildcard: it answers from ${formatIp(from)}, the source its route to ${formatIp(remote.ip)} chooses, not from ${formatIp(local.ip)} the request was sent to (a server that reads the request's destination, IP_PKTINFO, as BIND and dnsmasq do, answers from ${formatIp(local.ip)}; binding it to ${formatIp(local.ip)} makes sure)`,
+        }
+      }
+      return {server: {kind: 'host', host: h, local, remote}}
+    }
     const bound = listeners.filter((x) => x.proto === proto && x.port === local.port)
     const near = bound.length ? ` (${bound.map((x) => `${x.loc.file}:${x.loc.line} ${x.loc.text.trim().replace(/\s+/g, ' ')}`).join('; ')}${a.iif ? `: not for ${formatIp(local.ip)} arriving on ${a.iif}` : ''})` : ''
     const answer = proto === 'tcp' ? 'the kernel answers the SYN with a TCP reset' : proto === 'udp' ? 'the kernel answers with ICMP port unreachable' : 'the kernel refuses it'
@@ -236,7 +249,14 @@ function serverFrom(a: Arrival, steps: readonly TraceStep[]): {server: Server; a
   if (h.role === 'director' || h.role === 'router') {
     return {problem: `the packet was delivered to ${h.name}'s own stack at ${formatEndpoint(local)} (a ${h.role}): no DNAT or IPVS sent it on, and nothing is known to listen there (listening sockets are not in the snapshot: ss -Hltnu > ss-ltnu.txt)`}
   }
-  return {server: {kind: 'host', host: h, local, remote}, assumption: `${h.name} is assumed to listen on ${formatEndpoint(local)} (listening sockets are not in the snapshot: ss -Hltnu > ss-ltnu.txt)`}
+  const from = a.packet.proto === 17 ? udpSourceFor(h, remote.ip) : undefined
+  const udpNote = from && !ipEquals(from, local.ip) ? `, and to answer from ${formatIp(local.ip)} (a UDP server bound to 0.0.0.0 would answer from ${formatIp(from)}, its route's source, unless it reads the request's destination: bind it to ${formatIp(local.ip)})` : ''
+  return {server: {kind: 'host', host: h, local, remote}, assumption: `${h.name} is assumed to listen on ${formatEndpoint(local)}${udpNote} (listening sockets are not in the snapshot: ss -Hltnu > ss-ltnu.txt)`}
+}
+
+/** The source address of a locally sent packet to `dst` (no bound address): what a wildcard UDP socket answers from. */
+function udpSourceFor(h: HostModel, dst: IpAddr): IpAddr | undefined {
+  return selectSource(h.routing, routeLookup(h.routing, {dst}), dst)
 }
 
 const PROTO_NAMES: Readonly<Record<number, 'tcp' | 'udp' | 'sctp'>> = {6: 'tcp', 17: 'udp', 132: 'sctp'}
@@ -262,6 +282,9 @@ function checkAtClient(a: Arrival, world: World, client: Endpoint, vip: Endpoint
   }
   if (sameEp(p.src, p.sport, vip) && sameEp(p.dst, p.dport, client)) return undefined
   const from = formatEndpoint({ip: p.src, port: p.sport ?? 0})
+  if (p.proto === 17) {
+    return `the reply reached the client from ${from}, but the client asked ${formatEndpoint(vip)}: a connected UDP socket (and a resolver checking the answer's source) drops it, and the client times out (the reply was not un-NATed, or the server answered from another address)`
+  }
   return `the reply reached the client from ${from}, but the client's connection is to ${formatEndpoint(vip)}: it matches no socket and the client answers with a RST (the reply was not un-NATed: it did not return through the host that translated it)`
 }
 

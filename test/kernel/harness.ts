@@ -26,6 +26,8 @@ export interface Scenario {
   /** veth pairs: [ns, iface, cidr] on each end; iface names start with the prefix */
   readonly links: readonly (readonly [string, string, string, string, string, string])[]
   readonly server: {readonly ns: string; readonly port: number}
+  /** UDP: one request datagram and its answer (connected = reply = closed = the answer arrived); TCP by default */
+  readonly proto?: 'tcp' | 'udp'
   readonly client: {readonly ns: string; readonly src: string; readonly connect: string}
   /** the service address given to trace --vip (defaults to client.connect) */
   readonly vip?: string
@@ -112,6 +114,44 @@ import time
 time.sleep(120)
 `
 
+const UDP_SERVER_PY = `
+import socket, sys, json, time
+port, out = int(sys.argv[1]), sys.argv[2]
+st = {"accepted": False, "request": False, "eof": False}
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", port)); s.settimeout(8)
+open(out + ".ready", "w").close()
+try:
+    d, peer = s.recvfrom(100); st["accepted"] = True
+    if d.startswith(b"REQUEST"):
+        st["request"] = True
+        s.sendto(b"RESPONSE", peer)
+        st["eof"] = True
+except Exception as e:
+    st["error"] = str(e)
+open(out, "w").write(json.dumps(st))
+# still bound while the namespaces are snapshotted (ss-ltnu.txt); killed afterwards
+time.sleep(120)
+`
+
+// a connected UDP socket, so that an ICMP error for the request (port unreachable, host prohibited) is reported
+const UDP_CLIENT_PY = `
+import socket, sys, json
+src, dst, port, sport = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+r = {"connected": False, "reply": False, "eof": False}
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((src, sport))
+try:
+    s.connect((dst, port))
+    s.settimeout(1.5)
+    s.send(b"REQUEST")
+    if s.recv(100).startswith(b"RESPONSE"):
+        r["connected"] = r["reply"] = r["eof"] = True
+except Exception as e:
+    r["error"] = str(e)
+print(json.dumps(r))
+`
+
 const CLIENT_PY = `
 import socket, sys, json, struct
 src, dst, port, sport = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
@@ -163,10 +203,11 @@ export async function runScenario(s: Scenario, o: {keep?: boolean} = {}): Promis
     }
     for (const [n, spec] of Object.entries(s.ns)) for (const c of spec.setup) inNs(nsName(s, n), c)
     const status = join(dir, 'server.json')
-    server = spawn('ip', ['netns', 'exec', nsName(s, s.server.ns), 'python3', '-c', SERVER_PY, String(s.server.port), status], {stdio: 'ignore'})
+    const udp = s.proto === 'udp'
+    server = spawn('ip', ['netns', 'exec', nsName(s, s.server.ns), 'python3', '-c', udp ? UDP_SERVER_PY : SERVER_PY, String(s.server.port), status], {stdio: 'ignore'})
     for (let i = 0; i < 100 && !existsSync(status + '.ready'); i++) execFileSync('sleep', ['0.05'])
     const [dst, port] = splitEp(s.client.connect)
-    const out = sh(['ip', 'netns', 'exec', nsName(s, s.client.ns), 'python3', '-c', CLIENT_PY, s.client.src, dst, port, String(CLIENT_PORT)])
+    const out = sh(['ip', 'netns', 'exec', nsName(s, s.client.ns), 'python3', '-c', udp ? UDP_CLIENT_PY : CLIENT_PY, s.client.src, dst, port, String(CLIENT_PORT)])
     const cr = JSON.parse(out.trim()) as {connected: boolean; reply: boolean; eof: boolean; error?: string}
     // give the server's FIN and the client's last ACK a moment, then look for a server socket stuck in LAST-ACK
     execFileSync('sleep', ['0.4'])

@@ -35,7 +35,7 @@ export function describeRandomAgreement(title: string, seed: number, scenarios: 
         run = await runScenario(s)
         const hosts = loadSnapshots(run.snapshots)
         for (const h of hosts) expect(h.errors.filter((e) => e.file !== 'conntrack.txt').map((e) => e.message)).toEqual([])
-        const opts = {vip: parseEndpoint(s.client.connect)!, proto: 'tcp' as const, client: parseIp(s.client.src)!, clientPort: CLIENT_PORT}
+        const opts = {vip: parseEndpoint(s.client.connect)!, proto: s.proto ?? ('tcp' as const), client: parseIp(s.client.src)!, clientPort: CLIENT_PORT}
         const r = traceConnection(hosts, opts)
         const setup = Object.entries(s.ns).map(([n, spec]) => `${n}: ${spec.setup.join('; ')}`).join('\n')
         expect(r.connection, `${s.why}\n${setup}\nkernel: ${run.detail}\n${renderTraceText(r)}`).toEqual(run.result)

@@ -1,0 +1,119 @@
+// Random UDP kernel scenarios (a DNS-style service: one request datagram, one answer): the shapes of
+// random-scenarios.ts (a DNAT director or a DR-shaped route, replies through the director or around it through
+// the router, SNAT or not, stateful and stateless filter rules on both, NOTRACK, rp_filter) with UDP, whose
+// conntrack differs from TCP's: no handshake, an entry stays NEW in the original direction until a reply is
+// seen, and an ICMP error answers a REJECT or a closed port. Deterministic for a seed; a stream of its own.
+//
+// Same addresses as random-scenarios.ts (prefix ldz):
+//   c ldz-c0 203.0.113.10 ── ldz-d0 203.0.113.1  d  ldz-d1 10.1.0.1 ── ldz-r0 10.1.0.10  r
+//   c ldz-c1 192.0.2.10   ── ldz-g1 192.0.2.1    g  ldz-g0 10.2.0.1 ── ldz-r1 10.2.0.10  r
+import {mulberry32} from '../../bench/kube-common.js'
+import type {Scenario} from './harness.js'
+
+const VIP = '198.51.100.100'
+type Links = Scenario['links']
+const CD: Links[number] = ['c', 'ldz-c0', '203.0.113.10/24', 'd', 'ldz-d0', '203.0.113.1/24']
+const DR: Links[number] = ['d', 'ldz-d1', '10.1.0.1/24', 'r', 'ldz-r0', '10.1.0.10/24']
+const RG: Links[number] = ['r', 'ldz-r1', '10.2.0.10/24', 'g', 'ldz-g0', '10.2.0.1/24']
+const GC: Links[number] = ['g', 'ldz-g1', '192.0.2.1/24', 'c', 'ldz-c1', '192.0.2.10/24']
+
+export function randomUdpScenarios(seed: number, count: number, prefix = 'ldz'): Scenario[] {
+  const dev = (s: string) => (prefix === 'ldz' ? s : s.replace(/\bldz-/g, `${prefix}-`))
+  const rnd = mulberry32((seed ^ 0x7f4a7c15) >>> 0)
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!
+  const some = <T>(xs: readonly T[], max: number): T[] => {
+    const out: T[] = []
+    for (let n = Math.floor(rnd() * (max + 1)); n > 0; n--) out.push(pick(xs))
+    return out
+  }
+  const out: Scenario[] = []
+  for (let i = 0; i < count; i++) {
+    const mode = pick(['dnat', 'dnat', 'route'] as const)
+    const viaG = rnd() < 0.4
+    const port = mode === 'dnat' ? 5353 : 53
+    const notes: string[] = [mode, `replies via ${viaG ? 'the router' : 'the director'}`]
+    const d: string[] = ['sysctl -qw net.ipv4.ip_forward=1']
+    const r: string[] = [viaG ? 'ip route add default via 10.2.0.1' : 'ip route add default via 10.1.0.1']
+    const g: string[] = ['sysctl -qw net.ipv4.ip_forward=1', 'ip route add 203.0.113.0/24 via 192.0.2.10']
+    if (mode === 'dnat') {
+      d.push(`ip addr add ${VIP}/32 dev ldz-d0`, `iptables -t nat -A PREROUTING -d ${VIP}/32 -p udp --dport 53 -j DNAT --to-destination 10.1.0.10:5353`)
+      const snat = pick(['none', 'none', 'snat', 'masq'] as const)
+      if (snat === 'snat') d.push('iptables -t nat -A POSTROUTING -d 10.1.0.10/32 -p udp --dport 5353 -j SNAT --to-source 10.1.0.1')
+      if (snat === 'masq') d.push('iptables -t nat -A POSTROUTING -o ldz-d1 -j MASQUERADE')
+      if (snat !== 'none') notes.push(snat)
+    } else {
+      d.push(`ip route add ${VIP}/32 via 10.1.0.10`)
+      r.unshift(`ip addr add ${VIP}/32 dev lo`)
+    }
+    d.push(`iptables -P FORWARD ${pick(['ACCEPT', 'DROP'])}`)
+    for (const rule of some([
+      '-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT',
+      '-m state --state ESTABLISHED -j ACCEPT',
+      `-p udp -m state --state NEW -m udp --dport ${port} -j ACCEPT`,
+      '-m conntrack --ctstate INVALID -j DROP',
+      '-m conntrack --ctstate NEW -j ACCEPT',
+      '-d 10.1.0.10/32 -p udp -j ACCEPT',
+      `-d ${VIP}/32 -p udp --dport 53 -j ACCEPT`,
+      '-s 10.1.0.10/32 -j ACCEPT',
+      '-i ldz-d0 -j ACCEPT',
+      `-p udp --sport ${port} -j ACCEPT`,
+      '-m conntrack --ctstate DNAT -j ACCEPT',
+      '-p udp -j REJECT --reject-with icmp-port-unreachable',
+      '-j REJECT --reject-with icmp-host-prohibited',
+    ], 4)) d.push(`iptables -A FORWARD ${rule}`)
+    if (rnd() < 0.3) {
+      // the director's own INPUT: only a DR-shaped route's VIP is never local there
+      d.push(`iptables -P INPUT ${pick(['ACCEPT', 'DROP'])}`)
+      for (const rule of some(['-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT', `-d ${VIP}/32 -p udp --dport 53 -j DROP`, '-p udp --dport 53 -j ACCEPT'], 2)) d.push(`iptables -A INPUT ${rule}`)
+      notes.push('director INPUT')
+    }
+    r.push(`iptables -P INPUT ${pick(['ACCEPT', 'ACCEPT', 'DROP'])}`)
+    for (const rule of some([
+      '-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT',
+      `-p udp -m state --state NEW -m udp --dport ${port} -j ACCEPT`,
+      `-p udp --dport ${port} -j ACCEPT`,
+      '-s 203.0.113.10/32 -j ACCEPT',
+      '-s 10.1.0.1/32 -j ACCEPT',
+      '-i ldz-r0 -j ACCEPT',
+      '-j REJECT --reject-with icmp-port-unreachable',
+    ], 3)) r.push(`iptables -A INPUT ${rule}`)
+    if (rnd() < 0.3) {
+      r.push(`iptables -P OUTPUT ${pick(['ACCEPT', 'DROP'])}`)
+      for (const rule of some(['-m state --state ESTABLISHED -j ACCEPT', `-p udp --sport ${port} -j ACCEPT`, '-m conntrack --ctstate INVALID -j DROP', '-o ldz-r1 -j DROP'], 2)) r.push(`iptables -A OUTPUT ${rule}`)
+      notes.push('realserver OUTPUT')
+    }
+    if (rnd() < 0.15) {
+      const where = pick(['director', 'realserver'] as const)
+      notes.push(`NOTRACK on the ${where}`)
+      if (where === 'director') d.push(`iptables -t raw -A PREROUTING -d ${VIP}/32 -p udp --dport 53 -j NOTRACK`)
+      else r.push(`iptables -t raw -A PREROUTING -p udp --dport ${port} -j NOTRACK`, `iptables -t raw -A OUTPUT -p udp --sport ${port} -j NOTRACK`)
+    }
+    if (viaG && rnd() < 0.3) {
+      notes.push('MASQUERADE on the router')
+      g.push('iptables -t nat -A POSTROUTING -o ldz-g1 -j MASQUERADE')
+    }
+    const rp = pick(['0', '0', '0', '1', '2'])
+    if (rp !== '0') {
+      r.push(`sysctl -qw net.ipv4.conf.all.rp_filter=${rp}`)
+      notes.push(`rp_filter ${rp} on the realserver`)
+    }
+    out.push({
+      name: `udp${seed % 1000}-${i}`,
+      why: `random UDP scenario ${i} of seed ${seed}: ${notes.join(', ')}`,
+      ns: {
+        c: {role: 'client', setup: ['ip route add default via 203.0.113.1']},
+        d: {role: 'director', setup: d.map(dev)},
+        r: {role: 'realserver', setup: r.map(dev)},
+        ...(viaG ? {g: {role: 'router' as const, setup: g.map(dev)}} : {}),
+      },
+      links: (viaG ? [CD, DR, RG, GC] : [CD, DR]).map((l) => l.map(dev) as unknown as Links[number]),
+      server: {ns: 'r', port},
+      client: {ns: 'c', src: '203.0.113.10', connect: `${VIP}:53`},
+      proto: 'udp',
+      // not asserted: the kernel's result is the answer trace must give
+      expect: {connected: false, reply: false, closed: false},
+      prefix,
+    })
+  }
+  return out
+}
