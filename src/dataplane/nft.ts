@@ -337,11 +337,14 @@ function meta(e: Extract<NftExpr, {kind: 'meta'}>, r: Run): Eval {
       return int(p.mark >>> 0)
     case 'iifname':
     case 'iif':
-      // nft_meta_get_eval: no input device at this hook (output, postrouting of local packets) -> NFT_BREAK
-      return env.iif === undefined ? ABSENT : str(env.iif)
     case 'oifname':
-    case 'oif':
-      return env.oif === undefined ? ABSENT : str(env.oif)
+    case 'oif': {
+      // nft_meta_get_eval_ifname: a hook without that device (no input device at output, or at postrouting of a
+      // local packet; no output device at prerouting and input) loads the empty name / ifindex 0, which no device
+      // name equals (so `iifname != "lo"` matches there; kernels before 5.6 broke the rule instead)
+      const dev = e.key.startsWith('i') ? env.iif : env.oif
+      return str(dev ?? '')
+    }
     case 'pkttype': {
       const t = env.addrType(p.dst)
       return str(t === 'BROADCAST' ? 'broadcast' : t === 'MULTICAST' ? 'multicast' : 'host')

@@ -12,9 +12,9 @@ const ip = (s: string): IpAddr => parseIp(s)!
 const syn: Packet = {family: 4, src: ip('203.0.113.10'), dst: ip('198.51.100.100'), proto: 6, sport: 40000, dport: 80, flags: tcpFlags('S'), mark: 0}
 const env = (ct?: CtView): NftEnv => ({addrType: () => 'UNICAST', random: () => 0, ct})
 
-/** One table `ip t` with one base chain `c` (policy accept) holding the rules given as libnftables JSON. */
-function chainOf(hook: string, prio: number, rules: unknown[][]): NftTable {
-  const items: unknown[] = [{table: {family: 'ip', name: 't', handle: 1}}, {chain: {family: 'ip', table: 't', name: 'c', handle: 2, type: 'filter', hook, prio, policy: 'accept'}}]
+/** One table `ip t` with one base chain `c` (policy accept unless given) holding the rules given as libnftables JSON. */
+function chainOf(hook: string, prio: number, rules: unknown[][], policy = 'accept'): NftTable {
+  const items: unknown[] = [{table: {family: 'ip', name: 't', handle: 1}}, {chain: {family: 'ip', table: 't', name: 'c', handle: 2, type: 'filter', hook, prio, policy}}]
   rules.forEach((expr, i) => items.push({rule: {family: 'ip', table: 't', chain: 'c', handle: 3 + i, expr}}))
   return parseNftJson(JSON.stringify({nftables: items}), 'nft-ruleset.json').tables[0]!
 }
@@ -36,5 +36,24 @@ describe('ct state of a packet without a conntrack entry (nft_ct_get_eval)', () 
     const untracked: CtView = {state: 'UNTRACKED', dir: 'ORIGINAL', status: new Set(), mark: 0}
     expect(runNftChain(untrackedDrop, untrackedDrop.chains.get('c')!, syn, env(untracked)).verdict).toBe('DROP')
     expect(runNftChain(invalidDrop, invalidDrop.chains.get('c')!, syn, env(untracked)).verdict).toBe('ACCEPT')
+  })
+})
+
+describe('iifname / oifname at a hook without that device (nft_meta_get_eval_ifname)', () => {
+  // a realserver's output chain (policy drop): its replies are local packets, which have no input device
+  const out = chainOf('output', 0, [[{match: {op: '!=', left: {meta: {key: 'iifname'}}, right: 'lo'}}, {accept: null}]], 'drop')
+  const reply: Packet = {family: 4, src: ip('10.1.0.10'), dst: ip('203.0.113.10'), proto: 6, sport: 8080, dport: 40000, flags: tcpFlags('SA'), mark: 0}
+
+  test('no input device is the empty name: `iifname != "lo"` matches a local packet (the kernel accepted, trace broke the rule and dropped)', () => {
+    const r = runNftChain(out, out.chains.get('c')!, reply, {...env(), oif: 'eth0'})
+    expect(r.verdict).toBe('ACCEPT')
+    expect(r.policy).toBe(false)
+  })
+
+  test('`iifname "lo"` does not match it, nor does `oifname` anything at prerouting', () => {
+    const lo = chainOf('output', 0, [[{match: {op: '==', left: {meta: {key: 'iifname'}}, right: 'lo'}}, {drop: null}]])
+    expect(runNftChain(lo, lo.chains.get('c')!, reply, {...env(), oif: 'eth0'}).verdict).toBe('ACCEPT')
+    const pre = chainOf('prerouting', 0, [[{match: {op: '!=', left: {meta: {key: 'oifname'}}, right: 'eth0'}}, {drop: null}]])
+    expect(runNftChain(pre, pre.chains.get('c')!, syn, {...env(), iif: 'eth1'}).verdict).toBe('DROP')
   })
 })

@@ -115,8 +115,9 @@ export function randomNftScenarios(seed: number, count: number, prefix = 'lnr'):
       const markStmt = snat === 'ctmark' ? 'ct mark set 0x1 ' : ''
       ctMarkMasq = snat === 'ctmark'
       // an earlier nat chain (another table) that binds first, accepts without binding, or matches nothing
-      const early = chance(0.2) ? pick(['accept', 'other', 'binds'] as const) : undefined
-      const backend = early === 'binds' ? DEAD : LIVE
+      // or one at the same priority: of two, the chain registered later (later in the file) is called first
+      const early = chance(0.25) ? pick(['accept', 'other', 'binds', 'tie-first', 'tie-second', 'late'] as const) : undefined
+      const backend = early === 'binds' || early === 'tie-first' ? DEAD : LIVE
       switch (style) {
         case 'plain':
           pre.rules.push(`ip daddr ${VIP} tcp dport 80 ${markStmt}dnat ${ipTo} ${backend}:8080`)
@@ -157,12 +158,22 @@ export function randomNftScenarios(seed: number, count: number, prefix = 'lnr'):
       if (early) {
         const efam = pick(['ip', 'inet'] as const)
         const et = table(efam, 'early')
+        const to = efam === 'inet' ? 'ip to' : 'to'
         const rule =
           early === 'accept' ? `ip daddr ${VIP} tcp dport 80 counter accept`
-          : early === 'other' ? `tcp dport 2222 dnat ${efam === 'inet' ? 'ip to' : 'to'} 10.1.0.11:22`
-          : `ip daddr ${VIP} tcp dport 80 dnat ${efam === 'inet' ? 'ip to' : 'to'} ${LIVE}:8080`
-        et.chains.push({name: 'prerouting', base: `type nat hook prerouting priority ${pick(['-150', 'dstnat - 10'])}; policy accept;`, rules: [rule]})
-        parts.push(`earlier nat chain: ${early}`)
+          : early === 'other' ? `tcp dport 2222 dnat ${to} 10.1.0.11:22`
+          : early === 'tie-second' || early === 'late' ? `ip daddr ${VIP} tcp dport 80 dnat ${to} ${DEAD}:8080`
+          : `ip daddr ${VIP} tcp dport 80 dnat ${to} ${LIVE}:8080`
+        const eprio = early === 'tie-first' || early === 'tie-second' ? pick(['dstnat', '-100']) : early === 'late' ? pick(['-90', 'dstnat + 10']) : pick(['-150', 'dstnat - 10'])
+        // tie-first: this chain, later in the file, is called first and binds the live backend (the main chain
+        // says dead); tie-second: this chain (dead) moves before the main one in the file, so the main chain is
+        // called first and binds the live backend (nf_hook_entries_grow: a later entry goes before equal ones)
+        if (early === 'tie-second') {
+          dTables.splice(dTables.indexOf(et), 1)
+          dTables.splice(dTables.indexOf(nat), 0, et)
+        }
+        et.chains.push({name: 'prerouting', base: `type nat hook prerouting priority ${eprio}; policy accept;`, rules: [rule]})
+        parts.push(`other nat chain: ${early}`)
       }
     } else {
       d.push(`ip route add ${VIP}/32 via ${LIVE}`)
@@ -277,6 +288,12 @@ export function randomNftScenarios(seed: number, count: number, prefix = 'lnr'):
       table(fam, 'raw').chains.push({name: 'prerouting', base: `type filter hook prerouting priority ${pick(['raw', '-300'])}; policy accept;`, rules: [`ip daddr ${VIP} tcp dport 80 notrack`]})
       parts.push('notrack on the director')
     }
+    if (chance(0.12)) {
+      // a prerouting filter chain after the nat chains (priority above -100): it sees the translated address
+      const fam = pick(['ip', 'inet'] as const)
+      table(fam, 'post_dnat').chains.push({name: 'prerouting', base: `type filter hook prerouting priority ${pick(['-90', 'dstnat + 10', '0'])}; policy accept;`, rules: [pick([`ip daddr ${VIP} tcp dport 80 counter drop`, `ip daddr ${LIVE} tcp dport 8080 meta mark set 0x10`])]})
+      parts.push('prerouting filter after dnat')
+    }
     if (chance(0.1)) {
       // a chain before conntrack (priority below -200): nft_ct_get_eval finds no conntrack entry there
       const fam = pick(['ip', 'inet'] as const)
@@ -300,6 +317,7 @@ export function randomNftScenarios(seed: number, count: number, prefix = 'lnr'):
       `tcp dport vmap { ${port} : accept, 22 : accept }`,
       `ip daddr ${VIP} tcp dport 80 accept`,
       `ip saddr != 10.1.0.0/24 tcp dport ${port} drop`,
+      `ip saddr . tcp dport { 203.0.113.0/24 . ${port}, 10.1.0.0/24 . ${port} } accept`,
       'reject',
       'meta l4proto tcp reject with tcp reset',
       `tcp dport ${port} drop`,
@@ -321,7 +339,7 @@ export function randomNftScenarios(seed: number, count: number, prefix = 'lnr'):
       rs.chains.push({
         name: 'output',
         base: `type filter hook output priority filter; policy ${pick(['accept', 'drop'])};`,
-        rules: some(['ct state established accept', `tcp sport ${port} accept`, 'ct state invalid drop', `oifname "${dev('r1')}" drop`], 2),
+        rules: some(['ct state established accept', `tcp sport ${port} accept`, 'ct state invalid drop', `oifname "${dev('r1')}" drop`, `iifname != "lo" tcp sport ${port} accept`, 'iifname "lo" accept'], 2),
       })
       parts.push('realserver output')
     }
