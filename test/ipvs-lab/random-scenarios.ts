@@ -57,6 +57,8 @@ export function randomIpvsScenarios(seed: number, count: number): IpvsLabScenari
   const rnd2 = mulberry32((seed ^ 0x5bd1e995) >>> 0)
   const chance2 = (p: number) => rnd2() < p
   const pick2 = <T>(xs: readonly T[]): T => xs[Math.floor(rnd2() * xs.length)]!
+  // a third stream for where the client is and a local destination (added later: the first two streams' draws stay)
+  const rnd3 = mulberry32((seed ^ 0x27d4eb2f) >>> 0)
   const out: IpvsLabScenario[] = []
   for (let i = 0; i < count; i++) {
     const method = pick(['nat', 'nat', 'nat', 'dr', 'dr', 'tun'] as const)
@@ -172,6 +174,18 @@ export function randomIpvsScenarios(seed: number, count: number): IpvsLabScenari
     if (noVip) why.push(`${noVip} without the VIP`)
     const noRoute = chance2(0.08) ? pick2(rsNames) : undefined
     if (noRoute) why.push(`${noRoute} without a default route`)
+    // the client: an outside host, or (third stream) a realserver (NAT: its own VIP from behind the director) or
+    // the director itself (IPVS at LOCAL_OUT)
+    const c3 = rnd3()
+    const clientAt = nat && c3 < 0.2 ? 'rs1' : c3 > 0.9 ? 'director' : 'client'
+    const clientFrom = clientAt === 'rs1' ? rsAddr(0) : clientAt === 'director' ? (nat ? '10.1.0.1' : '10.0.0.1') : client
+    if (clientAt !== 'client') why.push(`the client is ${clientAt} (${clientFrom})`)
+    // a local destination: the director itself, LVS-NAT only (third stream)
+    const localDest = nat && rnd3() < 0.15
+    if (localDest) {
+      why.push(`the director 10.1.0.1:${rport} is a destination too`)
+      d.push(`ipvsadm -a ${svc} -r 10.1.0.1:${rport} -m -w 1`)
+    }
     if (dportMismatch) for (let k = 0; k < d.length; k++) d[k] = d[k]!.replace(/^(ipvsadm -a .* -r [\d.]+):80 /, '$1:8080 ')
     if (notrack) d.unshift(`iptables -t raw -A PREROUTING -d ${vip}/32 -p tcp -m tcp --dport 80 -j ${notrack}`)
 
@@ -231,7 +245,8 @@ export function randomIpvsScenarios(seed: number, count: number): IpvsLabScenari
       for (const [h, rules] of rsRules) for (const c of rules) s(`on ${h} ${c}`)
       for (const [h, cmds] of fixes ?? []) for (const c of cmds) s(`on ${h} sh -c ${sq(c)}`)
       for (const h of rsNames) s(`server ${h} ${rport}`)
-      L.push('}', '', `run() { exchange client ${client} ${vip}:80; }`, '')
+      if (localDest) s(`server director ${rport}`)
+      L.push('}', '', `run() { exchange ${clientAt} ${clientFrom} ${vip}:80; }`, '')
       return L.join('\n')
     }
     out.push({name, why: why.join('; '), realservers: Object.fromEntries(rsNames.map((h, k) => [h, rsAddr(k)])), script})
