@@ -87,5 +87,10 @@ export interface IpvsConn {
   readonly client: {readonly ip: IpAddr; readonly port: number}
   readonly virtual: {readonly ip: IpAddr; readonly port: number}
   readonly dest: {readonly ip: IpAddr; readonly port: number}
+  /**
+   * a persistence template of an fwmark service (protocol `IP`): ipvsadm prints the mark where the virtual
+   * address goes (`0.0.0.10:0` for mark 10), so `virtual` is no address
+   */
+  readonly fwmark?: number
   readonly loc: Loc
 }

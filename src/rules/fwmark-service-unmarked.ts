@@ -118,7 +118,8 @@ function intendedTraffic(svc: LbService, w: World): {vips: IpAddr[]; ports: numb
   const taken = (ip: IpAddr, port?: number) => others.some((o) => ipEquals(o.vip!, ip) && (port === undefined || o.port === undefined || o.port === port))
   const ofSvc = (ip: IpAddr, port: number) => svc.backends.some((b) => ipEquals(b.ip, ip) && (!b.port || b.port === port))
   // 1. connection entries of this service
-  const conns = (h.snap.ipvsConns ?? []).filter((c) => ofSvc(c.dest.ip, c.dest.port) && h.isLocal(c.virtual.ip) !== false && !taken(c.virtual.ip, c.virtual.port))
+  // (an fwmark persistence template holds the mark where the VIP goes: not a VIP)
+  const conns = (h.snap.ipvsConns ?? []).filter((c) => c.fwmark === undefined && ofSvc(c.dest.ip, c.dest.port) && h.isLocal(c.virtual.ip) !== false && !taken(c.virtual.ip, c.virtual.port))
   if (conns.length) {
     const vips = uniqIps(conns.map((c) => c.virtual.ip))
     const ports = [...new Set(conns.map((c) => c.virtual.port))].sort((a, b) => a - b)

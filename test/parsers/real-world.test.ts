@@ -3,7 +3,7 @@
 import {describe, expect, test} from 'vitest'
 import {formatIp} from '../../src/model/ip.js'
 import {parseKeepalived} from '../../src/snapshot/parsers/keepalived.js'
-import {parseIpvsadmList, parseIpvsadmSave} from '../../src/snapshot/parsers/ipvsadm.js'
+import {parseIpvsadmConns, parseIpvsadmList, parseIpvsadmSave} from '../../src/snapshot/parsers/ipvsadm.js'
 import {parseNftJson} from '../../src/snapshot/parsers/nft-json.js'
 import {parseIpRoute, parseIpRule} from '../../src/snapshot/parsers/ip-json.js'
 import {parseSysctl} from '../../src/snapshot/parsers/sysctl.js'
@@ -158,6 +158,13 @@ describe('IPVS listings from the wild', () => {
     // on a service line -b is still the scheduler flags
     const [t] = parseIpvsadmSave('-A -t 10.0.0.1:80 -s sh -b sh-port\n', 'x')
     expect(t!.schedFlags).toEqual(['sh-port'])
+  })
+
+  test('the persistence template of an fwmark service (protocol IP) carries the mark, not a VIP: -Lnc and /proc/net/ip_vs_conn', () => {
+    const c = parseIpvsadmConns(read('ipvsadm/fwmark-template/ipvsadm-Lnc.txt'), 'ipvsadm-Lnc.txt')
+    expect(c.map((x) => `${x.proto} ${x.fwmark ?? '-'}`)).toEqual(['tcp -', 'tcp -', 'ip 10', 'tcp -'])
+    const p = parseIpvsadmConns('Pro FromIP   FPrt ToIP     TPrt DestIP   DPrt State       Expires PEName PEData\nIP  C0A80006 0000 0000000A 0000 0A000011 0000 NONE          948\n', 'x')
+    expect(p[0]).toMatchObject({proto: 'ip', fwmark: 10, expire: 948})
   })
 
   test('dpvs MATCH services alone: a clear error naming them', () => {

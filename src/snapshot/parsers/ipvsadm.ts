@@ -12,7 +12,7 @@
 //         and skipped.
 //   -Lnc  list_conn()/print_conn(): `pro expire state source virtual destination` (expire mm:ss);
 //         the raw /proc/net/ip_vs_conn table (hex addresses and ports, expiry in seconds) is accepted too.
-import {formatIp, parseEndpoint, parseIp, type Endpoint, type Family} from '../../model/ip.js'
+import {formatIp, parseEndpoint, parseIp, type Endpoint, type Family, type IpAddr} from '../../model/ip.js'
 import type {IpvsConn, IpvsDest, IpvsMethod, IpvsProto, IpvsRate, IpvsService, IpvsStats} from '../../model/ipvs.js'
 import {ParseError, type Loc, type NotModelled} from '../../model/source.js'
 
@@ -552,13 +552,15 @@ export function parseIpvsadmConns(text: string, file: string): IpvsConn[] {
         if (!/^[0-9A-Fa-f]{1,4}$/.test(p)) throw new ParseError(file, lineNo, 'a hexadecimal port', p)
         return {ip: procIp(a, file, lineNo), port: parseInt(p, 16)}
       }
+      const virtual = ep(w[3]!, w[4]!)
       out.push({
         proto: w[0]!.toLowerCase(),
         expire: intArg(w[8], file, lineNo, 'the expiry in seconds'),
         state: w[7]!,
         client: ep(w[1]!, w[2]!),
-        virtual: ep(w[3]!, w[4]!),
+        virtual,
         dest: ep(w[5]!, w[6]!),
+        ...fwmarkTemplate(w[0]!, virtual.ip),
         loc,
       })
       continue
@@ -566,17 +568,28 @@ export function parseIpvsadmConns(text: string, file: string): IpvsConn[] {
     if (w.length < 6) throw new ParseError(file, lineNo, 'an ipvsadm -Lnc line: pro expire state source virtual destination', raw)
     const em = /^(\d+):(\d\d)$/.exec(w[1]!)
     if (!em) throw new ParseError(file, lineNo, 'the expiry as mm:ss', w[1])
+    const virtual = endpoint(w[4]!, file, lineNo, 'the virtual address')
     out.push({
       proto: w[0]!.toLowerCase(),
       expire: Number(em[1]) * 60 + Number(em[2]),
       state: w[2]!,
       client: endpoint(w[3]!, file, lineNo, 'the source'),
-      virtual: endpoint(w[4]!, file, lineNo, 'the virtual address'),
+      virtual,
       dest: endpoint(w[5]!, file, lineNo, 'the destination'),
+      ...fwmarkTemplate(w[0]!, virtual.ip),
       loc,
     })
   }
   return out
+}
+
+/**
+ * The persistence template of an fwmark service: protocol IP (0), the mark in the virtual address field
+ * (ip_vs_conn_fill_param_persist: vaddr = fwmark for an fwmark service), e.g. `IP 15:27 NONE 192.168.0.6:0
+ * 0.0.0.10:0 10.0.0.17:0`, `IP C0A80006 0000 0000000A 0000 ...`.
+ */
+function fwmarkTemplate(proto: string, vaddr: IpAddr): {fwmark?: number} {
+  return proto.toUpperCase() === 'IP' && vaddr.family === 4 ? {fwmark: Number(vaddr.value)} : {}
 }
 
 function procIp(a: string, file: string, line: number) {
