@@ -22,6 +22,7 @@ import ipvsNoAvailableRealserver from './ipvs-no-available-realserver.js'
 import realserverFilterBlocksService from './realserver-filter-blocks-service.js'
 import forwardBlocksRoutedVip from './forward-blocks-routed-vip.js'
 import forwardDropsNatRequests from './forward-drops-nat-requests.js'
+import udpReplyWrongSource from './udp-reply-wrong-source.js'
 
 export const RULES: readonly Rule[] = [
   drStatefulFilter,
@@ -44,6 +45,7 @@ export const RULES: readonly Rule[] = [
   realserverFilterBlocksService,
   forwardBlocksRoutedVip,
   forwardDropsNatRequests,
+  udpReplyWrongSource,
 ]
 
 export function ruleById(id: string, rules: readonly Rule[] = RULES): Rule | undefined {

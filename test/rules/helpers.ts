@@ -17,6 +17,8 @@ export interface Expected {
   fires: string[]
   fixedBy?: string
   fixes?: string
+  /** the fix is a change of configuration lvsdoctor cannot write as a command (why); the fixed variant shows it */
+  manualFix?: string
 }
 
 export function scenarioNames(): string[] {
