@@ -13,6 +13,7 @@ import {rulesetFacts, sent} from './engine/path.js'
 import {flowPacket} from './engine/packets.js'
 import {reachableFrom, selectorOf} from './engine/world.js'
 import {specTokens} from './engine/fix.js'
+import {listenerFor} from '../snapshot/parsers/sockets.js'
 import type {FixOp} from './engine/fix.js'
 import type {RuleFinding, RuleMeta} from './types.js'
 
@@ -79,6 +80,12 @@ function preroutingCase(h: HostView, rs: IptablesRuleset, rule: IptRule): RuleFi
   const t = rule.target
   const to = t?.kind === 'DNAT' ? t.to[0]?.from : undefined
   if (!to || isLoopback(to) || h.isLocal(to) === true) return undefined
+  // a local process serving the address itself (Docker's docker-proxy for `-p 127.0.0.1:8080:80`, whose nft rules
+  // keep such a dead PREROUTING DNAT and skip 127/8 in nat OUTPUT on purpose): the connections are served anyway
+  const lo = sel.dst && prefixCovers(LOOPBACK, sel.dst) ? {family: 4 as const, value: sel.dst.value} : LO
+  const proto = sel.proto === 'udp' ? 'udp' : 'tcp'
+  const listeners = h.snap.listeners
+  if (listeners && sel.dport !== undefined && listenerFor(listeners, proto, lo, sel.dport, 'lo')) return undefined
   const tokens = specTokens(rule.loc.text).map((x, i, a) => (x === '-i' && a[i + 1] === 'lo' ? '-o' : x))
   const ops: FixOp[] = [...h.fw!.fixer.insertAt(rs, 'nat', 'OUTPUT', Infinity, tokens.join(' '))]
   ops.push({kind: 'sysctl', key: 'net.ipv4.conf.all.route_localnet', value: '1'})
@@ -88,6 +95,9 @@ function preroutingCase(h: HostView, rs: IptablesRuleset, rule: IptRule): RuleFi
       `${locRef(rule.loc)} DNATs ${viaLo ? 'packets arriving on lo' : 'packets to 127.0.0.0/8'} in nat PREROUTING to ${formatIp(to)}, but local connections are NATed in nat OUTPUT and never consult nat PREROUTING, ` +
       'and packets for 127/8 from other hosts are martians: the rule never redirects anything.',
     evidence: [ev(rule.loc)],
+    // without the socket list a local server of that address (docker-proxy) cannot be ruled out
+    severity: listeners ? undefined : 'warning',
+    unverified: listeners || sel.dport === undefined ? [] : [`whether a local process serves ${formatEndpoint({ip: lo, port: sel.dport})} itself (docker-proxy does for Docker's -p 127.0.0.1:...): the snapshot has no listening sockets (ss-ltnu.txt)`],
     fix: {summary: 'do the DNAT in nat OUTPUT for local connections, route the loopback source out and masquerade it', ops},
   })
 }

@@ -2,6 +2,8 @@
 // another port): localhost-dnat's martian-destination case, and filter-blocks-vip's fix written for the packet
 // filter INPUT sees (after the DNAT), not the VIP the client asked for. Found by the random local kernel
 // scenarios (test/kernel/random-local-scenarios.ts).
+import {readFileSync} from 'node:fs'
+import {join} from 'node:path'
 import {describe, expect, test} from 'vitest'
 import {parseEndpoint, parseIp} from '../../src/model/ip.js'
 import type {HostSnapshot} from '../../src/model/snapshot.js'
@@ -107,5 +109,22 @@ describe("realserver-filter-blocks-service: the host's own service behind its DN
   test('INPUT dropping the SYN is filter-blocks-vip alone (one fix, not two)', () => {
     const hosts = [edited(h!, {'iptables-save.txt': base.replace(':INPUT ACCEPT [0:0]', ':INPUT DROP [0:0]')})]
     expect(runRules({hosts}).map((x) => x.rule)).toEqual(['filter-blocks-vip'])
+  })
+})
+
+describe("localhost-dnat: a PREROUTING DNAT of 127.0.0.1 next to a local server of that address (Docker's -p 127.0.0.1:8080:80)", () => {
+  const json = readFileSync(join(import.meta.dirname, '../../fixtures/real-world/open/docker-usernet-portmap-lo.json'), 'utf8')
+  const dockerHost = (files: Record<string, string>) => hostFromFiles('docker', 'docker', new Map(Object.entries({'nft-ruleset.json': json, ...files})))
+  const mine = (h: HostSnapshot) => runRules({hosts: [h]}).filter((f) => f.rule === 'localhost-dnat')
+
+  test('without the listening sockets: a warning that says what it could not verify', () => {
+    const f = mine(dockerHost({}))
+    expect(f.map((x) => x.severity)).toEqual(['warning'])
+    expect(f[0]!.unverified?.join(' ')).toMatch(/whether a local process serves 127\.0\.0\.1:8080 itself/)
+  })
+
+  test('docker-proxy listening on 127.0.0.1:8080 (ss-ltnu.txt): quiet; something on another port: still said', () => {
+    expect(mine(dockerHost({'ss-ltnu.txt': 'tcp LISTEN 0 4096 127.0.0.1:8080 0.0.0.0:*\n'}))).toEqual([])
+    expect(mine(dockerHost({'ss-ltnu.txt': 'tcp LISTEN 0 4096 127.0.0.1:9090 0.0.0.0:*\n'})).map((x) => x.severity)).toEqual(['error'])
   })
 })
