@@ -27,6 +27,9 @@ export default serviceRule(meta, (svc: LbService, w) => {
     const r = requestIn(svc, w, probe, 'SYN', p, 'NEW')
     const b = r.result.blocked
     if (!b) continue
+    // a DNAT service whose own rule did not take this packet (it selects other sources, e.g. OpenWrt's reflection
+    // rules for LAN clients only): the drop is not about the service's connections
+    if (svc.kind === 'dnat' && b.hook.hook !== 'PREROUTING' && !r.result.hooks.some((hk) => hk.hook === 'PREROUTING' && (hk.nat?.kind === 'DNAT' || hk.nat?.kind === 'REDIRECT'))) continue
     const d = b.decision
     // the packet as the dropping chain sees it: after the DNAT (FORWARD, or INPUT for a DNAT/REDIRECT to the host itself)
     const seen = r.result.packet

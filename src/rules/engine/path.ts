@@ -166,8 +166,9 @@ function receivedPath(h: HostView, pkt: Packet, o: PathOpts, share: boolean): Pa
   hooks.push(pre)
   if (pre.verdict !== 'ACCEPT') return finish(hooks, pre.packet, undefined, guessNotes(h, PRE, iif, undefined))
   let p = pre.packet
-  const ct2 = {...ct, mark: pre.ctMark, state: pre.notrack ? ('UNTRACKED' as const) : ct.state}
   const dnatted = pre.nat?.kind === 'DNAT' || pre.nat?.kind === 'REDIRECT'
+  // the binding sets IPS_DST_NAT: `-m conntrack --ctstate DNAT` and nft `ct status dnat` match from here on
+  const ct2 = {...ct, mark: pre.ctMark, state: pre.notrack ? ('UNTRACKED' as const) : ct.state, ...(dnatted && !pre.notrack ? {status: withDnat(ct.status)} : {})}
   const local = pre.nat?.kind === 'REDIRECT' || (o.local && !dnatted) || (h.isLocal(p.dst) ?? (!dnatted && !!o.assumeLocal?.some((a) => a.value === p.dst.value)))
   if (local) {
     const input = fw.runHook('INPUT', p, h.env({iif, ct: ct2, assumeLocal: o.assumeLocal}), nat && !pre.notrack)
@@ -226,12 +227,12 @@ function flagBits(p: Packet): number {
  * the hooks only through the route type an addrtype match asks for, which the address classes hold.
  * undefined: not a packet of the fields known here (an ICMP error, a tracked tuple): no sharing.
  */
-function tailKey(h: HostView, p: Packet, iif: string, oif: string, o: PathOpts, ct2: {readonly state: CtState; readonly dir: string; readonly mark: number}, natPost: boolean): string | undefined {
+function tailKey(h: HostView, p: Packet, iif: string, oif: string, o: PathOpts, ct2: {readonly state: CtState; readonly dir: string; readonly mark: number; readonly status: ReadonlySet<string>}, natPost: boolean): string | undefined {
   if (!onlyFields(p, PACKET_FIELDS) || !onlyFields(ct2, CT_FIELDS) || (p.flags && !onlyFields(p.flags, FLAG_FIELDS))) return undefined
   const scope = natPost ? TAIL_NAT : TAIL_NO_NAT
   return (
     `${addrClass(h, scope, 'dst', p.dst, o.assumeLocal)}|${addrClass(h, scope, 'src', p.src, o.assumeLocal)}|${p.family}|${p.proto}|${p.sport}|${p.dport}|${p.mark}|${flagBits(p)}|${p.payload}|` +
-    `${iif}|${oif}|${o.state}|${ct2.state}|${ct2.dir}|${ct2.mark}|${natPost}` +
+    `${iif}|${oif}|${o.state}|${ct2.state}|${ct2.dir}|${ct2.mark}|${natPost}|${ct2.status.has('DNAT') ? 'D' : ''}` +
     // a firewall classes.ts cannot analyse (nft) may ask the route type of an address in ways the classes do not hold
     (h.fw?.kind === 'iptables' ? '' : `|${addrs(o.assumeLocal)}`)
   )
@@ -523,4 +524,13 @@ const HOOK_SCOPES: Readonly<Record<Hook, readonly [Scope, Scope]>> = {
   FORWARD: scopesOf('FORWARD'),
   OUTPUT: scopesOf('OUTPUT'),
   POSTROUTING: scopesOf('POSTROUTING'),
+}
+
+const DNAT_STATUS = new Map<ReadonlySet<string>, ReadonlySet<string>>()
+
+/** A status set with DNAT added (shared per base set: a check builds one view per simulated packet). */
+function withDnat(status: ReadonlySet<string>): ReadonlySet<string> {
+  let s = DNAT_STATUS.get(status)
+  if (!s) DNAT_STATUS.set(status, (s = new Set([...status, 'DNAT'])))
+  return s
 }
