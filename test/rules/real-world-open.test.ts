@@ -25,3 +25,12 @@ describe('real-world rulesets that accept DNATed connections by their conntrack 
     expect(f.filter((x) => x.rule === 'filter-blocks-vip').map((x) => x.message)).toEqual([])
   })
 })
+
+describe('Zevenet nftlb: a weighted farm marks new connections with `ct mark 0x0 ct mark set numgen random mod 10 map {...}`', () => {
+  test('the first element that matches wins (the mark it sets ends the match): both backends get their share, no statistic-cascade-skew', () => {
+    const json = readFileSync(join(import.meta.dirname, '../../fixtures/real-world/nft/nftlb-001_snat_ipv4_tcp_weight.json'), 'utf8')
+    const h = hostFromFiles('lb', 'lb', new Map([['nft-ruleset.json', json]]))
+    const f = runRules({hosts: [h]})
+    expect(f.filter((x) => x.rule === 'statistic-cascade-skew').map((x) => x.message)).toEqual([])
+  })
+})

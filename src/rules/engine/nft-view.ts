@@ -501,13 +501,22 @@ function markTargetOf(isCt: boolean, value: NftExpr): Target | undefined {
   return undefined
 }
 
-function mangleEffects(s: Extract<NftStmt, {kind: 'mangle'}>, table: NftTable, text: () => string): Effect[] | undefined {
+function mangleEffects(s: Extract<NftStmt, {kind: 'mangle'}>, table: NftTable, text: () => string, prior: readonly (readonly Match[])[]): Effect[] | undefined {
   const isMark = s.key.kind === 'meta' && s.key.key === 'mark'
   const isCt = s.key.kind === 'ct' && s.key.key === 'mark'
   if (!isMark && !isCt) return undefined
   if (s.value.kind === 'map') {
-    const alts = mapAlternatives(s.value.key, s.value.data, table, true, text)
+    // the element shadow rules are evaluated in turn, and each sets the mark; the last one to match wins, unless
+    // the rule itself matches that mark and every element's value stops the match (nftlb's `ct mark 0x0 ct mark
+    // set numgen ... map`): then the first one to match wins
+    let alts = mapAlternatives(s.value.key, s.value.data, table, true, text)
     if (!alts) return undefined
+    const own = prior.length === 1 ? prior[0]!.filter((m): m is Extract<Match, {kind: 'mark'}> => m.kind === 'mark' && !m.neg && m.module === (isCt ? 'connmark' : 'mark')) : []
+    const values = alts.map((a) => num(a.value))
+    if (own.length > 0 && values.every((v) => v !== undefined && own.some((m) => ((v & m.mask) >>> 0) !== m.value >>> 0))) {
+      alts = mapAlternatives(s.value.key, s.value.data, table, false, text)
+      if (!alts) return undefined
+    }
     const out: Effect[] = []
     for (const a of alts) {
       const t = markTargetOf(isCt, a.value)
@@ -573,7 +582,7 @@ export function translateRule(r: NftRule, table: NftTable, rename: (c: string) =
         return out
       }
       case 'mangle': {
-        const effects = mangleEffects(s, table, text)
+        const effects = mangleEffects(s, table, text, variants)
         emit(effects ?? [{matches: [], target: {kind: 'unknown', name: 'mangle', args: [text()]}}])
         continue
       }
