@@ -620,6 +620,14 @@ function valuesEqual(v: NftValue, k: NftValue): boolean | undefined {
   if (v.t === 'bool' && k.t === 'bool') return v.v === k.v
   // `fib ... oif exists`: a device name is "exists"
   if (v.t === 'str' && k.t === 'bool') return k.v
+  // no device (`fib ... oif missing`) compared with an interface: `oif 0` (nft -j prints "0") is ifindex 0, which
+  // nft_fib stores when the lookup finds no route through the device; no name equals it
+  if (v.t === 'bool' && !v.v) {
+    if ((k.t === 'str' && k.v === '0') || (k.t === 'int' && k.v === 0)) return true
+    if (k.t === 'str' || k.t === 'int') return false
+  }
+  // a device (by name) is never ifindex 0
+  if (v.t === 'str' && k.t === 'int' && k.v === 0) return false
   if (v.t === 'cat' && k.t === 'cat') {
     if (v.v.length !== k.v.length) return false
     for (let i = 0; i < v.v.length; i++) {

@@ -57,3 +57,19 @@ describe('iifname / oifname at a hook without that device (nft_meta_get_eval_ifn
     expect(runNftChain(pre, pre.chains.get('c')!, syn, {...env(), iif: 'eth1'}).verdict).toBe('DROP')
   })
 })
+
+describe('fib saddr . iif oif 0 (nft_fib4_eval stores ifindex 0 when the route back does not use the input device)', () => {
+  // nft -j prints `oif 0` with the right-hand side "0" (a string), `oif missing` with false
+  const rpf = (right: unknown) => chainOf('prerouting', -300, [[{match: {op: '==', left: {fib: {result: 'oif', flags: ['saddr', 'iif']}}, right}}, {drop: null}]])
+  const fibEnv = (dev: string | null): NftEnv => ({...env(), iif: 'eth0', fib: () => ({kind: 'oif', dev})})
+
+  test('"0" drops only what has no route back through its input device (trace assumed it matched and dropped every packet)', () => {
+    for (const right of ['0', 0, false]) {
+      const t = rpf(right)
+      const ok = runNftChain(t, t.chains.get('c')!, syn, fibEnv('eth0'))
+      expect(ok.verdict, `oif ${JSON.stringify(right)}, route back via eth0`).toBe('ACCEPT')
+      expect(ok.assumptions).toEqual([])
+      expect(runNftChain(t, t.chains.get('c')!, syn, fibEnv(null)).verdict, `oif ${JSON.stringify(right)}, no route back via eth0`).toBe('DROP')
+    }
+  })
+})

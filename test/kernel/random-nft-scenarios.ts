@@ -83,6 +83,9 @@ export function randomNftScenarios(seed: number, count: number, prefix = 'lnr'):
     }
     return out
   }
+  // the rarer parts: their own stream, so that adding them leaves the first stream's draws unchanged
+  const rnd2 = mulberry32((seed ^ 0x2c1b3c6d) >>> 0)
+  const pick2 = <T>(xs: readonly T[]): T => xs[Math.floor(rnd2() * xs.length)]!
   const out: Scenario[] = []
   for (let i = 0; i < count; i++) {
     const parts: string[] = []
@@ -364,12 +367,25 @@ export function randomNftScenarios(seed: number, count: number, prefix = 'lnr'):
     }
 
     // ---- the router ----
+    const gTables: Table[] = []
     if (viaG && chance(0.3)) {
       const fam = pick(['ip', 'inet'] as const)
       const rule = chance(0.5) ? `oifname "${dev('g1')}" masquerade` : `oifname "${dev('g1')}" meta l4proto tcp snat ${fam === 'inet' ? 'ip to' : 'to'} 192.0.2.1`
-      g.push(...nftLoad([{family: fam, name: tn('nat'), sets: [], chains: [{name: 'postrouting', base: 'type nat hook postrouting priority srcnat; policy accept;', rules: [rule]}]}]))
+      gTables.push({family: fam, name: tn('nat'), sets: [], chains: [{name: 'postrouting', base: 'type nat hook postrouting priority srcnat; policy accept;', rules: [rule]}]})
       parts.push('snat on the router')
     }
+    // (second stream) a reverse path filter written in nft, as firewalld's or a hand-written raw chain has it:
+    // `fib saddr . iif oif missing drop` drops what arrives where the route back to its source does not leave
+    if (rnd2() < 0.2) {
+      const where = viaG ? pick2(['r', 'g', 'd'] as const) : pick2(['r', 'd'] as const)
+      const rule = pick2(['fib saddr . iif oif missing drop', 'fib saddr . iif oif 0 drop', `iifname != "lo" fib saddr . iif oif missing counter drop`])
+      const t: Table = {family: pick2(['ip', 'inet'] as const), name: tn('rpf'), sets: [], chains: [{name: 'prerouting', base: `type filter hook prerouting priority ${pick2(['raw', 'mangle', 'filter + 10'])}; policy accept;`, rules: [rule]}]}
+      if (where === 'r') r.push(...nftLoad([t]))
+      else if (where === 'g') gTables.push(t)
+      else d.push(...nftLoad([t]))
+      parts.push(`nft reverse path filter on ${where}`)
+    }
+    g.push(...nftLoad(gTables))
 
     out.push({
       name: `rn${seed % 1000}-${i}`,

@@ -17,7 +17,7 @@ import {CLIENT_PORT, cannotRun, cleanup, runScenario, type KernelRun, type Scena
 import {randomNftScenarios} from './random-nft-scenarios.js'
 
 const SEED = Number(process.env.LVSDOCTOR_KERNEL_NFT_SEED ?? process.env.LVSDOCTOR_KERNEL_SEED ?? 20261121)
-const COUNT = Number(process.env.LVSDOCTOR_KERNEL_NFT_RANDOM ?? 14)
+const COUNT = Number(process.env.LVSDOCTOR_KERNEL_NFT_RANDOM ?? 12)
 const PREFIX = process.env.LVSDOCTOR_KERNEL_NFT_PREFIX ?? 'lnr'
 const GAP = process.env.LVSDOCTOR_KERNEL_GAP
 
