@@ -83,6 +83,8 @@ export interface World {
 
 export function describeService(s: LbService): string {
   if (s.fwmark !== undefined) return `FWM ${s.fwmark} (0x${s.fwmark.toString(16)})`
+  // a DNAT rule without a destination address takes any: the address the checks probe with only stands for it
+  if (s.vipAssumed) return `${s.proto.toUpperCase()} *:${s.port ?? "*"} (DNAT; the rule names no single destination address)`
   const ep = s.vip ? (s.port !== undefined ? formatEndpoint({ip: s.vip, port: s.port}) : formatIp(s.vip)) : `*:${s.port ?? '*'}`
   return `${s.proto.toUpperCase()} ${ep}${s.kind === 'dnat' ? ' (DNAT)' : ''}`
 }
