@@ -4,7 +4,8 @@
 // (told the flow; nft commands for nft hosts) run in the namespaces and `trace --fix` must predict what the kernel
 // then does. The seed is printed. LVSDOCTOR_KERNEL_NFT_SEED=N (or LVSDOCTOR_KERNEL_SEED) runs another set,
 // LVSDOCTOR_KERNEL_NFT_RANDOM=K another count, LVSDOCTOR_KERNEL_NFT_PREFIX another namespace/interface prefix
-// (default lnr); LVSDOCTOR_KERNEL_GAP=FILE appends one JSON line per failing scenario (as random.kernel.test.ts).
+// (default lnr); LVSDOCTOR_KERNEL_GAP=FILE appends one JSON line per failing scenario (as random.kernel.test.ts),
+// LVSDOCTOR_KERNEL_NFT_KEEP=DIR keeps every scenario's record and snapshots.
 import {appendFileSync, cpSync} from 'node:fs'
 import {describe, expect, test} from 'vitest'
 import {parseEndpoint, parseIp} from '../../src/model/ip.js'
@@ -20,6 +21,8 @@ const SEED = Number(process.env.LVSDOCTOR_KERNEL_NFT_SEED ?? process.env.LVSDOCT
 const COUNT = Number(process.env.LVSDOCTOR_KERNEL_NFT_RANDOM ?? 12)
 const PREFIX = process.env.LVSDOCTOR_KERNEL_NFT_PREFIX ?? 'lnr'
 const GAP = process.env.LVSDOCTOR_KERNEL_GAP
+/** LVSDOCTOR_KERNEL_NFT_KEEP=DIR (opt-in): every scenario's record (DIR/records.jsonl) and snapshots (DIR/NAME/HOST), to replay another trace on them */
+const KEEP = process.env.LVSDOCTOR_KERNEL_NFT_KEEP
 
 function gap(record: Record<string, unknown>, run: KernelRun): void {
   if (!GAP) return
@@ -46,6 +49,10 @@ describe.skipIf(why !== undefined)(`trace agrees with the kernel on random nft r
       const text = renderTraceText(r)
       expect(text).not.toMatch(/nft-ruleset\.json is not replayed/)
       const setup = Object.entries(s.ns).map(([n, spec]) => `${n}: ${spec.setup.join('; ')}`).join('\n')
+      if (KEEP) {
+        appendFileSync(`${KEEP}/records.jsonl`, JSON.stringify({seed: SEED, name: s.name, why: s.why, setup, kernel: run.result, trace: r.connection}) + '\n')
+        cpSync(run.dir, `${KEEP}/${s.name}`, {recursive: true})
+      }
       expect(r.connection, `${s.why}\n${setup}\nkernel: ${run.detail}\n${text}`).toEqual(run.result)
       if (run.result.connected && run.result.reply && run.result.closed) return
       // the connection failed: check's fixes, predicted by trace --fix and run by the kernel
