@@ -83,6 +83,28 @@ function gcd(a: number, b: number): number {
   return b === 0 ? a : gcd(b, a % b)
 }
 
+const WRR_ORDER = 'wrr: assumed the destinations were added (ipvsadm -a) in the reverse of the listing\'s order with their current weights: where wrr starts depends on that order, which ipvsadm (sorting its listing) does not show'
+
+/**
+ * The wrr mark after the service was created empty (ip_vs_wrr_init_svc: cw = mw = 0) and its destinations
+ * added one by one (ip_vs_wrr_dest_changed), the last in the listing first: `weights` in the listing's order.
+ * The first pick is then the first destination with weight >= cw (the lab's 6.1: weights 1/3 added 3 first
+ * pick the weight-1 one first).
+ */
+function wrrInit(weights: readonly number[]): {i: number; cw: number; mw: number; di: number} {
+  let cw = 0
+  let mw = 0
+  let di = 1
+  for (let k = weights.length - 1; k >= 0; k--) {
+    const list = weights.slice(k)
+    di = list.filter((w) => w > 0).reduce(gcd, 0) || 1
+    mw = Math.max(0, ...list) - (di - 1)
+    if (cw > mw || !cw) cw = mw
+    else if (di > 1) cw = Math.floor(cw / di) * di + 1
+  }
+  return {i: -1, cw, mw, di}
+}
+
 /** hash_32 of include/linux/hash.h: (val * GOLDEN_RATIO_32) >> (32 - bits) in 32-bit arithmetic. */
 export function hash32(val: number, bits: number): number {
   return Math.imul(val >>> 0, 0x61c88647) >>> (32 - bits)
@@ -94,7 +116,7 @@ export class IpvsState {
   private readonly replies = new Map<string, IpvsConnection>()
   private readonly templates = new Map<string, {dest: IpvsDest; expires: number}>()
   private readonly rr = new Map<IpvsService, number>()
-  private readonly wrr = new Map<IpvsService, {i: number; cw: number}>()
+  private readonly wrr = new Map<IpvsService, {i: number; cw: number; mw: number; di: number}>()
   /** connections scheduled by this replay, per destination (added to the snapshot's counters for lc/wlc) */
   private readonly added = new Map<IpvsDest, number>()
 
@@ -268,23 +290,28 @@ export class IpvsState {
         return {why: 'rr: none available'}
       }
       case 'wrr': {
-        // ip_vs_wrr_schedule: step the current weight down by the gcd from the maximum weight
+        // ip_vs_wrr.c: mark->cw steps down by di (the gcd of the weights) from mw = max weight - (di - 1); each
+        // call goes on from the last destination picked, taking the next one whose weight >= cw. Where cw starts
+        // depends on how the destinations were added (ip_vs_wrr_dest_changed on each -a): assumed one by one in
+        // the reverse of the listing's order, so that the kernel's list (newest first) is the listing's
         const all = svc.dests
-        const mw = Math.max(...all.map(weightOf))
-        const di = all.map(weightOf).filter((w) => w > 0).reduce(gcd, 0) || 1
-        const st = this.wrr.get(svc) ?? {i: -1, cw: 0}
-        for (let guard = 0; guard < all.length * (mw / di + 1) + 1; guard++) {
-          st.i = (st.i + 1) % all.length
-          if (st.i === 0) {
-            st.cw -= di
-            if (st.cw <= 0) st.cw = mw
+        const st = this.wrr.get(svc) ?? wrrInit(all.map(weightOf))
+        if (st.mw <= 0) return {why: 'wrr: no destination with a weight'}
+        for (let guard = 0; guard < all.length * (Math.ceil(st.mw / st.di) + 2) + 2; guard++) {
+          st.i++
+          if (st.i >= all.length) {
+            st.i = -1
+            st.cw -= st.di
+            if (st.cw <= 0) st.cw = st.mw
+            continue
           }
           const d = all[st.i]!
           if (avail.includes(d) && weightOf(d) >= st.cw) {
             this.wrr.set(svc, st)
-            return {dest: d, why: 'wrr'}
+            return {dest: d, why: 'wrr', assumption: all.length > 1 && new Set(all.map(weightOf)).size > 1 ? WRR_ORDER : undefined}
           }
         }
+        this.wrr.set(svc, st)
         return {why: 'wrr: none available'}
       }
       case 'lc': {

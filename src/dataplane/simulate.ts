@@ -475,8 +475,13 @@ class Sim {
       skb.ct.entry.reply = {...skb.ct.entry.reply, src: c.daddr, sport: c.dport}
       note += '; net.ipv4.vs.conntrack=1: ip_vs_update_conntrack makes the reply tuple realserver -> client'
     }
+    // a destination that is one of the director's own addresses: the xmit functions (ip_vs_nat_xmit,
+    // ip_vs_dr_xmit, ip_vs_tunnel_xmit) find a local route and return NF_ACCEPT (ip_vs_send_or_cont with local):
+    // the packet, NATed or not and never encapsulated, goes on through LOCAL_IN to the director's own socket
+    const localDest = r.method !== 'local' && routeLookup(h.routing, {dst: c.daddr, mark: skb.packet.mark}).kind === 'local'
+    if (localDest) note += `; ${formatIp(c.daddr)} is this host's own address: delivered to its own stack (ip_vs_send_or_cont, local)`
     this.step(h, {hook, table: 'ipvs', chain: describeService(c.service), rule: c.dest.loc, verdict: `${ipvsMethodWord(effectiveMethod(c.service, c.dest))} -> ${formatIp(c.daddr)}:${c.dport}`, before: before !== formatPacket(skb.packet) ? before : undefined, note}, skb)
-    if (r.method === 'local') return undefined
+    if (r.method === 'local' || localDest) return undefined
     return {kind: 'stolen', journey: this.ipvsXmit(h, c, r.method, skb)}
   }
 

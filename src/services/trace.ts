@@ -4,7 +4,7 @@ import {formatEndpoint, formatIp, ipEquals, parseIp, type Endpoint, type IpAddr}
 import type {HostSnapshot} from '../model/snapshot.js'
 import {hostModel, type HostModel} from '../dataplane/host.js'
 import {effectiveMethod, ipvsMethodWord} from '../dataplane/ipvs.js'
-import {PROTO, tcpFlags, type Packet} from '../dataplane/packet.js'
+import {PROTO, formatPacket, tcpFlags, type Packet} from '../dataplane/packet.js'
 import {World, type Arrival, type Hop, type Journey, type TraceStep} from '../dataplane/simulate.js'
 import {listenerFor} from '../snapshot/parsers/sockets.js'
 import {routeLookup, selectSource} from '../dataplane/routing.js'
@@ -96,7 +96,8 @@ const UDP_EXCHANGE: readonly Spec[] = [
 type Server =
   /** replyFrom: a UDP server bound to a wildcard answers from the source its route chooses, not `local` */
   | {kind: 'host'; host: HostModel; local: Endpoint; remote: Endpoint; replyFrom?: IpAddr}
-  | {kind: 'external'; via: HostModel; dev?: string; local: Endpoint; remote: Endpoint}
+  /** direct: an outside LVS-DR realserver (asked at the VIP itself) that answers the client without the snapshots */
+  | {kind: 'external'; via: HostModel; dev?: string; local: Endpoint; remote: Endpoint; direct?: boolean}
 
 /** Replays the connection over the hosts (each trace builds fresh conntrack and IPVS state). */
 export function traceConnection(snaps: readonly HostSnapshot[], o: TraceOptions): TraceResult {
@@ -127,7 +128,7 @@ export function traceConnection(snaps: readonly HostSnapshot[], o: TraceOptions)
       if (!journey.failure) {
         const a = journey.arrival!
         if (!server) {
-          const r = serverFrom(a, journey.steps)
+          const r = serverFrom(a, journey.steps, o.vip)
           if ('problem' in r) {
             problem = r.problem
             problemAt = a.kind === 'host' ? a.host.name : a.kind === 'external' ? a.via.name : (world.clientHost?.name ?? 'client')
@@ -143,7 +144,10 @@ export function traceConnection(snaps: readonly HostSnapshot[], o: TraceOptions)
     } else {
       if (!server) break
       const p: Packet = {...base, src: (server.kind === 'host' ? server.replyFrom : undefined) ?? server.local.ip, sport: server.local.port, dst: server.remote.ip, dport: server.remote.port}
-      journey = world.sendFromServer(p, server.kind === 'host' ? {kind: 'host', host: server.host} : {kind: 'external', via: server.via, dev: server.dev}, t)
+      journey =
+        server.kind === 'external' && server.direct && !world.clientHost
+          ? {steps: [], hops: [{from: formatIp(server.local.ip), to: 'client', packet: formatPacket(p)}], arrival: {kind: 'client', packet: p}, assumptions: []}
+          : world.sendFromServer(p, server.kind === 'host' ? {kind: 'host', host: server.host} : {kind: 'external', via: server.via, dev: server.dev}, t)
       if (!journey.failure) {
         const a = journey.arrival!
         problem = checkAtClient(a, world, client, o.vip)
@@ -204,10 +208,20 @@ export function traceConnection(snaps: readonly HostSnapshot[], o: TraceOptions)
   }
 }
 
-function serverFrom(a: Arrival, steps: readonly TraceStep[]): {server: Server; assumption?: string} | {problem: string} {
+function serverFrom(a: Arrival, steps: readonly TraceStep[], vip: Endpoint): {server: Server; assumption?: string} | {problem: string} {
   const local = {ip: a.packet.dst, port: a.packet.dport ?? 0}
   const remote = {ip: a.packet.src, port: a.packet.sport ?? 0}
   if (a.kind === 'client') return {problem: 'the first packet came back to the client instead of reaching a server'}
+  const gate = a.kind === 'external' && !a.packet.inner && ipEquals(a.packet.dst, vip.ip) ? steps.find((x) => x.host === a.via.name && /^GATE\b/.test(x.verdict)) : undefined
+  if (a.kind === 'external' && gate) {
+    const rs = /^GATE -> (\S+)/.exec(gate.verdict)?.[1] ?? formatIp(a.addr)
+    // IPVS direct routing to a realserver outside the snapshots: it holds the VIP and answers the client itself;
+    // its answers never come back through the director
+    return {
+      server: {kind: 'external', via: a.via, dev: a.dev, local, remote, direct: true},
+      assumption: `the realserver ${rs} (not among the snapshots) receives the packets still addressed to ${formatEndpoint(local)} (LVS-DR): assumed to hold ${formatIp(local.ip)}, to listen, and to answer the client directly, not through ${a.via.name} (give its snapshot to check its side)`,
+    }
+  }
   if (a.kind === 'external') {
     return {
       server: {kind: 'external', via: a.via, dev: a.dev, local, remote},
@@ -243,6 +257,11 @@ function serverFrom(a: Arrival, steps: readonly TraceStep[]): {server: Server; a
   }
   // the host's own NAT sent the connection to its own stack (REDIRECT, DNAT to a local address): meant to be served here
   const natHere = steps.some((s) => s.host === h.name && /^(DNAT|REDIRECT|dnat|redirect)\b/.test(s.verdict))
+  // IPVS scheduled the connection to one of the host's own addresses (a local destination)
+  const ipvsHere = steps.some((s) => s.host === h.name && s.table === 'ipvs' && / -> /.test(s.verdict))
+  if (ipvsHere) {
+    return {server: {kind: 'host', host: h, local, remote}, assumption: `${h.name} is assumed to listen on ${formatEndpoint(local)}, where IPVS sent the connection (a destination that is its own address; listening sockets are not in the snapshot: ss -Hltnu > ss-ltnu.txt)`}
+  }
   if (natHere) {
     return {server: {kind: 'host', host: h, local, remote}, assumption: `${h.name} is assumed to listen on ${formatEndpoint(local)}, where its own DNAT/REDIRECT sent the connection (listening sockets are not in the snapshot: ss -Hltnu > ss-ltnu.txt)`}
   }
