@@ -2,7 +2,7 @@
 // per-interface sysctls as the kernel combines them, iptables tables, its own conntrack and IPVS state).
 import {formatIp, hostPrefix, makePrefix, type IpAddr} from '../model/ip.js'
 import type {AddrType, IptTable} from '../model/iptables.js'
-import type {Route} from '../model/net.js'
+import type {IfAddr, Interface, Route} from '../model/net.js'
 import type {HostSnapshot, Role} from '../model/snapshot.js'
 import {ConntrackTable, ctSettingsFrom} from './conntrack.js'
 import {HOOK_TABLE, withNftChains, type Hook, type HookEntry} from './hooks.js'
@@ -64,11 +64,26 @@ export function hostModel(snap: HostSnapshot): HostModel {
       return num(confKey('all', name))
     },
   }
-  const interfaces = snap.interfaces ?? []
-  if (!snap.interfaces) assumptions.push(`${snap.name}: no ip-addr.json: the host's addresses are unknown`)
+  let interfaces = snap.interfaces ?? []
+  let fromVrrp = false
+  if (!snap.interfaces) {
+    // keepalived.conf alone (a runbook's "is my config right?"): the VRRP addresses stand for the host's own
+    const vrrp = keepalivedInterfaces(snap)
+    if (vrrp) {
+      interfaces = vrrp
+      fromVrrp = true
+      assumptions.push(`${snap.name}: no ip-addr.json: assumed to be the VRRP master, holding the virtual_ipaddress of keepalived.conf (${vrrp.map((i) => `${i.addresses.map((a) => formatIp(a.ip)).join(', ')} on ${i.name}`).join('; ')})`)
+    } else assumptions.push(`${snap.name}: no ip-addr.json: the host's addresses are unknown`)
+  }
   let routes: readonly Route[] = snap.routes ?? []
   if (!snap.routes) {
-    routes = connectedRoutes(snap)
+    routes = connectedRoutes(interfaces)
+    const v4 = fromVrrp ? interfaces.find((i) => i.addresses.some((a) => a.family === 4)) : undefined
+    if (v4) {
+      // the clients are somewhere beyond the VIP's network: out of its device, as if on-link
+      routes = [...routes, {table: 'main', type: 'unicast', family: 4, dst: makePrefix({family: 4, value: 0n}, 0), dev: v4.name, scope: 'link', metric: 0, flags: [], loc: v4.loc}]
+      assumptions.push(`${snap.name}: no ip-route.json: assumed a default route out of ${v4.name}, the device of the first IPv4 VRRP address`)
+    }
     assumptions.push(`${snap.name}: no ip-route.json: only the connected and local routes of its addresses are assumed`)
   }
   const routing: RoutingTables = {interfaces, routes, rules: snap.rules}
@@ -133,9 +148,23 @@ function needsConntrack(snap: HostSnapshot): boolean {
 }
 
 /** The routes the kernel adds for each address (fib_add_ifaddr): a local route and the connected subnet. */
-function connectedRoutes(snap: HostSnapshot): Route[] {
+/** keepalived's vrrp_instance virtual_ipaddress entries as interfaces (the device named, else eth0). */
+function keepalivedInterfaces(snap: HostSnapshot): Interface[] | undefined {
+  const vrrp = snap.keepalived?.vrrpAddresses
+  if (!vrrp || vrrp.length === 0) return undefined
+  const byDev = new Map<string, IfAddr[]>()
+  for (const a of vrrp) {
+    const dev = a.dev ?? 'eth0'
+    const list = byDev.get(dev) ?? []
+    if (!byDev.has(dev)) byDev.set(dev, list)
+    list.push({family: a.ip.family, ip: a.ip, prefixlen: a.prefixlen ?? (a.ip.family === 4 ? 32 : 128), scope: 'global', loc: a.loc})
+  }
+  return [...byDev].map(([name, addresses], i) => ({ifindex: i + 2, name, flags: ['UP'], operstate: 'UP', addresses, loc: addresses[0]!.loc}))
+}
+
+function connectedRoutes(interfaces: readonly Interface[]): Route[] {
   const out: Route[] = []
-  for (const i of snap.interfaces ?? []) {
+  for (const i of interfaces) {
     for (const a of i.addresses) {
       const loc = a.loc
       out.push({table: 'local', type: 'local', family: a.family, dst: hostPrefix(a.ip), dev: i.name, src: a.ip, scope: 'host', metric: 0, flags: [], loc})
