@@ -279,6 +279,18 @@ const SCENARIOS: Record<string, Expectation> = {
       expect(conns(o.scenario, 'director')).toMatch(/TIME_WAIT\s+203\.0\.113\.10:\d+\s+203\.0\.113\.100:80\s+10\.1\.0\.12:8080/)
     },
   },
+  // promoted from the random scenarios (seed 9 #5): IPVS hands a connection for one of the director's own
+  // addresses to its own stack, and the answers leave through LOCAL_OUT: FORWARD (policy DROP) never sees them
+  'nat-local-destination': {
+    kernel: ALL_OK,
+    expectedTrace: WORKS,
+    expectedRules: [],
+    extra: (o) => {
+      expect(o.exchanges[0]!.servedBy).toBe('director')
+      expect(conns(o.scenario, 'director')).toMatch(/TIME_WAIT\s+203\.0\.113\.10:\d+\s+203\.0\.113\.100:80\s+10\.1\.0\.1:8080/)
+      expect(policyDrops(o.scenario, 'director', 'FORWARD')).toBe(0)
+    },
+  },
   'persistence-two-clients': {
     kernel: ALL_OK,
     expectedTrace: WORKS,
