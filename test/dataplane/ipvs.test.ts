@@ -1,5 +1,7 @@
 import {expect, test} from 'vitest'
-import {formatIp, parseIp} from '../../src/model/ip.js'
+import {formatIp, parseEndpoint, parseIp} from '../../src/model/ip.js'
+import {traceConnection} from '../../src/services/trace.js'
+import {hostFromFiles, loadSnapshots} from '../../src/snapshot/store.js'
 import type {IpvsDest, IpvsService} from '../../src/model/ipvs.js'
 import {IpvsState, hash32} from '../../src/dataplane/ipvs.js'
 import {PROTO, tcpFlags, type Packet} from '../../src/dataplane/packet.js'
@@ -182,4 +184,21 @@ test('sed, nq, fo, ovf, lblc(r): fresh destinations (kernel, random scenarios)',
   expect(pickFor(svc('lblcr', three(3, 3, 1)), '198.51.100.10')).toBe('11')
   const r = new IpvsState([svc('lblc', three(1, 1, 1))]).in(syn('198.51.100.10', 1), 0)
   expect(r.kind === 'forward' && r.assumption).toMatch(/lblc: assumed that its table holds no destination/)
+})
+
+test('a destination that is the director\'s own address: IPVS hands the connection to its own stack, the answers leave through LOCAL_OUT (FORWARD never sees them)', () => {
+  // the kernel (IPVS lab nat-local-destination, random seed 9 #5): ip_vs_nat_xmit finds a local route and
+  // returns NF_ACCEPT; before, trace sent the SYN out on lo to an outside server and dropped its SYN/ACK in FORWARD
+  const dir = new URL('../../fixtures/trace/lvs-nat/', import.meta.url).pathname
+  const hosts = loadSnapshots(['director', 'rs1', 'rs2'].map((h) => dir + h)).map((h) => {
+    if (h.name !== 'director') return h
+    const raw = new Map(h.raw)
+    raw.set('ipvsadm-Sn.txt', '-A -t 198.51.100.100:80 -s rr\n-a -t 198.51.100.100:80 -r 10.1.0.1:8080 -m -w 1\n')
+    raw.set('iptables-save.txt', h.raw.get('iptables-save.txt')!.replace(':FORWARD ACCEPT', ':FORWARD DROP'))
+    return hostFromFiles(h.name, h.source, raw)
+  })
+  const r = traceConnection(hosts, {vip: parseEndpoint('198.51.100.100:80')!, proto: 'tcp'})
+  expect(r.connection).toEqual({connected: true, reply: true, closed: true})
+  expect(r.ipvs.map((c) => `${c.dest} ${c.state}`)).toEqual(['10.1.0.1:8080 TIME_WAIT'])
+  expect(r.assumptions.join('\n')).toMatch(/director is assumed to listen on 10\.1\.0\.1:8080, where IPVS sent the connection/)
 })
