@@ -23,6 +23,7 @@ import realserverFilterBlocksService from './realserver-filter-blocks-service.js
 import forwardBlocksRoutedVip from './forward-blocks-routed-vip.js'
 import forwardDropsNatRequests from './forward-drops-nat-requests.js'
 import udpReplyWrongSource from './udp-reply-wrong-source.js'
+import dnatUntracked from './dnat-untracked.js'
 
 export const RULES: readonly Rule[] = [
   drStatefulFilter,
@@ -46,6 +47,7 @@ export const RULES: readonly Rule[] = [
   forwardBlocksRoutedVip,
   forwardDropsNatRequests,
   udpReplyWrongSource,
+  dnatUntracked,
 ]
 
 export function ruleById(id: string, rules: readonly Rule[] = RULES): Rule | undefined {

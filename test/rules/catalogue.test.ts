@@ -32,7 +32,7 @@ describe('the catalogue', () => {
         'ipvs-conntrack-off', 'fwmark-service-unmarked', 'vip-not-local', 'ip-forward-off', 'filter-blocks-vip',
         'statistic-cascade-skew', 'mark-not-connmarked', 'dr-realserver-arp', 'rp-filter-asymmetric', 'dr-port-mismatch',
         'forward-drops-nat-replies', 'ipvs-no-available-realserver', 'realserver-filter-blocks-service', 'forward-blocks-routed-vip',
-        'forward-drops-nat-requests', 'udp-reply-wrong-source',
+        'forward-drops-nat-requests', 'udp-reply-wrong-source', 'dnat-untracked',
       ].sort(),
     )
   })

@@ -1,0 +1,60 @@
+// dnat-untracked: a DNAT service whose packets a raw-table NOTRACK (or CT --notrack, nft `notrack`) takes out of
+// connection tracking: NAT works on conntrack entries, so nat PREROUTING is never consulted for them and the DNAT
+// never happens; the packets go on to the VIP itself (usually nothing listens there) or are routed as they came.
+// A common slip: NOTRACK added for a busy UDP service (DNS) to spare the conntrack table, next to the DNAT that
+// publishes it.
+import {formatIp} from '../model/ip.js'
+import type {IptRule} from '../model/iptables.js'
+import {finding, serviceRule} from './engine/helpers.js'
+import {ev, locRef} from './engine/host.js'
+import {binaryOf} from './engine/firewall.js'
+import {ipvsKnobs, params, requestIn} from './engine/flows.js'
+import {describeService, type LbService} from './engine/world.js'
+import type {FixOp} from './engine/fix.js'
+import type {RuleMeta} from './types.js'
+
+export const meta: RuleMeta = {
+  id: 'dnat-untracked',
+  title: "the service's packets are untracked, so its DNAT never happens",
+  severity: 'error',
+  description:
+    "NAT is done on connection-tracking entries: a packet the raw table marks NOTRACK (or CT --notrack, nft notrack) has none, so nat PREROUTING is never consulted for it and its DNAT never happens. The client's packets then go to the VIP itself, where nothing serves them, or are routed unchanged. Remove the NOTRACK for the service (or exclude the service from it), or serve it without NAT.",
+  sources: [
+    'iptables-extensions(8): NOTRACK / CT --notrack (the packet is not tracked, so no NAT applies)',
+    'net/netfilter/nf_nat_core.c nf_nat_inet_fn (works on the skb\'s conntrack entry; an untracked skb has none)',
+    'test/kernel/random-udp-scenarios.ts (udp3-5: a DNAT director with a raw NOTRACK for the VIP: the query reached the director itself, which answered port unreachable)',
+  ],
+}
+
+export default serviceRule(
+  meta,
+  (svc: LbService, w) => {
+    const h = svc.host
+    if (!h.fw) return undefined
+    const probe = svc.probes[0]
+    if (!probe) return undefined
+    const r = requestIn(svc, w, probe, 'SYN', params(ipvsKnobs(h), 'dnat', svc.proto), 'NEW')
+    const pre = r.result.hooks.find((hk) => hk.hook === 'PREROUTING')
+    if (!pre?.notrack || pre.nat) return undefined
+    // the rule that took the packet out of tracking: the last NOTRACK/CT --notrack the raw run passed
+    let notrack: IptRule | undefined
+    for (const run of pre.runs) {
+      if (run.table !== 'raw') continue
+      for (const x of run.result.trail) if (x.target?.kind === 'NOTRACK' || (x.target?.kind === 'CT' && x.target.notrack)) notrack = x
+    }
+    if (!notrack) return undefined
+    const rs = h.fw.rulesets.find((s) => s.tables.get('raw')?.chains.get(notrack!.chain)?.rules.includes(notrack!))
+    const ops: FixOp[] = []
+    const chainLen = rs?.tables.get('raw')?.chains.get(notrack.chain)?.rules.length ?? 0
+    // iptables: delete it by position; an nft rule's own delete needs its handle, said in the summary
+    if (rs && h.fw.kind === 'iptables') ops.push({kind: 'ipt', bin: binaryOf(rs), table: 'raw', chain: notrack.chain, op: 'D', pos: notrack.index, chainLen})
+    return finding(meta, h.name, {
+      message:
+        `${locRef(notrack.loc)} takes the packets of ${describeService(svc)} out of connection tracking, so the DNAT ${locRef(svc.loc)} never applies to them: ` +
+        `nat PREROUTING is only consulted for tracked packets. A client's packet stays addressed to ${probe.dst ? formatIp(probe.dst) : 'the VIP'} and ${r.result.to === 'local' ? `is delivered to ${h.name}'s own stack, where nothing serves the backends' port` : 'is routed as it came'}; no backend ever gets a connection.`,
+      evidence: [ev(svc.loc), ev(notrack.loc)],
+      fix: {summary: `remove the NOTRACK for the service (or exclude its address and port from it)${ops.length ? '' : `: delete ${locRef(notrack.loc)}`}`, ops},
+    })
+  },
+  (svc) => svc.kind === 'dnat',
+)
