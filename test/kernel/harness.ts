@@ -25,7 +25,8 @@ export interface Scenario {
   readonly ns: Readonly<Record<string, NsSpec>>
   /** veth pairs: [ns, iface, cidr] on each end; iface names start with the prefix */
   readonly links: readonly (readonly [string, string, string, string, string, string])[]
-  readonly server: {readonly ns: string; readonly port: number}
+  /** bind: the address the server socket is bound to (default the wildcard 0.0.0.0) */
+  readonly server: {readonly ns: string; readonly port: number; readonly bind?: string}
   /** UDP: one request datagram and its answer (connected = reply = closed = the answer arrived); TCP by default */
   readonly proto?: 'tcp' | 'udp'
   readonly client: {readonly ns: string; readonly src: string; readonly connect: string}
@@ -90,10 +91,10 @@ export function teardown(s: Scenario): void {
 
 const SERVER_PY = `
 import socket, sys, json
-port, out = int(sys.argv[1]), sys.argv[2]
+port, out, bind = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 st = {"accepted": False, "request": False, "eof": False}
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", port)); s.listen(4); s.settimeout(8)
+s.bind((bind, port)); s.listen(4); s.settimeout(8)
 open(out + ".ready", "w").close()
 try:
     c, _ = s.accept(); st["accepted"] = True; c.settimeout(4)
@@ -116,10 +117,10 @@ time.sleep(120)
 
 const UDP_SERVER_PY = `
 import socket, sys, json, time
-port, out = int(sys.argv[1]), sys.argv[2]
+port, out, bind = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 st = {"accepted": False, "request": False, "eof": False}
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("0.0.0.0", port)); s.settimeout(8)
+s.bind((bind, port)); s.settimeout(8)
 open(out + ".ready", "w").close()
 try:
     d, peer = s.recvfrom(100); st["accepted"] = True
@@ -204,7 +205,7 @@ export async function runScenario(s: Scenario, o: {keep?: boolean} = {}): Promis
     for (const [n, spec] of Object.entries(s.ns)) for (const c of spec.setup) inNs(nsName(s, n), c)
     const status = join(dir, 'server.json')
     const udp = s.proto === 'udp'
-    server = spawn('ip', ['netns', 'exec', nsName(s, s.server.ns), 'python3', '-c', udp ? UDP_SERVER_PY : SERVER_PY, String(s.server.port), status], {stdio: 'ignore'})
+    server = spawn('ip', ['netns', 'exec', nsName(s, s.server.ns), 'python3', '-c', udp ? UDP_SERVER_PY : SERVER_PY, String(s.server.port), status, s.server.bind ?? '0.0.0.0'], {stdio: 'ignore'})
     for (let i = 0; i < 100 && !existsSync(status + '.ready'); i++) execFileSync('sleep', ['0.05'])
     const [dst, port] = splitEp(s.client.connect)
     const out = sh(['ip', 'netns', 'exec', nsName(s, s.client.ns), 'python3', '-c', udp ? UDP_CLIENT_PY : CLIENT_PY, s.client.src, dst, port, String(CLIENT_PORT)])

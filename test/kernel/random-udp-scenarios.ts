@@ -92,6 +92,9 @@ export function randomUdpScenarios(seed: number, count: number, prefix = 'ldz'):
       notes.push('MASQUERADE on the router')
       g.push('iptables -t nat -A POSTROUTING -o ldz-g1 -j MASQUERADE')
     }
+    // a DR-shaped realserver answers from the VIP only when its server is bound to it (udp-reply-wrong-source)
+    const bindVip = mode === 'route' && rnd() < 0.6
+    if (mode === 'route') notes.push(bindVip ? 'server bound to the VIP' : 'server bound to 0.0.0.0')
     const rp = pick(['0', '0', '0', '1', '2'])
     if (rp !== '0') {
       r.push(`sysctl -qw net.ipv4.conf.all.rp_filter=${rp}`)
@@ -107,7 +110,7 @@ export function randomUdpScenarios(seed: number, count: number, prefix = 'ldz'):
         ...(viaG ? {g: {role: 'router' as const, setup: g.map(dev)}} : {}),
       },
       links: (viaG ? [CD, DR, RG, GC] : [CD, DR]).map((l) => l.map(dev) as unknown as Links[number]),
-      server: {ns: 'r', port},
+      server: {ns: 'r', port, ...(bindVip ? {bind: VIP} : {})},
       client: {ns: 'c', src: '203.0.113.10', connect: `${VIP}:53`},
       proto: 'udp',
       // not asserted: the kernel's result is the answer trace must give
