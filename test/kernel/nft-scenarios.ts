@@ -199,4 +199,42 @@ export const NFT_SCENARIOS: readonly Scenario[] = [
     returnVia: 'g',
     expect: ALL,
   }),
+  // found by the random nft scenarios (random-nft.kernel.test.ts): each passes in the kernel, and trace dropped it
+  natFarm('nft-rpf-oif0', 'a reverse path filter written `fib saddr . iif oif 0 drop` (nft -j prints the 0 as "0"): ifindex 0 is what nft_fib4_eval stores when the route back does not leave by the input device; every packet here has its route back through its input device, so nothing is dropped', {
+    ruleset: `${DNAT}
+table inet ldm_rpf {
+	chain prerouting {
+		type filter hook prerouting priority raw; policy accept;
+		fib saddr . iif oif 0 drop
+	}
+}`,
+    returnVia: 'd',
+    expect: ALL,
+  }),
+  {
+    ...natFarm('nft-rs-out-iifname', 'the realserver\'s output chain (policy drop) accepts `iifname != "lo" tcp sport 8080`: a local packet has no input device, which nft_meta_get_eval_ifname loads as the empty name (kernels >= 5.6), so the rule matches its replies', {ruleset: DNAT, returnVia: 'd', expect: ALL}),
+    ns: {
+      ...natFarm('x', '', {ruleset: DNAT, returnVia: 'd', expect: ALL}).ns,
+      r: {role: 'realserver', setup: ['ip route add default via 10.1.0.1', nftLoad(`
+table inet ldm_rs {
+	chain output {
+		type filter hook output priority filter; policy drop;
+		iifname != "lo" tcp sport 8080 accept
+	}
+}`)]},
+    },
+  },
+  {
+    ...natFarm('nft-raw-ct-invalid', 'a `ct state invalid drop` in a prerouting chain at priority -250, before conntrack (-200): nft_ct_get_eval finds no conntrack entry there and no notrack mark, so every packet is invalid and dropped', {
+      ruleset: `${DNAT}
+table ip ldm_early {
+	chain prerouting {
+		type filter hook prerouting priority -250; policy accept;
+		ct state invalid drop
+	}
+}`,
+      returnVia: 'd',
+      expect: NOTHING,
+    }),
+  },
 ]
