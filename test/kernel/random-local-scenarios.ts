@@ -4,33 +4,18 @@
 // These are the paths random-scenarios.ts never takes: nat OUTPUT and the re-route after it, local delivery after
 // PREROUTING NAT, the reply's un-NAT after filter INPUT/OUTPUT (nat INPUT and POSTROUTING), martian loopback and
 // local sources. Deterministic for a seed; a stream of its own, so random-scenarios.ts keeps its draws.
-//
-// Same addresses as random-scenarios.ts (prefix ldz):
-//   c ldz-c0 203.0.113.10 ── ldz-d0 203.0.113.1  d  ldz-d1 10.1.0.1 ── ldz-r0 10.1.0.10  r
-//   c ldz-c1 192.0.2.10   ── ldz-g1 192.0.2.1    g  ldz-g0 10.2.0.1 ── ldz-r1 10.2.0.10  r
+// The topology of random-common.ts.
 import {mulberry32} from '../../bench/kube-common.js'
 import type {NsSpec, Scenario} from './harness.js'
-
-const VIP = '198.51.100.100'
-type Links = Scenario['links']
-const CD: Links[number] = ['c', 'ldz-c0', '203.0.113.10/24', 'd', 'ldz-d0', '203.0.113.1/24']
-const DR: Links[number] = ['d', 'ldz-d1', '10.1.0.1/24', 'r', 'ldz-r0', '10.1.0.10/24']
-const RG: Links[number] = ['r', 'ldz-r1', '10.2.0.10/24', 'g', 'ldz-g0', '10.2.0.1/24']
-const GC: Links[number] = ['g', 'ldz-g1', '192.0.2.1/24', 'c', 'ldz-c1', '192.0.2.10/24']
+import {CD, DR, GC, RG, VIP, draws, renamer} from './random-common.js'
 
 export type LocalKind = 'redirect' | 'dnat-loopback' | 'local-service' | 'output-dnat' | 'hairpin'
 export const LOCAL_KINDS: readonly LocalKind[] = ['redirect', 'dnat-loopback', 'local-service', 'output-dnat', 'hairpin']
 
 export function randomLocalScenarios(seed: number, count: number, prefix = 'ldz'): Scenario[] {
-  const dev = (s: string) => (prefix === 'ldz' ? s : s.replace(/\bldz-/g, `${prefix}-`))
+  const {dev, links: rename} = renamer(prefix)
   const rnd = mulberry32((seed ^ 0x9e3779b9) >>> 0)
-  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!
-  /** 0..max distinct-ish picks (a rule may repeat, as in real rulesets) */
-  const some = <T>(xs: readonly T[], max: number): T[] => {
-    const out: T[] = []
-    for (let n = Math.floor(rnd() * (max + 1)); n > 0; n--) out.push(pick(xs))
-    return out
-  }
+  const {pick, some} = draws(rnd)
   const policyAndRules = (into: string[], chain: 'INPUT' | 'OUTPUT' | 'FORWARD', rules: readonly string[], max: number, p = 0.6): void => {
     if (rnd() >= p) return
     into.push(`iptables -P ${chain} ${pick(['ACCEPT', 'DROP', 'DROP'])}`)
@@ -178,7 +163,7 @@ export function randomLocalScenarios(seed: number, count: number, prefix = 'ldz'
       name: `loc${seed % 1000}-${i}`,
       why: `random local scenario ${i} of seed ${seed}: ${kind}${notes.length ? `; ${notes.join(', ')}` : ''}`,
       ns,
-      links: links.map((l) => l.map(dev) as unknown as Links[number]),
+      links: rename(links),
       server,
       client,
       ...(vip ? {vip} : {}),

@@ -8,24 +8,13 @@
 //   c ldz-c1 192.0.2.10   ── ldz-g1 192.0.2.1    g  ldz-g0 10.2.0.1 ── ldz-r1 10.2.0.10  r
 import {mulberry32} from '../../bench/kube-common.js'
 import type {Scenario} from './harness.js'
-
-const VIP = '198.51.100.100'
-type Links = Scenario['links']
-const CD: Links[number] = ['c', 'ldz-c0', '203.0.113.10/24', 'd', 'ldz-d0', '203.0.113.1/24']
-const DR: Links[number] = ['d', 'ldz-d1', '10.1.0.1/24', 'r', 'ldz-r0', '10.1.0.10/24']
-const RG: Links[number] = ['r', 'ldz-r1', '10.2.0.10/24', 'g', 'ldz-g0', '10.2.0.1/24']
-const GC: Links[number] = ['g', 'ldz-g1', '192.0.2.1/24', 'c', 'ldz-c1', '192.0.2.10/24']
+import {CD, DR, GC, RG, VIP, draws, realserverInput, realserverOutput, renamer} from './random-common.js'
 
 export function randomScenarios(seed: number, count: number, prefix = 'ldz'): Scenario[] {
   // the namespace and interface prefix (LVSDOCTOR_KERNEL_PREFIX): the rules name the interfaces, so they follow it
-  const dev = (s: string) => (prefix === 'ldz' ? s : s.replace(/\bldz-/g, `${prefix}-`))
+  const {dev, links} = renamer(prefix)
   const rnd = mulberry32(seed)
-  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!
-  const some = <T>(xs: readonly T[], max: number): T[] => {
-    const out: T[] = []
-    for (let n = Math.floor(rnd() * (max + 1)); n > 0; n--) out.push(pick(xs))
-    return out
-  }
+  const {pick, some} = draws(rnd)
   // the rarer parts: their own stream, so that adding them leaves the first stream's draws unchanged
   const rnd2 = mulberry32((seed ^ 0x5bd1e995) >>> 0)
   const pick2 = <T>(xs: readonly T[]): T => xs[Math.floor(rnd2() * xs.length)]!
@@ -68,19 +57,10 @@ export function randomScenarios(seed: number, count: number, prefix = 'ldz'): Sc
       '-p tcp -j REJECT --reject-with tcp-reset',
     ], 4)) d.push(`iptables -A FORWARD ${rule}`)
     r.push(`iptables -P INPUT ${pick(['ACCEPT', 'ACCEPT', 'DROP'])}`)
-    for (const rule of some([
-      '-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT',
-      `-p tcp -m state --state NEW -m tcp --dport ${port} -j ACCEPT`,
-      `-p tcp --dport ${port} -j ACCEPT`,
-      '-m conntrack --ctstate INVALID -j DROP',
-      '-s 203.0.113.10/32 -j ACCEPT',
-      '-s 10.1.0.1/32 -j ACCEPT',
-      '-i ldz-r0 -j ACCEPT',
-      '-j REJECT --reject-with icmp-port-unreachable',
-    ], 3)) r.push(`iptables -A INPUT ${rule}`)
+    for (const rule of some(realserverInput('tcp', port), 3)) r.push(`iptables -A INPUT ${rule}`)
     if (rnd() < 0.3) {
       r.push(`iptables -P OUTPUT ${pick(['ACCEPT', 'DROP'])}`)
-      for (const rule of some(['-m state --state ESTABLISHED -j ACCEPT', `-p tcp --sport ${port} -j ACCEPT`, '-m conntrack --ctstate INVALID -j DROP', '-o ldz-r1 -j DROP'], 2)) r.push(`iptables -A OUTPUT ${rule}`)
+      for (const rule of some(realserverOutput('tcp', port), 2)) r.push(`iptables -A OUTPUT ${rule}`)
     }
     const rp = pick(['0', '0', '0', '1', '2'])
     if (rp !== '0') r.push(`sysctl -qw net.ipv4.conf.all.rp_filter=${rp}`)
@@ -137,7 +117,7 @@ export function randomScenarios(seed: number, count: number, prefix = 'ldz'): Sc
         r: {role: 'realserver', setup: r.map(dev)},
         ...(viaG ? {g: {role: 'router' as const, setup: g.map(dev)}} : {}),
       },
-      links: (viaG ? [CD, DR, RG, GC] : [CD, DR]).map((l) => l.map(dev) as unknown as Links[number]),
+      links: links(viaG ? [CD, DR, RG, GC] : [CD, DR]),
       server: {ns: 'r', port},
       client: {ns: 'c', src: '203.0.113.10', connect: `${VIP}:80`},
       // not asserted: the kernel's result is the answer trace must give

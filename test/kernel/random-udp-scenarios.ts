@@ -3,29 +3,15 @@
 // the router, SNAT or not, stateful and stateless filter rules on both, NOTRACK, rp_filter) with UDP, whose
 // conntrack differs from TCP's: no handshake, an entry stays NEW in the original direction until a reply is
 // seen, and an ICMP error answers a REJECT or a closed port. Deterministic for a seed; a stream of its own.
-//
-// Same addresses as random-scenarios.ts (prefix ldz):
-//   c ldz-c0 203.0.113.10 ── ldz-d0 203.0.113.1  d  ldz-d1 10.1.0.1 ── ldz-r0 10.1.0.10  r
-//   c ldz-c1 192.0.2.10   ── ldz-g1 192.0.2.1    g  ldz-g0 10.2.0.1 ── ldz-r1 10.2.0.10  r
+// The topology of random-common.ts.
 import {mulberry32} from '../../bench/kube-common.js'
 import type {Scenario} from './harness.js'
-
-const VIP = '198.51.100.100'
-type Links = Scenario['links']
-const CD: Links[number] = ['c', 'ldz-c0', '203.0.113.10/24', 'd', 'ldz-d0', '203.0.113.1/24']
-const DR: Links[number] = ['d', 'ldz-d1', '10.1.0.1/24', 'r', 'ldz-r0', '10.1.0.10/24']
-const RG: Links[number] = ['r', 'ldz-r1', '10.2.0.10/24', 'g', 'ldz-g0', '10.2.0.1/24']
-const GC: Links[number] = ['g', 'ldz-g1', '192.0.2.1/24', 'c', 'ldz-c1', '192.0.2.10/24']
+import {CD, DR, GC, RG, VIP, draws, realserverInput, realserverOutput, renamer} from './random-common.js'
 
 export function randomUdpScenarios(seed: number, count: number, prefix = 'ldz'): Scenario[] {
-  const dev = (s: string) => (prefix === 'ldz' ? s : s.replace(/\bldz-/g, `${prefix}-`))
+  const {dev, links} = renamer(prefix)
   const rnd = mulberry32((seed ^ 0x7f4a7c15) >>> 0)
-  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!
-  const some = <T>(xs: readonly T[], max: number): T[] => {
-    const out: T[] = []
-    for (let n = Math.floor(rnd() * (max + 1)); n > 0; n--) out.push(pick(xs))
-    return out
-  }
+  const {pick, some} = draws(rnd)
   const out: Scenario[] = []
   for (let i = 0; i < count; i++) {
     const mode = pick(['dnat', 'dnat', 'route'] as const)
@@ -68,18 +54,10 @@ export function randomUdpScenarios(seed: number, count: number, prefix = 'ldz'):
       notes.push('director INPUT')
     }
     r.push(`iptables -P INPUT ${pick(['ACCEPT', 'ACCEPT', 'DROP'])}`)
-    for (const rule of some([
-      '-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT',
-      `-p udp -m state --state NEW -m udp --dport ${port} -j ACCEPT`,
-      `-p udp --dport ${port} -j ACCEPT`,
-      '-s 203.0.113.10/32 -j ACCEPT',
-      '-s 10.1.0.1/32 -j ACCEPT',
-      '-i ldz-r0 -j ACCEPT',
-      '-j REJECT --reject-with icmp-port-unreachable',
-    ], 3)) r.push(`iptables -A INPUT ${rule}`)
+    for (const rule of some(realserverInput('udp', port), 3)) r.push(`iptables -A INPUT ${rule}`)
     if (rnd() < 0.3) {
       r.push(`iptables -P OUTPUT ${pick(['ACCEPT', 'DROP'])}`)
-      for (const rule of some(['-m state --state ESTABLISHED -j ACCEPT', `-p udp --sport ${port} -j ACCEPT`, '-m conntrack --ctstate INVALID -j DROP', '-o ldz-r1 -j DROP'], 2)) r.push(`iptables -A OUTPUT ${rule}`)
+      for (const rule of some(realserverOutput('udp', port), 2)) r.push(`iptables -A OUTPUT ${rule}`)
       notes.push('realserver OUTPUT')
     }
     if (rnd() < 0.15) {
@@ -109,7 +87,7 @@ export function randomUdpScenarios(seed: number, count: number, prefix = 'ldz'):
         r: {role: 'realserver', setup: r.map(dev)},
         ...(viaG ? {g: {role: 'router' as const, setup: g.map(dev)}} : {}),
       },
-      links: (viaG ? [CD, DR, RG, GC] : [CD, DR]).map((l) => l.map(dev) as unknown as Links[number]),
+      links: links(viaG ? [CD, DR, RG, GC] : [CD, DR]),
       server: {ns: 'r', port, ...(bindVip ? {bind: VIP} : {})},
       client: {ns: 'c', src: '203.0.113.10', connect: `${VIP}:53`},
       proto: 'udp',
