@@ -24,6 +24,7 @@ import forwardBlocksRoutedVip from './forward-blocks-routed-vip.js'
 import forwardDropsNatRequests from './forward-drops-nat-requests.js'
 import udpReplyWrongSource from './udp-reply-wrong-source.js'
 import dnatUntracked from './dnat-untracked.js'
+import drReplyViaDirector from './dr-reply-via-director.js'
 
 export const RULES: readonly Rule[] = [
   drStatefulFilter,
@@ -48,6 +49,7 @@ export const RULES: readonly Rule[] = [
   forwardDropsNatRequests,
   udpReplyWrongSource,
   dnatUntracked,
+  drReplyViaDirector,
 ]
 
 export function ruleById(id: string, rules: readonly Rule[] = RULES): Rule | undefined {
