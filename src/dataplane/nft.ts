@@ -987,7 +987,18 @@ export function runNftChain(table: NftTable, chain: NftChain, packet: Packet, en
         }
         case 'counter':
         case 'log':
+          break
         case 'dynset':
+          // the element's own statements (nftlb's `add @s { ip saddr limit rate over 10/second } drop`): a limit
+          // decides whether the rule goes on, as the limit statement does; the set's contents are not modelled
+          for (const x of s.stmts) {
+            if (x.kind === 'counter') continue
+            if (x.kind === 'limit' && x.inv) {
+              ruleAssumptions.push(`${formatNftStmt(x)} per element of @${s.set}: the source's rate is assumed under the limit, so it does not match`)
+              matched = false
+            } else if (x.kind === 'limit') ruleAssumptions.push(`${formatNftStmt(x)} per element of @${s.set}: assumed under the limit`)
+            else ruleAssumptions.push(`${formatNftStmt(x)} per element of @${s.set}: not modelled, assumed to have no effect on the packet`)
+          }
           break
         case 'objref':
           if (s.type === 'quota' || s.type === 'limit') ruleAssumptions.push(`${s.type} "${s.name}": assumed not exhausted`)

@@ -34,3 +34,17 @@ describe('Zevenet nftlb: a weighted farm marks new connections with `ct mark 0x0
     expect(f.filter((x) => x.rule === 'statistic-cascade-skew').map((x) => x.message)).toEqual([])
   })
 })
+
+describe('Zevenet nftlb: a per-source rate limit `add @new-rtlimit-lb01 { ip saddr limit rate over 10/second } drop`', () => {
+  test('a source under the limit goes on (the dynset limit is read as the limit statement is): no filter-blocks-vip, no statistic-cascade-skew', () => {
+    const json = readFileSync(join(import.meta.dirname, '../../fixtures/real-world/nft/nftlb-031_snat_ipv4_tcp_weight_newrtlimit.json'), 'utf8')
+    const h = hostFromFiles('lb', 'lb', new Map([['nft-ruleset.json', json]]))
+    const f = runRules({hosts: [h]})
+    expect(f.filter((x) => x.severity !== 'info').map((x) => `${x.rule}: ${x.message}`)).toEqual([])
+    // the same rule without the per-element limit drops every new connection: the rule is not blind
+    const unlimited = json.replace(/,\s*"stmt":\s*\[\s*\{\s*"limit":\s*\{[^}]*\}\s*\}\s*\]/, '')
+    expect(unlimited).not.toBe(json)
+    const g = hostFromFiles('lb', 'lb', new Map([['nft-ruleset.json', unlimited]]))
+    expect(runRules({hosts: [g]}).map((x) => x.rule)).toContain('filter-blocks-vip')
+  })
+})

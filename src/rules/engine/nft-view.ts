@@ -603,9 +603,20 @@ export function translateRule(r: NftRule, table: NftTable, rename: (c: string) =
       case 'unknown':
         variants = variants.map((v) => [...v, ...unknown(text())[0]!])
         continue
+      case 'dynset':
+        // a per-element statement decides whether the rule goes on (nftlb's `add @s { ip saddr limit rate over
+        // 10/second } drop`): a limit as the limit statement is; anything else is not decided here
+        for (const x of s.stmts) {
+          if (x.kind === 'counter') continue
+          // `limit rate over`: the interpreter (dataplane/nft.ts) assumes the source under the limit, so the rule
+          // ends here for it: no shadow rule stands for what would follow
+          if (x.kind === 'limit' && x.inv) variants = []
+          else if (x.kind === 'limit') variants = variants.map((v) => [...v, {kind: 'limit', rate: `${x.rate}/${x.per}`}])
+          else variants = variants.map((v) => [...v, ...unknown(text())[0]!])
+        }
+        continue
       case 'counter':
       case 'log':
-      case 'dynset':
         continue
     }
   }
