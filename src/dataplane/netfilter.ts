@@ -201,7 +201,8 @@ export function evalMatch(m: Match, p: Packet, env: MatchEnv): Decision {
       return r((packetFlags(p) & mask) === (flagBits(m.comp) & mask), m.neg)
     }
     case 'ctstate': {
-      const state = env.ct?.state ?? 'UNTRACKED'
+      // no conntrack entry and not NOTRACKed (the raw table runs before conntrack): xt_state/xt_conntrack say INVALID
+      const state = env.ct?.state ?? 'INVALID'
       let hit = m.states.includes(state)
       // conntrack --ctstate SNAT/DNAT are virtual states from the entry's status
       if (!hit && env.ct && m.states.includes('SNAT') && env.ct.status.has('SNAT')) hit = true

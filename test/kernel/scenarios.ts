@@ -66,6 +66,11 @@ const HANDSHAKE_ONLY = {connected: true, reply: false, closed: false}
 export const SCENARIOS: readonly Scenario[] = [
   dnat('dnat-return', 'DNAT on the director, the realserver answers through it: replies are un-DNATed (source 000)', {returnVia: 'd', expect: ALL}),
   dnat('dnat-noreturn', 'DNAT, but the realserver answers around the director: the client gets a SYN/ACK from 10.1.0.10:8080 it never asked for (source 000)', {returnVia: 'g', expect: NOTHING, fixed: ALL}),
+  dnat('raw-state-invalid', 'a raw-table `-m state --state INVALID -j DROP`: raw runs before conntrack, so every packet there has no entry and xt_state calls it INVALID (the trace called it UNTRACKED and let it pass)', {
+    returnVia: 'd',
+    extra: ['iptables -t raw -A PREROUTING -m state --state INVALID -j DROP'],
+    expect: NOTHING,
+  }),
   dnat('fullnat', 'DNAT plus SNAT to the director: the reply must come back through it whatever the realserver routes (source 001, 003)', {
     returnVia: 'g',
     extra: ['iptables -t nat -A POSTROUTING -d 10.1.0.10/32 -p tcp --dport 8080 -j SNAT --to-source 10.1.0.1'],
