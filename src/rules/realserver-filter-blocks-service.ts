@@ -17,6 +17,7 @@ import {returnRoute} from './engine/returnpath.js'
 import {CLIENT_PACKETS, SERVER_PACKETS, PACKET_ORDER, type FlowPacket} from './engine/ctmodel.js'
 import type {Decision, PacketSelector} from './engine/firewall.js'
 import {acceptBeforeFirst} from './engine/stateful.js'
+import {listenerFor} from '../snapshot/parsers/sockets.js'
 import {clientIifOf, describeBackend, describeService, type Backend, type LbService, type World} from './engine/world.js'
 import type {RuleFinding, RuleMeta} from './types.js'
 
@@ -134,6 +135,9 @@ function legs(w: World): Leg[] {
   }
   for (const fp of w.forwards) {
     if (!fp.realserver.fw) continue
+    // a port read off the router's rules (not asked about) that nothing listens on is no service of the realserver
+    const ls = fp.realserver.snap.listeners
+    if (!fp.hinted && ls && (fp.proto === 'tcp' || fp.proto === 'udp') && !listenerFor(ls, fp.proto, fp.vip, fp.port)) continue
     add({
       rs: fp.realserver,
       e: {src: w.client.ip, sport: w.client.port, dst: fp.vip, dport: fp.port, proto: fp.proto},

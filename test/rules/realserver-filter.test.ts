@@ -173,3 +173,15 @@ describe('forward-drops-nat-requests', () => {
     expect(f).not.toContain('forward-drops-nat-requests')
   })
 })
+
+describe('realserver-filter-blocks-service and the listening sockets', () => {
+  test("a port read off the router's FORWARD rules that nothing listens on (ss-ltnu.txt) is no service of the realserver: quiet; told the flow, or something listens: said", () => {
+    const [d, rs] = loadScenario('fwd-forward-accepts-rip')
+    const input = '*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\nCOMMIT\n'
+    const rsWith = (listen: string) => edited(rs!, {'iptables-save.txt': input, 'ss-ltnu.txt': listen})
+    const fired = (hosts: HostSnapshot[], flows?: ReturnType<typeof flow>[]) => runRules(flows ? {hosts, flows} : {hosts}).filter((f) => f.rule === 'realserver-filter-blocks-service')
+    expect(fired([d!, rsWith('tcp LISTEN 0 128 0.0.0.0:80 0.0.0.0:*\n')])).toHaveLength(1)
+    expect(fired([d!, rsWith('tcp LISTEN 0 128 0.0.0.0:22 0.0.0.0:*\n')])).toEqual([])
+    expect(fired([d!, rsWith('tcp LISTEN 0 128 0.0.0.0:22 0.0.0.0:*\n')], [flow('198.51.100.100:80')])).toHaveLength(1)
+  })
+})
