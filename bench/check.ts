@@ -18,6 +18,10 @@
 // Cold start: `node bin/run.js --help` within 2.5x `node -e 0` (wall; CPU shown too).
 //
 // Last runs (2 cores shared with other engineers, medians of 5; cpu = user+sys of the child, all threads):
+//   2026-11-21 18:19, load average 3.0 (the session's correctness work: no performance change; 23 rules now):
+//     kube-proxy 100k   check 0.97 s wall, 1.33 s cpu, 138 MB | restore --test 0.58 s, 0.55 s, 100 MB | 1.67x wall  FAIL
+//     tum-net-2013      check 0.12 s wall, 0.13 s cpu,  58 MB | restore --test 0.06 s, 0.02 s,   6 MB | 2.06x wall  FAIL
+//     --help 0.08 s wall, 0.07 s cpu | node -e 0 0.08 s, 0.07 s | 1.05x wall, 1.00x cpu                         PASS
 //   2026-11-21 15:25, load average 4.6-5.1 (six engineers on the 2 cores), after the fourth performance pass (V8 young
 //   generation kept at 1 MB semi-spaces and a smaller inlining budget for check, a CommonJS entry and a V8 code cache for
 //   the check script, interpreter and cascade explorer allocating ~40% less, ICU no longer loaded):
