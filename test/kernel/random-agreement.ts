@@ -13,11 +13,21 @@ import {traceConnection} from '../../src/services/trace.js'
 import {loadSnapshots} from '../../src/snapshot/store.js'
 import {runRules} from '../../src/rules/index.js'
 import {traceWithFixes} from '../../src/services/trace-command.js'
+import type {HostSnapshot} from '../../src/model/snapshot.js'
 import {CLIENT_PORT, cannotRun, cleanup, runScenario, type KernelRun, type Scenario} from './harness.js'
 
 const GAP = process.env.LVSDOCTOR_KERNEL_GAP
 
-export function describeRandomAgreement(title: string, seed: number, scenarios: readonly Scenario[]): void {
+export interface AgreementOptions {
+  /** the programs the harness needs (cannotRun) */
+  readonly tools?: readonly string[]
+  /** more to assert on each scenario's snapshots and trace text */
+  readonly checkTrace?: (hosts: readonly HostSnapshot[], traceText: string) => void
+  /** DIR: every scenario's record (DIR/records.jsonl) and snapshots (DIR/NAME/HOST), to replay another trace on them */
+  readonly keep?: string
+}
+
+export function describeRandomAgreement(title: string, seed: number, scenarios: readonly Scenario[], o: AgreementOptions = {}): void {
   /** The gap record of a failing scenario (LVSDOCTOR_KERNEL_GAP). */
   const gap = (record: Record<string, unknown>, run: KernelRun): void => {
     if (!GAP) return
@@ -25,7 +35,7 @@ export function describeRandomAgreement(title: string, seed: number, scenarios: 
     // the snapshots, to replay check and trace on them later (FILE.snapshots/NAME/HOST)
     cpSync(run.dir, `${GAP}.snapshots/${record.name}`, {recursive: true})
   }
-  const why = cannotRun()
+  const why = cannotRun(o.tools)
   if (why) console.log(`${title} skipped: ${why}`)
   describe.skipIf(why !== undefined)(`trace agrees with the kernel on ${title} (seed ${seed})`, () => {
     test.each(scenarios.map((s) => [s.name, s] as const))('%s', async (_name, s) => {
@@ -37,16 +47,23 @@ export function describeRandomAgreement(title: string, seed: number, scenarios: 
         for (const h of hosts) expect(h.errors.filter((e) => e.file !== 'conntrack.txt').map((e) => e.message)).toEqual([])
         const opts = {vip: parseEndpoint(s.client.connect)!, proto: s.proto ?? ('tcp' as const), client: parseIp(s.client.src)!, clientPort: CLIENT_PORT}
         const r = traceConnection(hosts, opts)
+        const text = renderTraceText(r)
+        o.checkTrace?.(hosts, text)
         const setup = Object.entries(s.ns).map(([n, spec]) => `${n}: ${spec.setup.join('; ')}`).join('\n')
-        expect(r.connection, `${s.why}\n${setup}\nkernel: ${run.detail}\n${renderTraceText(r)}`).toEqual(run.result)
+        if (o.keep) {
+          appendFileSync(`${o.keep}/records.jsonl`, JSON.stringify({seed, name: s.name, why: s.why, setup, kernel: run.result, trace: r.connection}) + '\n')
+          cpSync(run.dir, `${o.keep}/${s.name}`, {recursive: true})
+        }
+        expect(r.connection, `${s.why}\n${setup}\nkernel: ${run.detail}\n${text}`).toEqual(run.result)
         if (run.result.connected && run.result.reply && run.result.closed) return
         // the connection failed: check's fixes, predicted by trace --fix and run by the kernel
         const findings = runRules({hosts, flows: [opts]})
         const byHost = new Map<string, string[]>()
         for (const f of findings) for (const c of f.fix?.commands ?? []) byHost.set(f.host, [...(byHost.get(f.host) ?? []), c])
-        const record = {name: s.name, why: s.why, setup, kernel: run.result, rules: findings.map((f) => `${f.rule}@${f.host}:${f.severity}`), trace: renderTraceText(r)}
+        const record = {name: s.name, why: s.why, setup, kernel: run.result, rules: findings.map((f) => `${f.rule}@${f.host}:${f.severity}`), trace: text}
         if (byHost.size === 0) {
           gap({...record, class: 'silent'}, run)
+          console.log(`${s.name}: kernel ${JSON.stringify(run.result)}; check proposes no fix (${findings.map((f) => f.rule).join(', ') || 'no findings'})`)
           return
         }
         const predicted = await traceWithFixes(hosts, opts, findings)
