@@ -4,6 +4,7 @@
 //   iptables/ip6tables -t T -I/-A/-D/-R/-P/-N/-F  -> iptables-save.txt / ip6tables-save.txt
 //   sysctl -w k=v                                  -> sysctl.txt
 //   ip route add/replace/del/change                -> ip-route.json
+//   ip addr add/del ADDR/LEN dev DEV               -> ip-addr.json, and the routes the kernel adds with it
 //   ipvsadm -A/-E/-D/-a/-e/-d                       -> ipvsadm-Sn.txt
 //   nft add/insert/replace/delete rule, add chain/table -> nft-ruleset.json (nft-fix.ts)
 // Commands are applied in order (check orders positions so that they stay exact). A command that cannot be
@@ -110,7 +111,7 @@ function applyOne(files: Map<string, string>, command: string): void {
       }
       return
     default:
-      throw new FixError(`${tool || 'an empty command'} is not a command trace --fix can apply to a snapshot copy (iptables, ip6tables, nft, sysctl -w, ip route, ipvsadm)`)
+      throw new FixError(`${tool || 'an empty command'} is not a command trace --fix can apply to a snapshot copy (iptables, ip6tables, nft, sysctl -w, ip route, ip addr, ipvsadm)`)
   }
 }
 
@@ -305,7 +306,8 @@ function editSysctl(files: Map<string, string>, args: string[]): void {
 function editIp(files: Map<string, string>, args: string[]): void {
   let a = args.filter((w) => w !== '-4')
   const obj = a[0]
-  if (obj !== 'route' && obj !== 'r' && obj !== 'ro') throw new FixError(`ip ${obj ?? ''} is not applied by trace --fix (only ip route)`)
+  if (obj === 'addr' || obj === 'address' || obj === 'a') return editIpAddr(files, a.slice(1))
+  if (obj !== 'route' && obj !== 'r' && obj !== 'ro') throw new FixError(`ip ${obj ?? ''} is not applied by trace --fix (only ip route and ip addr)`)
   const verb = a[1]
   a = a.slice(2)
   if (!verb || !['add', 'replace', 'del', 'delete', 'change', 'append'].includes(verb)) throw new FixError(`ip route ${verb ?? ''} is not applied by trace --fix`)
@@ -359,6 +361,71 @@ function editIp(files: Map<string, string>, args: string[]): void {
     else list.push(route)
   }
   files.set('ip-route.json', JSON.stringify(list) + '\n')
+}
+
+// -----------------------------------------------------------------------------------------------------
+// ip addr add/del ADDR[/LEN] dev DEV: the address in ip-addr.json (`ip -j addr show`), and what the kernel's
+// fib_add_ifaddr adds with it: a local route in table local (scope host, src the address) and, for a prefix
+// shorter than the host's, the subnet's route in main (proto kernel, scope link, src the address). IPv4 only.
+
+function jsonList(files: Map<string, string>, name: string): Record<string, unknown>[] {
+  const raw = files.get(name)
+  if (raw === undefined || raw.trim() === '') return []
+  try {
+    const v = JSON.parse(raw) as unknown
+    if (Array.isArray(v)) return v as Record<string, unknown>[]
+  } catch {
+    // reported below
+  }
+  throw new FixError(`${name} of the snapshot is not valid JSON`)
+}
+
+function editIpAddr(files: Map<string, string>, a: string[]): void {
+  const verb = a[0]
+  const add = verb === 'add' || verb === 'a'
+  if (!add && verb !== 'del' && verb !== 'delete' && verb !== 'd') throw new FixError(`ip addr ${verb ?? ''} is not applied by trace --fix (only add and del)`)
+  const spec = a[1]
+  const m = spec ? /^(\d{1,3}(?:\.\d{1,3}){3})(?:\/(\d{1,2}))?$/.exec(spec) : null
+  if (!m || m[1]!.split('.').some((o) => Number(o) > 255) || Number(m[2] ?? 32) > 32) throw new FixError(`ip addr ${verb}: ${spec ?? 'nothing'} is not an IPv4 address (ADDR or ADDR/LEN)`)
+  const ip = m[1]!
+  const len = Number(m[2] ?? 32)
+  let dev: string | undefined
+  for (let i = 2; i < a.length; i++) {
+    if (a[i] === 'dev') dev = a[++i]
+    else throw new FixError(`ip addr: option ${a[i]} is not applied by trace --fix`)
+  }
+  if (!dev) throw new FixError(`ip addr ${verb} ${spec}: no device (dev DEV)`)
+  const links = jsonList(files, 'ip-addr.json')
+  const link = links.find((l) => l.ifname === dev)
+  if (!link) throw new FixError(`ip addr ${verb} ${spec} dev ${dev}: the snapshot has no device ${dev} (Cannot find device)`)
+  const infos = Array.isArray(link.addr_info) ? (link.addr_info as Record<string, unknown>[]) : []
+  const at = infos.findIndex((x) => x.family === 'inet' && x.local === ip && Number(x.prefixlen) === len)
+  const routes = jsonList(files, 'ip-route.json')
+  const local = (r: Record<string, unknown>) => r.type === 'local' && r.table === 'local' && r.dst === ip
+  const subnet = len < 32 ? `${networkOf(ip, len)}/${len}` : undefined
+  const prefixRoute = (r: Record<string, unknown>) => subnet !== undefined && r.dst === subnet && r.dev === dev && r.protocol === 'kernel' && (r.table ?? 'main') === 'main'
+  if (add) {
+    if (at >= 0) throw new FixError(`ip addr add ${spec} dev ${dev}: the address exists (RTNETLINK answers: File exists)`)
+    infos.push({family: 'inet', local: ip, prefixlen: len, scope: 'global', label: dev, valid_life_time: 4294967295, preferred_life_time: 4294967295})
+    link.addr_info = infos
+    if (files.has('ip-route.json')) {
+      if (!routes.some(local)) routes.push({type: 'local', dst: ip, table: 'local', protocol: 'kernel', scope: 'host', prefsrc: ip, dev, flags: []})
+      if (subnet && !routes.some(prefixRoute)) routes.push({dst: subnet, dev, protocol: 'kernel', scope: 'link', prefsrc: ip, flags: []})
+    }
+  } else {
+    if (at < 0) throw new FixError(`ip addr del ${spec} dev ${dev}: no such address (RTNETLINK answers: Cannot assign requested address)`)
+    infos.splice(at, 1)
+    const held = links.some((l) => Array.isArray(l.addr_info) && (l.addr_info as Record<string, unknown>[]).some((x) => x.family === 'inet' && x.local === ip))
+    for (let i = routes.length - 1; i >= 0; i--) if ((!held && local(routes[i]!)) || prefixRoute(routes[i]!)) routes.splice(i, 1)
+  }
+  files.set('ip-addr.json', JSON.stringify(links) + '\n')
+  if (files.has('ip-route.json')) files.set('ip-route.json', JSON.stringify(routes) + '\n')
+}
+
+function networkOf(ip: string, len: number): string {
+  const n = ip.split('.').reduce((v, o) => v * 256 + Number(o), 0)
+  const net = len === 0 ? 0 : n - (n % 2 ** (32 - len))
+  return [24, 16, 8, 0].map((s) => Math.floor(net / 2 ** s) % 256).join('.')
 }
 
 // -----------------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ import forwardDropsNatRequests from './forward-drops-nat-requests.js'
 import udpReplyWrongSource from './udp-reply-wrong-source.js'
 import dnatUntracked from './dnat-untracked.js'
 import drReplyViaDirector from './dr-reply-via-director.js'
+import drRealserverNoVip from './dr-realserver-no-vip.js'
 
 export const RULES: readonly Rule[] = [
   drStatefulFilter,
@@ -50,6 +51,7 @@ export const RULES: readonly Rule[] = [
   udpReplyWrongSource,
   dnatUntracked,
   drReplyViaDirector,
+  drRealserverNoVip,
 ]
 
 export function ruleById(id: string, rules: readonly Rule[] = RULES): Rule | undefined {

@@ -65,6 +65,26 @@ test('sysctl -w, ip route replace and ipvsadm -e edit their files', () => {
   expect(s.host.ipvs!.services[0]!.dests[0]!.weight).toBe(5)
 })
 
+test('ip addr add/del: the address in ip-addr.json with the routes the kernel adds for it (local, and the subnet for a prefix)', () => {
+  const [, rs1] = load('lvs-nat-noreturn')
+  const r = applyFixes(rs1!, ['ip addr add 198.51.100.100/32 dev lo', 'ip addr add 10.7.0.5/24 dev eth0'])
+  expect(r.outcomes.map((o) => o.applied)).toEqual([true, true])
+  const lo = r.host.interfaces!.find((i) => i.name === 'lo')!
+  expect(lo.addresses.map((a) => `${a.ip.value}/${a.prefixlen}`)).toContain(`${0xc6336464n}/32`)
+  const local = r.host.routes!.filter((x) => x.type === 'local' && x.dst.len === 32 && (x.dst.value === 0xc6336464n || x.dst.value === 0x0a070005n))
+  expect(local.length).toBe(2)
+  expect(r.host.routes!.some((x) => x.type === 'unicast' && x.dst.len === 24 && x.dst.value === 0x0a070000n)).toBe(true)
+  // the kernel's refusals: an address that exists, a device the snapshot has not, a removal of what is not there
+  const bad = applyFixes(r.host, ['ip addr add 198.51.100.100/32 dev lo', 'ip addr add 192.0.2.9/32 dev nosuch0', 'ip addr del 192.0.2.9/32 dev lo', 'ip addr flush dev lo'])
+  expect(bad.outcomes.map((o) => o.applied)).toEqual([false, false, false, false])
+  expect(bad.outcomes[0]!.reason).toMatch(/File exists/)
+  expect(bad.outcomes[1]!.reason).toMatch(/no device nosuch0/)
+  const del = applyFixes(r.host, ['ip addr del 198.51.100.100/32 dev lo'])
+  expect(del.outcomes[0]!.applied).toBe(true)
+  expect(del.host.routes!.some((x) => x.type === 'local' && x.dst.value === 0xc6336464n)).toBe(false)
+  expect(del.host.interfaces!.find((i) => i.name === 'lo')!.addresses.some((a) => a.ip.value === 0xc6336464n)).toBe(false)
+})
+
 test('--fix replays on copies: the fixes of the findings make the connection work', async () => {
   const hosts = load('lvs-dr-input-state-new')
   const o = {vip: VIP, proto: 'tcp' as const}

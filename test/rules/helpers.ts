@@ -119,6 +119,18 @@ function applyIpRoute(text: string, argv: string[]): string {
   return JSON.stringify(routes) + '\n'
 }
 
+function applyIpAddr(fs: Map<string, string>, argv: string[]): void {
+  // ip addr add A/32 dev D: the address on D, and the local route the kernel adds for it
+  if (argv[2] !== 'add' || !argv[3]!.endsWith('/32') || argv[4] !== 'dev') throw new Error(`unsupported ${argv.join(' ')}`)
+  const ip = argv[3]!.replace(/\/32$/, '')
+  const links = JSON.parse(fs.get('ip-addr.json')!) as {ifname: string; addr_info: unknown[]}[]
+  links.find((l) => l.ifname === argv[5])!.addr_info.push({family: 'inet', local: ip, prefixlen: 32, scope: 'global', label: argv[5]})
+  fs.set('ip-addr.json', JSON.stringify(links))
+  const routes = JSON.parse(fs.get('ip-route.json') ?? '[]') as unknown[]
+  routes.push({type: 'local', dst: ip, dev: argv[5], table: 'local', protocol: 'kernel', scope: 'host', prefsrc: ip, flags: []})
+  fs.set('ip-route.json', JSON.stringify(routes))
+}
+
 /** Applies the fixes of `findings`, in order, to copies of the hosts' files; returns the re-loaded hosts. */
 export function applyFixes(hosts: readonly HostSnapshot[], findings: readonly Finding[]): HostSnapshot[] {
   const files = new Map(hosts.map((h) => [h.name, new Map(h.raw)]))
@@ -130,6 +142,7 @@ export function applyFixes(hosts: readonly HostSnapshot[], findings: readonly Fi
       if (tool === 'iptables') fs.set('iptables-save.txt', applyIptables(fs.get('iptables-save.txt') ?? '', argv))
       else if (tool === 'sysctl') fs.set('sysctl.txt', applySysctl(fs.get('sysctl.txt') ?? '', argv[2]!))
       else if (tool === 'ipvsadm') fs.set('ipvsadm-Sn.txt', applyIpvsadm(fs.get('ipvsadm-Sn.txt') ?? '', argv))
+      else if (tool === 'ip' && argv[1] === 'addr') applyIpAddr(fs, argv)
       else if (tool === 'ip') fs.set('ip-route.json', applyIpRoute(fs.get('ip-route.json') ?? '[]', argv))
       else if (tool === 'nft') fs.set('nft-ruleset.json', editNftRuleset(fs.get('nft-ruleset.json'), splitWords(cmd).slice(1)))
       else throw new Error(`no applier for: ${cmd}`)
