@@ -26,6 +26,7 @@ import udpReplyWrongSource from './udp-reply-wrong-source.js'
 import dnatUntracked from './dnat-untracked.js'
 import drReplyViaDirector from './dr-reply-via-director.js'
 import drRealserverNoVip from './dr-realserver-no-vip.js'
+import ipvsHashQuiesced from './ipvs-hash-quiesced.js'
 
 export const RULES: readonly Rule[] = [
   drStatefulFilter,
@@ -52,6 +53,7 @@ export const RULES: readonly Rule[] = [
   dnatUntracked,
   drReplyViaDirector,
   drRealserverNoVip,
+  ipvsHashQuiesced,
 ]
 
 export function ruleById(id: string, rules: readonly Rule[] = RULES): Rule | undefined {

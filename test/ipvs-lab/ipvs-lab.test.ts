@@ -264,7 +264,7 @@ const SCENARIOS: Record<string, Expectation> = {
   'nat-sh-quiesced-bucket': {
     kernel: NO_CONNECTION,
     expectedTrace: FAILS,
-    expectedRules: [],
+    expectedRules: ['ipvs-hash-quiesced'],
     extra: (o) => {
       expect((o.exchanges[0] as unknown as {clientEvents: string[]}).clientEvents.join('\n')).toMatch(/connect failed: ConnectionRefusedError/)
       expect(conns(o.scenario, 'director').trim().split('\n').filter((l) => /^(TCP|UDP)\s/.test(l))).toEqual([])

@@ -107,6 +107,13 @@ function applyIpvsadm(text: string, argv: string[]): string {
     lines[i] = `-a ${argv.slice(2).join(' ')}`
     return lines.join('\n') + '\n'
   }
+  if (argv[1] === '-E') {
+    // ipvsadm -E -t VIP OPTS: the service line with the options given, all of them anew
+    const i = lines.findIndex((l) => l.startsWith(`-A ${svc} `) || l === `-A ${svc}`)
+    if (i < 0) throw new Error(`ipvsadm -E: no service ${svc}`)
+    lines[i] = `-A ${argv.slice(2).join(' ')}`
+    return lines.join('\n') + '\n'
+  }
   throw new Error(`unsupported ipvsadm ${argv.join(' ')}`)
 }
 
