@@ -259,12 +259,13 @@ const SCENARIOS: Record<string, Expectation> = {
   'tun-rp-filter-off': {kernel: ALL_OK, expectedTrace: WORKS, expectedRules: [], extra: drFinWait},
   'tun-rp-filter-strict': {kernel: NO_CONNECTION, expectedTrace: FAILS, expectedRules: ['rp-filter-asymmetric'], fixedTrace: WORKS /* VM */, extra: synRecv},
   // promoted from the random scenarios: sh gives a weight-0 destination its bucket, and without sh-fallback a
-  // client hashed there is refused. check is silent: no rule names a hashing scheduler's quiesced bucket (only
-  // ipvs-no-available-realserver, when every destination is quiesced), so there is no fix to replay
+  // client hashed there is refused. ipvs-hash-quiesced names it; its fix (-b sh-fallback) is what nat-sh-fallback
+  // runs in the kernel, and trace --fix connects
   'nat-sh-quiesced-bucket': {
     kernel: NO_CONNECTION,
     expectedTrace: FAILS,
     expectedRules: ['ipvs-hash-quiesced'],
+    fixedTrace: WORKS,
     extra: (o) => {
       expect((o.exchanges[0] as unknown as {clientEvents: string[]}).clientEvents.join('\n')).toMatch(/connect failed: ConnectionRefusedError/)
       expect(conns(o.scenario, 'director').trim().split('\n').filter((l) => /^(TCP|UDP)\s/.test(l))).toEqual([])
