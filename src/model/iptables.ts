@@ -16,6 +16,16 @@ export interface IptablesRuleset {
   readonly notModelled: readonly NotModelled[]
   /** number of `-A` lines */
   readonly ruleCount: number
+  /**
+   * Tables iptables-nft-save could not print (`# Table `nat' is incompatible, use 'nft' tool.`: the nf_tables
+   * table holds rules iptables cannot express); their rules are only in `nft -j list ruleset`.
+   */
+  readonly incompatibleTables?: readonly string[]
+  /**
+   * iptables-nft-save said `# Warning: iptables-legacy tables present, use iptables-legacy-save to see them`: the
+   * host also has rules in the legacy (x_tables) backend, which this dump does not show.
+   */
+  readonly legacyTablesPresent?: boolean
 }
 
 export interface IptTable {

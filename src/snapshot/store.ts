@@ -2,7 +2,8 @@
 // directories), or a single bare file whose type is detected from its content.
 import {readFileSync, readdirSync, statSync} from 'node:fs'
 import {basename, join} from 'node:path'
-import {ParseError, UsageError} from '../model/source.js'
+import {ParseError, UsageError, type NotModelled} from '../model/source.js'
+import type {IptablesRuleset} from '../model/iptables.js'
 import {SNAPSHOT_FILES, type HostSnapshot, type Manifest, type Role} from '../model/snapshot.js'
 import {readTarGz} from './tar.js'
 import {parseIptablesSave} from './parsers/iptables-save.js'
@@ -228,7 +229,8 @@ function buildHost(raw: RawFiles): HostSnapshot {
   // iptables-nft rules appear in both dumps: with an nf_tables iptables-save beside the JSON they are
   // counted and evaluated once, from the iptables view
   const iptablesNftBeside = !!host.iptables && host.iptables.backend !== 'legacy'
-  host.nft = load('nft-ruleset.json', (t, f) => parseNftJson(t, f, {iptablesSaveBeside: iptablesNftBeside}))
+  const notInIptablesSave = {ip: host.iptables?.incompatibleTables, ip6: host.ip6tables?.incompatibleTables}
+  host.nft = load('nft-ruleset.json', (t, f) => parseNftJson(t, f, {iptablesSaveBeside: iptablesNftBeside, notInIptablesSave}))
   const sn = load('ipvsadm-Sn.txt', parseIpvsadmSave)
   const ln = load('ipvsadm-Ln.txt', parseIpvsadmList)
   host.ipvsConns = load('ipvsadm-Lnc.txt', parseIpvsadmConns)
@@ -254,7 +256,8 @@ function buildHost(raw: RawFiles): HostSnapshot {
     const data = raw.files.get('capture.pcapng') ?? raw.files.get('capture.pcap')
     if (data) host.captureData = data
   }
-  for (const r of [host.iptables, host.iptablesLegacy, host.ip6tables, host.nft]) if (r) host.notModelled.push(...r.notModelled)
+  for (const r of [host.iptables, host.iptablesLegacy, host.ip6tables]) if (r) host.notModelled.push(...iptablesNotes(r, host))
+  if (host.nft) host.notModelled.push(...host.nft.notModelled)
   for (const r of [...(host.routes ?? []), ...(host.rules ?? [])]) {
     for (const what of r.notModelled ?? []) host.notModelled.push({file: r.loc.file, line: r.loc.line, what})
   }
@@ -271,6 +274,23 @@ function buildHost(raw: RawFiles): HostSnapshot {
   if (host.roleInferred) host.role = inferRole(host)
   if (manifest?.host) (host as {name: string}).name = manifest.host
   return host
+}
+
+/**
+ * An iptables-save's notes, less what another file of the snapshot supplies: the legacy tables its warning names
+ * (iptables-legacy-save.txt beside) and the tables iptables-nft-save could not print (nft-ruleset.json holds them).
+ */
+function iptablesNotes(r: IptablesRuleset, host: HostSnapshot): readonly NotModelled[] {
+  if (!r.legacyTablesPresent && !r.incompatibleTables) return r.notModelled
+  const family = r.family === 6 ? 'ip6' : 'ip'
+  const inJson = new Set((host.nft?.tables ?? []).filter((t) => t.family === family).map((t) => t.name))
+  // the IPv4 dump's warning is answered by iptables-legacy-save.txt; the IPv6 one has no file of the format yet
+  const legacyBeside = r.family === 4 && !!host.iptablesLegacy
+  return r.notModelled.filter((n) => {
+    if (legacyBeside && n.what.startsWith('iptables-legacy tables are present')) return false
+    const m = /^table (\S+): iptables-nft-save could not print it/.exec(n.what)
+    return !(m && inJson.has(m[1]!))
+  })
 }
 
 function parseManifest(text: string, file: string): Manifest {

@@ -37,6 +37,11 @@ export interface NftParseOptions {
    * evaluated from it and not reported as unanalysable.
    */
   readonly iptablesSaveBeside?: boolean
+  /**
+   * Tables that iptables-nft-save beside could not print (`# Table `nat' is incompatible, use 'nft' tool.`), by
+   * family (ip: iptables-save, ip6: ip6tables-save): their rules are evaluated from this JSON, not left to it.
+   */
+  readonly notInIptablesSave?: {readonly ip?: readonly string[]; readonly ip6?: readonly string[]}
   /** sets and maps whose JSON is longer than this many characters are parsed item by item (default 4 MiB) */
   readonly streamSetsOver?: number
 }
@@ -1197,6 +1202,8 @@ class Doc {
   readonly store: Store
   metainfo: {version?: string; releaseName?: string; jsonSchemaVersion?: number} | undefined
   xtBareRules = 0
+  /** bare-xt rules of tables iptables-nft-save could not print (NftParseOptions.notInIptablesSave) */
+  xtIncompatibleBare = 0
   readonly xtNames = new Map<MTable, {n: number; names: Set<string>}>()
   #lastTable: MTable | undefined
   #lastChain = -1
@@ -1416,6 +1423,22 @@ class Doc {
     for (const t of this.order) {
       t.chains = new ChainMap(store, t)
       if (!t.xtables) t.xtables = isXtablesLayout(t, store)
+      if (t.xtables && opts.iptablesSaveBeside && (t.family === 'ip' || t.family === 'ip6') && opts.notInIptablesSave?.[t.family]?.includes(t.name)) {
+        // iptables-nft-save printed only "is incompatible" for it: the JSON is the only view of its rules
+        t.xtables = false
+        const b = this.xtNames.get(t)
+        if (b) {
+          this.notModelled.push({
+            file: this.file,
+            line: t.loc.line,
+            what:
+              `nft table ${t.family} ${t.name}: ${b.n} rule${b.n === 1 ? '' : 's'} made by iptables-nft hold${b.n === 1 ? 's' : ''} xt expressions ` +
+              `(${[...b.names].sort().join(', ')}) that nft -j prints without their parameters, and iptables-nft-save could not print the table: ` +
+              `${b.n === 1 ? 'this rule is' : 'these rules are'} not analysable`,
+          })
+          this.xtIncompatibleBare += b.n
+        }
+      }
     }
     for (let i = 0; i < store.n; i++) {
       if (this.order[store.chainTableIdx[store.ruleChain[i]!]!]!.xtables) {
@@ -1456,7 +1479,7 @@ class Doc {
       tables,
       xtRules,
       xtBareRules: this.xtBareRules,
-      fullyAnalysable: this.xtBareRules === 0 || opts.iptablesSaveBeside === true,
+      fullyAnalysable: this.xtBareRules === 0 || (opts.iptablesSaveBeside === true && this.xtIncompatibleBare === 0),
     }
   }
 }

@@ -1,0 +1,70 @@
+// Real-world inputs of the second hunt (fixtures/real-world/README.md names each source): what iptables-nft-save
+// says about rules it does not print, and the human-readable outputs people paste instead of the ones lvsdoctor reads.
+import {describe, expect, test} from 'vitest'
+import {parseIptablesSave} from '../../src/snapshot/parsers/iptables-save.js'
+import {hostFromFiles, loadSnapshots} from '../../src/snapshot/store.js'
+import {fixtureReader} from './helpers.js'
+
+const F = 'fixtures/real-world/'
+const read = fixtureReader(F)
+
+describe('iptables-nft-save: the rules it does not print are said, not silently missing', () => {
+  test('the legacy-tables warning at the end of an xtables-save v1.8.2 dump (Debian 10) is listed', () => {
+    const r = parseIptablesSave(read('iptables/devsec-274-debian10-xtables-save.iptables-save'), 'iptables-save.txt', 4)
+    expect(r.legacyTablesPresent).toBe(true)
+    expect(r.notModelled.map((n) => `${n.line} ${n.what}`)).toEqual([
+      expect.stringMatching(/^8 iptables-legacy tables are present on this host and are not in this dump .*iptables-legacy-save.txt/),
+    ])
+  })
+
+  test('`iptables-nft-save > f 2>&1`: the warning cut into a rule (stdout buffered) is taken out and the rule read whole', () => {
+    const text = read('iptables/iptables-nft-save-2to1-legacy-warning.txt')
+    expect(text.split('\n')[123]).toMatch(/--dport 1011# Warning: iptables-legacy tables present/)
+    const r = parseIptablesSave(text, 'iptables-save.txt', 4)
+    const input = r.tables.get('filter')!.chains.get('INPUT')!.rules
+    expect(input).toHaveLength(120)
+    const cut = input[118]!
+    expect(cut.loc.line).toBe(124)
+    expect(cut.matches).toContainEqual(expect.objectContaining({kind: 'port', dir: 'dst', ranges: [[10119, 10119]]}))
+    expect(cut.loc.text).toBe('-A INPUT -p tcp -m comment --comment "kubernetes health check port 119" -m tcp --dport 10119 -j ACCEPT')
+    // the lines after it keep their numbers
+    expect(input[119]!.loc.line).toBe(126)
+    expect(r.notModelled.map((n) => `${n.line} ${n.what}`)).toEqual([expect.stringMatching(/^125 iptables-legacy tables are present /)])
+  })
+
+  test('the warning is not listed when iptables-legacy-save.txt is beside', () => {
+    const files = new Map([
+      ['iptables-save.txt', read('iptables/devsec-274-debian10-xtables-save.iptables-save')],
+      ['iptables-legacy-save.txt', '*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n'],
+    ])
+    expect(loadFrom(files).notModelled).toEqual([])
+  })
+
+  test('a table iptables-nft-save calls incompatible is listed; beside nft -j, the JSON is where its rules are read', () => {
+    const alone = parseIptablesSave(read('iptables/incompatible-nat/iptables-save.txt'), 'iptables-save.txt', 4)
+    expect(alone.incompatibleTables).toEqual(['nat'])
+    expect(alone.tables.has('nat')).toBe(false)
+    expect(alone.notModelled.map((n) => `${n.line} ${n.what}`)).toEqual([
+      expect.stringMatching(/^10 table nat: iptables-nft-save could not print it .*nft -j list ruleset/),
+    ])
+    const [h] = loadSnapshots([F + 'iptables/incompatible-nat'])
+    expect(h!.errors).toEqual([])
+    const nat = h!.nft!.tables.find((t) => t.family === 'ip' && t.name === 'nat')!
+    // it was taken for iptables-nft's (evaluated from iptables-save, where it is not): the numgen DNAT was lost
+    expect(nat.xtables).toBe(false)
+    const dnat = nat.chains.get('PREROUTING')!.rules.find((r) => r.stmts.some((s) => s.kind === 'nat' && s.type === 'dnat' && r.loc.text.includes('numgen')))
+    expect(dnat).toBeDefined()
+    const filter = h!.nft!.tables.find((t) => t.family === 'ip' && t.name === 'filter')!
+    expect(filter.xtables).toBe(true)
+    // the iptables note is answered by the JSON; the JSON says which of the table's rules it cannot show
+    const what = h!.notModelled.map((n) => n.what)
+    expect(what.some((w) => w.startsWith('table nat: iptables-nft-save could not print it'))).toBe(false)
+    expect(what).toContainEqual(expect.stringMatching(/^nft table ip nat: 2 rules made by iptables-nft hold xt expressions \(DNAT, MASQUERADE\).*iptables-nft-save could not print the table/))
+    expect(h!.nft!.fullyAnalysable).toBe(false)
+  })
+})
+
+/** a snapshot directory held in memory: the loader of a directory */
+function loadFrom(files: Map<string, string>) {
+  return hostFromFiles('h', 'mem', files)
+}
