@@ -64,6 +64,43 @@ export function detectFileType(data: Buffer): string | undefined {
   return undefined
 }
 
+/**
+ * What a file that is not in a format lvsdoctor reads was made with, when it is the human-readable form of a command
+ * whose machine-readable form lvsdoctor does read (the kind people paste into issues): the command to run instead
+ * and the snapshot file it makes. undefined when the text is none of those.
+ */
+export function formatHint(text: string): {readonly what: string; readonly run: string; readonly file: string} | undefined {
+  const t = text.slice(0, 65536)
+  // nft list ruleset: `table FAMILY NAME {` lines (nft -j prints JSON, nft -S/-a the same text with handles)
+  if (/^table (ip|ip6|inet|arp|bridge|netdev) \S+ \{\s*(#.*)?$/m.test(t) && !/^\s*[[{]/.test(t)) {
+    return {what: 'the text of `nft list ruleset`', run: 'nft -j list ruleset', file: 'nft-ruleset.json'}
+  }
+  // iptables -S / iptables -t nat -S: -P/-N/-A lines with no *table line, so the table of each rule is unknown
+  if (!/^\*(filter|nat|mangle|raw|security)\s*$/m.test(t) && (/^-P (INPUT|FORWARD|OUTPUT|PREROUTING|POSTROUTING) (ACCEPT|DROP)\s*$/m.test(t) || (/^-N \S+\s*$/m.test(t) && /^-A \S+ /m.test(t)))) {
+    const v6 = /^-A \S+.* -[sd] [0-9a-fA-F]*:[0-9a-fA-F:]*\//m.test(t) || /^-A \S+.* -p (ipv6-icmp|icmpv6)\b/m.test(t)
+    return v6
+      ? {what: 'the output of `ip6tables -S`, which does not say which table its rules are in', run: 'ip6tables-save', file: 'ip6tables-save.txt'}
+      : {what: 'the output of `iptables -S`, which does not say which table its rules are in', run: 'iptables-save', file: 'iptables-save.txt'}
+  }
+  // iptables -L [-n] [-v] [--line-numbers]
+  if (/^Chain \S+ \((policy (ACCEPT|DROP)|\d+ references)/m.test(t) && /^\s*(num\s+)?(pkts\s+bytes\s+)?target\s+prot\s+opt\s/m.test(t)) {
+    return {what: 'the output of `iptables -L`, which leaves out interfaces (without -v) and prints some matches in a form that cannot be read back', run: 'iptables-save', file: 'iptables-save.txt'}
+  }
+  // ip addr / ip link: `1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 ...`
+  if (/^\d+: [^:\s]+(@\S+)?: <[A-Z0-9_,-]*> mtu \d+/m.test(t)) {
+    return {what: 'the text of `ip addr`', run: 'ip -j addr show', file: 'ip-addr.json'}
+  }
+  // ip rule: `0:	from all lookup local`
+  if (/^\d+:\s+(not\s+)?from \S+ .*\b(lookup|table|goto|blackhole|unreachable|prohibit|nop)\b/m.test(t)) {
+    return {what: 'the text of `ip rule`', run: 'ip -j rule show', file: 'ip-rule.json'}
+  }
+  // ip route: `default via 10.0.2.2 dev eth0 ...`, `10.0.2.0/24 dev eth0 proto kernel scope link src ...`
+  if (/^(default|(local |broadcast |unreachable |blackhole |prohibit |throw )?[0-9a-fA-F.:]+(\/\d+)?) (via|dev|table|proto) \S+/m.test(t) && !/^\s*[[{]/.test(t)) {
+    return {what: 'the text of `ip route`', run: 'ip -j route show table all', file: 'ip-route.json'}
+  }
+  return undefined
+}
+
 interface RawFiles {
   name: string
   source: string
@@ -134,6 +171,8 @@ function readRaw(path: string): RawFiles[] {
   if (data.length >= 2 && data[0] === 0x1f && data[1] === 0x8b) return fromTar(path, data)
   const type = detectFileType(data)
   if (!type) {
+    const hint = data.includes(0) ? undefined : formatHint(data.toString('utf8', 0, Math.min(data.length, 65536)))
+    if (hint) throw new UsageError(`${path}: this is ${hint.what}; lvsdoctor reads the output of \`${hint.run}\` (a snapshot's ${hint.file}): run that instead`)
     throw new UsageError(`${path}: not a snapshot directory, a .tar.gz of one, or a file lvsdoctor recognises (iptables-save, ip6tables-save, nft -j list ruleset, ipvsadm -Sn/-Ln/-Lnc, ip -j addr/route/rule, sysctl, conntrack -L, ss -ltnu, keepalived.conf, pcap)`)
   }
   const stem = basename(path).replace(/\.(txt|json|conf|save|pcap|pcapng|iptables-save|ip6tables-save)$/, '')
@@ -209,7 +248,9 @@ function buildHost(raw: RawFiles): HostSnapshot {
       return parse(t, f)
     } catch (e) {
       if (e instanceof ParseError) {
-        host.errors.push(e)
+        // the human-readable form of the command (nft list ruleset without -j, iptables -S...): say what to run
+        const hint = formatHint(t)
+        host.errors.push(hint && hint.file !== f ? e : hint ? new ParseError(f, e.line, `the output of \`${hint.run}\` (this is ${hint.what}: run \`${hint.run}\` instead)`, e.found) : e)
         return undefined
       }
       throw e

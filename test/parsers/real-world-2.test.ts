@@ -1,8 +1,10 @@
 // Real-world inputs of the second hunt (fixtures/real-world/README.md names each source): what iptables-nft-save
 // says about rules it does not print, and the human-readable outputs people paste instead of the ones lvsdoctor reads.
+import {readFileSync} from 'node:fs'
 import {describe, expect, test} from 'vitest'
 import {parseIptablesSave} from '../../src/snapshot/parsers/iptables-save.js'
-import {hostFromFiles, loadSnapshots} from '../../src/snapshot/store.js'
+import {formatHint, hostFromFiles, loadSnapshots} from '../../src/snapshot/store.js'
+import {UsageError} from '../../src/model/source.js'
 import {fixtureReader} from './helpers.js'
 
 const F = 'fixtures/real-world/'
@@ -68,3 +70,35 @@ describe('iptables-nft-save: the rules it does not print are said, not silently 
 function loadFrom(files: Map<string, string>) {
   return hostFromFiles('h', 'mem', files)
 }
+
+describe('the human-readable forms people paste: the error says what to run instead', () => {
+  test.each([
+    ['nft list ruleset (kube-proxy nftables mode)', 'nft/kube-proxy-nft-overall.nft', 'nft -j list ruleset', 'nft-ruleset.json'],
+    ['iptables -t nat -S (flannel)', 'iptables/k8s-flannel-nat-S.txt', 'iptables-save', 'iptables-save.txt'],
+    ['iptables -nvL -t nat (moby#30233)', 'iptables/moby-30233-nat-nvL.txt', 'iptables-save', 'iptables-save.txt'],
+  ])('%s', (_name, file, run, snapshotFile) => {
+    const hint = formatHint(read(file))
+    expect(hint).toMatchObject({run, file: snapshotFile})
+    expect(() => loadSnapshots([F + file])).toThrow(UsageError)
+    expect(() => loadSnapshots([F + file])).toThrow(new RegExp(`lvsdoctor reads the output of \`${run}\``))
+  })
+
+  test('in a snapshot directory, the file of the wrong form names the command to run', () => {
+    const h = loadFrom(
+      new Map([
+        ['nft-ruleset.json', read('nft/kube-proxy-nft-overall.nft')],
+        ['iptables-save.txt', read('iptables/k8s-flannel-nat-S.txt')],
+      ]),
+    )
+    expect(h.errors.map((e) => `${e.file}:${e.line} ${e.expected}`)).toEqual([
+      expect.stringMatching(/^iptables-save.txt:1 the output of `iptables-save` \(this is the output of `iptables -S`/),
+      expect.stringMatching(/^nft-ruleset.json:1 the output of `nft -j list ruleset` \(this is the text of `nft list ruleset`/),
+    ])
+  })
+
+  test('what lvsdoctor reads gets no hint (ip -j, iptables-save, nft -j)', () => {
+    for (const f of ['ip/ip-route.json', 'ip/ip-rule.json', 'iptables/incompatible-nat/iptables-save.txt', 'iptables/incompatible-nat/nft-ruleset.json']) {
+      expect(formatHint(readFileSync(F + f, 'utf8'))).toBeUndefined()
+    }
+  })
+})
