@@ -27,6 +27,7 @@ import dnatUntracked from './dnat-untracked.js'
 import drReplyViaDirector from './dr-reply-via-director.js'
 import drRealserverNoVip from './dr-realserver-no-vip.js'
 import ipvsHashQuiesced from './ipvs-hash-quiesced.js'
+import oneWayReplySnat from './one-way-reply-snat.js'
 
 export const RULES: readonly Rule[] = [
   drStatefulFilter,
@@ -54,6 +55,7 @@ export const RULES: readonly Rule[] = [
   drReplyViaDirector,
   drRealserverNoVip,
   ipvsHashQuiesced,
+  oneWayReplySnat,
 ]
 
 export function ruleById(id: string, rules: readonly Rule[] = RULES): Rule | undefined {

@@ -1,0 +1,120 @@
+// one-way-reply-snat: an LVS-DR/TUN realserver (or a realserver a router sends the VIP to) answers the client
+// itself, from the VIP, by a way the requests did not come. A host on that way (a router, a NAT gateway, a
+// firewall) that SNATs or MASQUERADEs what it forwards to the clients' side never saw the requests: its conntrack
+// takes the answers for a new connection (UDP: every answer; TCP: the first packet after the SYN/ACK, picked up
+// mid-stream with nf_conntrack_tcp_loose=1) and the nat table gives that connection a new source. The client then
+// gets answers from the router's address instead of the VIP and drops them (a connected UDP socket, a resolver
+// checking the source; TCP answers with a reset). NAT applies only to a connection's first packet, which is why it
+// breaks only where the requests take another way (nf_nat_inet_fn: a new entry is looked up in the nat table).
+import {formatEndpoint, formatIp, hostPrefix, type IpAddr} from '../model/ip.js'
+import type {Evidence} from '../model/finding.js'
+import {routeEvidence} from '../dataplane/routing.js'
+import {customRule, finding} from './engine/helpers.js'
+import {ev, type HostView} from './engine/host.js'
+import {flowPacket, type L4} from './engine/packets.js'
+import {received} from './engine/path.js'
+import {isDefaultRule} from './engine/returnpath.js'
+import {describeService} from './engine/world.js'
+import type {World} from './engine/world.js'
+import type {RuleFinding, RuleMeta} from './types.js'
+
+export const meta: RuleMeta = {
+  id: 'one-way-reply-snat',
+  title: 'a router SNATs the direct answers of a DR/routed service, whose requests it never saw',
+  severity: 'error',
+  description:
+    "In LVS-DR, LVS-TUN and routed-VIP setups the realserver answers the client itself, from the VIP, and the answers may take another way than the requests. A router on the answers' way that SNATs or MASQUERADEs traffic toward the clients never saw the requests: its conntrack takes the answers for a new connection (every UDP answer; for TCP the first packet after the SYN/ACK, picked up mid-stream) and rewrites their source to its own address. The client drops answers that do not come from the VIP. Exempt the VIP's answers from that NAT rule, or let the requests pass the same router.",
+  sources: [
+    'net/netfilter/nf_nat_core.c nf_nat_inet_fn (the nat table is consulted for the first packet of a new conntrack entry only)',
+    'net/netfilter/nf_conntrack_proto_tcp.c (nf_conntrack_tcp_loose: a mid-stream packet starts a new entry)',
+    'test/kernel/random-udp.kernel.test.ts (LVS-DR-shaped UDP with MASQUERADE on the router: the kernel delivered the answer from the router\'s address; check was silent)',
+  ],
+}
+
+interface Direct {
+  readonly director: HostView
+  readonly rs: HostView
+  readonly vip: IpAddr
+  readonly port: number
+  readonly proto: L4
+  readonly what: string
+  readonly evidence: readonly Evidence[]
+}
+
+/** The services whose realservers answer the client themselves, from the VIP. */
+function directServices(w: World): Direct[] {
+  const out: Direct[] = []
+  for (const svc of w.services) {
+    const probe = svc.probes[0]
+    if (svc.kind !== 'ipvs' || !probe || probe.dport === undefined) continue
+    for (const b of svc.backends) {
+      if (!b.owner || b.local || (b.method !== 'route' && b.method !== 'tunnel') || b.weight === 0 || b.owner.isLocal(probe.dst) !== true) continue
+      out.push({director: svc.host, rs: b.owner, vip: probe.dst, port: probe.dport, proto: svc.proto, what: `${describeService(svc)} on ${svc.host.name}`, evidence: [ev(svc.loc, svc.host.name), ev(b.loc, svc.host.name)]})
+    }
+  }
+  for (const f of w.forwards) {
+    out.push({director: f.host, rs: f.realserver, vip: f.vip, port: f.port, proto: f.proto, what: `${f.proto.toUpperCase()} ${formatEndpoint({ip: f.vip, port: f.port})} (routed by ${f.host.name} to ${f.realserver.name})`, evidence: [...f.routeEvidence.map((e) => ({...e, host: f.host.name})), ev(f.vipLoc, f.realserver.name)]})
+  }
+  return out
+}
+
+/** The snapshot hosts the answers cross on their way from `rs` to the client: [host, interface they arrive on]. */
+function hopsToClient(w: World, rs: HostView, vip: IpAddr): {host: HostView; iif?: string; evidence: Evidence[]}[] {
+  const out: {host: HostView; iif?: string; evidence: Evidence[]}[] = []
+  let cur = rs
+  let src: IpAddr | undefined = vip
+  for (let hop = 0; hop < 8; hop++) {
+    if (cur.isLocal(w.client.ip)) break
+    const r = cur.route({dst: w.client.ip, src})
+    if (!r || r.kind !== 'unicast' || !r.gateway) break
+    const next = w.ownerOf(r.gateway, cur)
+    if (!next || next === rs || out.some((x) => x.host === next)) break
+    out.push({host: next, iif: next.addressOf(r.gateway)?.iface.name, evidence: routeEvidence(r).filter((loc) => !isDefaultRule(loc.text)).map((loc) => ev(loc, cur.name))})
+    cur = next
+    src = undefined
+  }
+  return out
+}
+
+export default customRule(meta, (w) => {
+  const out: RuleFinding[] = []
+  const seen = new Set<string>()
+  for (const d of directServices(w)) {
+    for (const hop of hopsToClient(w, d.rs, d.vip)) {
+      const h = hop.host
+      // the director on the way is dr-reply-via-director's (it drops its own VIP as a martian); a host that also
+      // carries the requests has the connection's entry and does not NAT the answers
+      if (h === d.director || !h.fw) continue
+      const key = `${h.name}|${d.vip.value}|${d.port}|${d.proto}`
+      if (seen.has(key)) continue
+      // UDP: every answer starts an entry; TCP: the first answer after the SYN/ACK (mid-stream pickup), unless
+      // nf_conntrack_tcp_loose=0, when it is INVALID and never NATed
+      if (d.proto === 'tcp' && h.sysctl.num('net.netfilter.nf_conntrack_tcp_loose') === 0) continue
+      const e = {src: d.vip, sport: d.port, dst: w.client.ip, dport: w.client.port, proto: d.proto}
+      const r = received(h, flowPacket(e, 'RDATA'), {state: 'NEW', iif: hop.iif})
+      if (r.blocked || r.to !== 'forward') continue
+      const post = r.hooks.find((x) => x.hook === 'POSTROUTING')
+      const nat = post?.nat
+      if (!nat || (nat.kind !== 'SNAT' && nat.kind !== 'MASQUERADE')) continue
+      seen.add(key)
+      // MASQUERADE: the address the output device's route picks (nf_nat_masquerade_ipv4: inet_select_addr)
+      const toIp = nat.to?.ip ?? (nat.kind === 'MASQUERADE' ? h.sourceFor(w.client.ip) : undefined) ?? (post!.packet.src.value !== d.vip.value ? post!.packet.src : undefined)
+      const to = toIp ? formatIp(toIp) : `an address of ${h.name}`
+      const tcp = d.proto === 'tcp'
+      out.push(
+        finding(meta, h.name, {
+          message:
+            `${d.rs.name} answers the clients of ${d.what} itself, from ${formatIp(d.vip)}, and the answers cross ${h.name}, which never sees the requests (they go by ${d.director.name}). ` +
+            `${h.name}'s conntrack takes the answers for a new connection (${tcp ? 'the first packet after the SYN/ACK, picked up mid-stream' : 'every UDP answer'}) and ${nat.kind} rewrites their source to ${to}: ` +
+            `the client ${formatIp(w.client.ip)} gets answers from ${to} instead of ${formatIp(d.vip)} and drops them${tcp ? ' (its TCP stack answers with a reset)' : ''}.`,
+          evidence: [...d.evidence, ...hop.evidence, ev(nat.decision.loc, h.name)],
+          fix: {
+            summary: `exempt the VIP's answers from ${h.name}'s ${nat.kind} (an accept in its nat POSTROUTING before the rule), or route the requests through ${h.name} too`,
+            ops: h.fw.fixer.acceptBefore(nat.decision, {src: hostPrefix(d.vip), proto: d.proto, sport: d.port}),
+          },
+        }),
+      )
+    }
+  }
+  return out
+})

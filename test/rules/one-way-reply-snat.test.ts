@@ -1,0 +1,47 @@
+// one-way-reply-snat: a NAT router on the way of an LVS-DR realserver's answers, which never sees the requests,
+// masquerades them. The kernel showed it (test/kernel/random-udp.kernel.test.ts with MASQUERADE on the router; a
+// TCP netns run: the SYN/ACK passes as INVALID, the first data packet is picked up and masqueraded, the client
+// resets); trace predicts both, and its --fix replays the exemption check proposes.
+import {describe, expect, test} from 'vitest'
+import {parseEndpoint, parseIp} from '../../src/model/ip.js'
+import {runRules} from '../../src/rules/index.js'
+import {traceConnection} from '../../src/services/trace.js'
+import {traceWithFixes} from '../../src/services/trace-command.js'
+import {editedScenario, loadScenario} from './helpers.js'
+
+const RULE = 'one-way-reply-snat'
+const mine = (hosts: Parameters<typeof runRules>[0]['hosts']) => runRules({hosts}).filter((f) => f.rule === RULE)
+const flow = (vip: string, proto: 'tcp' | 'udp' = 'tcp') => ({vip: parseEndpoint(vip)!, proto, client: parseIp('198.51.100.10')!, clientPort: 40000})
+
+describe('one-way-reply-snat', () => {
+  test('TCP: fires on the router with an exemption before its MASQUERADE; trace: connected, then the masqueraded answer is reset; --fix closes', async () => {
+    const hosts = loadScenario('dr-router-masquerade')
+    const f = mine(hosts)
+    expect(f.map((x) => [x.host, x.fix?.commands])).toEqual([['g', ['iptables -t nat -I POSTROUTING 1 -s 192.0.2.100/32 -p tcp -m tcp --sport 80 -j ACCEPT']]])
+    expect(f[0]!.message).toMatch(/picked up mid-stream.*rewrites their source to 203\.0\.113\.254/)
+    const t = traceConnection(hosts, flow('192.0.2.100:80'))
+    expect(t.connection).toEqual({connected: true, reply: false, closed: false})
+    expect(t.firstFailure?.reason).toMatch(/from 203\.0\.113\.254:80/)
+    const fixed = await traceWithFixes(hosts, flow('192.0.2.100:80'), f)
+    expect(fixed.result.connection).toEqual({connected: true, reply: true, closed: true})
+    expect(mine(loadScenario('dr-router-masquerade-fixed'))).toEqual([])
+    expect(traceConnection(loadScenario('dr-router-masquerade-fixed'), flow('192.0.2.100:80')).connection.closed).toBe(true)
+  })
+
+  test('UDP: every answer is a new connection for the router', async () => {
+    const hosts = editedScenario('dr-router-masquerade', 'director', (f, t) => (f === 'ipvsadm-Sn.txt' ? t.replace(/-t 192\.0\.2\.100:80/g, '-u 192.0.2.100:53').replace('192.0.2.11:80', '192.0.2.11:53') : t))
+    const f = mine(hosts)
+    expect(f.map((x) => x.fix?.commands)).toEqual([['iptables -t nat -I POSTROUTING 1 -s 192.0.2.100/32 -p udp -m udp --sport 53 -j ACCEPT']])
+    expect(f[0]!.message).toMatch(/every UDP answer/)
+    expect(traceConnection(hosts, flow('192.0.2.100:53', 'udp')).connection.reply).toBe(false)
+    expect((await traceWithFixes(hosts, flow('192.0.2.100:53', 'udp'), f)).result.connection.reply).toBe(true)
+  })
+
+  test('quiet: nf_conntrack_tcp_loose=0 on the router (the answers stay INVALID and are never NATed), a MASQUERADE of other sources', () => {
+    const loose0 = editedScenario('dr-router-masquerade', 'g', (f, t) => (f === 'sysctl.txt' ? t.replace('net.netfilter.nf_conntrack_tcp_loose = 1', 'net.netfilter.nf_conntrack_tcp_loose = 0') : t))
+    expect(mine(loose0)).toEqual([])
+    expect(traceConnection(loose0, flow('192.0.2.100:80')).connection.closed).toBe(true)
+    const other = editedScenario('dr-router-masquerade', 'g', (f, t) => (f === 'iptables-save.txt' ? t.replace('-A POSTROUTING -o ldr-eth1 -j MASQUERADE', '-A POSTROUTING -s 10.0.0.0/8 -o ldr-eth1 -j MASQUERADE') : t))
+    expect(mine(other)).toEqual([])
+  })
+})
