@@ -3,7 +3,11 @@
 // forwarded to a backend (filter FORWARD).
 import {serviceRule, finding} from './engine/helpers.js'
 import {ev} from './engine/host.js'
-import {assumedNote, guessesOf, requestIn, requestInBlocked, params, ipvsKnobs, where, ipSel, placeOf} from './engine/flows.js'
+import {assumedNote, backendSynDrops, guessesOf, requestIn, requestInBlocked, params, ipvsKnobs, where, ipSel, placeOf} from './engine/flows.js'
+import {listSome} from './engine/list.js'
+import type {FixOp} from './engine/fix.js'
+import type {World} from './engine/world.js'
+import {describeBackend} from './engine/world.js'
 import {describeService, vipSelector, type LbService} from './engine/world.js'
 import type {RuleMeta} from './types.js'
 
@@ -16,6 +20,49 @@ export const meta: RuleMeta = {
   sources: ['002_470e9850247cd7a0.txt (LVS-HOWTO 29.3, 29.6, 29.11.2)', '001_99dd2e38bf121ee9.txt', 'net/netfilter/ipvs/ip_vs_core.c ip_vs_ops4'],
 }
 
+/**
+ * A DNAT service whose FORWARD chain drops the SYN to some of its backends only (a backend added to the cascade
+ * and forgotten in the firewall): the connections the cascade sends there fail, the others work. undefined when
+ * no backend's SYN is dropped, or every one's (then the service's own probe tells, with the whole path).
+ */
+function partialDrop(svc: LbService, w: World) {
+  const drops = backendSynDrops(svc, w)
+  const reached = svc.backends.filter((b) => !b.local && b.method === 'dnat' && b.share !== 0)
+  if (drops.length === 0 || drops.length >= reached.length) return undefined
+  const h = svc.host
+  const fw = h.fw!
+  const share = drops.every((d) => d.b.share !== undefined) ? drops.reduce((a, d) => a + d.b.share!, 0) : undefined
+  const pct = share === undefined ? '' : ` (${share >= 0.995 ? 'all' : share < 0.005 ? 'under 1%' : `${Math.round(share * 100)}%`} of new connections)`
+  const byDecision = new Map<string, {d: NonNullable<(typeof drops)[number]['hr']['decision']>; bs: typeof drops}>()
+  for (const x of drops) {
+    const d = x.hr.decision!
+    const k = `${d.loc.file}|${d.loc.line}|${d.chain}`
+    const cur = byDecision.get(k)
+    if (cur) cur.bs.push(x)
+    else byDecision.set(k, {d, bs: [x]})
+  }
+  const ops: FixOp[] = []
+  const seen = new Set<string>()
+  for (const x of drops) {
+    const key = `${x.b.ip.value}|${x.b.port}`
+    if (seen.has(key)) continue
+    seen.add(key)
+    ops.push(...fw.fixer.acceptBefore(x.hr.decision!, ipSel(x.b.ip, svc.proto, x.b.port ?? svc.probes[0]!.dport)))
+  }
+  const first = drops[0]!.hr.decision!
+  const assumed = drops.map((x) => assumedNote(x.hr.decision!)).filter((x): x is string => !!x)
+  return finding(meta, h.name, {
+    severity: assumed.length ? 'info' : undefined,
+    message:
+      `New connections to ${describeService(svc)} that the DNAT sends to ${listSome(drops.map((x) => describeBackend(x.b)))}${pct} are ${first.verdict === 'REJECT' ? 'rejected' : 'dropped'} at FORWARD by ` +
+      `${[...byDecision.values()].map((x) => where(x.d)).join(', ')}: FORWARD sees them after the DNAT, addressed to the backend. ` +
+      `Those connections ${first.verdict === 'REJECT' ? 'are refused' : 'time out'}; the ones sent to ${listSome(reached.filter((b) => !drops.some((x) => x.b === b)).map(describeBackend))} pass.`,
+    evidence: [ev(svc.loc), ...drops.map((x) => ev(x.b.loc)), ...[...byDecision.values()].map((x) => ev(x.d.loc))],
+    unverified: assumed,
+    fix: {summary: `accept the SYN to ${drops.length === 1 ? 'that backend' : 'those backends'} in FORWARD as the others are, before ${placeOf(first)}`, ops},
+  })
+}
+
 export default serviceRule(meta, (svc: LbService, w) => {
   const h = svc.host
   if (!h.fw) return undefined
@@ -23,10 +70,21 @@ export default serviceRule(meta, (svc: LbService, w) => {
   for (const probe of svc.probes) {
     const p = params(k, svc.kind === 'dnat' ? 'dnat' : 'masq', svc.proto)
     // the verdict first (its forwarded part shared with other services' packets); the packet itself when it is blocked
-    if (!requestInBlocked(svc, w, probe, 'SYN', p, 'NEW')) continue
+    if (!requestInBlocked(svc, w, probe, 'SYN', p, 'NEW')) {
+      // the probe takes the cascade's first backend: the others may meet FORWARD otherwise
+      if (svc.kind === 'dnat' && probe === svc.probes[0]) {
+        const f = partialDrop(svc, w)
+        if (f) return f
+      }
+      continue
+    }
     const r = requestIn(svc, w, probe, 'SYN', p, 'NEW')
     const b = r.result.blocked
     if (!b) continue
+    if (svc.kind === 'dnat' && b.hook.hook === 'FORWARD' && probe === svc.probes[0]) {
+      const f = partialDrop(svc, w)
+      if (f) return f
+    }
     // a DNAT service whose own rule did not take this packet (it selects other sources, e.g. OpenWrt's reflection
     // rules for LAN clients only): the drop is not about the service's connections
     if (svc.kind === 'dnat' && b.hook.hook !== 'PREROUTING' && !r.result.hooks.some((hk) => hk.hook === 'PREROUTING' && (hk.nat?.kind === 'DNAT' || hk.nat?.kind === 'REDIRECT'))) continue

@@ -7,7 +7,7 @@ import type {Evidence} from '../model/finding.js'
 import {customRule, finding} from './engine/helpers.js'
 import {ev, locRef, UNKNOWN_IF, type HostView} from './engine/host.js'
 import type {IptRule, IptTable} from '../model/iptables.js'
-import {backendOutcome, clientIif, describeReplay, ipvsKnobs, params, placeOf, requestIn, requestInBlocked, type Replay} from './engine/flows.js'
+import {backendOutcome, backendSynDrops, clientIif, describeReplay, ipvsKnobs, params, placeOf, requestIn, requestInBlocked, type Replay} from './engine/flows.js'
 import {hookByDstClass, rulesetFacts} from './engine/path.js'
 import {flowPacket, type Endpoints} from './engine/packets.js'
 import type {FlowPacket} from './engine/ctmodel.js'
@@ -104,6 +104,10 @@ function check(svc: LbService, w: World): RuleFinding | undefined {
   // the SYN's own drop is filter-blocks-vip's; its stateless accept also passes what that decision would drop later
   const synDecision = requestInBlocked(svc, w, probe, 'SYN', p, 'NEW') ? requestIn(svc, w, probe, 'SYN', p, 'NEW').result.blocked?.decision : undefined
   const iif = clientIif(h, w, svc.vip, svc)
+  // a backend whose own SYN FORWARD drops (the probe above takes the cascade's first one) is filter-blocks-vip's
+  // too: its stateless accept for that backend passes what a later decision would drop
+  const synDrops = new Map<Backend, Decision>()
+  for (const x of backendSynDrops(svc, w)) synDrops.set(x.b, x.hr.decision!)
   const dropped: Dropped[] = []
   // per backend once: its packet's endpoints and marks and where it leaves (kube-proxy services have thousands)
   const legs: {b: Backend; e: Endpoints; ctMark: number; oif: string}[] = []
@@ -116,14 +120,15 @@ function check(svc: LbService, w: World): RuleFinding | undefined {
   // evaluation per class (kube-proxy: 31,704 backends, a few hundred classes)
   const fates = new Map<string, {kind: FlowPacket; hr: HookResult}[]>()
   for (const {b, e, ctMark, oif} of legs) {
-    const key = `${addrClass(h, FORWARD_DST, 'dst', b.ip)}|${e.dport}|${e.mark}|${ctMark}|${oif}`
+    const legSyn = synDrops.get(b)
+    const key = `${addrClass(h, FORWARD_DST, 'dst', b.ip)}|${e.dport}|${e.mark}|${ctMark}|${oif}|${legSyn ? `${legSyn.loc.file}:${legSyn.loc.line}` : ''}`
     let fate = fates.get(key)
     if (!fate) {
       fate = []
       for (const kind of LATER) {
         // after the DNAT (the binding rewrites every packet at PREROUTING); FORWARD alone decides (raw/mangle drops are rare)
         const hr = hookByDstClass(h, 'FORWARD', e, kind, {state: 'ESTABLISHED', ctMark, iif, oif}, false)
-        if (hr && hr.verdict !== 'ACCEPT' && hr.decision && !coveredBy(synDecision, hr.decision)) fate.push({kind, hr})
+        if (hr && hr.verdict !== 'ACCEPT' && hr.decision && !coveredBy(synDecision, hr.decision) && !coveredBy(legSyn, hr.decision)) fate.push({kind, hr})
       }
       fates.set(key, fate)
     }

@@ -8,7 +8,8 @@ import {ctStateOf, type CtParams, type FlowPacket, type FlowPlace} from './ctmod
 import type {Decision} from './firewall.js'
 import {ev, locRef, UNKNOWN_IF, type HostView} from './host.js'
 import {flowPacket, l4Name, PACKET_WORDS, type Endpoints, type L4} from './packets.js'
-import {received, receivedBySrcClass, receivedSharingTail, sent, type PathResult} from './path.js'
+import {hookByDstClass, received, receivedBySrcClass, receivedSharingTail, sent, type PathResult} from './path.js'
+import type {HookResult} from './firewall.js'
 import {clientIifOf, type Backend, type DnatOutcome, type LbService, type World} from './world.js'
 import type {CtState, IptRule} from '../../model/iptables.js'
 import type {ForwardPath} from './forward.js'
@@ -274,4 +275,25 @@ export function backendOutcome(svc: LbService, b: Backend): DnatOutcome | undefi
     outcomesByRule.set(svc, m)
   }
   return m.get(b.rule)
+}
+
+/**
+ * The SYN of a DNAT service's connections to each of its backends, at the balancer's FORWARD hook after the DNAT
+ * (state NEW, DNAT status set), once per class of backends FORWARD cannot tell apart: the backends whose SYN the
+ * hook drops or rejects, with its result. Local backends (INPUT) and backends no connection reaches are left out.
+ */
+export function backendSynDrops(svc: LbService, w: World): {readonly b: Backend; readonly hr: HookResult}[] {
+  const h = svc.host
+  const probe = svc.probes[0]
+  if (svc.kind !== 'dnat' || !h.fw || !probe) return []
+  const iif = clientIif(h, w, svc.vip, svc)
+  const out: {b: Backend; hr: HookResult}[] = []
+  for (const b of svc.backends) {
+    if (b.local || b.method !== 'dnat' || b.share === 0) continue
+    const o = backendOutcome(svc, b)
+    const e: Endpoints = {src: w.client.ip, sport: w.client.port, dst: b.ip, dport: b.port ?? probe.dport ?? 0, proto: svc.proto, mark: o?.mark ?? probe.mark}
+    const hr = hookByDstClass(h, 'FORWARD', e, 'SYN', {state: 'NEW', ctMark: o?.ctMark ?? 0, iif, oif: h.oifFor(b.ip) ?? UNKNOWN_IF, dnat: true}, false)
+    if (hr && hr.verdict !== 'ACCEPT' && hr.decision) out.push({b, hr})
+  }
+  return out
 }

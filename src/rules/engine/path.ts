@@ -464,19 +464,21 @@ export interface HookOpts {
   readonly iif?: string
   readonly oif?: string
   readonly assumeLocal?: readonly IpAddr[]
+  /** the packet's connection was DNATed (IPS_DST_NAT: `--ctstate DNAT`, nft `ct status dnat` match) */
+  readonly dnat?: boolean
 }
 
 /** hookByDstClass: per host, context -> destination class -> port -> mark -> ct mark -> oif -> result */
 const hooks_ = new WeakMap<HostView, Level<string, Level<string, Level<number, Level<number, Level<number, Level<string, HookResult>>>>>>>()
 
 /** The hookByDstClass inputs other than the destination, its port, the marks and the oif, as text; remembered for the last call. */
-let lastHook: {hook: Hook; nat: boolean; src: IpAddr; sport: number; proto: string; kind: FlowPacket; state: CtState; dir?: string; iif?: string; assumeLocal?: readonly IpAddr[]; key: string} | undefined
+let lastHook: {hook: Hook; nat: boolean; src: IpAddr; sport: number; proto: string; kind: FlowPacket; state: CtState; dir?: string; iif?: string; assumeLocal?: readonly IpAddr[]; dnat?: boolean; key: string} | undefined
 
 function hookContext(hook: Hook, nat: boolean, e: Endpoints, kind: FlowPacket, o: HookOpts): string {
   const l = lastHook
-  if (l && l.hook === hook && l.nat === nat && l.src === e.src && l.sport === e.sport && l.proto === e.proto && l.kind === kind && l.state === o.state && l.dir === o.dir && l.iif === o.iif && l.assumeLocal === o.assumeLocal) return l.key
-  const key = `${hook}|${nat}|${ipText(e.src)}|${e.sport}|${e.proto}|${kind}|${o.state}|${o.dir ?? ''}|${o.iif ?? ''}|${addrs(o.assumeLocal)}`
-  lastHook = {hook, nat, src: e.src, sport: e.sport, proto: e.proto, kind, state: o.state, dir: o.dir, iif: o.iif, assumeLocal: o.assumeLocal, key}
+  if (l && l.hook === hook && l.nat === nat && l.src === e.src && l.sport === e.sport && l.proto === e.proto && l.kind === kind && l.state === o.state && l.dir === o.dir && l.iif === o.iif && l.assumeLocal === o.assumeLocal && l.dnat === o.dnat) return l.key
+  const key = `${hook}|${nat}|${ipText(e.src)}|${e.sport}|${e.proto}|${kind}|${o.state}|${o.dir ?? ''}|${o.iif ?? ''}|${addrs(o.assumeLocal)}|${o.dnat ? 'D' : ''}`
+  lastHook = {hook, nat, src: e.src, sport: e.sport, proto: e.proto, kind, state: o.state, dir: o.dir, iif: o.iif, assumeLocal: o.assumeLocal, dnat: o.dnat, key}
   return key
 }
 
@@ -504,7 +506,8 @@ export function hookByDstClass(h: HostView, hook: Hook, e: Endpoints, kind: Flow
   const byOif = level(level(level(level(level(m, ctx, makeMap), cls, makeMap), e.dport, makeMap), mark, makeMap), ctMark, makeMap)
   let r = byOif.get(oif)
   if (!r) {
-    r = fw.runHook(hook, flowPacket(e, kind), h.env({iif: o.iif, oif: o.oif, ct: ctView(o.state, o.dir, ctMark), assumeLocal: o.assumeLocal}), nat)
+    const ct = ctView(o.state, o.dir, ctMark)
+    r = fw.runHook(hook, flowPacket(e, kind), h.env({iif: o.iif, oif: o.oif, ct: o.dnat ? {...ct, status: withDnat(ct.status)} : ct, assumeLocal: o.assumeLocal}), nat)
     byOif.set(oif, r)
   }
   lastHookAnswer = {h, ctx, cls, dport: e.dport, mark, ctMark, oif, r}
