@@ -102,3 +102,13 @@ describe('the human-readable forms people paste: the error says what to run inst
     }
   })
 })
+
+describe('rewrites the trace does not make are listed', () => {
+  test('-j CT --zone (the Proxmox VE admin guide\'s masquerading setup): conntrack zones are not modelled', () => {
+    const r = parseIptablesSave(read('iptables/pve-network-nat-ct-zone.iptables-save'), 'iptables-save.txt', 4)
+    expect(r.notModelled.map((n) => `${n.line} ${n.what}`)).toEqual(['5 -j CT --zone 1: conntrack zones are not modelled (every entry is taken as zone 0\'s)'])
+    // the other CT options stay as they were: --notrack modelled, --helper kept quietly
+    const other = parseIptablesSave('*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A PREROUTING -p tcp -m tcp --dport 21 -j CT --helper ftp\n-A PREROUTING -p udp -j CT --notrack\nCOMMIT\n', 'f', 4)
+    expect(other.notModelled).toEqual([])
+  })
+})
