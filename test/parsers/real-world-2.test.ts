@@ -3,6 +3,7 @@
 import {readFileSync} from 'node:fs'
 import {describe, expect, test} from 'vitest'
 import {parseIptablesSave} from '../../src/snapshot/parsers/iptables-save.js'
+import {parseNftJson} from '../../src/snapshot/parsers/nft-json.js'
 import {formatHint, hostFromFiles, loadSnapshots} from '../../src/snapshot/store.js'
 import {UsageError} from '../../src/model/source.js'
 import {fixtureReader} from './helpers.js'
@@ -110,5 +111,18 @@ describe('rewrites the trace does not make are listed', () => {
     // the other CT options stay as they were: --notrack modelled, --helper kept quietly
     const other = parseIptablesSave('*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A PREROUTING -p tcp -m tcp --dport 21 -j CT --helper ftp\n-A PREROUTING -p udp -j CT --notrack\nCOMMIT\n', 'f', 4)
     expect(other.notModelled).toEqual([])
+  })
+
+  test('nft: a mangle of anything but meta mark / ct mark (nftlb stateless DNAT: ip daddr set numgen ... map, ether daddr set) is listed', () => {
+    const r = parseNftJson(read('nft/nftlb-016_stlsdnat_ipv4_tcp_weighted_rr.json'), 'nft-ruleset.json')
+    const what = r.notModelled.map((n) => n.what)
+    expect(what).toContainEqual(expect.stringMatching(/^nft netdev nftlb lb01 handle \d+: ip daddr set numgen random mod 7 map \{ 0-1 : 192\.168\.0\.10, .*rewriting ip daddr is not modelled/))
+    expect(what).toContainEqual(expect.stringMatching(/^nft netdev nftlb lb01-back handle \d+: ip saddr set 192\.168\.56\.101: rewriting ip saddr is not modelled/))
+    expect(what.filter((w) => w.includes('ether daddr set'))).toHaveLength(2)
+    // a mark is rewritten by the trace: not listed (kube-proxy's mark set mark or 0x4000, nftlb's ct mark set)
+    const kp = parseNftJson(read('nft/kube-proxy-nft-overall.json'), 'nft-ruleset.json')
+    expect(kp.notModelled).toEqual([])
+    const lb = parseNftJson(read('nft/nftlb-001_snat_ipv4_tcp_weight.json'), 'nft-ruleset.json')
+    expect(lb.notModelled.some((n) => n.what.includes('rewriting'))).toBe(false)
   })
 })

@@ -11,7 +11,9 @@
 // place in the text: `rule.stmts` builds them again on first use and keeps them. Equal expressions are shared.
 import {formatIp, formatPrefix, makePrefix, parseIp, type IpAddr, type Prefix} from '../../model/ip.js'
 import {
+  formatNftExpr,
   formatNftRule,
+  formatNftStmt,
   formatNftPriority,
   NFT_FAMILIES,
   type NftBaseChain,
@@ -503,7 +505,11 @@ function stmt(j: Json): NftStmt {
     case 'mangle':
       if (isObj(v) && v.key !== undefined && v.value !== undefined) {
         const k = expr(v.key)
-        return {kind: 'mangle', key: k, value: expr(v.value, keyHints(k))}
+        const m: NftStmt = {kind: 'mangle', key: k, value: expr(v.value, keyHints(k))}
+        // `ct zone set`, `ip daddr set` (stateless NAT), `ip dscp set`, `ct label set`...: the trace replays the
+        // packet unchanged and the checks read no such rewrite (dataplane/nft.ts: only meta mark and ct mark)
+        if (!isMarkKey(v.key) && k.kind !== 'unknown' && (m.value as NftExpr).kind !== 'unknown') ctx.unknown.push(`${formatNftStmt(m, ctx.table?.family)}: rewriting ${formatNftExpr(k)} is not modelled (the packet is taken as unchanged)`)
+        return m
       }
       break
     case 'notrack':
@@ -573,6 +579,13 @@ function stmt(j: Json): NftStmt {
   return unknownStmt(key, j)
 }
 
+/** `meta mark` or `ct mark` (the marks the trace and the checks rewrite), as nft -j prints the key of a mangle */
+function isMarkKey(k: Json | undefined): boolean {
+  if (!isObj(k)) return false
+  const m = k.meta ?? k.ct
+  return isObj(m) && m.key === 'mark' && (k.meta !== undefined || m.dir === undefined)
+}
+
 /** Builds a rule's statements in the current ctx; xt statements are noted in ctx.unknown too. */
 function buildStmts(exprs: Json[]): {stmts: NftStmt[]; bare: boolean} {
   const stmts: NftStmt[] = new Array(exprs.length)
@@ -627,7 +640,8 @@ function fastStmt(j: Json): boolean {
           (v.flags === undefined || fastNatFlags(v.flags)))
       )
     case 'mangle':
-      return isObj(v) && v.key !== undefined && v.value !== undefined && fastExpr(v.key) && fastExpr(v.value)
+      // only a mark is rewritten by the trace: any other key takes the slow path, which lists it
+      return isObj(v) && isMarkKey(v.key) && v.value !== undefined && fastExpr(v.key) && fastExpr(v.value)
     case 'vmap':
       return isObj(v) && v.key !== undefined && v.data !== undefined && fastExpr(v.key) && fastMapData(v.data)
     case 'log':
