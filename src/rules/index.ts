@@ -28,6 +28,7 @@ import drReplyViaDirector from './dr-reply-via-director.js'
 import drRealserverNoVip from './dr-realserver-no-vip.js'
 import ipvsHashQuiesced from './ipvs-hash-quiesced.js'
 import oneWayReplySnat from './one-way-reply-snat.js'
+import conntrackTableFull from './conntrack-table-full.js'
 
 export const RULES: readonly Rule[] = [
   drStatefulFilter,
@@ -56,6 +57,7 @@ export const RULES: readonly Rule[] = [
   drRealserverNoVip,
   ipvsHashQuiesced,
   oneWayReplySnat,
+  conntrackTableFull,
 ]
 
 export function ruleById(id: string, rules: readonly Rule[] = RULES): Rule | undefined {
