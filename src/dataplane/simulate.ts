@@ -203,6 +203,25 @@ class Sim {
     if (!this.assumptions.includes(what)) this.assumptions.push(what)
   }
 
+  /** per host: the statistic --mode random rules the stand-in took and skipped, and the assumption that says so */
+  private readonly draws = new Map<string, {at: number; taken: string[]; skipped: string[]}>()
+
+  /** One assumption per host for its random draws, rewritten as the replay draws more. */
+  noteDraw(host: string, where: string, hit: boolean): void {
+    let d = this.draws.get(host)
+    if (!d) {
+      d = {at: this.assumptions.length, taken: [], skipped: []}
+      this.assumptions.push('')
+      this.draws.set(host, d)
+    }
+    const list = hit ? d.taken : d.skipped
+    if (!list.includes(where)) list.push(where)
+    const part = (l: string[], verb: string) => (l.length ? `${verb} ${l.join(', ')}` : '')
+    this.assumptions[d.at] =
+      `${host}: -m statistic --mode random is a random draw; lvsdoctor's deterministic stand-in ${[part(d.taken, 'took'), part(d.skipped, 'skipped')].filter(Boolean).join(' and ')}: ` +
+      'this replay follows one outcome, and other connections may take other rules (check reports a skewed split as statistic-cascade-skew)'
+  }
+
   finish(j: Journey): Journey {
     return {...j, steps: this.steps, hops: this.hops, assumptions: this.assumptions}
   }
@@ -240,6 +259,13 @@ class Sim {
       addrType: h.addrType,
       random: this.random,
       nthCounters: nth,
+      // statistic --mode random: drawn with the deterministic stand-in, and said so (the replay is one outcome)
+      draw: (rule, m) => {
+        if (m.mode !== 'random' || m.probability <= 0 || m.probability >= 1) return undefined
+        const hit = this.random() < m.probability !== m.neg
+        this.noteDraw(h.name, `${rule.loc.file}:${rule.loc.line}`, hit)
+        return hit
+      },
     }
   }
 
