@@ -37,6 +37,13 @@ export interface NftRuleset {
    * `iptablesSaveBeside`): those rules cannot be evaluated from the JSON alone (a NotModelled entry says so).
    */
   readonly fullyAnalysable: boolean
+  /**
+   * Rules added with nft to a table of iptables-nft's that hold what iptables cannot express (a set, a map, a
+   * concatenation...): iptables-nft-save prints them without it (1.8.9: `tcp dport { 80, 443 } drop` as
+   * `-A INPUT -p tcp -j DROP`), so the iptables view of these rules is wrong. Only for tables evaluated from
+   * iptables-save (table.xtables) with an iptables-save beside.
+   */
+  readonly misprintedByIptables?: readonly {readonly family: NftFamily; readonly table: string; readonly chain: string; readonly handle: number; readonly what: string; readonly loc: Loc}[]
 }
 
 export interface NftTable {

@@ -3,7 +3,8 @@
 import {readFileSync, readdirSync, statSync} from 'node:fs'
 import {basename, join} from 'node:path'
 import {ParseError, UsageError, type NotModelled} from '../model/source.js'
-import type {IptablesRuleset} from '../model/iptables.js'
+import type {IptablesRuleset, Match} from '../model/iptables.js'
+import {formatNftRule, type NftRuleset} from '../model/nft.js'
 import {SNAPSHOT_FILES, type HostSnapshot, type Manifest, type Role} from '../model/snapshot.js'
 import {readTarGz} from './tar.js'
 import {parseIptablesSave} from './parsers/iptables-save.js'
@@ -297,6 +298,7 @@ function buildHost(raw: RawFiles): HostSnapshot {
     const data = raw.files.get('capture.pcapng') ?? raw.files.get('capture.pcap')
     if (data) host.captureData = data
   }
+  if (host.nft?.misprintedByIptables) markMisprinted(host, host.nft.misprintedByIptables)
   for (const r of [host.iptables, host.iptablesLegacy, host.ip6tables]) if (r) host.notModelled.push(...iptablesNotes(r, host))
   if (host.nft) host.notModelled.push(...host.nft.notModelled)
   for (const r of [...(host.routes ?? []), ...(host.rules ?? [])]) {
@@ -332,6 +334,36 @@ function iptablesNotes(r: IptablesRuleset, host: HostSnapshot): readonly NotMode
     const m = /^table (\S+): iptables-nft-save could not print it/.exec(n.what)
     return !(m && inJson.has(m[1]!))
   })
+}
+
+/**
+ * Rules nft added to iptables-nft's tables that iptables-nft-save printed without what iptables cannot express
+ * (NftRuleset.misprintedByIptables): the rule of iptables-save at the same place of its chain gets an unknown
+ * match, so that the checks and the trace treat it as unsure instead of as what was printed (`-A FORWARD -j DROP`
+ * for `ip saddr { 198.51.100.7, 198.51.100.9 } drop`), and both are named.
+ */
+function markMisprinted(host: HostSnapshot, rules: NonNullable<NftRuleset['misprintedByIptables']>): void {
+  for (const m of rules) {
+    const ipt = m.family === 'ip6' ? host.ip6tables : host.iptables
+    const t = host.nft!.tables.find((x) => x.family === m.family && x.name === m.table)
+    const nftChain = t?.chains.get(m.chain)
+    const iptChain = ipt?.tables.get(m.table)?.chains.get(m.chain)
+    const k = nftChain?.rules.findIndex((r) => r.handle === m.handle) ?? -1
+    const nftRule = nftChain?.rules[k]
+    // iptables-nft-save prints a chain's rules in the kernel's order, as nft -j does
+    const r = iptChain && nftChain && iptChain.rules.length === nftChain.rules.length ? iptChain.rules[k] : undefined
+    const nftText = nftRule ? formatNftRule(nftRule) : `handle ${m.handle}`
+    if (!r || !nftRule) {
+      host.notModelled.push({file: m.loc.file, line: m.loc.line, what: `${m.loc.text} (${nftText}): added with nft, it holds what iptables cannot express (${m.what}); iptables-nft-save prints it without that part, and the table is evaluated from iptables-save as printed`})
+      continue
+    }
+    ;(r as {matches: readonly Match[]}).matches = [...r.matches, {kind: 'unknown', module: 'nft', args: [nftText]}]
+    host.notModelled.push({
+      file: r.loc.file,
+      line: r.loc.line,
+      what: `${r.loc.text.trim()}: this is how iptables-nft-save printed nft's \`${nftText}\` (${m.loc.text}), leaving out what iptables cannot express (${m.what}); taken as a rule whose match is not known`,
+    })
+  }
 }
 
 function parseManifest(text: string, file: string): Manifest {

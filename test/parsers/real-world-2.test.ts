@@ -6,6 +6,7 @@ import {parseIptablesSave} from '../../src/snapshot/parsers/iptables-save.js'
 import {parseNftJson} from '../../src/snapshot/parsers/nft-json.js'
 import {formatHint, hostFromFiles, loadSnapshots} from '../../src/snapshot/store.js'
 import {UsageError} from '../../src/model/source.js'
+import {checkHosts} from '../../src/services/check.js'
 import {fixtureReader} from './helpers.js'
 
 const F = 'fixtures/real-world/'
@@ -124,5 +125,35 @@ describe('rewrites the trace does not make are listed', () => {
     expect(kp.notModelled).toEqual([])
     const lb = parseNftJson(read('nft/nftlb-001_snat_ipv4_tcp_weight.json'), 'nft-ruleset.json')
     expect(lb.notModelled.some((n) => n.what.includes('rewriting'))).toBe(false)
+  })
+})
+
+describe('rules nft added to a table of iptables-nft: iptables-nft-save prints them without what iptables cannot express', () => {
+  // iptables-nft-save v1.8.9 printed `ip saddr { 198.51.100.7, 198.51.100.9 } drop` as `-A FORWARD -j DROP`
+  test('the printed rule is marked unsure and both texts are named; the DNAT is no longer an ERROR', () => {
+    const dir = F + 'iptables/nft-set-in-iptables-table'
+    expect(read('iptables/nft-set-in-iptables-table/iptables-save.txt').split('\n')[5]).toBe('-A FORWARD -j DROP')
+    const [h] = loadSnapshots([dir])
+    expect(h!.errors).toEqual([])
+    const rule = h!.iptables!.tables.get('filter')!.chains.get('FORWARD')!.rules[0]!
+    expect(rule.loc.line).toBe(6)
+    expect(rule.matches).toEqual([{kind: 'unknown', module: 'nft', args: ['ip saddr { 198.51.100.7, 198.51.100.9 } drop']}])
+    expect(h!.notModelled.map((n) => `${n.file}:${n.line} ${n.what}`)).toEqual([
+      expect.stringMatching(/^iptables-save.txt:6 -A FORWARD -j DROP: this is how iptables-nft-save printed nft's `ip saddr \{ 198.51.100.7, 198.51.100.9 \} drop` \(nft ip filter FORWARD handle \d+\), leaving out .*an anonymous set/),
+    ])
+    const report = checkHosts(loadSnapshots([dir]), {version: 'test'})
+    expect(report.findings.filter((f) => f.severity === 'error')).toEqual([])
+  })
+
+  test('a table with no xt expression of iptables-nft is read from the JSON instead (kube-proxy-like native rules)', () => {
+    const files = new Map([
+      ['iptables-save.txt', read('iptables/nft-set-in-iptables-table/iptables-save.txt')],
+      // the same JSON without its two xt rules: every rule of the tables is native nft
+      ['nft-ruleset.json', JSON.stringify({nftables: (JSON.parse(read('iptables/nft-set-in-iptables-table/nft-ruleset.json')) as {nftables: {rule?: {expr: {xt?: unknown}[]}}[]}).nftables.filter((e) => !e.rule || !e.rule.expr.some((x) => x.xt))})],
+    ])
+    const h = loadFrom(files)
+    const filter = h.nft!.tables.find((t) => t.family === 'ip' && t.name === 'filter')!
+    expect(filter.xtables).toBe(false)
+    expect(h.notModelled.map((n) => n.what)).toEqual([expect.stringMatching(/^nft table ip filter: 1 rule added with nft holds what iptables cannot express \(FORWARD handle \d+ \(an anonymous set\)\).*read from this JSON/)])
   })
 })

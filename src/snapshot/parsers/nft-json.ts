@@ -579,6 +579,51 @@ function stmt(j: Json): NftStmt {
   return unknownStmt(key, j)
 }
 
+/**
+ * What in a rule's expressions iptables-nft never makes and iptables-nft-save cannot print (1.8.9 prints the rule
+ * without it, or calls the table incompatible): a set or map (anonymous or named), a concatenation, a verdict map,
+ * numgen/hash, fib, a dynset, a rewrite of anything but a mark. undefined when there is none.
+ */
+function foreignToIptables(exprs: Json): string | undefined {
+  let found: string | undefined
+  const walk = (j: Json, inMangleKey = false): void => {
+    if (found || j === null || typeof j !== 'object') {
+      if (typeof j === 'string' && j.startsWith('@') && !found) found = `set ${j}`
+      return
+    }
+    if (Array.isArray(j)) {
+      for (const x of j) walk(x)
+      return
+    }
+    for (const [k, v] of Object.entries(j)) {
+      if (found) return
+      switch (k) {
+        case 'set':
+          found = Array.isArray(v) ? 'an anonymous set' : typeof v === 'string' ? `set ${v}` : 'a set'
+          return
+        case 'concat':
+        case 'vmap':
+        case 'map':
+        case 'numgen':
+        case 'jhash':
+        case 'symhash':
+        case 'fib':
+          found = k === 'concat' ? 'a concatenation' : k
+          return
+        case 'mangle':
+          if (isObj(v) && !isMarkKey(v.key)) {
+            found = 'a rewrite'
+            return
+          }
+          break
+      }
+      walk(v as Json, inMangleKey)
+    }
+  }
+  walk(exprs)
+  return found
+}
+
 /** `meta mark` or `ct mark` (the marks the trace and the checks rewrite), as nft -j prints the key of a mangle */
 function isMarkKey(k: Json | undefined): boolean {
   if (!isObj(k)) return false
@@ -1219,6 +1264,9 @@ class Doc {
   /** bare-xt rules of tables iptables-nft-save could not print (NftParseOptions.notInIptablesSave) */
   xtIncompatibleBare = 0
   readonly xtNames = new Map<MTable, {n: number; names: Set<string>}>()
+  /** rules of an iptables-nft table that hold what iptables cannot express (foreignToIptables) */
+  readonly foreign = new Map<MTable, {chain: string; handle: number; what: string; loc: Loc}[]>()
+  readonly misprinted: {family: NftFamily; table: string; chain: string; handle: number; what: string; loc: Loc}[] = []
   #lastTable: MTable | undefined
   #lastChain = -1
 
@@ -1387,6 +1435,16 @@ class Doc {
     if (start < 0) store.ruleJson.set(row, v.expr)
     if (typeof v.comment === 'string') store.ruleComment.set(row, v.comment)
     if (unknown.length) store.ruleUnknown.set(row, unknown)
+    if ((t.family === 'ip' || t.family === 'ip6') && XT_TABLES[t.family]!.has(t.name)) {
+      // (ip/ip6 only: ebtables-nft's --among does make sets, in bridge tables)
+      // a rule nft added to a table of iptables-nft's: iptables-nft-save may print it without what it cannot express
+      const foreign = foreignToIptables(v.expr)
+      if (foreign) {
+        let f = this.foreign.get(t)
+        if (!f) this.foreign.set(t, (f = []))
+        f.push({chain: v.chain, handle, what: foreign, loc: {file: this.file, line, text: `nft ${t.family} ${t.name} ${v.chain} handle ${handle}`}})
+      }
+    }
     if (bare) {
       this.xtBareRules++
       t.xtables = true
@@ -1437,6 +1495,27 @@ class Doc {
     for (const t of this.order) {
       t.chains = new ChainMap(store, t)
       if (!t.xtables) t.xtables = isXtablesLayout(t, store)
+      const foreign = this.foreign.get(t)
+      if (t.xtables && opts.iptablesSaveBeside && foreign && !opts.notInIptablesSave?.[t.family as 'ip' | 'ip6']?.includes(t.name)) {
+        // iptables-nft-save (1.8.9) prints `tcp dport { 80, 443 } drop` as `-A INPUT -p tcp -j DROP` and a vmap rule
+        // with no verdict: the iptables view of such a table is wrong. Without iptables-nft's bare xt expressions the
+        // JSON says all, and the table is read from it; with them, each such rule is listed.
+        const ex = foreign.slice(0, 3).map((f) => `${f.chain} handle ${f.handle} (${f.what})`).join(', ')
+        const more = foreign.length > 3 ? ` and ${foreign.length - 3} more` : ''
+        if (!this.xtNames.has(t)) {
+          t.xtables = false
+          this.notModelled.push({
+            file: this.file,
+            line: t.loc.line,
+            what:
+              `nft table ${t.family} ${t.name}: ${foreign.length} rule${foreign.length === 1 ? '' : 's'} added with nft hold${foreign.length === 1 ? 's' : ''} what iptables cannot express ` +
+              `(${ex}${more}), which iptables-nft-save prints without it (\`tcp dport { 80, 443 } drop\` as \`-p tcp -j DROP\`): the table is read from this JSON, not from iptables-save`,
+          })
+        } else {
+          // evaluated from iptables-save: the loader marks the rules as iptables-nft-save printed them
+          for (const f of foreign) this.misprinted.push({family: t.family, table: t.name, chain: f.chain, handle: f.handle, what: f.what, loc: f.loc})
+        }
+      }
       if (t.xtables && opts.iptablesSaveBeside && (t.family === 'ip' || t.family === 'ip6') && opts.notInIptablesSave?.[t.family]?.includes(t.name)) {
         // iptables-nft-save printed only "is incompatible" for it: the JSON is the only view of its rules
         t.xtables = false
@@ -1494,6 +1573,7 @@ class Doc {
       xtRules,
       xtBareRules: this.xtBareRules,
       fullyAnalysable: this.xtBareRules === 0 || (opts.iptablesSaveBeside === true && this.xtIncompatibleBare === 0),
+      ...(this.misprinted.length > 0 ? {misprintedByIptables: this.misprinted} : {}),
     }
   }
 }
