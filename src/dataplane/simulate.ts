@@ -635,10 +635,12 @@ class Sim {
 
   /** ipip_rcv: an IPIP packet for this host is unwrapped on the tunnel device and received again. */
   private decapsulate(h: HostModel, outer: Packet): Journey {
-    const tun = h.routing.interfaces.find((i) => i.kind === 'ipip' || /^tunl\d+$/.test(i.name))
+    // `ip -j addr` without -d names the kind only as link_type ipip; an up device is the one ip_tunnel_lookup takes
+    const isUp = (i: {flags: readonly string[]}) => !i.flags.length || i.flags.includes('UP')
+    const tuns = h.routing.interfaces.filter((i) => i.kind === 'ipip' || i.linkType === 'ipip' || /^tunl\d+$/.test(i.name))
+    const tun = tuns.find(isUp) ?? tuns[0]
     if (!tun) return this.fail({host: h.name, hook: 'SOCKET', chain: '', reason: 'an IPIP (LVS-TUN) packet arrived, but this host has no ipip tunnel device (tunl0): the kernel answers protocol unreachable'}, outer)
-    const up = !tun.flags.length || tun.flags.includes('UP')
-    if (!up) return this.fail({host: h.name, hook: 'SOCKET', chain: '', reason: `the IPIP packet arrived, but ${tun.name} is down`}, outer)
+    if (!isUp(tun)) return this.fail({host: h.name, hook: 'SOCKET', chain: '', reason: `the IPIP packet arrived, but ${tun.name} is down: no tunnel takes it (ip_tunnel_lookup uses the fallback tunl0 only when it is up) and the kernel answers ICMP port unreachable (tunnel4_rcv)`}, outer)
     this.steps.push({host: h.name, hook: 'SOCKET', table: 'ipip', chain: '', verdict: `decapsulated on ${tun.name}`, ct: '', packet: formatPacket(outer.inner!)})
     return this.receive(h, tun.name, outer.inner!, undefined, h.name)
   }

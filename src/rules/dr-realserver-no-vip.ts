@@ -70,7 +70,7 @@ function check(svc: LbService, b: Backend, rs: HostView): RuleFinding | undefine
     if (!dev || !dev.flags.includes('UP')) {
       return finding(meta, rs.name, {
         message:
-          `${what}, but ${dev ? `its ipip device ${dev.name} is down` : 'it has no ipip tunnel device (tunl0)'}: the director's IPIP packets find no tunnel to unwrap them (ipip_rcv) and ${rs.name} answers them with ICMP protocol unreachable. No connection to ${formatIp(vip)} is ever made.`,
+          `${what}, but ${dev ? `its ipip device ${dev.name} is down: the director's IPIP packets find no tunnel to unwrap them (ip_tunnel_lookup takes the fallback tunl0 only when it is up) and ${rs.name} answers them with ICMP port unreachable (tunnel4_rcv)` : `it has no ipip tunnel device (tunl0: the ipip module is not loaded): ${rs.name} answers the director's IPIP packets with ICMP protocol unreachable`}. No connection to ${formatIp(vip)} is ever made.`,
         evidence: dev ? [...base, ev(dev.loc)] : base,
         fix: {
           summary: `load the ipip module and bring the fallback tunnel up on ${rs.name} (modprobe ipip; ip link set tunl0 up), put ${formatIp(vip)}/32 on tunl0 and set rp_filter to 0 or 2 on tunl0 (the unwrapped packets arrive there from the clients' addresses)`,

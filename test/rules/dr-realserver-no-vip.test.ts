@@ -72,10 +72,11 @@ describe('dr-realserver-no-vip', () => {
   test('LVS-TUN: no ipip device, a tunl0 that is down, the VIP missing on an up tunl0, and the VIP there (quiet); trace agrees', () => {
     const tun = (t: string) => t.replace(/ -g /g, ' -i ')
     const none = onlyRs2(undefined, {}, tun)
-    expect(mine(none).map((f) => f.message)).toEqual([expect.stringMatching(/it has no ipip tunnel device \(tunl0\).*protocol unreachable/)])
+    expect(mine(none).map((f) => f.message)).toEqual([expect.stringMatching(/it has no ipip tunnel device \(tunl0: the ipip module is not loaded\).*protocol unreachable/)])
     expect(ok(traceConnection(none, flow).connection)).toBe(false)
     const down = onlyRs2((f, t) => (f === 'ip-addr.json' ? withTunl0(t, false, ['192.0.2.100']) : t), {}, tun)
-    expect(mine(down).map((f) => f.message)).toEqual([expect.stringMatching(/its ipip device tunl0 is down/)])
+    expect(mine(down).map((f) => f.message)).toEqual([expect.stringMatching(/its ipip device tunl0 is down.*ICMP port unreachable/)])
+    expect(traceConnection(down, flow).firstFailure?.reason).toMatch(/tunl0 is down/)
     const noVip = onlyRs2((f, t) => (f === 'ip-addr.json' ? withTunl0(t, true) : t), {}, tun)
     const f = mine(noVip)
     expect(f.map((x) => x.fix?.commands)).toEqual([['ip addr add 192.0.2.100/32 dev tunl0']])
