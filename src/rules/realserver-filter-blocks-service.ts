@@ -111,8 +111,12 @@ function legs(w: World): Leg[] {
       // tunnels (IPIP) and backends no connection reaches (a 0% share of a DNAT cascade) are left out
       if (!rs || b.local || b.share === 0 || !rs.fw || !(b.method === 'masq' || b.method === 'dnat' || b.method === 'route')) continue
       const nat = b.method !== 'route'
-      // DR: the realserver receives the VIP packet unchanged (it must hold the VIP: vip-not-local, dr-realserver-arp)
-      if (!nat && !rs.isLocal(probe.dst)) continue
+      // DR: the realserver receives the VIP packet unchanged; it holds the VIP, or its own PREROUTING redirects the
+      // packet to itself (the LVS-HOWTO's transparent-proxy realserver); otherwise dr-realserver-no-vip's
+      if (!nat && !rs.isLocal(probe.dst)) {
+        const r = received(rs, flowPacket({src: w.client.ip, sport: w.client.port, dst: probe.dst, dport: probe.dport, proto: svc.proto}, 'SYN'), {state: 'NEW', iif: rs.addressOf(b.ip)?.iface.name ?? UNKNOWN_IF})
+        if (r.to !== 'local') continue
+      }
       const src = nat ? natSource(svc, w, b) : {ip: w.client.ip}
       const dst = nat ? b.ip : probe.dst
       const dport = nat ? (b.port || probe.dport) : probe.dport

@@ -65,6 +65,15 @@ describe('dr-realserver-no-vip', () => {
     expect(mine(other).map((f) => f.host)).toEqual(['rs2'])
   })
 
+  test('the transparent-proxy realserver is still held to its own firewall: an INPUT that drops the redirected SYN is reported (filter-blocks-vip: the REDIRECT is a service of rs2 itself), with the accept for the redirected address', () => {
+    const rules = '*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n-A PREROUTING -d 192.0.2.100/32 -p tcp -m tcp --dport 80 -j REDIRECT\nCOMMIT\n*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\nCOMMIT\n'
+    const hosts = onlyRs2(undefined, {'iptables-save.txt': rules})
+    const f = runRules({hosts})
+    expect(f.map((x) => [x.rule, x.host])).toEqual([['filter-blocks-vip', 'rs2']])
+    expect(f[0]!.fix?.commands).toEqual(['iptables -t filter -A INPUT -d 192.0.2.12/32 -p tcp -m tcp --dport 80 -j ACCEPT'])
+    expect(ok(traceConnection(hosts, flow).connection)).toBe(false)
+  })
+
   test('a quiesced destination (weight 0) is not reported', () => {
     expect(mine(onlyRs2(undefined, {}, (t) => t.replace(/-r 192\.0\.2\.12:80 -g -w 1/, '-r 192.0.2.12:80 -g -w 0')))).toEqual([])
   })
