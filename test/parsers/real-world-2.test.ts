@@ -4,6 +4,7 @@ import {readFileSync} from 'node:fs'
 import {describe, expect, test} from 'vitest'
 import {parseIptablesSave} from '../../src/snapshot/parsers/iptables-save.js'
 import {parseNftJson} from '../../src/snapshot/parsers/nft-json.js'
+import {parseIpAddr, parseIpRoute, parseIpRule} from '../../src/snapshot/parsers/ip-json.js'
 import {formatHint, hostFromFiles, loadSnapshots} from '../../src/snapshot/store.js'
 import {UsageError} from '../../src/model/source.js'
 import {checkHosts} from '../../src/services/check.js'
@@ -155,5 +156,24 @@ describe('rules nft added to a table of iptables-nft: iptables-nft-save prints t
     const filter = h.nft!.tables.find((t) => t.family === 'ip' && t.name === 'filter')!
     expect(filter.xtables).toBe(false)
     expect(h.notModelled.map((n) => n.what)).toEqual([expect.stringMatching(/^nft table ip filter: 1 rule added with nft holds what iptables cannot express \(FORWARD handle \d+ \(an anonymous set\)\).*read from this JSON/)])
+  })
+})
+
+describe('ip -j of iproute2 4.17 to 5.0 (Debian 10, Ubuntu 18.10/19.04): its JSON quirks are read as iproute2 meant them', () => {
+  test('a route type printed with no key ({"broadcast","dst":...}, iproute2#37) is the route\'s type', () => {
+    const routes = parseIpRoute(read('ip/iproute2-issue-37-route-table-local.json'), 'ip-route.json')
+    expect(routes.map((r) => `${r.type} ${r.dst.len} ${r.dev}`)).toEqual(['broadcast 32 lo', 'local 8 lo', 'local 32 lo', 'broadcast 32 lo'])
+    expect(routes.every((r) => (r.notModelled ?? []).length === 0)).toBe(true)
+  })
+
+  test('"to_tbl" (the name of a rule\'s non-table action until f5f8e969) is its action', () => {
+    const [r] = parseIpRule(read('ip/iproute2-f5f8e969-rule-to_tbl.json'), 'ip-rule.json')
+    expect(r).toMatchObject({priority: 0, action: 'blackhole'})
+    expect(r!.notModelled ?? []).toEqual([])
+  })
+
+  test('an empty object before the interfaces (iproute2 4.20 ip -j addr) is skipped', () => {
+    const ifs = parseIpAddr(read('ip/iproute2-4.20-addr-empty-first.json'), 'ip-addr.json')
+    expect(ifs.map((i) => i.name)).toEqual(['lo'])
   })
 })

@@ -64,6 +64,8 @@ const ADDR_FLAG_KEYS = ['secondary', 'temporary', 'nodad', 'optimistic', 'dadfai
 export function parseIpAddr(text: string, file: string): Interface[] {
   const out: Interface[] = []
   for (const item of dedupe(jsonArrayItems(text, file, 'ip -j addr show'))) {
+    // iproute2 4.20 (Debian 10) printed an empty object before the interfaces, `[{},{"ifindex":1,...`: nothing to read
+    if (item.value !== null && typeof item.value === 'object' && !Array.isArray(item.value) && Object.keys(item.value).length === 0) continue
     const o = asObject(item, file, 'interface')
     const line = item.line
     const name = str(o, 'ifname', file, line, true)
@@ -161,8 +163,17 @@ function dstPrefix(dst: string, family: Family, file: string, line: number): Pre
   return p
 }
 
+/**
+ * iproute2 4.17 to 5.0 (JSON output of ip route from 663c3cb2 until 07366177; Debian 10's 4.20) printed a route's
+ * type with no key, `{"broadcast","dst":"127.0.0.0",...}`, which is not JSON: every `ip -j route show table all`
+ * (the local table has local and broadcast routes) was refused. The word is the route's type, where 5.1 prints
+ * `"type":"broadcast"`. Nothing is added to a line (line numbers stay).
+ */
+const BARE_ROUTE_TYPE = /\{(\s*)"(unicast|local|broadcast|anycast|multicast|blackhole|unreachable|prohibit|throw|nat|xresolve)"(\s*),/g
+
 export function parseIpRoute(text: string, file: string): Route[] {
   const out: Route[] = []
+  if (text.includes('",') && /\{\s*"[a-z]+"\s*,/.test(text)) text = text.replace(BARE_ROUTE_TYPE, '{$1"type":"$2"$3,')
   for (const item of dedupe(jsonArrayItems(text, file, 'ip -j route show table all'))) {
     const o = asObject(item, file, 'route')
     const line = item.line
@@ -264,7 +275,7 @@ export function parseIpRoute(text: string, file: string): Route[] {
 const IPPROTO: Record<string, number> = {icmp: 1, igmp: 2, ipip: 4, tcp: 6, udp: 17, ipv6: 41, gre: 47, esp: 50, ah: 51, 'ipv6-icmp': 58, icmpv6: 58, sctp: 132, udplite: 136, dccp: 33}
 /** /etc/iproute2/rt_dsfield names ip may print instead of a number */
 const DSFIELD: Record<string, number> = {default: 0, lowdelay: 0x10, throughput: 0x08, reliability: 0x04, 'af11': 0x28, 'af12': 0x30, 'af13': 0x38, 'af21': 0x48, 'af22': 0x50, 'af23': 0x58, 'af31': 0x68, 'af32': 0x70, 'af33': 0x78, 'af41': 0x88, 'af42': 0x90, 'af43': 0x98, 'cs1': 0x20, 'cs2': 0x40, 'cs3': 0x60, 'cs4': 0x80, 'cs5': 0xa0, 'cs6': 0xc0, 'cs7': 0xe0, 'ef': 0xb8}
-const RULE_KEYS = new Set(['priority', 'not', 'src', 'srclen', 'dst', 'dstlen', 'tos', 'dsfield', 'fwmark', 'fwmask', 'iif', 'oif', 'ipproto', 'sport', 'sport_start', 'sport_end', 'dport', 'dport_start', 'dport_end', 'uid_start', 'uid_end', 'table', 'action', 'goto', 'nop', 'suppress_prefixlen', 'suppress_ifgroup', 'protocol', 'unresolved', 'iif_detached', 'oif_detached'])
+const RULE_KEYS = new Set(['to_tbl', 'priority', 'not', 'src', 'srclen', 'dst', 'dstlen', 'tos', 'dsfield', 'fwmark', 'fwmask', 'iif', 'oif', 'ipproto', 'sport', 'sport_start', 'sport_end', 'dport', 'dport_start', 'dport_end', 'uid_start', 'uid_end', 'table', 'action', 'goto', 'nop', 'suppress_prefixlen', 'suppress_ifgroup', 'protocol', 'unresolved', 'iif_detached', 'oif_detached'])
 const RULE_ACTIONS = new Set(['blackhole', 'unreachable', 'prohibit'])
 
 function hex(o: Obj, key: string, file: string, line: number): number | undefined {
@@ -351,7 +362,8 @@ export function parseIpRule(text: string, file: string): IpRule[] {
     const table = o.table === undefined ? undefined : String(o.table)
     const gotoTarget = num(o, 'goto', file, line)
     let action: IpRule['action']
-    const act = str(o, 'action', file, line)
+    // iproute2 4.17 to 5.0 named it "to_tbl" (`{"priority":0,"src":"all","to_tbl":"blackhole"}`; f5f8e969 renamed it)
+    const act = str(o, 'action', file, line) ?? str(o, 'to_tbl', file, line)
     if (act !== undefined) {
       if (!RULE_ACTIONS.has(act)) throw new ParseError(file, line, 'a rule action (blackhole, unreachable, prohibit)', act)
       action = act as IpRule['action']
