@@ -15,6 +15,7 @@ import {flowPacket, type L4} from './engine/packets.js'
 import {received} from './engine/path.js'
 import {isDefaultRule} from './engine/returnpath.js'
 import {describeService} from './engine/world.js'
+import {describeForward} from './engine/forward.js'
 import type {World} from './engine/world.js'
 import type {RuleFinding, RuleMeta} from './types.js'
 
@@ -53,7 +54,7 @@ function directServices(w: World): Direct[] {
     }
   }
   for (const f of w.forwards) {
-    out.push({director: f.host, rs: f.realserver, vip: f.vip, port: f.port, proto: f.proto, what: `${f.proto.toUpperCase()} ${formatEndpoint({ip: f.vip, port: f.port})} (routed by ${f.host.name} to ${f.realserver.name})`, evidence: [...f.routeEvidence.map((e) => ({...e, host: f.host.name})), ev(f.vipLoc, f.realserver.name)]})
+    out.push({director: f.host, rs: f.realserver, vip: f.vip, port: f.port, proto: f.proto, what: describeForward(f), evidence: [...f.routeEvidence.map((e) => ({...e, host: f.host.name})), ev(f.vipLoc, f.realserver.name)]})
   }
   return out
 }

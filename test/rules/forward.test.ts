@@ -129,3 +129,14 @@ describe('flows asked about', () => {
     expect(world({hosts, flows: [flow('198.51.100.100:80', '203.0.113.77')]}).client.ip).toEqual(parseIp('203.0.113.77'))
   })
 })
+
+test('no flow and no rule naming the routed VIP\'s port: the TCP port 80 probe is said to stand in, with the --vip that checks the real one', async () => {
+  const {editedScenario} = await import('./helpers.js')
+  const {runRules} = await import('../../src/rules/index.js')
+  const noPort = editedScenario('fwd-dr-state-new-fixed', 'director', (f, t) => (f === 'iptables-save.txt' ? t.replace('-A FORWARD -p tcp -m tcp --dport 80 -j ACCEPT', '-A FORWARD -d 10.9.9.9/32 -j ACCEPT') : t))
+  const f = runRules({hosts: noPort}).filter((x) => x.rule === 'forward-blocks-routed-vip')
+  expect(f.length).toBe(1)
+  expect(f[0]!.message).toMatch(/:80 \(routed by director to rs1 via [\d.]+; port 80 stands in: no rule names the VIP's port, check --vip [\d.]+:PORT checks the real one\)/)
+  // a rule naming the port: no stand-in
+  expect(runRules({hosts: editedScenario('fwd-dr-state-new-fixed', 'director', (_f, t) => t)}).some((x) => x.message.includes('stands in'))).toBe(false)
+})

@@ -31,6 +31,8 @@ export interface ForwardPath {
   readonly port: number
   /** the port came from a flow the caller asked about (not from the rules) */
   readonly hinted: boolean
+  /** no flow and no rule names a port of the VIP: TCP port 80 stands in for the service */
+  readonly standIn?: boolean
   /** the client's SYN as it arrives */
   readonly probe: Packet
   /** where the client's packets arrive on `host` */
@@ -81,6 +83,7 @@ interface Candidate {
   readonly proto: L4
   readonly port: number
   readonly hinted: boolean
+  readonly standIn?: boolean
 }
 
 const MAX_PORTS = 8
@@ -129,7 +132,7 @@ function candidates(d: HostView, vip: IpAddr, hints: readonly FlowHint[]): Candi
       }
     }
   }
-  if (out.length === 0) add({proto: 'tcp', port: 80, hinted: false})
+  if (out.length === 0) add({proto: 'tcp', port: 80, hinted: false, standIn: true})
   return out
 }
 
@@ -162,6 +165,7 @@ export function findForwards(w: World, hints: readonly FlowHint[]): {forwards: F
             proto: c.proto,
             port: c.port,
             hinted: c.hinted,
+            ...(c.standIn ? {standIn: true} : {}),
             probe,
             iif,
             mark,
@@ -198,5 +202,5 @@ function routeWords(d: HostView, r: RouteResult | undefined, w: World): string {
 }
 
 export function describeForward(f: ForwardPath): string {
-  return `${f.proto.toUpperCase()} ${formatIp(f.vip)}:${f.port} (routed by ${f.host.name} to ${f.realserver.name} via ${formatIp(f.gateway)}${f.mark ? `, fwmark 0x${f.mark.toString(16)}` : ''})`
+  return `${f.proto.toUpperCase()} ${formatIp(f.vip)}:${f.port} (routed by ${f.host.name} to ${f.realserver.name} via ${formatIp(f.gateway)}${f.mark ? `, fwmark 0x${f.mark.toString(16)}` : ''}${f.standIn ? `; port 80 stands in: no rule names the VIP's port, check --vip ${formatIp(f.vip)}:PORT checks the real one` : ''})`
 }
