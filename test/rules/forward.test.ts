@@ -8,7 +8,7 @@ import {world} from '../../src/rules/engine/world.js'
 import type {RuleContext} from '../../src/rules/types.js'
 import {traceWithFixes} from '../../src/services/trace-command.js'
 import {hostFromFiles, loadSnapshots} from '../../src/snapshot/store.js'
-import {applyFixes, loadScenario} from './helpers.js'
+import {applyFixes, editedScenario, loadScenario} from './helpers.js'
 import {checkHosts} from '../../src/services/check.js'
 
 const flow = (vip: string, client = '203.0.113.10') => ({vip: parseEndpoint(vip)!, proto: 'tcp' as const, client: parseIp(client)!, clientPort: 40000})
@@ -130,9 +130,7 @@ describe('flows asked about', () => {
   })
 })
 
-test('no flow and no rule naming the routed VIP\'s port: the TCP port 80 probe is said to stand in, with the --vip that checks the real one', async () => {
-  const {editedScenario} = await import('./helpers.js')
-  const {runRules} = await import('../../src/rules/index.js')
+test('no flow and no rule naming the routed VIP\'s port: the TCP port 80 probe is said to stand in, with the --vip that checks the real one', () => {
   const noPort = editedScenario('fwd-dr-state-new-fixed', 'director', (f, t) => (f === 'iptables-save.txt' ? t.replace('-A FORWARD -p tcp -m tcp --dport 80 -j ACCEPT', '-A FORWARD -d 10.9.9.9/32 -j ACCEPT') : t))
   const f = runRules({hosts: noPort}).filter((x) => x.rule === 'forward-blocks-routed-vip')
   expect(f.length).toBe(1)
