@@ -56,10 +56,13 @@ export function renderCheckText(r: CheckReport): string {
     out.push('')
   }
   const by = (s: Severity) => r.findings.filter((f) => f.severity === s).length
+  const notModelled = r.hosts.reduce((n, h) => n + h.notModelled.length, 0)
   out.push(
     r.findings.length === 0
       ? r.errors.length === 0
-        ? chalk.green('No problems found.')
+        ? notModelled === 0
+          ? chalk.green('No problems found.')
+          : chalk.green(`No problems found in what was modelled`) + `; ${notModelled} item(s) listed above as not modelled were not checked.`
         : chalk.yellow(`No problems found in what could be read, but ${r.errors.length} file(s) could not be read (above): what they hold was not checked.`)
       : `${r.findings.length} finding(s): ${by('error')} error(s), ${by('warning')} warning(s), ${by('info')} info. \`lvsdoctor explain <rule>\` tells why and what to do.` +
           (r.errors.length ? ` ${r.errors.length} file(s) could not be read (above): what they hold was not checked.` : ''),

@@ -26,3 +26,17 @@ describe('a malformed bare file', () => {
     expect(text).toMatch(/1 file\(s\) could not be read/)
   })
 })
+
+describe('a clean report with items not modelled', () => {
+  test('says that they were not checked (an IPv6 service and ip6tables rules)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lvsdoctor-nm-'))
+    try {
+      writeFileSync(join(dir, 'ipvsadm-Sn.txt'), '-A -t [2001:db8::100]:80 -s rr\n-a -t [2001:db8::100]:80 -r [2001:db8::11]:80 -m -w 1\n')
+      const text = renderCheckText(checkHosts(loadSnapshots([dir]), {version: 'test'}))
+      expect(text).not.toMatch(/^No problems found\.$/m)
+      expect(text).toMatch(/No problems found in what was modelled; 1 item\(s\) listed above as not modelled were not checked\./)
+    } finally {
+      rmSync(dir, {recursive: true, force: true})
+    }
+  })
+})
