@@ -8,6 +8,7 @@ import {parseIpAddr, parseIpRoute, parseIpRule} from '../../src/snapshot/parsers
 import {formatHint, hostFromFiles, loadSnapshots} from '../../src/snapshot/store.js'
 import {UsageError} from '../../src/model/source.js'
 import {checkHosts} from '../../src/services/check.js'
+import {formatNftExpr} from '../../src/model/nft.js'
 import {fixtureReader} from './helpers.js'
 
 const F = 'fixtures/real-world/'
@@ -175,5 +176,21 @@ describe('ip -j of iproute2 4.17 to 5.0 (Debian 10, Ubuntu 18.10/19.04): its JSO
   test('an empty object before the interfaces (iproute2 4.20 ip -j addr) is skipped', () => {
     const ifs = parseIpAddr(read('ip/iproute2-4.20-addr-empty-first.json'), 'ip-addr.json')
     expect(ifs.map((i) => i.name)).toEqual(['lo'])
+  })
+})
+
+describe('nft map elements with counters (a map declared with `counter`)', () => {
+  // moby's nftables load-balancer prototype: `map nat-service-vip { typeof ip daddr . numgen random mod 1024 : ip daddr; counter; flags interval }`
+  test('each element is read with its key and value; the counters and the set\'s counter statement are not listed', () => {
+    const r = parseNftJson(read('open/moby-nftlb-lb-sbox/nft-ruleset.json'), 'nft-ruleset.json')
+    const m = r.tables.find((t) => t.family === 'ip' && t.name === 'moby-lb-nat')!.sets.get('nat-service-vip')!
+    expect(m.elements.map((e) => `${formatNftExpr(e.key)} : ${formatNftExpr(e.value!)}`)).toEqual([
+      '10.255.0.10 . 0-341 : 10.255.0.11',
+      '10.255.0.10 . 342-682 : 10.255.0.12',
+      '10.255.0.10 . 683-1023 : 10.255.0.13',
+    ])
+    const what = r.notModelled.map((n) => n.what)
+    expect(what.filter((w) => w.includes('moby-lb-nat'))).toEqual([])
+    expect(what.some((w) => w.includes('"elem" expression') || w.includes('set statements'))).toBe(false)
   })
 })

@@ -378,6 +378,12 @@ function setElems(v: Json, hint?: VHint | readonly VHint[], valueHint?: VHint | 
   return out
 }
 
+/**
+ * What an element of a set declared with `counter` (or `last`) carries beside its value: statistics, which change
+ * nothing for the packet (`elements = { 10.255.0.10 . 0-341 counter packets 0 bytes 0 : 10.255.0.11 }`)
+ */
+const ELEM_STATS: ReadonlySet<string> = new Set(['counter', 'last'])
+
 function setElem(el: Json, hint?: VHint | readonly VHint[], valueHint?: VHint | readonly VHint[]): NftSetElem {
   if (Array.isArray(el) && el.length === 2) {
     const k = setElem(el[0]!, hint)
@@ -391,7 +397,7 @@ function setElem(el: Json, hint?: VHint | readonly VHint[], valueHint?: VHint | 
   }
   if (isObj(el) && isObj(el.elem)) {
     const e = el.elem
-    for (const k in e) if (k !== 'val' && k !== 'timeout' && k !== 'expires' && k !== 'comment') return {key: unknownExpr('elem', el)}
+    for (const k in e) if (k !== 'val' && k !== 'timeout' && k !== 'expires' && k !== 'comment' && !ELEM_STATS.has(k)) return {key: unknownExpr('elem', el)}
     const out: {key: NftExpr; timeout?: number; expires?: number; comment?: string} = {key: expr(e.val ?? null, hint)}
     if (typeof e.timeout === 'number') out.timeout = e.timeout
     if (typeof e.expires === 'number') out.expires = e.expires
@@ -732,7 +738,7 @@ function fastElem(el: Json): boolean {
   if (Array.isArray(el) && el.length === 2) return fastElem(el[0]!) && fastExpr(el[1]!)
   if (isObj(el) && isObj(el.elem)) {
     const e = el.elem
-    for (const k in e) if (k !== 'val' && k !== 'timeout' && k !== 'expires' && k !== 'comment') return false
+    for (const k in e) if (k !== 'val' && k !== 'timeout' && k !== 'expires' && k !== 'comment' && !ELEM_STATS.has(k)) return false
     return e.val !== undefined && fastExpr(e.val)
   }
   return fastExpr(el)
@@ -1475,7 +1481,10 @@ class Doc {
     ctx.table = t
     if (items) items((item) => void (fastElem(item) || setElem(item)))
     else if (v.elem !== undefined && !fastElems(v.elem)) buildSetElems(v)
-    if (v.stmt !== undefined) ctx.unknown.push(`set statements ${snippet(v.stmt)}`)
+    // `counter` (nft 1.0: `map m { ... counter }`) gives every element a counter: statistics only
+    if (v.stmt !== undefined && !(Array.isArray(v.stmt) && v.stmt.every((x) => isObj(x) && Object.keys(x).length === 1 && ELEM_STATS.has(Object.keys(x)[0]!)))) {
+      ctx.unknown.push(`set statements ${snippet(v.stmt)}`)
+    }
     for (const w of ctx.unknown) this.notModelled.push({file: this.file, line, what: `nft ${key} ${t.family} ${t.name} ${v.name}: ${w}`})
     ctx.unknown = []
     const store = this.store
