@@ -14,10 +14,11 @@ function cell(s: string): string {
 
 export function renderCheckMarkdown(r: CheckReport): string {
   const by = (s: Severity) => r.findings.filter((f) => f.severity === s).length
+  const notModelled = r.hosts.reduce((n, h) => n + h.notModelled.length, 0)
   const out: string[] = [`# lvsdoctor check`, '']
   out.push(
     r.findings.length === 0
-      ? `No problems found on ${r.hosts.map((h) => `\`${h.name}\``).join(', ')}.`
+      ? `No problems found on ${r.hosts.map((h) => `\`${h.name}\``).join(', ')}${notModelled ? ` in what was modelled; ${notModelled} item(s) not modelled were not checked` : ''}.`
       : `${r.findings.length} finding(s): ${by('error')} error(s), ${by('warning')} warning(s), ${by('info')} info, on ${r.hosts.length} host(s) (lvsdoctor ${r.version}).`,
     '',
   )
