@@ -87,6 +87,10 @@ export function formatHint(text: string): {readonly what: string; readonly run: 
   if (/^Chain \S+ \((policy (ACCEPT|DROP)|\d+ references)/m.test(t) && /^\s*(num\s+)?(pkts\s+bytes\s+)?target\s+prot\s+opt\s/m.test(t)) {
     return {what: 'the output of `iptables -L`, which leaves out interfaces (without -v) and prints some matches in a form that cannot be read back', run: 'iptables-save', file: 'iptables-save.txt'}
   }
+  // conntrack -E (events): `    [NEW] tcp      6 120 SYN_SENT src=...`, `[UPDATE]`, `[DESTROY]`: changes, not the table
+  if (/^\s*\[(NEW|UPDATE|DESTROY)\]\s+[a-z][a-z0-9-]*\s+\d+\s+.*\bsrc=/m.test(t)) {
+    return {what: 'the output of `conntrack -E` (connection tracking events, not the table)', run: 'conntrack -L', file: 'conntrack.txt'}
+  }
   // ip addr / ip link: `1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 ...`
   if (/^\d+: [^:\s]+(@\S+)?: <[A-Z0-9_,-]*> mtu \d+/m.test(t)) {
     return {what: 'the text of `ip addr`', run: 'ip -j addr show', file: 'ip-addr.json'}

@@ -80,6 +80,7 @@ describe('the human-readable forms people paste: the error says what to run inst
     ['nft list ruleset (kube-proxy nftables mode)', 'nft/kube-proxy-nft-overall.nft', 'nft -j list ruleset', 'nft-ruleset.json'],
     ['iptables -t nat -S (flannel)', 'iptables/k8s-flannel-nat-S.txt', 'iptables-save', 'iptables-save.txt'],
     ['iptables -nvL -t nat (moby#30233)', 'iptables/moby-30233-nat-nvL.txt', 'iptables-save', 'iptables-save.txt'],
+    ['conntrack -E (weaveworks/scope)', 'conntrack/weave-scope-conntrack-E.txt', 'conntrack -L', 'conntrack.txt'],
   ])('%s', (_name, file, run, snapshotFile) => {
     const hint = formatHint(read(file))
     expect(hint).toMatchObject({run, file: snapshotFile})
