@@ -44,6 +44,20 @@ export interface IpvsDest {
   readonly rate?: IpvsRate
   /** `ipvsadm -Ln --persistent-conn` */
   readonly persistConns?: number
+  /** keepalived.conf: the health checks of this real_server (HTTP_GET, TCP_CHECK... blocks) */
+  readonly checks?: readonly HealthCheck[]
+  readonly loc: Loc
+}
+
+/** A keepalived health checker of a real_server: what it connects to (connect_ip/connect_port, else the real server). */
+export interface HealthCheck {
+  /** HTTP_GET, SSL_GET, TCP_CHECK, SMTP_CHECK, DNS_CHECK, UDP_CHECK, PING_CHECK, MISC_CHECK, BFD_CHECK, FILE_CHECK */
+  readonly kind: string
+  readonly ip: IpAddr
+  /** undefined: no port (PING_CHECK, MISC_CHECK, FILE_CHECK, BFD_CHECK) or none known */
+  readonly port?: number
+  /** `bindto`: the source address keepalived binds the check to */
+  readonly bindto?: IpAddr
   readonly loc: Loc
 }
 

@@ -15,7 +15,7 @@
 // Health-check blocks (HTTP_GET, TCP_CHECK, MISC_CHECK...) are skipped; `include` is recorded, not followed;
 // anything else keepalived accepts but lvsdoctor does not interpret is listed as not modelled.
 import {parseIp, type Family, type IpAddr} from '../../model/ip.js'
-import type {IpvsDest, IpvsMethod, IpvsProto, IpvsService} from '../../model/ipvs.js'
+import type {HealthCheck, IpvsDest, IpvsMethod, IpvsProto, IpvsService} from '../../model/ipvs.js'
 import type {KeepalivedConfig} from '../../model/misc.js'
 import {ParseError, type Loc, type NotModelled} from '../../model/source.js'
 
@@ -145,6 +145,27 @@ function tokenize(raw: string, file: string, line: number): string[] {
     i = j
   }
   return out
+}
+
+/** checkers that connect to a port (keepalived's check_*.c): the others ping, run a script or read a file */
+const PORT_CHECKERS: Readonly<Record<string, number | undefined>> = {HTTP_GET: undefined, SSL_GET: undefined, TCP_CHECK: undefined, SMTP_CHECK: 25, DNS_CHECK: 53, UDP_CHECK: undefined}
+
+/**
+ * A health checker block of a real_server: it connects to connect_ip:connect_port (default: the real server's
+ * address and port; SMTP_CHECK 25, DNS_CHECK 53 without either), from bindto when given. A value lvsdoctor cannot
+ * read leaves the default (the checker's other keywords are keepalived's business).
+ */
+function checkerOf(n: Node, kind: string, rip: IpAddr, rport: number | undefined, loc: (n: Node) => Loc): HealthCheck {
+  let ip = rip
+  let port = kind in PORT_CHECKERS ? (rport ?? PORT_CHECKERS[kind]) : undefined
+  let bindto: IpAddr | undefined
+  for (const c of n.children ?? []) {
+    const [k, v] = c.words
+    if (k === 'connect_ip' && v !== undefined) ip = parseIp(v) ?? ip
+    else if (k === 'connect_port' && v !== undefined && /^\d+$/.test(v) && Number(v) <= 65535 && kind in PORT_CHECKERS) port = Number(v)
+    else if (k === 'bindto' && v !== undefined) bindto = parseIp(v) ?? bindto
+  }
+  return {kind, ip, ...(port !== undefined ? {port} : {}), ...(bindto ? {bindto} : {}), loc: loc(n)}
 }
 
 const CHECKERS = new Set(['HTTP_GET', 'SSL_GET', 'TCP_CHECK', 'MISC_CHECK', 'SMTP_CHECK', 'DNS_CHECK', 'BFD_CHECK', 'UDP_CHECK', 'PING_CHECK', 'FILE_CHECK'])
@@ -346,7 +367,7 @@ export function parseKeepalived(text: string, file: string): KeepalivedConfig {
     let forkMethod: string | undefined
     const schedFlags: string[] = []
     const svcNm: NotModelled[] = []
-    const reals: {node: Node; ip: IpAddr; port?: number; weight?: number; method?: IpvsMethod; tun: Partial<IpvsDest>; ut: number; lt: number}[] = []
+    const reals: {node: Node; ip: IpAddr; port?: number; weight?: number; method?: IpvsMethod; tun: Partial<IpvsDest>; ut: number; lt: number; checks: HealthCheck[]}[] = []
     /** NAT, DR or TUN as keepalived spells them; anything else is a config error keepalived ignores */
     const knownMethod = (c: Node, v: string | undefined, keeps: string): boolean => {
       if (v === 'NAT' || v === 'DR' || v === 'TUN') return true
@@ -415,9 +436,13 @@ export function parseKeepalived(text: string, file: string): KeepalivedConfig {
           let tun: Partial<IpvsDest> = {}
           let ut = 0
           let lt = 0
+          const checks: HealthCheck[] = []
           for (const r of c.children ?? []) {
             const [rk, rv, ...rmore] = r.words
-            if (CHECKERS.has(rk!)) continue
+            if (CHECKERS.has(rk!)) {
+              checks.push(checkerOf(r, rk!, ip, port, loc))
+              continue
+            }
             if (rk === 'weight') weight = uint(rv, file, r.line, 'a weight', 0x7fffffff)
             else if (rk === 'lvs_method') {
               if (rv !== undefined && FORK_METHODS.has(rv.toUpperCase())) forkMethod = rv
@@ -434,7 +459,7 @@ export function parseKeepalived(text: string, file: string): KeepalivedConfig {
             svcNm.push({file, line: c.line, what: `real_server ${c.words.slice(1).join(' ')}: a duplicate of an earlier real_server (keepalived removes it)`})
             break
           }
-          reals.push({node: c, ip, ...(port !== undefined ? {port} : {}), ...(weight !== undefined ? {weight} : {}), ...(m ? {method: m} : {}), tun, ut, lt})
+          reals.push({node: c, ip, ...(port !== undefined ? {port} : {}), ...(weight !== undefined ? {weight} : {}), ...(m ? {method: m} : {}), tun, ut, lt, checks})
           break
         }
         case 'sorry_server':
@@ -481,6 +506,7 @@ export function parseKeepalived(text: string, file: string): KeepalivedConfig {
           ...(m === 'tunnel' ? {tunnelType: tun.tunnelType ?? 'ipip'} : {}),
           ...(m === 'tunnel' && tun.tunnelPort !== undefined ? {tunnelPort: tun.tunnelPort} : {}),
           ...(m === 'tunnel' && tun.tunnelCsum !== undefined ? {tunnelCsum: tun.tunnelCsum} : {}),
+          ...(r.checks.length ? {checks: r.checks} : {}),
           loc: loc(r.node),
         }
       })
