@@ -29,6 +29,7 @@ import drRealserverNoVip from './dr-realserver-no-vip.js'
 import ipvsHashQuiesced from './ipvs-hash-quiesced.js'
 import oneWayReplySnat from './one-way-reply-snat.js'
 import conntrackTableFull from './conntrack-table-full.js'
+import healthCheckBlocked from './health-check-blocked.js'
 
 export const RULES: readonly Rule[] = [
   drStatefulFilter,
@@ -58,6 +59,7 @@ export const RULES: readonly Rule[] = [
   ipvsHashQuiesced,
   oneWayReplySnat,
   conntrackTableFull,
+  healthCheckBlocked,
 ]
 
 export function ruleById(id: string, rules: readonly Rule[] = RULES): Rule | undefined {

@@ -1,0 +1,49 @@
+// health-check-blocked: keepalived's checks of a real server are connections of the director's own stack; where
+// they fail, keepalived takes a serving real server out.
+import {describe, expect, test} from 'vitest'
+import {runRules} from '../../src/rules/index.js'
+import {editedScenario, loadScenario} from './helpers.js'
+
+const RULE = 'health-check-blocked'
+const mine = (hosts: Parameters<typeof runRules>[0]['hosts']) => runRules({hosts}).filter((f) => f.rule === RULE)
+const FILTER = (input: string, output = '') => `*filter\n:INPUT ${input.startsWith(':') ? input.slice(1) : 'ACCEPT'} [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n${input.startsWith(':') ? '' : input}${output}COMMIT\n`
+
+describe('health-check-blocked', () => {
+  test('a DR daemon listening on the VIP only: the check to the real address finds no listener (manual fix); the fixed fixture is quiet', () => {
+    const f = mine(loadScenario('keepalived-check-vip-only'))
+    expect(f.map((x) => [x.host, x.fix?.commands ?? []])).toEqual([['rs1', []]])
+    expect(f[0]!.message).toMatch(/TCP_CHECK \(keepalived\.conf:9\): TCP to 192\.0\.2\.11:80; nothing listens on 192\.0\.2\.11:80 on rs1/)
+    expect(f[0]!.fix?.summary).toMatch(/listen on 192\.0\.2\.11 too/)
+    expect(mine(loadScenario('keepalived-check-vip-only-fixed'))).toEqual([])
+  })
+
+  test("the director's INPUT without an ESTABLISHED accept drops the answers: an ESTABLISHED accept on the director", () => {
+    const hosts = editedScenario('keepalived-check-vip-only-fixed', 'director', (f, t) => t, {'iptables-save.txt': FILTER(':DROP').replace(':INPUT DROP [0:0]\n', ':INPUT DROP [0:0]\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n')})
+    const f = mine(hosts)
+    // one finding per real server; the second shares the first's command
+    expect(f.map((x) => [x.host, x.fix?.commands])).toEqual([['director', ['iptables -t filter -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT']], ['director', []]])
+    expect(f[0]!.message).toMatch(/the answer from 192\.0\.2\.11:80 is dropped at INPUT by the DROP policy/)
+    expect(f[1]!.message).toMatch(/the answer from 192\.0\.2\.12:80 is dropped/)
+  })
+
+  test("the realserver's INPUT accepts the VIP only: the check to its own address is dropped there", () => {
+    const rules = FILTER(':DROP').replace(':INPUT DROP [0:0]\n', ':INPUT DROP [0:0]\n-A INPUT -d 192.0.2.100/32 -p tcp -m tcp --dport 80 -j ACCEPT\n')
+    const hosts = editedScenario('keepalived-check-vip-only-fixed', 'rs1', (f, t) => t, {'iptables-save.txt': rules})
+    const f = mine(hosts)
+    expect(f.map((x) => [x.host, x.fix?.commands])).toEqual([['rs1', ['iptables -t filter -A INPUT -s 192.0.2.1/32 -d 192.0.2.11/32 -p tcp -m tcp --dport 80 -j ACCEPT']]])
+  })
+
+  test("the director's OUTPUT drops the check (connect_port 8080 not allowed out)", () => {
+    const d = editedScenario('keepalived-check-vip-only-fixed', 'director', (f, t) => (f === 'keepalived.conf' ? t.replace('connect_timeout 3', 'connect_timeout 3\n            connect_port 8080') : t), {
+      'iptables-save.txt': '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT DROP [0:0]\n-A OUTPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A OUTPUT -p tcp -m tcp --dport 80 -j ACCEPT\nCOMMIT\n',
+    })
+    const f = mine(d)
+    expect(f.map((x) => x.host)).toEqual(['director'])
+    expect(f[0]!.message).toMatch(/director's SYN to 192\.0\.2\.11:8080 is dropped at OUTPUT by the DROP policy/)
+    expect(f[0]!.fix?.commands).toEqual(['iptables -t filter -A OUTPUT -d 192.0.2.11/32 -p tcp -m tcp --dport 8080 -j ACCEPT'])
+  })
+
+  test('an ipvsadm listing says nothing of checks: quiet', () => {
+    expect(mine(loadScenario('dr-realserver-arp-fixed'))).toEqual([])
+  })
+})
