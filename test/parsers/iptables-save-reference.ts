@@ -258,6 +258,7 @@ interface Draft {
   target: Target | undefined
   counters: Counters | undefined
   pending: Pending | undefined
+  otherFamily?: '-4' | '-6'
 }
 
 /** A `-j NAME` that names no chain yet; resolved at COMMIT. */
@@ -550,7 +551,15 @@ class Parser {
       }
       this.ruleCount++
       const d: Draft = {target: undefined, counters, pending: undefined}
-      const matches = this.parseRule(d, toks, i + 2)
+      const other = this.family === 4 ? ['-6', '--ipv6'] : ['-4', '--ipv4']
+      if (toks.slice(i + 2).some((x) => x === other[0] || x === other[1])) d.otherFamily = other[0] as '-4' | '-6'
+      const matches = d.otherFamily === undefined ? this.parseRule(d, toks, i + 2) : []
+      if (d.otherFamily !== undefined) {
+        const flag = d.otherFamily
+        this.report(`${flag}: iptables-restore leaves out a rule for the other address family (iptables(8) -4/-6: ignored, not an error), so it is not in the ruleset`)
+        this.ruleCount--
+        return
+      }
       const index = chain.rules.length + 1
       const loc = this.loc()
       let rule: MRule
@@ -720,7 +729,7 @@ class Parser {
         }
         case '-4':
         case '-6':
-          if ((core === '-4' ? 4 : 6) !== this.family) this.report(`${core}: a rule for the other address family`)
+          if ((core === '-4' ? 4 : 6) !== this.family) rule.otherFamily = core
           continue
       }
       if (tok.length === 2) throw this.err('an iptables option (-s, -d, -i, -o, -p, -f, -m, -j, -g)', tok)

@@ -5,7 +5,7 @@ import {describe, expect, test} from 'vitest'
 import {parseIptablesSave} from '../../src/snapshot/parsers/iptables-save.js'
 import {parseNftJson} from '../../src/snapshot/parsers/nft-json.js'
 import {parseIpAddr, parseIpRoute, parseIpRule} from '../../src/snapshot/parsers/ip-json.js'
-import {formatHint, hostFromFiles, loadSnapshots} from '../../src/snapshot/store.js'
+import {detectFileType, formatHint, hostFromFiles, loadSnapshots} from '../../src/snapshot/store.js'
 import {UsageError} from '../../src/model/source.js'
 import {checkHosts} from '../../src/services/check.js'
 import {formatNftExpr} from '../../src/model/nft.js'
@@ -193,5 +193,31 @@ describe('nft map elements with counters (a map declared with `counter`)', () =>
     const what = r.notModelled.map((n) => n.what)
     expect(what.filter((w) => w.includes('moby-lb-nat'))).toEqual([])
     expect(what.some((w) => w.includes('"elem" expression') || w.includes('set statements'))).toBe(false)
+  })
+})
+
+describe('a rules file shared by iptables-restore and ip6tables-restore (-4/-6 on the rules of one family)', () => {
+  // iptables(8): a rule with -6 given to iptables-restore (-4 to ip6tables-restore) is silently ignored; the
+  // .after-* fixtures are what iptables-save / ip6tables-save printed after restoring the file (iptables 1.8.9)
+  const shape = (r: ReturnType<typeof parseIptablesSave>) =>
+    [...r.tables.values()].map((t) => [...t.chains.values()].map((c) => `${t.name}/${c.name}: ${c.rules.map((x) => JSON.stringify([x.matches, x.target], (_k, v) => (typeof v === 'bigint' ? v.toString() : v))).join(' ')}`)).flat().sort()
+
+  test.each([
+    [4, 'iptables/shared-46.after-iptables-restore.iptables-save'],
+    [6, 'iptables/shared-46.after-ip6tables-restore.ip6tables-save'],
+  ] as const)('read as IPv%s it holds what the restore kept', (family, after) => {
+    const shared = parseIptablesSave(read('iptables/shared-46.rules'), 'f', family)
+    const kept = parseIptablesSave(read(after), 'f', family)
+    expect(shared.ruleCount).toBe(kept.ruleCount)
+    expect(shape(shared)).toEqual(shape(kept))
+    expect(shared.notModelled.map((n) => n.what)).toEqual(
+      Array(family === 4 ? 4 : 3).fill(`${family === 4 ? '-6' : '-4'}: iptables-restore leaves out a rule for the other address family (iptables(8) -4/-6: ignored, not an error), so it is not in the ruleset`),
+    )
+  })
+
+  test('as a bare file it is IPv4 (its IPv6-only rules carry -6), and the DNAT is not reported blocked', () => {
+    expect(detectFileType(Buffer.from(read('iptables/shared-46.rules')))).toBe('iptables-save.txt')
+    const report = checkHosts(loadSnapshots([F + 'iptables/shared-46.rules']), {version: 'test'})
+    expect(report.findings.filter((f) => f.severity === 'error')).toEqual([])
   })
 })

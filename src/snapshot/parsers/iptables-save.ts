@@ -723,6 +723,7 @@ function interned(names: readonly string[]): ReadonlyMap<string, string> {
 const ZERO_COUNTERS: Counters = {packets: 0, bytes: 0}
 const EMPTY: Match[] = []
 const EMPTY_ARGS: string[] = []
+const EMPTY_MATCHES: readonly Match[] = []
 const SYN_MASK: readonly string[] = ['SYN', 'RST', 'ACK', 'FIN']
 const SYN_COMP: readonly string[] = ['SYN']
 const SIMPLE_TARGETS: Readonly<Record<string, Target>> = {
@@ -755,6 +756,8 @@ class Parser {
   private rTarget: Target | undefined
   private rCounters: Counters | undefined
   private rPending: Pending | undefined
+  /** the rule carries -4/-6 of the other family (`-6` in an IPv4 parse): iptables-restore ignores it */
+  private otherFamily: '-4' | '-6' | undefined
   private proto: string | undefined
   private tgt: TgtInst | undefined
   private negUsed = false
@@ -1089,7 +1092,21 @@ class Parser {
       this.rTarget = undefined
       this.rCounters = counters
       this.rPending = undefined
-      const matches = this.parseRule(i + 2)
+      this.otherFamily = undefined
+      // -4/-6 of the other family anywhere in the rule: iptables(8) ignores the whole rule, its addresses are not
+      // even parsed (xtables parses them after the options), so the rule is looked at no further
+      const other = this.family === 4 ? ['-6', '--ipv6'] : ['-4', '--ipv4']
+      for (let k = i + 2; k < tk.n && this.otherFamily === undefined; k++) {
+        if (tk.plain(k) && (tk.is(k, other[0]!) || tk.is(k, other[1]!))) this.otherFamily = other[0] as '-4' | '-6'
+      }
+      const matches = this.otherFamily === undefined ? this.parseRule(i + 2) : EMPTY_MATCHES
+      if (this.otherFamily !== undefined) {
+        // (a shared rules file for both iptables-restore and ip6tables-restore): the kernel never gets this rule
+        const flag = this.otherFamily
+        this.report(`${flag}: iptables-restore leaves out a rule for the other address family (iptables(8) -4/-6: ignored, not an error), so it is not in the ruleset`)
+        this.ruleCount--
+        return
+      }
       if (chain !== this.runChain) {
         this.flushRun()
         this.runChain = chain
@@ -1269,7 +1286,8 @@ class Parser {
         }
         case C_4:
         case C_6:
-          if ((core === C_4 ? 4 : 6) !== this.family) this.report(`${core === C_4 ? '-4' : '-6'}: a rule for the other address family`)
+          // iptables(8): a rule with -6 given to iptables-restore (-4 to ip6tables-restore) is silently ignored
+          if ((core === C_4 ? 4 : 6) !== this.family) this.otherFamily = core === C_4 ? '-4' : '-6'
           continue
       }
       if (tok.length === 2) throw this.err('an iptables option (-s, -d, -i, -o, -p, -f, -m, -j, -g)', tok)
