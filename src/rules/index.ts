@@ -30,6 +30,7 @@ import ipvsHashQuiesced from './ipvs-hash-quiesced.js'
 import oneWayReplySnat from './one-way-reply-snat.js'
 import conntrackTableFull from './conntrack-table-full.js'
 import healthCheckBlocked from './health-check-blocked.js'
+import localClientBlocked from './local-client-blocked.js'
 
 export const RULES: readonly Rule[] = [
   drStatefulFilter,
@@ -60,6 +61,7 @@ export const RULES: readonly Rule[] = [
   oneWayReplySnat,
   conntrackTableFull,
   healthCheckBlocked,
+  localClientBlocked,
 ]
 
 export function ruleById(id: string, rules: readonly Rule[] = RULES): Rule | undefined {
