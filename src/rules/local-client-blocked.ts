@@ -29,6 +29,16 @@ export const meta: RuleMeta = {
 
 const SPORT = 40123
 
+/** The rule names its destination itself (`-d VIP`): kube-proxy's KUBE-SEP DNATs do not (KUBE-SERVICES does). */
+function ownDst(rule: IptRule): boolean {
+  const ms = rule.matches
+  for (let i = 0; i < ms.length; i++) {
+    const m = ms[i]!
+    if (m.kind === 'addr' && m.dir === 'dst' && !m.neg) return true
+  }
+  return false
+}
+
 function check(h: HostView, rs: IptablesRuleset, rule: IptRule, alsoOutside: boolean): RuleFinding | undefined {
   const fw = h.fw!
   const sel = selectorOf(rs, rule)
@@ -83,6 +93,7 @@ export default hostRule(
       let fromOutput = false
       let fromPre = false
       for (const r of rulesetFacts(rs).natDnat) {
+        if (!ownDst(r)) continue
         if (r.chain !== chain) {
           chain = r.chain
           fromOutput = reachableFrom(rs, 'nat', chain, ['OUTPUT'])
