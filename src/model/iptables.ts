@@ -22,6 +22,11 @@ export interface IptablesRuleset {
    */
   readonly incompatibleTables?: readonly string[]
   /**
+   * Tables iptables-nft-save printed without some of their base chains (`# Table `filter' contains incompatible
+   * base-chains, use 'nft' tool to list them.`, iptables 1.8.8+): chains added with nft, only in `nft -j list ruleset`.
+   */
+  readonly taintedTables?: readonly string[]
+  /**
    * iptables-nft-save said `# Warning: iptables-legacy tables present, use iptables-legacy-save to see them`: the
    * host also has rules in the legacy (x_tables) backend, which this dump does not show.
    */

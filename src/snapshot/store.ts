@@ -277,7 +277,8 @@ function buildHost(raw: RawFiles): HostSnapshot {
   // counted and evaluated once, from the iptables view
   const iptablesNftBeside = !!host.iptables && host.iptables.backend !== 'legacy'
   const notInIptablesSave = {ip: host.iptables?.incompatibleTables, ip6: host.ip6tables?.incompatibleTables}
-  host.nft = load('nft-ruleset.json', (t, f) => parseNftJson(t, f, {iptablesSaveBeside: iptablesNftBeside, notInIptablesSave}))
+  const taintedInIptablesSave = {ip: host.iptables?.taintedTables, ip6: host.ip6tables?.taintedTables}
+  host.nft = load('nft-ruleset.json', (t, f) => parseNftJson(t, f, {iptablesSaveBeside: iptablesNftBeside, notInIptablesSave, taintedInIptablesSave}))
   const sn = load('ipvsadm-Sn.txt', parseIpvsadmSave)
   const ln = load('ipvsadm-Ln.txt', parseIpvsadmList)
   host.ipvsConns = load('ipvsadm-Lnc.txt', parseIpvsadmConns)
@@ -329,14 +330,14 @@ function buildHost(raw: RawFiles): HostSnapshot {
  * (iptables-legacy-save.txt beside) and the tables iptables-nft-save could not print (nft-ruleset.json holds them).
  */
 function iptablesNotes(r: IptablesRuleset, host: HostSnapshot): readonly NotModelled[] {
-  if (!r.legacyTablesPresent && !r.incompatibleTables) return r.notModelled
+  if (!r.legacyTablesPresent && !r.incompatibleTables && !r.taintedTables) return r.notModelled
   const family = r.family === 6 ? 'ip6' : 'ip'
   const inJson = new Set((host.nft?.tables ?? []).filter((t) => t.family === family).map((t) => t.name))
   // the IPv4 dump's warning is answered by iptables-legacy-save.txt; the IPv6 one has no file of the format yet
   const legacyBeside = r.family === 4 && !!host.iptablesLegacy
   return r.notModelled.filter((n) => {
     if (legacyBeside && n.what.startsWith('iptables-legacy tables are present')) return false
-    const m = /^table (\S+): iptables-nft-save could not print it/.exec(n.what)
+    const m = /^table (\S+): iptables-nft-save (?:could not print it|left out base chains)/.exec(n.what)
     return !(m && inJson.has(m[1]!))
   })
 }

@@ -313,6 +313,7 @@ class Parser {
   private ruleCount = 0
   private backend: 'legacy' | 'nf_tables' | undefined
   private readonly incompatible: string[] = []
+  private readonly tainted: string[] = []
   private legacyPresent = false
   private table: MTable | undefined
   private pending: Pending[] = []
@@ -398,6 +399,7 @@ class Parser {
     }
     if (this.backend) out.backend = this.backend
     if (this.incompatible.length > 0) out.incompatibleTables = this.incompatible
+    if (this.tainted.length > 0) out.taintedTables = this.tainted
     if (this.legacyPresent) out.legacyTablesPresent = true
     return out
   }
@@ -409,6 +411,12 @@ class Parser {
       const p = legacy[1]!
       const save = p === 'ip' ? 'save `iptables-legacy-save` as iptables-legacy-save.txt beside it' : `see them with \`${p}tables-legacy-save\` (not read by lvsdoctor)`
       this.report(`${p}tables-legacy tables are present on this host and are not in this dump (rules of the legacy backend, which the kernel runs too): ${save}`)
+      return
+    }
+    const tainted = /^# Table `([^']+)' contains incompatible base-chains, use 'nft' tool to list them\.?\s*$/.exec(line)
+    if (tainted) {
+      if (!this.tainted.includes(tainted[1]!)) this.tainted.push(tainted[1]!)
+      this.report(`table ${tainted[1]}: iptables-nft-save left out base chains of it that iptables cannot express (added with nft), so their rules are not in this dump: \`nft -j list ruleset\` lists them`)
       return
     }
     const incompatible = /^# Table `([^']+)' is incompatible, use 'nft' tool\.?\s*$/.exec(line)

@@ -8,6 +8,8 @@ import {parseIpAddr, parseIpRoute, parseIpRule} from '../../src/snapshot/parsers
 import {detectFileType, formatHint, hostFromFiles, loadSnapshots} from '../../src/snapshot/store.js'
 import {UsageError} from '../../src/model/source.js'
 import {checkHosts} from '../../src/services/check.js'
+import {connectionOk, traceConnection} from '../../src/services/trace.js'
+import {traceOptions} from '../../src/services/trace-command.js'
 import {formatNftExpr} from '../../src/model/nft.js'
 import {fixtureReader} from './helpers.js'
 
@@ -219,5 +221,31 @@ describe('a rules file shared by iptables-restore and ip6tables-restore (-4/-6 o
     expect(detectFileType(Buffer.from(read('iptables/shared-46.rules')))).toBe('iptables-save.txt')
     const report = checkHosts(loadSnapshots([F + 'iptables/shared-46.rules']), {version: 'test'})
     expect(report.findings.filter((f) => f.severity === 'error')).toEqual([])
+  })
+})
+
+describe('iptables 1.8.8+: "# Table `filter\' contains incompatible base-chains" (a base chain added with nft to an iptables-nft table)', () => {
+  // iptables-nft-save v1.8.9 printed the table without the nft chain `lrw2-blocklist` (hook forward, priority -10:
+  // ip saddr 198.51.100.0/24 drop); the JSON has it, in a table otherwise evaluated from iptables-save
+  const dir = F + 'iptables/tainted-filter'
+
+  test('alone, the dump says its base chains are missing', () => {
+    const r = parseIptablesSave(read('iptables/tainted-filter/iptables-save.txt'), 'iptables-save.txt', 4)
+    expect(r.taintedTables).toEqual(['filter'])
+    expect(r.notModelled.map((n) => `${n.line} ${n.what}`)).toEqual([expect.stringMatching(/^1 table filter: iptables-nft-save left out base chains of it/)])
+  })
+
+  test('beside nft -j, the nft base chain is evaluated from the JSON and the rest from iptables-save', () => {
+    const [h] = loadSnapshots([dir])
+    expect(h!.errors).toEqual([])
+    expect(h!.notModelled).toEqual([])
+    const filters = h!.nft!.tables.filter((t) => t.family === 'ip' && t.name === 'filter')
+    expect(filters.map((t) => `${t.xtables} ${[...t.chains.keys()].join(',')}`)).toEqual(['true FORWARD,lrw2-blocklist', 'false lrw2-blocklist'])
+    expect(h!.nft!.ruleCount - h!.nft!.xtRules).toBe(1)
+    const flow = traceOptions('192.0.2.10:80', 'tcp', '198.51.100.7')
+    const blocked = traceConnection(loadSnapshots([dir]), flow)
+    expect(connectionOk(blocked)).toBe(false)
+    const ok = traceConnection(loadSnapshots([dir]), traceOptions('192.0.2.10:80', 'tcp', '203.0.113.9'))
+    expect(connectionOk(ok)).toBe(true)
   })
 })

@@ -44,6 +44,11 @@ export interface NftParseOptions {
    * family (ip: iptables-save, ip6: ip6tables-save): their rules are evaluated from this JSON, not left to it.
    */
   readonly notInIptablesSave?: {readonly ip?: readonly string[]; readonly ip6?: readonly string[]}
+  /**
+   * Tables iptables-nft-save printed without some base chains (`# Table `filter' contains incompatible base-chains,
+   * use 'nft' tool to list them.`, iptables 1.8.8+), by family: those base chains are evaluated from this JSON.
+   */
+  readonly taintedInIptablesSave?: {readonly ip?: readonly string[]; readonly ip6?: readonly string[]}
   /** sets and maps whose JSON is longer than this many characters are parsed item by item (default 4 MiB) */
   readonly streamSetsOver?: number
 }
@@ -628,6 +633,22 @@ function foreignToIptables(exprs: Json): string | undefined {
   }
   walk(exprs)
   return found
+}
+
+/** The chains a rule jumps or goes to (verdicts, and verdict maps: anonymous or the table's named ones). */
+function jumpTargetsOf(r: NftRule, table: NftTable): string[] {
+  const out: string[] = []
+  const verdict = (v: {kind: string; target?: string}): void => {
+    if ((v.kind === 'jump' || v.kind === 'goto') && v.target !== undefined) out.push(v.target)
+  }
+  for (const st of r.stmts) {
+    if (st.kind === 'verdict') verdict(st.verdict)
+    if (st.kind === 'vmap') {
+      const elems = st.data.kind === 'set' ? st.data.elements : st.data.kind === 'setref' ? table.sets.get(st.data.name)?.elements : undefined
+      for (const el of elems ?? []) if (el.value?.kind === 'verdict') verdict(el.value.verdict)
+    }
+  }
+  return out
 }
 
 /** `meta mark` or `ct mark` (the marks the trace and the checks rewrite), as nft -j prints the key of a mangle */
@@ -1542,8 +1563,20 @@ class Doc {
         }
       }
     }
+    // base chains nft added to a table iptables-nft-save printed (and called tainted): only the JSON has them
+    const apart = new Map<MTable, Set<number>>()
+    for (const t of this.order) {
+      if (!t.xtables || !opts.iptablesSaveBeside || (t.family !== 'ip' && t.family !== 'ip6')) continue
+      if (!opts.taintedInIptablesSave?.[t.family]?.includes(t.name)) continue
+      const ids = new Set<number>()
+      for (const [id, base] of store.chainBase) {
+        if (store.chainTableIdx[id] === t.idx && XT_CHAIN_OF_HOOK[base.hook] !== store.chainName(id)) ids.add(id)
+      }
+      if (ids.size > 0) apart.set(t, ids)
+    }
     for (let i = 0; i < store.n; i++) {
-      if (this.order[store.chainTableIdx[store.ruleChain[i]!]!]!.xtables) {
+      const t = this.order[store.chainTableIdx[store.ruleChain[i]!]!]!
+      if (t.xtables && !apart.get(t)?.has(store.ruleChain[i]!)) {
         store.ruleXt.add(i)
         xtRules++
       }
@@ -1562,17 +1595,35 @@ class Doc {
         })
       }
     }
-    const tables: NftTable[] = this.order.map((t) => ({
-      family: t.family,
-      name: t.name,
-      ...(t.handle === undefined ? {} : {handle: t.handle}),
-      flags: t.flags,
-      loc: t.loc,
-      chains: t.chains!,
-      sets: t.sets,
-      objects: t.objects,
-      xtables: t.xtables,
-    }))
+    const tables: NftTable[] = []
+    for (const t of this.order) {
+      const table: NftTable = {
+        family: t.family,
+        name: t.name,
+        ...(t.handle === undefined ? {} : {handle: t.handle}),
+        flags: t.flags,
+        loc: t.loc,
+        chains: t.chains!,
+        sets: t.sets,
+        objects: t.objects,
+        xtables: t.xtables,
+      }
+      tables.push(table)
+      const ids = apart.get(t)
+      if (!ids) continue
+      // the same table once more, holding only those base chains and the chains they jump to: evaluated from here,
+      // while iptables-save stands for the rest of it
+      const chains = new Map<string, NftChain>()
+      const queue = [...ids].map((id) => store.chainName(id))
+      while (queue.length > 0) {
+        const name = queue.shift()!
+        const c = t.chains!.get(name)
+        if (!c || chains.has(name)) continue
+        chains.set(name, c)
+        for (const r of c.rules) queue.push(...jumpTargetsOf(r, table))
+      }
+      tables.push({...table, chains, xtables: false})
+    }
     return {
       file: this.file,
       ruleCount: store.n,
