@@ -1300,6 +1300,8 @@ class Doc {
   constructor(
     readonly file: string,
     readonly text: string,
+    /** look for rules iptables-nft-save misprints: only an iptables-save beside would hold them (a scan per rule) */
+    readonly iptablesSaveBeside = false,
   ) {
     this.store = new Store(file, text, this.order)
   }
@@ -1462,7 +1464,7 @@ class Doc {
     if (start < 0) store.ruleJson.set(row, v.expr)
     if (typeof v.comment === 'string') store.ruleComment.set(row, v.comment)
     if (unknown.length) store.ruleUnknown.set(row, unknown)
-    if ((t.family === 'ip' || t.family === 'ip6') && XT_TABLES[t.family]!.has(t.name)) {
+    if (this.iptablesSaveBeside && (t.family === 'ip' || t.family === 'ip6') && XT_TABLES[t.family]!.has(t.name)) {
       // (ip/ip6 only: ebtables-nft's --among does make sets, in bridge tables)
       // a rule nft added to a table of iptables-nft's: iptables-nft-save may print it without what it cannot express
       const foreign = foreignToIptables(v.expr)
@@ -1642,10 +1644,10 @@ export function parseNftJson(text: string, file: string, opts: NftParseOptions =
   const saved = ctx
   ctx = new Ctx(false)
   try {
-    let doc = new Doc(file, text)
+    let doc = new Doc(file, text, opts.iptablesSaveBeside === true)
     if (!streamElements(text, doc, opts.streamSetsOver ?? BIG_SET)) {
       // not nft's own one-line layout (pretty-printed, other keys...), or malformed: parse the whole text
-      doc = new Doc(file, text)
+      doc = new Doc(file, text, opts.iptablesSaveBeside === true)
       let root: Json
       try {
         root = JSON.parse(text) as Json
