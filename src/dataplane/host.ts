@@ -96,7 +96,7 @@ export function hostModel(snap: HostSnapshot): HostModel {
   ) as Record<Hook, HookEntry[]>
   const ipvsConntrack = (num('net.ipv4.vs.conntrack') ?? 0) !== 0
   const ipvs = snap.ipvs && snap.ipvs.services.length > 0
-    ? new IpvsState(snap.ipvs.services, {...DEFAULT_IPVS_SETTINGS, conntrack: ipvsConntrack, sloppyTcp: (num('net.ipv4.vs.sloppy_tcp') ?? 0) !== 0})
+    ? new IpvsState(snap.ipvs.services, {...DEFAULT_IPVS_SETTINGS, conntrack: ipvsConntrack, sloppyTcp: (num('net.ipv4.vs.sloppy_tcp') ?? 0) !== 0, expireQuiescentTemplate: (num('net.ipv4.vs.expire_quiescent_template') ?? 0) !== 0}, snap.ipvsConns)
     : undefined
   const addrType = (ip: IpAddr): AddrType => {
     if (ip.family === 4 && ip.value >> 28n === 0xen) return 'MULTICAST'

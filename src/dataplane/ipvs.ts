@@ -4,7 +4,7 @@
 // with their own state, and the forwarding methods of ip_vs_xmit.c (masq rewrites the destination, route
 // keeps the packet and sends it to the realserver's MAC, tunnel wraps it in IPIP to the realserver).
 import {formatIp, makePrefix, prefixContains, type IpAddr} from '../model/ip.js'
-import type {IpvsDest, IpvsService} from '../model/ipvs.js'
+import type {IpvsConn, IpvsDest, IpvsService} from '../model/ipvs.js'
 import {PROTO, type Packet, type TcpFlags} from './packet.js'
 
 export interface IpvsSettings {
@@ -16,9 +16,14 @@ export interface IpvsSettings {
   readonly tcpTimeout: number
   readonly tcpFinTimeout: number
   readonly udpTimeout: number
+  /**
+   * net.ipv4.vs.expire_quiescent_template: a persistence template whose destination has weight 0 is dropped
+   * when a new connection looks it up (ip_vs_check_template), instead of sending the client there again
+   */
+  readonly expireQuiescentTemplate?: boolean
 }
 
-export const DEFAULT_IPVS_SETTINGS: IpvsSettings = {conntrack: false, sloppyTcp: false, tcpTimeout: 900, tcpFinTimeout: 120, udpTimeout: 300}
+export const DEFAULT_IPVS_SETTINGS: IpvsSettings = {conntrack: false, sloppyTcp: false, tcpTimeout: 900, tcpFinTimeout: 120, udpTimeout: 300, expireQuiescentTemplate: false}
 
 export interface IpvsConnection {
   readonly service: IpvsService
@@ -110,20 +115,70 @@ export function hash32(val: number, bits: number): number {
   return Math.imul(val >>> 0, 0x61c88647) >>> (32 - bits)
 }
 
+/** A persistence template: from this replay, or (`listed`) one the snapshot's ipvsadm -Lnc shows. */
+interface Template {
+  readonly dest: IpvsDest
+  expires: number
+  readonly listed?: IpvsConn
+}
+
+/**
+ * The key of a persistence template (ip_vs_sched_persist): the client's network (-M, default a /32 or /128)
+ * and, for an fwmark service, the mark alone (<IPPROTO_IP, caddr, 0, fwmark, 0>: every VIP the mark covers
+ * shares it); else protocol, VIP and port, where a port-zero service and the FTP port 21 use port 0.
+ */
+function templateKey(svc: IpvsService, caddr: IpAddr, vaddr: IpAddr): string {
+  const len = svc.persistenceNetmask ?? (caddr.family === 4 ? 32 : 128)
+  const net = `${makePrefix(caddr, len).value}/${len}`
+  if (svc.proto === 'fwmark') return `${net}|fwmark ${svc.fwmark}`
+  const port = svc.port === 21 ? 0 : (svc.port ?? 0)
+  return `${net}|${svc.proto}|${formatIp(svc.vip ?? vaddr)}|${port}`
+}
+
 /** One director's IPVS state: connection table, persistence templates and scheduler positions. */
 export class IpvsState {
   private readonly conns = new Map<string, IpvsConnection>()
   private readonly replies = new Map<string, IpvsConnection>()
-  private readonly templates = new Map<string, {dest: IpvsDest; expires: number}>()
+  private readonly templates = new Map<string, Template>()
   private readonly rr = new Map<IpvsService, number>()
   private readonly wrr = new Map<IpvsService, {i: number; cw: number; mw: number; di: number}>()
   /** connections scheduled by this replay, per destination (added to the snapshot's counters for lc/wlc) */
   private readonly added = new Map<IpvsDest, number>()
 
+  /**
+   * `listed`: the snapshot's connection table (ipvsadm -Lnc); its persistence templates (client port 0) are
+   * what the kernel looks up before scheduling a persistent service's new connection, so they are kept.
+   */
   constructor(
     readonly services: readonly IpvsService[],
     readonly settings: IpvsSettings = DEFAULT_IPVS_SETTINGS,
-  ) {}
+    listed: readonly IpvsConn[] = [],
+  ) {
+    for (const c of listed) this.keepListedTemplate(c)
+  }
+
+  /**
+   * A template line of ipvsadm -Lnc (`TCP 00:52 NONE 198.51.100.0:0 10.0.0.100:80 10.0.0.11:80`; fwmark:
+   * `IP ... 0.0.0.1:0 ... RIP:0`) for a persistent service of this director whose destination is still in
+   * it (a removed destination is not available: ip_vs_check_template drops the template). A template the
+   * kernel already invalidated has virtual port 65535 and matches no service. It is taken as valid for the
+   * whole replay (it has `expire` seconds left, and a template still controlling connections is renewed).
+   */
+  private keepListedTemplate(c: IpvsConn): void {
+    if (c.client.port !== 0) return
+    const svc = this.services.find((s) => {
+      if (s.persistence === undefined) return false
+      if (c.fwmark !== undefined) return s.proto === 'fwmark' && s.fwmark === c.fwmark && s.family === c.client.ip.family
+      if (s.proto !== c.proto || !s.vip || s.vip.family !== c.virtual.ip.family || s.vip.value !== c.virtual.ip.value) return false
+      const port = s.port === 21 ? 0 : (s.port ?? 0)
+      return port === c.virtual.port
+    })
+    if (!svc) return
+    const dest = svc.dests.find((d) => d.ip.family === c.dest.ip.family && d.ip.value === c.dest.ip.value && (c.dest.port === 0 || d.port === c.dest.port))
+    if (!dest) return
+    const key = templateKey(svc, c.client.ip, c.virtual.ip)
+    if (!this.templates.has(key)) this.templates.set(key, {dest, expires: Number.POSITIVE_INFINITY, listed: c})
+  }
 
   /** ip_vs_service_find: fwmark services when the packet has a mark, then proto/VIP/port, then port 0. */
   findService(p: Packet): IpvsService | undefined {
@@ -230,27 +285,37 @@ export class IpvsState {
     c.expires = now + ipvsTcpTimeout(next, this.settings)
   }
 
-  /** Picks a destination; persistence first (ip_vs_sched_persist), then the service's scheduler. */
+  /**
+   * Picks a destination; persistence first (ip_vs_sched_persist), then the service's scheduler. A template's
+   * destination is used whatever its weight or load (ip_vs_check_template asks only that it is still in the
+   * service, and with net.ipv4.vs.expire_quiescent_template=1 that its weight is not 0): a client with a
+   * template keeps going to a quiesced (weight 0) destination.
+   */
   schedule(svc: IpvsService, p: Packet, now: number): {dest?: IpvsDest; why: string; assumption?: string} {
+    const tkey = svc.persistence !== undefined ? templateKey(svc, p.src, p.dst) : undefined
+    const t = tkey !== undefined ? this.templates.get(tkey) : undefined
+    if (t && t.expires > now && this.templateValid(t.dest)) {
+      t.expires = Math.max(t.expires, now + (svc.persistence ?? 300))
+      if (!t.listed) return {dest: t.dest, why: 'persistence template'}
+      const quiesced = weightOf(t.dest) === 0 ? `; ${formatIp(t.dest.ip)}:${t.dest.port} has weight 0 (quiesced), which does not stop a template (net.ipv4.vs.expire_quiescent_template=0)` : ''
+      return {
+        dest: t.dest,
+        why: 'persistence template (ipvsadm -Lnc)',
+        assumption: `${describeService(svc)}: ipvsadm -Lnc holds a persistence template for ${formatIp(t.listed.client.ip)} (${t.listed.loc.file}:${t.listed.loc.line}, ${t.listed.expire} s left), so the connection goes to ${formatIp(t.dest.ip)}:${t.dest.port} without scheduling${quiesced}; assumed it has not expired by the time of the connection`,
+      }
+    }
     const avail = svc.dests.filter((d) => weightOf(d) > 0 && !this.overloaded(d))
     if (avail.length === 0) return {why: svc.dests.length === 0 ? 'no realservers configured' : 'every realserver has weight 0 or is over its upper threshold'}
-    const r = this.scheduleAmong(svc, avail, p, now)
+    const r = this.pick(svc, avail, p)
+    if (r.dest && tkey !== undefined) this.templates.set(tkey, {dest: r.dest, expires: now + (svc.persistence ?? 300)})
     if (!r.dest || !svc.dests.some((d) => Number.isNaN(d.weight))) return r
     return {...r, assumption: r.assumption ? `${r.assumption}; ${UNKNOWN_WEIGHTS}` : UNKNOWN_WEIGHTS}
   }
 
-  private scheduleAmong(svc: IpvsService, avail: IpvsDest[], p: Packet, now: number): {dest?: IpvsDest; why: string; assumption?: string} {
-    let tkey: string | undefined
-    if (svc.persistence !== undefined) {
-      const len = svc.persistenceNetmask ?? (p.src.family === 4 ? 32 : 128)
-      const cnet = makePrefix(p.src, len)
-      tkey = `${cnet.value}/${len}|${svc.fwmark ?? ''}|${formatIp(svc.vip ?? p.dst)}|${svc.proto === 'fwmark' ? 0 : (svc.port ?? 0)}`
-      const t = this.templates.get(tkey)
-      if (t && t.expires > now && avail.includes(t.dest)) return {dest: t.dest, why: 'persistence template'}
-    }
-    const r = this.pick(svc, avail, p)
-    if (r.dest && tkey) this.templates.set(tkey, {dest: r.dest, expires: now + (svc.persistence ?? 300)})
-    return r
+  /** ip_vs_check_template: the destination is still one of the service's (IP_VS_DEST_F_AVAILABLE), not quiesced when templates of quiesced ones expire. */
+  private templateValid(d: IpvsDest): boolean {
+    if (!this.services.some((s) => s.dests.includes(d))) return false
+    return !(this.settings.expireQuiescentTemplate && weightOf(d) === 0)
   }
 
   private overloaded(d: IpvsDest): boolean {
