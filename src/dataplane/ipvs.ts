@@ -110,6 +110,20 @@ function wrrInit(weights: readonly number[]): {i: number; cw: number; mw: number
   return {i: -1, cw, mw, di}
 }
 
+/**
+ * The port a new connection forwards to. ip_vs_schedule: the destination's port, or the packet's when the
+ * destination has none (0). ip_vs_sched_persist (a persistent service): the packet's port, and the destination's
+ * only when the packet's port is the service's own — so a persistent fwmark service (port 0) or port-zero service
+ * never translates ports: its LVS-NAT realservers are sent the client's destination port, whatever port
+ * `ipvsadm -a -r RIP:PORT` gave them (the IPVS lab, random seed 17 #4 with check's fixes: fwmark 1 -p 60,
+ * 10.1.0.11:8080 -m, a connection to VIP:80 went to 10.1.0.11:80 and was reset).
+ */
+export function connDport(svc: IpvsService, dest: IpvsDest, pdport: number): number {
+  if (svc.persistence === undefined) return dest.port !== 0 ? dest.port : pdport
+  const svcPort = svc.proto === 'fwmark' ? 0 : (svc.port ?? 0)
+  return pdport === svcPort && dest.port !== 0 ? dest.port : pdport
+}
+
 /** hash_32 of include/linux/hash.h: (val * GOLDEN_RATIO_32) >> (32 - bits) in 32-bit arithmetic. */
 export function hash32(val: number, bits: number): number {
   return Math.imul(val >>> 0, 0x61c88647) >>> (32 - bits)
@@ -233,7 +247,7 @@ export class IpvsState {
       vaddr: p.dst,
       vport: p.dport ?? 0,
       daddr: dest.ip,
-      dport: dest.port === 0 ? (p.dport ?? 0) : dest.port,
+      dport: connDport(svc, dest, p.dport ?? 0),
       state: 'NONE',
       expires: now,
       noOutput: effectiveMethod(svc, dest) !== 'masq',
@@ -468,14 +482,19 @@ export class IpvsState {
         return {why: `dh: the hashed destination ${formatIp(d.ip)}:${d.port} is unavailable (weight 0 or overloaded)`}
       }
       case 'mh': {
+        // ip_vs_mh_permutate takes last_weight, the latest weight that was not 0 (__ip_vs_update_dest): the IPVS
+        // lab's 6.1 refused a client whose slot was a drained (ipvsadm -e -w 0) destination (random seed 28 #0)
+        const drained = svc.dests.some((d) => weightOf(d) === 0) && svc.dests.some((d) => weightOf(d) > 0)
+          ? `mh: the destinations with weight 0 are assumed to have been added with weight 0 (no slot in the lookup table); one drained to 0 after it had a weight keeps that weight's slots (last_weight), and a client hashed there is refused${this.schedFlag(svc, 'mh-fallback', 'flag-1') ? ' (here: sent on by mh-fallback)' : ''}`
+          : undefined
         const r = maglevPick(svc, p, this.schedFlag(svc, 'mh-port', 'flag-2'))
         if (!r) return {why: 'mh: no destination with a weight'}
-        if (avail.includes(r.dest)) return {dest: r.dest, why: 'mh'}
+        if (avail.includes(r.dest)) return {dest: r.dest, why: 'mh', assumption: drained}
         if (!this.schedFlag(svc, 'mh-fallback', 'flag-1')) return {why: `mh: the hashed destination ${formatIp(r.dest.ip)}:${r.dest.port} is unavailable (weight 0 or overloaded) and the service has no mh-fallback`}
         for (let off = 0; off < MH_SIZE; off++) {
           const d = r.lookup[maglevHash((r.key + ((off + r.ihash) % MH_SIZE)) >>> 0, MH_KEY1) % MH_SIZE]
           if (!d) break
-          if (avail.includes(d)) return {dest: d, why: 'mh: fallback'}
+          if (avail.includes(d)) return {dest: d, why: 'mh: fallback', assumption: drained}
         }
         return {why: 'mh: none available'}
       }

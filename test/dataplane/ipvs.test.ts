@@ -202,3 +202,29 @@ test('a destination that is the director\'s own address: IPVS hands the connecti
   expect(r.ipvs.map((c) => `${c.dest} ${c.state}`)).toEqual(['10.1.0.1:8080 TIME_WAIT'])
   expect(r.assumptions.join('\n')).toMatch(/director is assumed to listen on 10\.1\.0\.1:8080, where IPVS sent the connection/)
 })
+
+test('a persistent fwmark or port-zero service does not translate ports (ip_vs_sched_persist): its NAT realservers get the client\'s port', () => {
+  // the kernel (IPVS lab, random seed 17 #4 with check's fixes): fwmark 1 -p 60 with 10.1.0.11:8080 -m; a
+  // connection to VIP:80 went to 10.1.0.11:80 (ipvsadm -Lnc) and was reset there. Before, trace sent it to :8080
+  const nat = (a: string) => dest(a, 1, {port: 8080, method: 'masq'})
+  const to = (s: IpvsService, p: Packet) => {
+    const r = new IpvsState([s]).in(p, 0)
+    return r.kind === 'forward' ? `${formatIp(r.packet.dst)}:${r.packet.dport}` : r.kind
+  }
+  const fw = svc('rr', [nat('10.1.0.11')], {proto: 'fwmark', fwmark: 1, vip: undefined, port: undefined})
+  const marked = {...syn('203.0.113.10', 40000), mark: 1}
+  expect(to({...fw, persistence: 60}, marked)).toBe('10.1.0.11:80')
+  // not persistent: ip_vs_schedule uses the destination's port
+  expect(to(fw, marked)).toBe('10.1.0.11:8080')
+  // port zero (-t VIP:0 -p): the client's port as well
+  expect(to(svc('rr', [nat('10.1.0.11')], {port: 0, persistence: 60}), {...syn('203.0.113.10', 40000), dport: 443})).toBe('10.1.0.11:443')
+  // a persistent service with a port: the packet's port is the service's, so the destination's port
+  expect(to(svc('rr', [nat('10.1.0.11')], {persistence: 60}), syn('203.0.113.10', 40000))).toBe('10.1.0.11:8080')
+})
+
+test('mh with a weight-0 destination says it assumed that destination was added with weight 0 (a drained one keeps its slots, last_weight)', () => {
+  const r = new IpvsState([svc('mh', [dest('10.0.0.11', 0), dest('10.0.0.12', 1)], {vip: ip('10.0.0.100')})]).in(vipSyn('198.51.100.10', '10.0.0.100'), 0)
+  expect(r.kind === 'forward' && r.assumption).toMatch(/mh: the destinations with weight 0 are assumed to have been added with weight 0 .*last_weight/)
+  const plain = new IpvsState([svc('mh', [dest('10.0.0.11', 1), dest('10.0.0.12', 1)], {vip: ip('10.0.0.100')})]).in(vipSyn('198.51.100.10', '10.0.0.100'), 0)
+  expect(plain.kind === 'forward' && plain.assumption).toBeUndefined()
+})
