@@ -82,6 +82,18 @@ interface Skb {
   /** skb->ipvs_property: IPVS already handled it; the IPVS hooks and conntrack leave it alone */
   ipvsProperty: boolean
   ipvs?: IpvsView
+  /**
+   * LOCAL_OUT: a hook that routes the packet again after it changed it (ip_route_me_harder) did change it: the
+   * mangle table (ipt_mangle_out: saddr, daddr, mark or tos changed within it), an nft chain of type route
+   * (nf_route_table_hook, the same test) or the nat core (nf_nat_ipv4_local_fn: the connection's destination is
+   * translated). A mark set anywhere else (filter, raw, an nft filter-type chain) routes nothing again.
+   */
+  reroute?: boolean
+}
+
+/** Did a LOCAL_OUT hook change what ip_route_me_harder looks at (addresses, mark)? */
+function routingKeysChanged(a: Packet, b: Packet): boolean {
+  return !ipEquals(a.src, b.src) || !ipEquals(a.dst, b.dst) || (a.mark >>> 0) !== (b.mark >>> 0)
 }
 
 type HookOutcome = {kind: 'continue'} | {kind: 'stop'; journey: Journey} | {kind: 'stolen'; journey: Journey}
@@ -343,6 +355,7 @@ class Sim {
     const before = skb.packet
     const res = runChain(table, hook, skb.packet, env)
     skb.packet = res.packet
+    if (hook === 'OUTPUT' && tableName === 'mangle' && res.verdict !== 'DROP' && routingKeysChanged(before, skb.packet)) skb.reroute = true
     if (skb.ct?.entry && res.ctMark !== skb.ct.entry.mark) skb.ct.entry.mark = res.ctMark
     if (res.notrack && !skb.ct) skb.untracked = true
     for (const a of res.assumptions) this.assume(`${h.name} ${a.rule.loc.file}:${a.rule.loc.line}: ${a.what}`)
@@ -373,6 +386,7 @@ class Sim {
     const before = skb.packet
     const res = runNftChain(table, chain, skb.packet, this.nftEnv(h, skb, iif, oif))
     skb.packet = res.packet
+    if (hook === 'OUTPUT' && chain.base?.type === 'route' && routingKeysChanged(before, skb.packet)) skb.reroute = true
     if (skb.ct?.entry && res.ctMark !== skb.ct.entry.mark) skb.ct.entry.mark = res.ctMark
     if (res.notrack && !skb.ct) skb.untracked = true
     for (const a of res.assumptions) this.assume(`${h.name} ${a.rule.family} ${a.rule.table} ${a.rule.chain} handle ${a.rule.handle}: ${a.what}`)
@@ -460,6 +474,7 @@ class Sim {
       }
     }
     skb.packet = applyNat(skb.packet, entry, skb.ct!.dir, manip)
+    if (hook === 'OUTPUT' && !ipEquals(before.dst, skb.packet.dst)) skb.reroute = true
     const changed = formatPacket(before) !== formatPacket(skb.packet)
     if (verdict === undefined && changed) {
       verdict = manip === 'dst' ? (skb.ct!.dir === 'ORIGINAL' ? 'DNAT' : 'un-SNAT') : skb.ct!.dir === 'ORIGINAL' ? 'SNAT' : 'un-DNAT'
@@ -579,11 +594,11 @@ class Sim {
     let dev = devOf(route)
     const bad = checkOutputSource(h.conf, p.src, dev)
     if (bad) return this.fail({host: h.name, hook: 'ROUTING', chain: '', reason: bad}, p)
-    const before = {dst: p.dst, mark: p.mark}
     const out = this.runHooks(h, 'OUTPUT', skb, undefined, dev)
     if (out.kind !== 'continue') return out.journey
-    if (!ipEquals(before.dst, skb.packet.dst) || before.mark !== skb.packet.mark) {
-      // ip_route_me_harder: NAT or a mark changed the packet, route it again (the source stays when local)
+    if (skb.reroute) {
+      // ip_route_me_harder: nat, the mangle table or an nft route chain changed the packet, route it again (the
+      // source stays when local). A mark set by the filter or raw table or an nft filter chain does not reroute.
       route = routeLookup(h.routing, {dst: skb.packet.dst, src: skb.packet.src, mark: skb.packet.mark, proto: p.proto, sport: skb.packet.sport, dport: skb.packet.dport})
       const rf2 = this.routeFailure(h, route, skb.packet)
       if (rf2) return rf2

@@ -167,6 +167,16 @@ export const SCENARIOS: readonly Scenario[] = [
     expect: NOTHING,
     fixed: ALL,
   }),
+  dnat('filter-mark-noroute', "the realserver marks its output in the filter table (-t filter -A OUTPUT -j MARK --set-mark 0x1) and `ip rule fwmark 0x1` leads to an unreachable table: filter does not route again (only mangle, an nft route chain and nat OUTPUT call ip_route_me_harder), so the replies keep their route and the connection works (trace rerouted by the mark and said unreachable; found with the random scenarios' mark routing, prefix lk9)", {
+    returnVia: 'd',
+    rExtra: ['ip rule add fwmark 0x1 lookup 101 pref 101', 'ip route add unreachable default table 101', 'iptables -t filter -A OUTPUT -j MARK --set-mark 0x1'],
+    expect: ALL,
+  }),
+  dnat('mangle-mark-reroute', 'the same mark set in the mangle table: ipt_mangle_out sees the mark change and routes the SYN/ACK again, into the unreachable table', {
+    returnVia: 'd',
+    rExtra: ['ip rule add fwmark 0x1 lookup 101 pref 101', 'ip route add unreachable default table 101', 'iptables -t mangle -A OUTPUT -j MARK --set-mark 0x1'],
+    expect: NOTHING,
+  }),
 ]
 
 // ---- realservers' own firewalls and DR-shaped routes through a FORWARD chain (prefix ldq: realserver-filter-blocks-service,

@@ -1,0 +1,64 @@
+// Which LOCAL_OUT hooks route a packet again after changing it (ip_route_me_harder). Only three do: the iptables
+// mangle table (ipt_mangle_out: saddr, daddr, mark or tos changed within it), an nft chain of type route
+// (nf_route_table_hook, the same test) and the nat core (nf_nat_ipv4_local_fn: the connection's destination is
+// translated). A mark set by the filter or raw table, or by an nft chain of type filter, routes nothing again: the
+// packet leaves by the route its socket chose. Found with the random kernel scenarios' mark routing (prefix lk9):
+// a realserver with `ip rule fwmark 0x1 lookup 101` (table 101: unreachable default) and `-t filter -A OUTPUT -j
+// MARK --set-mark 0x1` connected and closed in the kernel; trace rerouted by the mark and said unreachable.
+import {describe, expect, test} from 'vitest'
+import {parseEndpoint, parseIp} from '../../src/model/ip.js'
+import {traceConnection} from '../../src/services/trace.js'
+import {hostFromFiles} from '../../src/snapshot/store.js'
+
+const ADDR = JSON.stringify([
+  {ifindex: 1, ifname: 'lo', flags: ['LOOPBACK', 'UP', 'LOWER_UP'], mtu: 65536, operstate: 'UNKNOWN', link_type: 'loopback', addr_info: [{family: 'inet', local: '127.0.0.1', prefixlen: 8, scope: 'host', label: 'lo'}]},
+  {ifindex: 2, ifname: 'eth0', flags: ['BROADCAST', 'MULTICAST', 'UP', 'LOWER_UP'], mtu: 1500, operstate: 'UP', link_type: 'ether', addr_info: [{family: 'inet', local: '10.1.0.10', prefixlen: 24, scope: 'global', label: 'eth0'}]},
+])
+// table 101, where the mark 0x1 leads, has only an unreachable default
+const ROUTE = JSON.stringify([
+  {type: 'unreachable', dst: 'default', table: '101', flags: []},
+  {dst: 'default', gateway: '10.1.0.1', dev: 'eth0', flags: []},
+  {dst: '10.1.0.0/24', dev: 'eth0', protocol: 'kernel', scope: 'link', prefsrc: '10.1.0.10', flags: []},
+  {type: 'local', dst: '10.1.0.10', dev: 'eth0', table: 'local', protocol: 'kernel', scope: 'host', prefsrc: '10.1.0.10', flags: []},
+  {type: 'local', dst: '127.0.0.0/8', dev: 'lo', table: 'local', protocol: 'kernel', scope: 'host', prefsrc: '127.0.0.1', flags: []},
+])
+const RULE = JSON.stringify([
+  {priority: 0, src: 'all', table: 'local'},
+  {priority: 101, src: 'all', fwmark: '0x1', table: '101'},
+  {priority: 32766, src: 'all', table: 'main'},
+  {priority: 32767, src: 'all', table: 'default'},
+])
+
+const iptables = (table: string) => `*${table}\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n-A OUTPUT -j MARK --set-xmark 0x1/0xffffffff\nCOMMIT\n`
+const nft = (type: string) =>
+  JSON.stringify({nftables: [
+    {table: {family: 'ip', name: 'm', handle: 1}},
+    {chain: {family: 'ip', table: 'm', name: 'output', handle: 1, type, hook: 'output', prio: -150, policy: 'accept'}},
+    {rule: {family: 'ip', table: 'm', chain: 'output', handle: 2, expr: [{mangle: {key: {meta: {key: 'mark'}}, value: 1}}]}},
+  ]})
+
+/** The realserver answering an outside client at 10.1.0.10:8080, with the given ruleset file. */
+function trace(file: string, text: string) {
+  const files = new Map([['ip-addr.json', ADDR], ['ip-route.json', ROUTE], ['ip-rule.json', RULE], ['ss-ltnu.txt', 'tcp LISTEN 0 4 0.0.0.0:8080 0.0.0.0:*\n'], [file, text]])
+  return traceConnection([hostFromFiles('r', 'r', files)], {vip: parseEndpoint('10.1.0.10:8080')!, proto: 'tcp', client: parseIp('203.0.113.10')!, clientPort: 40000})
+}
+
+describe('a mark set at LOCAL_OUT reroutes only from the tables that route again', () => {
+  test.each(['filter', 'raw'])('iptables -t %s -A OUTPUT -j MARK: the reply keeps its route and the connection works', (table) => {
+    const r = trace('iptables-save.txt', iptables(table))
+    expect(r.connection, r.firstFailure?.reason).toEqual({connected: true, reply: true, closed: true})
+  })
+
+  test('iptables -t mangle -A OUTPUT -j MARK: rerouted by the mark into the unreachable table', () => {
+    const r = trace('iptables-save.txt', iptables('mangle'))
+    expect(r.connection.connected).toBe(false)
+    // the SYN/ACK, routed again with the mark 0x1, meets table 101
+    expect(r.firstFailure).toMatchObject({packet: 2, host: 'r', hook: 'ROUTING', rule: {text: 'unreachable default table 101'}})
+  })
+
+  test('an nft chain of type filter setting the mark does not reroute; one of type route does', () => {
+    expect(trace('nft-ruleset.json', nft('filter')).connection).toEqual({connected: true, reply: true, closed: true})
+    const route = trace('nft-ruleset.json', nft('route'))
+    expect(route.firstFailure).toMatchObject({packet: 2, host: 'r', hook: 'ROUTING', rule: {text: 'unreachable default table 101'}})
+  })
+})
