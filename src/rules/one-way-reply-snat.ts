@@ -8,6 +8,8 @@
 // breaks only where the requests take another way (nf_nat_inet_fn: a new entry is looked up in the nat table).
 import {formatEndpoint, formatIp, hostPrefix, type IpAddr} from '../model/ip.js'
 import type {Evidence} from '../model/finding.js'
+import type {FixOp} from './engine/fix.js'
+import {where} from './engine/flows.js'
 import {routeEvidence} from '../dataplane/routing.js'
 import {customRule, finding} from './engine/helpers.js'
 import {ev, type HostView} from './engine/host.js'
@@ -60,7 +62,7 @@ function directServices(w: World): Direct[] {
 }
 
 /** The snapshot hosts the answers cross on their way from `rs` to the client: [host, interface they arrive on]. */
-function hopsToClient(w: World, rs: HostView, vip: IpAddr): {host: HostView; iif?: string; evidence: Evidence[]}[] {
+function hopsToClient(w: World, rs: HostView, vip: IpAddr | undefined): {host: HostView; iif?: string; evidence: Evidence[]}[] {
   const out: {host: HostView; iif?: string; evidence: Evidence[]}[] = []
   let cur = rs
   let src: IpAddr | undefined = vip
@@ -81,37 +83,67 @@ export default customRule(meta, (w) => {
   const out: RuleFinding[] = []
   const seen = new Set<string>()
   for (const d of directServices(w)) {
+    // the hosts on the director's own way to the clients carry the requests too (routing taken as symmetric):
+    // they hold the connection's entry and neither NAT the answers nor see them as INVALID
+    const requestSide = new Set(hopsToClient(w, d.director, undefined).map((x) => x.host))
     for (const hop of hopsToClient(w, d.rs, d.vip)) {
       const h = hop.host
-      // the director on the way is dr-reply-via-director's (it drops its own VIP as a martian); a host that also
-      // carries the requests has the connection's entry and does not NAT the answers
-      if (h === d.director || !h.fw) continue
+      // the director on the way is dr-reply-via-director's (it drops its own VIP as a martian)
+      if (h === d.director || !h.fw || requestSide.has(h)) continue
       const key = `${h.name}|${d.vip.value}|${d.port}|${d.proto}`
       if (seen.has(key)) continue
-      // UDP: every answer starts an entry; TCP: the first answer after the SYN/ACK (mid-stream pickup), unless
-      // nf_conntrack_tcp_loose=0, when it is INVALID and never NATed
-      if (d.proto === 'tcp' && h.sysctl.num('net.netfilter.nf_conntrack_tcp_loose') === 0) continue
-      const e = {src: d.vip, sport: d.port, dst: w.client.ip, dport: w.client.port, proto: d.proto}
-      const r = received(h, flowPacket(e, 'RDATA'), {state: 'NEW', iif: hop.iif})
-      if (r.blocked || r.to !== 'forward') continue
-      const post = r.hooks.find((x) => x.hook === 'POSTROUTING')
-      const nat = post?.nat
-      if (!nat || (nat.kind !== 'SNAT' && nat.kind !== 'MASQUERADE')) continue
-      seen.add(key)
-      // MASQUERADE: the address the output device's route picks (nf_nat_masquerade_ipv4: inet_select_addr)
-      const toIp = nat.to?.ip ?? (nat.kind === 'MASQUERADE' ? h.sourceFor(w.client.ip) : undefined) ?? (post!.packet.src.value !== d.vip.value ? post!.packet.src : undefined)
-      const to = toIp ? formatIp(toIp) : `an address of ${h.name}`
       const tcp = d.proto === 'tcp'
+      const loose = h.sysctl.num('net.netfilter.nf_conntrack_tcp_loose') !== 0
+      const e = {src: d.vip, sport: d.port, dst: w.client.ip, dport: w.client.port, proto: d.proto}
+      const problems: string[] = []
+      const evidence: Evidence[] = [...d.evidence, ...hop.evidence]
+      const ops: FixOp[] = []
+      // TCP: the SYN/ACK has no entry and is INVALID (and so is every answer with nf_conntrack_tcp_loose=0): a
+      // stateful FORWARD that drops INVALID packets (firewalld, most hardening guides) kills the handshake
+      if (tcp) {
+        const inv = received(h, flowPacket(e, 'SYNACK'), {state: 'INVALID', iif: hop.iif})
+        const b = inv.blocked
+        if (b) {
+          problems.push(
+            `${h.name}'s conntrack has no entry for the SYN/ACK (it never saw the SYN), so the packet is INVALID, and it is ${b.decision.verdict === 'REJECT' ? 'rejected' : 'dropped'} at ${b.hook.hook} by ${where(b.decision)}: the handshake never completes`,
+          )
+          evidence.push(ev(b.decision.loc, h.name))
+          ops.push(...h.fw.fixer.acceptBefore(b.decision, {src: hostPrefix(d.vip), proto: d.proto, sport: d.port}))
+        }
+      }
+      // NAT: UDP, every answer starts an entry; TCP, the first answer after the SYN/ACK is picked up mid-stream
+      // (unless nf_conntrack_tcp_loose=0, when it is INVALID and never NATed)
+      let natWord: string | undefined
+      if (!tcp || loose) {
+        const r = received(h, flowPacket(e, 'RDATA'), {state: 'NEW', iif: hop.iif})
+        const post = r.blocked || r.to !== 'forward' ? undefined : r.hooks.find((x) => x.hook === 'POSTROUTING')
+        const nat = post?.nat
+        if (nat && (nat.kind === 'SNAT' || nat.kind === 'MASQUERADE')) {
+          // MASQUERADE: the address the output device's route picks (nf_nat_masquerade_ipv4: inet_select_addr)
+          const toIp = nat.to?.ip ?? (nat.kind === 'MASQUERADE' ? h.sourceFor(w.client.ip) : undefined) ?? (post!.packet.src.value !== d.vip.value ? post!.packet.src : undefined)
+          const to = toIp ? formatIp(toIp) : `an address of ${h.name}`
+          natWord = nat.kind
+          problems.push(
+            `${h.name}'s conntrack takes the answers for a new connection (${tcp ? 'the first packet after the SYN/ACK, picked up mid-stream' : 'the first UDP answer; the later ones belong to that entry'}) and ${nat.kind} rewrites their source to ${to}: ` +
+              `the client ${formatIp(w.client.ip)} gets answers from ${to} instead of ${formatIp(d.vip)} and drops them${tcp ? ' (its TCP stack answers with a reset)' : ''}`,
+          )
+          evidence.push(ev(nat.decision.loc, h.name))
+          ops.push(...h.fw.fixer.acceptBefore(nat.decision, {src: hostPrefix(d.vip), proto: d.proto, sport: d.port}))
+        }
+      }
+      if (problems.length === 0) continue
+      seen.add(key)
       out.push(
         finding(meta, h.name, {
           message:
-            `${d.rs.name} answers the clients of ${d.what} itself, from ${formatIp(d.vip)}, and the answers cross ${h.name}, which never sees the requests (they go by ${d.director.name}). ` +
-            `${h.name}'s conntrack takes the answers for a new connection (${tcp ? 'the first packet after the SYN/ACK, picked up mid-stream' : 'every UDP answer'}) and ${nat.kind} rewrites their source to ${to}: ` +
-            `the client ${formatIp(w.client.ip)} gets answers from ${to} instead of ${formatIp(d.vip)} and drops them${tcp ? ' (its TCP stack answers with a reset)' : ''}.`,
-          evidence: [...d.evidence, ...hop.evidence, ev(nat.decision.loc, h.name)],
+            `${d.rs.name} answers the clients of ${d.what} itself, from ${formatIp(d.vip)}, and the answers cross ${h.name}, which does not carry the requests (they go by ${d.director.name}).\n` +
+            problems.map((x) => `  ${x}.`).join('\n'),
+          evidence,
           fix: {
-            summary: `exempt the VIP's answers from ${h.name}'s ${nat.kind} (an accept in its nat POSTROUTING before the rule), or route the requests through ${h.name} too`,
-            ops: h.fw.fixer.acceptBefore(nat.decision, {src: hostPrefix(d.vip), proto: d.proto, sport: d.port}),
+            summary:
+              `on ${h.name}, ${[problems.length > 1 || !natWord ? "accept the VIP's answers before the rule that drops them as INVALID" : '', natWord ? `exempt them from its ${natWord} (an accept in its nat POSTROUTING before the rule)` : ''].filter(Boolean).join(' and ')}; ` +
+              `or route the requests through ${h.name} too, so that it sees both directions (the exemption helps only where the VIP is routable on the clients' side)`,
+            ops,
           },
         }),
       )

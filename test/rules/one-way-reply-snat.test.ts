@@ -32,7 +32,7 @@ describe('one-way-reply-snat', () => {
     const hosts = editedScenario('dr-router-masquerade', 'director', (f, t) => (f === 'ipvsadm-Sn.txt' ? t.replace(/-t 192\.0\.2\.100:80/g, '-u 192.0.2.100:53').replace('192.0.2.11:80', '192.0.2.11:53') : t))
     const f = mine(hosts)
     expect(f.map((x) => x.fix?.commands)).toEqual([['iptables -t nat -I POSTROUTING 1 -s 192.0.2.100/32 -p udp -m udp --sport 53 -j ACCEPT']])
-    expect(f[0]!.message).toMatch(/every UDP answer/)
+    expect(f[0]!.message).toMatch(/the first UDP answer; the later ones belong to that entry/)
     expect(traceConnection(hosts, flow('192.0.2.100:53', 'udp')).connection.reply).toBe(false)
     expect((await traceWithFixes(hosts, flow('192.0.2.100:53', 'udp'), f)).result.connection.reply).toBe(true)
   })
@@ -43,5 +43,27 @@ describe('one-way-reply-snat', () => {
     expect(traceConnection(loose0, flow('192.0.2.100:80')).connection.closed).toBe(true)
     const other = editedScenario('dr-router-masquerade', 'g', (f, t) => (f === 'iptables-save.txt' ? t.replace('-A POSTROUTING -o ldr-eth1 -j MASQUERADE', '-A POSTROUTING -s 10.0.0.0/8 -o ldr-eth1 -j MASQUERADE') : t))
     expect(mine(other)).toEqual([])
+  })
+})
+
+describe('one-way-reply-snat: routers that see the requests, and routers that drop INVALID', () => {
+  test('the director reaches the clients through the router too (the requests cross it): quiet', () => {
+    const hosts = editedScenario('dr-router-masquerade', 'director', (f, t) => (f === 'ip-route.json' ? t.replace('"dst":"default","gateway":"203.0.113.2","dev":"ldr-eth1"', '"dst":"default","gateway":"192.0.2.254","dev":"ldr-eth0"') : t))
+    expect(hosts.find((h) => h.name === 'director')!.routes!.find((r) => r.dst.len === 0)!.gateway!.value).toBe(0xc00002fen)
+    expect(mine(hosts)).toEqual([])
+  })
+
+  test('a router FORWARD that drops INVALID: the SYN/ACK dies there (trace agrees); both accepts are proposed, and with them trace connects', async () => {
+    const hosts = editedScenario('dr-router-masquerade', 'g', (f, t) => t, {
+      'iptables-save.txt':
+        '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A FORWARD -m conntrack --ctstate INVALID -j DROP\nCOMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -o ldr-eth1 -j MASQUERADE\nCOMMIT\n',
+    })
+    const f = mine(hosts)
+    expect(f.map((x) => x.fix?.commands)).toEqual([['iptables -t filter -I FORWARD 1 -s 192.0.2.100/32 -p tcp -m tcp --sport 80 -j ACCEPT', 'iptables -t nat -I POSTROUTING 1 -s 192.0.2.100/32 -p tcp -m tcp --sport 80 -j ACCEPT']])
+    expect(f[0]!.message).toMatch(/the packet is INVALID, and it is dropped at FORWARD.*\n.*MASQUERADE rewrites their source/s)
+    const t = traceConnection(hosts, flow('192.0.2.100:80'))
+    expect(t.connection.connected).toBe(false)
+    expect(t.firstFailure?.host).toBe('g')
+    expect((await traceWithFixes(hosts, flow('192.0.2.100:80'), f)).result.connection).toEqual({connected: true, reply: true, closed: true})
   })
 })
