@@ -54,10 +54,12 @@ export interface HealthCheck {
   /** HTTP_GET, SSL_GET, TCP_CHECK, SMTP_CHECK, DNS_CHECK, UDP_CHECK, PING_CHECK, MISC_CHECK, BFD_CHECK, FILE_CHECK */
   readonly kind: string
   readonly ip: IpAddr
-  /** undefined: no port (PING_CHECK, MISC_CHECK, FILE_CHECK, BFD_CHECK) or none known */
+  /** undefined: no port (PING_CHECK, MISC_CHECK, FILE_CHECK, BFD_CHECK), or neither connect_port nor a real_server port */
   readonly port?: number
   /** `bindto`: the source address keepalived binds the check to */
   readonly bindto?: IpAddr
+  /** UDP_CHECK `require_reply`: without it a timeout counts as success (only an ICMP error fails the check) */
+  readonly requireReply?: boolean
   readonly loc: Loc
 }
 

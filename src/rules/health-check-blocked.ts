@@ -68,13 +68,20 @@ function checkProblems(w: World, d: HostView, dest: IpvsDest, c: HealthCheck, pr
   const rs = w.ownerOf(c.ip, d)
   // the realserver: its INPUT, a socket on that address, its OUTPUT for the answer
   if (rs) {
-    const iif = rs.addressOf(c.ip)?.iface.name ?? UNKNOWN_IF
-    const r2 = received(rs, {...req, src: from}, {state: 'NEW', iif, local: true})
+    // the interface the check arrives on: the one the realserver's route back to the director leaves by
+    const iif = rs.oifFor(from) ?? rs.addressOf(c.ip)?.iface.name ?? UNKNOWN_IF
+    const r2 = received(rs, {...req, src: from}, {state: 'NEW', iif})
     const b2 = blockedAt(r2)
-    if (b2 && rs.fw) {
+    // UDP_CHECK without require_reply counts a silent timeout as success: only an ICMP error (REJECT, no listener) fails it
+    const silentOk = c.kind === 'UDP_CHECK' && !c.requireReply
+    if (b2 && rs.fw && !(silentOk && r2.blocked!.decision.verdict !== 'REJECT')) {
       out.push({host: rs, text: `${rs.name} gets it from ${formatIp(from)}, and its ${tcp ? 'SYN' : 'request'} is ${b2}`, evidence: [ev(r2.blocked!.decision.loc, rs.name)], ops: rs.fw.fixer.acceptBefore(r2.blocked!.decision, {src: hostPrefix(from), dst: hostPrefix(c.ip), proto, dport: port})})
       return out
     }
+    // published by a DNAT to a container or pod (Docker without userland proxy, a NodePort): the check is forwarded,
+    // not served by a socket of the realserver; that way is not followed here
+    const delivered = r2.noFirewall ? rs.isLocal(c.ip) === true : r2.to === 'local'
+    if (b2 || !delivered) return out
     const local = r2.hooks.find((x) => x.hook === 'PREROUTING')?.packet ?? req
     const ls = rs.snap.listeners
     if (ls && !listenerFor(ls, proto, local.dst, local.dport ?? port)) {
@@ -94,7 +101,7 @@ function checkProblems(w: World, d: HostView, dest: IpvsDest, c: HealthCheck, pr
     const ans = flowPacket({src: local.dst, sport: local.dport ?? port, dst: from, dport: SPORT, proto}, tcp ? 'SYNACK' : 'RDATA')
     const r3 = sent(rs, ans, {state: 'ESTABLISHED', dir: 'REPLY'})
     const b3 = blockedAt(r3)
-    if (b3 && rs.fw) {
+    if (b3 && rs.fw && !(silentOk && r3.blocked!.decision.verdict !== 'REJECT')) {
       out.push({host: rs, text: `${rs.name}'s answer is ${b3}`, evidence: [ev(r3.blocked!.decision.loc, rs.name)], ops: rs.fw.fixer.acceptEstablishedBefore(r3.blocked!.decision)})
       return out
     }
@@ -103,7 +110,7 @@ function checkProblems(w: World, d: HostView, dest: IpvsDest, c: HealthCheck, pr
   const back = flowPacket({src: c.ip, sport: port, dst: from, dport: SPORT, proto}, tcp ? 'SYNACK' : 'RDATA')
   const r4 = received(d, back, {state: 'ESTABLISHED', dir: 'REPLY', iif: d.oifFor(c.ip) ?? UNKNOWN_IF, local: true})
   const b4 = blockedAt(r4)
-  if (b4 && d.fw) out.push({host: d, text: `the answer from ${formatEndpoint({ip: c.ip, port})} is ${b4} on ${d.name}`, evidence: [ev(r4.blocked!.decision.loc, d.name)], ops: d.fw.fixer.acceptEstablishedBefore(r4.blocked!.decision)})
+  if (b4 && d.fw && !(c.kind === 'UDP_CHECK' && !c.requireReply)) out.push({host: d, text: `the answer from ${formatEndpoint({ip: c.ip, port})} is ${b4} on ${d.name}`, evidence: [ev(r4.blocked!.decision.loc, d.name)], ops: d.fw.fixer.acceptEstablishedBefore(r4.blocked!.decision)})
   return out
 }
 

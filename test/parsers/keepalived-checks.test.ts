@@ -1,5 +1,5 @@
 // keepalived.conf health checkers of a real_server: where each one connects (connect_ip/connect_port, else the real
-// server; SMTP_CHECK 25 and DNS_CHECK 53 without a port), and from where (bindto).
+// server: no checker has a default port of its own), and from where (bindto).
 import {expect, test} from 'vitest'
 import {formatIp} from '../../src/model/ip.js'
 import {parseKeepalived} from '../../src/snapshot/parsers/keepalived.js'
@@ -38,7 +38,7 @@ const conf = `virtual_server 192.0.2.100 80 {
 test('checkers: target address and port, source, and the checkers that connect to no port', () => {
   const svc = parseKeepalived(conf, 'keepalived.conf').services[0]!
   const checks = svc.dests.map((d) => (d.checks ?? []).map((c) => `${c.kind} ${formatIp(c.ip)}:${c.port ?? '-'}${c.bindto ? ` from ${formatIp(c.bindto)}` : ''} @${c.loc.line}`))
-  expect(checks).toEqual([['HTTP_GET 192.0.2.11:8080 @7'], ['TCP_CHECK 10.0.0.12:80 from 10.0.0.1 @17', 'MISC_CHECK 192.0.2.12:- @21'], ['SMTP_CHECK 192.0.2.13:25 @26']])
+  expect(checks).toEqual([['HTTP_GET 192.0.2.11:8080 @7'], ['TCP_CHECK 10.0.0.12:80 from 10.0.0.1 @17', 'MISC_CHECK 192.0.2.12:- @21'], ['SMTP_CHECK 192.0.2.13:- @26']])
 })
 
 test('a real_server without checkers has none', () => {

@@ -43,6 +43,25 @@ describe('health-check-blocked', () => {
     expect(f[0]!.fix?.commands).toEqual(['iptables -t filter -A OUTPUT -d 192.0.2.11/32 -p tcp -m tcp --dport 8080 -j ACCEPT'])
   })
 
+  test('a realserver publishing the port with a DNAT to a container (Docker without userland proxy): no socket expected there, quiet', () => {
+    const nat = '*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n-A PREROUTING -d 192.0.2.11/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 172.17.0.2:80\nCOMMIT\n'
+    const hosts = editedScenario('keepalived-check-vip-only', 'rs1', (f, t) => t, {'iptables-save.txt': nat})
+    expect(mine(hosts)).toEqual([])
+  })
+
+  test('UDP_CHECK: a silent DROP is a success for keepalived without require_reply; a REJECT, or a DROP with require_reply, fails it', () => {
+    const udp = (t: string, extra = '') => t.replace(/TCP_CHECK \{\n(\s+)connect_timeout 3/g, `UDP_CHECK {\n$1connect_timeout 3${extra}`).replace('protocol TCP', 'protocol UDP')
+    const input = (target: string) => ({'iptables-save.txt': `*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p udp -m udp --dport 80 -j ${target}\nCOMMIT\n`})
+    const withRs1 = (conf: (t: string) => string, target: string) => {
+      const base = editedScenario('keepalived-check-vip-only-fixed', 'director', (f, t) => (f === 'keepalived.conf' ? conf(t) : t))
+      const rs1 = editedScenario('keepalived-check-vip-only-fixed', 'rs1', (f, t) => (f === 'ss-ltnu.txt' ? 'udp UNCONN 0 0 0.0.0.0:80 0.0.0.0:*\n' : t), input(target)).find((h) => h.name === 'rs1')!
+      return base.map((h) => (h.name === 'rs1' ? rs1 : h))
+    }
+    expect(mine(withRs1((t) => udp(t), 'DROP')).filter((f) => f.host === 'rs1')).toEqual([])
+    expect(mine(withRs1((t) => udp(t), 'REJECT')).map((f) => f.host)).toContain('rs1')
+    expect(mine(withRs1((t) => udp(t, '\n            require_reply'), 'DROP')).map((f) => f.host)).toContain('rs1')
+  })
+
   test('an ipvsadm listing says nothing of checks: quiet', () => {
     expect(mine(loadScenario('dr-realserver-arp-fixed'))).toEqual([])
   })

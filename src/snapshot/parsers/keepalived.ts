@@ -148,24 +148,27 @@ function tokenize(raw: string, file: string, line: number): string[] {
 }
 
 /** checkers that connect to a port (keepalived's check_*.c): the others ping, run a script or read a file */
-const PORT_CHECKERS: Readonly<Record<string, number | undefined>> = {HTTP_GET: undefined, SSL_GET: undefined, TCP_CHECK: undefined, SMTP_CHECK: 25, DNS_CHECK: 53, UDP_CHECK: undefined}
+const PORT_CHECKERS = new Set(['HTTP_GET', 'SSL_GET', 'TCP_CHECK', 'SMTP_CHECK', 'DNS_CHECK', 'UDP_CHECK'])
 
 /**
- * A health checker block of a real_server: it connects to connect_ip:connect_port (default: the real server's
- * address and port; SMTP_CHECK 25, DNS_CHECK 53 without either), from bindto when given. A value lvsdoctor cannot
- * read leaves the default (the checker's other keywords are keepalived's business).
+ * A health checker block of a real_server: it connects to connect_ip:connect_port, by default the real server's
+ * address and port (queue_checker: co->dst = the real server's address; no checker has a default port of its own
+ * since keepalived ef9c893d), from bindto when given. A value lvsdoctor cannot read leaves the default (the checker's
+ * other keywords are keepalived's business).
  */
 function checkerOf(n: Node, kind: string, rip: IpAddr, rport: number | undefined, loc: (n: Node) => Loc): HealthCheck {
   let ip = rip
-  let port = kind in PORT_CHECKERS ? (rport ?? PORT_CHECKERS[kind]) : undefined
+  let port = PORT_CHECKERS.has(kind) ? rport : undefined
   let bindto: IpAddr | undefined
+  let requireReply = false
   for (const c of n.children ?? []) {
     const [k, v] = c.words
     if (k === 'connect_ip' && v !== undefined) ip = parseIp(v) ?? ip
-    else if (k === 'connect_port' && v !== undefined && /^\d+$/.test(v) && Number(v) <= 65535 && kind in PORT_CHECKERS) port = Number(v)
+    else if (k === 'connect_port' && v !== undefined && /^\d+$/.test(v) && Number(v) <= 65535 && PORT_CHECKERS.has(kind)) port = Number(v)
     else if (k === 'bindto' && v !== undefined) bindto = parseIp(v) ?? bindto
+    else if (k === 'require_reply') requireReply = true
   }
-  return {kind, ip, ...(port !== undefined ? {port} : {}), ...(bindto ? {bindto} : {}), loc: loc(n)}
+  return {kind, ip, ...(port !== undefined ? {port} : {}), ...(bindto ? {bindto} : {}), ...(requireReply ? {requireReply} : {}), loc: loc(n)}
 }
 
 const CHECKERS = new Set(['HTTP_GET', 'SSL_GET', 'TCP_CHECK', 'MISC_CHECK', 'SMTP_CHECK', 'DNS_CHECK', 'BFD_CHECK', 'UDP_CHECK', 'PING_CHECK', 'FILE_CHECK'])
