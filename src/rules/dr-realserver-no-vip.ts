@@ -65,15 +65,17 @@ function check(svc: LbService, b: Backend, rs: HostView): RuleFinding | undefine
   const base: Evidence[] = [ev(svc.loc, d.name), ev(b.loc, d.name), ...(rip ? [ev(rip.addr.loc)] : [])]
   const what = `${rs.name} (${describeBackend(b)}) is an ${kind} realserver of ${describeService(svc)} on ${d.name}`
   let iif = rip?.iface.name
-  if (tun) {
+  // --tun-type gre / gue: ip_gre's gre0 or a fou port unwraps them, not the ipip device (not followed here)
+  const dest = svc.ipvs?.dests.find((x) => x.ip.value === b.ip.value && x.port === (b.port ?? x.port))
+  if (tun && (dest?.tunnelType ?? 'ipip') === 'ipip') {
     const dev = ipipDevice(rs)
     if (!dev || !dev.flags.includes('UP')) {
       return finding(meta, rs.name, {
         message:
-          `${what}, but ${dev ? `its ipip device ${dev.name} is down: the director's IPIP packets find no tunnel to unwrap them (ip_tunnel_lookup takes the fallback tunl0 only when it is up) and ${rs.name} answers them with ICMP port unreachable (tunnel4_rcv)` : `it has no ipip tunnel device (tunl0: the ipip module is not loaded): ${rs.name} answers the director's IPIP packets with ICMP protocol unreachable`}. No connection to ${formatIp(vip)} is ever made.`,
+          `${what}, but ${dev ? `its ipip device ${dev.name} is down: the director's IPIP packets find no tunnel to unwrap them (ip_tunnel_lookup takes the fallback tunl0 only when it is up) and ${rs.name} answers them with ICMP port unreachable (tunnel4_rcv)` : `it has no ipip tunnel device (tunl0: the ipip module is not loaded, or net.core.fb_tunnels_only_for_init_net keeps it out of this namespace): ${rs.name} answers the director's IPIP packets with ICMP protocol unreachable`}. No connection to ${formatIp(vip)} is ever made.`,
         evidence: dev ? [...base, ev(dev.loc)] : base,
         fix: {
-          summary: `load the ipip module and bring the fallback tunnel up on ${rs.name} (modprobe ipip; ip link set tunl0 up), put ${formatIp(vip)}/32 on tunl0 and set rp_filter to 0 or 2 on tunl0 (the unwrapped packets arrive there from the clients' addresses)`,
+          summary: `load the ipip module and bring the fallback tunnel up on ${rs.name} (modprobe ipip; ip link set tunl0 up), put ${formatIp(vip)}/32 on tunl0 and set rp_filter to 2 on tunl0 (or 0 on both all and tunl0: the kernel uses the larger; the unwrapped packets arrive there from the clients' addresses)`,
           ops: [],
         },
       })
@@ -100,7 +102,7 @@ function check(svc: LbService, b: Backend, rs: HostView): RuleFinding | undefine
     evidence: [...base, ...fwd.evidence],
     fix: {
       summary: tun
-        ? `put the VIP on ${rs.name}'s tunnel device (persist it in the network configuration; rp_filter must be 0 or 2 on ${dev})`
+        ? `put the VIP on ${rs.name}'s tunnel device (persist it in the network configuration; rp_filter must be 2 on ${dev}, or 0 on both all and ${dev}: the kernel uses the larger)`
         : `put the VIP on ${rs.name}'s loopback, and keep ${rs.name} from answering ARP for it (arp_ignore=1, arp_announce=2); persist both in the network configuration and /etc/sysctl.d`,
       ops,
     },

@@ -74,6 +74,14 @@ describe('dr-realserver-no-vip', () => {
     expect(ok(traceConnection(hosts, flow).connection)).toBe(false)
   })
 
+  test('LVS-TUN with --tun-type gre: no ipip device is asked for (ip_gre unwraps it); the VIP still is', () => {
+    const gre = onlyRs2(undefined, {}, (t) => t.replace(/ -g -w 1/g, ' -i -w 1 --tun-type gre'))
+    expect(gre.find((h) => h.name === 'director')!.ipvs!.services[0]!.dests[0]!.tunnelType).toBe('gre')
+    const f = mine(gre)
+    expect(f.map((x) => x.message)).toEqual([expect.stringMatching(/is not an address of rs2/)])
+    expect(f[0]!.message).not.toMatch(/ipip/)
+  })
+
   test('a quiesced destination (weight 0) is not reported', () => {
     expect(mine(onlyRs2(undefined, {}, (t) => t.replace(/-r 192\.0\.2\.12:80 -g -w 1/, '-r 192.0.2.12:80 -g -w 0')))).toEqual([])
   })
@@ -81,7 +89,7 @@ describe('dr-realserver-no-vip', () => {
   test('LVS-TUN: no ipip device, a tunl0 that is down, the VIP missing on an up tunl0, and the VIP there (quiet); trace agrees', () => {
     const tun = (t: string) => t.replace(/ -g /g, ' -i ')
     const none = onlyRs2(undefined, {}, tun)
-    expect(mine(none).map((f) => f.message)).toEqual([expect.stringMatching(/it has no ipip tunnel device \(tunl0: the ipip module is not loaded\).*protocol unreachable/)])
+    expect(mine(none).map((f) => f.message)).toEqual([expect.stringMatching(/it has no ipip tunnel device \(tunl0: the ipip module is not loaded.*protocol unreachable/)])
     expect(ok(traceConnection(none, flow).connection)).toBe(false)
     const down = onlyRs2((f, t) => (f === 'ip-addr.json' ? withTunl0(t, false, ['192.0.2.100']) : t), {}, tun)
     expect(mine(down).map((f) => f.message)).toEqual([expect.stringMatching(/its ipip device tunl0 is down.*ICMP port unreachable/)])
