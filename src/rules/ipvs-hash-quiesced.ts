@@ -5,7 +5,8 @@
 // weights. When the bucket's destination is unavailable, sh without sh-fallback and dh find no destination at all:
 // ip_vs_schedule fails and ip_vs_leave refuses the connection (ICMP port unreachable). So quiescing a realserver
 // (weight 0, what keepalived's inhibit_on_failure does to a failed one) does not drain it as with rr or wlc: it
-// refuses every client that hashes to it. mh is left out: a weight-0 destination takes no slot of its table.
+// refuses every client that hashes to it. mh keeps the slots of a destination set to weight 0 after it was added
+// (its table is built from last_weight), though not of one added with weight 0: reported as a warning.
 import {formatEndpoint} from '../model/ip.js'
 import type {IpvsDest, IpvsService} from '../model/ipvs.js'
 import {customRule, finding} from './engine/helpers.js'
@@ -59,18 +60,20 @@ function buckets(s: IpvsService): number[] {
 }
 
 function serviceArgs(s: IpvsService): string | undefined {
-  if (s.proto === 'fwmark') return s.fwmark !== undefined ? `-f ${s.fwmark}` : undefined
+  if (s.proto === 'fwmark') return s.fwmark !== undefined ? `-f ${s.fwmark}${s.family === 6 ? ' -6' : ''}` : undefined
   if (!s.vip || s.port === undefined) return undefined
   return `${SVC_FLAG[s.proto]} ${formatEndpoint({ip: s.vip, port: s.port})}`
 }
 
 /** `ipvsadm -E` with the service's options as they are, plus sh-fallback (-E sets every option anew). */
-function fallbackCommand(s: IpvsService): string | undefined {
+function fallbackCommand(s: IpvsService, sched: 'sh' | 'mh'): string | undefined {
   const svc = serviceArgs(s)
   if (!svc) return undefined
-  const flags = [...new Set(['sh-fallback', ...s.schedFlags.filter((f) => f !== 'flag-1')])]
+  // the port flag (flag-2) keeps its meaning; it is printed under either scheduler's name
+  const port = s.schedFlags.some((f) => f === 'sh-port' || f === 'mh-port' || f === 'flag-2')
+  const flags = [`${sched}-fallback`, ...(port ? [`${sched}-port`] : []), ...s.schedFlags.filter((f) => f === 'flag-3')]
   const persist = s.persistence !== undefined ? ` -p ${s.persistence}${s.persistenceNetmask !== undefined && s.persistenceNetmask !== (s.family === 4 ? 32 : 128) ? ` -M ${s.family === 4 ? mask4(s.persistenceNetmask) : s.persistenceNetmask}` : ''}` : ''
-  return `ipvsadm -E ${svc} -s sh -b ${flags.join(',')}${persist}${s.ops ? ' -o' : ''}${s.pe ? ` --pe ${s.pe}` : ''}`
+  return `ipvsadm -E ${svc} -s ${sched} -b ${flags.join(',')}${persist}${s.ops ? ' -o' : ''}${s.pe ? ` --pe ${s.pe}` : ''}`
 }
 
 function mask4(len: number): string {
@@ -80,24 +83,52 @@ function mask4(len: number): string {
 
 const hasFlag = (s: IpvsService, ...names: string[]) => names.some((n) => s.schedFlags.includes(n))
 
+/** keepalived, or kube-proxy in IPVS mode, puts its own configuration back at the next sync or reload */
+const MANAGED = ' A change made with ipvsadm is undone at the next sync if keepalived or kube-proxy manages the service: make it in their configuration.'
+
 export default customRule(meta, (w) => {
   const out: RuleFinding[] = []
   for (const svc of w.services) {
     const s = svc.ipvs
-    if (svc.kind !== 'ipvs' || !s || (s.scheduler !== 'sh' && s.scheduler !== 'dh')) continue
-    // sh-fallback (flag-1; ipvsadm prints mh-fallback for the same bit on some versions) moves such clients on
-    if (s.scheduler === 'sh' && hasFlag(s, 'sh-fallback', 'mh-fallback', 'flag-1')) continue
+    if (svc.kind !== 'ipvs' || !s || (s.scheduler !== 'sh' && s.scheduler !== 'dh' && s.scheduler !== 'mh')) continue
+    // the fallback bit (IP_VS_SVC_F_SCHED1): ipvsadm prints it as sh-fallback or mh-fallback, or flag-1
+    if (s.scheduler !== 'dh' && hasFlag(s, 'sh-fallback', 'mh-fallback', 'flag-1')) continue
     if (s.dests.length === 0 || s.dests.some((d) => Number.isNaN(d.weight))) continue
     const why = s.dests.map(unavailable)
     // none available at all is ipvs-no-available-realserver's
     if (why.every((x) => x !== undefined) || why.every((x) => x === undefined)) continue
+    const keepalived = svc.host.snap.ipvs?.source === 'keepalived.conf'
+    const hashed = s.scheduler
+    if (hashed === 'mh') {
+      // ip_vs_mh builds its table from each destination's last_weight, which a weight set to 0 does not change
+      // (__ip_vs_update_dest): a destination quiesced after it was added keeps its slots, one added with weight 0
+      // has none. The listing cannot tell which; an overloaded one keeps its slots either way.
+      const gone = s.dests.map((d, i) => ({d, why: why[i]})).filter((x) => x.why !== undefined)
+      const cmd = keepalived ? undefined : fallbackCommand(s, 'mh')
+      out.push(
+        finding(meta, svc.host.name, {
+          severity: gone.every((x) => x.why === 'weight 0') ? 'warning' : undefined,
+          message:
+            `${describeService(svc)} is scheduled by mh (Maglev hashing) without mh-fallback, and ${listSome(gone.map((x) => `${formatEndpoint({ip: x.d.ip, port: x.d.port})} (${x.why})`))} takes no new connection. ` +
+            `mh builds its lookup table from each realserver's last weight above 0: one quiesced after it was added (ipvsadm -e -w 0, keepalived's inhibit_on_failure) keeps its slots, and the clients that hash to them get no realserver; ` +
+            `IPVS refuses their connections with ICMP port unreachable instead of moving them on. (A realserver added with weight 0 takes no slot; the listing cannot tell which.)`,
+          evidence: [ev(s.loc), ...gone.map((x) => ev(x.d.loc))],
+          fix: {
+            summary: keepalived
+              ? 'add `mh-fallback` to the virtual_server block, after `lb_algo mh` (keepalived ignores it before), so that clients of an unavailable realserver go to the next available one, and reload keepalived'
+              : `let mh move the clients of an unavailable realserver to the next available one (-b mh-fallback, the other options as they are).${MANAGED}`,
+            ops: cmd ? [{kind: 'cmd', text: cmd}] : [],
+          },
+        }),
+      )
+      continue
+    }
     const count = buckets(s)
     const gone = s.dests.map((d, i) => ({d, why: why[i], n: count[i]!})).filter((x) => x.why !== undefined && x.n > 0)
     if (gone.length === 0) continue
     const total = gone.reduce((a, x) => a + x.n, 0)
-    const sh = s.scheduler === 'sh'
-    const keepalived = svc.host.snap.ipvs?.source === 'keepalived.conf'
-    const cmd = sh && !keepalived ? fallbackCommand(s) : undefined
+    const sh = hashed === 'sh'
+    const cmd = sh && !keepalived ? fallbackCommand(s, 'sh') : undefined
     const ops: FixOp[] = cmd ? [{kind: 'cmd', text: cmd}] : []
     const share = total * 2 >= 256 ? `${Math.round((total * 100) / 256)}%` : `about ${Math.max(1, Math.round((total * 100) / 256))}%`
     out.push(
@@ -112,9 +143,9 @@ export default customRule(meta, (w) => {
         fix: {
           summary: sh
             ? keepalived
-              ? 'add `sh-fallback` to the virtual_server block (with `lvs_sched sh`), so that clients of an unavailable realserver go to the next available one, and reload keepalived'
-              : 'let sh move the clients of an unavailable realserver to the next available one (-b sh-fallback, the other options as they are); or remove the realserver (ipvsadm -d) instead of setting its weight to 0'
-            : 'remove the realserver from the service (ipvsadm -d, or without inhibit_on_failure in keepalived) instead of setting its weight to 0: dh then deals its buckets to the others; or give it its weight back',
+              ? 'add `sh-fallback` to the virtual_server block, after `lb_algo sh` (keepalived ignores it before), so that clients of an unavailable realserver go to the next available one, and reload keepalived'
+              : `let sh move the clients of an unavailable realserver to the next available one (-b sh-fallback, the other options as they are). Removing the realserver (ipvsadm -d) instead rebuilds the table, which moves most clients: sh is not consistent hashing.${MANAGED}`
+            : `remove the realserver from the service (ipvsadm -d, or without inhibit_on_failure in keepalived) instead of setting its weight to 0: dh then deals the buckets anew, which moves most destinations; or give it its weight back.${MANAGED}`,
           ops,
         },
       }),

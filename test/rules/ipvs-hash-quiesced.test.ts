@@ -43,10 +43,17 @@ describe('ipvs-hash-quiesced', () => {
     expect(f[0]!.fix?.summary).toMatch(/remove the realserver/)
   })
 
-  test('quiet: sh-fallback, mh (a weight-0 realserver takes no slot), wlc, every realserver quiesced (ipvs-no-available-realserver), all available', () => {
+  test('mh: a warning (a realserver quiesced after it was added keeps its Maglev slots, one added with weight 0 has none) with -b mh-fallback; quiet with it', () => {
+    const two = (sched: string, w2 = 0) => `-A -t 192.0.2.100:443 -s ${sched}\n-a -t 192.0.2.100:443 -r 192.0.2.11:443 -g -w 1\n-a -t 192.0.2.100:443 -r 192.0.2.12:443 -g -w ${w2}\n`
+    const f = mine(withIpvs(two('mh -b mh-port')))
+    expect(f.map((x) => [x.severity, x.fix?.commands])).toEqual([['warning', ['ipvsadm -E -t 192.0.2.100:443 -s mh -b mh-fallback,mh-port']]])
+    expect(f[0]!.message).toMatch(/keeps its slots.*added with weight 0 takes no slot/)
+    expect(mine(withIpvs(two('mh -b mh-fallback')))).toEqual([])
+  })
+
+  test('quiet: sh-fallback, wlc, every realserver quiesced (ipvs-no-available-realserver), all available', () => {
     const two = (sched: string, w2 = 0, w1 = 1) => `-A -t 192.0.2.100:443 -s ${sched}\n-a -t 192.0.2.100:443 -r 192.0.2.11:443 -g -w ${w1}\n-a -t 192.0.2.100:443 -r 192.0.2.12:443 -g -w ${w2}\n`
     expect(mine(withIpvs(two('sh -b sh-fallback')))).toEqual([])
-    expect(mine(withIpvs(two('mh')))).toEqual([])
     expect(mine(withIpvs(two('wlc')))).toEqual([])
     expect(mine(withIpvs(two('sh', 1)))).toEqual([])
     const all = runRules({hosts: withIpvs(two('sh', 0, 0))})
@@ -62,5 +69,9 @@ describe('ipvs-hash-quiesced', () => {
     expect(f.map((x) => x.fix?.commands ?? [])).toEqual([[]])
     expect(f[0]!.fix?.summary).toMatch(/add `sh-fallback` to the virtual_server block/)
     expect(mine([hostFromFiles(d!.name, d!.source, new Map([...raw, ['keepalived.conf', conf.replace('lb_algo sh', 'lb_algo sh\n  sh-fallback')]])), ...rest])).toEqual([])
+    // before lb_algo sh, keepalived ignores sh-fallback (lbflags_handler): still refused, and said so in not-modelled
+    const early = hostFromFiles(d!.name, d!.source, new Map([...raw, ['keepalived.conf', conf.replace('  lb_algo sh', '  sh-fallback\n  lb_algo sh')]]))
+    expect(mine([early, ...rest]).length).toBe(1)
+    expect(early.keepalived!.services[0]!.notModelled!.map((n) => n.what)).toContain('sh-fallback before lb_algo sh: keepalived applies it only after lb_algo sh and ignores it here')
   })
 })

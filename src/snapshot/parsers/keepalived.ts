@@ -469,8 +469,13 @@ export function parseKeepalived(text: string, file: string): KeepalivedConfig {
           svcNm.push({file, line: c.line, what: `sorry_server ${c.words.slice(1).join(' ')} (used only when every real server is down)`})
           break
         default:
-          if (k && SCHED_FLAGS.has(k)) schedFlags.push(k)
-          else if (k && !VS_IGNORED.has(k) && !CHECKERS.has(k) && k !== 'sorry_server_inhibit' && k !== 'sorry_server_lvs_method') {
+          if (k && SCHED_FLAGS.has(k)) {
+            // lbflags_handler: sh-port/sh-fallback count only when the scheduler read so far is sh, mh-port/mh-fallback
+            // only under mh (keepalived reports "only applies to sh scheduler - ignoring" otherwise); flag-N always
+            const needs = k.startsWith('sh-') ? 'sh' : k.startsWith('mh-') ? 'mh' : undefined
+            if (needs && scheduler !== needs) svcNm.push({file, line: c.line, what: `${k} ${scheduler ? `with lb_algo ${scheduler}` : `before lb_algo ${needs}`}: keepalived applies it only after lb_algo ${needs} and ignores it here`})
+            else schedFlags.push(k)
+          } else if (k && !VS_IGNORED.has(k) && !CHECKERS.has(k) && k !== 'sorry_server_inhibit' && k !== 'sorry_server_lvs_method') {
             svcNm.push({file, line: c.line, what: `virtual_server keyword ${k}`})
           }
       }
