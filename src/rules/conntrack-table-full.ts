@@ -1,9 +1,9 @@
 // conntrack-table-full: every new connection a host tracks needs a conntrack entry. When the table holds
-// nf_conntrack_max entries, __nf_conntrack_alloc first tries to evict an entry that has not seen a reply
-// (early_drop, per hash bucket); failing that it drops the packet and logs "nf_conntrack: table full, dropping
-// packet". A director (DNAT, IPVS with vs.conntrack=1, stateful filters), a router or a realserver at its limit
-// refuses new connections at random while the established ones go on. LVS-DR directors fill it faster: they never
-// see the answers, so their entries stay unreplied and long-lived (one-way entries time out late).
+// nf_conntrack_max entries, __nf_conntrack_alloc first tries to evict entries that are not assured (no reply seen)
+// from a few hash buckets (early_drop); failing that it drops the packet and logs "nf_conntrack: table full,
+// dropping packet". A director (DNAT, stateful filters, IPVS: the entry is made at PREROUTING even with
+// vs.conntrack=0), a router or a realserver at its limit refuses new connections at random while established ones
+// go on.
 import {customRule, finding} from './engine/helpers.js'
 import {ev} from './engine/host.js'
 import type {RuleFinding, RuleMeta} from './types.js'
@@ -41,14 +41,14 @@ export default customRule(meta, (w) => {
         message:
           `${h.name}'s conntrack table holds ${n} entries of net.netfilter.nf_conntrack_max = ${m} (${Math.floor((n * 100) / m)}%)` +
           (full
-            ? `: it is full. Each new connection needs an entry; the kernel evicts an unreplied one if it finds one in the same bucket, and otherwise drops the packet ("nf_conntrack: table full, dropping packet" in the kernel log): new connections fail at random while established ones go on.`
+            ? `: it is full. Each new connection needs an entry; the kernel evicts an entry that never saw a reply if it finds one in the few hash buckets it looks at, and otherwise drops the packet ("nf_conntrack: table full, dropping packet" in the kernel log): new connections fail at random while established ones go on.`
             : `: a burst of new connections fills it, and then the kernel drops the packets it cannot make an entry for ("nf_conntrack: table full, dropping packet").`) +
           ` The count was read when the snapshot was taken; it moves with the traffic.`,
         evidence: [ev(count.loc), ev(max.loc), ...(buckets !== undefined ? [ev(h.sysctl.get('net.netfilter.nf_conntrack_buckets')!.loc)] : [])],
         fix: {
           summary:
             `raise the limit (each entry costs about 320 bytes of kernel memory) and persist it in /etc/sysctl.d; raise net.netfilter.nf_conntrack_buckets (the hash size) with it to keep lookups short. ` +
-            `Find what fills the table too (conntrack -L | sort by state): unreplied one-way entries of an LVS-DR path, or long established timeouts (nf_conntrack_tcp_timeout_established, 5 days by default)`,
+            `Find what fills the table too (conntrack -L, counted by state): assured entries with long timeouts (nf_conntrack_tcp_timeout_established, 5 days by default) are the ones early_drop cannot evict`,
           ops: [{kind: 'sysctl', key: 'net.netfilter.nf_conntrack_max', value: String(next)}],
         },
       }),
