@@ -13,7 +13,7 @@ export const meta: RuleMeta = {
   title: 'the conntrack table is full or nearly: new connections are dropped',
   severity: 'error',
   description:
-    'Each new connection a host tracks needs a conntrack entry. At net.netfilter.nf_conntrack_max entries the kernel evicts an unreplied entry if it finds one in the same hash bucket, and otherwise drops the packet ("nf_conntrack: table full, dropping packet"): new connections through the balancer fail at random while established ones go on. Above 90% of the limit a burst is enough.',
+    'Each new connection a host tracks needs a conntrack entry. At net.netfilter.nf_conntrack_max entries the kernel evicts an entry that is not assured (no reply seen) if it finds one in a few hash buckets, and otherwise drops the packet ("nf_conntrack: table full, dropping packet"): new connections through the balancer fail at random while established ones go on. Above 90% of the limit a burst is enough.',
   sources: [
     'net/netfilter/nf_conntrack_core.c (__nf_conntrack_alloc: nf_conntrack_max, early_drop, "table full, dropping packet")',
     'Documentation/networking/nf_conntrack-sysctl.rst (nf_conntrack_count, nf_conntrack_max, nf_conntrack_buckets)',
