@@ -23,6 +23,8 @@ export function randomScenarios(seed: number, count: number, prefix = 'ldz'): Sc
     for (let n = 1 + Math.floor(rnd2() * max); n > 0; n--) out.push(pick2(xs))
     return out
   }
+  // a third stream (policy routing, marks, user chains, the router's state rules): LVSDOCTOR_KERNEL_EXTRA=0 leaves it out
+  const rnd3 = process.env.LVSDOCTOR_KERNEL_EXTRA === '0' ? () => 1 : mulberry32((seed ^ 0x27d4eb2f) >>> 0)
   const out: Scenario[] = []
   for (let i = 0; i < count; i++) {
     const mode = pick(['dnat', 'dnat', 'route'] as const)
@@ -107,6 +109,63 @@ export function randomScenarios(seed: number, count: number, prefix = 'ldz'): Sc
       const iface = pick2(viaG ? ['d:ldz-d0', 'd:ldz-d1', 'r:ldz-r0', 'r:ldz-r1'] : ['d:ldz-d0', 'd:ldz-d1', 'r:ldz-r0'])
       const [host, name] = iface.split(':') as [string, string]
       ;(host === 'd' ? d : r).push(`sysctl -qw net.ipv4.conf.${name}.rp_filter=${pick2(['1', '1', '2'])}`)
+    }
+    // policy routing, marks, user chains, the router's own state rules (third stream: the first two keep their draws)
+    const pick3 = <T>(xs: readonly T[]): T => xs[Math.floor(rnd3() * xs.length)]!
+    if (rnd3() < 0.2) {
+      // the realserver answers by the source address's own table (ip rule from ... lookup 100)
+      const from = pick3(mode === 'route' ? [VIP, '10.1.0.10', '10.2.0.10'] : ['10.1.0.10', '10.1.0.0/24', '10.2.0.10'])
+      const via = pick3(viaG ? ['10.1.0.1', '10.2.0.1', 'unreachable'] : ['10.1.0.1', '10.1.0.1', 'unreachable'])
+      extras.push(`realserver ip rule from ${from} -> ${via}`)
+      r.push(`ip rule add from ${from} lookup 100 pref 100`, via === 'unreachable' ? 'ip route add unreachable default table 100' : `ip route add default via ${via} table 100`)
+    }
+    if (rnd3() < 0.2) {
+      // the realserver marks what came in on ldz-r0 and answers through the table of that mark (CONNMARK restore)
+      extras.push('realserver CONNMARK reply routing')
+      r.push(pick3([
+        'iptables -t mangle -A PREROUTING -i ldz-r0 -m conntrack --ctstate NEW -j CONNMARK --set-mark 0x1',
+        'iptables -t mangle -A PREROUTING -i ldz-r0 -j CONNMARK --set-mark 0x1',
+        'iptables -t mangle -A INPUT -i ldz-r0 -j CONNMARK --set-xmark 0x1/0xff',
+      ]))
+      if (rnd3() < 0.5) r.push('iptables -t mangle -A PREROUTING -j CONNMARK --restore-mark')
+      // (in the filter table the restored mark routes nothing again: only mangle calls ip_route_me_harder)
+      r.push(pick3(['iptables -t mangle -A OUTPUT -j CONNMARK --restore-mark', 'iptables -t mangle -A OUTPUT -m connmark --mark 0x1 -j MARK --set-mark 0x1', 'iptables -A OUTPUT -j CONNMARK --restore-mark']))
+      r.push('ip rule add fwmark 0x1 lookup 101 pref 101', `ip route add default via ${pick3(viaG ? ['10.1.0.1', '10.2.0.1'] : ['10.1.0.1'])} table 101`)
+      if (rnd3() < 0.4) r.push('sysctl -qw net.ipv4.conf.all.src_valid_mark=1')
+    }
+    if (rnd3() < 0.3) {
+      // the director's FORWARD rules in a chain of their own, entered by a jump or a goto
+      extras.push('director user chain')
+      const how = pick3(['-j', '-j', '-g'])
+      d.push('iptables -N ldz-fwd', `iptables -I FORWARD 1 ${pick3(['', '-p tcp ', '-i ldz-d0 ', '-o ldz-d1 ', '! -o ldz-d0 '])}${how} ldz-fwd`)
+      for (let n = 1 + Math.floor(rnd3() * 3); n > 0; n--) {
+        d.push(`iptables -A ldz-fwd ${pick3([
+          '-s 203.0.113.0/24 -j RETURN',
+          `-p tcp -m multiport --dports 80,${port} -j ACCEPT`,
+          '-m iprange --src-range 203.0.113.5-203.0.113.20 -j ACCEPT',
+          '-m iprange --dst-range 10.1.0.2-10.1.0.9 -j ACCEPT',
+          '! -i ldz-d0 -j RETURN',
+          '-p tcp ! --syn -m conntrack --ctstate NEW -j DROP',
+          '-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
+          '-p tcp --tcp-flags SYN,RST,ACK,FIN SYN -j ACCEPT',
+          '-m conntrack --ctstate NEW --ctorigdstport 80 -j ACCEPT',
+          `-m conntrack --ctorigdst ${VIP}/32 -j ACCEPT`,
+          '-j DROP',
+        ])}`)
+      }
+    }
+    if (viaG && rnd3() < 0.35) {
+      // the router sees only the replies: its own state rules and conntrack settings
+      extras.push('router state rules')
+      g.push(...[pick3(['iptables -A FORWARD -p tcp ! --syn -m conntrack --ctstate NEW -j DROP', 'iptables -A FORWARD -m conntrack --ctstate INVALID -j DROP', 'iptables -A FORWARD -m state --state NEW,INVALID -j DROP', 'iptables -A FORWARD -p tcp --tcp-flags SYN,ACK SYN,ACK -j DROP'])])
+      if (rnd3() < 0.5) g.push(`sysctl -qw net.netfilter.nf_conntrack_tcp_${pick3(['loose=0', 'be_liberal=1'])}`)
+    }
+    if (rnd3() < 0.15) {
+      // the director marks the service's packets and routes the mark by a table of its own
+      extras.push('director fwmark routing')
+      d.push(`iptables -t mangle -A PREROUTING -d ${VIP}/32 -p tcp --dport 80 ${pick3(['', '-m conntrack --ctstate NEW '])}-j MARK --set-mark 0x7`)
+      d.push('ip rule add fwmark 0x7 lookup 107 pref 107', pick3(['ip route add unreachable default table 107', 'ip route add prohibit default table 107', 'ip route add default via 10.1.0.10 table 107', 'ip route add blackhole default table 107']))
+      if (rnd3() < 0.3) d.push('sysctl -qw net.netfilter.nf_conntrack_tcp_loose=0')
     }
     out.push({
       name: `rnd${seed % 1000}-${i}`,
