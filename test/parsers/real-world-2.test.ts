@@ -249,3 +249,19 @@ describe('iptables 1.8.8+: "# Table `filter\' contains incompatible base-chains"
     expect(connectionOk(ok)).toBe(true)
   })
 })
+
+describe('ip -j link show given for ip -j addr show', () => {
+  test('is refused with what it is: read as ip -j addr, the host had no address (a false vip-not-local ERROR)', () => {
+    const text = read('ip/ip-j-link-show.json')
+    expect(detectFileType(Buffer.from(text))).toBe('ip-addr.json')
+    expect(() => parseIpAddr(text, 'ip-addr.json')).toThrow(/ip-addr.json:1: expected the output of `ip -j addr show` \(each interface with its "addr_info"\), found "interfaces without \\"addr_info\\" \(`ip -j link show` lists no address\)"/)
+    const h = loadFrom(new Map([['ip-addr.json', text], ['ipvsadm-Sn.txt', '-A -t 192.0.2.80:80 -s rr\n-a -t 192.0.2.80:80 -r 10.9.0.11:80 -g -w 1\n']]))
+    expect(h.interfaces).toBeUndefined()
+    const report = checkHosts([h], {version: 'test'})
+    expect(report.findings.filter((f) => f.severity === 'error')).toEqual([])
+  })
+
+  test('an interface with no address still has "addr_info": [] in ip -j addr (iproute2 6.1)', () => {
+    expect(parseIpAddr(read('ip/ip-j-link-show.json').replace('"ifname":"lo",', '"ifname":"lo","addr_info":[],'), 'ip-addr.json').length).toBeGreaterThan(0)
+  })
+})

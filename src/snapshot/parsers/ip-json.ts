@@ -63,7 +63,14 @@ const ADDR_FLAG_KEYS = ['secondary', 'temporary', 'nodad', 'optimistic', 'dadfai
 
 export function parseIpAddr(text: string, file: string): Interface[] {
   const out: Interface[] = []
-  for (const item of dedupe(jsonArrayItems(text, file, 'ip -j addr show'))) {
+  const items = dedupe(jsonArrayItems(text, file, 'ip -j addr show'))
+  // `ip -j link show` prints the same interfaces without "addr_info" (ip -j addr prints "addr_info": [] for an
+  // interface with no address): read as ip -j addr, the host would have no address at all (vip-not-local...)
+  const ifaces = items.filter((it) => it.value !== null && typeof it.value === 'object' && !Array.isArray(it.value) && 'ifname' in it.value)
+  if (ifaces.length > 0 && !ifaces.some((it) => 'addr_info' in (it.value as object))) {
+    throw new ParseError(file, ifaces[0]!.line, 'the output of `ip -j addr show` (each interface with its "addr_info")', 'interfaces without "addr_info" (`ip -j link show` lists no address)')
+  }
+  for (const item of items) {
     // iproute2 4.20 (Debian 10) printed an empty object before the interfaces, `[{},{"ifindex":1,...`: nothing to read
     if (item.value !== null && typeof item.value === 'object' && !Array.isArray(item.value) && Object.keys(item.value).length === 0) continue
     const o = asObject(item, file, 'interface')
