@@ -20,6 +20,20 @@ export const meta: RuleMeta = {
   sources: ['002_470e9850247cd7a0.txt (LVS-HOWTO 29.3, 29.6, 29.11.2)', '001_99dd2e38bf121ee9.txt', 'net/netfilter/ipvs/ip_vs_core.c ip_vs_ops4'],
 }
 
+/** One stateless accept per dropped backend, before the decision that drops it. */
+function perBackendOps(svc: LbService, drops: ReturnType<typeof backendSynDrops>): FixOp[] {
+  const fw = svc.host.fw!
+  const ops: FixOp[] = []
+  const seen = new Set<string>()
+  for (const x of drops) {
+    const key = `${x.b.ip.value}|${x.b.port}`
+    if (seen.has(key)) continue
+    seen.add(key)
+    ops.push(...fw.fixer.acceptBefore(x.hr.decision!, ipSel(x.b.ip, svc.proto, x.b.port ?? svc.probes[0]!.dport)))
+  }
+  return ops
+}
+
 /**
  * A DNAT service whose FORWARD chain drops the SYN to some of its backends only (a backend added to the cascade
  * and forgotten in the firewall): the connections the cascade sends there fail, the others work. undefined when
@@ -41,14 +55,7 @@ function partialDrop(svc: LbService, w: World) {
     if (cur) cur.bs.push(x)
     else byDecision.set(k, {d, bs: [x]})
   }
-  const ops: FixOp[] = []
-  const seen = new Set<string>()
-  for (const x of drops) {
-    const key = `${x.b.ip.value}|${x.b.port}`
-    if (seen.has(key)) continue
-    seen.add(key)
-    ops.push(...fw.fixer.acceptBefore(x.hr.decision!, ipSel(x.b.ip, svc.proto, x.b.port ?? svc.probes[0]!.dport)))
-  }
+  const ops = perBackendOps(svc, drops)
   const first = drops[0]!.hr.decision!
   const assumed = drops.map((x) => assumedNote(x.hr.decision!)).filter((x): x is string => !!x)
   return finding(meta, h.name, {
@@ -81,7 +88,8 @@ export default serviceRule(meta, (svc: LbService, w) => {
     const r = requestIn(svc, w, probe, 'SYN', p, 'NEW')
     const b = r.result.blocked
     if (!b) continue
-    if (svc.kind === 'dnat' && b.hook.hook === 'FORWARD' && probe === svc.probes[0]) {
+    const perBackend = svc.kind === 'dnat' && b.hook.hook === 'FORWARD' && probe === svc.probes[0] ? backendSynDrops(svc, w) : []
+    if (perBackend.length) {
       const f = partialDrop(svc, w)
       if (f) return f
     }
@@ -105,7 +113,8 @@ export default serviceRule(meta, (svc: LbService, w) => {
       unverified: [note, ...guesses, svc.vipAssumed ? `the DNAT rule has no destination address: ${h.name}'s own address stands for the VIP` : undefined].filter((x): x is string => !!x),
       fix: {
         summary: `accept the service's packets before ${placeOf(d)} (stateless, so that every packet of the connection passes)`,
-        ops: h.fw.fixer.acceptBefore(d, sel),
+        // after the DNAT each backend's packets are their own: one accept per backend FORWARD drops
+        ops: (svc.kind === 'dnat' && b.hook.hook === 'FORWARD' && perBackend.length > 1 ? perBackendOps(svc, perBackend) : undefined) ?? h.fw.fixer.acceptBefore(d, sel),
       },
     })
   }

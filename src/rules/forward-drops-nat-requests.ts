@@ -127,7 +127,7 @@ function check(svc: LbService, w: World): RuleFinding | undefined {
       fate = []
       for (const kind of LATER) {
         // after the DNAT (the binding rewrites every packet at PREROUTING); FORWARD alone decides (raw/mangle drops are rare)
-        const hr = hookByDstClass(h, 'FORWARD', e, kind, {state: 'ESTABLISHED', ctMark, iif, oif}, false)
+        const hr = hookByDstClass(h, 'FORWARD', e, kind, {state: 'ESTABLISHED', ctMark, iif, oif, dnat: true, orig: {dst: probe.dst, dport: probe.dport}}, false)
         if (hr && hr.verdict !== 'ACCEPT' && hr.decision && !coveredBy(synDecision, hr.decision) && !coveredBy(legSyn, hr.decision)) fate.push({kind, hr})
       }
       fates.set(key, fate)

@@ -56,3 +56,20 @@ describe('a FORWARD drop of some DNAT backends only', () => {
     expect(f[0]!.message).toContain(`that the DNAT sends to ${picked}:80 (`)
   })
 })
+
+describe('FORWARD accepts written for the original destination, and drops of every backend', () => {
+  test('`--ctstate DNAT --ctorigdst VIP --ctorigdstport 80` accepts: matched against the original tuple, quiet', () => {
+    expect(runRules({hosts: withForward('-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A FORWARD -m conntrack --ctstate DNAT --ctorigdst 192.0.2.100 --ctorigdstport 80 -j ACCEPT\n', 'DROP')})).toEqual([])
+    // another original destination does not pass: every backend is dropped
+    expect(runRules({hosts: withForward('-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A FORWARD -m conntrack --ctstate DNAT --ctorigdst 192.0.2.99 -j ACCEPT\n', 'DROP')}).map((x) => x.rule)).toEqual(['filter-blocks-vip'])
+  })
+
+  test('every backend dropped by the policy: one accept per backend, and applied they leave nothing', () => {
+    const hosts = withForward('-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n', 'DROP')
+    const report = checkHosts(hosts, {version: 't'})
+    expect(report.findings.map((f) => [f.rule, f.fix?.commands])).toEqual([
+      ['filter-blocks-vip', ['10.0.0.11', '10.0.0.12', '10.0.0.13'].map((ip) => `iptables -t filter -A FORWARD -d ${ip}/32 -p tcp -m tcp --dport 80 -j ACCEPT`)],
+    ])
+    expect(checkHosts(applyFixes(hosts, report.findings), {version: 't'}).findings).toEqual([])
+  })
+})

@@ -289,13 +289,14 @@ export function backendSynDrops(svc: LbService, w: World): {readonly b: Backend;
   const iif = clientIif(h, w, svc.vip, svc)
   const out: {b: Backend; hr: HookResult}[] = []
   // the outcome of each DNAT rule, looked up once per service (backendOutcome scans small cascades per call)
+  const orig = {dst: probe.dst, dport: probe.dport}
   const outcomes = new Map<IptRule | undefined, DnatOutcome>()
   for (const o of svc.cascade?.outcomes ?? []) if (!outcomes.has(o.value.rule)) outcomes.set(o.value.rule, o.value)
   for (const b of svc.backends) {
     if (b.local || b.method !== 'dnat' || b.share === 0) continue
     const o = outcomes.get(b.rule)
     const e: Endpoints = {src: w.client.ip, sport: w.client.port, dst: b.ip, dport: b.port ?? probe.dport ?? 0, proto: svc.proto, mark: o?.mark ?? probe.mark}
-    const hr = hookByDstClass(h, 'FORWARD', e, 'SYN', {state: 'NEW', ctMark: o?.ctMark ?? 0, iif, oif: h.oifFor(b.ip) ?? UNKNOWN_IF, dnat: true}, false)
+    const hr = hookByDstClass(h, 'FORWARD', e, 'SYN', {state: 'NEW', ctMark: o?.ctMark ?? 0, iif, oif: h.oifFor(b.ip) ?? UNKNOWN_IF, dnat: true, orig}, false)
     if (hr && hr.verdict !== 'ACCEPT' && hr.decision) out.push({b, hr})
   }
   return out

@@ -6,7 +6,7 @@
 // the model (ctmodel.ts) and reports where it was decided.
 import type {IpAddr} from '../../model/ip.js'
 import type {CtState, IptablesRuleset, IptRule} from '../../model/iptables.js'
-import type {Packet} from '../../dataplane/packet.js'
+import {invertTuple, tupleOf, type Packet, type Tuple} from '../../dataplane/packet.js'
 import {HOOK_TABLES, type Decision, type Hook, type HookResult} from './firewall.js'
 import {ctView, natConsulted, type FlowPacket} from './ctmodel.js'
 import {UNKNOWN_IF, type HostView} from './host.js'
@@ -58,6 +58,8 @@ export interface RulesetFacts {
   readonly out: ReadonlySet<string>
   /** the DNAT rules of the nat table, in table order (chains as declared, rules in chain order) */
   readonly natDnat: readonly IptRule[]
+  /** a rule matches on the conntrack tuples (--ctorigsrc/--ctorigdst/--ctreplsrc..., --ctorigdstport...) */
+  readonly ctTuple: boolean
 }
 
 const facts = new WeakMap<IptablesRuleset, RulesetFacts>()
@@ -67,6 +69,7 @@ export function rulesetFacts(rs: IptablesRuleset): RulesetFacts {
   if (!u) {
     const used = {in: new Set<string>(), out: new Set<string>()}
     const natDnat: IptRule[] = []
+    let ctTuple = false
     for (const [name, t] of rs.tables) {
       const nat = name === 'nat'
       let dirs = 0
@@ -75,9 +78,10 @@ export function rulesetFacts(rs: IptablesRuleset): RulesetFacts {
         for (let i = 0; i < rules.length; i++) {
           const r = rules[i]!
           if (nat && r.target?.kind === 'DNAT') natDnat.push(r)
+          const ms = r.matches
+          if (!ctTuple) for (let j = 0; j < ms.length; j++) if (ms[j]!.kind === 'ctaddr' || ms[j]!.kind === 'ctport') ctTuple = true
           // the interfaces, until both directions are found in this table
           if (dirs === 3) continue
-          const ms = r.matches
           for (let j = 0; j < ms.length; j++) {
             const m = ms[j]!
             if (m.kind !== 'iface' || m.name === 'lo') continue
@@ -85,13 +89,34 @@ export function rulesetFacts(rs: IptablesRuleset): RulesetFacts {
             dirs |= m.dir === 'in' ? 1 : 2
           }
         }
-        if (dirs === 3 && !nat) break
+        if (dirs === 3 && !nat && ctTuple) break
       }
     }
-    u = {in: used.in, out: used.out, natDnat}
+    u = {in: used.in, out: used.out, natDnat, ctTuple}
     facts.set(rs, u)
   }
   return u
+}
+
+const tupleUse = new WeakMap<HostView, boolean>()
+
+/**
+ * Do the host's rules look at the conntrack tuples (iptables --ctorigdst and the like; an nft ruleset may, with `ct
+ * original daddr`)? Only then are the modelled entries given their tuples (a kube-proxy check makes ~10^5 of them).
+ */
+function needsTuples(h: HostView): boolean {
+  let v = tupleUse.get(h)
+  if (v === undefined) {
+    v = !!h.fw && (h.fw.kind !== 'iptables' || h.fw.rulesets.some((rs) => rulesetFacts(rs).ctTuple))
+    tupleUse.set(h, v)
+  }
+  return v
+}
+
+/** The view's tuples for a packet of the direction `dir` (the original tuple before any NAT of this packet). */
+function withTuples<T extends {readonly dir: 'ORIGINAL' | 'REPLY'}>(ct: T, p: Packet): T & {orig: Tuple; reply: Tuple} {
+  const t = tupleOf(p)
+  return ct.dir === 'REPLY' ? {...ct, orig: invertTuple(t), reply: t} : {...ct, orig: t, reply: invertTuple(t)}
 }
 
 /** Does any rule of the tables at these hooks match on an input/output interface (other than lo)? */
@@ -158,7 +183,9 @@ export function receivedSharingTail(h: HostView, pkt: Packet, o: PathOpts): Path
 function receivedPath(h: HostView, pkt: Packet, o: PathOpts, share: boolean): PathResult {
   const fw = h.fw
   if (!fw) return {hooks: [], to: o.local ? 'local' : 'forward', packet: pkt, noFirewall: true, guesses: []}
-  const ct = ctView(o.state, o.dir, o.ctMark ?? 0)
+  const tuples = needsTuples(h)
+  const ct0 = ctView(o.state, o.dir, o.ctMark ?? 0)
+  const ct = tuples ? withTuples(ct0, pkt) : ct0
   const nat = natConsulted(o.state) && (o.dir ?? 'ORIGINAL') === 'ORIGINAL'
   const iif = o.iif ?? UNKNOWN_IF
   const hooks: HookResult[] = []
@@ -167,8 +194,14 @@ function receivedPath(h: HostView, pkt: Packet, o: PathOpts, share: boolean): Pa
   if (pre.verdict !== 'ACCEPT') return finish(hooks, pre.packet, undefined, guessNotes(h, PRE, iif, undefined))
   let p = pre.packet
   const dnatted = pre.nat?.kind === 'DNAT' || pre.nat?.kind === 'REDIRECT'
-  // the binding sets IPS_DST_NAT: `-m conntrack --ctstate DNAT` and nft `ct status dnat` match from here on
-  const ct2 = {...ct, mark: pre.ctMark, state: pre.notrack ? ('UNTRACKED' as const) : ct.state, ...(dnatted && !pre.notrack ? {status: withDnat(ct.status)} : {})}
+  // the binding sets IPS_DST_NAT: `-m conntrack --ctstate DNAT` and nft `ct status dnat` match from here on; the
+  // reply tuple is the translated packet's, inverted
+  const ct2 = {
+    ...ct,
+    mark: pre.ctMark,
+    state: pre.notrack ? ('UNTRACKED' as const) : ct.state,
+    ...(dnatted && !pre.notrack ? {status: withDnat(ct.status), ...(tuples ? {reply: invertTuple(tupleOf(p))} : {})} : {}),
+  }
   const local = pre.nat?.kind === 'REDIRECT' || (o.local && !dnatted) || (h.isLocal(p.dst) ?? (!dnatted && !!o.assumeLocal?.some((a) => a.value === p.dst.value)))
   if (local) {
     const input = fw.runHook('INPUT', p, h.env({iif, ct: ct2, assumeLocal: o.assumeLocal}), nat && !pre.notrack)
@@ -307,7 +340,8 @@ export function sent(h: HostView, pkt: Packet, o: PathOpts): PathResult {
 function sentUncached(h: HostView, pkt: Packet, o: PathOpts): PathResult {
   const fw = h.fw
   if (!fw) return {hooks: [], to: 'out', packet: pkt, noFirewall: true, guesses: []}
-  const ct = ctView(o.state, o.dir, o.ctMark ?? 0)
+  const ct0 = ctView(o.state, o.dir, o.ctMark ?? 0)
+  const ct = needsTuples(h) ? withTuples(ct0, pkt) : ct0
   const nat = natConsulted(o.state) && (o.dir ?? 'ORIGINAL') === 'ORIGINAL'
   const oif = o.oif ?? h.oifFor(pkt.dst, pkt.src, pkt.mark) ?? UNKNOWN_IF
   const hooks: HookResult[] = []
@@ -466,19 +500,21 @@ export interface HookOpts {
   readonly assumeLocal?: readonly IpAddr[]
   /** the packet's connection was DNATed (IPS_DST_NAT: `--ctstate DNAT`, nft `ct status dnat` match) */
   readonly dnat?: boolean
+  /** with dnat: the destination the client asked for (the original tuple's, for --ctorigdst / ct original daddr) */
+  readonly orig?: {readonly dst: IpAddr; readonly dport?: number}
 }
 
 /** hookByDstClass: per host, context -> destination class -> port -> mark -> ct mark -> oif -> result */
 const hooks_ = new WeakMap<HostView, Level<string, Level<string, Level<number, Level<number, Level<number, Level<string, HookResult>>>>>>>()
 
 /** The hookByDstClass inputs other than the destination, its port, the marks and the oif, as text; remembered for the last call. */
-let lastHook: {hook: Hook; nat: boolean; src: IpAddr; sport: number; proto: string; kind: FlowPacket; state: CtState; dir?: string; iif?: string; assumeLocal?: readonly IpAddr[]; dnat?: boolean; key: string} | undefined
+let lastHook: {hook: Hook; nat: boolean; src: IpAddr; sport: number; proto: string; kind: FlowPacket; state: CtState; dir?: string; iif?: string; assumeLocal?: readonly IpAddr[]; dnat?: boolean; orig?: HookOpts['orig']; key: string} | undefined
 
 function hookContext(hook: Hook, nat: boolean, e: Endpoints, kind: FlowPacket, o: HookOpts): string {
   const l = lastHook
-  if (l && l.hook === hook && l.nat === nat && l.src === e.src && l.sport === e.sport && l.proto === e.proto && l.kind === kind && l.state === o.state && l.dir === o.dir && l.iif === o.iif && l.assumeLocal === o.assumeLocal && l.dnat === o.dnat) return l.key
-  const key = `${hook}|${nat}|${ipText(e.src)}|${e.sport}|${e.proto}|${kind}|${o.state}|${o.dir ?? ''}|${o.iif ?? ''}|${addrs(o.assumeLocal)}|${o.dnat ? 'D' : ''}`
-  lastHook = {hook, nat, src: e.src, sport: e.sport, proto: e.proto, kind, state: o.state, dir: o.dir, iif: o.iif, assumeLocal: o.assumeLocal, dnat: o.dnat, key}
+  if (l && l.hook === hook && l.nat === nat && l.src === e.src && l.sport === e.sport && l.proto === e.proto && l.kind === kind && l.state === o.state && l.dir === o.dir && l.iif === o.iif && l.assumeLocal === o.assumeLocal && l.dnat === o.dnat && l.orig === o.orig) return l.key
+  const key = `${hook}|${nat}|${ipText(e.src)}|${e.sport}|${e.proto}|${kind}|${o.state}|${o.dir ?? ''}|${o.iif ?? ''}|${addrs(o.assumeLocal)}|${o.dnat ? 'D' : ''}|${o.orig ? `${ipText(o.orig.dst)}:${o.orig.dport}` : ''}`
+  lastHook = {hook, nat, src: e.src, sport: e.sport, proto: e.proto, kind, state: o.state, dir: o.dir, iif: o.iif, assumeLocal: o.assumeLocal, dnat: o.dnat, orig: o.orig, key}
   return key
 }
 
@@ -506,8 +542,15 @@ export function hookByDstClass(h: HostView, hook: Hook, e: Endpoints, kind: Flow
   const byOif = level(level(level(level(level(m, ctx, makeMap), cls, makeMap), e.dport, makeMap), mark, makeMap), ctMark, makeMap)
   let r = byOif.get(oif)
   if (!r) {
-    const ct = ctView(o.state, o.dir, ctMark)
-    r = fw.runHook(hook, flowPacket(e, kind), h.env({iif: o.iif, oif: o.oif, ct: o.dnat ? {...ct, status: withDnat(ct.status)} : ct, assumeLocal: o.assumeLocal}), nat)
+    const pkt = flowPacket(e, kind)
+    const ct0 = ctView(o.state, o.dir, ctMark)
+    let ct = o.dnat ? {...ct0, status: withDnat(ct0.status)} : ct0
+    if (needsTuples(h)) {
+      const t = withTuples(ct, pkt)
+      // a DNATed connection's original tuple is the one the client sent, to the VIP
+      ct = o.dnat && o.orig && (o.dir ?? 'ORIGINAL') === 'ORIGINAL' ? {...t, orig: {...t.orig, dst: o.orig.dst, dport: o.orig.dport ?? t.orig.dport}} : t
+    }
+    r = fw.runHook(hook, pkt, h.env({iif: o.iif, oif: o.oif, ct, assumeLocal: o.assumeLocal}), nat)
     byOif.set(oif, r)
   }
   lastHookAnswer = {h, ctx, cls, dport: e.dport, mark, ctMark, oif, r}
