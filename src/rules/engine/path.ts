@@ -107,7 +107,8 @@ const tupleUse = new WeakMap<HostView, boolean>()
 function needsTuples(h: HostView): boolean {
   let v = tupleUse.get(h)
   if (v === undefined) {
-    v = !!h.fw && (h.fw.kind !== 'iptables' || h.fw.rulesets.some((rs) => rulesetFacts(rs).ctTuple))
+    // nft: `ct original daddr` and the like carry a direction in the JSON ({"ct": {"key": ..., "dir": "original"}})
+    v = !!h.fw && (h.fw.rulesets.some((rs) => rulesetFacts(rs).ctTuple) || (h.fw.kind !== 'iptables' && /"dir"\s*:\s*"(original|reply)"/.test(h.snap.raw.get('nft-ruleset.json') ?? '')))
     tupleUse.set(h, v)
   }
   return v
