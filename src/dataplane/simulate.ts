@@ -216,22 +216,24 @@ class Sim {
   }
 
   /** per host: the statistic --mode random rules the stand-in took and skipped, and the assumption that says so */
-  private readonly draws = new Map<string, {at: number; taken: string[]; skipped: string[]}>()
+  private readonly draws = new Map<string, {at: number; taken: string[]; skipped: string[]; perPacket: boolean}>()
 
   /** One assumption per host for its random draws, rewritten as the replay draws more. */
-  noteDraw(host: string, where: string, hit: boolean): void {
+  noteDraw(host: string, where: string, hit: boolean, nat: boolean): void {
     let d = this.draws.get(host)
     if (!d) {
-      d = {at: this.assumptions.length, taken: [], skipped: []}
+      d = {at: this.assumptions.length, taken: [], skipped: [], perPacket: false}
       this.assumptions.push('')
       this.draws.set(host, d)
     }
+    // the nat table sees a connection's first packet only; elsewhere every packet is drawn anew
+    if (!nat) d.perPacket = true
     const list = hit ? d.taken : d.skipped
     if (!list.includes(where)) list.push(where)
     const part = (l: string[], verb: string) => (l.length ? `${verb} ${l.join(', ')}` : '')
     this.assumptions[d.at] =
       `${host}: -m statistic --mode random is a random draw; lvsdoctor's deterministic stand-in ${[part(d.taken, 'took'), part(d.skipped, 'skipped')].filter(Boolean).join(' and ')}: ` +
-      'this replay follows one outcome, and other connections may take other rules (check reports a skewed split as statistic-cascade-skew)'
+      `this replay follows one outcome, and other connections${d.perPacket ? ' (outside the nat table: other packets)' : ''} may take other rules (check reports a skewed split as statistic-cascade-skew)`
   }
 
   finish(j: Journey): Journey {
@@ -275,7 +277,7 @@ class Sim {
       draw: (rule, m) => {
         if (m.mode !== 'random' || m.probability <= 0 || m.probability >= 1) return undefined
         const hit = this.random() < m.probability !== m.neg
-        this.noteDraw(h.name, `${rule.loc.file}:${rule.loc.line}`, hit)
+        this.noteDraw(h.name, `${rule.loc.file}:${rule.loc.line}`, hit, rule.table === 'nat')
         return hit
       },
     }
