@@ -16,7 +16,8 @@ import {looksLikeSockets, parseListeners} from './parsers/sockets.js'
 import {parseConntrack} from './parsers/conntrack.js'
 import {parseKeepalived} from './parsers/keepalived.js'
 import {parseNftJson} from './parsers/nft-json.js'
-import {isLoopback} from '../model/ip.js'
+import {formatIp, formatPrefix, isLoopback, makePrefix} from '../model/ip.js'
+import type {Route} from '../model/net.js'
 
 const KNOWN = new Set<string>(SNAPSHOT_FILES)
 const ROLES = new Set<Role>(['director', 'realserver', 'client', 'router', 'auto'])
@@ -285,6 +286,7 @@ function buildHost(raw: RawFiles): HostSnapshot {
   host.interfaces = load('ip-addr.json', parseIpAddr)
   host.routes = load('ip-route.json', parseIpRoute)
   host.rules = load('ip-rule.json', parseIpRule)
+  if (host.routes) localTable(host)
   host.sysctl = load('sysctl.txt', parseSysctl)
   host.conntrack = load('conntrack.txt', parseConntrack)
   host.keepalived = load('keepalived.conf', parseKeepalived)
@@ -323,6 +325,35 @@ function buildHost(raw: RawFiles): HostSnapshot {
   if (host.roleInferred) host.role = inferRole(host)
   if (manifest?.host) (host as {name: string}).name = manifest.host
   return host
+}
+
+/**
+ * `ip -j route show` (the main table) given for `ip -j route show table all`: without the local table a packet to
+ * one of the host's own addresses is routed on as if forwarded. The kernel keeps a local route for every address of
+ * an up interface (fib_add_ifaddr: `local ADDR dev IF table local`, and the whole prefix for a loopback device),
+ * so those are taken from ip-addr.json and the gap is said; other tables (policy routing) stay unknown.
+ */
+function localTable(host: HostSnapshot): void {
+  const routes = host.routes!
+  if (routes.length === 0 || routes.some((r) => r.table !== 'main' || r.type === 'local')) return
+  const tables = [...new Set((host.rules ?? []).filter((r) => r.action === 'lookup' && r.table !== undefined && !['main', 'local', 'default', '254', '255', '253'].includes(r.table)).map((r) => r.table!))]
+  const others = tables.length > 0 ? `; table${tables.length === 1 ? '' : 's'} ${tables.join(', ')}, which ip-rule.json looks up, ${tables.length === 1 ? 'is' : 'are'} unknown` : ''
+  const added: Route[] = []
+  for (const i of host.interfaces ?? []) {
+    if (!i.flags.includes('UP') && i.name !== 'lo') continue
+    for (const a of i.addresses) {
+      if (a.family !== 4) continue
+      const lo = i.flags.includes('LOOPBACK')
+      const prefixes = [makePrefix(a.ip, 32), ...(lo && a.prefixlen < 32 ? [makePrefix(a.ip, a.prefixlen)] : [])]
+      for (const dst of prefixes) {
+        const text = `local ${formatPrefix(dst)} dev ${i.name} table local proto kernel scope host src ${formatIp(a.ip)}`
+        added.push({table: 'local', type: 'local', family: 4, dst, dev: i.name, src: a.ip, scope: 'host', metric: 0, protocol: 'kernel', flags: [], loc: {file: 'ip-addr.json', line: a.loc?.line ?? i.loc.line, text: `${text} (from ip-addr.json)`}})
+      }
+    }
+  }
+  ;(host as {routes?: readonly Route[]}).routes = [...routes, ...added]
+  const from = host.interfaces ? `the local routes the kernel keeps for the addresses of ip-addr.json are assumed (${added.length})` : 'the local routes of the host\'s addresses are unknown (no ip-addr.json)'
+  host.notModelled.push({file: 'ip-route.json', line: 1, what: `ip-route.json holds the main table only (\`ip -j route show\`, not \`ip -j route show table all\`): ${from}${others}`})
 }
 
 /**

@@ -8,7 +8,7 @@ import {parseIpAddr, parseIpRoute, parseIpRule} from '../../src/snapshot/parsers
 import {detectFileType, formatHint, hostFromFiles, loadSnapshots} from '../../src/snapshot/store.js'
 import {UsageError} from '../../src/model/source.js'
 import {checkHosts} from '../../src/services/check.js'
-import {connectionOk, traceConnection} from '../../src/services/trace.js'
+import {connectionOk, traceConnection, traceToJson} from '../../src/services/trace.js'
 import {traceOptions} from '../../src/services/trace-command.js'
 import {formatNftExpr} from '../../src/model/nft.js'
 import {fixtureReader} from './helpers.js'
@@ -263,5 +263,35 @@ describe('ip -j link show given for ip -j addr show', () => {
 
   test('an interface with no address still has "addr_info": [] in ip -j addr (iproute2 6.1)', () => {
     expect(parseIpAddr(read('ip/ip-j-link-show.json').replace('"ifname":"lo",', '"ifname":"lo","addr_info":[],'), 'ip-addr.json').length).toBeGreaterThan(0)
+  })
+})
+
+describe('ip -j route show (the main table) given for ip -j route show table all', () => {
+  // a REDIRECT of 192.0.2.10:80 to the host's own port 8080; ip-route.json is `ip -j route show` of iproute2 6.1
+  const dir = F + 'ip/main-table-only'
+
+  test('the local routes of ip-addr.json are taken (the kernel keeps one per address) and the gap is said', () => {
+    const [h] = loadSnapshots([dir])
+    expect(h!.notModelled.map((n) => `${n.file}:${n.line} ${n.what}`)).toEqual([
+      'ip-route.json:1 ip-route.json holds the main table only (`ip -j route show`, not `ip -j route show table all`): the local routes the kernel keeps for the addresses of ip-addr.json are assumed (3)',
+    ])
+    expect(h!.routes!.filter((r) => r.table === 'local').map((r) => r.loc.text)).toEqual([
+      'local 127.0.0.1 dev lo table local proto kernel scope host src 127.0.0.1 (from ip-addr.json)',
+      'local 127.0.0.0/8 dev lo table local proto kernel scope host src 127.0.0.1 (from ip-addr.json)',
+      'local 192.0.2.10 dev lrw2-e0 table local proto kernel scope host src 192.0.2.10 (from ip-addr.json)',
+    ])
+  })
+
+  test('a packet to the host\'s own address is delivered locally, not forwarded (it was dropped by FORWARD policy DROP)', () => {
+    const r = traceToJson(traceConnection(loadSnapshots([dir]), traceOptions('192.0.2.10:80', 'tcp', '203.0.113.9'))) as {packets: {steps: {hook: string}[]}[]}
+    const hooks = r.packets[0]!.steps.map((s) => s.hook)
+    expect(hooks).toContain('INPUT')
+    expect(hooks).not.toContain('FORWARD')
+  })
+
+  test('a table all dump is left as it is', () => {
+    const [h] = loadSnapshots([F + 'iptables/tainted-filter'])
+    expect(h!.notModelled).toEqual([])
+    expect(h!.routes!.every((r) => !r.loc.text.endsWith('(from ip-addr.json)'))).toBe(true)
   })
 })
