@@ -1,13 +1,12 @@
 // conntrack-table-full: the fill level of the conntrack table from sysctl.txt (nf_conntrack_count of
 // nf_conntrack_max): an error at the limit, a warning from 90%, nothing below or without a limit.
 import {describe, expect, test} from 'vitest'
-import {runRules} from '../../src/rules/index.js'
-import {editedScenario, loadScenario} from './helpers.js'
+import {editedScenario, findingsOf, loadScenario} from './helpers.js'
 
 const RULE = 'conntrack-table-full'
 const withCount = (count: string, max = '262144') =>
   editedScenario('conntrack-full-fixed', 'lb', (f, t) => (f === 'sysctl.txt' ? t.replace(/^net\.netfilter\.nf_conntrack_count = .*$/m, `net.netfilter.nf_conntrack_count = ${count}`).replace(/^net\.netfilter\.nf_conntrack_max = .*$/m, `net.netfilter.nf_conntrack_max = ${max}`) : t))
-const mine = (hosts: Parameters<typeof runRules>[0]['hosts']) => runRules({hosts}).filter((f) => f.rule === RULE)
+const mine = findingsOf(RULE)
 
 describe('conntrack-table-full', () => {
   test('at the limit: an error on that host with the doubled limit as fix; the fixed fixture (25%) is quiet', () => {

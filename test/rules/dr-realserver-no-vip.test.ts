@@ -6,10 +6,10 @@ import {parseEndpoint, parseIp} from '../../src/model/ip.js'
 import {runRules} from '../../src/rules/index.js'
 import {traceConnection} from '../../src/services/trace.js'
 import {traceWithFixes} from '../../src/services/trace-command.js'
-import {editedScenario, loadScenario} from './helpers.js'
+import {connectionOk, editedScenario, findingsOf, loadScenario} from './helpers.js'
 
 const flow = {vip: parseEndpoint('192.0.2.100:80')!, proto: 'tcp' as const, client: parseIp('203.0.113.10')!, clientPort: 40000}
-const ok = (c: {connected: boolean; reply: boolean; closed: boolean}) => c.connected && c.reply && c.closed
+const ok = connectionOk
 const RULE = 'dr-realserver-no-vip'
 
 /** the scenario with only rs2 as destination (so that trace's connection goes there), edited further on rs2 */
@@ -18,7 +18,7 @@ function onlyRs2(rs2: (file: string, text: string) => string = (_f, t) => t, ext
   const b = editedScenario('dr-realserver-no-vip', 'rs2', rs2, extra)
   return a.map((h) => (h.name === 'rs2' ? b.find((x) => x.name === 'rs2')! : h))
 }
-const mine = (hosts: Parameters<typeof runRules>[0]['hosts']) => runRules({hosts}).filter((f) => f.rule === RULE)
+const mine = findingsOf(RULE)
 
 /** an ipip fallback device as `ip -j addr show` prints it (UP or not), with addresses */
 function withTunl0(text: string, up: boolean, addrs: string[] = []): string {

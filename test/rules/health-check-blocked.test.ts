@@ -1,11 +1,10 @@
 // health-check-blocked: keepalived's checks of a real server are connections of the director's own stack; where
 // they fail, keepalived takes a serving real server out.
 import {describe, expect, test} from 'vitest'
-import {runRules} from '../../src/rules/index.js'
-import {editedScenario, loadScenario} from './helpers.js'
+import {editedScenario, findingsOf, loadScenario} from './helpers.js'
 
 const RULE = 'health-check-blocked'
-const mine = (hosts: Parameters<typeof runRules>[0]['hosts']) => runRules({hosts}).filter((f) => f.rule === RULE)
+const mine = findingsOf(RULE)
 const FILTER = (input: string, output = '') => `*filter\n:INPUT ${input.startsWith(':') ? input.slice(1) : 'ACCEPT'} [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n${input.startsWith(':') ? '' : input}${output}COMMIT\n`
 
 describe('health-check-blocked', () => {

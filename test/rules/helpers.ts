@@ -8,6 +8,7 @@ import type {HostSnapshot} from '../../src/model/snapshot.js'
 import {hostFromFiles, loadSnapshots} from '../../src/snapshot/store.js'
 import {tokenize} from '../../src/rules/engine/fix.js'
 import {splitWords} from '../../src/dataplane/apply-fix.js'
+import {runRules} from '../../src/rules/index.js'
 import {editNftRuleset} from '../../src/dataplane/nft-fix.js'
 
 export const SCENARIOS_DIR = 'fixtures/rules'
@@ -170,3 +171,11 @@ export function editedScenario(name: string, host: string, edit: (file: string, 
     return hostFromFiles(h.name, h.source, files)
   })
 }
+
+/** The findings of one rule over the hosts (the other rules run too: the engine decides which rule reports what). */
+export function findingsOf(rule: string): (hosts: readonly HostSnapshot[]) => Finding[] {
+  return (hosts) => runRules({hosts: [...hosts]}).filter((f) => f.rule === rule)
+}
+
+/** A replayed connection that opened, got its answer and closed. */
+export const connectionOk = (c: {connected: boolean; reply: boolean; closed: boolean}): boolean => c.connected && c.reply && c.closed

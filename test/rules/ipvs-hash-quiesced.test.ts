@@ -6,13 +6,13 @@ import {runRules} from '../../src/rules/index.js'
 import {traceConnection} from '../../src/services/trace.js'
 import {traceWithFixes} from '../../src/services/trace-command.js'
 import {hostFromFiles} from '../../src/snapshot/store.js'
-import {editedScenario, loadScenario} from './helpers.js'
+import {connectionOk, editedScenario, findingsOf, loadScenario} from './helpers.js'
 
 const RULE = 'ipvs-hash-quiesced'
 const vip = parseEndpoint('192.0.2.100:443')!
-const mine = (hosts: Parameters<typeof runRules>[0]['hosts']) => runRules({hosts}).filter((f) => f.rule === RULE)
+const mine = findingsOf(RULE)
 const withIpvs = (text: string) => editedScenario('ipvs-sh-quiesced', 'director', (f, t) => (f === 'ipvsadm-Sn.txt' ? text : t))
-const ok = (c: {connected: boolean; reply: boolean; closed: boolean}) => c.connected && c.reply && c.closed
+const ok = connectionOk
 
 describe('ipvs-hash-quiesced', () => {
   test('sh with a weight-0 realserver: half the buckets; the clients trace refuses are about half, and -b sh-fallback serves them', async () => {

@@ -3,15 +3,14 @@
 // connected with the fix; trace (the client being the host's own address) agrees.
 import {describe, expect, test} from 'vitest'
 import {parseEndpoint, parseIp} from '../../src/model/ip.js'
-import {runRules} from '../../src/rules/index.js'
 import {traceConnection} from '../../src/services/trace.js'
 import {traceWithFixes} from '../../src/services/trace-command.js'
-import {editedScenario, loadScenario} from './helpers.js'
+import {connectionOk, editedScenario, findingsOf, loadScenario} from './helpers.js'
 
 const RULE = 'local-client-blocked'
-const mine = (hosts: Parameters<typeof runRules>[0]['hosts']) => runRules({hosts}).filter((f) => f.rule === RULE)
+const mine = findingsOf(RULE)
 const flow = {vip: parseEndpoint('192.0.2.50:3306')!, proto: 'tcp' as const, client: parseIp('10.0.0.1')!, clientPort: 40000}
-const ok = (c: {connected: boolean; reply: boolean; closed: boolean}) => c.connected && c.reply && c.closed
+const ok = connectionOk
 
 describe('local-client-blocked', () => {
   test('OUTPUT allows the VIP port, not the DNATed one: fires with an accept for the backend; trace fails, --fix connects; the fixed fixture is quiet', async () => {

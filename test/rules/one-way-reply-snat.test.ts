@@ -4,13 +4,12 @@
 // resets); trace predicts both, and its --fix replays the exemption check proposes.
 import {describe, expect, test} from 'vitest'
 import {parseEndpoint, parseIp} from '../../src/model/ip.js'
-import {runRules} from '../../src/rules/index.js'
 import {traceConnection} from '../../src/services/trace.js'
 import {traceWithFixes} from '../../src/services/trace-command.js'
-import {editedScenario, loadScenario} from './helpers.js'
+import {editedScenario, findingsOf, loadScenario} from './helpers.js'
 
 const RULE = 'one-way-reply-snat'
-const mine = (hosts: Parameters<typeof runRules>[0]['hosts']) => runRules({hosts}).filter((f) => f.rule === RULE)
+const mine = findingsOf(RULE)
 const flow = (vip: string, proto: 'tcp' | 'udp' = 'tcp') => ({vip: parseEndpoint(vip)!, proto, client: parseIp('198.51.100.10')!, clientPort: 40000})
 
 describe('one-way-reply-snat', () => {
