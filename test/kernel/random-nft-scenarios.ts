@@ -86,6 +86,9 @@ export function randomNftScenarios(seed: number, count: number, prefix = 'lnr'):
   // the rarer parts: their own stream, so that adding them leaves the first stream's draws unchanged
   const rnd2 = mulberry32((seed ^ 0x2c1b3c6d) >>> 0)
   const pick2 = <T>(xs: readonly T[]): T => xs[Math.floor(rnd2() * xs.length)]!
+  // a third stream (mark routing): LVSDOCTOR_KERNEL_EXTRA=0 leaves it out
+  const rnd3 = process.env.LVSDOCTOR_KERNEL_EXTRA === '0' ? () => 1 : mulberry32((seed ^ 0x165667b1) >>> 0)
+  const pick3 = <T>(xs: readonly T[]): T => xs[Math.floor(rnd3() * xs.length)]!
   const out: Scenario[] = []
   for (let i = 0; i < count; i++) {
     const parts: string[] = []
@@ -384,6 +387,25 @@ export function randomNftScenarios(seed: number, count: number, prefix = 'lnr'):
       else if (where === 'g') gTables.push(t)
       else d.push(...nftLoad([t]))
       parts.push(`nft reverse path filter on ${where}`)
+    }
+    // (third stream) policy routing by marks set in nft chains: a chain of type route routes a local packet again
+    // after changing its mark (nf_route_table_hook), one of type filter does not; the director's mark routed too
+    if (rnd3() < 0.3) {
+      const type = pick3(['route', 'filter'] as const)
+      const via = pick3(viaG ? ['10.1.0.1', '10.2.0.1', 'unreachable'] : ['10.1.0.1', 'unreachable'])
+      const set = pick3(['meta mark set ct mark', 'meta mark set 0x1', 'ct mark 0x1 meta mark set 0x1'])
+      const chains: Chain[] = [{name: 'output', base: `type ${type} hook output priority mangle; policy accept;`, rules: [set]}]
+      if (set.includes('ct mark')) chains.unshift({name: 'prerouting', base: 'type filter hook prerouting priority mangle; policy accept;', rules: [pick3([`iifname "${dev('r0')}" ct state new ct mark set 0x1`, `iifname "${dev('r0')}" ct mark set 0x1`])]})
+      r.push(...nftLoad([{family: pick3(['ip', 'inet'] as const), name: tn('rt'), sets: [], chains}]))
+      r.push('ip rule add fwmark 0x1 lookup 101 pref 101', via === 'unreachable' ? 'ip route add unreachable default table 101' : `ip route add default via ${via} table 101`)
+      parts.push(`realserver mark routing (${type} chain: ${set}) -> ${via}`)
+    }
+    if (rnd3() < 0.2) {
+      const mark = parts.some((x) => x.includes('meta mark set 0x10')) ? '0x10' : '0x7'
+      if (mark === '0x7') d.push(...nftLoad([{family: pick3(['ip', 'inet'] as const), name: tn('dmark'), sets: [], chains: [{name: 'prerouting', base: `type filter hook prerouting priority ${pick3(['mangle', 'raw', 'filter'])}; policy accept;`, rules: [`ip daddr ${VIP} tcp dport 80 meta mark set 0x7`]}]}]))
+      const to = pick3(['unreachable default', 'prohibit default', `default via ${LIVE}`, 'blackhole default'])
+      d.push(`ip rule add fwmark ${mark} lookup 107 pref 107`, `ip route add ${to} table 107`)
+      parts.push(`director fwmark ${mark} routing -> ${to}`)
     }
     g.push(...nftLoad(gTables))
 

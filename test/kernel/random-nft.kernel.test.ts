@@ -3,7 +3,8 @@
 // printed. LVSDOCTOR_KERNEL_NFT_SEED=N (or LVSDOCTOR_KERNEL_SEED) runs another set, LVSDOCTOR_KERNEL_NFT_RANDOM=K
 // another count, LVSDOCTOR_KERNEL_NFT_PREFIX another namespace/interface prefix (default lnr);
 // LVSDOCTOR_KERNEL_GAP=FILE appends one JSON line per failing scenario, LVSDOCTOR_KERNEL_NFT_KEEP=DIR keeps every
-// scenario's record and snapshots.
+// scenario's record and snapshots,
+// LVSDOCTOR_KERNEL_EXTRA=0 leaves out the third stream's mark routing.
 import {expect} from 'vitest'
 import {describeRandomAgreement} from './random-agreement.js'
 import {randomNftScenarios} from './random-nft-scenarios.js'
