@@ -94,7 +94,9 @@ export default serviceRule(
         }
       : {summary: 'let IPVS keep conntrack entries for its connections (persist it in /etc/sysctl.d)', ops: [{kind: 'sysctl' as const, key: 'net.ipv4.vs.conntrack', value: '1'}]}
     return finding(meta, h.name, {
-      severity: guesses.length ? 'info' : undefined,
+      // without net.ipv4.vs.conntrack in the snapshot the value is a guess (kube-proxy in IPVS mode, for one, sets 1
+      // and refuses to start otherwise): said, not asserted
+      severity: guesses.length || k.defaults.some((d) => d.startsWith('net.ipv4.vs.conntrack')) ? 'info' : undefined,
       message:
         `${describeService(svc)} is LVS-NAT and ${k.defaults.length ? 'net.ipv4.vs.conntrack is not in the snapshot (default 0)' : 'net.ipv4.vs.conntrack = 0'}: IPVS discards the conntrack entry of every packet it forwards, so rules that rely on connection tracking do not see these connections as they would with conntrack on:\n${lines.join('\n')}` +
         (dr.length ? `\nnet.ipv4.vs.conntrack=1 is not the way out here: it applies to the whole director and would break\n${dr.map((x) => `  ${x}`).join('\n')}` : ''),

@@ -7,7 +7,7 @@ import type {Evidence} from '../model/finding.js'
 import {serviceRule, finding, unverifiedFinding} from './engine/helpers.js'
 import {ev, locRefs, UNKNOWN_IF, type HostView} from './engine/host.js'
 import {conntrackOnBreaks} from './engine/vs-conntrack.js'
-import {backendOutcome, ipvsKnobs} from './engine/flows.js'
+import {backendOutcome, ipvsKnobs, ipvsViewOf} from './engine/flows.js'
 import {hookByDstClass} from './engine/path.js'
 import {addrClass, type Scope} from './engine/classes.js'
 import {selectorSpec, type HookResult} from './engine/firewall.js'
@@ -55,7 +55,9 @@ function postrouting(svc: LbService, w: World, b: Backend, prev: {key: PostKey; 
   const k = prev?.key
   if (k && k.cls === cls && k.dport === dport && k.mark === mark && k.ctMark === ctMark && k.oif === oif) return prev
   // with the connection mark PREROUTING set (nftlb: `ct mark set` per farm, `ct mark ... masquerade`)
-  const post = hookByDstClass(h, 'POSTROUTING', {src: w.client.ip, sport: w.client.port, dst: b.ip, dport, proto: svc.proto, mark}, 'SYN', {state: 'NEW', dir: 'ORIGINAL', ctMark, oif}, true)
+  // IPVS's transmitter marks what it sends (skb->ipvs_property): `-m ipvs --ipvs -j SNAT` (Docker swarm's ingress) applies
+  const ipvs = svc.kind === 'ipvs' ? ipvsViewOf(svc, probe, b) : undefined
+  const post = hookByDstClass(h, 'POSTROUTING', {src: w.client.ip, sport: w.client.port, dst: b.ip, dport, proto: svc.proto, mark}, 'SYN', {state: 'NEW', dir: 'ORIGINAL', ctMark, oif, ...(ipvs ? {ipvs} : {})}, true)
   return {key: {cls, dport, mark, ctMark, oif}, post}
 }
 

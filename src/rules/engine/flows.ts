@@ -3,7 +3,7 @@
 // replies (FORWARD); for DNAT balancers, PREROUTING/FORWARD/POSTROUTING.
 import type {Evidence} from '../../model/finding.js'
 import {formatIp, hostPrefix, type IpAddr} from '../../model/ip.js'
-import type {Packet} from '../../dataplane/packet.js'
+import type {IpvsView, Packet} from '../../dataplane/packet.js'
 import {ctStateOf, type CtParams, type FlowPacket, type FlowPlace} from './ctmodel.js'
 import type {Decision} from './firewall.js'
 import {ev, locRef, UNKNOWN_IF, type HostView} from './host.js'
@@ -140,8 +140,13 @@ export function requestOut(svc: LbService, probe: Packet, b: Backend, kind: Flow
     pkt = {family: 4, src, dst: b.ip, proto: 4, mark: 0}
   } else pkt = flowPacket(e, kind)
   const oif = h.oifFor(b.ip) ?? UNKNOWN_IF
-  const result = sent(h, pkt, {state: st, oif})
+  const result = sent(h, pkt, {state: st, oif, ipvs: ipvsViewOf(svc, probe, b)})
   return {kind, state: st, place: 'ipvs-out', result, packet: pkt}
+}
+
+/** IPVS's mark on the packets its transmitter sends toward `b` (skb->ipvs_property: `-m ipvs --ipvs` matches them). */
+export function ipvsViewOf(svc: LbService, probe: Packet, b: Backend): IpvsView {
+  return {vaddr: probe.dst, vport: probe.dport ?? 0, vproto: probe.proto, method: b.method === 'route' ? 'GATE' : b.method === 'tunnel' ? 'IPIP' : 'MASQ', dir: 'ORIGINAL'}
 }
 
 /** A realserver's reply of LVS-NAT arriving at the director (FORWARD, before ip_vs_reply4). */

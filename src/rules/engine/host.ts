@@ -8,7 +8,7 @@ import type {HostSnapshot} from '../../model/snapshot.js'
 import type {Loc} from '../../model/source.js'
 import {isLocalAddress, routeLookup, selectSource, type FlowKey, type RouteResult, type RoutingTables} from '../../dataplane/routing.js'
 import type {MatchEnv} from '../../dataplane/netfilter.js'
-import type {CtView} from '../../dataplane/packet.js'
+import type {CtView, IpvsView} from '../../dataplane/packet.js'
 import {IptablesFirewall, type Firewall} from './firewall.js'
 import {nftFirewallFor} from './nft-firewall.js'
 
@@ -157,12 +157,13 @@ export class HostView {
     return 'UNICAST'
   }
 
-  env(o: {iif?: string; oif?: string; ct?: CtView; assumeLocal?: readonly IpAddr[]}): MatchEnv {
+  env(o: {iif?: string; oif?: string; ct?: CtView; assumeLocal?: readonly IpAddr[]; ipvs?: IpvsView}): MatchEnv {
     const assumeLocal = o.assumeLocal
     return {
       iif: o.iif,
       oif: o.oif,
       ct: o.ct,
+      ...(o.ipvs ? {ipvs: o.ipvs} : {}),
       // one closure per host for the common case (no assumed-local addresses): envs are made per simulated hook
       addrType: assumeLocal === undefined ? (this.addrTypeOf ??= (ip) => this.addrType(ip)) : (ip) => this.addrType(ip, assumeLocal),
       // statistic --mode random in a filter path: taken as matching (cascades are computed separately)

@@ -6,7 +6,7 @@
 // the model (ctmodel.ts) and reports where it was decided.
 import type {IpAddr} from '../../model/ip.js'
 import type {CtState, IptablesRuleset, IptRule} from '../../model/iptables.js'
-import {invertTuple, tupleOf, type Packet, type Tuple} from '../../dataplane/packet.js'
+import {invertTuple, tupleOf, type IpvsView, type Packet, type Tuple} from '../../dataplane/packet.js'
 import {HOOK_TABLES, type Decision, type Hook, type HookResult} from './firewall.js'
 import {ctView, natConsulted, type FlowPacket} from './ctmodel.js'
 import {UNKNOWN_IF, type HostView} from './host.js'
@@ -41,6 +41,8 @@ interface PathOpts {
   readonly assumeLocal?: readonly IpAddr[]
   /** force the routing decision (the caller knows the packet is for this host, e.g. an IPVS VIP) */
   readonly local?: boolean
+  /** the packet carries IPVS's mark (skb->ipvs_property, `-m ipvs --ipvs`): sent by IPVS's transmitter */
+  readonly ipvs?: IpvsView
 }
 
 function finish(hooks: HookResult[], packet: Packet, to: PathResult['to'], guesses: string[], shared?: true): PathResult {
@@ -346,12 +348,12 @@ function sentUncached(h: HostView, pkt: Packet, o: PathOpts): PathResult {
   const nat = natConsulted(o.state) && (o.dir ?? 'ORIGINAL') === 'ORIGINAL'
   const oif = o.oif ?? h.oifFor(pkt.dst, pkt.src, pkt.mark) ?? UNKNOWN_IF
   const hooks: HookResult[] = []
-  const out = fw.runHook('OUTPUT', pkt, h.env({oif, ct, assumeLocal: o.assumeLocal}), nat)
+  const out = fw.runHook('OUTPUT', pkt, h.env({oif, ct, assumeLocal: o.assumeLocal, ipvs: o.ipvs}), nat)
   hooks.push(out)
   const g = guessNotes(h, OUT_POST, undefined, oif)
   if (out.verdict !== 'ACCEPT') return finish(hooks, out.packet, undefined, g)
   const oif2 = out.nat?.kind === 'DNAT' ? (h.oifFor(out.packet.dst, out.packet.src, out.packet.mark) ?? oif) : oif
-  const post = fw.runHook('POSTROUTING', out.packet, h.env({oif: oif2, ct: {...ct, mark: out.ctMark}, assumeLocal: o.assumeLocal}), nat && !out.notrack)
+  const post = fw.runHook('POSTROUTING', out.packet, h.env({oif: oif2, ct: {...ct, mark: out.ctMark}, assumeLocal: o.assumeLocal, ipvs: o.ipvs}), nat && !out.notrack)
   hooks.push(post)
   return finish(hooks, post.packet, 'out', g)
 }
@@ -503,19 +505,21 @@ export interface HookOpts {
   readonly dnat?: boolean
   /** with dnat: the destination the client asked for (the original tuple's, for --ctorigdst / ct original daddr) */
   readonly orig?: {readonly dst: IpAddr; readonly dport?: number}
+  /** IPVS's mark on a packet its transmitter sent (`-m ipvs`) */
+  readonly ipvs?: IpvsView
 }
 
 /** hookByDstClass: per host, context -> destination class -> port -> mark -> ct mark -> oif -> result */
 const hooks_ = new WeakMap<HostView, Level<string, Level<string, Level<number, Level<number, Level<number, Level<string, HookResult>>>>>>>()
 
 /** The hookByDstClass inputs other than the destination, its port, the marks and the oif, as text; remembered for the last call. */
-let lastHook: {hook: Hook; nat: boolean; src: IpAddr; sport: number; proto: string; kind: FlowPacket; state: CtState; dir?: string; iif?: string; assumeLocal?: readonly IpAddr[]; dnat?: boolean; orig?: HookOpts['orig']; key: string} | undefined
+let lastHook: {hook: Hook; nat: boolean; src: IpAddr; sport: number; proto: string; kind: FlowPacket; state: CtState; dir?: string; iif?: string; assumeLocal?: readonly IpAddr[]; dnat?: boolean; orig?: HookOpts['orig']; ipvs?: IpvsView; key: string} | undefined
 
 function hookContext(hook: Hook, nat: boolean, e: Endpoints, kind: FlowPacket, o: HookOpts): string {
   const l = lastHook
-  if (l && l.hook === hook && l.nat === nat && l.src === e.src && l.sport === e.sport && l.proto === e.proto && l.kind === kind && l.state === o.state && l.dir === o.dir && l.iif === o.iif && l.assumeLocal === o.assumeLocal && l.dnat === o.dnat && l.orig === o.orig) return l.key
-  const key = `${hook}|${nat}|${ipText(e.src)}|${e.sport}|${e.proto}|${kind}|${o.state}|${o.dir ?? ''}|${o.iif ?? ''}|${addrs(o.assumeLocal)}|${o.dnat ? 'D' : ''}|${o.orig ? `${ipText(o.orig.dst)}:${o.orig.dport}` : ''}`
-  lastHook = {hook, nat, src: e.src, sport: e.sport, proto: e.proto, kind, state: o.state, dir: o.dir, iif: o.iif, assumeLocal: o.assumeLocal, dnat: o.dnat, orig: o.orig, key}
+  if (l && l.hook === hook && l.nat === nat && l.src === e.src && l.sport === e.sport && l.proto === e.proto && l.kind === kind && l.state === o.state && l.dir === o.dir && l.iif === o.iif && l.assumeLocal === o.assumeLocal && l.dnat === o.dnat && l.orig === o.orig && l.ipvs === o.ipvs) return l.key
+  const key = `${hook}|${nat}|${ipText(e.src)}|${e.sport}|${e.proto}|${kind}|${o.state}|${o.dir ?? ''}|${o.iif ?? ''}|${addrs(o.assumeLocal)}|${o.dnat ? 'D' : ''}|${o.orig ? `${ipText(o.orig.dst)}:${o.orig.dport}` : ''}|${o.ipvs ? `${ipText(o.ipvs.vaddr)}:${o.ipvs.vport}/${o.ipvs.vproto}/${o.ipvs.method}/${o.ipvs.dir}` : ''}`
+  lastHook = {hook, nat, src: e.src, sport: e.sport, proto: e.proto, kind, state: o.state, dir: o.dir, iif: o.iif, assumeLocal: o.assumeLocal, dnat: o.dnat, orig: o.orig, ipvs: o.ipvs, key}
   return key
 }
 
@@ -551,7 +555,7 @@ export function hookByDstClass(h: HostView, hook: Hook, e: Endpoints, kind: Flow
       // a DNATed connection's original tuple is the one the client sent, to the VIP
       ct = o.dnat && o.orig && (o.dir ?? 'ORIGINAL') === 'ORIGINAL' ? {...t, orig: {...t.orig, dst: o.orig.dst, dport: o.orig.dport ?? t.orig.dport}} : t
     }
-    r = fw.runHook(hook, pkt, h.env({iif: o.iif, oif: o.oif, ct, assumeLocal: o.assumeLocal}), nat)
+    r = fw.runHook(hook, pkt, h.env({iif: o.iif, oif: o.oif, ct, assumeLocal: o.assumeLocal, ipvs: o.ipvs}), nat)
     byOif.set(oif, r)
   }
   lastHookAnswer = {h, ctx, cls, dport: e.dport, mark, ctMark, oif, r}
