@@ -35,7 +35,9 @@ const VM_TIMEOUT_S = Number(process.env.IPVS_LAB_TIMEOUT ?? 540)
 const GEN_SEEDS = (process.env.IPVS_LAB_SEED ?? String(DEFAULT_SEED)).split(',').map((x) => Number(x.trim()))
 const GEN_COUNT = Number(process.env.IPVS_LAB_RANDOM ?? DEFAULT_COUNT)
 const RUN_FIXED = process.env.IPVS_LAB_FIXED !== '0'
-const GENERATED: IpvsLabScenario[] = GEN_SEEDS.flatMap((seed) => randomIpvsScenarios(seed, GEN_COUNT))
+/** IPVS_LAB_MATCH: a regular expression; only the random scenarios whose description matches it run */
+const GEN_MATCH = process.env.IPVS_LAB_MATCH ? new RegExp(process.env.IPVS_LAB_MATCH) : undefined
+const GENERATED: IpvsLabScenario[] = GEN_SEEDS.flatMap((seed) => randomIpvsScenarios(seed, GEN_COUNT)).filter((g) => !GEN_MATCH || GEN_MATCH.test(g.why))
 const GEN_DIR = join(CACHE, 'generated')
 const FIX_DIR = join(CACHE, 'generated-fixes')
 const FIX_RESULTS = join(CACHE, 'results-fixes')
@@ -65,6 +67,8 @@ interface Expectation {
 interface Exchange extends KernelOutcome {
   client: string
   from: string
+  /** address:port the client bound before connecting (results since the random scenarios' second clients) */
+  bound?: string
   target: string
   servedBy: string | null
   clientFinAcked: boolean
@@ -292,6 +296,31 @@ const SCENARIOS: Record<string, Expectation> = {
       expect(policyDrops(o.scenario, 'director', 'FORWARD')).toBe(0)
     },
   },
+  // promoted from the random scenarios (seed 17 #4, with check's fixes): a persistent fwmark service forwards to
+  // the client's port (80), not the realservers' 8080, where they listen; the reset closes the IPVS entry
+  'nat-fwmark-persistent-port': {
+    kernel: NO_CONNECTION,
+    expectedTrace: FAILS,
+    expectedRules: [],
+    extra: (o) => {
+      expect((o.exchanges[0] as unknown as {clientEvents: string[]}).clientEvents.join('\n')).toMatch(/connect failed: ConnectionRefusedError/)
+      expect(conns(o.scenario, 'director')).toMatch(/CLOSE\s+203\.0\.113\.10:\d+\s+203\.0\.113\.100:80\s+10\.1\.0\.11:80\s/)
+      expect(conns(o.scenario, 'director')).toMatch(/^IP\s+\d+:\d+\s+\S+\s+203\.0\.113\.10:0\s+0\.0\.0\.1:0\s+10\.1\.0\.11:0\s*$/m)
+    },
+  },
+  // the random scenarios' drained draws: every realserver at weight 0, and the client with a template still goes
+  // to its realserver (ip_vs_check_template keeps it with expire_quiescent_template=0)
+  'persistence-drained': {
+    kernel: ALL_OK,
+    expectedTrace: WORKS,
+    expectedRules: ['ipvs-no-available-realserver'],
+    extra: (o) => {
+      expect(o.exchanges.map((e) => e.servedBy)).toEqual(['rs1', 'rs1'])
+      expect(conns(o.scenario, 'director')).toMatch(/203\.0\.113\.10:0\s+203\.0\.113\.100:80\s+10\.1\.0\.11:8080/)
+      expect(read(o.scenario, 'director', 'ipvsadm-Sn.txt')).toMatch(/-r 10\.1\.0\.11:8080 -m -w 0/)
+      expect(read(o.scenario, 'director', 'ipvsadm-Sn.txt')).toMatch(/-r 10\.1\.0\.12:8080 -m -w 0/)
+    },
+  },
   'persistence-two-clients': {
     kernel: ALL_OK,
     expectedTrace: WORKS,
@@ -335,6 +364,7 @@ const SNAPSHOT_FILES = [
   'ip-rule.json',
   'sysctl.txt',
   'conntrack.txt',
+  'ss-ltnu.txt',
 ]
 
 const scenarioFiles = readdirSync(join(HERE, 'scenarios'))
@@ -366,15 +396,52 @@ function kernelConnection(o: Outcome): {connected: boolean; reply: boolean; clos
   return {connected: o.handshake, reply: o.response, closed: o.clientSawFin && o.serverSawFin && o.clientFinAcked && o.serverFinAcked}
 }
 
-/** The realservers the director's ipvsadm -Lnc shows for the scenario's first client (templates left out). */
-function lncDests(o: Outcome): string[] {
-  const out: string[] = []
-  for (const line of conns(o.scenario, 'director').split('\n')) {
-    const m = /^\S+\s+\d+:\d+\s+\S+\s+(\S+):(\d+)\s+\S+\s+(\S+)\s*$/.exec(line)
-    if (!m || m[1] !== o.flow.client || m[2] === '0') continue
-    out.push(m[3]!)
+// ── several exchanges (random scenarios with a second client or drained realservers): trace replays one new
+// connection over the snapshots taken after all of them, so it is held to the last exchange of each client ──
+
+/** The address:port of an exchange's client (`from` has port 0 when its connect failed, in older results). */
+function boundOf(e: Exchange): string {
+  return e.bound ?? e.from
+}
+
+/** The client addresses of a scenario's exchanges, the flow's first. */
+function clientsOf(o: Outcome): string[] {
+  return [...new Set([o.flow.client, ...o.exchanges.map((e) => e.from.replace(/:\d+$/, ''))])]
+}
+
+/** The last exchange of a client address. */
+function lastExchange(o: Outcome, client: string): Exchange {
+  const es = o.exchanges.filter((e) => e.from.replace(/:\d+$/, '') === client)
+  expect(es.length, `no exchange from ${client}`).toBeGreaterThan(0)
+  return es.at(-1)!
+}
+
+/** One exchange as trace words. */
+function exchangeConnection(e: Exchange): {connected: boolean; reply: boolean; closed: boolean} {
+  return {connected: e.handshake, reply: e.response, closed: e.clientSawFin && e.serverSawFin && e.clientFinAcked && e.serverFinAcked}
+}
+
+/** The director's ipvsadm -Lnc entries of one exchange (its client address and port; every entry of the address when the port is unknown). */
+function lncOfExchange(o: Outcome, e: Exchange, results = RESULTS): {state: string; dest: string}[] {
+  const [addr, port] = [boundOf(e).replace(/:\d+$/, ''), boundOf(e).replace(/^.*:/, '')]
+  const out: {state: string; dest: string}[] = []
+  for (const line of readFileSync(join(results, o.scenario, 'director', 'ipvsadm-Lnc.txt'), 'utf8').split('\n')) {
+    const m = /^\S+\s+\d+:\d+\s+(\S+)\s+(\S+):(\d+)\s+\S+\s+(\S+)\s*$/.exec(line)
+    if (!m || m[2] !== addr || m[3] === '0' || (port !== '0' && m[3] !== port)) continue
+    out.push({state: m[1]!, dest: m[4]!})
   }
   return out
+}
+
+/**
+ * The replay stopped at an LVS-NAT realserver that answers the SYN with a reset (nothing listens there, its
+ * ss-ltnu.txt; or its REJECT --reject-with tcp-reset): trace does not replay that reset, which goes back
+ * through the director, where IPVS closes the entry (CLOSE in ipvsadm -Lnc).
+ */
+function resetByServer(r: {firstFailure: {packet: number; host: string; reason: string} | null; ipvs: readonly {method: string; dest: string}[]}): boolean {
+  const f = r.firstFailure
+  if (f?.packet !== 1 || r.ipvs.length === 0 || !r.ipvs.every((c) => c.method === 'MASQ')) return false
+  return /nothing listens there on TCP port .*answers the SYN with a TCP reset/.test(f.reason) || (f.host !== 'director' && /REJECT --reject-with tcp-reset/.test(f.reason))
 }
 
 /** The packet counter of a filter chain's policy in the host's iptables-save (`:CHAIN POLICY [packets:bytes]`). */
@@ -563,6 +630,9 @@ describe('IPVS lab: a real IPVS kernel under qemu', () => {
       // same final state either way, except when the client's FIN is lost: the replay stops there, while the
       // kernel also saw the server's FIN (nat-input-stateful: FIN_WAIT; nat-output-untracked: TIME_WAIT).
       if (r.firstFailure?.packet === 6) return
+      // a realserver that does not listen (its ss-ltnu.txt) resets the SYN: the replay stops there, while the
+      // kernel's IPVS saw that reset go back through the director (LVS-NAT) and closed the entry
+      if (resetByServer(r)) return expect(kernel.map((k) => k.state).slice(0, 1)).toEqual(['CLOSE'])
       expect(r.ipvs.map((c) => c.state)).toEqual(kernel.map((k) => k.state).slice(0, 1))
       for (const [i, c] of r.ipvs.entries()) {
         // the kernel's seconds left are the timeout minus the time since the last packet (< 15 s in the lab)
@@ -601,25 +671,43 @@ describe('IPVS lab: a real IPVS kernel under qemu', () => {
       expect(outcome(name).setupErrors, detail()).toEqual([])
     })
 
+    // each client address: trace with --client it is held to its last exchange (the flow's client connects first
+    // and last; a second client's exchange is judged only when no realserver was drained after it, since trace
+    // replays a connection made now, after the drain)
+    const judged = (o: Outcome): string[] => clientsOf(o).filter((c, i) => i === 0 || !/drained/.test(o.notes))
+
     test('lvsdoctor trace says what the kernel did', () => {
       const o = outcome(name)
-      const r = traceConnection(loadSnapshots(hostDirs(name)), traceOptions(o.flow.service, 'tcp', o.flow.client))
-      expect(r.connection, `${detail()}\nkernel: ${o.exchanges.map((e) => JSON.stringify(e)).join('\n')}\n${renderTraceText(r)}`).toEqual(kernelConnection(o))
+      for (const client of judged(o)) {
+        const r = traceConnection(loadSnapshots(hostDirs(name)), traceOptions(o.flow.service, 'tcp', client))
+        const e = lastExchange(o, client)
+        expect(r.connection, `${detail()}\nclient ${client}, kernel: ${o.exchanges.map((x) => JSON.stringify(x)).join('\n')}\n${renderTraceText(r)}`).toEqual(exchangeConnection(e))
+      }
     })
 
-    test('IPVS scheduled the realserver trace picks (or none, as trace)', () => {
+    // mh keeps a drained destination's slots (last_weight, the latest weight that was not 0), while one added
+    // with weight 0 gets none: a snapshot shows weight 0 for both, so trace cannot tell (it assumes added with 0)
+    const mhDrained = /, mh\b/.test(g.why) && /drained/.test(g.why)
+
+    test('IPVS scheduled the realserver trace picks (or none, as trace)', (ctx) => {
+      if (mhDrained) return ctx.skip('mh with drained realservers: their lookup-table slots depend on their weight before the drain (last_weight), which no snapshot shows')
       const o = outcome(name)
-      const r = traceConnection(loadSnapshots(hostDirs(name)), traceOptions(o.flow.service, 'tcp', o.flow.client))
-      expect(r.ipvs.map((c) => c.dest.replace(/:\d+$/, '')), `${detail()}\n${conns(name, 'director')}\n${renderTraceText(r)}`).toEqual(lncDests(o).map((d) => d.replace(/:\d+$/, '')))
+      for (const client of judged(o)) {
+        const r = traceConnection(loadSnapshots(hostDirs(name)), traceOptions(o.flow.service, 'tcp', client))
+        const kernel = lncOfExchange(o, lastExchange(o, client))
+        expect(r.ipvs.map((c) => c.dest.replace(/:\d+$/, '')), `${detail()}\nclient ${client}\n${conns(name, 'director')}\n${renderTraceText(r)}`).toEqual(kernel.map((k) => k.dest.replace(/:\d+$/, '')))
+      }
     })
 
-    test('the IPVS connection entry the replay leaves is the one ipvsadm -Lnc showed', () => {
+    test('the IPVS connection entry the replay leaves is the one ipvsadm -Lnc showed', (ctx) => {
+      if (mhDrained) return ctx.skip('mh with drained realservers: see above')
       const o = outcome(name)
       const r = traceConnection(loadSnapshots(hostDirs(name)), traceOptions(o.flow.service, 'tcp', o.flow.client))
-      const kernel = lncOf(o)
+      const kernel = lncOfExchange(o, lastExchange(o, o.flow.client))
       // as for the fixed scenarios: the replay closes from the client, the lab's server closes first; they end
       // the same unless the client's FIN is lost
       if (r.firstFailure?.packet === 6) return
+      if (resetByServer(r)) return expect(kernel.map((k) => k.state).slice(0, 1), conns(name, 'director')).toEqual(['CLOSE'])
       expect(r.ipvs.map((c) => c.state), `${detail()}\n${conns(name, 'director')}\n${renderTraceText(r)}`).toEqual(kernel.map((k) => k.state).slice(0, 1))
     })
 
@@ -640,7 +728,7 @@ describe('IPVS lab: a real IPVS kernel under qemu', () => {
       const fo = outcome(fixedName(name), FIX_RESULTS)
       expect(fo.setupErrors, 'the fix commands ran in the VM').toEqual([])
       const fixes = Object.entries(cmds!).map(([h, c]) => `${h}: ${c.join(' ; ')}`).join('\n')
-      expect(predicted.result.connection, `${detail()}\nfixes:\n${fixes}\nkernel with the fixes: ${fo.exchanges.map((e) => JSON.stringify(e)).join('\n')}\n${renderTraceText(predicted.result)}`).toEqual(kernelConnection(fo))
+      expect(predicted.result.connection, `${detail()}\nfixes:\n${fixes}\nkernel with the fixes: ${fo.exchanges.map((e) => JSON.stringify(e)).join('\n')}\n${renderTraceText(predicted.result)}`).toEqual(exchangeConnection(lastExchange(fo, o.flow.client)))
     })
   })
 })

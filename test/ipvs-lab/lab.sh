@@ -26,7 +26,7 @@ QEMU=${IPVS_LAB_QEMU:-qemu-system-x86_64}
 # Debian's python3 (not a pyenv or venv one: its standard library is copied from /usr/lib/pythonX.Y)
 PYTHON=$(readlink -f /usr/bin/python3 2>/dev/null || echo /usr/bin/python3)
 # host programs copied into the VM (with their shared libraries)
-HOST_PROGS=(/usr/sbin/ip /usr/sbin/ipvsadm /usr/sbin/xtables-nft-multi /usr/sbin/nft /usr/sbin/conntrack
+HOST_PROGS=(/usr/sbin/ip /usr/bin/ss /usr/sbin/ipvsadm /usr/sbin/xtables-nft-multi /usr/sbin/nft /usr/sbin/conntrack
   /usr/sbin/sysctl /usr/bin/kmod "$PYTHON" /usr/bin/busybox /usr/bin/dash)
 XT_NAMES=(iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore
   iptables-nft iptables-nft-save iptables-nft-restore ip6tables-nft ip6tables-nft-save ip6tables-nft-restore)

@@ -59,8 +59,17 @@ export function randomIpvsScenarios(seed: number, count: number): IpvsLabScenari
   const pick2 = <T>(xs: readonly T[]): T => xs[Math.floor(rnd2() * xs.length)]!
   // a third stream for where the client is and a local destination (added later: the first two streams' draws stay)
   const rnd3 = mulberry32((seed ^ 0x27d4eb2f) >>> 0)
+  // a fourth stream (added later; the first three streams' draws stay) for what persistence is for: a second
+  // client (of the same -M network or not), realservers drained between a client's connections (ipvsadm -e -w 0,
+  // what keepalived's inhibit_on_failure does after a failed health check) with or without
+  // net.ipv4.vs.expire_quiescent_template, and a port-zero service (-t VIP:0, all ports; keepalived's
+  // `virtual_server VIP 0`). Eight draws per scenario whatever is used, so that each scenario's stay the same.
+  // Not for the default seed: its scenarios are the ones CI runs, and stay as they were reviewed.
+  const rnd4 = mulberry32((seed ^ 0x165667b1) >>> 0)
+  const extra4 = seed !== DEFAULT_SEED
   const out: IpvsLabScenario[] = []
   for (let i = 0; i < count; i++) {
+    const x4 = Array.from({length: 8}, () => rnd4())
     const method = pick(['nat', 'nat', 'nat', 'dr', 'dr', 'tun'] as const)
     const nat = method === 'nat'
     const nrs = 1 + Math.floor(rnd() * 3)
@@ -135,7 +144,9 @@ export function randomIpvsScenarios(seed: number, count: number): IpvsLabScenari
       d.push(`iptables -P OUTPUT ${pol}`)
     }
     // the service
-    const svc = fwmark ? '-f 1' : `-t ${vip}:80`
+    const portZero = extra4 && persistent && !fwmark && x4[0]! < 0.25
+    if (portZero) why.push('port-zero service (-t VIP:0)')
+    const svc = fwmark ? '-f 1' : `-t ${vip}:${portZero ? 0 : 80}`
     if (fwmark && marking !== 'unmarked') {
       const dport = marking === 'other-port' ? 443 : 80
       const mark = marking === 'other-mark' ? 2 : 1
@@ -180,6 +191,14 @@ export function randomIpvsScenarios(seed: number, count: number): IpvsLabScenari
     const clientAt = nat && c3 < 0.2 ? 'rs1' : c3 > 0.9 ? 'director' : 'client'
     const clientFrom = clientAt === 'rs1' ? rsAddr(0) : clientAt === 'director' ? (nat ? '10.1.0.1' : '10.0.0.1') : client
     if (clientAt !== 'client') why.push(`the client is ${clientAt} (${clientFrom})`)
+    // fourth stream: a second client and draining, for a persistent service
+    const client2 = extra4 && persistent && clientAt === 'client' && x4[1]! < 0.6
+    const client2From = nat ? '203.0.113.11' : '198.51.100.11'
+    if (client2) why.push(`a second client ${client2From}`)
+    let quiesce = extra4 && persistent && x4[2]! < 0.6 ? rsNames.filter((_, k) => x4[3 + k]! < 0.5) : []
+    if (extra4 && persistent && x4[2]! < 0.6 && quiesce.length === 0) quiesce = rsNames
+    const expireQuiescent = quiesce.length > 0 && x4[6]! < 0.4
+    if (quiesce.length > 0) why.push(`${quiesce.join(',')} drained (weight 0) before the client connects again${expireQuiescent ? ', vs.expire_quiescent_template=1' : ''}`)
     // a local destination: the director itself, LVS-NAT only (third stream)
     const localDest = nat && rnd3() < 0.15
     if (localDest) {
@@ -206,22 +225,26 @@ export function randomIpvsScenarios(seed: number, count: number): IpvsLabScenari
         s('host director director')
         for (const h of rsNames) s(`host ${h} realserver`)
         if (gw === 'router') s('host router router')
-        s(`lan outside client:eth0:203.0.113.10/24 director:eth0:203.0.113.1/24${gw === 'router' ? ' router:eth0:203.0.113.254/24' : ''}`)
+        if (client2) s('host client2 client')
+        s(`lan outside client:eth0:203.0.113.10/24 director:eth0:203.0.113.1/24${gw === 'router' ? ' router:eth0:203.0.113.254/24' : ''}${client2 ? ` client2:eth0:${client2From}/24` : ''}`)
         s(`lan inside director:eth1:10.1.0.1/24 ${rsNames.map((h, k) => `${h}:eth0:${rsAddr(k)}/24`).join(' ')}${gw === 'router' ? ' router:eth1:10.1.0.254/24' : ''}`)
         if (gw === 'router') s('sysctls router net.ipv4.ip_forward=1')
         s(`on director ip addr add ${vip}/32 dev eth0`)
         s('route client default via 203.0.113.1')
+        if (client2) s('route client2 default via 203.0.113.1')
         for (const h of rsNames) if (h !== noRoute) s(`route ${h} default via ${gw === 'router' ? '10.1.0.254' : '10.1.0.1'}`)
       } else {
         s('host client client')
         s('host router router')
         s('host director director')
         for (const h of rsNames) s(`host ${h} realserver`)
-        s('lan wan client:eth0:198.51.100.10/24 router:eth0:198.51.100.1/24')
+        if (client2) s('host client2 client')
+        s(`lan wan client:eth0:198.51.100.10/24 router:eth0:198.51.100.1/24${client2 ? ` client2:eth0:${client2From}/24` : ''}`)
         s(`lan lan router:eth1:10.0.0.254/24 director:eth0:10.0.0.1/24 ${rsNames.map((h, k) => `${h}:eth0:${rsAddr(k)}/24`).join(' ')}`)
         s('sysctls router net.ipv4.ip_forward=1')
         s(`on director ip addr add ${vip}/32 dev eth0`)
         s('route client default via 198.51.100.1')
+        if (client2) s('route client2 default via 198.51.100.1')
         s('route director default via 10.0.0.254')
         for (const h of rsNames) if (h !== noRoute) s(`route ${h} default via ${gw === 'router' ? '10.0.0.254' : '10.0.0.1'}`)
         for (const h of rsNames) {
@@ -240,13 +263,27 @@ export function randomIpvsScenarios(seed: number, count: number): IpvsLabScenari
       const sysctl = [`net.ipv4.ip_forward=${ipForward}`, `net.ipv4.vs.conntrack=${conntrack ? 1 : 0}`, `net.ipv4.vs.expire_nodest_conn=${expireNodest}`]
       if (rpDirector) sysctl.push(`net.ipv4.conf.all.rp_filter=${rpDirector}`)
       if (tcpLoose0) sysctl.push('net.netfilter.nf_conntrack_tcp_loose=0')
+      if (expireQuiescent) sysctl.push('net.ipv4.vs.expire_quiescent_template=1')
       s(`sysctls director ${sysctl.join(' ')}`)
       for (const c of d) s(`on director ${c}`)
       for (const [h, rules] of rsRules) for (const c of rules) s(`on ${h} ${c}`)
-      for (const [h, cmds] of fixes ?? []) for (const c of cmds) s(`on ${h} sh -c ${sq(c)}`)
+      // check's fixes: at the end of setup, or (realservers drained in run()) before the connection judged
+      const fixLines = [...(fixes ?? [])].flatMap(([h, cmds]) => cmds.map((c) => `on ${h} sh -c ${sq(c)}`))
+      if (quiesce.length === 0) for (const c of fixLines) s(c)
       for (const h of rsNames) s(`server ${h} ${rport}`)
       if (localDest) s(`server director ${rport}`)
-      L.push('}', '', `run() { exchange ${clientAt} ${clientFrom} ${vip}:80; }`, '')
+      const first = `exchange ${clientAt} ${clientFrom} ${vip}:80`
+      if (!client2 && quiesce.length === 0) L.push('}', '', `run() { ${first}; }`, '')
+      else {
+        // several exchanges: the flow's client connects first and last; the last connection is the one judged
+        L.push('}', '', 'run() {', `  ${first}`)
+        if (client2) L.push(`  exchange client2 ${client2From} ${vip}:80`)
+        const flag = method === 'nat' ? '-m' : method === 'dr' ? '-g' : '-i'
+        const port = dportMismatch ? 8080 : rport
+        for (const h of quiesce) L.push(`  on director ipvsadm -e ${svc} -r ${rsAddr(rsNames.indexOf(h))}:${port} ${flag} -w 0`)
+        if (quiesce.length > 0) for (const c of fixLines) L.push(`  ${c}`)
+        L.push(`  ${first}`, '}', '')
+      }
       return L.join('\n')
     }
     out.push({name, why: why.join('; '), realservers: Object.fromEntries(rsNames.map((h, k) => [h, rsAddr(k)])), script})

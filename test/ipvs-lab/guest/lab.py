@@ -79,6 +79,9 @@ def client(name, src, target, out):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.settimeout(T_CONNECT)
     s.bind((src, 0))
+    # the address and port bound before connecting: they name the kernel's entries (ipvsadm -Lnc) of an
+    # exchange whose connect failed too ('local' stays None then)
+    res['bound'] = '%s:%d' % s.getsockname()
     try:
         s.connect((host, int(port)))
         res['handshake'] = True
@@ -217,6 +220,9 @@ SNAPSHOT = [
     # what `lvsdoctor snapshot` runs: the subtrees of the format (its lines are those of `sysctl -a`)
     ('sysctl.txt', ['sysctl', 'net.ipv4', 'net.ipv6.conf', 'net.netfilter']),
     ('conntrack.txt', ['conntrack', '-L']),
+    # the listening sockets (`lvsdoctor snapshot` collects them too): trace then knows a realserver that does not
+    # listen on the port IPVS sends it (a persistent fwmark service does not translate ports)
+    ('ss-ltnu.txt', ['ss', '-Hltnu']),
 ]
 
 
@@ -226,6 +232,14 @@ def snapshot(host, role, d):
     commands = {}
     for fname, argv in SNAPSHOT:
         t0 = time.monotonic()
+        early = os.path.join(os.path.dirname(d), '_lab', '%s.%s' % (host, fname))
+        if fname == 'ss-ltnu.txt' and os.path.exists(early):
+            # run-scenario.sh ran it before the lab's servers stopped (they would be gone from it by now)
+            with open(early, 'rb') as src, open(os.path.join(d, fname), 'wb') as f:
+                f.write(src.read())
+            commands[fname] = {'argv': argv, 'exitCode': 0, 'durationMs': 0, 'stderr': '',
+                               'note': 'taken after the exchanges, before the lab stopped its servers'}
+            continue
         try:
             p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20)
             code, out, err = p.returncode, p.stdout, p.stderr.decode('utf-8', 'replace')
@@ -278,7 +292,8 @@ def outcome(res_dir):
                 cands = [r for r in cands if r['server'] == c['servedBy']] or cands
             match = cands[0] if cands else None
         exchanges.append({
-            'client': c['client'], 'from': c.get('local') or c['from'] + ':0', 'target': c['target'],
+            'client': c['client'], 'from': c.get('local') or c['from'] + ':0', 'bound': c.get('bound'),
+            'target': c['target'],
             'servedBy': c.get('servedBy') or (match and match['server']),
             'handshake': c['handshake'], 'response': c['response'],
             'clientSawFin': c['sawFin'], 'serverSawFin': bool(match and match['sawFin']),

@@ -16,6 +16,11 @@ setup
 t1=$(cut -d' ' -f1 /proc/uptime)
 run
 t2=$(cut -d' ' -f1 /proc/uptime)
+# the listening sockets of every host while the servers still listen (the snapshot's ss-ltnu.txt: it is taken
+# after the servers stopped)
+while read -r h _; do
+  ip netns exec "$h" ss -Hltnu >"$RES/_lab/$h.ss-ltnu.txt" 2>>"$RES/_lab/snapshot.log" || rm -f "$RES/_lab/$h.ss-ltnu.txt"
+done <"$RES/_lab/hosts"
 # let the servers finish their last connection (each waits at most 3 s for a FIN), then stop them
 touch "$RES/_lab/stop"
 i=0
