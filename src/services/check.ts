@@ -111,14 +111,14 @@ export function ruleEngineGaps(h: HostSnapshot): NotModelled[] {
     const key = s.proto === 'fwmark' ? `fwmark ${s.fwmark}` : `${s.proto.toUpperCase()} ${s.vip ? formatEndpoint({ip: s.vip, port: s.port ?? 0}) : '?'}`
     out.push({file: s.loc.file, line: s.loc.line, what: `IPv6 virtual service ${key}: not evaluated by the load-balancer checks (they read IPv4 services)`})
   }
-  // ipvsadm -Ln --stats/--rate/--thresholds print neither the forwarding method nor the weights: the NAT and DR
+  // ipvsadm -Ln --stats/--rate/--thresholds/--persistent-conn print neither the forwarding method nor the weights: the NAT and DR
   // checks cannot tell which apply (trace states what it assumes)
   for (const s of h.ipvs?.services ?? []) {
     if (s.family !== 4) continue
     const unknown = s.dests.filter((d) => d.method === 'unknown').length
     if (unknown === 0) continue
     const key = s.proto === 'fwmark' ? `fwmark ${s.fwmark}` : `${s.proto.toUpperCase()} ${s.vip ? formatEndpoint({ip: s.vip, port: s.port ?? 0}) : '?'}`
-    out.push({file: s.loc.file, line: s.loc.line, what: `virtual service ${key}: the listing does not show how its ${unknown} destination(s) are forwarded (ipvsadm -Ln --stats, --rate or --thresholds), so the NAT and DR checks did not evaluate them; ipvsadm -Sn or plain -Ln shows it`})
+    out.push({file: s.loc.file, line: s.loc.line, what: `virtual service ${key}: the listing does not show how its ${unknown} destination(s) are forwarded (ipvsadm -Ln --stats, --rate, --thresholds or --persistent-conn), so the NAT and DR checks did not evaluate them; ipvsadm -Sn or plain -Ln shows it`})
   }
   for (const t of h.nft?.tables ?? []) {
     if (t.family !== 'inet' || (t.xtables && h.iptables)) continue
