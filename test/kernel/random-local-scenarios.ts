@@ -16,6 +16,9 @@ export function randomLocalScenarios(seed: number, count: number, prefix = 'ldz'
   const {dev, links: rename} = renamer(prefix)
   const rnd = mulberry32((seed ^ 0x9e3779b9) >>> 0)
   const {pick, some} = draws(rnd)
+  // a third stream (OUTPUT marks and policy routing): LVSDOCTOR_KERNEL_EXTRA=0 leaves it out
+  const rnd3 = process.env.LVSDOCTOR_KERNEL_EXTRA === '0' ? () => 1 : mulberry32((seed ^ 0x7feb352d) >>> 0)
+  const pick3 = <T>(xs: readonly T[]): T => xs[Math.floor(rnd3() * xs.length)]!
   const policyAndRules = (into: string[], chain: 'INPUT' | 'OUTPUT' | 'FORWARD', rules: readonly string[], max: number, p = 0.6): void => {
     if (rnd() >= p) return
     into.push(`iptables -P ${chain} ${pick(['ACCEPT', 'DROP', 'DROP'])}`)
@@ -151,6 +154,14 @@ export function randomLocalScenarios(seed: number, count: number, prefix = 'ldz'
       server = {ns: 'r', port: 8080}
       client = {ns: 'r', src: '10.1.0.10', connect: `${VIP}:80`}
       hosts = ['d', 'r']
+    }
+    // (third stream) the director marks what it sends itself and routes the mark by a table of its own: only the
+    // mangle table (and nat OUTPUT when it translates the destination) routes a local packet again after LOCAL_OUT
+    if (kind !== 'hairpin' && rnd3() < 0.45) {
+      const table = pick3(['mangle', 'filter', 'raw', 'nat'])
+      const to = pick3(['unreachable default', 'blackhole default', kind === 'output-dnat' ? 'default via 10.1.0.10' : 'default via 203.0.113.10'])
+      d.push(`iptables -t ${table} -A OUTPUT -p tcp -j MARK --set-mark 0x1`, 'ip rule add fwmark 0x1 lookup 101 pref 101', `ip route add ${to} table 101`)
+      notes.push(`OUTPUT mark in ${table} routed to ${to}`)
     }
     const spec = (role: NsSpec['role'], setup: string[]): NsSpec => ({role, setup: setup.map(dev)})
     const ns: Record<string, NsSpec> = {}
