@@ -480,14 +480,22 @@ function evalExpr(e: NftExpr, r: Run): Eval {
       return {t: 'assumed', what: `${formatNftExpr(e)} is not modelled`}
     }
     case 'concat': {
+      // a part drawn or assumed with a value (`ip daddr . numgen random mod 1024`, moby's nft load balancer) keeps
+      // its place in the key, and the key says what was assumed; a part with no value makes the key unknown
       const out: NftValue[] = []
+      let assumed: string | undefined
       for (const x of e.parts) {
         const v = evalExpr(x, r)
         if (v.t === 'absent') return ABSENT
-        if (v.t === 'assumed') return v
+        if (v.t === 'assumed') {
+          if (!v.value) return v
+          assumed = assumed ? `${assumed}; ${v.what}` : v.what
+          out.push(v.value)
+          continue
+        }
         out.push(v)
       }
-      return {t: 'cat', v: out}
+      return assumed ? {t: 'assumed', what: assumed, value: {t: 'cat', v: out}} : {t: 'cat', v: out}
     }
     case 'map': {
       const key = evalExpr(e.key, r)

@@ -28,3 +28,17 @@ describe('real-world inputs (second hunt)', () => {
     expect(runRules({hosts: [hostFromFiles(h!.name, h!.source, raw)]}).filter((f) => f.rule === 'ipvs-conntrack-off').map((f) => f.severity)).toEqual(['error'])
   })
 })
+
+describe("moby's nft load balancer: dnat to ip daddr . numgen random mod 1024 map @m (interval elements)", () => {
+  test('trace DNATs to a backend and states the draw; check sees the service with three backends of a third each', async () => {
+    const {traceConnection} = await import('../../src/services/trace.js')
+    const {world} = await import('../../src/rules/engine/world.js')
+    const {parseEndpoint, parseIp} = await import('../../src/model/ip.js')
+    const hosts = loadSnapshots([join(OPEN, 'moby-nftlb-lb-sbox')])
+    const t = traceConnection(hosts, {vip: parseEndpoint('10.255.0.10:80')!, proto: 'tcp', client: parseIp('10.255.0.100')!, clientPort: 40000})
+    expect(JSON.stringify(t)).toMatch(/destination -> 10\.255\.0\.1[123]:80/)
+    expect(t.assumptions.some((a) => /numgen random mod 1024: a random draw/.test(a))).toBe(true)
+    const svc = world({hosts} as never).services.find((s) => s.kind === 'dnat' && s.vip?.value === 0x0aff000an)!
+    expect(svc.backends.map((b) => [Number(b.ip.value & 0xffn), Math.round(b.share! * 100)])).toEqual([[11, 33], [12, 33], [13, 33]])
+  })
+})

@@ -395,6 +395,10 @@ function statistic(p: number): Match {
 function mapAlternatives(key: NftExpr, data: NftExpr, table: NftTable, lastWins: boolean, text: () => string): {matches: readonly Match[]; value: NftExpr; label: string}[] | undefined {
   const elems = data.kind === 'set' ? data.elements : data.kind === 'setref' ? table.sets.get(data.name)?.elements : undefined
   if (!elems || elems.length > 4096) return undefined
+  if (key.kind === 'concat') {
+    const hashed = concatHashAlternatives(key, elems, table, lastWins, text)
+    if (hashed !== null) return hashed
+  }
   const shares = hashShares(key, elems)
   if (shares) {
     const p = cascadeProbabilities(shares, lastWins)
@@ -406,6 +410,46 @@ function mapAlternatives(key: NftExpr, data: NftExpr, table: NftTable, lastWins:
     const alts = keyMatches(key, el.key, table, text)
     if (!alts || alts.length !== 1) return undefined
     out.push({matches: alts[0]!, value: el.value, label: elemLabel(el)})
+  }
+  return out
+}
+
+const isHashKey = (e: NftExpr): boolean => e.kind === 'numgen' || e.kind === 'jhash' || e.kind === 'symhash'
+
+/**
+ * A concatenated key with one hash part (`ip daddr . numgen random mod 1024`, moby's nft load balancer): the
+ * elements are grouped by their other parts, and each group's hash ranges become a statistic cascade behind the
+ * matches on those parts. null: not such a key (the caller goes on); undefined: such a key that cannot be read.
+ */
+function concatHashAlternatives(key: Extract<NftExpr, {kind: 'concat'}>, elems: readonly NftSetElem[], table: NftTable, lastWins: boolean, text: () => string): {matches: readonly Match[]; value: NftExpr; label: string}[] | undefined | null {
+  const at = key.parts.findIndex(isHashKey)
+  if (at < 0 || key.parts.filter(isHashKey).length !== 1) return null
+  const groups = new Map<string, NftSetElem[]>()
+  for (const el of elems) {
+    if (!el.value) continue
+    if (el.key.kind !== 'concat' || el.key.parts.length !== key.parts.length) return undefined
+    const g = el.key.parts.filter((_, i) => i !== at).map((x) => formatNftExpr(x)).join(' . ')
+    const list = groups.get(g)
+    if (list) list.push(el)
+    else groups.set(g, [el])
+  }
+  const out: {matches: readonly Match[]; value: NftExpr; label: string}[] = []
+  for (const group of groups.values()) {
+    const parts = group.map((el) => (el.key as Extract<NftExpr, {kind: 'concat'}>).parts)
+    const shares = hashShares(key.parts[at]!, group.map((el, j) => ({...el, key: parts[j]![at]!})))
+    if (!shares) return undefined
+    const p = cascadeProbabilities(shares, lastWins)
+    for (let j = 0; j < group.length; j++) {
+      const matches: Match[] = []
+      for (let i = 0; i < key.parts.length; i++) {
+        if (i === at) continue
+        const a = keyMatches(key.parts[i]!, parts[j]![i]!, table, text)
+        if (!a || a.length !== 1) return undefined
+        matches.push(...a[0]!)
+      }
+      matches.push(statistic(p[j]!))
+      out.push({matches, value: group[j]!.value!, label: elemLabel(group[j]!)})
+    }
   }
   return out
 }
