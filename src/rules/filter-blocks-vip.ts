@@ -3,7 +3,10 @@
 // forwarded to a backend (filter FORWARD).
 import {serviceRule, finding} from './engine/helpers.js'
 import {ev} from './engine/host.js'
-import {assumedNote, backendSynDrops, guessesOf, requestIn, requestInBlocked, params, ipvsKnobs, where, ipSel, placeOf} from './engine/flows.js'
+import {assumedNote, backendSynDrops, describeReplay, guessesOf, requestIn, requestInBlocked, requestOut, params, ipvsKnobs, where, ipSel, placeOf, type Replay} from './engine/flows.js'
+import type {FlowPacket} from './engine/ctmodel.js'
+import type {Packet} from '../dataplane/packet.js'
+import {formatEndpoint} from '../model/ip.js'
 import {listSome} from './engine/list.js'
 import type {FixOp} from './engine/fix.js'
 import type {World} from './engine/world.js'
@@ -70,6 +73,60 @@ function partialDrop(svc: LbService, w: World) {
   })
 }
 
+const LATER: readonly FlowPacket[] = ['ACK', 'DATA', 'FIN']
+
+/**
+ * An IPVS service whose SYN passes INPUT, with what the firewall drops after it regardless of the conntrack state
+ * (a drop that depends on it is nat-stateful-output's or dr-stateful-filter's): what IPVS sends toward a realserver,
+ * which goes out through LOCAL_OUT (ip_vs_*_xmit: filter OUTPUT, then POSTROUTING), and for LVS-NAT with
+ * vs.conntrack=1 the client's later packets at INPUT, ESTABLISHED there.
+ */
+function afterSyn(svc: LbService, w: World, probe: Packet) {
+  const h = svc.host
+  const fw = h.fw!
+  const k = ipvsKnobs(h)
+  const blocked: {replay: Replay; ops: FixOp[]}[] = []
+  const kinds: FlowPacket[] = svc.proto === 'tcp' ? ['SYN', ...LATER] : ['SYN']
+  for (const b of svc.backends) {
+    if (b.local || b.weight === 0 || (b.method !== 'masq' && b.method !== 'route' && b.method !== 'tunnel')) continue
+    const p = params(k, b.method === 'masq' ? 'masq' : b.method === 'tunnel' ? 'tunnel' : 'route', svc.proto)
+    for (const kind of kinds) {
+      const r = requestOut(svc, probe, b, kind, p)
+      const d = r.result.blocked?.decision
+      if (!d) continue
+      // whatever its state: the tracked state (NEW for the SYN, ESTABLISHED after it) is dropped too
+      if (!requestOut(svc, probe, b, kind, p, kind === 'SYN' ? 'NEW' : 'ESTABLISHED').result.blocked) break
+      const sel = b.method === 'tunnel' ? {dst: ipSel(b.ip).dst, proto: undefined} : ipSel(b.ip, svc.proto, b.method === 'masq' ? (b.port ?? probe.dport) : probe.dport)
+      blocked.push({replay: r, ops: fw.fixer.acceptBefore(d, sel)})
+      break
+    }
+    if (blocked.length) break
+  }
+  const masq = svc.backends.some((b) => b.method === 'masq' && !b.local)
+  if (masq && k.vsConntrack && svc.proto === 'tcp') {
+    const p = params(k, 'masq', svc.proto)
+    for (const kind of LATER) {
+      const r = requestIn(svc, w, probe, kind, p)
+      const d = r.result.blocked?.decision
+      if (!d) continue
+      blocked.push({replay: r, ops: r.state === 'ESTABLISHED' ? fw.fixer.acceptEstablishedBefore(d) : fw.fixer.acceptBefore(d, vipSelector(svc))})
+      break
+    }
+  }
+  if (blocked.length === 0) return undefined
+  const lines = blocked.map((x) => `  ${x.replay.place === 'ipvs-out' ? `after IPVS, toward ${formatEndpoint({ip: x.replay.packet.dst, port: x.replay.packet.dport ?? 0})} (IPVS sends it through LOCAL_OUT): ` : 'before IPVS: '}${describeReplay(x.replay)}`)
+  const guesses = guessesOf(blocked.map((x) => x.replay))
+  return finding(meta, h.name, {
+    severity: guesses.length ? 'info' : undefined,
+    message:
+      `New connections to ${describeService(svc)} pass filter INPUT, but ${h.name}'s firewall drops them further on:\n${lines.join('\n')}\n` +
+      (blocked.some((x) => x.replay.place === 'ipvs-out' && x.replay.kind === 'SYN') ? 'No connection reaches a realserver.' : 'Connections open and then stall.'),
+    evidence: [ev(svc.loc), ...blocked.map((x) => ev(x.replay.result.blocked!.decision.loc))],
+    unverified: guesses,
+    fix: {summary: 'accept the balanced traffic where it is dropped: toward the realservers in OUTPUT, and the packets of established connections in INPUT', ops: blocked.flatMap((x) => x.ops)},
+  })
+}
+
 export default serviceRule(meta, (svc: LbService, w) => {
   const h = svc.host
   if (!h.fw) return undefined
@@ -81,6 +138,10 @@ export default serviceRule(meta, (svc: LbService, w) => {
       // the probe takes the cascade's first backend: the others may meet FORWARD otherwise
       if (svc.kind === 'dnat' && probe === svc.probes[0]) {
         const f = partialDrop(svc, w)
+        if (f) return f
+      }
+      if (svc.kind === 'ipvs' && probe === svc.probes[0]) {
+        const f = afterSyn(svc, w, probe)
         if (f) return f
       }
       continue
