@@ -31,6 +31,7 @@ import oneWayReplySnat from './one-way-reply-snat.js'
 import conntrackTableFull from './conntrack-table-full.js'
 import healthCheckBlocked from './health-check-blocked.js'
 import localClientBlocked from './local-client-blocked.js'
+import routeDropsService from './route-drops-service.js'
 
 export const RULES: readonly Rule[] = [
   drStatefulFilter,
@@ -62,6 +63,7 @@ export const RULES: readonly Rule[] = [
   conntrackTableFull,
   healthCheckBlocked,
   localClientBlocked,
+  routeDropsService,
 ]
 
 export function ruleById(id: string, rules: readonly Rule[] = RULES): Rule | undefined {
