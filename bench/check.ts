@@ -18,6 +18,14 @@
 // Cold start: `node bin/run.js --help` within 2.5x `node -e 0` (wall; CPU shown too).
 //
 // Last runs (2 cores shared with other engineers, medians of 5; cpu = user+sys of the child, all threads):
+//   2026-11-21 20:58, load average 1.5 (the session's correctness work: 30 rules; no performance change intended):
+//     kube-proxy 100k   check 1.10 s wall, 1.55 s cpu, 143 MB | restore --test 0.58 s, 0.54 s, 100 MB | 1.91x wall  FAIL
+//     tum-net-2013      check 0.12 s wall, 0.14 s cpu,  58 MB | restore --test 0.07 s, 0.02 s,   6 MB | 1.84x wall  FAIL
+//     --help 0.09 s wall, 0.08 s cpu | node -e 0 0.08 s, 0.07 s | 1.09x wall, 1.14x cpu                         PASS
+//   The same minute, the build at the start of the session (ceafae6, a worktree) against this one, alternating, medians of
+//   5 on kube-proxy 100k: wall 1.03 -> 1.03 s, cpu 1.46 -> 1.47 s, peak RSS 141 -> 146 MB (the seven new rules, the
+//   conntrack tuples and per-backend FORWARD checks; local-client-blocked cost 380 ms under tsx until it skipped the
+//   DNAT rules that name no destination themselves).
 //   2026-11-21 18:19, load average 3.0 (the session's correctness work: no performance change; 23 rules now):
 //     kube-proxy 100k   check 0.97 s wall, 1.33 s cpu, 138 MB | restore --test 0.58 s, 0.55 s, 100 MB | 1.67x wall  FAIL
 //     tum-net-2013      check 0.12 s wall, 0.13 s cpu,  58 MB | restore --test 0.06 s, 0.02 s,   6 MB | 2.06x wall  FAIL
