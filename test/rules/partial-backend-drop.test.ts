@@ -73,3 +73,16 @@ describe('FORWARD accepts written for the original destination, and drops of eve
     expect(checkHosts(applyFixes(hosts, report.findings), {version: 't'}).findings).toEqual([])
   })
 })
+
+test('a policy reached through a -g of FORWARD (a RETURN in the goto target ends FORWARD): the accepts go before the goto, and applied they work', () => {
+  const rules = '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:fwd - [0:0]\n-A FORWARD -p tcp -g fwd\n-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A fwd -d 10.9.9.9/32 -j ACCEPT\n-A fwd -j RETURN\nCOMMIT\n'
+  const hosts = editedScenario('statistic-cascade-naive-fixed', 'director', (f, t) => (f === 'iptables-save.txt' ? t + rules : t))
+  const report = checkHosts(hosts, {version: 't'})
+  const cmds = report.findings.filter((f) => f.rule === 'filter-blocks-vip').flatMap((f) => f.fix?.commands ?? [])
+  expect(cmds.length).toBe(3)
+  // each one before the goto (the earlier inserts move it down by one each)
+  cmds.forEach((c, i) => expect(c).toMatch(new RegExp(`^iptables -t filter -I FORWARD ${i + 1} `)))
+  // the replies' ESTABLISHED accept, which sat after the goto, is moved before it
+  expect(report.findings.find((f) => f.rule === 'forward-drops-nat-replies')?.fix?.commands).toEqual(['iptables -t filter -D FORWARD 5', 'iptables -t filter -I FORWARD 4 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT'])
+  expect(checkHosts(applyFixes(hosts, report.findings), {version: 't'}).findings.filter((f) => f.severity === 'error')).toEqual([])
+})

@@ -46,6 +46,8 @@ export interface Decision {
   readonly loc: Loc
   /** the decision rests on a match the snapshot cannot decide (ipset, limit, ...) */
   readonly assumed: boolean
+  /** a policy decision reached by a `-g` rule of the builtin chain (the rules after it were not walked) */
+  readonly gotoFrom?: IptRule
 }
 
 export interface TableRun {
@@ -144,6 +146,15 @@ function decisionWith(rs: IptablesRuleset, bin: IptBinary, table: IptTable, buil
     }
   }
   const chain = table.chains.get(builtin)
+  // a policy reached through a `-g` of the builtin chain: the chain's later rules were never walked (a RETURN from
+  // the goto target ends the builtin chain), so a rule placed for this packet must go before that goto
+  let gotoFrom: IptRule | undefined
+  for (const r of res.trail) {
+    if (r.chain === builtin && r.target?.kind === 'goto') {
+      gotoFrom = r
+      break
+    }
+  }
   return {
     ruleset: rs,
     bin,
@@ -153,6 +164,7 @@ function decisionWith(rs: IptablesRuleset, bin: IptBinary, table: IptTable, buil
     verdict: res.verdict === 'CONTINUE' || res.verdict === 'NAT' ? 'ACCEPT' : res.verdict,
     loc: policyLoc(chain, rs, table.name),
     assumed: false,
+    ...(gotoFrom ? {gotoFrom} : {}),
   }
 }
 
@@ -340,7 +352,7 @@ function chainLen(rs: IptablesRuleset, table: string, chain: string): number {
 class IptablesFixer implements FirewallFixer {
   private insertBefore(d: Decision, spec: string): FixOp[] {
     const len = chainLen(d.ruleset, d.table, d.chain)
-    return this.place(d.ruleset, d.bin, d.table, d.chain, d.rule ? d.rule.index : len + 1, spec)
+    return this.place(d.ruleset, d.bin, d.table, d.chain, d.rule ? d.rule.index : d.gotoFrom ? d.gotoFrom.index : len + 1, spec)
   }
 
   /**
