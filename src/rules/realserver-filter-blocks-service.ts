@@ -14,6 +14,7 @@ import {hookByDstClass, received, sent} from './engine/path.js'
 import {flowPacket, type Endpoints, type L4} from './engine/packets.js'
 import {describeForward} from './engine/forward.js'
 import {returnRoute} from './engine/returnpath.js'
+import {arrivalOf} from './engine/arrival.js'
 import {CLIENT_PACKETS, SERVER_PACKETS, PACKET_ORDER, type FlowPacket} from './engine/ctmodel.js'
 import type {Decision, PacketSelector} from './engine/firewall.js'
 import {acceptBeforeFirst} from './engine/stateful.js'
@@ -53,6 +54,8 @@ interface Leg {
   readonly masquerade?: string
   /** the balancer's own stack serves it (a DNAT to a local address, a REDIRECT): its INPUT for the SYN is filter-blocks-vip's */
   readonly local?: boolean
+  /** a flow asked about that the host serves on its own stack (no balancer between): the finding says so in its title */
+  readonly own?: boolean
   readonly evidence: readonly Evidence[]
 }
 
@@ -137,6 +140,7 @@ function legs(w: World): Leg[] {
       }
     }
   }
+  for (const l of ownServiceLegs(w)) add(l)
   for (const fp of w.forwards) {
     if (!fp.realserver.fw) continue
     // a port read off the router's rules (not asked about) that nothing listens on is no service of the realserver
@@ -148,6 +152,37 @@ function legs(w: World): Leg[] {
       iif: fp.rsIif ?? UNKNOWN_IF,
       what: `${fp.realserver.name} serves ${describeForward(fp)}`,
       evidence: [...fp.routeEvidence.map((e) => ({...e, host: fp.host.name})), ev(fp.vipLoc)],
+    })
+  }
+  return out
+}
+
+/**
+ * The flows asked about (check --vip) that a host serves on its own stack: the client's packets arrive at the host
+ * holding the VIP (arrival.ts), and neither a DNAT/REDIRECT of its own nor an IPVS service takes them (those are the
+ * services' legs and filter-blocks-vip's). Its filter INPUT meets the requests, its OUTPUT the answers.
+ */
+function ownServiceLegs(w: World): Leg[] {
+  const out: Leg[] = []
+  for (const f of w.flows) {
+    const a = arrivalOf(w, f)
+    if (!a || !a.host.fw || a.host.isLocal(f.vip.ip) !== true) continue
+    const h = a.host
+    const e: Endpoints = {src: a.client, sport: f.clientPort ?? w.client.port, dst: f.vip.ip, dport: f.vip.port, proto: f.proto}
+    const first = received(h, flowPacket(e, 'SYN'), {state: 'NEW', iif: a.iif, local: true})
+    const pre = first.hooks.find((x) => x.hook === 'PREROUTING')
+    if (pre?.nat?.kind === 'DNAT' || pre?.nat?.kind === 'REDIRECT') continue
+    const mark = pre?.packet.mark ?? 0
+    const ipvs = (h.snap.ipvs?.services ?? []).some((s) => (s.fwmark !== undefined ? s.fwmark === mark && mark !== 0 : s.proto === f.proto && s.vip !== undefined && ipEquals(s.vip, f.vip.ip) && (s.port === f.vip.port || s.port === 0)))
+    if (ipvs) continue
+    const addr = h.addressOf(f.vip.ip)
+    out.push({
+      rs: h,
+      e,
+      iif: a.iif,
+      own: true,
+      what: `${formatEndpoint(f.vip)} is served by ${h.name}'s own stack (the flow asked about, from ${formatIp(a.client)}: ${a.how}, and ${h.name} holds ${formatIp(f.vip.ip)}${addr ? ` on ${addr.iface.name}` : ''})`,
+      evidence: [...a.evidence, ...(addr ? [ev(addr.addr.loc, h.name)] : [])],
     })
   }
   return out
@@ -248,6 +283,7 @@ function check(l: Leg, w: World): RuleFinding | undefined {
   const chains = [...new Set(blocked.map((b) => b.replay.result.blocked!.hook.hook))].join(' and ')
   const slip = sides.has('in') ? acceptsOtherSources(rs, l.e.src, port) : undefined
   return finding(meta, rs.name, {
+    ...(l.own ? {title: "the host's firewall drops the connections to its own service"} : {}),
     severity: guesses.length || assumed.length ? 'info' : undefined,
     message:
       `${l.what}: the connection's packets reach ${rs.name} addressed to ${formatEndpoint({ip: host, port})} from ${from}, and ${rs.name}'s own firewall drops them (${chains}):\n` +

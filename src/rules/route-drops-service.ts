@@ -5,7 +5,7 @@
 // no table that routes them at all (-ENETUNREACH), drops every packet of the service there. Policy routing added for
 // another purpose (a source-based rule toward a second uplink whose table lacks a default route, a fwmark rule that
 // also catches the service's marks) is the usual cause.
-import {formatIp, type IpAddr} from '../model/ip.js'
+import {formatEndpoint, formatIp, ipEquals, type IpAddr} from '../model/ip.js'
 import type {Evidence} from '../model/finding.js'
 import {routeEvidence, type RouteResult} from '../dataplane/routing.js'
 import {customRule, finding} from './engine/helpers.js'
@@ -14,6 +14,9 @@ import {isDefaultRule} from './engine/returnpath.js'
 import {backendOutcome} from './engine/flows.js'
 import {describeBackend, describeService} from './engine/world.js'
 import {describeForward} from './engine/forward.js'
+import {arrivalOf} from './engine/arrival.js'
+import {received} from './engine/path.js'
+import {flowPacket, PROTO_NUM} from './engine/packets.js'
 import type {RuleFinding, RuleMeta} from './types.js'
 
 export const meta: RuleMeta = {
@@ -49,7 +52,7 @@ function evidenceOf(r: RouteResult, host: string): Evidence[] {
 export default customRule(meta, (w) => {
   const out: RuleFinding[] = []
   const seen = new Set<string>()
-  const report = (h: HostView, r: RouteResult, what: string, base: readonly Evidence[]) => {
+  const report = (h: HostView, r: RouteResult, what: string, base: readonly Evidence[], summary?: string) => {
     const key = `${h.name}|${what}`
     if (seen.has(key)) return
     seen.add(key)
@@ -61,9 +64,10 @@ export default customRule(meta, (w) => {
         evidence: [...base, ...evidenceOf(r, h.name)],
         fix: {
           summary:
-            r.kind === 'none'
+            summary ??
+            (r.kind === 'none'
               ? `give ${h.name} a route for them (a default route toward the router the clients are behind)`
-              : `remove the ${r.kind} route or the policy rule that sends these packets to it, or add a usable route to that table`,
+              : `remove the ${r.kind} route or the policy rule that sends these packets to it, or add a usable route to that table`),
           ops: [],
         },
       }),
@@ -97,6 +101,32 @@ export default customRule(meta, (w) => {
     if (!rs.rt) continue
     const r = rs.route({dst: client, src: f.vip})
     if (dead(r)) report(rs, r, `${rs.name} answers the clients of ${describeForward(f)} from ${formatIp(f.vip)} (e.g. ${formatIp(client)})`, [...f.routeEvidence.map((e) => ({...e, host: f.host.name})), ev(f.vipLoc, rs.name)])
+  }
+  // a flow asked about (check --vip) that no balancer takes, arriving at a host that does not hold its VIP: the
+  // kernel routes it on (ip_route_input_slow), and a VIP that is nowhere and routed nowhere ends there
+  for (const f of w.flows) {
+    const a = arrivalOf(w, f)
+    const h = a?.host
+    if (!a || !h?.rt || h.isLocal(f.vip.ip) !== false) continue
+    // an IPVS service of that VIP is vip-not-local's
+    if ((h.snap.ipvs?.services ?? []).some((s) => s.vip !== undefined && ipEquals(s.vip, f.vip.ip))) continue
+    const syn = flowPacket({src: a.client, sport: f.clientPort ?? w.client.port, dst: f.vip.ip, dport: f.vip.port, proto: f.proto}, 'SYN')
+    const pre = received(h, syn, {state: 'NEW', iif: a.iif}).hooks.find((x) => x.hook === 'PREROUTING')
+    // dropped before routing (the filter rules'), or a DNAT/REDIRECT service (its backends are routed above)
+    if (pre && (pre.verdict !== 'ACCEPT' || pre.nat?.kind === 'DNAT' || pre.nat?.kind === 'REDIRECT')) continue
+    const r = h.route({dst: f.vip.ip, src: a.client, mark: pre?.packet.mark ?? 0, iif: a.iif, proto: PROTO_NUM[f.proto], sport: syn.sport, dport: syn.dport})
+    if (!dead(r)) continue
+    const owner = w.ownerOf(f.vip.ip, h)
+    const vip = formatIp(f.vip.ip)
+    report(
+      h,
+      r,
+      `The packets of the flow asked about, ${formatIp(a.client)} to ${formatEndpoint(f.vip)}, arrive at ${h.name} (${a.how}); ${vip} is ${owner ? `an address of ${owner.name}, not of ${h.name},` : 'an address of none of the hosts given'} and no balancer of ${h.name} takes them, so ${h.name} routes them on`,
+      [...a.evidence, ...(owner ? [ev(owner.addressOf(f.vip.ip)!.addr.loc, owner.name)] : [])],
+      owner
+        ? `give ${h.name} a route for ${vip} toward ${owner.name}`
+        : `put ${vip} on the host meant to serve it (ip addr add ${vip}/32 dev <if> there, with a route from ${h.name} to it if that is another host), or correct the address the clients use: which host should hold it the snapshots cannot tell`,
+    )
   }
   return out
 })
