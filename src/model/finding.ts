@@ -10,6 +10,11 @@ export interface Evidence {
   readonly text: string
   /** when the evidence is on another host than the finding's */
   readonly host?: string
+  /**
+   * the line is one the fix commands of earlier findings write (a finding `hiddenBehind` them): `line` counts
+   * in the file as those fixes leave it, not in the file given
+   */
+  readonly afterFixes?: boolean
 }
 
 export interface Fix {
@@ -27,4 +32,9 @@ export interface Finding {
   readonly fix?: Fix
   /** what the rule could not verify (missing realserver snapshot, unmodelled match...) */
   readonly unverified?: readonly string[]
+  /**
+   * found only once the fixes of these earlier findings (rule@host) are applied (src/rules/rounds.ts): a problem
+   * the first blockers hide. Its fix commands are written for the hosts as those fixes leave them.
+   */
+  readonly hiddenBehind?: readonly string[]
 }

@@ -2,11 +2,10 @@
 // with their evidence (file:line, host-qualified when it is another host's) and the fix commands.
 import type {Severity} from '../model/finding.js'
 import type {CheckReport} from '../services/check.js'
+import {evidenceWhere, hiddenBehindText} from './finding-text.js'
 
 /** Evidence lines printed per finding, as in the text report; the rest are counted (--json has them all). */
 const MAX_EVIDENCE = 12
-
-const ORDER: readonly Severity[] = ['error', 'warning', 'info']
 
 function cell(s: string): string {
   return s.replace(/\|/g, '\\|').replace(/\n/g, ' ')
@@ -33,12 +32,15 @@ export function renderCheckMarkdown(r: CheckReport): string {
     for (const e of r.errors.filter((x) => x.host === h.name)) out.push(`- unreadable: ${e.message}`)
     const fs = r.findings.filter((f) => f.host === h.name)
     if (fs.length === 0) out.push('No findings.', '')
-    for (const sev of ORDER) {
-      for (const f of fs.filter((x) => x.severity === sev)) {
-        out.push(`### ${f.severity}: \`${f.rule}\` ${f.title}`, '', f.message, '')
+    // report order (severity first, then what the fixes above reveal): fix commands are exact in that order
+    {
+      for (const f of fs) {
+        out.push(`### ${f.severity}: \`${f.rule}\` ${f.title}`, '')
+        if (f.hiddenBehind?.length) out.push(`Hidden behind: ${hiddenBehindText(f.hiddenBehind)}.`, '')
+        out.push(f.message, '')
         if (f.evidence.length) {
           out.push('Evidence:', '', '```')
-          for (const e of f.evidence.slice(0, MAX_EVIDENCE)) out.push(`${e.host ? e.host + ':' : ''}${e.file}:${e.line}  ${e.text}`)
+          for (const e of f.evidence.slice(0, MAX_EVIDENCE)) out.push(`${evidenceWhere(e)}  ${e.text}`)
           if (f.evidence.length > MAX_EVIDENCE) out.push(`... and ${f.evidence.length - MAX_EVIDENCE} more evidence line(s) (see --json)`)
           out.push('```', '')
         }

@@ -1,6 +1,7 @@
 // Human output of `check`: hosts, then findings grouped by host and severity, evidence quoted as file:line.
 import chalk from 'chalk'
 import type {Finding, Severity} from '../model/finding.js'
+import {evidenceWhere, hiddenBehindText} from './finding-text.js'
 import type {CheckReport} from '../services/check.js'
 
 const SEV_LABEL: Record<Severity, (s: string) => string> = {
@@ -25,9 +26,10 @@ export const MAX_EVIDENCE = 12
 
 export function renderFinding(f: Finding, indent = '  '): string[] {
   const lines = [`${indent}${SEV_LABEL[f.severity](f.severity.toUpperCase())} ${chalk.bold(f.rule)}: ${f.title}`]
+  if (f.hiddenBehind?.length) lines.push(`${indent}  ${chalk.yellow('hidden behind:')} ${hiddenBehindText(f.hiddenBehind)}`)
   for (const l of f.message.split('\n')) lines.push(`${indent}  ${l}`)
   for (const e of f.evidence.slice(0, MAX_EVIDENCE)) {
-    const where = `${e.host ? e.host + ':' : ''}${e.file}:${e.line}`
+    const where = evidenceWhere(e)
     lines.push(`${indent}  ${chalk.dim(where)}  ${e.text}`)
   }
   if (f.evidence.length > MAX_EVIDENCE) lines.push(`${indent}  ${chalk.dim(`... and ${f.evidence.length - MAX_EVIDENCE} more evidence line(s) (see --json)`)}`)
@@ -52,7 +54,8 @@ export function renderCheckText(r: CheckReport): string {
     }
     for (const e of r.errors.filter((x) => x.host === h.name)) out.push(`  ${chalk.red('unreadable:')} ${e.message}`)
     const fs = r.findings.filter((f) => f.host === h.name)
-    for (const sev of ['error', 'warning', 'info'] as const) for (const f of fs.filter((x) => x.severity === sev)) out.push(...renderFinding(f))
+    // report order (severity first, then what the fixes above reveal): fix commands are exact in that order
+    for (const f of fs) out.push(...renderFinding(f))
     out.push('')
   }
   const by = (s: Severity) => r.findings.filter((f) => f.severity === s).length

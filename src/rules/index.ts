@@ -1,6 +1,6 @@
 // The explicit registry of rules. A test checks that each has docs/rules/<id>.md and fixtures.
 import type {Finding} from '../model/finding.js'
-import {renderFixes} from './engine/fix.js'
+import {runRulesInRounds, type RoundOptions} from './rounds.js'
 import type {Rule, RuleContext, RuleFinding} from './types.js'
 import drStatefulFilter from './dr-stateful-filter.js'
 import rejectOnOneWayFlow from './reject-on-one-way-flow.js'
@@ -91,7 +91,11 @@ export function runRuleChecks(ctx: RuleContext, rules: readonly Rule[] = RULES):
   return out
 }
 
-/** Runs the rules and renders their fixes as command lines (positions exact in the order given). */
-export function runRules(ctx: RuleContext, rules: readonly Rule[] = RULES): Finding[] {
-  return renderFixes(runRuleChecks(ctx, rules))
+/**
+ * Runs the rules and renders their fixes as command lines (positions exact in the order given), then judges the
+ * hosts again as those fixes leave them: problems the first blockers hid follow, marked `hiddenBehind`
+ * (src/rules/rounds.ts).
+ */
+export function runRules(ctx: RuleContext, rules: readonly Rule[] = RULES, o: RoundOptions = {}): Finding[] {
+  return runRulesInRounds(ctx, rules, runRuleChecks, o)
 }

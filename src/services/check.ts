@@ -3,8 +3,7 @@ import {SEVERITY_ORDER, type Finding, type Severity} from '../model/finding.js'
 import type {HostSnapshot, Role} from '../model/snapshot.js'
 import type {NotModelled} from '../model/source.js'
 import {loadSnapshots} from '../snapshot/store.js'
-import {RULES, runRuleChecks} from '../rules/index.js'
-import {renderFixes} from '../rules/engine/fix.js'
+import {RULES, runRules} from '../rules/index.js'
 import {UsageError} from '../model/source.js'
 import {formatEndpoint} from '../model/ip.js'
 import type {FlowHint, Rule} from '../rules/types.js'
@@ -71,16 +70,19 @@ export function checkHosts(hosts: HostSnapshot[], opts: CheckOptions): CheckRepo
   for (const id of ignore) {
     if (!rules.some((r) => r.meta.id === id)) throw new UsageError(`--ignore ${id}: no such rule (rules: ${rules.map((r) => r.meta.id).join(', ')})`)
   }
-  const raw = runRuleChecks(opts.flows?.length ? {hosts, flows: opts.flows} : {hosts}, rules).filter((f) => !ignore.has(f.rule))
-  raw.sort(
-    (a, b) =>
-      hostIndex(hosts, a.host) - hostIndex(hosts, b.host) ||
-      SEVERITY_ORDER[b.severity] - SEVERITY_ORDER[a.severity] ||
-      // rule ids are ASCII kebab-case, where code-unit order is localeCompare's: no ICU collator to load (~2.5 MB, 5-8 ms)
-      (a.rule < b.rule ? -1 : a.rule > b.rule ? 1 : 0),
-  )
-  // fix commands are rendered last, in report order: their positions are exact when applied in that order
-  const findings = renderFixes(raw)
+  // report order: host, severity, rule; fix commands are rendered in that order, so their positions are exact when
+  // applied in it. Problems found once those fixes are applied follow (rounds.ts), in the same order among them.
+  const findings = runRules(opts.flows?.length ? {hosts, flows: opts.flows} : {hosts}, rules, {
+    filter: (f) => !ignore.has(f.rule),
+    order: (raw) =>
+      raw.sort(
+        (a, b) =>
+          hostIndex(hosts, a.host) - hostIndex(hosts, b.host) ||
+          SEVERITY_ORDER[b.severity] - SEVERITY_ORDER[a.severity] ||
+          // rule ids are ASCII kebab-case, where code-unit order is localeCompare's: no ICU collator to load (~2.5 MB, 5-8 ms)
+          (a.rule < b.rule ? -1 : a.rule > b.rule ? 1 : 0),
+      ),
+  })
   return {
     tool: 'lvsdoctor',
     version: opts.version,

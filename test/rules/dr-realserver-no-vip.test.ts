@@ -82,8 +82,12 @@ describe('dr-realserver-no-vip', () => {
     expect(f[0]!.message).not.toMatch(/ipip/)
   })
 
-  test('a quiesced destination (weight 0) is not reported', () => {
-    expect(mine(onlyRs2(undefined, {}, (t) => t.replace(/-r 192\.0\.2\.12:80 -g -w 1/, '-r 192.0.2.12:80 -g -w 0')))).toEqual([])
+  test('a quiesced destination (weight 0) is not reported as it is; once the weight is restored (the fix of ipvs-no-available-realserver), it is', () => {
+    const f = mine(onlyRs2(undefined, {}, (t) => t.replace(/-r 192\.0\.2\.12:80 -g -w 1/, '-r 192.0.2.12:80 -g -w 0')))
+    // not in the first round: no connection goes to rs2 while its weight is 0
+    expect(f.filter((x) => !x.hiddenBehind)).toEqual([])
+    // the only destination at weight 0 is ipvs-no-available-realserver's error; its fix sends connections to rs2, which then drops them
+    expect(f.map((x) => [x.host, x.hiddenBehind, x.fix?.commands])).toEqual([['rs2', ['ipvs-no-available-realserver@director'], ['ip addr add 192.0.2.100/32 dev lo']]])
   })
 
   test('LVS-TUN: no ipip device, a tunl0 that is down, the VIP missing on an up tunl0, and the VIP there (quiet); trace agrees', () => {

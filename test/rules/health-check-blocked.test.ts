@@ -37,9 +37,11 @@ describe('health-check-blocked', () => {
       'iptables-save.txt': '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT DROP [0:0]\n-A OUTPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A OUTPUT -p tcp -m tcp --dport 80 -j ACCEPT\nCOMMIT\n',
     })
     const f = mine(d)
-    expect(f.map((x) => x.host)).toEqual(['director'])
+    // first the director's OUTPUT; once that lets the check out, nothing listens on 8080 on rs1 (hidden behind it)
+    expect(f.map((x) => [x.host, x.hiddenBehind])).toEqual([['director', undefined], ['rs1', ['health-check-blocked@director']]])
     expect(f[0]!.message).toMatch(/director's SYN to 192\.0\.2\.11:8080 is dropped at OUTPUT by the DROP policy/)
     expect(f[0]!.fix?.commands).toEqual(['iptables -t filter -A OUTPUT -d 192.0.2.11/32 -p tcp -m tcp --dport 8080 -j ACCEPT'])
+    expect(f[1]!.message).toMatch(/nothing listens on 192\.0\.2\.11:8080 on rs1/)
   })
 
   test('a realserver publishing the port with a DNAT to a container (Docker without userland proxy): no socket expected there, quiet', () => {

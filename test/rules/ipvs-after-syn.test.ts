@@ -29,6 +29,9 @@ describe('filter-blocks-vip after the SYN passed INPUT (IPVS)', () => {
   test('quiet: an OUTPUT that accepts the realserver, and with vs.conntrack=0 the same INPUT (the later packets are picked up as NEW)', () => {
     expect(mine(withFilter('*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT DROP [0:0]\n-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A OUTPUT -d 10.0.0.0/24 -j ACCEPT\nCOMMIT\n'))).toEqual([])
     const ct0 = (t: string) => t.replace('net.ipv4.vs.conntrack = 1', 'net.ipv4.vs.conntrack = 0')
-    expect(mine(withFilter('*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp -m state --state NEW -m tcp --dport 80 -j ACCEPT\n-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\nCOMMIT\n', ct0))).toEqual([])
+    const f = mine(withFilter('*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp -m state --state NEW -m tcp --dport 80 -j ACCEPT\n-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\nCOMMIT\n', ct0))
+    expect(f.filter((x) => !x.hiddenBehind)).toEqual([])
+    // ipvs-conntrack-off's fix (vs.conntrack=1) makes the later packets ESTABLISHED at INPUT: judged after that fix, they are dropped
+    expect(f.map((x) => [x.hiddenBehind, x.fix?.commands])).toEqual([[['ipvs-conntrack-off@director'], ['iptables -t filter -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT']]])
   })
 })
