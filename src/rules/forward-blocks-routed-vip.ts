@@ -84,13 +84,25 @@ function consequence(first: FlowPacket, fp: ForwardPath): string {
   return `Connections are never closed cleanly: ${h} drops their FINs.`
 }
 
+/**
+ * A drop of this rule's: at FORWARD, or before routing by a rule that tests the conntrack state in a chain that
+ * runs before conntrack (it sees every packet as invalid: nft_ct_get_eval; the fixer moves the rule after
+ * conntrack). Other drops before routing are not a forwarding host's FORWARD policy.
+ */
+function blocks(r: Replay): boolean {
+  const b = r.result.blocked
+  if (!b) return false
+  if (b.hook.hook === 'FORWARD') return true
+  return b.hook.hook === 'PREROUTING' && !!b.decision.rule?.matches.some((m) => m.kind === 'ctstate') && b.hook.runs.some((x) => x.decision === b.decision && x.table === 'raw')
+}
+
 function check(fp: ForwardPath): RuleFinding | undefined {
   const h = fp.host
   const fw = h.fw
   if (!fw) return undefined
   const tcp = fp.proto === 'tcp'
   const syn = forwardIn(fp, 'SYN')
-  const synBlocked = syn.result.blocked?.hook.hook === 'FORWARD'
+  const synBlocked = blocks(syn)
   // the realserver answers around this host: only a blocked SYN is this rule's (the INVALID rest is dr-stateful-filter's)
   const through = fp.ret.kind === 'through'
   if (!through && !synBlocked) return undefined
@@ -98,13 +110,13 @@ function check(fp: ForwardPath): RuleFinding | undefined {
   for (const kind of tcp ? CLIENT : (['SYN'] as const)) {
     const r = kind === 'SYN' ? syn : forwardIn(fp, kind)
     const b = r.result.blocked
-    if (b && b.hook.hook === 'FORWARD') blocked.push({replay: r, decision: b.decision, side: 'in'})
+    if (b && blocks(r)) blocked.push({replay: r, decision: b.decision, side: 'in'})
   }
   if (through) {
     for (const kind of tcp ? REPLIES : (['RDATA'] as const)) {
       const r = replyIn(fp, kind)
       const b = r.result.blocked
-      if (b && b.hook.hook === 'FORWARD') blocked.push({replay: r, decision: b.decision, side: 'out'})
+      if (b && blocks(r)) blocked.push({replay: r, decision: b.decision, side: 'out'})
     }
   }
   if (blocked.length === 0) return undefined
@@ -121,13 +133,15 @@ function check(fp: ForwardPath): RuleFinding | undefined {
   const accepting = synBlocked ? undefined : acceptedBy(syn, 'FORWARD')
   const sides = new Set(blocked.map((b) => b.side))
   const slip = sides.has('in') ? acceptsRealserver(fp) : undefined
+  const early = blocked.find((b) => b.replay.result.blocked?.hook.hook === 'PREROUTING')
   return finding(meta, h.name, {
     severity: guesses.length || assumed.length ? 'info' : meant ? undefined : 'warning',
     message:
       `${describeForward(fp)}: ${h.name} forwards the client's packets to ${fp.realserver.name} unchanged (still addressed to ${vip})` +
       (through ? ` and ${fp.realserver.name}'s replies come back through it (from ${vip})` : `; ${fp.ret.kind === 'around' ? fp.ret.reason : 'the way back is not known'}`) +
-      `. ${h.name}'s FORWARD chain drops ${through ? 'them' : "the client's packets"}:\n` +
+      `. ${h.name}'s ${early ? 'firewall' : 'FORWARD chain'} drops ${through ? 'them' : "the client's packets"}:\n` +
       blocked.map((b) => `  ${b.side === 'out' ? 'reply: ' : ''}${describeReplay(b.replay)}`).join('\n') +
+      (early ? `\n${locRef(early.decision.loc)} tests the conntrack state in a chain that runs before conntrack (priority -200 and below): no packet has an entry there yet, so every packet is invalid to it.` : '') +
       (accepting ? `\nThe SYN is accepted (${locRef(accepting.loc)}), the rest of the connection is not.` : '') +
       (slip ? `\n${locRef(slip.loc)} accepts ${formatIp(fp.gateway)}, ${fp.realserver.name}'s own address, but the routed packets still carry the VIP: it does not match them.` : '') +
       `\n${consequence(blocked[0]!.replay.kind, fp)}` +

@@ -154,7 +154,9 @@ export function findForwards(w: World, hints: readonly FlowHint[]): {forwards: F
         for (const c of candidates(d, vip, hints)) {
           const probe = flowPacket({src: w.client.ip, sport: w.client.port, dst: vip, dport: c.port, proto: c.proto}, 'SYN')
           const pre = d.fw?.runHook('PREROUTING', probe, d.env({iif, ct: ctView('NEW')}), true)
-          if (pre && (pre.verdict !== 'ACCEPT' || pre.nat)) continue // dropped before routing, or a DNAT service
+          // a DNAT service is not a routed path; a drop before routing is kept (forward-blocks-routed-vip names it:
+          // a `ct state invalid drop` before conntrack drops every packet of the path), routed as the packet was then
+          if (pre && (pre.verdict === 'QUEUE' || pre.nat)) continue
           const mark = pre?.packet.mark ?? 0
           const r = d.route({dst: vip, src: w.client.ip, mark, iif, proto: probe.proto, sport: probe.sport, dport: probe.dport})
           if (!r || r.kind !== 'unicast' || !r.gateway) continue

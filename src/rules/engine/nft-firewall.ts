@@ -41,7 +41,7 @@ const TABLES_AT: Readonly<Record<Hook, readonly string[]>> = {
 
 type Runner =
   | {readonly kind: 'ipt'; readonly priority: number; readonly rs: IptablesRuleset; readonly table: IptTable}
-  | {readonly kind: 'nft'; readonly priority: number; readonly shadow: NftShadow; readonly base: ShadowBase}
+  | {readonly kind: 'nft'; readonly priority: number; readonly shadow: NftShadow; readonly base: ShadowBase; readonly order: number}
 
 type Entry = Runner | {readonly kind: 'nat'; readonly priority: number; readonly lookups: readonly Runner[]}
 
@@ -49,9 +49,40 @@ function natPriority(hook: Hook): number {
   return hook === 'PREROUTING' || hook === 'OUTPUT' ? NF_IP_PRI.NAT_DST : NF_IP_PRI.NAT_SRC
 }
 
-/** Ties: nft (registered later) before xtables. */
-function byPriority(a: {priority: number; kind: string}, b: {priority: number; kind: string}): number {
-  return a.priority - b.priority || (a.kind === b.kind ? 0 : a.kind === 'nft' ? -1 : b.kind === 'nft' ? 1 : 0)
+/**
+ * Ties (nf_hook_entries_grow puts a new hook before the first one whose priority is not lower, so the later
+ * registration runs first; nft-hooks.ts): nft before xtables, and of two nft chains the later in the dump first.
+ */
+function byPriority(a: Entry, b: Entry): number {
+  if (a.priority !== b.priority) return a.priority - b.priority
+  if (a.kind === 'nft' && b.kind === 'nft') return b.order - a.order
+  return a.kind === b.kind ? 0 : a.kind === 'nft' ? -1 : b.kind === 'nft' ? 1 : 0
+}
+
+/**
+ * Where conntrack attaches its entry (nf_conntrack_proto.c ipv4_conntrack_in / ipv4_conntrack_local at
+ * NF_IP_PRI_CONNTRACK): a chain at PREROUTING or OUTPUT below or at that priority (an nft chain of equal priority
+ * registers after conntrack's hook, so it runs first) sees no entry: `ct state` is invalid there
+ * (nft_ct_get_eval; xt_conntrack alike), untracked once a notrack decided it, and the ct keys are absent.
+ */
+function beforeConntrack(hook: Hook, e: Entry, env: MatchEnv): boolean {
+  if (hook !== 'PREROUTING' && hook !== 'OUTPUT') return false
+  // a packet looped back keeps the entry it had when it was sent
+  if (hook === 'PREROUTING' && env.iif === 'lo') return false
+  return e.priority <= NF_IP_PRI.CONNTRACK
+}
+
+/**
+ * The drops further down a hook (later chains of the same hook, after the one that decided) that would still drop
+ * the packet if the deciding chain let it pass: a fix accepting the packet must reach every base chain of the
+ * hook that drops it (a second `type filter hook forward` chain with policy drop, after the first one's accept).
+ * Kept per decision, computed when a fixer asks.
+ */
+const laterDrops = new WeakMap<Decision, () => readonly Decision[]>()
+
+/** The decisions of the later chains of the same hook that drop the packet a decision dropped (see laterDrops). */
+export function dropsAfter(d: Decision): readonly Decision[] {
+  return laterDrops.get(d)?.() ?? []
 }
 
 export class NftFirewall implements Firewall {
@@ -85,7 +116,7 @@ export class NftFirewall implements Firewall {
     for (const s of this.shadows) {
       for (const b of s.bases) {
         if (b.hook !== hook) continue
-        const r: Runner = {kind: 'nft', priority: b.priority, shadow: s, base: b}
+        const r: Runner = {kind: 'nft', priority: b.priority, shadow: s, base: b, order: this.dumpOrder(b.chain)}
         if (b.cls === 'nat') nat.push(r)
         else plain.push(r)
       }
@@ -95,6 +126,18 @@ export class NftFirewall implements Firewall {
     out.sort(byPriority)
     this.entries.set(hook, out)
     return out
+  }
+
+  private order?: Map<NftChain, number>
+
+  /** A chain's place in the dump (the order nft registered the base chains in). */
+  private dumpOrder(c: NftChain): number {
+    if (!this.order) {
+      this.order = new Map()
+      let n = 0
+      for (const t of this.shadows[0]?.nft.tables ?? []) for (const x of t.chains.values()) this.order.set(x, n++)
+    }
+    return this.order.get(c) ?? 0
   }
 
   private nftEnv(env: MatchEnv): NftEnv {
@@ -114,58 +157,95 @@ export class NftFirewall implements Firewall {
   }
 
   runHook(hook: Hook, packet: Packet, env: MatchEnv, nat: boolean): HookResult {
-    let p = packet
-    let ctMark = env.ct?.mark ?? 0
-    let notrack = false
-    let curEnv = env
-    const runs: TableRun[] = []
-    const assumptions: Assumption[] = []
-    let natDone: HookResult['nat']
+    const entries = this.entriesOf(hook)
+    const st: WalkState = {p: packet, ctMark: env.ct?.mark ?? 0, notrack: false, env, runs: [], assumptions: [], natDone: undefined}
+    const stop = this.walk(hook, entries, 0, st, nat)
+    if (!stop) return {hook, verdict: 'ACCEPT', runs: st.runs, packet: st.p, ctMark: st.ctMark, notrack: st.notrack, nat: st.natDone, assumptions: st.assumptions}
+    const {at, verdict, decision} = stop
+    // what the later chains of this hook would do to the packet had this one let it pass (for fixes, on demand)
+    const rest: WalkState = {...st, runs: [], assumptions: []}
+    let memo: readonly Decision[] | undefined
+    laterDrops.set(decision, () => {
+      if (memo) return memo
+      const out: Decision[] = []
+      const s2: WalkState = {...rest, runs: [], assumptions: []}
+      let i = at + 1
+      for (;;) {
+        const next = this.walk(hook, entries, i, s2, nat)
+        if (!next) break
+        out.push(next.decision)
+        i = next.at + 1
+      }
+      return (memo = out)
+    })
+    return {hook, verdict, decision, runs: st.runs, packet: st.p, ctMark: st.ctMark, notrack: st.notrack, nat: st.natDone, assumptions: st.assumptions}
+  }
+
+  /**
+   * Runs the entries of a hook from `from` on, updating `st`, until one drops, rejects or queues the packet (its
+   * place, verdict and decision) or the hook ends (undefined).
+   */
+  private walk(hook: Hook, entries: readonly Entry[], from: number, st: WalkState, nat: boolean): {at: number; verdict: 'DROP' | 'REJECT' | 'QUEUE'; decision: Decision} | undefined {
     const after = (x: {run: TableRun; result: ChainResult}) => {
-      runs.push(x.run)
-      assumptions.push(...x.result.assumptions)
-      p = x.result.packet
-      ctMark = x.result.ctMark
-      if (x.result.notrack) notrack = true
-      if (curEnv.ct) curEnv = {...curEnv, ct: {...curEnv.ct, mark: ctMark}}
-      if (x.result.notrack) curEnv = {...curEnv, ct: {state: 'UNTRACKED', dir: 'ORIGINAL', status: new Set(), mark: 0}}
+      st.runs.push(x.run)
+      st.assumptions.push(...x.result.assumptions)
+      st.p = x.result.packet
+      st.ctMark = x.result.ctMark
+      if (x.result.notrack) st.notrack = true
+      if (st.env.ct) st.env = {...st.env, ct: {...st.env.ct, mark: st.ctMark}}
+      if (x.result.notrack) st.env = {...st.env, ct: UNTRACKED}
     }
-    for (const e of this.entriesOf(hook)) {
+    // the environment a chain sees: no conntrack entry yet before conntrack's hook
+    const envAt = (e: Entry): MatchEnv => (beforeConntrack(hook, e, st.env) ? {...st.env, ct: st.notrack ? UNTRACKED : undefined} : st.env)
+    for (let i = from; i < entries.length; i++) {
+      const e = entries[i]!
       if (e.kind === 'nat') {
-        if (!nat || notrack) continue
+        if (!nat || st.notrack) continue
         for (const lk of e.lookups) {
-          const x = this.run(lk, hook, p, curEnv, ctMark)
+          const x = this.run(lk, hook, st.p, st.env, st.ctMark)
           after(x)
           const v = x.result.verdict
-          if (v === 'DROP' || v === 'REJECT' || v === 'QUEUE') return {hook, verdict: v, decision: x.run.decision, runs, packet: p, ctMark, notrack, nat: natDone, assumptions}
+          if (v === 'DROP' || v === 'REJECT' || v === 'QUEUE') return {at: i, verdict: v, decision: x.run.decision}
           if (v === 'NAT' && x.result.target) {
             const t = x.result.target
             const d = x.run.decision
             if (t.kind === 'DNAT' || t.kind === 'SNAT') {
               const r = t.to[0]
-              natDone = {kind: t.kind, decision: d, to: {ip: r?.from, port: r?.portFrom}}
-              if (t.kind === 'DNAT') p = {...p, dst: r?.from ?? p.dst, dport: r?.portFrom ?? p.dport}
-              else p = {...p, src: r?.from ?? p.src, sport: r?.portFrom ?? p.sport}
-            } else if (t.kind === 'MASQUERADE') natDone = {kind: 'MASQUERADE', decision: d}
+              st.natDone = {kind: t.kind, decision: d, to: {ip: r?.from, port: r?.portFrom}}
+              if (t.kind === 'DNAT') st.p = {...st.p, dst: r?.from ?? st.p.dst, dport: r?.portFrom ?? st.p.dport}
+              else st.p = {...st.p, src: r?.from ?? st.p.src, sport: r?.portFrom ?? st.p.sport}
+            } else if (t.kind === 'MASQUERADE') st.natDone = {kind: 'MASQUERADE', decision: d}
             else if (t.kind === 'REDIRECT') {
               // the primary address of the input device (127.0.0.1 for the host's own packets, nat OUTPUT)
-              const ra = hook === 'OUTPUT' ? LOOPBACK_ADDR : curEnv.redirectAddr?.(curEnv.iif)
-              natDone = {kind: 'REDIRECT', decision: d, to: {ip: ra, port: t.ports?.[0]}}
-              p = {...p, dst: ra ?? p.dst, dport: t.ports?.[0] ?? p.dport}
+              const ra = hook === 'OUTPUT' ? LOOPBACK_ADDR : st.env.redirectAddr?.(st.env.iif)
+              st.natDone = {kind: 'REDIRECT', decision: d, to: {ip: ra, port: t.ports?.[0]}}
+              st.p = {...st.p, dst: ra ?? st.p.dst, dport: t.ports?.[0] ?? st.p.dport}
             }
             break // the nat core stops at the first lookup that binds
           }
         }
         continue
       }
-      const x = this.run(e, hook, p, curEnv, ctMark)
+      const x = this.run(e, hook, st.p, envAt(e), st.ctMark)
       after(x)
       const v = x.result.verdict
-      if (v === 'DROP' || v === 'REJECT' || v === 'QUEUE') return {hook, verdict: v, decision: x.run.decision, runs, packet: p, ctMark, notrack, nat: natDone, assumptions}
+      if (v === 'DROP' || v === 'REJECT' || v === 'QUEUE') return {at: i, verdict: v, decision: x.run.decision}
     }
-    return {hook, verdict: 'ACCEPT', runs, packet: p, ctMark, notrack, nat: natDone, assumptions}
+    return undefined
   }
 }
+
+interface WalkState {
+  p: Packet
+  ctMark: number
+  notrack: boolean
+  env: MatchEnv
+  runs: TableRun[]
+  assumptions: Assumption[]
+  natDone: HookResult['nat']
+}
+
+const UNTRACKED = {state: 'UNTRACKED', dir: 'ORIGINAL', status: new Set<string>(), mark: 0} as const
 
 /** The shadow rule standing for an nft rule in this run: the one whose target and static matches fit. */
 function pickShadow(shadow: NftShadow, cls: string, rule: NftRule, target: Target | undefined, p: Packet, env: MatchEnv): IptRule | undefined {
@@ -420,6 +500,35 @@ function placed(rules: readonly NftRule[], at: NftRule | undefined, text: string
   return [{kind: 'cmd', text: `nft delete rule ${same.family} ${same.table} ${same.chain} handle ${same.handle}`}, ...out()]
 }
 
+/** Whether a rule tests the conntrack state (`ct state ...`, a vmap on it). */
+function testsCtState(r: NftRule): boolean {
+  return r.stmts.some((s) => (s.kind === 'match' && s.left.kind === 'ct' && s.left.key === 'state') || (s.kind === 'vmap' && s.key.kind === 'ct' && s.key.key === 'state'))
+}
+
+/**
+ * A rule that decides on `ct state` in a base chain that runs before conntrack (prerouting or output at a priority
+ * of -200 or below; beforeConntrack): it sees every packet as invalid (nft_ct_get_eval: no entry yet), so
+ * `ct state invalid drop` there drops every packet, of every connection, both ways. An accept before it would have
+ * to name every packet; the fix moves the rule to where conntrack has classified the packet: deleted from the
+ * early chain, appended to a chain of the same table at the mangle priority (-150, after conntrack's -200, before
+ * DNAT's -100), created when the table lacks it. Undefined for any other rule.
+ */
+function moveAfterConntrack(shadow: NftShadow, r: NftRule): FixOp[] | undefined {
+  const t = shadow.table
+  const chain = t.chains.get(r.chain)
+  const b = chain?.base
+  if (!b || (b.hook !== 'prerouting' && b.hook !== 'output') || b.priority > NF_IP_PRI.CONNTRACK || b.type === 'nat') return undefined
+  if (!testsCtState(r)) return undefined
+  let name = `${r.chain}_tracked`
+  while (t.chains.has(name) && t.chains.get(name)!.base?.priority !== -150) name = `lvsdoctor_${name}`
+  const spec = `{ type filter hook ${b.hook} priority -150; policy accept; }`
+  return [
+    {kind: 'cmd', text: `nft delete rule ${r.family} ${t.name} ${r.chain} handle ${r.handle}`},
+    ...(t.chains.has(name) ? [] : [{kind: 'cmd' as const, text: `nft add chain ${t.family} ${t.name} ${name} ${shellQuote(spec)}`}]),
+    {kind: 'cmd', text: addCmd({family: t.family, table: t.name, name}, formatNftRule(r))},
+  ]
+}
+
 /** Fixes in nft syntax; decisions in iptables rulesets go to the iptables fixer. */
 export class NftFixer implements FirewallFixer {
   constructor(private readonly ipt: FirewallFixer) {}
@@ -427,19 +536,19 @@ export class NftFixer implements FirewallFixer {
   private before(d: Decision, text: string): FixOp[] {
     const shadow = shadowOf(d.ruleset)!
     const rule = d.rule ? shadow.origin.get(d.rule) : undefined
+    const moved = rule ? moveAfterConntrack(shadow, rule) : undefined
+    if (moved) return moved
     if (rule) return placed(shadow.table.chains.get(rule.chain)?.rules ?? [], rule, text, () => insertCmd(rule, text))
     const {c, create, rules} = chainFor(shadow, d.table, d.chain)
     return placed(rules, undefined, text, () => [...create.map((x) => (x as {text: string}).text), addCmd(c, text)])
   }
 
   acceptBefore(d: Decision, sel: PacketSelector): FixOp[] {
-    if (!shadowOf(d.ruleset)) return this.ipt.acceptBefore(d, sel)
-    return this.before(d, `${selectorText(sel)} accept`.trim())
+    return [d, ...dropsAfter(d)].flatMap((x) => (shadowOf(x.ruleset) ? this.before(x, `${selectorText(sel)} accept`.trim()) : this.ipt.acceptBefore(x, sel)))
   }
 
   acceptEstablishedBefore(d: Decision): FixOp[] {
-    if (!shadowOf(d.ruleset)) return this.ipt.acceptEstablishedBefore(d)
-    return this.before(d, 'ct state established,related accept')
+    return [d, ...dropsAfter(d)].flatMap((x) => (shadowOf(x.ruleset) ? this.before(x, 'ct state established,related accept') : this.ipt.acceptEstablishedBefore(x)))
   }
 
   masqueradeBefore(d: Decision, sel: PacketSelector): FixOp[] {
