@@ -5,6 +5,8 @@ import {prefixContains, type IpAddr, type Prefix} from '../model/ip.js'
 import type {AddrType, IptRule, IptTable, Match, Target} from '../model/iptables.js'
 import {PROTO, type CtView, type IpvsView, type Packet} from './packet.js'
 import {candidateRules, jumpId, startId, tableGraph} from './chain-index.js'
+import {evalSetMatch} from './ipset.js'
+import type {IpsetSnapshot} from '../model/ipset.js'
 
 /** What the interpreter needs to know about the host and the packet's context. */
 export interface MatchEnv {
@@ -33,6 +35,10 @@ export interface MatchEnv {
   readonly checkpoint?: (rule: IptRule) => ((state: ChainCheckpoint) => void) | undefined
   /** REDIRECT's new destination for a packet arriving on `iif`: the device's primary address (nf_nat_redirect_ipv4) */
   readonly redirectAddr?: (iif: string | undefined) => IpAddr | undefined
+  /** the host's ipsets (ipset-save.txt): `-m set` is decided from them; undefined: no ipset-save.txt (assumed, said) */
+  readonly ipsets?: IpsetSnapshot
+  /** told how each `-m set` match a rule reached was decided (the entry that matched, or that none did) */
+  readonly setNote?: (rule: IptRule, why: string) => void
 }
 
 /** The state of a chain walk before one of its rules (runChain's `from` resumes it; never changed once made). */
@@ -273,8 +279,9 @@ export function evalMatch(m: Match, p: Packet, env: MatchEnv): Decision {
       if (m.vmethod && (v.method === m.vmethod.method) === m.vmethod.neg) return 'nomatch'
       return m.vportctl === undefined ? 'match' : 'assumed'
     }
-    case 'mac':
     case 'set':
+      return evalSetMatch(env.ipsets, m, p, env).decision
+    case 'mac':
     case 'limit':
     case 'recent':
     case 'unknown':
@@ -304,6 +311,7 @@ function describeMatch(m: Match): string {
 /** Evaluates all matches of a rule: a rule with an undecidable match is taken as matching, and says so. */
 export function ruleMatches(rule: IptRule, p: Packet, env: MatchEnv, assumptions: Assumption[]): boolean {
   let assumed: Match[] | undefined
+  let setWhy: Map<Match, string> | undefined
   const matches = rule.matches
   for (let k = 0; k < matches.length; k++) {
     const m = matches[k]!
@@ -318,11 +326,20 @@ export function ruleMatches(rule: IptRule, p: Packet, env: MatchEnv, assumptions
       if ((n % m.every === m.packet) === m.neg) return false
       continue
     }
+    if (m.kind === 'set') {
+      // decided from ipset-save.txt when the set is there; the words say which entry (or none) decided
+      const v = evalSetMatch(env.ipsets, m, p, env)
+      if (v.decision === 'assumed') (setWhy ??= new Map()).set(m, v.why)
+      else env.setNote?.(rule, v.why)
+      if (v.decision === 'nomatch') return false
+      if (v.decision === 'assumed') (assumed ??= []).push(m)
+      continue
+    }
     const d = evalMatch(m, p, env)
     if (d === 'nomatch') return false
     if (d === 'assumed') (assumed ??= []).push(m)
   }
-  if (assumed) for (const m of assumed) assumptions.push({rule, what: `assumed to match: ${describeMatch(m)}`})
+  if (assumed) for (const m of assumed) assumptions.push({rule, what: `assumed to match: ${(m.kind === 'set' && setWhy?.get(m)) || describeMatch(m)}`})
   return true
 }
 
@@ -581,7 +598,9 @@ function walk(s: Scratch, table: IptTable, chain: string, packet: Packet, env: M
       case 'TRACE':
         break
       case 'unknown':
-        ;(assumptions ??= []).push({rule, what: `target ${t.name} is not modelled: assumed not to change the packet or end the chain`})
+        ;(assumptions ??= []).push({rule, what: t.name === 'SET'
+          ? `target SET ${t.args.join(' ')} is not modelled: the set's contents are taken as in the snapshot (this packet adds or deletes no entry) and the packet goes on`
+          : `target ${t.name} is not modelled: assumed not to change the packet or end the chain`})
         break
     }
   }

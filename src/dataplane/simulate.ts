@@ -203,6 +203,8 @@ class Sim {
   readonly hops: Hop[] = []
   readonly assumptions: string[] = []
   private hopCount = 0
+  /** how the `-m set` matches of the table run last were decided, for the step that reports it */
+  private setWords: string[] = []
 
   constructor(
     readonly world: World,
@@ -255,7 +257,14 @@ class Sim {
   }
 
   private step(h: HostModel, s: Omit<TraceStep, 'host' | 'ct' | 'packet'> & {packet?: Packet}, skb: Skb): void {
-    const {packet, ...rest} = s
+    const {packet, ...rest0} = s
+    let rest = rest0
+    if (this.setWords.length) {
+      // the ipset lookups of the table run this step reports: which entry matched, or that none did
+      const shown = this.setWords.length > 6 ? [...this.setWords.slice(0, 6), `${this.setWords.length - 6} more -m set lookups`] : this.setWords
+      rest = {...rest0, note: [rest0.note, ...shown].filter(Boolean).join('; ')}
+      this.setWords = []
+    }
     this.steps.push({host: h.name, ...rest, ct: this.ctWord(skb), packet: formatPacket(packet ?? skb.packet)})
   }
 
@@ -273,6 +282,11 @@ class Sim {
       addrType: h.addrType,
       random: this.random,
       nthCounters: nth,
+      ipsets: h.snap.ipsets,
+      setNote: (rule, why) => {
+        const w = `${rule.loc.file}:${rule.loc.line} ${why}`
+        if (!this.setWords.includes(w)) this.setWords.push(w)
+      },
       // statistic --mode random: drawn with the deterministic stand-in, and said so (the replay is one outcome)
       draw: (rule, m) => {
         if (m.mode !== 'random' || m.probability <= 0 || m.probability >= 1) return undefined
@@ -353,6 +367,7 @@ class Sim {
     const chain = table?.chains.get(hook)
     if (!table || !chain) return undefined
     if (chain.rules.length === 0 && (chain.policy ?? 'ACCEPT') === 'ACCEPT') return undefined
+    this.setWords = []
     const env = this.matchEnv(h, skb, iif, oif)
     const before = skb.packet
     const res = runChain(table, hook, skb.packet, env)
@@ -424,6 +439,7 @@ class Sim {
     const manip = hookManip(hook)
     const entry = skb.ct?.entry
     if (!manip || !entry || skb.untracked || skb.ct?.state === 'INVALID') return undefined
+    this.setWords = []
     const before = skb.packet
     let rule: Loc | undefined
     let verdict: string | undefined

@@ -102,7 +102,12 @@ export type Match =
   /** icmp / icmp6: type 'any' or a number with an optional code */
   | {readonly kind: 'icmp'; readonly family: 4 | 6; readonly neg: boolean; readonly type: number | 'any'; readonly code?: number; readonly name: string}
   | {readonly kind: 'mac'; readonly neg: boolean; readonly mac: string}
-  | {readonly kind: 'set'; readonly neg: boolean; readonly name: string; readonly flags: readonly ('src' | 'dst')[]}
+  /**
+   * `-m set [!] --match-set NAME FLAGS`. Options of the same `-m set` (xt_set revision 3+): `returnNomatch`
+   * (--return-nomatch), `updateCounters` / `updateSubcounters` false for `! --update-counters` /
+   * `! --update-subcounters`, `counters` the `[!] --packets-eq|lt|gt N` / `--bytes-...` conditions as written.
+   */
+  | {readonly kind: 'set'; readonly neg: boolean; readonly name: string; readonly flags: readonly ('src' | 'dst')[]; readonly returnNomatch?: boolean; readonly updateCounters?: boolean; readonly updateSubcounters?: boolean; readonly counters?: readonly string[]}
   | {readonly kind: 'limit'; readonly rate: string; readonly burst?: number}
   | {readonly kind: 'recent'; readonly args: readonly string[]}
   /**

@@ -1,5 +1,6 @@
 // One host's snapshot, parsed: what `check` and `trace` work on.
 import type {IptablesRuleset} from './iptables.js'
+import type {IpsetSnapshot} from './ipset.js'
 import type {IpvsConfig, IpvsConn} from './ipvs.js'
 import type {ConntrackEntry, KeepalivedConfig, Listener, Sysctls} from './misc.js'
 import type {Interface, IpRule, Route} from './net.js'
@@ -46,6 +47,7 @@ export const SNAPSHOT_FILES = [
   'sysctl.txt',
   'conntrack.txt',
   'ss-ltnu.txt',
+  'ipset-save.txt',
   'keepalived.conf',
   'capture.pcap',
   'capture.pcapng',
@@ -80,6 +82,8 @@ export interface HostSnapshot {
   /** ss-ltnu.txt: the host's listening sockets (absent: unknown, not none) */
   listeners?: readonly Listener[]
   keepalived?: KeepalivedConfig
+  /** ipset-save.txt: the host's ipsets (`ipset save`); absent: `-m set` matches stay undecided (assumed, said) */
+  ipsets?: IpsetSnapshot
   /** path of a capture file in the snapshot, read on demand */
   capturePath?: string
   /** the capture's bytes when the snapshot came from a .tar.gz (no path to read it from) */

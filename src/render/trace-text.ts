@@ -41,7 +41,7 @@ function renderPacket(p: PacketTrace, r: TraceResult): string[] {
   for (const s of p.steps) {
     const line = `  ${s.host.padEnd(hostW)}  ${s.hook.padEnd(11)} ${where(s).padEnd(whereW)} ${rule(s).padEnd(ruleW)} ${s.verdict.padEnd(verdictW)} ${s.ct.padEnd(11)} ${s.before ? `${s.before} => ` : ''}${s.packet}`
     out.push(s.failed ? chalk.red.bold(line) : line)
-    if (s.note && (s.failed || s.table === 'conntrack' || s.table === 'ipvs' || s.hook === 'ROUTING' || s.note.startsWith('binding'))) {
+    if (s.note && (s.failed || s.table === 'conntrack' || s.table === 'ipvs' || s.hook === 'ROUTING' || s.note.startsWith('binding') || s.note.includes('--match-set'))) {
       out.push(chalk.dim(`  ${' '.repeat(hostW)}  ${s.note}`))
     }
   }

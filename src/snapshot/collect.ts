@@ -5,8 +5,10 @@
 // Three commands are not run when /proc says the kernel part they read is absent, because asking would load
 // a module and so change the host: ipvsadm (it runs `modprobe ip_vs` when IPVS is missing), conntrack -L
 // (nfnetlink would load nf_conntrack, which adds sysctls) and iptables-legacy-save (no legacy tables).
+// `ipset save` runs only when an iptables dump uses a set (-m set, -j SET) and ip_set is loaded (asking
+// would load it: /sys/module/ip_set beside /proc).
 import {readFile} from 'node:fs/promises'
-import {join} from 'node:path'
+import {dirname, join} from 'node:path'
 import {Listr, ListrLogger, ListrLogLevels, PRESET_TIMER, ProcessOutput, type PresetTimer, type DefaultRenderer, type ListrTaskWrapper, type SimpleRenderer} from 'listr2'
 import type {CommandRecord, Role} from '../model/snapshot.js'
 import {SNAPSHOT_FILES} from '../model/snapshot.js'
@@ -89,6 +91,7 @@ const TIMEOUT_MS: Readonly<Record<string, number>> = {
   'ip6tables-legacy-save': 15_000,
   nft: 15_000,
   conntrack: 30_000,
+  ipset: 15_000,
 }
 export const KEEPALIVED_CONF = '/etc/keepalived/keepalived.conf'
 
@@ -295,6 +298,33 @@ export function collectTasks(o: CollectOptions): {ctx: Ctx; run: () => Promise<C
     done(task, 'conntrack.txt', put('conntrack.txt', await run(argv)))
   }
 
+  // --- ipset-save.txt: the sets -m set looks up, once the iptables dumps say a rule uses one
+  let rulesDone!: () => void
+  let rulesLeft = 2
+  const rulesCollected = new Promise<void>((resolve) => (rulesDone = resolve))
+  const afterRules = (fn: (task: Task) => Promise<void>) => async (task: Task): Promise<void> => {
+    try {
+      await fn(task)
+    } finally {
+      if (--rulesLeft === 0) rulesDone()
+    }
+  }
+  const ipset = async (task: Task): Promise<void> => {
+    await rulesCollected
+    const argv = ['ipset', 'save']
+    const dumps = ['iptables-save.txt', 'iptables-legacy-save.txt', 'ip6tables-save.txt'].map((f) => ctx.files.get(f)?.toString('utf8'))
+    const known = dumps.some((d) => d !== undefined)
+    if (known && !dumps.some((d) => d !== undefined && /\s--(?:match-set|add-set|del-set|map-set)\s/.test(d))) {
+      task.skip('no iptables rule uses an ipset (-m set, -j SET): ipset save not run')
+      return
+    }
+    // /sys beside /proc (tests give a /proc of their own): the module's directory exists when loaded or built in
+    if (!(await exists(join(dirname(proc), 'sys/module/ip_set')))) {
+      return done(task, 'ipset-save.txt', skipped('ipset-save.txt', argv, 'ip_set is not loaded in this kernel (no /sys/module/ip_set), so there are no sets; ipset not run because it would load the module'))
+    }
+    done(task, 'ipset-save.txt', put('ipset-save.txt', await run(argv)))
+  }
+
   // --- keepalived.conf: a copy, when the file exists
   const keepalived = async (task: Task): Promise<void> => {
     const path = o.keepalivedPath ?? KEEPALIVED_CONF
@@ -320,8 +350,8 @@ export function collectTasks(o: CollectOptions): {ctx: Ctx; run: () => Promise<C
   }
 
   const tasks: {title: string; fn: (task: Task) => Promise<void>}[] = [
-    {title: 'iptables-save.txt: iptables -V, iptables-save', fn: iptables},
-    {title: 'ip6tables-save.txt: ip6tables-save', fn: ip6tables},
+    {title: 'iptables-save.txt: iptables -V, iptables-save', fn: afterRules(iptables)},
+    {title: 'ip6tables-save.txt: ip6tables-save', fn: afterRules(ip6tables)},
     {title: 'nft-ruleset.json: nft -j list ruleset', fn: simple('nft-ruleset.json', ['nft', '-j', 'list', 'ruleset'])},
     {title: 'ipvsadm-Sn.txt: ipvsadm -Sn', fn: ipvs('ipvsadm-Sn.txt', ['ipvsadm', '-Sn'])},
     {title: 'ipvsadm-Ln.txt: ipvsadm -Ln --stats', fn: ipvs('ipvsadm-Ln.txt', ['ipvsadm', '-Ln', '--stats'])},
@@ -332,6 +362,7 @@ export function collectTasks(o: CollectOptions): {ctx: Ctx; run: () => Promise<C
     {title: 'sysctl.txt: sysctl net.ipv4 net.ipv6.conf net.netfilter', fn: sysctl},
     {title: 'conntrack.txt: conntrack -L', fn: conntrack},
     {title: 'ss-ltnu.txt: ss -Hltnu', fn: simple('ss-ltnu.txt', ['ss', '-Hltnu'])},
+    {title: 'ipset-save.txt: ipset save (when a rule uses a set)', fn: ipset},
     {title: 'keepalived.conf', fn: keepalived},
   ]
 

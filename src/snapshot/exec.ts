@@ -59,6 +59,8 @@ export const ALLOWED_COMMANDS: readonly (readonly string[])[] = [
   ['conntrack', '-L'],
   // listening sockets: a netlink dump (sock_diag), reads only
   ['ss', '-Hltnu'],
+  // the sets `-m set` looks up, in the restore format (a netlink dump, reads only)
+  ['ipset', 'save'],
   ['sysctl', '-a'],
 ]
 

@@ -14,6 +14,7 @@ import {parseIpAddr, parseIpRoute, parseIpRule} from './parsers/ip-json.js'
 import {parseSysctl} from './parsers/sysctl.js'
 import {looksLikeSockets, parseListeners} from './parsers/sockets.js'
 import {parseConntrack} from './parsers/conntrack.js'
+import {looksLikeIpsetSave, parseIpsetSave} from './parsers/ipset.js'
 import {parseKeepalived} from './parsers/keepalived.js'
 import {parseNftJson} from './parsers/nft-json.js'
 import {formatIp, formatPrefix, isLoopback, makePrefix} from '../model/ip.js'
@@ -61,6 +62,7 @@ export function detectFileType(data: Buffer): string | undefined {
   if (/^\s*(virtual_server|virtual_server_group|vrrp_instance|global_defs)\b/m.test(text)) return 'keepalived.conf'
   // before conntrack: a netstat line also starts with a protocol and two numbers
   if (looksLikeSockets(text)) return 'ss-ltnu.txt'
+  if (looksLikeIpsetSave(text)) return 'ipset-save.txt'
   // conntrack -L: any layer-4 name (gre, dccp, udplite... too), number, timeout, [state], src=
   if (/^(ipv4|ipv6)\s+\d+\s+\w+\s+\d+/m.test(text) || /^(tcp|udp|icmp|icmpv6|sctp|unknown)\s+\d+\s+\d+\s/m.test(text) || /^[a-z][a-z0-9-]*\s+\d+\s+\d+\s+(?:[A-Z_]+\s+)?src=/m.test(text)) return 'conntrack.txt'
   if (/^[a-z0-9_]+(\.[A-Za-z0-9_\-@:]+)+\s*=\s*/m.test(text)) return 'sysctl.txt'
@@ -295,6 +297,8 @@ function buildHost(raw: RawFiles): HostSnapshot {
     host.listeners = sockets.listeners
     host.notModelled.push(...sockets.notModelled)
   }
+  host.ipsets = load('ipset-save.txt', parseIpsetSave)
+  if (host.ipsets) host.notModelled.push(...host.ipsets.notModelled)
   // -Sn is the configuration; -Ln adds counters and connection counts; keepalived stands in for both.
   if (sn) host.ipvs = {source: 'ipvsadm-Sn.txt', services: ln ? mergeIpvsList(sn, ln) : sn}
   else if (ln) host.ipvs = {source: 'ipvsadm-Ln.txt', services: ln}

@@ -6,15 +6,17 @@
 //
 // What the iptables interpreter (dataplane/netfilter.ts evalMatch) reads of a packet's source or destination
 // address: `-s`/`-d` prefixes (addr), `-m iprange`, `-m addrtype --src-type/--dst-type` (the host's route type
-// of the address). Every other match reads other fields, the match environment, or is assumed whatever the
-// packet (set, recent, mac, limit: the snapshot has no contents for them). The chain index (chain-index.ts)
+// of the address), and `-m set` when ipset-save.txt holds the set (its entries' addresses). Every other match
+// reads other fields, the match environment, or is assumed whatever the packet (recent, mac, limit, a set the
+// snapshot does not hold: it has no contents for them). The chain index (chain-index.ts)
 // only skips rules whose `-d` could not match. So two addresses in the same prefixes and ranges, of the same
 // route type where an addrtype match looks, are indistinguishable to those rules; a match kind this module
 // does not know makes every address its own class (never a guess).
 //
 // The class covers the firewall only: a caller that routes the packet by the varied address (or whose
 // evaluation depends on it elsewhere) adds what the routing sees to its key (see `routeSrcClass`).
-import {prefixContains, type IpAddr} from '../../model/ip.js'
+import {prefixContains, type IpAddr, type Prefix} from '../../model/ip.js'
+import type {IpsetSnapshot} from '../../model/ipset.js'
 import type {IptablesRuleset, IptChain, IptTable, Match} from '../../model/iptables.js'
 import {HOOK_TABLES, type Hook} from './firewall.js'
 import type {HostView} from './host.js'
@@ -117,11 +119,54 @@ function reachable(t: IptTable, hook: string): IptChain[] {
   return out
 }
 
-function analyse(rulesets: readonly IptablesRuleset[], scope: Scope, field: 'src' | 'dst'): Analysis {
+/**
+ * The addresses a `-m set` match reads as the packet's `field` (ipset-save.txt): each entry's address part of a
+ * dimension whose flag is `field`, as a prefix or a range (list:set: its members'). A set the snapshot does not
+ * hold is assumed whatever the packet: it reads nothing.
+ */
+function setAddresses(ipsets: IpsetSnapshot, m: Extract<Match, {kind: 'set'}>, field: 'src' | 'dst', prefix: (p: Prefix) => void, range: (from: IpAddr, to: IpAddr) => void, depth = 0): void {
+  const set = ipsets.sets.get(m.name)
+  if (!set?.dims || depth > 1) return
+  for (const e of set.entries) {
+    for (let k = 0; k < e.parts.length; k++) {
+      const x = e.parts[k]!
+      if (x.kind === 'set') setAddresses(ipsets, {...m, name: x.name}, field, prefix, range, depth + 1)
+      if (m.flags[k] !== field) continue
+      if (x.kind === 'net') prefix(x.prefix)
+      else if (x.kind === 'ip') {
+        // hash:ip / bitmap:ip netmask N: an entry is the whole network
+        const total = x.from.family === 4 ? 32 : 128
+        const n = set.netmask !== undefined && set.netmask < total ? set.netmask : total
+        const hi = x.to.value | ((1n << BigInt(total - n)) - 1n)
+        if (n === total && x.from.value === x.to.value) prefix({family: x.from.family, value: x.from.value, len: total})
+        else range(x.from, {family: x.to.family, value: hi})
+      }
+    }
+  }
+}
+
+function analyse(rulesets: readonly IptablesRuleset[], scope: Scope, field: 'src' | 'dst', ipsets?: IpsetSnapshot): Analysis {
   const byLen = new Map<string, PrefixGroup>()
   const ranges: {from: IpAddr; to: IpAddr}[] = []
   let addrtype = false
   let next = 0
+  const addPrefix = (p: Prefix): void => {
+    const k = `${p.family}/${p.len}`
+    let g = byLen.get(k)
+    if (!g) {
+      const mask = maskOf(p.family, p.len)
+      g = {family: p.family, mask, ids: new Map(), mask4: p.family === 4 ? Number(mask) | 0 : 0, ids4: new Map()}
+      byLen.set(k, g)
+    }
+    if (!g.ids.has(p.value)) {
+      g.ids.set(p.value, next)
+      if (p.family === 4) g.ids4.set(Number(p.value), next)
+      next++
+    }
+  }
+  const addRange = (from: IpAddr, to: IpAddr): void => {
+    ranges.push({from, to})
+  }
   for (const rs of rulesets) {
     for (const hook of scope.hooks) {
       for (const tname of HOOK_TABLES[hook]) {
@@ -131,6 +176,8 @@ function analyse(rulesets: readonly IptablesRuleset[], scope: Scope, field: 'src
         for (const c of reachable(t, hook)) {
           for (const r of c.rules) {
             for (const m of r.matches) {
+              // a set match decided from ipset-save.txt tells the addresses of its entries apart
+              if (m.kind === 'set' && ipsets) setAddresses(ipsets, m, field, addPrefix, addRange)
               const how = reads(m, field)
               if (how === false) continue
               if (how === undefined) return OPAQUE
@@ -138,21 +185,7 @@ function analyse(rulesets: readonly IptablesRuleset[], scope: Scope, field: 'src
               else if (how === 'range') {
                 const x = m as Extract<Match, {kind: 'iprange'}>
                 ranges.push({from: x.from, to: x.to})
-              } else {
-                const p = (m as Extract<Match, {kind: 'addr'}>).prefix
-                const k = `${p.family}/${p.len}`
-                let g = byLen.get(k)
-                if (!g) {
-                  const mask = maskOf(p.family, p.len)
-                  g = {family: p.family, mask, ids: new Map(), mask4: p.family === 4 ? Number(mask) | 0 : 0, ids4: new Map()}
-                  byLen.set(k, g)
-                }
-                if (!g.ids.has(p.value)) {
-                  g.ids.set(p.value, next)
-                  if (p.family === 4) g.ids4.set(Number(p.value), next)
-                  next++
-                }
-              }
+              } else addPrefix((m as Extract<Match, {kind: 'addr'}>).prefix)
             }
           }
         }
@@ -174,7 +207,7 @@ function analysisOf(h: HostView, scope: Scope, field: 'src' | 'dst'): Analysis {
   const fw = h.fw
   if (!fw) return NONE
   if (fw.kind !== 'iptables') return OPAQUE
-  if (fw.rulesets === lastRulesets && scope === lastScope) return (lastBoth[field] ??= analyse(fw.rulesets, scope, field))
+  if (fw.rulesets === lastRulesets && scope === lastScope) return (lastBoth[field] ??= analyse(fw.rulesets, scope, field, h.snap.ipsets))
   let m = analyses.get(fw.rulesets)
   if (!m) {
     m = new WeakMap()
@@ -188,7 +221,7 @@ function analysisOf(h: HostView, scope: Scope, field: 'src' | 'dst'): Analysis {
   lastRulesets = fw.rulesets
   lastScope = scope
   lastBoth = both
-  return (both[field] ??= analyse(fw.rulesets, scope, field))
+  return (both[field] ??= analyse(fw.rulesets, scope, field, h.snap.ipsets))
 }
 
 /**

@@ -169,6 +169,8 @@ export class HostView {
       // statistic --mode random in a filter path: taken as matching (cascades are computed separately)
       random: NO_RANDOM,
       redirectAddr: (this.redirectAddrOf ??= (iif) => this.deviceAddress(iif)),
+      // -m set decided from ipset-save.txt (undefined without it: assumed, as before)
+      ipsets: this.snap.ipsets,
     }
   }
 
