@@ -5,15 +5,20 @@
 // on the host's address): ip_route_input_slow drops a 127/8 destination that arrives on a device without
 // route_localnet as a martian (IN_DEV_NET_ROUTE_LOCALNET: the device's or conf.all), and the local answer's
 // 127.0.0.1 source may not leave through it either (__mkroute_output).
-import {formatEndpoint, formatIp, isLoopback, parseIp, parsePrefix, prefixCovers, type IpAddr} from '../model/ip.js'
+import {formatEndpoint, formatIp, hostPrefix, isLoopback, parseIp, parsePrefix, prefixCovers, type IpAddr} from '../model/ip.js'
 import type {IptablesRuleset, IptRule} from '../model/iptables.js'
 import {hostRule, finding} from './engine/helpers.js'
-import {ev, locRef, type HostView} from './engine/host.js'
-import {rulesetFacts, sent} from './engine/path.js'
-import {flowPacket} from './engine/packets.js'
+import {ev, locRef, UNKNOWN_IF, type HostView} from './engine/host.js'
+import {received, rulesetFacts, sent} from './engine/path.js'
+import {flowPacket, type Endpoints} from './engine/packets.js'
+import {ctView, PACKET_ORDER, SERVER_PACKETS, type FlowPacket} from './engine/ctmodel.js'
+import {describeReplay, guessesOf, type Replay} from './engine/flows.js'
+import {acceptBeforeFirst} from './engine/stateful.js'
+import type {Decision} from './engine/firewall.js'
 import {reachableFrom, selectorOf} from './engine/world.js'
 import {specTokens} from './engine/fix.js'
 import {listenerFor} from '../snapshot/parsers/sockets.js'
+import {routeEvidence} from '../dataplane/routing.js'
 import type {FixOp} from './engine/fix.js'
 import type {RuleFinding, RuleMeta} from './types.js'
 
@@ -28,6 +33,7 @@ export const meta: RuleMeta = {
 
 const LOOPBACK = parsePrefix('127.0.0.0/8')!
 const LO = parseIp('127.0.0.1')!
+const SPORT = 40000
 
 function matchesLoopback(rule: IptRule, rs: IptablesRuleset): {dst: IpAddr} | undefined {
   const sel = selectorOf(rs, rule)
@@ -41,36 +47,81 @@ function outputCase(h: HostView, rs: IptablesRuleset, rule: IptRule): RuleFindin
   const m = matchesLoopback(rule, rs)
   if (!m) return undefined
   const sel = selectorOf(rs, rule)
-  const pkt = flowPacket({src: LO, sport: 40000, dst: m.dst, dport: sel.dport ?? 80, proto: sel.proto ?? 'tcp'}, 'SYN')
+  const proto = sel.proto ?? 'tcp'
+  const pkt = flowPacket({src: LO, sport: SPORT, dst: m.dst, dport: sel.dport ?? 80, proto}, 'SYN')
   const r = sent(h, pkt, {state: 'NEW', oif: 'lo'})
   const out = r.hooks.find((x) => x.hook === 'OUTPUT')
   if (!out?.nat || out.nat.kind !== 'DNAT' || out.nat.decision.rule?.loc !== rule.loc) return undefined
   const to = out.nat.to?.ip
   if (!to || isLoopback(to) || h.isLocal(to) === true) return undefined
-  const dev = h.oifFor(to, LO) ?? 'all'
+  const toPort = out.nat.to?.port ?? pkt.dport ?? 0
+  // the DNAT routes the packet again (ip_route_me_harder in nat OUTPUT), with the mark the raw, mangle and nat
+  // tables gave it so far (a mark of the filter table comes later and routes nothing)
+  const natMark = out.runs.find((x) => x.table === 'nat')?.result.packet.mark ?? 0
+  const dev = h.oifFor(to, LO, natMark) ?? h.oifFor(to, LO) ?? 'all'
   const localnet = h.sysctl.conf('route_localnet', dev, 'or')
-  const post = r.hooks.find((x) => x.hook === 'POSTROUTING')
-  const masq = post?.nat && (post.nat.kind === 'SNAT' || post.nat.kind === 'MASQUERADE') ? post.nat.decision : undefined
-  if (localnet.value === 1 && masq) return undefined
+  // nat POSTROUTING on that device, also when filter OUTPUT stopped the SYN before it
+  const post = fw.runHook('POSTROUTING', out.packet, h.env({oif: dev === 'all' ? UNKNOWN_IF : dev, ct: ctView('NEW')}), true)
+  const masq = post.nat && (post.nat.kind === 'SNAT' || post.nat.kind === 'MASQUERADE') ? post.nat.decision : undefined
+  // the filter table sees the connection after the DNAT: OUTPUT addressed to the backend (the SYN NEW, the rest
+  // ESTABLISHED), INPUT the answers from the backend to 127.0.0.1 (the masquerade undone in PREROUTING, the DNAT
+  // only after INPUT's filter)
+  const drops = filterDrops(h, {src: LO, sport: SPORT, dst: to, dport: toPort, proto}, dev)
+  const rerouted = h.route({dst: to, src: LO, mark: natMark})
+  const deadRoute = rerouted && (rerouted.kind === 'unreachable' || rerouted.kind === 'blackhole' || rerouted.kind === 'prohibit' || rerouted.kind === 'none') ? rerouted : undefined
+  if (localnet.value === 1 && masq && drops.length === 0 && !deadRoute) return undefined
   const problems: string[] = []
   if (localnet.value !== 1) problems.push(`net.ipv4.conf.${dev === 'all' ? 'all' : `{all,${dev}}`}.route_localnet is ${localnet.lines.length ? '0' : 'not set (default 0)'}: the kernel will not route the 127.0.0.1 source out of ${dev === 'all' ? 'a real interface' : dev} and drops the SYN`)
   if (!masq) problems.push(`no SNAT/MASQUERADE in nat POSTROUTING rewrites the 127.0.0.1 source: ${formatIp(to)} could not answer it`)
+  if (deadRoute) {
+    const via = deadRoute.kind !== 'none' && deadRoute.rule && !/from all lookup (local|main|default)$/.test(deadRoute.rule.loc.text.trim()) ? ` (${deadRoute.rule.loc.text.trim()})` : ''
+    problems.push(`after the DNAT the kernel routes the SYN again (ip_route_me_harder)${natMark ? ` with mark 0x${natMark.toString(16)}` : ''} and finds ${deadRoute.kind === 'none' ? 'no route' : `a ${deadRoute.kind} route`} to ${formatIp(to)}${via}: it is dropped there (no command below changes that: the route or the rule that marks the packet has to)`)
+  }
+  for (const d of drops) problems.push(`${describeReplay(d.replay)}${d.side === 'out' ? ` (filter OUTPUT sees the connection addressed to ${formatEndpoint({ip: to, port: toPort})})` : ` (filter INPUT sees the answers from ${formatEndpoint({ip: to, port: toPort})}, before the DNAT is undone)`}`)
   const ops: FixOp[] = []
   if (localnet.value !== 1) ops.push({kind: 'sysctl', key: `net.ipv4.conf.${dev === 'all' ? 'all' : dev.replace(/\./g, '/')}.route_localnet`, value: '1'})
   if (!masq) {
-    const d = post?.runs.find((x) => x.table === 'nat')?.decision
-    const s = {src: LOOPBACK, dst: {family: 4 as const, value: to.value, len: 32}, proto: sel.proto ?? ('tcp' as const), dport: out.nat.to?.port ?? pkt.dport}
+    const d = post.runs.find((x) => x.table === 'nat')?.decision
+    const s = {src: LOOPBACK, dst: {family: 4 as const, value: to.value, len: 32}, proto, dport: toPort}
     if (d) ops.push(...fw.fixer.masqueradeBefore(d, s))
     else ops.push(...fw.fixer.insertAt(rs, 'nat', 'POSTROUTING', Infinity, `-s 127.0.0.0/8 -d ${formatIp(to)}/32 -p ${s.proto} -m ${s.proto} --dport ${s.dport} -j MASQUERADE`))
   }
+  ops.push(...acceptBeforeFirst(fw, drops, {out: {dst: hostPrefix(to), proto, dport: toPort}, in: {src: hostPrefix(to), proto, sport: toPort}}))
   return finding(meta, h.name, {
     message:
-      `${locRef(rule.loc)} DNATs local connections for ${formatEndpoint({ip: m.dst, port: pkt.dport ?? 0})} to ${formatEndpoint({ip: to, port: out.nat.to?.port ?? pkt.dport ?? 0})}, but they keep the source 127.0.0.1:\n` +
+      `${locRef(rule.loc)} DNATs local connections for ${formatEndpoint({ip: m.dst, port: pkt.dport ?? 0})} to ${formatEndpoint({ip: to, port: toPort})}, but ` +
+      (localnet.value === 1 && masq ? `${h.name}'s own filter drops them:\n` : 'they keep the source 127.0.0.1:\n') +
       problems.map((p) => `  ${p}`).join('\n') +
-      `\nConnecting to the host's own LAN address instead of 127.0.0.1 works, because its source is then that address.`,
-    evidence: [ev(rule.loc), ...localnet.lines.map((l) => ev(l.loc)), ...(masq ? [ev(masq.loc)] : [])],
-    fix: {summary: 'allow the loopback source to be routed out and masquerade it toward the backend', ops},
+      (localnet.value === 1 && masq ? '' : `\nConnecting to the host's own LAN address instead of 127.0.0.1 works, because its source is then that address.`),
+    ...(localnet.value === 1 && masq ? {title: "the host's own connections DNATed from 127/8 are dropped after the DNAT"} : {}),
+    evidence: [ev(rule.loc), ...localnet.lines.map((l) => ev(l.loc)), ...(masq ? [ev(masq.loc)] : []), ...(deadRoute ? routeEvidence(deadRoute).map((l) => ev(l)) : []), ...drops.map((d) => ev(d.decision.loc))],
+    unverified: guessesOf(drops.map((d) => d.replay)),
+    fix: {summary: `allow the loopback source to be routed out and masquerade it toward the backend${drops.length ? ', and accept the DNATed connection where the filter drops it' : ''}`, ops},
   })
+}
+
+/**
+ * The packets of a local connection DNATed to `e.dst` that the host's filter drops whatever their conntrack state
+ * says: the client's (OUTPUT, after the DNAT) and the backend's answers (INPUT, to 127.0.0.1 from the backend).
+ */
+function filterDrops(h: HostView, e: Endpoints, dev: string): {replay: Replay; decision: Decision; side: 'in' | 'out'}[] {
+  const out: {replay: Replay; decision: Decision; side: 'in' | 'out'}[] = []
+  const oif = dev === 'all' ? UNKNOWN_IF : dev
+  const back: Endpoints = {src: e.dst, sport: e.dport, dst: e.src, dport: e.sport, proto: e.proto}
+  const kinds: readonly FlowPacket[] = e.proto === 'tcp' ? PACKET_ORDER : ['SYN', 'RDATA']
+  for (const kind of kinds) {
+    const answer = SERVER_PACKETS.includes(kind)
+    const state = kind === 'SYN' ? 'NEW' : 'ESTABLISHED'
+    // one report per chain: the first packet it drops
+    if (out.some((x) => x.side === (answer ? 'in' : 'out'))) continue
+    const pkt = flowPacket(answer ? back : e, kind)
+    // the client's packets are already translated (the filter hooks only: nat OUTPUT ran for the SYN above)
+    const res = answer ? received(h, pkt, {state, dir: 'REPLY', iif: oif, local: true}) : sent(h, pkt, {state, oif})
+    const b = res.blocked
+    if (!b || (b.hook.hook !== 'OUTPUT' && b.hook.hook !== 'INPUT')) continue
+    out.push({replay: {kind, state, place: 'both-ways', result: res, packet: pkt}, decision: b.decision, side: answer ? 'in' : 'out'})
+  }
+  return out
 }
 
 function preroutingCase(h: HostView, rs: IptablesRuleset, rule: IptRule): RuleFinding | undefined {
