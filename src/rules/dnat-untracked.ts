@@ -11,6 +11,7 @@ import {binaryOf} from './engine/firewall.js'
 import {ipvsKnobs, params, requestIn} from './engine/flows.js'
 import {describeService, type LbService} from './engine/world.js'
 import type {FixOp} from './engine/fix.js'
+import {nftRuleOf, shadowOf} from './engine/nft-view.js'
 import type {RuleMeta} from './types.js'
 
 export const meta: RuleMeta = {
@@ -46,8 +47,10 @@ export default serviceRule(
     const rs = h.fw.rulesets.find((s) => s.tables.get('raw')?.chains.get(notrack!.chain)?.rules.includes(notrack!))
     const ops: FixOp[] = []
     const chainLen = rs?.tables.get('raw')?.chains.get(notrack.chain)?.rules.length ?? 0
-    // iptables: delete it by position; an nft rule's own delete needs its handle, said in the summary
-    if (rs && h.fw.kind === 'iptables') ops.push({kind: 'ipt', bin: binaryOf(rs), table: 'raw', chain: notrack.chain, op: 'D', pos: notrack.index, chainLen})
+    // iptables: delete it by position; nft: by its handle (a shadow rule leads back to the nft rule)
+    const nftRule = rs ? nftRuleOf(rs, notrack) : undefined
+    if (nftRule) ops.push({kind: 'cmd', text: `nft delete rule ${nftRule.family} ${nftRule.table} ${nftRule.chain} handle ${nftRule.handle}`})
+    else if (rs && !shadowOf(rs)) ops.push({kind: 'ipt', bin: binaryOf(rs), table: 'raw', chain: notrack.chain, op: 'D', pos: notrack.index, chainLen})
     return finding(meta, h.name, {
       message:
         `${locRef(notrack.loc)} takes the packets of ${describeService(svc)} out of connection tracking, so the DNAT ${locRef(svc.loc)} never applies to them: ` +

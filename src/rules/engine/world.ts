@@ -387,8 +387,11 @@ function probeFromSelector(h: HostView, w: World, sel: Selector): {pkt: Packet; 
       vipAssumed = !inside
     }
   } else {
-    vip = h.primaryAddress()
-    vipAssumed = true
+    // no destination (`fib daddr type local`, `-m addrtype --dst-type LOCAL`): the VIP of a flow asked about that
+    // is this host's own address on the rule's port, else the host's primary address
+    const asked = w.flows.find((f) => f.vip.ip.family === 4 && h.isLocal(f.vip.ip) === true && (sel.dport === undefined || sel.dport === f.vip.port) && (sel.proto === undefined || sel.proto === f.proto))
+    vip = asked?.vip.ip ?? h.primaryAddress()
+    vipAssumed = !asked
     if (!vip) vip = w.placeholderVip
   }
   const pkt = flowPacket({src: w.client.ip, sport: w.client.port, dst: vip, dport: sel.dport ?? 80, proto}, 'SYN')
