@@ -5,6 +5,9 @@
 // an INPUT without an ESTABLISHED accept, kills these connections while outside clients are served. The DNATs of
 // 127/8 are localhost-dnat's.
 import {formatEndpoint, formatIp, hostPrefix, isLoopback, type IpAddr} from '../model/ip.js'
+import type {Evidence} from '../model/finding.js'
+import {routeEvidence} from '../dataplane/routing.js'
+import type {FixOp} from './engine/fix.js'
 import type {IptablesRuleset, IptRule} from '../model/iptables.js'
 import {hostRule, finding} from './engine/helpers.js'
 import {ev, locRef, UNKNOWN_IF, type HostView} from './engine/host.js'
@@ -59,27 +62,49 @@ function check(h: HostView, rs: IptablesRuleset, rule: IptRule, alsoOutside: boo
   if (out?.nat?.kind !== 'DNAT' || out.nat.decision.rule !== rule) return undefined
   const toPort = out.nat.to?.port ?? dport
   const what = `${locRef(rule.loc)} DNATs ${h.name}'s own connections to ${formatEndpoint({ip: vip, port: dport})} to ${formatEndpoint({ip: to, port: toPort})}`
+  const problems: string[] = []
+  const ops: FixOp[] = []
+  const evidence: Evidence[] = [ev(rule.loc)]
+  const summary: string[] = []
+  // connect() routes the original destination before any netfilter hook (ip_route_connect): without a route
+  // for the VIP the connection fails there (ENETUNREACH), although the DNAT would send it elsewhere
+  const first = h.route({dst: vip})
+  if (first && (first.kind === 'none' || first.kind === 'unreachable' || first.kind === 'blackhole' || first.kind === 'prohibit')) {
+    const back = h.route({dst: to})
+    problems.push(
+      `${h.name} has ${first.kind === 'none' ? 'no route' : `a ${first.kind} route`} for ${formatIp(vip)} itself: connect() looks the original destination up before nat OUTPUT runs, so the connection fails there (${first.kind === 'none' ? 'ENETUNREACH' : first.kind === 'prohibit' ? 'EACCES' : first.kind === 'blackhole' ? 'EINVAL' : 'EHOSTUNREACH'}) and the DNAT is never reached`,
+    )
+    evidence.push(...routeEvidence(first).map((l) => ev(l)))
+    if (back?.kind === 'unicast' && back.dev && first.kind === 'none') {
+      ops.push({kind: 'cmd', text: `ip route add ${formatIp(vip)}/32${back.gateway ? ` via ${formatIp(back.gateway)}` : ''} dev ${back.dev}`})
+      summary.push(`route ${formatIp(vip)} the way ${formatIp(to)} goes (any route lets connect() through; the DNAT then routes the packet to ${formatIp(to)})`)
+    } else summary.push(`give ${h.name} a usable route for ${formatIp(vip)} (the DNAT then routes the packet to ${formatIp(to)})`)
+  }
   const b = r.blocked
   if (b) {
-    return finding(meta, h.name, {
-      message:
-        `${what}; its filter sees them after the DNAT, addressed to ${formatEndpoint({ip: to, port: toPort})}, and the ${tcp ? 'SYN' : 'request'} is ${b.decision.verdict === 'REJECT' ? 'rejected' : 'dropped'} at ${b.hook.hook} by ${where(b.decision)}. ` +
-        `Applications and checks on ${h.name} cannot reach the service${alsoOutside ? ', while outside clients can' : ''}.`,
-      evidence: [ev(rule.loc), ev(b.decision.loc)],
-      fix: {summary: `accept the DNATed connections in ${b.hook.hook} before ${locRef(b.decision.loc)}`, ops: fw.fixer.acceptBefore(b.decision, {dst: hostPrefix(to), proto, dport: toPort})},
-    })
+    problems.push(`its filter sees them after the DNAT, addressed to ${formatEndpoint({ip: to, port: toPort})}, and the ${tcp ? 'SYN' : 'request'} is ${b.decision.verdict === 'REJECT' ? 'rejected' : 'dropped'} at ${b.hook.hook} by ${where(b.decision)}`)
+    evidence.push(ev(b.decision.loc))
+    ops.push(...fw.fixer.acceptBefore(b.decision, {dst: hostPrefix(to), proto, dport: toPort}))
+    summary.push(`accept the DNATed connections in ${b.hook.hook} before ${locRef(b.decision.loc)}`)
+  } else {
+    const from = r.packet.src
+    const ans = flowPacket({src: to, sport: toPort, dst: from, dport: SPORT, proto}, tcp ? 'SYNACK' : 'RDATA')
+    const back = received(h, ans, {state: 'ESTABLISHED', dir: 'REPLY', iif: h.oifFor(to) ?? UNKNOWN_IF, local: true})
+    const b2 = back.blocked
+    if (b2) {
+      problems.push(
+        `the answers come back from ${formatEndpoint({ip: to, port: toPort})} and are ${b2.decision.verdict === 'REJECT' ? 'rejected' : 'dropped'} at ${b2.hook.hook} by ${where(b2.decision)} (filter INPUT sees their source before the translation is reversed)`,
+      )
+      evidence.push(ev(b2.decision.loc))
+      ops.push(...fw.fixer.acceptEstablishedBefore(b2.decision))
+      summary.push(`accept the answers of established connections in ${b2.hook.hook} before ${locRef(b2.decision.loc)}`)
+    }
   }
-  const from = r.packet.src
-  const ans = flowPacket({src: to, sport: toPort, dst: from, dport: SPORT, proto}, tcp ? 'SYNACK' : 'RDATA')
-  const back = received(h, ans, {state: 'ESTABLISHED', dir: 'REPLY', iif: h.oifFor(to) ?? UNKNOWN_IF, local: true})
-  const b2 = back.blocked
-  if (!b2) return undefined
+  if (problems.length === 0) return undefined
   return finding(meta, h.name, {
-    message:
-      `${what}; the answers come back from ${formatEndpoint({ip: to, port: toPort})} and are ${b2.decision.verdict === 'REJECT' ? 'rejected' : 'dropped'} at ${b2.hook.hook} by ${where(b2.decision)} (filter INPUT sees their source before the translation is reversed). ` +
-      `Applications and checks on ${h.name} cannot reach the service${alsoOutside ? ', while outside clients can' : ''}.`,
-    evidence: [ev(rule.loc), ev(b2.decision.loc)],
-    fix: {summary: `accept the answers of established connections in ${b2.hook.hook} before ${locRef(b2.decision.loc)}`, ops: fw.fixer.acceptEstablishedBefore(b2.decision)},
+    message: `${what}; ${problems.join('; and ')}. Applications and checks on ${h.name} cannot reach the service${alsoOutside ? ', while outside clients can' : ''}.`,
+    evidence,
+    fix: {summary: summary.join('; '), ops},
   })
 }
 
