@@ -186,7 +186,7 @@ function portPart(text: string, c: Ctx, notModelled: NotModelled[]): IpsetPart {
   if (c.set.type === 'bitmap:port') {
     // bitmap:port keeps no protocol: ipset save prints the port alone, and the kernel tests TCP and UDP packets
   } else if (proto === undefined) {
-    notModelled.push({file: c.file, line: c.line, what: `ipset entry ${text}: protocol ${protoName} is not known (matches on this entry stay undecided)`})
+    notModelled.push({file: c.file, line: c.line, what: `ipset entry part ${text}: protocol ${protoName} is not known (matches on this entry stay undecided)`})
   } else if (!PORT_PROTOCOLS.has(proto) && (from !== 0 || to !== 0)) {
     // ipset stores port 0 for a protocol without ports (hash_ipport4_uadt): the entry matches every packet of it
     from = 0
