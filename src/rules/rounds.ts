@@ -29,6 +29,10 @@ export interface RoundOptions {
   readonly maxRounds?: number
 }
 
+/** said of a finding whose fix, applied to copies of the snapshots, leaves the same problem in place */
+export const INCOMPLETE =
+  'its fix, applied to a copy of the snapshots, leaves this problem in place (check finds it again there): the fix is incomplete; `lvsdoctor trace --fix` shows where the packets go after it'
+
 type Checks = (ctx: RuleContext, rules: readonly Rule[]) => RuleFinding[]
 
 /** What makes two findings the same problem across rounds (line numbers move when fixes insert rules). */
@@ -70,7 +74,15 @@ export function runRulesInRounds(ctx: RuleContext, rules: readonly Rule[], check
     })
     // a fix for a host without a snapshot, or one the copy cannot take: the next state is not known
     if (!complete || [...byHost.keys()].some((n) => !hosts.some((h) => h.name === n))) break
-    const fresh = pass({...ctx, hosts: next}).filter((f) => f.severity !== 'info' && !seen.has(sameProblem(f)))
+    const again = pass({...ctx, hosts: next})
+    // a finding of the last round whose own fix leaves it in place: said, never passed over in silence
+    const persisting = new Set(again.filter((f) => f.severity !== 'info').map(sameProblem))
+    for (let i = 0; i < all.length; i++) {
+      const f = all[i]!
+      if (!f.fix?.commands.length || !found.includes(f) || !persisting.has(sameProblem(f))) continue
+      all[i] = {...f, unverified: [...(f.unverified ?? []), INCOMPLETE]}
+    }
+    const fresh = again.filter((f) => f.severity !== 'info' && !seen.has(sameProblem(f)))
     if (fresh.length === 0) break
     const hidden = [...behind]
     found = renderFixes(fresh).map((f) => ({...remapToOriginal(f, ctx.hosts, next), hiddenBehind: hidden}))

@@ -8,7 +8,7 @@ import {join} from 'node:path'
 import {describe, expect, test} from 'vitest'
 import {parseEndpoint, parseIp} from '../../src/model/ip.js'
 import {RULES, runRuleChecks, runRules} from '../../src/rules/index.js'
-import {runRulesInRounds} from '../../src/rules/rounds.js'
+import {INCOMPLETE, runRulesInRounds} from '../../src/rules/rounds.js'
 import type {Rule} from '../../src/rules/types.js'
 import {checkHosts} from '../../src/services/check.js'
 import {traceWithFixes} from '../../src/services/trace-command.js'
@@ -74,6 +74,17 @@ describe('check judges again after its own fixes', () => {
     }
     expect(runRulesInRounds({hosts}, RULES, counting)).toEqual([])
     expect(calls).toBe(1)
+  })
+
+  test('a finding whose own fix leaves it in place says so (the fix is incomplete); one whose fix works does not', () => {
+    // a rule that fires whatever the sysctl says, with a fix that changes it: the copy still has the problem
+    const stubborn: Rule = {
+      meta: {id: 'stubborn'} as unknown as Rule['meta'],
+      check: (ctx) => [{rule: 'stubborn', severity: 'error', host: ctx.hosts[0]!.name, title: 'stubborn', message: 'm', evidence: [{file: 'sysctl.txt', line: 1, text: 'x'}], fix: {summary: 's', ops: [{kind: 'sysctl', key: 'net.ipv4.ip_forward', value: '1'}]}}],
+    }
+    const f = runRulesInRounds({hosts}, [stubborn, ...RULES], runRuleChecks)
+    expect(f.find((x) => x.rule === 'stubborn')!.unverified).toEqual([INCOMPLETE])
+    expect(f.find((x) => x.rule === 'dnat-untracked')!.unverified ?? []).not.toContain(INCOMPLETE)
   })
 
   test('a fix command the snapshot copy cannot take stops the rounds: no judgement on a state that cannot be built', () => {
