@@ -6,14 +6,14 @@
 import {formatEndpoint, formatIp, hostPrefix, prefixContains} from '../model/ip.js'
 import {customRule, finding} from './engine/helpers.js'
 import {ev, locRef, UNKNOWN_IF} from './engine/host.js'
-import {acceptedBy, describeReplay, forwardIn, guessesOf, type Replay} from './engine/flows.js'
+import {acceptedBy, describeReplay, forwardIn, guessesOf, ipvsKnobs, type Replay} from './engine/flows.js'
 import {received} from './engine/path.js'
 import {flowPacket} from './engine/packets.js'
 import {describeForward, type ForwardPath} from './engine/forward.js'
 import {CLIENT_PACKETS, SERVER_PACKETS, PACKET_ORDER, type FlowPacket} from './engine/ctmodel.js'
 import type {Decision, PacketSelector} from './engine/firewall.js'
 import {acceptBeforeFirst} from './engine/stateful.js'
-import type {IptRule} from '../model/iptables.js'
+import type {CtState, IptRule} from '../model/iptables.js'
 import type {RuleFinding, RuleMeta} from './types.js'
 
 export const meta: RuleMeta = {
@@ -69,10 +69,14 @@ function namedByRules(fp: ForwardPath): boolean {
 }
 
 /** The realserver's replies crossing the forwarding host (conntrack saw the request: ESTABLISHED, reply direction). */
-function replyIn(fp: ForwardPath, kind: FlowPacket): Replay {
+function replyIn(fp: ForwardPath, kind: FlowPacket, untracked: boolean): Replay {
   const pkt = flowPacket({src: fp.vip, sport: fp.port, dst: fp.probe.src, dport: fp.probe.sport ?? 0, proto: fp.proto}, kind)
-  const result = received(fp.host, pkt, {state: 'ESTABLISHED', dir: 'REPLY', iif: fp.route.dev ?? UNKNOWN_IF, local: false})
-  return {kind, state: 'ESTABLISHED', place: 'both-ways', result, packet: pkt}
+  // the client's packets untracked here (notrack): conntrack meets the connection first in the server's packets,
+  // which cannot start one (a SYN/ACK or FIN is INVALID: tcp_conntracks sNO -> sIV) or are picked up as NEW in
+  // their own direction (an ACK or data, nf_conntrack_tcp_loose=1)
+  const state: CtState = !untracked ? 'ESTABLISHED' : fp.proto !== 'tcp' ? 'NEW' : kind === 'RDATA' && ipvsKnobs(fp.host).tcpLoose ? 'NEW' : 'INVALID'
+  const result = received(fp.host, pkt, {state, dir: untracked ? 'ORIGINAL' : 'REPLY', iif: fp.route.dev ?? UNKNOWN_IF, local: false})
+  return {kind, state, place: 'both-ways', result, packet: pkt}
 }
 
 function consequence(first: FlowPacket, fp: ForwardPath): string {
@@ -113,8 +117,9 @@ function check(fp: ForwardPath): RuleFinding | undefined {
     if (b && blocks(r)) blocked.push({replay: r, decision: b.decision, side: 'in'})
   }
   if (through) {
+    const untracked = syn.result.hooks.some((hk) => hk.hook === 'PREROUTING' && hk.notrack)
     for (const kind of tcp ? REPLIES : (['RDATA'] as const)) {
-      const r = replyIn(fp, kind)
+      const r = replyIn(fp, kind, untracked)
       const b = r.result.blocked
       if (b && blocks(r)) blocked.push({replay: r, decision: b.decision, side: 'out'})
     }

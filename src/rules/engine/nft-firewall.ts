@@ -282,7 +282,11 @@ function nftDecision(shadow: NftShadow, base: ShadowBase, res: NftChainResult, c
   if (cr.rule) {
     return {ruleset: rs, bin: 'iptables', table: base.cls, chain: cr.rule.chain, rule: cr.rule, policy: false, verdict, target: res.target, loc: cr.rule.loc, assumed: cr.assumptions.some((a) => a.rule === cr.rule)}
   }
-  return {ruleset: rs, bin: 'iptables', table: base.cls, chain: base.hook, policy: true, verdict: verdict === 'NAT' ? 'ACCEPT' : verdict, loc: base.chain.loc, assumed: false}
+  // a policy reached through a `goto` of the base chain: the chain's later rules were never walked (a `return` in
+  // the goto target ends the base chain, nft_do_chain), so a rule placed for this packet goes before that goto
+  const via = res.trail.find((r) => r.chain === base.chain.name && r.stmts.some((x) => x.kind === 'verdict' && x.verdict.kind === 'goto'))
+  const gotoFrom = via ? shadow.rulesOf(base.cls, via)[0] : undefined
+  return {ruleset: rs, bin: 'iptables', table: base.cls, chain: base.hook, policy: true, verdict: verdict === 'NAT' ? 'ACCEPT' : verdict, loc: base.chain.loc, assumed: false, ...(gotoFrom ? {gotoFrom} : {})}
 }
 
 /** The nft firewall of a host with an nft ruleset holding `ip`/`inet` tables; undefined otherwise. */
@@ -535,8 +539,8 @@ export class NftFixer implements FirewallFixer {
 
   private before(d: Decision, text: string): FixOp[] {
     const shadow = shadowOf(d.ruleset)!
-    const rule = d.rule ? shadow.origin.get(d.rule) : undefined
-    const moved = rule ? moveAfterConntrack(shadow, rule) : undefined
+    const rule = d.rule ? shadow.origin.get(d.rule) : d.gotoFrom ? shadow.origin.get(d.gotoFrom) : undefined
+    const moved = d.rule && rule ? moveAfterConntrack(shadow, rule) : undefined
     if (moved) return moved
     if (rule) return placed(shadow.table.chains.get(rule.chain)?.rules ?? [], rule, text, () => insertCmd(rule, text))
     const {c, create, rules} = chainFor(shadow, d.table, d.chain)
