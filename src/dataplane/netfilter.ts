@@ -308,6 +308,45 @@ function describeMatch(m: Match): string {
   }
 }
 
+/** The xt_set options iptables-save prints after `--match-set NAME FLAGS` (libxt_set revision 3+), as the parser keeps them ('unknown' matches of module set). */
+const SET_OPTIONS = new Set(['--return-nomatch', '--update-counters', '--update-subcounters', '--packets-eq', '--packets-lt', '--packets-gt', '--bytes-eq', '--bytes-lt', '--bytes-gt'])
+
+function setOptionOf(m: Extract<Match, {kind: 'unknown'}>): string | undefined {
+  const opt = m.args[0] === '!' ? m.args[1] : m.args[0]
+  return opt !== undefined && SET_OPTIONS.has(opt) ? opt : undefined
+}
+
+/** Whether the matches before position k, back to a `-m set --match-set`, are all options of it. */
+function precededBySet(matches: readonly Match[], k: number): boolean {
+  for (let j = k - 1; j >= 0; j--) {
+    const x = matches[j]!
+    if (x.kind === 'set') return true
+    if (x.kind !== 'unknown' || x.module !== 'set' || setOptionOf(x) === undefined) return false
+  }
+  return false
+}
+
+/**
+ * The set match at position k with the options that follow it in the rule (the iptables-save parser keeps them as
+ * matches of their own): --return-nomatch, ! --update-counters / ! --update-subcounters, the counter conditions.
+ */
+function withSetOptions(m: Extract<Match, {kind: 'set'}>, matches: readonly Match[], k: number): Extract<Match, {kind: 'set'}> {
+  if (m.returnNomatch !== undefined || m.counters !== undefined) return m
+  let out = m
+  for (let j = k + 1; j < matches.length; j++) {
+    const x = matches[j]!
+    if (x.kind !== 'unknown' || x.module !== 'set') break
+    const opt = setOptionOf(x)
+    if (opt === undefined) break
+    const neg = x.args[0] === '!'
+    if (opt === '--return-nomatch') out = {...out, returnNomatch: true}
+    else if (opt === '--update-counters') out = {...out, updateCounters: !neg}
+    else if (opt === '--update-subcounters') out = {...out, updateSubcounters: !neg}
+    else out = {...out, counters: [...(out.counters ?? []), x.args.join(' ')]}
+  }
+  return out
+}
+
 /** Evaluates all matches of a rule: a rule with an undecidable match is taken as matching, and says so. */
 export function ruleMatches(rule: IptRule, p: Packet, env: MatchEnv, assumptions: Assumption[]): boolean {
   let assumed: Match[] | undefined
@@ -328,13 +367,15 @@ export function ruleMatches(rule: IptRule, p: Packet, env: MatchEnv, assumptions
     }
     if (m.kind === 'set') {
       // decided from ipset-save.txt when the set is there; the words say which entry (or none) decided
-      const v = evalSetMatch(env.ipsets, m, p, env)
+      const v = evalSetMatch(env.ipsets, withSetOptions(m, matches, k), p, env)
       if (v.decision === 'assumed') (setWhy ??= new Map()).set(m, v.why)
       else env.setNote?.(rule, v.why)
       if (v.decision === 'nomatch') return false
       if (v.decision === 'assumed') (assumed ??= []).push(m)
       continue
     }
+    // an option of the `-m set` before it (--return-nomatch...): taken into that match by withSetOptions
+    if (m.kind === 'unknown' && m.module === 'set' && setOptionOf(m) !== undefined && precededBySet(matches, k)) continue
     const d = evalMatch(m, p, env)
     if (d === 'nomatch') return false
     if (d === 'assumed') (assumed ??= []).push(m)

@@ -195,6 +195,28 @@ describe('in a chain: decided rules say which entry, undecided ones are assumed 
   })
 })
 
+describe('the -m set options iptables-save prints after --match-set (kept by the parser as matches of module set)', () => {
+  const rs = parseIptablesSave(
+    '*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -m set --match-set n src --return-nomatch ! --update-counters ! --update-subcounters -j DROP\n-A FORWARD -m set --match-set n dst --packets-gt 5 -j REJECT\nCOMMIT\n',
+    'iptables-save.txt',
+    4,
+  )
+  const t = rs.tables.get('filter')!
+  const s = sets('create n hash:net\nadd n 10.0.0.0/24\nadd n 10.0.0.5 nomatch\n')
+  const env: MatchEnv = {addrType: () => 'UNICAST', random: () => 0.5, ipsets: s}
+  test('--return-nomatch: the nomatch entry is dropped, the plain one passes; ! --update-counters changes nothing', () => {
+    expect(runChain(t, 'FORWARD', pkt('10.0.0.5', '1.1.1.1'), env).rule?.loc.line).toBe(3)
+    const plain = runChain(t, 'FORWARD', pkt('10.0.0.6', '1.1.1.1'), env)
+    expect([plain.verdict, plain.policy, plain.assumptions]).toEqual(['ACCEPT', true, []])
+  })
+  test('--packets-gt compares counters that are not modelled: assumed when an entry holds the packet, said so', () => {
+    const r = runChain(t, 'FORWARD', pkt('10.9.0.1', '10.0.0.7'), env)
+    expect([r.verdict, r.rule?.loc.line]).toEqual(['REJECT', 4])
+    expect(r.assumptions.map((a) => a.what)).toEqual(["assumed to match: --match-set n dst: n (hash:net) holds 10.0.0.7 in ipset-save.txt:2 `add n 10.0.0.0/24`; --packets-gt 5 compares the entry's counters, which are not modelled"])
+    expect(runChain(t, 'FORWARD', pkt('10.9.0.1', '10.9.0.7'), env).policy).toBe(true)
+  })
+})
+
 test('the lookup index agrees with a scan of every entry (random hash:net,port and hash:ip,port sets)', () => {
   const addr = fc.tuple(fc.constantFrom(10, 192), fc.integer({min: 0, max: 3}), fc.integer({min: 0, max: 3}), fc.integer({min: 0, max: 3}))
   const entry = fc.record({a: addr, len: fc.constantFrom(8, 16, 24, 30, 32), proto: fc.constantFrom('tcp', 'udp'), port: fc.integer({min: 79, max: 82}), to: fc.integer({min: 0, max: 2}), nomatch: fc.boolean()})

@@ -7,7 +7,6 @@ import {describe, expect, test} from 'vitest'
 import {formatIp} from '../../src/model/ip.js'
 import type {IpSet, IpsetPart} from '../../src/model/ipset.js'
 import {parseIpsetSave, rangeToPrefixes} from '../../src/snapshot/parsers/ipset.js'
-import {parseIptablesSave} from '../../src/snapshot/parsers/iptables-save.js'
 import {detectFileType, loadSnapshots} from '../../src/snapshot/store.js'
 import {fixtureReader, ip, parseError} from './helpers.js'
 
@@ -201,15 +200,4 @@ test('a bare ipset save file is recognised and loaded; a malformed one is an err
   } finally {
     rmSync(dir, {recursive: true, force: true})
   }
-})
-
-test('iptables-save: the -m set options after --match-set stay on the set match', () => {
-  const rs = parseIptablesSave(
-    '*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m set --match-set X src,dst --return-nomatch ! --update-counters ! --update-subcounters --packets-gt 5 -j DROP\nCOMMIT\n',
-    'iptables-save.txt',
-    4,
-  )
-  const r = rs.tables.get('filter')!.chains.get('INPUT')!.rules[0]!
-  expect(r.matches).toEqual([{kind: 'set', neg: false, name: 'X', flags: ['src', 'dst'], returnNomatch: true, updateCounters: false, updateSubcounters: false, counters: ['--packets-gt 5']}])
-  expect(rs.notModelled).toEqual([])
 })

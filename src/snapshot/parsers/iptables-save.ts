@@ -1745,7 +1745,7 @@ class Parser {
         return true
       }
       case M_SET: {
-        if (opt !== '--match-set' && opt !== '--set') return this.setOption(mod, opt, neg0)
+        if (opt !== '--match-set' && opt !== '--set') return false
         const neg = this.use(neg0)
         const setName = this.next(opt)
         const fl = this.next(opt)
@@ -1781,34 +1781,6 @@ class Parser {
       }
       case M_IPVS:
         return this.ipvsOption(mod, opt, neg0)
-    }
-    return false
-  }
-
-  /**
-   * The options of `-m set` after `--match-set NAME FLAGS` (libxt_set revision 3+: --return-nomatch,
-   * ! --update-counters, ! --update-subcounters, [!] --packets-eq/lt/gt N, [!] --bytes-eq/lt/gt N): kept on the
-   * set match they follow (the ipset matcher models them or says they are not modelled).
-   */
-  private setOption(mod: ModInst, opt: string, neg0: boolean): boolean {
-    const k = mod.nOut - 1
-    const prev = k >= 0 ? mod.out[k] : undefined
-    if (!prev || prev.kind !== 'set') return false
-    if (opt === '--return-nomatch') {
-      mod.out[k] = {...prev, returnNomatch: true}
-      return true
-    }
-    if (opt === '--update-counters' || opt === '--update-subcounters') {
-      const neg = this.use(neg0, false)
-      mod.out[k] = opt === '--update-counters' ? {...prev, updateCounters: !neg} : {...prev, updateSubcounters: !neg}
-      return true
-    }
-    if (/^--(packets|bytes)-(eq|lt|gt)$/.test(opt)) {
-      const neg = this.use(neg0)
-      const v = this.next(opt)
-      this.uint(v, opt)
-      mod.out[k] = {...prev, counters: [...(prev.counters ?? []), `${neg ? '! ' : ''}${opt} ${v}`]}
-      return true
     }
     return false
   }
