@@ -89,15 +89,18 @@ function consequence(first: FlowPacket, fp: ForwardPath): string {
 }
 
 /**
- * A drop of this rule's: at FORWARD, or before routing by a rule that tests the conntrack state in a chain that
- * runs before conntrack (it sees every packet as invalid: nft_ct_get_eval; the fixer moves the rule after
- * conntrack). Other drops before routing are not a forwarding host's FORWARD policy.
+ * A drop of this rule's: at FORWARD, or before routing (PREROUTING: a filter chain of nft at any priority, the raw
+ * or mangle table; a rule there that tests the conntrack state before conntrack sees every packet as invalid:
+ * nft_ct_get_eval, and the fixer moves it after conntrack).
  */
 function blocks(r: Replay): boolean {
-  const b = r.result.blocked
-  if (!b) return false
-  if (b.hook.hook === 'FORWARD') return true
-  return b.hook.hook === 'PREROUTING' && !!b.decision.rule?.matches.some((m) => m.kind === 'ctstate') && b.hook.runs.some((x) => x.decision === b.decision && x.table === 'raw')
+  const h = r.result.blocked?.hook.hook
+  return h === 'FORWARD' || h === 'PREROUTING'
+}
+
+/** A PREROUTING decision of a rule that tests the conntrack state in the raw place (before conntrack). */
+function beforeConntrack(d: Decision): boolean {
+  return d.table === 'raw' && !!d.rule?.matches.some((m) => m.kind === 'ctstate')
 }
 
 function check(fp: ForwardPath): RuleFinding | undefined {
@@ -146,7 +149,7 @@ function check(fp: ForwardPath): RuleFinding | undefined {
       (through ? ` and ${fp.realserver.name}'s replies come back through it (from ${vip})` : `; ${fp.ret.kind === 'around' ? fp.ret.reason : 'the way back is not known'}`) +
       `. ${h.name}'s ${early ? 'firewall' : 'FORWARD chain'} drops ${through ? 'them' : "the client's packets"}:\n` +
       blocked.map((b) => `  ${b.side === 'out' ? 'reply: ' : ''}${describeReplay(b.replay)}`).join('\n') +
-      (early ? `\n${locRef(early.decision.loc)} tests the conntrack state in a chain that runs before conntrack (priority -200 and below): no packet has an entry there yet, so every packet is invalid to it.` : '') +
+      (early && beforeConntrack(early.decision) ? `\n${locRef(early.decision.loc)} tests the conntrack state in a chain that runs before conntrack (priority -200 and below): no packet has an entry there yet, so every packet is invalid to it.` : '') +
       (accepting ? `\nThe SYN is accepted (${locRef(accepting.loc)}), the rest of the connection is not.` : '') +
       (slip ? `\n${locRef(slip.loc)} accepts ${formatIp(fp.gateway)}, ${fp.realserver.name}'s own address, but the routed packets still carry the VIP: it does not match them.` : '') +
       `\n${consequence(blocked[0]!.replay.kind, fp)}` +
