@@ -68,8 +68,11 @@ function isDefaultRule(text: string): boolean {
 
 type Verdict = {readonly kind: 'ok'} | {readonly kind: 'bypass'; readonly reason: string; readonly evidence: Evidence[]} | {readonly kind: 'unknown'; readonly what: string}
 
-/** Follows the realserver's route to the client, hop by hop across the snapshots, looking for the director. */
-function returnPath(w: World, director: HostView, rs: HostView, from: IpAddr): Verdict {
+/**
+ * Follows the realserver's route to `to` (the client, or the address the director masquerades the connections
+ * to), hop by hop across the snapshots, looking for the director.
+ */
+function returnPath(w: World, director: HostView, rs: HostView, from: IpAddr, to: IpAddr = w.client.ip): Verdict {
   const evidence: Evidence[] = []
   /** the hops so far, for the reason: "rs1 sends them to 10.1.0.254 (router)" */
   const hops: string[] = []
@@ -77,17 +80,28 @@ function returnPath(w: World, director: HostView, rs: HostView, from: IpAddr): V
   let cur = rs
   let src: IpAddr | undefined = from
   for (let hop = 0; hop < 8; hop++) {
-    const r = cur.route({dst: w.client.ip, src})
+    const r = cur.route({dst: to, src})
     if (!r) return {kind: 'unknown', what: `the routes of ${cur.name} (ip -j route show table all, ip -j addr show)`}
     for (const loc of routeEvidence(r)) if (!isDefaultRule(loc.text)) evidence.push(ev(loc, cur.name))
-    if (r.kind !== 'unicast') return bypass(`${cur.name} has no usable route back to the client ${formatIp(w.client.ip)} (${r.kind})`)
-    if (!r.gateway) return bypass(`${cur.name} reaches ${formatIp(w.client.ip)} directly on ${r.dev ?? '?'}: the replies go straight to the client`)
+    const whom = to === w.client.ip ? `the client ${formatIp(to)}` : formatIp(to)
+    if (r.kind === 'local' && hop > 0) return bypass(`${cur.name} is ${whom} itself: the replies reach it without passing ${director.name}`)
+    if (r.kind !== 'unicast') return bypass(`${cur.name} has no usable route back to ${whom} (${r.kind})`)
+    if (!r.gateway) {
+      // on the link: the director's own address is the director
+      if (to !== w.client.ip && director.isLocal(to)) return {kind: 'ok'}
+      return bypass(`${cur.name} reaches ${formatIp(to)} directly on ${r.dev ?? '?'}: the replies go straight to ${to === w.client.ip ? 'the client' : 'it'}`)
+    }
     const mine = director.isLocal(r.gateway)
     if (mine) return {kind: 'ok'}
     const next = w.ownerOf(r.gateway, cur)
     if (next === director) return {kind: 'ok'}
     if (mine === undefined && !next) return {kind: 'unknown', what: `whether ${formatIp(r.gateway)} (${cur.name}'s gateway toward the client) is ${director.name}: ${director.name} has no ip-addr.json`}
-    if (!next || !next.rt) return bypass(`${cur.name} sends the replies to ${formatIp(r.gateway)}${r.dev ? ` via ${r.dev}` : ''}, which is not ${director.name}`)
+    if (!next || !next.rt) {
+      // toward the client, a router that is not the director forwards the replies around it; toward the director's
+      // own address, a router without a snapshot may well send them on to it (trace assumes it does)
+      if (to !== w.client.ip) return {kind: 'unknown', what: `where ${formatIp(r.gateway)} (${cur.name}'s gateway toward ${formatIp(to)}) sends them: no snapshot of it`}
+      return bypass(`${cur.name} sends the replies to ${formatIp(r.gateway)}${r.dev ? ` via ${r.dev}` : ''}, which is not ${director.name}`)
+    }
     hops.push(`${cur.name} sends the replies to ${formatIp(r.gateway)} (${next.name})`)
     cur = next
     src = undefined
@@ -101,7 +115,9 @@ export default serviceRule(
     const h = svc.host
     const k = ipvsKnobs(h)
     const nat = svc.backends.filter((b) => (b.method === 'masq' || b.method === 'dnat') && !b.local)
-    const bypass: {b: Backend; reason: string; evidence: Evidence[]; post?: HookResult}[] = []
+    const bypass: {b: Backend; reason: string; evidence: Evidence[]; post?: HookResult; masqNoHelp?: {to: IpAddr; reason: string}}[] = []
+    /** backends whose connections are masqueraded, but whose replies to the masquerade address go elsewhere too */
+    const snatBypass: {b: Backend; to: IpAddr; reason: string; evidence: Evidence[]; post: HookResult}[] = []
     const unknown: string[] = []
     // each backend described once (a kube-proxy service lists its backends twice: in the message and one by one)
     const descs: (string | undefined)[] = new Array(nat.length)
@@ -112,7 +128,15 @@ export default serviceRule(
       prev = postrouting(svc, w, b, prev)
       const post = prev?.post
       const snat = post?.nat && (post.nat.kind === 'SNAT' || post.nat.kind === 'MASQUERADE')
-      if (snat && (svc.kind === 'dnat' || k.vsConntrack)) continue
+      if (snat && (svc.kind === 'dnat' || k.vsConntrack)) {
+        // the replies go to the address the director masquerades to: a realserver whose policy routing sends
+        // those elsewhere too (a rule `from` its own subnet to another gateway) still answers around the director
+        const to = post!.nat!.kind === 'SNAT' ? post!.nat!.to?.ip : h.sourceFor(b.ip)
+        if (!to || !b.owner) continue
+        const v = returnPath(w, h, b.owner, b.ip, to)
+        if (v.kind === 'bypass') snatBypass.push({b, to, reason: v.reason, evidence: v.evidence, post: post!})
+        continue
+      }
       if (!b.owner) {
         unknown.push(`${desc(i)}: no snapshot of the host owning ${formatIp(b.ip)} (give it to check to verify its route back to the client)`)
         continue
@@ -123,8 +147,13 @@ export default serviceRule(
         unknown.push(`${desc(i)}: ${v.what}`)
         continue
       }
-      bypass.push({b, reason: v.reason, evidence: v.evidence, post})
+      // the fix would masquerade to the director's address toward the backend: no use if that goes astray too
+      const masq = post?.nat ? undefined : h.sourceFor(b.ip)
+      const m = masq ? returnPath(w, h, b.owner, b.ip, masq) : undefined
+      if (m?.kind === 'bypass') bypass.push({b, reason: v.reason, evidence: [...v.evidence, ...m.evidence], post, masqNoHelp: {to: masq!, reason: m.reason}})
+      else bypass.push({b, reason: v.reason, evidence: v.evidence, post})
     }
+    if (bypass.length === 0 && snatBypass.length > 0) return snatAstray(svc, h, snatBypass, unknown)
     if (bypass.length === 0) {
       if (unknown.length === 0) return undefined
       return unverifiedFinding(meta, h.name, `${h.name} NATs ${describeService(svc)} to ${nat.map((_, i) => desc(i)).join(', ')} without SNAT: the replies must route back through ${h.name}, which could not be checked for every backend.`, unknown, [ev(svc.loc)])
@@ -139,6 +168,7 @@ export default serviceRule(
     if (breaks.length === 0) {
       for (const x of bypass) {
         if (x.post?.nat) continue // its SNAT/MASQUERADE is there: vs.conntrack=1 is what it lacks
+        if (x.masqNoHelp) continue // the masquerade address is routed around the director too: a routing fix
         const sel = {dst: hostPrefix(x.b.ip), proto: svc.proto, dport: x.b.port ?? svc.port}
         const d = x.post?.runs.find((r) => r.table === 'nat')?.decision
         if (fw && d) ops.push(...fw.fixer.masqueradeBefore(d, sel))
@@ -156,16 +186,51 @@ export default serviceRule(
         : snatting.length === bypass.length && needsCt
           ? `either ${route}, or let the masquerading that is there (${existing}) apply with net.ipv4.vs.conntrack=1, without which IPVS packets never meet the nat table (persist it in /etc/sysctl.d)`
           : `either ${route}, or masquerade the balanced connections on ${h.name} so the replies return to it (the realservers then see ${h.name}'s address instead of the client's; the commands below${needsCt ? ', with net.ipv4.vs.conntrack=1 so that IPVS packets meet the nat table' : ''})`
+    const astray = bypass.filter((x) => x.masqNoHelp)
     return finding(meta, h.name, {
       message:
         `${h.name} rewrites the destination of ${describeService(svc)} to its backends, but their replies to the client do not come back through ${h.name}, so they are never rewritten back (the client gets answers from the realserver's address and drops them):\n` +
-        bypass.map((x) => `  ${describeBackend(x.b)} on ${x.b.owner!.name}: ${x.reason}`).join('\n') +
+        bypass.map((x) => `  ${describeBackend(x.b)} on ${x.b.owner!.name}: ${x.reason}` + (x.masqNoHelp ? `\n    masquerading on ${h.name} would not bring them back: their replies to ${h.name}'s address ${formatIp(x.masqNoHelp.to)} go astray too (${x.masqNoHelp.reason})` : '')).join('\n') +
+        (snatBypass.length ? '\n' + snatBypass.map((x) => snatLine(h, x)).join('\n') : '') +
         (snatting.length && needsCt ? `\nThe masquerading is there (${existing}), but with net.ipv4.vs.conntrack=0 IPVS packets never meet the nat table.` : '') +
         (breaks.length ? `\nnet.ipv4.vs.conntrack=1 is not the way out here: it applies to the whole director and would break\n${breaks.map((x) => `  ${x}`).join('\n')}` : ''),
-      evidence: [ev(svc.loc), ...bypass.flatMap((x) => [ev(x.b.loc), ...x.evidence]), ...snatting.map((d) => ev(d.loc)), ...(svc.kind === 'ipvs' ? k.evidence.filter((e) => e.text.startsWith('net.ipv4.vs.')) : [])],
+      evidence: [ev(svc.loc), ...bypass.flatMap((x) => [ev(x.b.loc), ...x.evidence]), ...snatting.map((d) => ev(d.loc)), ...snatBypass.flatMap((x) => [ev(x.b.loc), ev(x.post.nat!.decision.loc), ...x.evidence]), ...(svc.kind === 'ipvs' ? k.evidence.filter((e) => e.text.startsWith('net.ipv4.vs.')) : [])],
       unverified: unknown,
-      fix: {summary, ops},
+      fix: {
+        summary:
+          astray.length === bypass.length
+            ? // no command: masquerading would not help, and the realservers' policy routing decides before their main table
+              `${routingFix(h, [...astray.map((x) => ({b: x.b, to: x.masqNoHelp!.to})), ...snatBypass])}, then masquerade the balanced connections on ${h.name}; or route the realservers' replies to the clients through ${h.name}, policy routing included (a rule that picks another table decides before the main table's default route)`
+            : astray.length || snatBypass.length
+              ? `${summary}; and ${routingFix(h, [...astray.map((x) => ({b: x.b, to: x.masqNoHelp!.to})), ...snatBypass])}`
+              : summary,
+        ops,
+      },
     })
   },
   (svc) => svc.backends.some((b) => (b.method === 'masq' || b.method === 'dnat') && !b.local),
 )
+
+/** A masqueraded backend whose replies to the masquerade address are routed around the director. */
+function snatLine(h: HostView, x: {b: Backend; to: IpAddr; reason: string; post: HookResult}): string {
+  const how = x.post.nat!.kind === 'SNAT' ? `SNATs it to ${formatIp(x.to)}` : `masquerades it to its address ${formatIp(x.to)}`
+  return `  ${describeBackend(x.b)} on ${x.b.owner!.name}: ${h.name} ${how} (${locRefs([x.post.nat!.decision.loc])}), but the replies to ${formatIp(x.to)} do not come back either: ${x.reason}`
+}
+
+/** The routing change for replies to the director's own address (no command: it depends on why they go astray). */
+function routingFix(h: HostView, xs: readonly {b: Backend; to: IpAddr}[]): string {
+  const per = [...new Map(xs.map((x) => [`${x.b.owner!.name} ${formatIp(x.to)}`, x])).values()]
+  return `route the replies to ${h.name}'s address back through ${h.name} on ${per.map((x) => `${x.b.owner!.name} (to ${formatIp(x.to)}: e.g. \`ip rule add to ${formatIp(x.to)} lookup main pref <below the rule that diverts them>\`)`).join(', ')}`
+}
+
+/** Every NAT backend is masqueraded, but some answer the masquerade address around the director. */
+function snatAstray(svc: LbService, h: HostView, xs: readonly {b: Backend; to: IpAddr; reason: string; evidence: Evidence[]; post: HookResult}[], unknown: string[]) {
+  return finding(meta, h.name, {
+    message:
+      `${h.name} masquerades the connections of ${describeService(svc)} so that the replies come back to it, but some backends route the replies to ${h.name}'s address elsewhere, so they are never rewritten back (the client gets no answer from the service):\n` +
+      xs.map((x) => snatLine(h, x)).join('\n'),
+    evidence: [ev(svc.loc), ...xs.flatMap((x) => [ev(x.b.loc), ev(x.post.nat!.decision.loc), ...x.evidence])],
+    unverified: unknown,
+    fix: {summary: routingFix(h, xs), ops: []},
+  })
+}
