@@ -9,14 +9,17 @@ import {formatEndpoint, formatIp, ipEquals, type IpAddr} from '../model/ip.js'
 import type {Evidence} from '../model/finding.js'
 import {routeEvidence, type RouteResult} from '../dataplane/routing.js'
 import {customRule, finding} from './engine/helpers.js'
-import {ev, type HostView} from './engine/host.js'
+import {ev, locRef, type HostView} from './engine/host.js'
 import {isDefaultRule} from './engine/returnpath.js'
 import {backendOutcome} from './engine/flows.js'
 import {describeBackend, describeService} from './engine/world.js'
 import {describeForward} from './engine/forward.js'
 import {arrivalOf} from './engine/arrival.js'
-import {received} from './engine/path.js'
-import {flowPacket, PROTO_NUM} from './engine/packets.js'
+import {received, sent} from './engine/path.js'
+import {flowPacket, PROTO_NUM, type Endpoints} from './engine/packets.js'
+import type {Loc} from '../model/source.js'
+import type {IptRule} from '../model/iptables.js'
+import type {FixOp} from './engine/fix.js'
 import type {RuleFinding, RuleMeta} from './types.js'
 
 export const meta: RuleMeta = {
@@ -49,10 +52,47 @@ function evidenceOf(r: RouteResult, host: string): Evidence[] {
     .map((l) => ev(l, host))
 }
 
+/**
+ * The route of a host's answers (from `e.src` to `e.dst`): looked up when they are sent, then again when mangle OUTPUT
+ * changes their mark (ipt_mangle_out / an nft route chain: ip_route_me_harder), with that mark. `marked`: the rules
+ * that set it, for the message and the evidence.
+ */
+function answerRoute(h: HostView, e: Endpoints): {r: RouteResult | undefined; mark: number; marked: readonly Loc[]; markRule?: IptRule} {
+  const key = {dst: e.dst, src: e.src, proto: PROTO_NUM[e.proto], sport: e.sport, dport: e.dport}
+  if (!h.fw) return {r: h.route(key), mark: 0, marked: []}
+  const res = sent(h, flowPacket(e, e.proto === 'tcp' ? 'SYNACK' : 'RDATA'), {state: 'ESTABLISHED', dir: 'REPLY'})
+  const mangle = res.hooks.find((x) => x.hook === 'OUTPUT')?.runs.find((x) => x.table === 'mangle')
+  const mark = mangle?.result.packet.mark ?? 0
+  if (mark === 0) return {r: h.route(key), mark: 0, marked: []}
+  const rules = mangle!.result.trail.filter((x) => x.target?.kind === 'MARK' || x.target?.kind === 'CONNMARK')
+  return {r: h.route({...key, mark}), mark, marked: rules.map((x) => x.loc), markRule: rules[0]}
+}
+
+/**
+ * The exact way out when mangle OUTPUT's mark sends the answers to the dead route: an ACCEPT for them just before
+ * the first rule that marks them (it ends the mangle table for these packets only; their mark stays, nothing
+ * reroutes them). undefined when the marking rule is not an iptables rule of the snapshot.
+ */
+function exemptFromMark(h: HostView, a: {mark: number; markRule?: IptRule}, e: Endpoints): {summary: string; ops: FixOp[]} | undefined {
+  const rule = a.markRule
+  if (!a.mark || !rule || !h.fw) return undefined
+  const rs = h.fw.rulesets.find((x) => x.tables.get('mangle')?.chains.get(rule.chain)?.rules.includes(rule))
+  if (!rs) return undefined
+  const spec = `-s ${formatIp(e.src)}/32 -p ${e.proto} -m ${e.proto} --sport ${e.sport} -j ACCEPT`
+  return {
+    summary: `let the answers from ${formatEndpoint({ip: e.src, port: e.sport})} leave unmarked: an ACCEPT for them before ${locRef(rule.loc)} ends the mangle table for them alone (or remove the policy rule or the route that sends the marked packets nowhere, if the mark is for nothing else)`,
+    ops: h.fw.fixer.insertAt(rs, 'mangle', rule.chain, rule.index, spec),
+  }
+}
+
+function markWords(a: {mark: number; marked: readonly Loc[]}): string {
+  return a.mark ? ` (mangle OUTPUT marks them 0x${a.mark.toString(16)}${a.marked.length ? `, ${a.marked.map((l) => locRef(l)).join(', ')}` : ''}, and the kernel routes them again with that mark)` : ''
+}
+
 export default customRule(meta, (w) => {
   const out: RuleFinding[] = []
   const seen = new Set<string>()
-  const report = (h: HostView, r: RouteResult, what: string, base: readonly Evidence[], summary?: string) => {
+  const report = (h: HostView, r: RouteResult, what: string, base: readonly Evidence[], summary?: string, ops: readonly FixOp[] = []) => {
     const key = `${h.name}|${what}`
     if (seen.has(key)) return
     seen.add(key)
@@ -68,7 +108,7 @@ export default customRule(meta, (w) => {
             (r.kind === 'none'
               ? `give ${h.name} a route for them (a default route toward the router the clients are behind)`
               : `remove the ${r.kind} route or the policy rule that sends these packets to it, or add a usable route to that table`),
-          ops: [],
+          ops,
         },
       }),
     )
@@ -78,7 +118,18 @@ export default customRule(meta, (w) => {
     const probe = svc.probes[0]
     if (!probe) continue
     for (const b of svc.backends) {
-      if (b.local || b.share === 0 || b.weight === 0) continue
+      if (b.share === 0 || b.weight === 0) continue
+      if (b.local) {
+        // the balancer's own service behind its DNAT/REDIRECT answers from the translated address (un-DNATed in POSTROUTING, after the route)
+        const h = svc.host
+        if (svc.kind !== 'dnat' || !h.rt) continue
+        const port = b.port || probe.dport || 0
+        const e: Endpoints = {src: b.ip, sport: port, dst: client, dport: w.client.port, proto: svc.proto}
+        const a = answerRoute(h, e)
+        const x = exemptFromMark(h, a, e)
+        if (dead(a.r)) report(h, a.r, `${h.name}'s own service of ${describeService(svc)} answers from ${formatEndpoint({ip: b.ip, port})} to the clients (e.g. ${formatIp(client)})${markWords(a)}`, [ev(svc.loc, h.name), ...a.marked.map((l) => ev(l, h.name))], x?.summary, x?.ops)
+        continue
+      }
       // the balancer toward the backend (LVS-NAT, DNAT: the translated packet; DR/TUN: toward the realserver)
       const d = svc.host
       if (d.rt && d.isLocal(b.ip) === false) {
@@ -92,8 +143,10 @@ export default customRule(meta, (w) => {
       const direct = b.method === 'route' || b.method === 'tunnel'
       const src: IpAddr = direct ? probe.dst : b.ip
       if (direct && rs.isLocal(src) !== true) continue // dr-realserver-no-vip's
-      const r = rs.route({dst: client, src})
-      if (dead(r)) report(rs, r, `${rs.name} answers the clients of ${describeService(svc)} from ${formatIp(src)} (e.g. ${formatIp(client)})`, [ev(svc.loc, d.name), ev(b.loc, d.name)])
+      const e: Endpoints = {src, sport: direct ? (probe.dport ?? 0) : b.port || (probe.dport ?? 0), dst: client, dport: w.client.port, proto: svc.proto}
+      const a = answerRoute(rs, e)
+      const x = exemptFromMark(rs, a, e)
+      if (dead(a.r)) report(rs, a.r, `${rs.name} answers the clients of ${describeService(svc)} from ${formatIp(src)} (e.g. ${formatIp(client)})${markWords(a)}`, [ev(svc.loc, d.name), ev(b.loc, d.name), ...a.marked.map((l) => ev(l, rs.name))], x?.summary, x?.ops)
     }
   }
   for (const f of w.forwards) {
@@ -107,7 +160,17 @@ export default customRule(meta, (w) => {
   for (const f of w.flows) {
     const a = arrivalOf(w, f)
     const h = a?.host
-    if (!a || !h?.rt || h.isLocal(f.vip.ip) !== false) continue
+    if (!a || !h?.rt) continue
+    if (h.isLocal(f.vip.ip) === true) {
+      // a service on the host's own stack (realserver-filter-blocks-service follows its filter): its answers' route
+      if (w.services.some((svc) => svc.host === h && svc.vip !== undefined && ipEquals(svc.vip, f.vip.ip) && (svc.port === undefined || svc.port === f.vip.port))) continue
+      const e: Endpoints = {src: f.vip.ip, sport: f.vip.port, dst: a.client, dport: f.clientPort ?? w.client.port, proto: f.proto}
+      const ans = answerRoute(h, e)
+      const x = exemptFromMark(h, ans, e)
+      if (dead(ans.r)) report(h, ans.r, `${h.name} serves the flow asked about (${formatIp(a.client)} to ${formatEndpoint(f.vip)}) on its own stack and answers from ${formatIp(f.vip.ip)}${markWords(ans)}`, [...a.evidence, ...ans.marked.map((l) => ev(l, h.name))], x?.summary, x?.ops)
+      continue
+    }
+    if (h.isLocal(f.vip.ip) !== false) continue
     // an IPVS service of that VIP is vip-not-local's
     if ((h.snap.ipvs?.services ?? []).some((s) => s.vip !== undefined && ipEquals(s.vip, f.vip.ip))) continue
     const syn = flowPacket({src: a.client, sport: f.clientPort ?? w.client.port, dst: f.vip.ip, dport: f.vip.port, proto: f.proto}, 'SYN')
