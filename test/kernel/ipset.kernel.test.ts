@@ -26,6 +26,9 @@ interface Case {
   readonly d: readonly string[]
   readonly src: '10.91.0.2' | '10.91.0.3'
   readonly port?: number
+  readonly proto?: 'tcp' | 'udp'
+  /** commands on the realserver (default: its default route through the director) */
+  readonly r?: readonly string[]
   readonly expect: Scenario['expect']
   /** the set whose entry (or lack of one) trace must name */
   readonly set: string
@@ -41,11 +44,12 @@ function scenario(k: Case): Scenario {
     ns: {
       c: {role: 'client', setup: ['ip addr add 10.91.0.3/24 dev lisc0', 'ip route add default via 10.91.0.1']},
       d: {role: 'director', setup: ['sysctl -qw net.ipv4.ip_forward=1', `ip addr add ${VIP}/32 dev lisd0`, ...k.d]},
-      r: {role: 'realserver', setup: ['ip route add default via 10.92.0.1']},
+      r: {role: 'realserver', setup: k.r ?? ['ip route add default via 10.92.0.1']},
     },
     links: [CD, DR],
     server: {ns: 'r', port: 8080},
     client: {ns: 'c', src: k.src, connect: `${VIP}:${k.port ?? 80}`},
+    ...(k.proto ? {proto: k.proto} : {}),
     expect: k.expect,
   }
 }
@@ -93,6 +97,21 @@ const iface = [
   'iptables -A FORWARD -m set --match-set lis-ifn src,src -j DROP',
 ]
 
+// KUBE-LOOP-BACK-style hash:ip,port,ip (dst,dst,src) MASQUERADE; the realserver has no route back to the clients,
+// so only a masqueraded connection is answered
+const loopBack = (client: string) => [
+  'ipset create lis-lb hash:ip,port,ip',
+  `ipset add lis-lb 10.92.0.10,tcp:8080,${client}`,
+  `iptables -t nat -A PREROUTING ${DNAT}`,
+  'iptables -t nat -A POSTROUTING -m set --match-set lis-lb dst,dst,src -j MASQUERADE',
+]
+// UDP: the port dimension of a ClusterIP-style hash:ip,port (dst,dst) holds udp:53 or tcp:53
+const udpSvc = (proto: string) => [
+  'ipset create lis-svc hash:ip,port',
+  `ipset add lis-svc ${VIP},${proto}:53`,
+  `iptables -t nat -A PREROUTING -p udp -m set --match-set lis-svc dst,dst -j DNAT --to-destination 10.92.0.10:8080`,
+]
+
 const CASES: readonly Case[] = [
   {name: 'net-dnat-hit', why: 'DNAT only for clients in a hash:net set: 10.91.0.2 is in 10.91.0.0/24', d: netDnat([]), src: '10.91.0.2', expect: ALL, set: 'lis-clients', says: 'add lis-clients 10.91.0.0/24'},
   {name: 'net-dnat-nomatch', why: 'the same set with 10.91.0.3 as a nomatch entry: the most specific entry decides, no DNAT, the director resets the SYN to its own port 80', d: netDnat(['ipset add lis-clients 10.91.0.3 nomatch']), src: '10.91.0.3', expect: NOTHING, set: 'lis-clients', says: 'nomatch'},
@@ -106,6 +125,10 @@ const CASES: readonly Case[] = [
   {name: 'retnomatch-hit', why: '--return-nomatch: the nomatch entry 10.91.0.2 becomes a match, dropped', d: returnNomatch, src: '10.91.0.2', expect: NOTHING, set: 'lis-net', says: '--return-nomatch makes it a match'},
   {name: 'retnomatch-miss', why: '--return-nomatch: 10.91.0.3 is in a plain entry, which becomes no match: forwarded', d: returnNomatch, src: '10.91.0.3', expect: ALL, set: 'lis-net', says: '--return-nomatch makes a plain entry no match'},
   {name: 'iface-hit', why: 'hash:net,iface with src,src: 10.91.0.3 arriving on lisd0 is listed, dropped', d: iface, src: '10.91.0.3', expect: NOTHING, set: 'lis-ifn', says: 'add lis-ifn 10.91.0.3,lisd0'},
+  {name: 'loopback-hit', why: 'hash:ip,port,ip dst,dst,src holds the DNATed destination, its port and the client: masqueraded, so the realserver (no route to the clients) can answer', d: loopBack('10.91.0.2'), r: [], src: '10.91.0.2', expect: ALL, set: 'lis-lb', says: 'add lis-lb 10.92.0.10,tcp:8080,10.91.0.2'},
+  {name: 'loopback-miss', why: 'the same set holds the other client (third dimension): not masqueraded, the realserver cannot answer', d: loopBack('10.91.0.3'), r: [], src: '10.91.0.2', expect: NOTHING, set: 'lis-lb', says: 'does not hold 10.92.0.10,tcp:8080,10.91.0.2'},
+  {name: 'udp-hit', why: 'UDP to a hash:ip,port set holding VIP,udp:53: DNAT to the realserver', d: udpSvc('udp'), src: '10.91.0.2', port: 53, proto: 'udp', expect: ALL, set: 'lis-svc', says: 'holds 198.51.100.100,udp:53'},
+  {name: 'udp-other-proto', why: 'the set holds VIP,tcp:53: a UDP datagram to port 53 is not in it, no DNAT, the director answers port unreachable', d: udpSvc('tcp'), src: '10.91.0.2', port: 53, proto: 'udp', expect: NOTHING, set: 'lis-svc', says: 'does not hold 198.51.100.100,udp:53'},
   {name: 'iface-miss', why: 'the same set: 10.91.0.2 is listed only with lisd1, and arrives on lisd0', d: iface, src: '10.91.0.2', expect: ALL, set: 'lis-ifn', says: 'does not hold 10.91.0.2,lisd0'},
 ]
 
@@ -125,7 +148,7 @@ describe.skipIf(why !== undefined)('ipset: trace predicts the kernel from the se
       const d = hosts.find((h) => h.name === 'd')!
       expect(d.files, 'snapshot collects ipset-save.txt when a rule uses a set').toContain('ipset-save.txt')
       expect(d.ipsets?.sets.has(k.set)).toBe(true)
-      const r = traceConnection(hosts, {vip: parseEndpoint(s.client.connect)!, proto: 'tcp', client: parseIp(k.src)!, clientPort: CLIENT_PORT})
+      const r = traceConnection(hosts, {vip: parseEndpoint(s.client.connect)!, proto: k.proto ?? 'tcp', client: parseIp(k.src)!, clientPort: CLIENT_PORT})
       const text = renderTraceText(r)
       expect(r.connection, `${k.why}\n${text}`).toEqual(run.result)
       // decided from the sets, not assumed; the notes name the set and what decided
