@@ -14,7 +14,9 @@ import {flowPacket, type Endpoints} from './engine/packets.js'
 import {ctView, PACKET_ORDER, SERVER_PACKETS, type FlowPacket} from './engine/ctmodel.js'
 import {describeReplay, guessesOf, type Replay} from './engine/flows.js'
 import {acceptBeforeFirst} from './engine/stateful.js'
-import type {Decision} from './engine/firewall.js'
+import type {Decision, HookResult} from './engine/firewall.js'
+import type {RouteResult} from '../dataplane/routing.js'
+import type {Loc} from '../model/source.js'
 import {reachableFrom, selectorOf} from './engine/world.js'
 import {specTokens} from './engine/fix.js'
 import {listenerFor} from '../snapshot/parsers/sockets.js'
@@ -71,15 +73,24 @@ function outputCase(h: HostView, rs: IptablesRuleset, rule: IptRule): RuleFindin
   const deadRoute = rerouted && (rerouted.kind === 'unreachable' || rerouted.kind === 'blackhole' || rerouted.kind === 'prohibit' || rerouted.kind === 'none') ? rerouted : undefined
   if (localnet.value === 1 && masq && drops.length === 0 && !deadRoute) return undefined
   const problems: string[] = []
+  const ops: FixOp[] = []
+  const markLocs: Loc[] = []
   if (localnet.value !== 1) problems.push(`net.ipv4.conf.${dev === 'all' ? 'all' : `{all,${dev}}`}.route_localnet is ${localnet.lines.length ? '0' : 'not set (default 0)'}: the kernel will not route the 127.0.0.1 source out of ${dev === 'all' ? 'a real interface' : dev} and drops the SYN`)
   if (!masq) problems.push(`no SNAT/MASQUERADE in nat POSTROUTING rewrites the 127.0.0.1 source: ${formatIp(to)} could not answer it`)
   if (deadRoute) {
     const via = deadRoute.kind !== 'none' && deadRoute.rule && !/from all lookup (local|main|default)$/.test(deadRoute.rule.loc.text.trim()) ? ` (${deadRoute.rule.loc.text.trim()})` : ''
-    problems.push(`after the DNAT the kernel routes the SYN again (ip_route_me_harder)${natMark ? ` with mark 0x${natMark.toString(16)}` : ''} and finds ${deadRoute.kind === 'none' ? 'no route' : `a ${deadRoute.kind} route`} to ${formatIp(to)}${via}: it is dropped there (no command below changes that: the route or the rule that marks the packet has to)`)
+    const exempt = natMark ? exemptFromMark(h, out, rerouted, to, {dst: m.dst, dport: pkt.dport ?? 0, proto}) : undefined
+    problems.push(
+      `after the DNAT the kernel routes the SYN again (ip_route_me_harder)${natMark ? ` with mark 0x${natMark.toString(16)}` : ''} and finds ${deadRoute.kind === 'none' ? 'no route' : `a ${deadRoute.kind} route`} to ${formatIp(to)}${via}: it is dropped there ` +
+        (exempt ? `(${locRef(exempt.rule.loc)} sets that mark; without it the route is usable)` : '(no command below changes that: the route or the rule that marks the packet has to)'),
+    )
+    if (exempt) {
+      ops.push(...exempt.ops)
+      markLocs.push(exempt.rule.loc)
+    }
   }
   for (const d of drops) problems.push(`${describeReplay(d.replay)}${d.side === 'out' ? ` (filter OUTPUT sees the connection addressed to ${formatEndpoint({ip: to, port: toPort})})` : ` (filter INPUT sees the answers from ${formatEndpoint({ip: to, port: toPort})}, before the DNAT is undone)`}`)
-  const ops: FixOp[] = []
-  if (localnet.value !== 1) ops.push({kind: 'sysctl', key: `net.ipv4.conf.${dev === 'all' ? 'all' : dev.replace(/\./g, '/')}.route_localnet`, value: '1'})
+  if (localnet.value !== 1) ops.unshift({kind: 'sysctl', key: `net.ipv4.conf.${dev === 'all' ? 'all' : dev.replace(/\./g, '/')}.route_localnet`, value: '1'})
   if (!masq) {
     const d = post.runs.find((x) => x.table === 'nat')?.decision
     const s = {src: LOOPBACK, dst: {family: 4 as const, value: to.value, len: 32}, proto, dport: toPort}
@@ -94,10 +105,29 @@ function outputCase(h: HostView, rs: IptablesRuleset, rule: IptRule): RuleFindin
       problems.map((p) => `  ${p}`).join('\n') +
       (localnet.value === 1 && masq ? '' : `\nConnecting to the host's own LAN address instead of 127.0.0.1 works, because its source is then that address.`),
     ...(localnet.value === 1 && masq ? {title: "the host's own connections DNATed from 127/8 are dropped after the DNAT"} : {}),
-    evidence: [ev(rule.loc), ...localnet.lines.map((l) => ev(l.loc)), ...(masq ? [ev(masq.loc)] : []), ...(deadRoute ? routeEvidence(deadRoute).map((l) => ev(l)) : []), ...drops.map((d) => ev(d.decision.loc))],
+    evidence: [ev(rule.loc), ...localnet.lines.map((l) => ev(l.loc)), ...(masq ? [ev(masq.loc)] : []), ...(deadRoute ? routeEvidence(deadRoute).map((l) => ev(l)) : []), ...markLocs.map((l) => ev(l)), ...drops.map((d) => ev(d.decision.loc))],
     unverified: guessesOf(drops.map((d) => d.replay)),
     fix: {summary: `allow the loopback source to be routed out and masquerade it toward the backend${drops.length ? ', and accept the DNATed connection where the filter drops it' : ''}`, ops},
   })
+}
+
+/**
+ * The rule of the raw or mangle OUTPUT chain that gives the local connection the mark its DNAT is rerouted with,
+ * when the unmarked packet has a usable route: an ACCEPT for the connection just before it (the packet is not yet
+ * translated there: 127.0.0.1:port) ends that table for it, and the DNAT routes it unmarked.
+ */
+function exemptFromMark(h: HostView, out: HookResult, marked: RouteResult | undefined, to: IpAddr, pre: {dst: IpAddr; dport: number; proto: string}): {rule: IptRule; ops: FixOp[]} | undefined {
+  const plain = h.route({dst: to, src: LO})
+  if (!marked || plain?.kind !== 'unicast') return undefined
+  for (const run of out.runs) {
+    if (run.table !== 'raw' && run.table !== 'mangle') continue
+    const rule = run.result.trail.find((x) => x.target?.kind === 'MARK' || x.target?.kind === 'CONNMARK')
+    if (!rule) continue
+    const rs = h.fw!.rulesets.find((x) => x.tables.get(run.table)?.chains.get(rule.chain)?.rules.includes(rule))
+    if (!rs) return undefined
+    return {rule, ops: h.fw!.fixer.insertAt(rs, run.table, rule.chain, rule.index, `-d ${formatIp(pre.dst)}/32 -p ${pre.proto} -m ${pre.proto} --dport ${pre.dport} -j ACCEPT`)}
+  }
+  return undefined
 }
 
 /**

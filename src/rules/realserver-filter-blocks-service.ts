@@ -142,8 +142,9 @@ function legs(w: World): Leg[] {
   }
   for (const l of ownServiceLegs(w)) add(l)
   for (const fp of w.forwards) {
-    // a client that is the realserver itself (check --vip --client one of its addresses) does not come through the router
-    if (!fp.realserver.fw || w.client.fromSnapshot === fp.realserver) continue
+    // a client that is the realserver itself (check --vip --client one of its addresses) does not come through the
+    // router, and a client host that routes the VIP to the realserver is no router: the flow is the realserver's own
+    if (!fp.realserver.fw || w.client.fromSnapshot === fp.realserver || w.client.fromSnapshot === fp.host) continue
     // a port read off the router's rules (not asked about) that nothing listens on is no service of the realserver
     const ls = fp.realserver.snap.listeners
     if (!fp.hinted && ls && (fp.proto === 'tcp' || fp.proto === 'udp') && !listenerFor(ls, fp.proto, fp.vip, fp.port)) continue

@@ -131,11 +131,17 @@ describe('the host connects to 127.0.0.1 and nat OUTPUT DNATs it to a backend (l
     expect(commands(judge(hosts))).toEqual(commands(f))
   })
 
-  test('loc14-14: a mark set in raw OUTPUT sends the DNATed SYN to a blackhole when the DNAT routes it again; said with the policy rule, no command for it', () => {
-    const f = judge(load('loc14-14'), FROM_LO)
+  test('loc14-14: a mark set in raw OUTPUT sends the DNATed SYN to a blackhole when the DNAT routes it again: said with the policy rule and the MARK, and an ACCEPT before the MARK for the connection (still 127.0.0.1:80 there); trace --fix connects', async () => {
+    const hosts = load('loc14-14')
+    const f = judge(hosts, FROM_LO)
     expect(rules(f)).toEqual(['localhost-dnat@d'])
-    expect(f[0]!.message).toMatch(/routes the SYN again \(ip_route_me_harder\) with mark 0x1 and finds a blackhole route to 10\.1\.0\.10 \(101: from all fwmark 0x1 lookup 101\)/)
-    expect(f[0]!.evidence.map((e) => e.text)).toContain('101: from all fwmark 0x1 lookup 101')
+    expect(f[0]!.message).toMatch(/routes the SYN again \(ip_route_me_harder\) with mark 0x1 and finds a blackhole route to 10\.1\.0\.10 \(101: from all fwmark 0x1 lookup 101\): it is dropped there \(iptables-save\.txt:5 sets that mark; without it the route is usable\)/)
+    expect(f[0]!.evidence.map((e) => e.text)).toEqual(expect.arrayContaining(['101: from all fwmark 0x1 lookup 101', '-A OUTPUT -p tcp -j MARK --set-xmark 0x1/0xffffffff']))
+    expect(commands(f)[0]).toBe('iptables -t raw -I OUTPUT 1 -d 127.0.0.1/32 -p tcp -m tcp --dport 80 -j ACCEPT')
+    expect(connectionOk((await traceWithFixes(hosts, FROM_LO, f)).result.connection)).toBe(true)
+    // without the policy rule's blackhole the mark routes like no mark: that part is not said
+    const open = edit(hosts, 'd', 'ip-route.json', (t) => t.replace('{"type":"blackhole","dst":"default","table":"101","flags":[]},', ''))
+    expect(judge(open, FROM_LO).map((x) => x.message).join('\n')).not.toMatch(/ip_route_me_harder/)
   })
 })
 
@@ -158,5 +164,25 @@ describe('the host connects to a VIP it DNATs in nat OUTPUT (local-client-blocke
     expect(f[0]!.message).not.toMatch(/no route/)
     expect(commands(f)).toEqual(['iptables -t filter -A OUTPUT -d 10.1.0.10/32 -p tcp -m tcp --dport 8080 -j ACCEPT'])
     expect(connectionOk((await traceWithFixes(hosts, FROM_D, f)).result.connection)).toBe(true)
+  })
+})
+
+describe("answers marked in mangle OUTPUT and routed again to a dead route (route-drops-service)", () => {
+  test("mark-loc11-3 (a DNAT to the host's own 127.0.0.1:8080, mangle OUTPUT marks every TCP packet 0x1, fwmark 0x1 looks up a blackhole): the SYN/ACK is said dropped there, with an ACCEPT for the answers before the MARK; with the INPUT accept, trace --fix connects", async () => {
+    const hosts = load('mark-loc11-3')
+    const f = judge(hosts, TO_VIP)
+    expect(rules(f)).toEqual(['filter-blocks-vip@d', 'route-drops-service@d'])
+    const r = f.find((x) => x.rule === 'route-drops-service')!
+    expect(r.message).toMatch(/d's own service of TCP 198\.51\.100\.100:80 \(DNAT\) answers from 127\.0\.0\.1:8080 .*mangle OUTPUT marks them 0x1, iptables-save\.txt:8, and the kernel routes them again with that mark\): d looks them up to a blackhole route/)
+    expect(r.fix?.commands).toEqual(['iptables -t mangle -I OUTPUT 1 -s 127.0.0.1/32 -p tcp -m tcp --sport 8080 -j ACCEPT'])
+    expect(connectionOk((await traceWithFixes(hosts, TO_VIP, f)).result.connection)).toBe(true)
+    expect(judge(fixed(hosts, f), TO_VIP)).toEqual([])
+  })
+
+  test('quiet without the blackhole (table 101 then falls through to main), and without --vip the DNAT service is still followed', () => {
+    const hosts = load('mark-loc11-3')
+    const open = edit(hosts, 'd', 'ip-route.json', (t) => t.replace('{"type":"blackhole","dst":"default","table":"101","flags":[]},', ''))
+    expect(rules(judge(open, TO_VIP))).toEqual(['filter-blocks-vip@d'])
+    expect(rules(judge(hosts))).toContain('route-drops-service@d')
   })
 })
