@@ -26,7 +26,7 @@ export const meta: RuleMeta = {
   title: 'a router SNATs the direct answers of a DR/routed service, whose requests it never saw',
   severity: 'error',
   description:
-    "In LVS-DR, LVS-TUN and routed-VIP setups the realserver answers the client itself, from the VIP, and the answers may take another way than the requests. A router on the answers' way that SNATs or MASQUERADEs traffic toward the clients never saw the requests: its conntrack takes the answers for a new connection (every UDP answer; for TCP the first packet after the SYN/ACK, picked up mid-stream) and rewrites their source to its own address. The client drops answers that do not come from the VIP. Exempt the VIP's answers from that NAT rule, or let the requests pass the same router.",
+    "In LVS-DR, LVS-TUN and routed-VIP setups the realserver answers the client itself, from the VIP, and the answers may take another way than the requests. A router on the answers' way that SNATs or MASQUERADEs traffic toward the clients never saw the requests: its conntrack takes the answers for a new connection (every UDP answer; for TCP the first packet after the SYN/ACK, picked up mid-stream) and rewrites their source to its own address. The client drops answers that do not come from the VIP. Likewise a stateful router drops them: the SYN/ACK is INVALID there, and the later answers are NEW without being SYNs (or INVALID). Exempt the VIP's answers from that NAT rule and accept them before the state rules, or let the requests pass the same router.",
   sources: [
     'net/netfilter/nf_nat_core.c nf_nat_inet_fn (the nat table is consulted for the first packet of a new conntrack entry only)',
     'net/netfilter/nf_conntrack_proto_tcp.c (nf_conntrack_tcp_loose: a mid-stream packet starts a new entry)',
@@ -111,6 +111,22 @@ export default customRule(meta, (w) => {
           ops.push(...h.fw.fixer.acceptBefore(b.decision, {src: hostPrefix(d.vip), proto: d.proto, sport: d.port}))
         }
       }
+      // the answers after the SYN/ACK (UDP: the first answer): picked up mid-stream as NEW though they are no SYN
+      // (nf_conntrack_tcp_loose=1), or INVALID (loose=0); a FORWARD that accepts only SYNs as NEW (`! --syn -m
+      // conntrack --ctstate NEW -j DROP`), or only ESTABLISHED, drops them. (When the SYN/ACK is dropped already,
+      // its accept comes first; check's next round judges what is left.)
+      if (problems.length === 0) {
+        const later = received(h, flowPacket(e, 'RDATA'), {state: tcp && !loose ? 'INVALID' : 'NEW', iif: hop.iif})
+        const b = later.blocked
+        if (b) {
+          const how = tcp ? (loose ? 'picked up mid-stream as a NEW connection although they are no SYN (nf_conntrack_tcp_loose=1)' : 'INVALID (nf_conntrack_tcp_loose=0: no entry, no mid-stream pickup)') : 'a NEW connection each time the entry has expired, starting with the first'
+          problems.push(
+            `${h.name}'s conntrack never saw the requests, so the ${tcp ? 'answers after the SYN/ACK are' : 'answers are'} ${how}, and ${b.decision.verdict === 'REJECT' ? 'rejected' : 'dropped'} at ${b.hook.hook} by ${where(b.decision)}: ${tcp ? 'the connection opens, then stalls' : 'the client gets no answer'}`,
+          )
+          evidence.push(ev(b.decision.loc, h.name))
+          ops.push(...h.fw.fixer.acceptBefore(b.decision, {src: hostPrefix(d.vip), proto: d.proto, sport: d.port}))
+        }
+      }
       // NAT: UDP, every answer starts an entry; TCP, the first answer after the SYN/ACK is picked up mid-stream
       // (unless nf_conntrack_tcp_loose=0, when it is INVALID and never NATed)
       let natWord: string | undefined
@@ -141,7 +157,7 @@ export default customRule(meta, (w) => {
           evidence,
           fix: {
             summary:
-              `on ${h.name}, ${[problems.length > 1 || !natWord ? "accept the VIP's answers before the rule that drops them as INVALID" : '', natWord ? `exempt them from its ${natWord} (an accept in its nat POSTROUTING before the rule)` : ''].filter(Boolean).join(' and ')}; ` +
+              `on ${h.name}, ${[problems.length > 1 || !natWord ? "accept the VIP's answers before the rule that drops them" : '', natWord ? `exempt them from its ${natWord} (an accept in its nat POSTROUTING before the rule)` : ''].filter(Boolean).join(' and ')}; ` +
               `or route the requests through ${h.name} too, so that it sees both directions (the exemption helps only where the VIP is routable on the clients' side)`,
             ops,
           },

@@ -6,6 +6,10 @@ import {describe, expect, test} from 'vitest'
 import {parseEndpoint, parseIp} from '../../src/model/ip.js'
 import {traceConnection} from '../../src/services/trace.js'
 import {traceWithFixes} from '../../src/services/trace-command.js'
+import {readdirSync} from 'node:fs'
+import type {HostSnapshot} from '../../src/model/snapshot.js'
+import {runRules} from '../../src/rules/index.js'
+import {hostFromFiles, loadSnapshots} from '../../src/snapshot/store.js'
 import {editedScenario, findingsOf, loadScenario} from './helpers.js'
 
 const RULE = 'one-way-reply-snat'
@@ -66,3 +70,33 @@ describe('one-way-reply-snat: routers that see the requests, and routers that dr
     expect((await traceWithFixes(hosts, flow('192.0.2.100:80'), f)).result.connection).toEqual({connected: true, reply: true, closed: true})
   })
 })
+
+describe('one-way-reply-snat: a router that accepts only SYNs as new connections (kernel rnd12-14)', () => {
+  const DIR = 'fixtures/kernel-gaps/rnd12-14'
+  const kflow = {vip: parseEndpoint('198.51.100.100:80')!, proto: 'tcp' as const, client: parseIp('203.0.113.10')!, clientPort: 40000}
+  const load = () => loadSnapshots(readdirSync(DIR).filter((n) => /^[a-z]$/.test(n)).map((n) => `${DIR}/${n}`))
+
+  test('the answers after the SYN/ACK are NEW without SYN there and dropped: found on g with the accept; trace agrees, and with all the fixes connects', async () => {
+    const hosts = load()
+    const before = traceConnection(hosts, kflow)
+    expect(before.connection.connected).toBe(false)
+    const all = runRules({hosts, flows: [kflow]})
+    const f = all.filter((x) => x.rule === RULE)
+    expect(f.map((x) => x.host)).toEqual(['g'])
+    expect(f[0]!.message).toMatch(/picked up mid-stream as a NEW connection although they are no SYN .* dropped at FORWARD by rule 1 of filter FORWARD/)
+    expect(f[0]!.fix?.commands).toEqual(['iptables -t filter -I FORWARD 1 -s 198.51.100.100/32 -p tcp -m tcp --sport 80 -j ACCEPT'])
+    // the kernel, with check's FORWARD fix on d alone, connected and stalled: that was the gap
+    expect((await traceWithFixes(hosts, kflow, all)).result.connection).toEqual({connected: true, reply: true, closed: true})
+  })
+
+  test('quiet with nf_conntrack_tcp_loose=0 on g: the answers are INVALID there, which the rule dropping NEW non-SYNs does not match (and g drops no INVALID)', () => {
+    const hosts = load().map((h) => (h.name === 'g' ? edited(h, 'sysctl.txt', (t) => t.replace(/net\.netfilter\.nf_conntrack_tcp_loose = 1/, 'net.netfilter.nf_conntrack_tcp_loose = 0')) : h))
+    expect(runRules({hosts, flows: [kflow]}).filter((x) => x.rule === RULE)).toEqual([])
+  })
+})
+
+function edited(h: HostSnapshot, file: string, f: (t: string) => string): HostSnapshot {
+  const raw = new Map(h.raw)
+  raw.set(file, f(raw.get(file)!))
+  return hostFromFiles(h.name, h.source, raw)
+}
