@@ -5,12 +5,14 @@
 import {formatIp, hostPrefix, type IpAddr} from '../model/ip.js'
 import type {Evidence} from '../model/finding.js'
 import {serviceRule, finding, unverifiedFinding} from './engine/helpers.js'
-import {ev, locRefs, UNKNOWN_IF, type HostView} from './engine/host.js'
+import {ev, locRef, locRefs, UNKNOWN_IF, type HostView} from './engine/host.js'
 import {conntrackOnBreaks} from './engine/vs-conntrack.js'
-import {backendOutcome, ipvsKnobs, ipvsViewOf} from './engine/flows.js'
+import {backendOutcome, ipvsKnobs, ipvsViewOf, params, requestIn} from './engine/flows.js'
 import {hookByDstClass} from './engine/path.js'
 import {addrClass, type Scope} from './engine/classes.js'
-import {selectorSpec, type HookResult} from './engine/firewall.js'
+import {binaryOf, selectorSpec, type HookResult} from './engine/firewall.js'
+import type {IptRule} from '../model/iptables.js'
+import {nftRuleOf, shadowOf} from './engine/nft-view.js'
 import {routeEvidence} from '../dataplane/routing.js'
 import {describeBackend, describeService, type Backend, type LbService, type World} from './engine/world.js'
 import type {FixOp} from './engine/fix.js'
@@ -59,6 +61,38 @@ function postrouting(svc: LbService, w: World, b: Backend, prev: {key: PostKey; 
   const ipvs = svc.kind === 'ipvs' ? ipvsViewOf(svc, probe, b) : undefined
   const post = hookByDstClass(h, 'POSTROUTING', {src: w.client.ip, sport: w.client.port, dst: b.ip, dport, proto: svc.proto, mark}, 'SYN', {state: 'NEW', dir: 'ORIGINAL', ctMark, oif, ...(ipvs ? {ipvs} : {})}, true)
   return {key: {cls, dport, mark, ctMark, oif}, post}
+}
+
+/**
+ * The raw rule that takes the client's packets to an IPVS service out of connection tracking (NOTRACK, CT
+ * --notrack, nft notrack), if one does. IPVS balances untracked packets (its own connection table), but nat
+ * POSTROUTING is consulted only for tracked ones: a SNAT/MASQUERADE for the balanced connections never applies.
+ * (A DNAT service with such a rule is dnat-untracked's: its DNAT does not happen either.)
+ */
+function untrackedBy(svc: LbService, w: World): IptRule | undefined {
+  const h = svc.host
+  const probe = svc.probes[0]
+  if (!h.fw || !probe || svc.kind !== 'ipvs') return undefined
+  const r = requestIn(svc, w, probe, 'SYN', params(ipvsKnobs(h), 'masq', svc.proto), 'NEW')
+  const pre = r.result.hooks.find((hk) => hk.hook === 'PREROUTING')
+  if (!pre?.notrack) return undefined
+  let notrack: IptRule | undefined
+  for (const run of pre.runs) {
+    if (run.table !== 'raw') continue
+    for (const x of run.result.trail) if (x.target?.kind === 'NOTRACK' || (x.target?.kind === 'CT' && x.target.notrack)) notrack = x
+  }
+  return notrack
+}
+
+/** An exemption of the service's packets before the NOTRACK (an ACCEPT ends the raw chain): iptables rulesets only. */
+function exemptFromNotrack(svc: LbService, notrack: IptRule): FixOp[] {
+  const h = svc.host
+  const rs = h.fw?.rulesets.find((x) => x.tables.get('raw')?.chains.get(notrack.chain)?.rules.includes(notrack))
+  const probe = svc.probes[0]
+  if (!rs || nftRuleOf(rs, notrack) || shadowOf(rs) || !probe?.dst) return []
+  const chainLen = rs.tables.get('raw')?.chains.get(notrack.chain)?.rules.length ?? 0
+  const spec = [...selectorSpec({dst: hostPrefix(probe.dst), proto: svc.proto, dport: probe.dport}), '-j', 'ACCEPT'].join(' ')
+  return [{kind: 'ipt', bin: binaryOf(rs), table: 'raw', chain: notrack.chain, op: 'I', pos: notrack.index, chainLen, spec}]
 }
 
 /** The kernel's default policy rules say nothing an engineer has to look at. */
@@ -123,12 +157,13 @@ export default serviceRule(
     const descs: (string | undefined)[] = new Array(nat.length)
     const desc = (i: number) => (descs[i] ??= describeBackend(nat[i]!))
     let prev: ReturnType<typeof postrouting>
+    const notrack = untrackedBy(svc, w)
     for (let i = 0; i < nat.length; i++) {
       const b = nat[i]!
       prev = postrouting(svc, w, b, prev)
       const post = prev?.post
       const snat = post?.nat && (post.nat.kind === 'SNAT' || post.nat.kind === 'MASQUERADE')
-      if (snat && (svc.kind === 'dnat' || k.vsConntrack)) {
+      if (snat && (svc.kind === 'dnat' || k.vsConntrack) && !notrack) {
         // the replies go to the address the director masquerades to: a realserver whose policy routing sends
         // those elsewhere too (a rule `from` its own subnet to another gateway) still answers around the director
         const to = post!.nat!.kind === 'SNAT' ? post!.nat!.to?.ip : h.sourceFor(b.ip)
@@ -176,6 +211,8 @@ export default serviceRule(
         else ops.push({kind: 'cmd', text: `iptables -t nat -A POSTROUTING ${[...selectorSpec(sel), '-j', 'MASQUERADE'].join(' ')}`})
       }
       if (needsCt) ops.push({kind: 'sysctl', key: 'net.ipv4.vs.conntrack', value: '1'})
+      // the masquerading applies only to tracked packets: the service's packets out of the NOTRACK first
+      if (notrack && bypass.some((x) => !x.masqNoHelp)) ops.push(...exemptFromNotrack(svc, notrack))
     }
     const gw = h.sourceFor(bypass[0]!.b.ip)
     const route = `make ${h.name} the realservers' gateway for client traffic (on each realserver: ip route replace default via ${gw ? formatIp(gw) : `<${h.name}'s address>`})`
@@ -193,17 +230,17 @@ export default serviceRule(
         bypass.map((x) => `  ${describeBackend(x.b)} on ${x.b.owner!.name}: ${x.reason}` + (x.masqNoHelp ? `\n    masquerading on ${h.name} would not bring them back: their replies to ${h.name}'s address ${formatIp(x.masqNoHelp.to)} go astray too (${x.masqNoHelp.reason})` : '')).join('\n') +
         (snatBypass.length ? '\n' + snatBypass.map((x) => snatLine(h, x)).join('\n') : '') +
         (snatting.length && needsCt ? `\nThe masquerading is there (${existing}), but with net.ipv4.vs.conntrack=0 IPVS packets never meet the nat table.` : '') +
+        (notrack ? `\n${locRef(notrack.loc)} takes the client's packets out of connection tracking: IPVS balances them all the same, but nat POSTROUTING is consulted only for tracked packets, so no masquerading${snatting.length ? ` (${existing} is there)` : ''} applies to these connections until that rule spares them.` : '') +
         (breaks.length ? `\nnet.ipv4.vs.conntrack=1 is not the way out here: it applies to the whole director and would break\n${breaks.map((x) => `  ${x}`).join('\n')}` : ''),
-      evidence: [ev(svc.loc), ...bypass.flatMap((x) => [ev(x.b.loc), ...x.evidence]), ...snatting.map((d) => ev(d.loc)), ...snatBypass.flatMap((x) => [ev(x.b.loc), ev(x.post.nat!.decision.loc), ...x.evidence]), ...(svc.kind === 'ipvs' ? k.evidence.filter((e) => e.text.startsWith('net.ipv4.vs.')) : [])],
+      evidence: [ev(svc.loc), ...bypass.flatMap((x) => [ev(x.b.loc), ...x.evidence]), ...snatting.map((d) => ev(d.loc)), ...(notrack ? [ev(notrack.loc)] : []), ...snatBypass.flatMap((x) => [ev(x.b.loc), ev(x.post.nat!.decision.loc), ...x.evidence]), ...(svc.kind === 'ipvs' ? k.evidence.filter((e) => e.text.startsWith('net.ipv4.vs.')) : [])],
       unverified: unknown,
       fix: {
         summary:
           astray.length === bypass.length
             ? // no command: masquerading would not help, and the realservers' policy routing decides before their main table
               `${routingFix(h, [...astray.map((x) => ({b: x.b, to: x.masqNoHelp!.to})), ...snatBypass])}, then masquerade the balanced connections on ${h.name}; or route the realservers' replies to the clients through ${h.name}, policy routing included (a rule that picks another table decides before the main table's default route)`
-            : astray.length || snatBypass.length
-              ? `${summary}; and ${routingFix(h, [...astray.map((x) => ({b: x.b, to: x.masqNoHelp!.to})), ...snatBypass])}`
-              : summary,
+            : (astray.length || snatBypass.length ? `${summary}; and ${routingFix(h, [...astray.map((x) => ({b: x.b, to: x.masqNoHelp!.to})), ...snatBypass])}` : summary) +
+              (notrack ? `; masquerading needs tracked packets: spare the service from ${locRef(notrack.loc)} (an ACCEPT before it in the raw table ends the chain there)` : ''),
         ops,
       },
     })
