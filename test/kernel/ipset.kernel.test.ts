@@ -112,6 +112,18 @@ const udpSvc = (proto: string) => [
   `iptables -t nat -A PREROUTING -p udp -m set --match-set lis-svc dst,dst -j DNAT --to-destination 10.92.0.10:8080`,
 ]
 
+// hash:ip with netmask 24 (an entry stands for its /24) and a bitmap:ip inside a list:set
+const masked = (entry: string) => [
+  'ipset create lis-m hash:ip netmask 24',
+  `ipset add lis-m ${entry}`,
+  'ipset create lis-bm bitmap:ip range 10.80.0.0/16',
+  'ipset add lis-bm 10.80.0.1',
+  'ipset create lis-ml list:set',
+  'ipset add lis-ml lis-bm',
+  'ipset add lis-ml lis-m',
+  `iptables -t nat -A PREROUTING -m set --match-set lis-ml src ${DNAT}`,
+]
+
 const CASES: readonly Case[] = [
   {name: 'net-dnat-hit', why: 'DNAT only for clients in a hash:net set: 10.91.0.2 is in 10.91.0.0/24', d: netDnat([]), src: '10.91.0.2', expect: ALL, set: 'lis-clients', says: 'add lis-clients 10.91.0.0/24'},
   {name: 'net-dnat-nomatch', why: 'the same set with 10.91.0.3 as a nomatch entry: the most specific entry decides, no DNAT, the director resets the SYN to its own port 80', d: netDnat(['ipset add lis-clients 10.91.0.3 nomatch']), src: '10.91.0.3', expect: NOTHING, set: 'lis-clients', says: 'nomatch'},
@@ -129,6 +141,8 @@ const CASES: readonly Case[] = [
   {name: 'loopback-miss', why: 'the same set holds the other client (third dimension): not masqueraded, the realserver cannot answer', d: loopBack('10.91.0.3'), r: [], src: '10.91.0.2', expect: NOTHING, set: 'lis-lb', says: 'does not hold 10.92.0.10,tcp:8080,10.91.0.2'},
   {name: 'udp-hit', why: 'UDP to a hash:ip,port set holding VIP,udp:53: DNAT to the realserver', d: udpSvc('udp'), src: '10.91.0.2', port: 53, proto: 'udp', expect: ALL, set: 'lis-svc', says: 'holds 198.51.100.100,udp:53'},
   {name: 'udp-other-proto', why: 'the set holds VIP,tcp:53: a UDP datagram to port 53 is not in it, no DNAT, the director answers port unreachable', d: udpSvc('tcp'), src: '10.91.0.2', port: 53, proto: 'udp', expect: NOTHING, set: 'lis-svc', says: 'does not hold 198.51.100.100,udp:53'},
+  {name: 'netmask-hit', why: 'hash:ip netmask 24 (inside a list:set after a bitmap:ip): the entry 10.91.0.77 stands for 10.91.0.0/24, which holds 10.91.0.2: DNAT', d: masked('10.91.0.77'), src: '10.91.0.2', expect: ALL, set: 'lis-ml', says: 'member lis-m (hash:ip) holds 10.91.0.2'},
+  {name: 'netmask-miss', why: 'the same with the entry 10.90.0.77 (10.90.0.0/24): no DNAT, reset', d: masked('10.90.0.77'), src: '10.91.0.2', expect: NOTHING, set: 'lis-ml', says: 'no member of lis-ml'},
   {name: 'iface-miss', why: 'the same set: 10.91.0.2 is listed only with lisd1, and arrives on lisd0', d: iface, src: '10.91.0.2', expect: ALL, set: 'lis-ifn', says: 'does not hold 10.91.0.2,lisd0'},
 ]
 
