@@ -32,6 +32,7 @@ import conntrackTableFull from './conntrack-table-full.js'
 import healthCheckBlocked from './health-check-blocked.js'
 import localClientBlocked from './local-client-blocked.js'
 import routeDropsService from './route-drops-service.js'
+import backendNotListening from './backend-not-listening.js'
 
 export const RULES: readonly Rule[] = [
   drStatefulFilter,
@@ -64,6 +65,7 @@ export const RULES: readonly Rule[] = [
   healthCheckBlocked,
   localClientBlocked,
   routeDropsService,
+  backendNotListening,
 ]
 
 export function ruleById(id: string, rules: readonly Rule[] = RULES): Rule | undefined {
