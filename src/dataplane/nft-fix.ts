@@ -253,15 +253,35 @@ function ruleIndexes(doc: Doc, family: string, table: string, chain: string): nu
   return out
 }
 
-function nextHandle(doc: Doc, family: string, table: string): number {
+/**
+ * The copy's record of the highest handle the table has given (a key of the table object that the JSON reader
+ * ignores): the kernel's per-table handle counter (table->hgenerator, shared by its chains, rules, sets and
+ * objects: nf_tables_alloc_handle) never goes back, so a rule deleted from the end of a table does not give its
+ * handle to the next object.
+ */
+const HGEN = 'lvsdoctor_handles_given'
+
+function highestHandle(doc: Doc, family: string, table: string): number {
   let max = 0
   for (const o of doc.items) {
+    const t = obj(o, 'table')
+    if (t && t.family === family && t.name === table && typeof t[HGEN] === 'number') max = Math.max(max, t[HGEN] as number)
     for (const k of ['rule', 'chain', 'set', 'map']) {
       const x = obj(o, k)
-      if (x && x.family === family && (x.table === table || k === 'table') && typeof x.handle === 'number') max = Math.max(max, x.handle)
+      if (x && x.family === family && x.table === table && typeof x.handle === 'number') max = Math.max(max, x.handle)
     }
   }
-  return max + 1
+  return max
+}
+
+/** Keeps the table's highest handle given before an object leaves the copy (see HGEN). */
+function rememberHandles(doc: Doc, family: string, table: string): void {
+  const t = doc.items.map((o) => obj(o, 'table')).find((x) => x?.family === family && x.name === table)
+  if (t) t[HGEN] = highestHandle(doc, family, table)
+}
+
+function nextHandle(doc: Doc, family: string, table: string): number {
+  return highestHandle(doc, family, table) + 1
 }
 
 /** The statements of an existing rule, as printed and as JSON (for replace to keep what it does not change). */
@@ -399,7 +419,9 @@ export function editNftRuleset(text: string | undefined, argv: readonly string[]
     }
     case 'delete': {
       if (rest[0] !== 'handle') throw new NftFixError('nft delete rule needs "handle N"')
-      doc.items.splice(byHandle(rest[1], 'handle'), 1)
+      const at = byHandle(rest[1], 'handle')
+      rememberHandles(doc, family, table)
+      doc.items.splice(at, 1)
       return save()
     }
   }
