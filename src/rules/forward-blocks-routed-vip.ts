@@ -13,6 +13,7 @@ import {describeForward, type ForwardPath} from './engine/forward.js'
 import {CLIENT_PACKETS, SERVER_PACKETS, PACKET_ORDER, type FlowPacket} from './engine/ctmodel.js'
 import type {Decision, PacketSelector} from './engine/firewall.js'
 import {acceptBeforeFirst} from './engine/stateful.js'
+import {shadowOf} from './engine/nft-view.js'
 import type {CtState, IptRule} from '../model/iptables.js'
 import type {RuleFinding, RuleMeta} from './types.js'
 
@@ -98,9 +99,9 @@ function blocks(r: Replay): boolean {
   return h === 'FORWARD' || h === 'PREROUTING'
 }
 
-/** A PREROUTING decision of a rule that tests the conntrack state in the raw place (before conntrack). */
+/** A PREROUTING decision of an nft rule that tests the conntrack state before conntrack (the nft fixer moves it). */
 function beforeConntrack(d: Decision): boolean {
-  return d.table === 'raw' && !!d.rule?.matches.some((m) => m.kind === 'ctstate')
+  return d.table === 'raw' && !!shadowOf(d.ruleset) && !!d.rule?.matches.some((m) => m.kind === 'ctstate')
 }
 
 function check(fp: ForwardPath): RuleFinding | undefined {
@@ -142,6 +143,8 @@ function check(fp: ForwardPath): RuleFinding | undefined {
   const sides = new Set(blocked.map((b) => b.side))
   const slip = sides.has('in') ? acceptsRealserver(fp) : undefined
   const early = blocked.find((b) => b.replay.result.blocked?.hook.hook === 'PREROUTING')
+  // the drops an accept fixes (not a conntrack-state rule before conntrack: that one is moved)
+  const plain = blocked.filter((b) => !(b.replay.result.blocked?.hook.hook === 'PREROUTING' && beforeConntrack(b.decision)))
   return finding(meta, h.name, {
     severity: guesses.length || assumed.length ? 'info' : meant ? undefined : 'warning',
     message:
@@ -157,9 +160,15 @@ function check(fp: ForwardPath): RuleFinding | undefined {
     evidence: [...fp.routeEvidence, ev(fp.vipLoc, fp.realserver.name), ...(through ? fp.ret.evidence : []), ...(accepting ? [ev(accepting.loc)] : []), ...(slip ? [ev(slip.loc)] : []), ...blocked.map((b) => ev(b.decision.loc))],
     unverified: [...guesses, ...assumed.map((b) => `${locRef(b.decision.loc)} has a match the snapshot cannot decide; assumed to match`)],
     fix: {
-      summary:
-        `accept the routed VIP's packets statelessly in ${h.name}'s FORWARD chain before the rules that drop them: ` +
-        [sides.has('in') ? `the client's packets to ${vip}` : '', sides.has('out') ? `the replies from ${vip}` : ''].filter(Boolean).join(' and '),
+      summary: [
+        early && beforeConntrack(early.decision) ? `move ${locRef(early.decision.loc)} after conntrack (a chain of its table at priority -150, where packets have their real state)` : '',
+        plain.length
+          ? `accept the routed VIP's packets statelessly in ${h.name}'s ${plain.some((b) => b.replay.result.blocked?.hook.hook === 'FORWARD') ? 'FORWARD chain' : 'firewall'} before the rules that drop them: ` +
+            [plain.some((b) => b.side === 'in') ? `the client's packets to ${vip}` : '', plain.some((b) => b.side === 'out') ? `the replies from ${vip}` : ''].filter(Boolean).join(' and ')
+          : '',
+      ]
+        .filter(Boolean)
+        .join('; '),
       ops,
     },
   })

@@ -79,6 +79,7 @@ describe('`ct state invalid drop` in a chain before conntrack drops every packet
     const c = check(hosts)
     const f = c.findings.find((x) => x.rule === 'forward-blocks-routed-vip')!
     expect(f.message).toMatch(/before conntrack/)
+    expect(f.fix!.summary).toMatch(/^move nft rule inet lk9_early_raw prerouting handle 2 after conntrack/)
     expect(f.evidence.some((e) => /inet lk9_early_raw prerouting: ct state invalid drop # handle 2/.test(e.text))).toBe(true)
     expect(f.fix!.commands).toEqual([
       'nft delete rule inet lk9_early_raw prerouting handle 2',
