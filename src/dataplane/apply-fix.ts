@@ -60,9 +60,53 @@ function quoteWord(w: string): string {
 
 class FixError extends Error {}
 
+/**
+ * The copy's files. A dump's lines are split once and edited in place by every iptables command, and joined once
+ * at the end: a check with hundreds of fix commands on a 100,000-rule dump would otherwise split and join the whole
+ * file for each (minutes).
+ */
+class Files {
+  private readonly text: Map<string, string>
+  private readonly lines = new Map<string, string[]>()
+  constructor(raw: ReadonlyMap<string, string>) {
+    this.text = new Map(raw)
+  }
+  get(name: string): string | undefined {
+    this.flush(name)
+    return this.text.get(name)
+  }
+  set(name: string, value: string): void {
+    this.lines.delete(name)
+    this.text.set(name, value)
+  }
+  has(name: string): boolean {
+    return this.lines.has(name) || this.text.has(name)
+  }
+  /** the file's lines (without the empty one after the last newline), to edit in place */
+  linesOf(name: string): string[] {
+    let l = this.lines.get(name)
+    if (!l) {
+      l = (this.text.get(name) ?? '').split('\n')
+      if (l.at(-1) === '') l.pop()
+      this.lines.set(name, l)
+    }
+    return l
+  }
+  private flush(name: string): void {
+    const l = this.lines.get(name)
+    if (!l) return
+    this.text.set(name, l.join('\n') + '\n')
+    this.lines.delete(name)
+  }
+  toMap(): Map<string, string> {
+    for (const name of [...this.lines.keys()]) this.flush(name)
+    return this.text
+  }
+}
+
 /** Applies `commands` to a copy of `host`'s raw files; returns the re-loaded copy and what happened. */
 export function applyFixes(host: HostSnapshot, commands: readonly string[]): {host: HostSnapshot; outcomes: FixOutcome[]} {
-  const files = new Map<string, string>(host.raw)
+  const files = new Files(host.raw)
   const outcomes: FixOutcome[] = []
   for (const command of commands) {
     try {
@@ -74,7 +118,7 @@ export function applyFixes(host: HostSnapshot, commands: readonly string[]): {ho
     }
   }
   if (host.manifest && !files.has('manifest.json')) files.set('manifest.json', JSON.stringify(host.manifest))
-  const copy = hostFromFiles(host.name, `${host.source} (fixed copy)`, files)
+  const copy = hostFromFiles(host.name, `${host.source} (fixed copy)`, files.toMap())
   if (host.capturePath) copy.capturePath = host.capturePath
   if (!host.roleInferred) {
     copy.role = host.role
@@ -83,7 +127,7 @@ export function applyFixes(host: HostSnapshot, commands: readonly string[]): {ho
   return {host: copy, outcomes}
 }
 
-function applyOne(files: Map<string, string>, command: string): void {
+function applyOne(files: Files, command: string): void {
   let argv = splitWords(command.trim())
   if (argv[0] === 'sudo') argv = argv.slice(1)
   const tool = (argv[0] ?? '').replace(/^.*\//, '')
@@ -157,7 +201,7 @@ function chainDeclared(lines: string[], span: TableSpan, chain: string): number 
   return -1
 }
 
-function editIptables(files: Map<string, string>, file: string, args: string[]): void {
+function editIptables(files: Files, file: string, args: string[]): void {
   let table = 'filter'
   const rest: string[] = []
   for (let i = 0; i < args.length; i++) {
@@ -172,16 +216,26 @@ function editIptables(files: Map<string, string>, file: string, args: string[]):
   const op = rest[0]
   const chain = rest[1]
   if (!op || !chain) throw new FixError('iptables needs a command (-I, -A, -D, -R, -P, -N) and a chain')
-  const text = files.get(file) ?? ''
-  const lines = text.split('\n')
-  if (lines.at(-1) === '') lines.pop()
+  const lines = files.linesOf(file)
   let span = findTable(lines, table)
+  let created = 0
   if (!span) {
     // the table is not in the dump yet: iptables would create it with its builtin chains
     const add = [`*${table}`, ...BUILTIN[table]!.map((c) => `:${c} ACCEPT [0:0]`), 'COMMIT']
     lines.push(...add)
+    created = add.length
     span = {start: lines.length - add.length, commit: lines.length - 1}
   }
+  try {
+    editTable(lines, span, table, op, chain, rest, file)
+  } catch (e) {
+    // a command that cannot be applied leaves the file as it was (the lines are edited in place)
+    if (created) lines.splice(span.start, created)
+    throw e
+  }
+}
+
+function editTable(lines: string[], span: TableSpan, table: string, op: string, chain: string, rest: string[], file: string): void {
   const isBuiltin = BUILTIN[table]!.includes(chain)
   if (op !== '-N' && op !== '--new-chain' && !isBuiltin && chainDeclared(lines, span, chain) < 0) {
     throw new FixError(`chain ${chain} does not exist in table ${table} of ${file}`)
@@ -259,7 +313,6 @@ function editIptables(files: Map<string, string>, file: string, args: string[]):
     default:
       throw new FixError(`iptables ${op} is not applied by trace --fix (only -I, -A, -D, -R, -P, -N, -F)`)
   }
-  files.set(file, lines.join('\n') + '\n')
 }
 
 /** iptables-save adds `-m tcp`/`-m udp` for --dport/--sport; compare rules without those implicit parts. */
@@ -273,7 +326,7 @@ function normalizeRule(r: string): string {
 // -----------------------------------------------------------------------------------------------------
 // sysctl
 
-function editSysctl(files: Map<string, string>, args: string[]): void {
+function editSysctl(files: Files, args: string[]): void {
   const assigns = args.filter((a) => !a.startsWith('-'))
   if (!args.includes('-w') && !args.includes('--write') && !assigns.every((a) => a.includes('='))) throw new FixError('sysctl needs -w key=value')
   if (assigns.length === 0) throw new FixError('sysctl -w needs key=value')
@@ -303,7 +356,7 @@ function editSysctl(files: Map<string, string>, args: string[]): void {
 // -----------------------------------------------------------------------------------------------------
 // ip route
 
-function editIp(files: Map<string, string>, args: string[]): void {
+function editIp(files: Files, args: string[]): void {
   let a = args.filter((w) => w !== '-4')
   const obj = a[0]
   if (obj === 'addr' || obj === 'address' || obj === 'a') return editIpAddr(files, a.slice(1))
@@ -368,7 +421,7 @@ function editIp(files: Map<string, string>, args: string[]): void {
 // fib_add_ifaddr adds with it: a local route in table local (scope host, src the address) and, for a prefix
 // shorter than the host's, the subnet's route in main (proto kernel, scope link, src the address). IPv4 only.
 
-function jsonList(files: Map<string, string>, name: string): Record<string, unknown>[] {
+function jsonList(files: Files, name: string): Record<string, unknown>[] {
   const raw = files.get(name)
   if (raw === undefined || raw.trim() === '') return []
   try {
@@ -380,7 +433,7 @@ function jsonList(files: Map<string, string>, name: string): Record<string, unkn
   throw new FixError(`${name} of the snapshot is not valid JSON`)
 }
 
-function editIpAddr(files: Map<string, string>, a: string[]): void {
+function editIpAddr(files: Files, a: string[]): void {
   const verb = a[0]
   const add = verb === 'add' || verb === 'a'
   if (!add && verb !== 'del' && verb !== 'delete' && verb !== 'd') throw new FixError(`ip addr ${verb ?? ''} is not applied by trace --fix (only add and del)`)
@@ -431,7 +484,7 @@ function networkOf(ip: string, len: number): string {
 // -----------------------------------------------------------------------------------------------------
 // ipvsadm (-Sn lines: `-A -t VIP:PORT -s SCHED [-p T]` and `-a -t VIP:PORT -r RIP:PORT -g|-m|-i -w W`)
 
-function editIpvsadm(files: Map<string, string>, args: string[]): void {
+function editIpvsadm(files: Files, args: string[]): void {
   const op = args[0]
   if (!op) throw new FixError('ipvsadm needs a command')
   const svcOpt = args.findIndex((w) => ['-t', '-u', '-f', '--tcp-service', '--udp-service', '--fwmark-service'].includes(w))

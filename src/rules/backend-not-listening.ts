@@ -8,7 +8,7 @@
 // persistent fwmark service: the client's port); LVS-DR and TUN, the VIP and the service port unchanged. The
 // realserver's own PREROUTING is followed (a REDIRECT moves the port; a DNAT to a container publishes it and is
 // not judged here, as health-check-blocked does).
-import {formatEndpoint, formatIp, ipEquals, type IpAddr} from '../model/ip.js'
+import {formatEndpoint, formatIp, type IpAddr} from '../model/ip.js'
 import type {Evidence} from '../model/finding.js'
 import {listenerFor} from '../snapshot/parsers/sockets.js'
 import {finding, serviceRule} from './engine/helpers.js'
@@ -48,6 +48,8 @@ export default serviceRule(
       const rs = b.owner
       const ls = rs?.snap.listeners
       if (!rs || !ls || b.local) continue
+      // a quiesced destination (weight 0: drained, keepalived's inhibit_on_failure) gets no new connections
+      if (b.weight === 0) continue
       // a DR/TUN destination written with another port is dr-port-mismatch's
       if ((b.method === 'route' || b.method === 'tunnel') && (writtenPort(b.loc) ?? b.port) !== svc.port) continue
       if (b.method !== 'masq' && b.method !== 'dnat' && b.method !== 'route' && b.method !== 'tunnel') continue
@@ -70,16 +72,12 @@ export default serviceRule(
         const port = local.dport ?? dport
         if (listenerFor(ls, svc.proto, at, port)) continue
         const samePort = ls.filter((l) => l.proto === svc.proto && l.port === port)
-        const sameAddr = ls.filter((l) => l.proto === svc.proto && l.port !== port && (!l.addr || ipEquals(l.addr, at)))
-        const why: string[] = []
-        if (samePort.length) why.push(`port ${port} is open on ${samePort.map((l) => (l.addr ? formatIp(l.addr) : '*')).join(', ')} only`)
-        if (sameAddr.length && !direct && sameAddr.length <= 4) why.push(`${rs.name} listens on ${sameAddr.map((l) => `${l.addr ? formatIp(l.addr) : '*'}:${l.port}`).join(', ')}`)
-        lines.push(`  ${describeBackend(b)}: the connections arrive at ${formatEndpoint({ip: at, port})} on ${rs.name}, where no ${svc.proto.toUpperCase()} socket listens${why.length ? ` (${why.join('; ')})` : ''}`)
-        evidence.push(ev(b.loc), ...[...samePort, ...sameAddr].slice(0, 6).map((l) => ev(l.loc, rs.name)))
+        const where = (l: (typeof ls)[number]) => (l.addr ? formatIp(l.addr) : l.family === 6 ? '[::] (IPv6 only)' : '*')
+        lines.push(`  ${describeBackend(b)}: the connections arrive at ${formatEndpoint({ip: at, port})} on ${rs.name}, where no ${svc.proto.toUpperCase()} socket listens${samePort.length ? ` (port ${port} is open on ${samePort.map(where).join(', ')} only)` : ''}`)
+        evidence.push(ev(b.loc), ...samePort.slice(0, 6).map((l) => ev(l.loc, rs.name)))
         if (samePort.some((l) => l.addr && ['127.0.0.1', '::1'].includes(formatIp(l.addr)))) hints.push(`on ${rs.name}, the daemon is bound to the loopback address: let it listen on ${formatIp(at)} or on 0.0.0.0`)
         else if (samePort.length) hints.push(`on ${rs.name}, let the daemon listen on ${formatIp(at)} too (or on 0.0.0.0)${direct ? ': an LVS-DR/TUN realserver receives the packets for the VIP' : ''}`)
-        else if (sameAddr.length && !direct && sameAddr.length <= 4) hints.push(`point the balancer at the port ${rs.name} serves (${sameAddr.map((l) => l.port).join(' or ')}), or make the daemon listen on ${port}`)
-        else hints.push(`start the service on ${rs.name} (listening on ${formatEndpoint({ip: at, port})} or on 0.0.0.0:${port})`)
+        else hints.push(`start the service on ${rs.name} (listening on ${formatEndpoint({ip: at, port})} or on 0.0.0.0:${port}), or point the balancer at the port it serves`)
       }
     }
     if (lines.length === 0) return undefined

@@ -2,15 +2,16 @@
 // back through the balancer to be rewritten back (lvs-users "lvs. Nat" thread). A realserver whose route to
 // the client does not lead through the director, with no SNAT on the director, answers the client from its
 // own address: the client drops those packets.
-import {formatIp, hostPrefix, type IpAddr} from '../model/ip.js'
+import {formatIp, formatPrefix, hostPrefix, type IpAddr, type Prefix} from '../model/ip.js'
 import type {Evidence} from '../model/finding.js'
 import {serviceRule, finding, unverifiedFinding} from './engine/helpers.js'
 import {ev, locRef, locRefs, UNKNOWN_IF, type HostView} from './engine/host.js'
 import {conntrackOnBreaks} from './engine/vs-conntrack.js'
 import {backendOutcome, ipvsKnobs, ipvsViewOf, params, requestIn} from './engine/flows.js'
-import {hookByDstClass} from './engine/path.js'
+import {hookByDstClass, received} from './engine/path.js'
+import {flowPacket} from './engine/packets.js'
 import {addrClass, type Scope} from './engine/classes.js'
-import {binaryOf, selectorSpec, type HookResult} from './engine/firewall.js'
+import {binaryOf, selectorSpec, type HookResult, type PacketSelector} from './engine/firewall.js'
 import type {IptRule} from '../model/iptables.js'
 import {nftRuleOf, shadowOf} from './engine/nft-view.js'
 import {routeEvidence} from '../dataplane/routing.js'
@@ -63,18 +64,15 @@ function postrouting(svc: LbService, w: World, b: Backend, prev: {key: PostKey; 
   return {key: {cls, dport, mark, ctMark, oif}, post}
 }
 
-/**
- * The raw rule that takes the client's packets to an IPVS service out of connection tracking (NOTRACK, CT
- * --notrack, nft notrack), if one does. IPVS balances untracked packets (its own connection table), but nat
- * POSTROUTING is consulted only for tracked ones: a SNAT/MASQUERADE for the balanced connections never applies.
- * (A DNAT service with such a rule is dnat-untracked's: its DNAT does not happen either.)
- */
-function untrackedBy(svc: LbService, w: World): IptRule | undefined {
-  const h = svc.host
-  const probe = svc.probes[0]
-  if (!h.fw || !probe || svc.kind !== 'ipvs') return undefined
-  const r = requestIn(svc, w, probe, 'SYN', params(ipvsKnobs(h), 'masq', svc.proto), 'NEW')
-  const pre = r.result.hooks.find((hk) => hk.hook === 'PREROUTING')
+/** A raw rule that takes the service's packets out of connection tracking, and the packets to spare from it. */
+interface Untracked {
+  readonly rule: IptRule
+  readonly side: 'request' | 'reply'
+  readonly sel: PacketSelector
+}
+
+/** the NOTRACK / CT --notrack (nft notrack) rule a PREROUTING run passed last, if the packet left it untracked */
+function notrackOf(pre: HookResult | undefined): IptRule | undefined {
   if (!pre?.notrack) return undefined
   let notrack: IptRule | undefined
   for (const run of pre.runs) {
@@ -84,15 +82,65 @@ function untrackedBy(svc: LbService, w: World): IptRule | undefined {
   return notrack
 }
 
-/** An exemption of the service's packets before the NOTRACK (an ACCEPT ends the raw chain): iptables rulesets only. */
-function exemptFromNotrack(svc: LbService, notrack: IptRule): FixOp[] {
+/**
+ * The raw rules that leave a masqueraded connection untracked on the director: nat POSTROUTING is consulted only for
+ * tracked packets, and only a tracked reply is un-masqueraded. The requests (IPVS balances untracked packets with its
+ * own connection table; a DNAT service under a NOTRACK is dnat-untracked's, its DNAT does not happen at all), for each
+ * port the service's probes use; and the backends' replies to the masquerade address.
+ */
+function untracked(svc: LbService, w: World, backends: readonly Backend[]): Untracked[] {
   const h = svc.host
-  const rs = h.fw?.rulesets.find((x) => x.tables.get('raw')?.chains.get(notrack.chain)?.rules.includes(notrack))
-  const probe = svc.probes[0]
-  if (!rs || nftRuleOf(rs, notrack) || shadowOf(rs) || !probe?.dst) return []
-  const chainLen = rs.tables.get('raw')?.chains.get(notrack.chain)?.rules.length ?? 0
-  const spec = [...selectorSpec({dst: hostPrefix(probe.dst), proto: svc.proto, dport: probe.dport}), '-j', 'ACCEPT'].join(' ')
-  return [{kind: 'ipt', bin: binaryOf(rs), table: 'raw', chain: notrack.chain, op: 'I', pos: notrack.index, chainLen, spec}]
+  if (!h.fw) return []
+  const out: Untracked[] = []
+  const seen = new Set<string>()
+  const add = (rule: IptRule | undefined, side: Untracked['side'], sel: PacketSelector) => {
+    if (!rule) return
+    const k = `${side}|${rule.loc.line}|${sel.dst?.value ?? ''}|${sel.src?.value ?? ''}|${sel.dport ?? ''}|${sel.sport ?? ''}`
+    if (seen.has(k)) return
+    seen.add(k)
+    out.push({rule, side, sel})
+  }
+  if (svc.kind === 'ipvs') {
+    for (const probe of svc.probes) {
+      const r = requestIn(svc, w, probe, 'SYN', params(ipvsKnobs(h), 'masq', svc.proto), 'NEW')
+      const rule = notrackOf(r.result.hooks.find((hk) => hk.hook === 'PREROUTING'))
+      if (probe.dst) add(rule, 'request', {dst: hostPrefix(probe.dst), proto: svc.proto, ...(probe.dport ? {dport: probe.dport} : {})})
+    }
+  }
+  for (const b of backends) {
+    const to = h.sourceFor(b.ip)
+    const sport = b.port || svc.probes[0]?.dport
+    if (!to || !sport) continue
+    const iif = h.oifFor(b.ip) ?? UNKNOWN_IF
+    const r = received(h, flowPacket({src: b.ip, sport, dst: to, dport: 40000, proto: svc.proto}, 'SYNACK'), {state: 'ESTABLISHED', dir: 'REPLY', iif})
+    add(notrackOf(r.hooks.find((hk) => hk.hook === 'PREROUTING')), 'reply', {src: hostPrefix(b.ip), proto: svc.proto, ...(b.port ? {sport: b.port} : {})})
+  }
+  return out
+}
+
+/** An exemption before the NOTRACK (an accept ends the raw chain, so the packets are tracked): iptables or nft syntax. */
+function exemptFromNotrack(svc: LbService, u: Untracked): FixOp[] {
+  const h = svc.host
+  const rs = h.fw?.rulesets.find((x) => x.tables.get('raw')?.chains.get(u.rule.chain)?.rules.includes(u.rule))
+  if (!rs) return []
+  const nft = nftRuleOf(rs, u.rule)
+  if (nft) {
+    const parts: string[] = []
+    if (u.sel.src) parts.push(`ip saddr ${formatPrefixShort(u.sel.src)}`)
+    if (u.sel.dst) parts.push(`ip daddr ${formatPrefixShort(u.sel.dst)}`)
+    if (u.sel.proto && u.sel.dport !== undefined) parts.push(`${u.sel.proto} dport ${u.sel.dport}`)
+    else if (u.sel.proto && u.sel.sport !== undefined) parts.push(`${u.sel.proto} sport ${u.sel.sport}`)
+    else if (u.sel.proto) parts.push(`meta l4proto ${u.sel.proto}`)
+    return [{kind: 'cmd', text: `nft insert rule ${nft.family} ${nft.table} ${nft.chain} position ${nft.handle} '${[...parts, 'accept'].join(' ')}'`}]
+  }
+  if (shadowOf(rs)) return []
+  const chainLen = rs.tables.get('raw')?.chains.get(u.rule.chain)?.rules.length ?? 0
+  return [{kind: 'ipt', bin: binaryOf(rs), table: 'raw', chain: u.rule.chain, op: 'I', pos: u.rule.index, chainLen, spec: [...selectorSpec(u.sel), '-j', 'ACCEPT'].join(' ')}]
+}
+
+/** 10.0.0.11 for a /32, else the prefix */
+function formatPrefixShort(p: Prefix): string {
+  return p.len === 32 ? formatPrefix(p).replace(/\/32$/, '') : formatPrefix(p)
 }
 
 /** The kernel's default policy rules say nothing an engineer has to look at. */
@@ -157,7 +205,8 @@ export default serviceRule(
     const descs: (string | undefined)[] = new Array(nat.length)
     const desc = (i: number) => (descs[i] ??= describeBackend(nat[i]!))
     let prev: ReturnType<typeof postrouting>
-    const notrack = untrackedBy(svc, w)
+    const notracks = untracked(svc, w, nat)
+    const notrack = notracks[0]?.rule
     for (let i = 0; i < nat.length; i++) {
       const b = nat[i]!
       prev = postrouting(svc, w, b, prev)
@@ -204,7 +253,9 @@ export default serviceRule(
       for (const x of bypass) {
         if (x.post?.nat) continue // its SNAT/MASQUERADE is there: vs.conntrack=1 is what it lacks
         if (x.masqNoHelp) continue // the masquerade address is routed around the director too: a routing fix
-        const sel = {dst: hostPrefix(x.b.ip), proto: svc.proto, dport: x.b.port ?? svc.port}
+        // a port-0 destination (persistent and fwmark services) keeps the client's port: no --dport then
+        const port = x.b.port || svc.port
+        const sel = {dst: hostPrefix(x.b.ip), proto: svc.proto, ...(port ? {dport: port} : {})}
         const d = x.post?.runs.find((r) => r.table === 'nat')?.decision
         if (fw && d) ops.push(...fw.fixer.masqueradeBefore(d, sel))
         else if (fw?.rulesets[0]) ops.push(...fw.fixer.insertAt(fw.rulesets[0], 'nat', 'POSTROUTING', Infinity, [...selectorSpec(sel), '-j', 'MASQUERADE'].join(' ')))
@@ -212,7 +263,7 @@ export default serviceRule(
       }
       if (needsCt) ops.push({kind: 'sysctl', key: 'net.ipv4.vs.conntrack', value: '1'})
       // the masquerading applies only to tracked packets: the service's packets out of the NOTRACK first
-      if (notrack && bypass.some((x) => !x.masqNoHelp)) ops.push(...exemptFromNotrack(svc, notrack))
+      if (notracks.length && bypass.some((x) => !x.masqNoHelp)) for (const u of notracks) ops.push(...exemptFromNotrack(svc, u))
     }
     const gw = h.sourceFor(bypass[0]!.b.ip)
     const route = `make ${h.name} the realservers' gateway for client traffic (on each realserver: ip route replace default via ${gw ? formatIp(gw) : `<${h.name}'s address>`})`
@@ -230,17 +281,23 @@ export default serviceRule(
         bypass.map((x) => `  ${describeBackend(x.b)} on ${x.b.owner!.name}: ${x.reason}` + (x.masqNoHelp ? `\n    masquerading on ${h.name} would not bring them back: their replies to ${h.name}'s address ${formatIp(x.masqNoHelp.to)} go astray too (${x.masqNoHelp.reason})` : '')).join('\n') +
         (snatBypass.length ? '\n' + snatBypass.map((x) => snatLine(h, x)).join('\n') : '') +
         (snatting.length && needsCt ? `\nThe masquerading is there (${existing}), but with net.ipv4.vs.conntrack=0 IPVS packets never meet the nat table.` : '') +
-        (notrack ? `\n${locRef(notrack.loc)} takes the client's packets out of connection tracking: IPVS balances them all the same, but nat POSTROUTING is consulted only for tracked packets, so no masquerading${snatting.length ? ` (${existing} is there)` : ''} applies to these connections until that rule spares them.` : '') +
+        notracks
+          .map((u) =>
+            u.side === 'request'
+              ? `\n${locRef(u.rule.loc)} takes the client's packets out of connection tracking: IPVS balances them all the same, but nat POSTROUTING is consulted only for tracked packets, so no masquerading${snatting.length ? ` (${existing} is there)` : ''} applies to these connections until that rule spares them.`
+              : `\n${locRef(u.rule.loc)} takes the backends' replies out of connection tracking: an untracked reply is never un-masqueraded, so it goes to ${h.name}'s own stack instead of the client until that rule spares it.`,
+          )
+          .join('') +
         (breaks.length ? `\nnet.ipv4.vs.conntrack=1 is not the way out here: it applies to the whole director and would break\n${breaks.map((x) => `  ${x}`).join('\n')}` : ''),
-      evidence: [ev(svc.loc), ...bypass.flatMap((x) => [ev(x.b.loc), ...x.evidence]), ...snatting.map((d) => ev(d.loc)), ...(notrack ? [ev(notrack.loc)] : []), ...snatBypass.flatMap((x) => [ev(x.b.loc), ev(x.post.nat!.decision.loc), ...x.evidence]), ...(svc.kind === 'ipvs' ? k.evidence.filter((e) => e.text.startsWith('net.ipv4.vs.')) : [])],
+      evidence: [ev(svc.loc), ...bypass.flatMap((x) => [ev(x.b.loc), ...x.evidence]), ...snatting.map((d) => ev(d.loc)), ...notracks.map((u) => ev(u.rule.loc)), ...snatBypass.flatMap((x) => [ev(x.b.loc), ev(x.post.nat!.decision.loc), ...x.evidence]), ...(svc.kind === 'ipvs' ? k.evidence.filter((e) => e.text.startsWith('net.ipv4.vs.')) : [])],
       unverified: unknown,
       fix: {
         summary:
           astray.length === bypass.length
             ? // no command: masquerading would not help, and the realservers' policy routing decides before their main table
-              `${routingFix(h, [...astray.map((x) => ({b: x.b, to: x.masqNoHelp!.to})), ...snatBypass])}, then masquerade the balanced connections on ${h.name}; or route the realservers' replies to the clients through ${h.name}, policy routing included (a rule that picks another table decides before the main table's default route)`
-            : (astray.length || snatBypass.length ? `${summary}; and ${routingFix(h, [...astray.map((x) => ({b: x.b, to: x.masqNoHelp!.to})), ...snatBypass])}` : summary) +
-              (notrack ? `; masquerading needs tracked packets: spare the service from ${locRef(notrack.loc)} (an ACCEPT before it in the raw table ends the chain there)` : ''),
+              `${routingFix(h, [...astray.map((x) => ({b: x.b, to: x.masqNoHelp!.to, evidence: x.evidence})), ...snatBypass])}, then masquerade the balanced connections on ${h.name}; or route the realservers' replies to the clients through ${h.name}, policy routing included (a rule that picks another table decides before the main table's default route)`
+            : (astray.length || snatBypass.length ? `${summary}; and ${routingFix(h, [...astray.map((x) => ({b: x.b, to: x.masqNoHelp!.to, evidence: x.evidence})), ...snatBypass])}` : summary) +
+              (notracks.length ? `; masquerading needs tracked packets: spare the service from ${locRefs(notracks.map((u) => u.rule.loc))} (an accept before it in the raw table ends the chain there)` : ''),
         ops,
       },
     })
@@ -255,9 +312,14 @@ function snatLine(h: HostView, x: {b: Backend; to: IpAddr; reason: string; post:
 }
 
 /** The routing change for replies to the director's own address (no command: it depends on why they go astray). */
-function routingFix(h: HostView, xs: readonly {b: Backend; to: IpAddr}[]): string {
+function routingFix(h: HostView, xs: readonly {b: Backend; to: IpAddr; evidence?: readonly Evidence[]}[]): string {
   const per = [...new Map(xs.map((x) => [`${x.b.owner!.name} ${formatIp(x.to)}`, x])).values()]
-  return `route the replies to ${h.name}'s address back through ${h.name} on ${per.map((x) => `${x.b.owner!.name} (to ${formatIp(x.to)}: e.g. \`ip rule add to ${formatIp(x.to)} lookup main pref <below the rule that diverts them>\`)`).join(', ')}`
+  const pref = (x: (typeof per)[number]): string => {
+    // a lower number than the policy rule that diverts them (rules are tried in ascending preference)
+    const prios = (x.evidence ?? []).filter((e) => e.file === 'ip-rule.json' && (e.host ?? x.b.owner!.name) === x.b.owner!.name).map((e) => Number(/^(\d+):/.exec(e.text)?.[1])).filter((n) => Number.isFinite(n) && n > 0 && n < 32766)
+    return prios.length ? String(Math.min(...prios) - 1) : '<a number lower than the rule that diverts them>'
+  }
+  return `route the replies to ${h.name}'s address back through ${h.name} on ${per.map((x) => `${x.b.owner!.name} (to ${formatIp(x.to)}: e.g. \`ip rule add to ${formatIp(x.to)} lookup main pref ${pref(x)}\`)`).join(', ')}`
 }
 
 /** Every NAT backend is masqueraded, but some answer the masquerade address around the director. */

@@ -23,7 +23,7 @@ import type {RuleFinding, RuleMeta} from './types.js'
 
 export const meta: RuleMeta = {
   id: 'one-way-reply-snat',
-  title: 'a router SNATs the direct answers of a DR/routed service, whose requests it never saw',
+  title: 'a router that never sees the requests of a DR/routed service SNATs or drops their direct answers',
   severity: 'error',
   description:
     "In LVS-DR, LVS-TUN and routed-VIP setups the realserver answers the client itself, from the VIP, and the answers may take another way than the requests. A router on the answers' way that SNATs or MASQUERADEs traffic toward the clients never saw the requests: its conntrack takes the answers for a new connection (every UDP answer; for TCP the first packet after the SYN/ACK, picked up mid-stream) and rewrites their source to its own address. The client drops answers that do not come from the VIP. Likewise a stateful router drops them: the SYN/ACK is INVALID there, and the later answers are NEW without being SYNs (or INVALID). Exempt the VIP's answers from that NAT rule and accept them before the state rules, or let the requests pass the same router.",
@@ -119,7 +119,7 @@ export default customRule(meta, (w) => {
         const later = received(h, flowPacket(e, 'RDATA'), {state: tcp && !loose ? 'INVALID' : 'NEW', iif: hop.iif})
         const b = later.blocked
         if (b) {
-          const how = tcp ? (loose ? 'picked up mid-stream as a NEW connection although they are no SYN (nf_conntrack_tcp_loose=1)' : 'INVALID (nf_conntrack_tcp_loose=0: no entry, no mid-stream pickup)') : 'a NEW connection each time the entry has expired, starting with the first'
+          const how = tcp ? (loose ? 'picked up mid-stream as a NEW connection although they are no SYN (nf_conntrack_tcp_loose=1)' : 'INVALID (nf_conntrack_tcp_loose=0: no entry, no mid-stream pickup)') : 'each NEW (the entry never sees a packet in the other direction, so it never becomes ESTABLISHED)'
           problems.push(
             `${h.name}'s conntrack never saw the requests, so the ${tcp ? 'answers after the SYN/ACK are' : 'answers are'} ${how}, and ${b.decision.verdict === 'REJECT' ? 'rejected' : 'dropped'} at ${b.hook.hook} by ${where(b.decision)}: ${tcp ? 'the connection opens, then stalls' : 'the client gets no answer'}`,
           )

@@ -21,6 +21,13 @@ import type {Rule, RuleContext, RuleFinding} from './types.js'
 /** Round 1 plus at most two re-judgements after fixes. */
 export const MAX_ROUNDS = 3
 
+/**
+ * No re-judgement after a round whose fixes are more commands than this: a report of hundreds of fixes (one per
+ * service of a 100,000-rule dump under a FORWARD DROP policy) is a different conversation, and re-judging it costs
+ * as much as the check again for each round.
+ */
+export const MAX_ROUND_COMMANDS = 64
+
 export interface RoundOptions {
   /** drops findings before their fixes are rendered (check --ignore) */
   readonly filter?: (f: RuleFinding) => boolean
@@ -39,6 +46,11 @@ type Checks = (ctx: RuleContext, rules: readonly Rule[]) => RuleFinding[]
 function sameProblem(f: {rule: string; host: string; title: string; evidence: readonly Evidence[]}): string {
   const texts = f.evidence.map((e) => `${e.host ?? ''}\u0001${e.file}\u0001${e.text}`).sort()
   return `${f.rule}\u0000${f.host}\u0000${f.title}\u0000${texts.join('\u0002')}`
+}
+
+/** The same rule on the same host with the same title (the problem may be quoted with other evidence). */
+function sameKind(f: {rule: string; host: string; title: string}): string {
+  return `${f.rule}\u0000${f.host}\u0000${f.title}`
 }
 
 export function runRulesInRounds(ctx: RuleContext, rules: readonly Rule[], checks: Checks, o: RoundOptions = {}): Finding[] {
@@ -64,6 +76,9 @@ export function runRulesInRounds(ctx: RuleContext, rules: readonly Rule[], check
       if (!behind.includes(tag)) behind.push(tag)
     }
     if (byHost.size === 0) break
+    let total = 0
+    for (const c of byHost.values()) total += c.length
+    if (total > MAX_ROUND_COMMANDS) break
     let complete = true
     const next = hosts.map((h) => {
       const cmds = byHost.get(h.name)
@@ -74,15 +89,21 @@ export function runRulesInRounds(ctx: RuleContext, rules: readonly Rule[], check
     })
     // a fix for a host without a snapshot, or one the copy cannot take: the next state is not known
     if (!complete || [...byHost.keys()].some((n) => !hosts.some((h) => h.name === n))) break
-    const again = pass({...ctx, hosts: next})
-    // a finding of the last round whose own fix leaves it in place: said, never passed over in silence
-    const persisting = new Set(again.filter((f) => f.severity !== 'info').map(sameProblem))
+    const again = pass({...ctx, hosts: next}).filter((f) => f.severity !== 'info')
+    // a finding of the last round whose own fix leaves it in place: said, never passed over in silence. The same
+    // problem may come back quoted with other evidence (the fix added a rule it now quotes): the same rule on the
+    // same host with the same title and no command left to give is that one, not a new one hidden behind it
+    const fixedKinds = new Set(found.filter((f) => f.fix?.commands.length).map(sameKind))
+    const isSame = (x: RuleFinding) => seen.has(sameProblem(x)) || (!x.fix?.ops.length && fixedKinds.has(sameKind(x)))
+    const stillKinds = new Set(again.filter(isSame).map(sameKind))
+    const stillProblems = new Set(again.map(sameProblem))
     for (let i = 0; i < all.length; i++) {
       const f = all[i]!
-      if (!f.fix?.commands.length || !found.includes(f) || !persisting.has(sameProblem(f))) continue
+      if (!f.fix?.commands.length || !found.includes(f)) continue
+      if (!stillProblems.has(sameProblem(f)) && !(stillKinds.has(sameKind(f)) && again.some((x) => sameKind(x) === sameKind(f) && !x.fix?.ops.length))) continue
       all[i] = {...f, unverified: [...(f.unverified ?? []), INCOMPLETE]}
     }
-    const fresh = again.filter((f) => f.severity !== 'info' && !seen.has(sameProblem(f)))
+    const fresh = again.filter((x) => !isSame(x))
     if (fresh.length === 0) break
     const hidden = [...behind]
     found = renderFixes(fresh).map((f) => ({...remapToOriginal(f, ctx.hosts, next), hiddenBehind: hidden}))
@@ -126,21 +147,26 @@ function remapToOriginal(f: Finding, original: readonly HostSnapshot[], fixed: r
     return ix
   }
   /** the original line of a fixed copy's line, or undefined when the fixes wrote it */
-  const lineOf = (host: string, file: string, line: number): number | undefined => {
+  const lineOf = (host: string, file: string, line: number, text?: string): number | undefined => {
     const ix = index(host, file)
     if (!ix) return line
-    // one-line files (the JSON of `nft -j`, `ip -j`): the line is the line
-    if (ix.original.length <= 2 && ix.fixed.length <= 2) return line
-    const text = ix.fixed[line - 1]
-    if (text === undefined) return undefined
-    const cands = ix.where.get(text)
+    // one-line files (the JSON of `nft -j`, `ip -j`): the line is the line, unless the evidence is a rule the
+    // fixes added (an nft rule quoted with a handle the file given does not have)
+    if (ix.original.length <= 2 && ix.fixed.length <= 2) {
+      const handle = text !== undefined ? /# handle (\d+)\s*$/.exec(text)?.[1] : undefined
+      if (handle && ix.fixed !== ix.original && !new RegExp(`"handle":\\s*${handle}\\b`).test(ix.original.join('\n'))) return undefined
+      return line
+    }
+    const own = ix.fixed[line - 1]
+    if (own === undefined) return undefined
+    const cands = ix.where.get(own)
     if (!cands) return undefined
     let best = cands[0]!
     for (const c of cands) if (Math.abs(c - line) < Math.abs(best - line)) best = c
     return best
   }
   const evidence = f.evidence.map((e): Evidence => {
-    const l = lineOf(e.host ?? f.host, e.file, e.line)
+    const l = lineOf(e.host ?? f.host, e.file, e.line, e.text)
     return l === undefined ? {...e, afterFixes: true} : {...e, line: l}
   })
   // `file:line` references in the message: the same mapping (a line the fixes wrote is said to be one)

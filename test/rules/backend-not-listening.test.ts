@@ -11,6 +11,11 @@ const mine = findingsOf('backend-not-listening')
 const ss = (line: string) => (f: string, t: string) => (f === 'ss-ltnu.txt' ? `${line}\n` : t)
 
 describe('backend-not-listening', () => {
+  test('a quiesced destination (weight 0) gets no new connections: not judged', () => {
+    const hosts = editedScenario('nat-backend-not-listening', 'director', (f, t) => (f === 'ipvsadm-Sn.txt' ? t.replace('-r 10.0.0.11:8080 -m -w 1', '-r 10.0.0.11:8080 -m -w 0') : t))
+    expect(mine(hosts)).toEqual([])
+  })
+
   test('LVS-NAT: rs1 bound to 127.0.0.1 only: fires for rs1 alone, with the loopback hint and no command', () => {
     const f = mine(loadScenario('nat-backend-not-listening'))
     expect(f).toHaveLength(1)
@@ -34,6 +39,10 @@ describe('backend-not-listening', () => {
 
   test('quiet: a listener on the VIP or on 0.0.0.0, a realserver without ss-ltnu.txt, and a port the realserver REDIRECTs to a listener', () => {
     expect(mine(loadScenario('keepalived-check-vip-only-fixed'))).toEqual([])
+    // iproute2 of RHEL/CentOS 7 prints a dual-stack wildcard (httpd's default) as :::80, as netstat does
+    expect(mine(editedScenario('keepalived-check-vip-only-fixed', 'rs1', ss('tcp    LISTEN     0      128      :::80                   :::*')))).toEqual([])
+    // a v6only wildcard (today's ss: [::]) takes no IPv4 connection: fires, and says so
+    expect(mine(editedScenario('keepalived-check-vip-only-fixed', 'rs1', ss('tcp LISTEN 0      128    [::]:80 [::]:*'))).map((x) => x.message)).toEqual([expect.stringMatching(/port 80 is open on \[::\] \(IPv6 only\) only/)])
     expect(mine(editedScenario('keepalived-check-vip-only-fixed', 'rs1', ss('tcp LISTEN 0      128    192.0.2.100:80 0.0.0.0:*')))).toEqual([])
     const noSs = editedScenario('keepalived-check-vip-only-fixed', 'rs1', (f, t) => t)
     for (const h of noSs) if (h.name === 'rs1') delete (h as {listeners?: unknown}).listeners

@@ -48,7 +48,7 @@ describe('nat-reply-bypasses-director: a realserver whose policy routing sends i
     expect(f).toHaveLength(1)
     expect(f[0]!.message).toMatch(/masquerading on d would not bring them back: their replies to d's address 10\.1\.0\.1 go astray too \(r sends the replies to 10\.2\.0\.1 \(g\); g has no usable route back to 10\.1\.0\.1/)
     expect(f[0]!.fix?.commands).toEqual([])
-    expect(f[0]!.fix?.summary).toMatch(/ip rule add to 10\.1\.0\.1 lookup main pref/)
+    expect(f[0]!.fix?.summary).toMatch(/ip rule add to 10\.1\.0\.1 lookup main pref 99/)
     expect(f[0]!.evidence.map((e) => e.text)).toContain('100: from 10.1.0.0/24 lookup 100')
     // the fix check gave before (the kernel stayed dead with it): trace agrees it does not connect
     expect(connectionOk(traceConnection(onDirector(hosts, [MASQ]), flow).connection)).toBe(false)

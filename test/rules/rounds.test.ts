@@ -14,7 +14,7 @@ import {checkHosts} from '../../src/services/check.js'
 import {traceWithFixes} from '../../src/services/trace-command.js'
 import {renderCheckText} from '../../src/render/check-text.js'
 import {renderCheckMarkdown} from '../../src/render/check-markdown.js'
-import {connectionOk, loadScenario} from './helpers.js'
+import {connectionOk, editedScenario, loadScenario} from './helpers.js'
 
 const flow = {vip: parseEndpoint('192.0.2.100:80')!, proto: 'tcp' as const, client: parseIp('198.51.100.7')!, clientPort: 40000}
 const NAME = 'dnat-notrack-forward-drop'
@@ -85,6 +85,21 @@ describe('check judges again after its own fixes', () => {
     const f = runRulesInRounds({hosts}, [stubborn, ...RULES], runRuleChecks)
     expect(f.find((x) => x.rule === 'stubborn')!.unverified).toEqual([INCOMPLETE])
     expect(f.find((x) => x.rule === 'dnat-untracked')!.unverified ?? []).not.toContain(INCOMPLETE)
+  })
+
+  test('the same problem quoted with other evidence after its fix, with no command left: "incomplete" on the first, not a hidden duplicate', () => {
+    // fires whatever the sysctl is, quoting it; with the value it proposes there is no command left to give
+    const shifty: Rule = {
+      meta: {id: 'shifty'} as unknown as Rule['meta'],
+      check: (ctx) => {
+        const h = ctx.hosts.find((x) => x.name === 'director')!
+        const on = h.sysctl?.get('net.ipv4.ip_forward')?.value === '1'
+        return [{rule: 'shifty', severity: 'error', host: h.name, title: 'shifty', message: 'm', evidence: [{file: 'sysctl.txt', line: 1, text: `ip_forward = ${on ? 1 : 0}`}], fix: {summary: 's', ops: on ? [] : [{kind: 'sysctl', key: 'net.ipv4.ip_forward', value: '1'}]}}]
+      },
+    }
+    const off = editedScenario(`${NAME}-fixed`, 'director', (f, t) => (f === 'sysctl.txt' ? t.replace('net.ipv4.ip_forward = 1', 'net.ipv4.ip_forward = 0') : t))
+    const f = runRulesInRounds({hosts: off}, [shifty], runRuleChecks)
+    expect(f.map((x) => [x.rule, x.hiddenBehind, x.unverified])).toEqual([['shifty', undefined, [INCOMPLETE]]])
   })
 
   test('a fix command the snapshot copy cannot take stops the rounds: no judgement on a state that cannot be built', () => {

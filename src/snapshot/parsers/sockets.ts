@@ -82,7 +82,7 @@ export function parseListeners(text: string, file: string): ListenerTable {
   return {listeners, notModelled}
 }
 
-/** `0.0.0.0:53`, `127.0.0.53%lo:53`, `*:80`, `[::]:22`, `[fe80::1]%eth0:546`, `[::ffff:10.0.0.1]:80`, netstat's `:::22`. */
+/** `0.0.0.0:53`, `127.0.0.53%lo:53`, `*:80`, `[::]:22`, `[fe80::1]%eth0:546`, `[::ffff:10.0.0.1]:80`, netstat's and old ss's `:::22`. */
 function parseLocal(s: string, netstat6: boolean): {family: Listener['family']; addr?: IpAddr; port?: number; dev?: string} | undefined {
   const c = s.lastIndexOf(':')
   if (c <= 0) return undefined
@@ -96,13 +96,16 @@ function parseLocal(s: string, netstat6: boolean): {family: Listener['family']; 
     dev = host.slice(pct + 1)
     host = host.slice(0, pct)
   }
-  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1)
+  const bracketed = host.startsWith('[') && host.endsWith(']')
+  if (bracketed) host = host.slice(1, -1)
   else if (host.startsWith('[')) return undefined
   const scope = host.indexOf('%')
   if (scope > 0) host = host.slice(0, scope)
   if (host === '*') return {family: 'both', port, dev}
   if (host === '0.0.0.0') return {family: 4, port, dev}
-  if (host === '::') return {family: netstat6 ? 'both' : 6, port, dev}
+  // today's ss prints a dual-stack wildcard as `*` and a v6only one as `[::]`; netstat and the ss of older iproute2
+  // (RHEL/CentOS 7) print `:::80` for both, where the default (net.ipv6.bindv6only=0) is dual-stack
+  if (host === '::') return {family: netstat6 || !bracketed ? 'both' : 6, port, dev}
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(host)
   const addr = parseIp(mapped ? mapped[1]! : host)
   if (!addr) return undefined
