@@ -170,6 +170,8 @@ function ownServiceLegs(w: World): Leg[] {
     const a = arrivalOf(w, f)
     if (!a || !a.host.fw || a.host.isLocal(f.vip.ip) !== true) continue
     const h = a.host
+    // a balancer's service of that address and port (also when the packet is dropped before its DNAT): the services' legs
+    if (w.services.some((svc) => svc.host === h && svc.proto === f.proto && (svc.vip ? ipEquals(svc.vip, f.vip.ip) : svc.vipAssumed) && (svc.port === undefined || svc.port === f.vip.port))) continue
     const e: Endpoints = {src: a.client, sport: f.clientPort ?? w.client.port, dst: f.vip.ip, dport: f.vip.port, proto: f.proto}
     const first = received(h, flowPacket(e, 'SYN'), {state: 'NEW', iif: a.iif, local: true})
     const pre = first.hooks.find((x) => x.hook === 'PREROUTING')
