@@ -9,6 +9,7 @@ import {ev, locRef, UNKNOWN_IF} from './engine/host.js'
 import {acceptedBy, describeReplay, forwardIn, guessesOf, ipvsKnobs, type Replay} from './engine/flows.js'
 import {received} from './engine/path.js'
 import {flowPacket} from './engine/packets.js'
+import {ctView} from './engine/ctmodel.js'
 import {describeForward, type ForwardPath} from './engine/forward.js'
 import {CLIENT_PACKETS, SERVER_PACKETS, PACKET_ORDER, type FlowPacket} from './engine/ctmodel.js'
 import type {Decision, PacketSelector} from './engine/firewall.js'
@@ -70,13 +71,13 @@ function namedByRules(fp: ForwardPath): boolean {
 }
 
 /** The realserver's replies crossing the forwarding host (conntrack saw the request: ESTABLISHED, reply direction). */
-function replyIn(fp: ForwardPath, kind: FlowPacket, untracked: boolean): Replay {
+function replyIn(fp: ForwardPath, kind: FlowPacket, untracked: boolean, snat: boolean): Replay {
   const pkt = flowPacket({src: fp.vip, sport: fp.port, dst: fp.probe.src, dport: fp.probe.sport ?? 0, proto: fp.proto}, kind)
   // the client's packets untracked here (notrack): conntrack meets the connection first in the server's packets,
   // which cannot start one (a SYN/ACK or FIN is INVALID: tcp_conntracks sNO -> sIV) or are picked up as NEW in
   // their own direction (an ACK or data, nf_conntrack_tcp_loose=1)
   const state: CtState = !untracked ? 'ESTABLISHED' : fp.proto !== 'tcp' ? 'NEW' : kind === 'RDATA' && ipvsKnobs(fp.host).tcpLoose ? 'NEW' : 'INVALID'
-  const result = received(fp.host, pkt, {state, dir: untracked ? 'ORIGINAL' : 'REPLY', iif: fp.route.dev ?? UNKNOWN_IF, local: false})
+  const result = received(fp.host, pkt, {state, dir: untracked ? 'ORIGINAL' : 'REPLY', iif: fp.route.dev ?? UNKNOWN_IF, local: false, ...(snat && !untracked ? {snat: true} : {})})
   return {kind, state, place: 'both-ways', result, packet: pkt}
 }
 
@@ -112,7 +113,16 @@ function check(fp: ForwardPath): RuleFinding | undefined {
   const syn = forwardIn(fp, 'SYN')
   const synBlocked = blocks(syn)
   // the realserver answers around this host: only a blocked SYN is this rule's (the INVALID rest is dr-stateful-filter's)
-  const through = fp.ret.kind === 'through'
+  // the client's packets leave SNATed (a masquerade toward the realserver): its replies come back to this host's
+  // address, whatever its route to the client, and are un-SNATed here
+  const snatted = (n: {readonly kind: string} | undefined) => n?.kind === 'SNAT' || n?.kind === 'MASQUERADE'
+  let snat = syn.result.hooks.find((hk) => hk.hook === 'POSTROUTING' && snatted(hk.nat))?.nat
+  if (!snat && synBlocked) {
+    // the SYN never got there: what POSTROUTING would do to it once the drop is fixed
+    const post = fw.runHook('POSTROUTING', syn.packet, h.env({oif: fp.route.dev ?? UNKNOWN_IF, ct: ctView('NEW')}), true)
+    if (post.verdict === 'ACCEPT' && snatted(post.nat)) snat = post.nat
+  }
+  const through = fp.ret.kind === 'through' || !!snat
   if (!through && !synBlocked) return undefined
   const blocked: Blocked[] = []
   for (const kind of tcp ? CLIENT : (['SYN'] as const)) {
@@ -123,7 +133,7 @@ function check(fp: ForwardPath): RuleFinding | undefined {
   if (through) {
     const untracked = syn.result.hooks.some((hk) => hk.hook === 'PREROUTING' && hk.notrack)
     for (const kind of tcp ? REPLIES : (['RDATA'] as const)) {
-      const r = replyIn(fp, kind, untracked)
+      const r = replyIn(fp, kind, untracked, !!snat)
       const b = r.result.blocked
       if (b && blocks(r)) blocked.push({replay: r, decision: b.decision, side: 'out'})
     }
@@ -149,7 +159,7 @@ function check(fp: ForwardPath): RuleFinding | undefined {
     severity: guesses.length || assumed.length ? 'info' : meant ? undefined : 'warning',
     message:
       `${describeForward(fp)}: ${h.name} forwards the client's packets to ${fp.realserver.name} unchanged (still addressed to ${vip})` +
-      (through ? ` and ${fp.realserver.name}'s replies come back through it (from ${vip})` : `; ${fp.ret.kind === 'around' ? fp.ret.reason : 'the way back is not known'}`) +
+      (through ? ` and ${fp.realserver.name}'s replies come back through it (from ${vip}${snat && fp.ret.kind !== 'through' ? `: ${locRef(snat.decision.loc)} rewrites the client's address to ${h.name}'s own` : ''})` : `; ${fp.ret.kind === 'around' ? fp.ret.reason : 'the way back is not known'}`) +
       `. ${h.name}'s ${early ? 'firewall' : 'FORWARD chain'} drops ${through ? 'them' : "the client's packets"}:\n` +
       blocked.map((b) => `  ${b.side === 'out' ? 'reply: ' : ''}${describeReplay(b.replay)}`).join('\n') +
       (early && beforeConntrack(early.decision) ? `\n${locRef(early.decision.loc)} tests the conntrack state in a chain that runs before conntrack (priority -200 and below): no packet has an entry there yet, so every packet is invalid to it.` : '') +
@@ -157,11 +167,11 @@ function check(fp: ForwardPath): RuleFinding | undefined {
       (slip ? `\n${locRef(slip.loc)} accepts ${formatIp(fp.gateway)}, ${fp.realserver.name}'s own address, but the routed packets still carry the VIP: it does not match them.` : '') +
       `\n${consequence(blocked[0]!.replay.kind, fp)}` +
       (meant ? '' : `\n(No rule of ${h.name} names ${formatIp(fp.vip)} or ${formatIp(fp.gateway)}: port ${fp.port} is assumed; check --vip IP:PORT checks the flow you mean.)`),
-    evidence: [...fp.routeEvidence, ev(fp.vipLoc, fp.realserver.name), ...(through ? fp.ret.evidence : []), ...(accepting ? [ev(accepting.loc)] : []), ...(slip ? [ev(slip.loc)] : []), ...blocked.map((b) => ev(b.decision.loc))],
+    evidence: [...fp.routeEvidence, ev(fp.vipLoc, fp.realserver.name), ...(fp.ret.kind === 'through' ? fp.ret.evidence : snat ? [ev(snat.decision.loc)] : []), ...(accepting ? [ev(accepting.loc)] : []), ...(slip ? [ev(slip.loc)] : []), ...blocked.map((b) => ev(b.decision.loc))],
     unverified: [...guesses, ...assumed.map((b) => `${locRef(b.decision.loc)} has a match the snapshot cannot decide; assumed to match`)],
     fix: {
       summary: [
-        early && beforeConntrack(early.decision) ? `move ${locRef(early.decision.loc)} after conntrack (a chain of its table at priority -150, where packets have their real state)` : '',
+        early && beforeConntrack(early.decision) ? `move ${locRef(early.decision.loc)} after conntrack (a chain of its table at priority -150, where packets have their real state), behind a stateless accept of the routed VIP's packets` : '',
         plain.length
           ? `accept the routed VIP's packets statelessly in ${h.name}'s ${plain.some((b) => b.replay.result.blocked?.hook.hook === 'FORWARD') ? 'FORWARD chain' : 'firewall'} before the rules that drop them: ` +
             [plain.some((b) => b.side === 'in') ? `the client's packets to ${vip}` : '', plain.some((b) => b.side === 'out') ? `the replies from ${vip}` : ''].filter(Boolean).join(' and ')

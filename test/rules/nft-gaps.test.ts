@@ -84,8 +84,9 @@ describe('`ct state invalid drop` in a chain before conntrack drops every packet
     expect(f.fix!.commands).toEqual([
       'nft delete rule inet lk9_early_raw prerouting handle 2',
       "nft add chain inet lk9_early_raw prerouting_tracked '{ type filter hook prerouting priority -150; policy accept; }'",
+      'nft insert rule inet lk9_early_raw prerouting_tracked ip daddr 198.51.100.100 tcp dport 80 accept',
       'nft add rule inet lk9_early_raw prerouting_tracked ct state invalid drop',
-      ...f.fix!.commands.slice(3),
+      'nft insert rule inet lk9_early_raw prerouting_tracked ip saddr 198.51.100.100 meta l4proto tcp accept',
     ])
     expect(await repaired(hosts)).toEqual(OK)
   })
@@ -212,5 +213,44 @@ describe('two nat chains at the same priority: the later registered runs first (
   test('quiet: different priorities, the lower binds whatever the order', () => {
     expect(dnatOf(-110, -100)).toBe('1')
     expect(dnatOf(-100, -110)).toBe('2')
+  })
+})
+
+describe('the moved conntrack-state rule gets the accept ahead of it (rn13-8: replies go around the director)', () => {
+  // ip lnf_early_raw prerouting (raw): `ip daddr VIP ct state invalid counter drop`; moved after conntrack it would
+  // still drop the client's ACK, which conntrack finds INVALID on a one-way path (SYN_SENT, no SYN/ACK seen)
+  const hosts = load('rn13-8')
+
+  test('fires: the new chain accepts the VIP\'s packets before the moved rule; the connection is repaired', async () => {
+    const f = check(hosts).findings.find((x) => x.rule === 'forward-blocks-routed-vip')!
+    const cmds = f.fix!.commands
+    const accept = cmds.indexOf('nft insert rule ip lnf_early_raw prerouting_tracked ip daddr 198.51.100.100 tcp dport 80 accept')
+    const moved = cmds.findIndex((c) => /^nft add rule ip lnf_early_raw prerouting_tracked ip daddr 198\.51\.100\.100 ct state invalid counter/.test(c))
+    expect(accept).toBeGreaterThan(0)
+    expect(moved).toBeGreaterThan(accept)
+    expect(await repaired(hosts)).toEqual(OK)
+  })
+
+  test('quiet: the rule moved with its accept, check names nothing more on the director', () => {
+    const f = check(hosts).findings.find((x) => x.rule === 'forward-blocks-routed-vip')!
+    expect(check(edited(hosts, 'd', f.fix!.commands)).rules.filter((r) => r.endsWith('@d'))).toEqual([])
+  })
+})
+
+describe("the director masquerades the routed VIP's packets: the replies come back through it (rn13-9)", () => {
+  // d: `oifname "lnf-d1" masquerade`; r answers 10.1.0.1 (d), although its route to the client goes by g; d's
+  // forward chain rejects the replies (its accepts name 10.1.0.0/24 as destination and 10.1.0.10 as source)
+  test('fires: the replies from the VIP are accepted in the forward chain; the connection is repaired', async () => {
+    const hosts = load('rn13-9')
+    const c = check(hosts)
+    const f = c.findings.find((x) => x.rule === 'forward-blocks-routed-vip')!
+    expect(f.message).toMatch(/rewrites the client's address to d's own/)
+    expect(f.fix!.commands).toContainEqual(expect.stringMatching(/^nft insert rule inet lnf_filter forward position \d+ ip saddr 198\.51\.100\.100 meta l4proto tcp accept$/))
+    expect(await repaired(hosts)).toEqual(OK)
+  })
+
+  test('quiet: a forward chain that accepts `ct status snat` lets the replies through (rn13-7: r sends them by g, another rule\'s matter)', () => {
+    const c = check(load('rn13-7'))
+    expect(c.rules).not.toContain('forward-blocks-routed-vip@d')
   })
 })

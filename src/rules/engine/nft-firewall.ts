@@ -515,9 +515,12 @@ function testsCtState(r: NftRule): boolean {
  * `ct state invalid drop` there drops every packet, of every connection, both ways. An accept before it would have
  * to name every packet; the fix moves the rule to where conntrack has classified the packet: deleted from the
  * early chain, appended to a chain of the same table at the mangle priority (-150, after conntrack's -200, before
- * DNAT's -100), created when the table lacks it. Undefined for any other rule.
+ * DNAT's -100), created when the table lacks it. The rule `text` the caller meant to put before it (the accept
+ * of the packet that was dropped) goes at the head of that chain: after conntrack the packet may still be invalid
+ * (the client's ACK of a path whose replies go around this host: nf_conntrack_proto_tcp.c, SYN_SENT -> sIV).
+ * Undefined for any other rule.
  */
-function moveAfterConntrack(shadow: NftShadow, r: NftRule): FixOp[] | undefined {
+function moveAfterConntrack(shadow: NftShadow, r: NftRule, text: string): FixOp[] | undefined {
   const t = shadow.table
   const chain = t.chains.get(r.chain)
   const b = chain?.base
@@ -529,6 +532,7 @@ function moveAfterConntrack(shadow: NftShadow, r: NftRule): FixOp[] | undefined 
   return [
     {kind: 'cmd', text: `nft delete rule ${r.family} ${t.name} ${r.chain} handle ${r.handle}`},
     ...(t.chains.has(name) ? [] : [{kind: 'cmd' as const, text: `nft add chain ${t.family} ${t.name} ${name} ${shellQuote(spec)}`}]),
+    {kind: 'cmd', text: `nft insert rule ${t.family} ${t.name} ${name} ${shellQuote(text)}`},
     {kind: 'cmd', text: addCmd({family: t.family, table: t.name, name}, formatNftRule(r))},
   ]
 }
@@ -540,7 +544,7 @@ export class NftFixer implements FirewallFixer {
   private before(d: Decision, text: string): FixOp[] {
     const shadow = shadowOf(d.ruleset)!
     const rule = d.rule ? shadow.origin.get(d.rule) : d.gotoFrom ? shadow.origin.get(d.gotoFrom) : undefined
-    const moved = d.rule && rule ? moveAfterConntrack(shadow, rule) : undefined
+    const moved = d.rule && rule ? moveAfterConntrack(shadow, rule, text) : undefined
     if (moved) return moved
     if (rule) return placed(shadow.table.chains.get(rule.chain)?.rules ?? [], rule, text, () => insertCmd(rule, text))
     const {c, create, rules} = chainFor(shadow, d.table, d.chain)

@@ -43,6 +43,8 @@ interface PathOpts {
   readonly local?: boolean
   /** the packet carries IPVS's mark (skb->ipvs_property, `-m ipvs --ipvs`): sent by IPVS's transmitter */
   readonly ipvs?: IpvsView
+  /** received(): the connection was SNATed here (IPS_SRC_NAT: `--ctstate SNAT`, nft `ct status snat` match) */
+  readonly snat?: boolean
 }
 
 function finish(hooks: HookResult[], packet: Packet, to: PathResult['to'], guesses: string[], shared?: true): PathResult {
@@ -187,7 +189,8 @@ function receivedPath(h: HostView, pkt: Packet, o: PathOpts, share: boolean): Pa
   const fw = h.fw
   if (!fw) return {hooks: [], to: o.local ? 'local' : 'forward', packet: pkt, noFirewall: true, guesses: []}
   const tuples = needsTuples(h)
-  const ct0 = ctView(o.state, o.dir, o.ctMark ?? 0)
+  const ctBase = ctView(o.state, o.dir, o.ctMark ?? 0)
+  const ct0 = o.snat ? {...ctBase, status: new Set([...ctBase.status, 'SNAT'])} : ctBase
   const ct = tuples ? withTuples(ct0, pkt) : ct0
   const nat = natConsulted(o.state) && (o.dir ?? 'ORIGINAL') === 'ORIGINAL'
   const iif = o.iif ?? UNKNOWN_IF
@@ -268,7 +271,7 @@ function tailKey(h: HostView, p: Packet, iif: string, oif: string, o: PathOpts, 
   const scope = natPost ? TAIL_NAT : TAIL_NO_NAT
   return (
     `${addrClass(h, scope, 'dst', p.dst, o.assumeLocal)}|${addrClass(h, scope, 'src', p.src, o.assumeLocal)}|${p.family}|${p.proto}|${p.sport}|${p.dport}|${p.mark}|${flagBits(p)}|${p.payload}|` +
-    `${iif}|${oif}|${o.state}|${ct2.state}|${ct2.dir}|${ct2.mark}|${natPost}|${ct2.status.has('DNAT') ? 'D' : ''}` +
+    `${iif}|${oif}|${o.state}|${ct2.state}|${ct2.dir}|${ct2.mark}|${natPost}|${ct2.status.has('DNAT') ? 'D' : ''}${ct2.status.has('SNAT') ? 'S' : ''}` +
     // a firewall classes.ts cannot analyse (nft) may ask the route type of an address in ways the classes do not hold
     (h.fw?.kind === 'iptables' ? '' : `|${addrs(o.assumeLocal)}`)
   )
