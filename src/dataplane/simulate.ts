@@ -89,6 +89,17 @@ interface Skb {
    * translated). A mark set anywhere else (filter, raw, an nft filter-type chain) routes nothing again.
    */
   reroute?: boolean
+  /**
+   * what that reroute saw: ip_route_me_harder runs inside the hook that changed the packet, with the mark and
+   * addresses of that moment; a mark a later table sets (filter at priority 0, after nat's -100) routes nothing
+   */
+  rerouteKeys?: {readonly src: Packet['src']; readonly dst: Packet['dst']; readonly mark: number}
+}
+
+/** ip_route_me_harder, called by the hook that changed the packet: routed again with the keys of this moment. */
+function rerouteNow(skb: Skb): void {
+  skb.reroute = true
+  skb.rerouteKeys = {src: skb.packet.src, dst: skb.packet.dst, mark: skb.packet.mark}
 }
 
 /** Did a LOCAL_OUT hook change what ip_route_me_harder looks at (addresses, mark)? */
@@ -372,7 +383,7 @@ class Sim {
     const before = skb.packet
     const res = runChain(table, hook, skb.packet, env)
     skb.packet = res.packet
-    if (hook === 'OUTPUT' && tableName === 'mangle' && res.verdict !== 'DROP' && routingKeysChanged(before, skb.packet)) skb.reroute = true
+    if (hook === 'OUTPUT' && tableName === 'mangle' && res.verdict !== 'DROP' && routingKeysChanged(before, skb.packet)) rerouteNow(skb)
     if (skb.ct?.entry && res.ctMark !== skb.ct.entry.mark) skb.ct.entry.mark = res.ctMark
     if (res.notrack && !skb.ct) skb.untracked = true
     for (const a of res.assumptions) this.assume(`${h.name} ${a.rule.loc.file}:${a.rule.loc.line}: ${a.what}`)
@@ -403,7 +414,7 @@ class Sim {
     const before = skb.packet
     const res = runNftChain(table, chain, skb.packet, this.nftEnv(h, skb, iif, oif))
     skb.packet = res.packet
-    if (hook === 'OUTPUT' && chain.base?.type === 'route' && routingKeysChanged(before, skb.packet)) skb.reroute = true
+    if (hook === 'OUTPUT' && chain.base?.type === 'route' && routingKeysChanged(before, skb.packet)) rerouteNow(skb)
     if (skb.ct?.entry && res.ctMark !== skb.ct.entry.mark) skb.ct.entry.mark = res.ctMark
     if (res.notrack && !skb.ct) skb.untracked = true
     for (const a of res.assumptions) this.assume(`${h.name} ${a.rule.family} ${a.rule.table} ${a.rule.chain} handle ${a.rule.handle}: ${a.what}`)
@@ -492,7 +503,7 @@ class Sim {
       }
     }
     skb.packet = applyNat(skb.packet, entry, skb.ct!.dir, manip)
-    if (hook === 'OUTPUT' && !ipEquals(before.dst, skb.packet.dst)) skb.reroute = true
+    if (hook === 'OUTPUT' && !ipEquals(before.dst, skb.packet.dst)) rerouteNow(skb)
     const changed = formatPacket(before) !== formatPacket(skb.packet)
     if (verdict === undefined && changed) {
       verdict = manip === 'dst' ? (skb.ct!.dir === 'ORIGINAL' ? 'DNAT' : 'un-SNAT') : skb.ct!.dir === 'ORIGINAL' ? 'SNAT' : 'un-DNAT'
@@ -617,7 +628,8 @@ class Sim {
     if (skb.reroute) {
       // ip_route_me_harder: nat, the mangle table or an nft route chain changed the packet, route it again (the
       // source stays when local). A mark set by the filter or raw table or an nft filter chain does not reroute.
-      route = routeLookup(h.routing, {dst: skb.packet.dst, src: skb.packet.src, mark: skb.packet.mark, proto: p.proto, sport: skb.packet.sport, dport: skb.packet.dport})
+      const k = skb.rerouteKeys ?? skb.packet
+      route = routeLookup(h.routing, {dst: k.dst, src: k.src, mark: k.mark, proto: p.proto, sport: skb.packet.sport, dport: skb.packet.dport})
       const rf2 = this.routeFailure(h, route, skb.packet)
       if (rf2) return rf2
       this.routeStep(h, route, skb, 'rerouted after OUTPUT (ip_route_me_harder)')

@@ -62,3 +62,39 @@ describe('a mark set at LOCAL_OUT reroutes only from the tables that route again
     expect(route.firstFailure).toMatchObject({packet: 2, host: 'r', hook: 'ROUTING', rule: {text: 'unreachable default table 101'}})
   })
 })
+
+describe('the reroute after a nat OUTPUT DNAT sees the marks of that moment', () => {
+  // The kernel routes the DNATed packet again inside the nat hook (nf_nat_ipv4_local_fn, priority -100), with the
+  // mark it has then; a mark the filter table (priority 0) sets afterwards routes nothing. Found by the random local
+  // kernel suite (seed 13, loc13-13: filter OUTPUT marks 0x1, fwmark 0x1 leads to a blackhole, and the kernel
+  // connected), where trace rerouted with the final mark.
+  const B_ADDR = JSON.stringify([
+    {ifindex: 1, ifname: 'lo', flags: ['LOOPBACK', 'UP', 'LOWER_UP'], mtu: 65536, operstate: 'UNKNOWN', link_type: 'loopback', addr_info: [{family: 'inet', local: '127.0.0.1', prefixlen: 8, scope: 'host', label: 'lo'}]},
+    {ifindex: 2, ifname: 'eth0', flags: ['BROADCAST', 'MULTICAST', 'UP', 'LOWER_UP'], mtu: 1500, operstate: 'UP', link_type: 'ether', addr_info: [{family: 'inet', local: '10.1.0.20', prefixlen: 24, scope: 'global', label: 'eth0'}]},
+  ])
+  const B_ROUTE = JSON.stringify([
+    {dst: 'default', gateway: '10.1.0.1', dev: 'eth0', flags: []},
+    {dst: '10.1.0.0/24', dev: 'eth0', protocol: 'kernel', scope: 'link', prefsrc: '10.1.0.20', flags: []},
+    {type: 'local', dst: '10.1.0.20', dev: 'eth0', table: 'local', protocol: 'kernel', scope: 'host', prefsrc: '10.1.0.20', flags: []},
+    {type: 'local', dst: '127.0.0.0/8', dev: 'lo', table: 'local', protocol: 'kernel', scope: 'host', prefsrc: '127.0.0.1', flags: []},
+  ])
+  const dnat = (markTable: string) =>
+    '*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n-A OUTPUT -d 198.51.100.5/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.1.0.20:8080\nCOMMIT\n' +
+    `*${markTable}\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n${markTable === 'mangle' ? ':PREROUTING ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n' : ''}-A OUTPUT -j MARK --set-xmark 0x1/0xffffffff\nCOMMIT\n`
+  const local = (markTable: string) => {
+    const r = hostFromFiles('r', 'r', new Map([['ip-addr.json', ADDR], ['ip-route.json', ROUTE], ['ip-rule.json', RULE], ['iptables-save.txt', dnat(markTable)]]))
+    const b = hostFromFiles('b', 'b', new Map([['ip-addr.json', B_ADDR], ['ip-route.json', B_ROUTE], ['ss-ltnu.txt', 'tcp LISTEN 0 4 0.0.0.0:8080 0.0.0.0:*\n']]))
+    return traceConnection([r, b], {vip: parseEndpoint('198.51.100.5:8080')!, proto: 'tcp', client: parseIp('10.1.0.10')!, clientPort: 40000})
+  }
+
+  test('a filter OUTPUT mark after the DNAT: routed by the main table, the connection works', () => {
+    const r = local('filter')
+    expect(r.connection, r.firstFailure?.reason).toEqual({connected: true, reply: true, closed: true})
+  })
+
+  test('a mangle OUTPUT mark before it (priority -150): the reroute sees it and meets the unreachable table', () => {
+    const r = local('mangle')
+    expect(r.connection.connected).toBe(false)
+    expect(r.firstFailure).toMatchObject({packet: 1, host: 'r', hook: 'ROUTING', rule: {text: 'unreachable default table 101'}})
+  })
+})
