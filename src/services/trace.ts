@@ -95,7 +95,7 @@ const UDP_EXCHANGE: readonly Spec[] = [
 
 type Server =
   /** replyFrom: a UDP server bound to a wildcard answers from the source its route chooses, not `local` */
-  | {kind: 'host'; host: HostModel; local: Endpoint; remote: Endpoint; replyFrom?: IpAddr}
+  | {kind: 'host'; host: HostModel; local: Endpoint; remote: Endpoint; replyFrom?: IpAddr; unboundSource?: boolean}
   /** direct: an outside LVS-DR realserver (asked at the VIP itself) that answers the client without the snapshots */
   | {kind: 'external'; via: HostModel; dev?: string; local: Endpoint; remote: Endpoint; direct?: boolean}
 
@@ -147,7 +147,7 @@ export function traceConnection(snaps: readonly HostSnapshot[], o: TraceOptions)
       journey =
         server.kind === 'external' && server.direct && !world.clientHost
           ? {steps: [], hops: [{from: formatIp(server.local.ip), to: 'client', packet: formatPacket(p)}], arrival: {kind: 'client', packet: p}, assumptions: []}
-          : world.sendFromServer(p, server.kind === 'host' ? {kind: 'host', host: server.host} : {kind: 'external', via: server.via, dev: server.dev}, t)
+          : world.sendFromServer(p, server.kind === 'host' ? {kind: 'host', host: server.host, unboundSource: server.unboundSource} : {kind: 'external', via: server.via, dev: server.dev}, t)
       if (!journey.failure) {
         const a = journey.arrival!
         problem = checkAtClient(a, world, client, o.vip)
@@ -239,13 +239,15 @@ function serverFrom(a: Arrival, steps: readonly TraceStep[], vip: Endpoint): {se
       // UDP has no accepted socket: a server bound to a wildcard answers from the source address the kernel picks
       // for its route back (inet_select_addr), which is not the VIP a DR realserver was asked at
       const from = proto === 'udp' && !l.addr ? udpSourceFor(h, remote.ip) : undefined
+      // its answers are routed with no source address (saddr 0): `ip rule from ...` does not apply to them
+      const unbound = proto === 'udp' && !l.addr ? {unboundSource: true} : {}
       if (from && !ipEquals(from, local.ip)) {
         return {
-          server: {kind: 'host', host: h, local, remote, replyFrom: from},
+          server: {kind: 'host', host: h, local, remote, replyFrom: from, ...unbound},
           assumption: `${h.name}'s UDP socket ${l.loc.file}:${l.loc.line} (${l.loc.text.trim().replace(/\s+/g, ' ')}) is bound to a wildcard: it answers from ${formatIp(from)}, the source its route to ${formatIp(remote.ip)} chooses, not from ${formatIp(local.ip)} the request was sent to (a server that reads the request's destination, IP_PKTINFO, as BIND and dnsmasq do, answers from ${formatIp(local.ip)}; binding it to ${formatIp(local.ip)} makes sure)`,
         }
       }
-      return {server: {kind: 'host', host: h, local, remote}}
+      return {server: {kind: 'host', host: h, local, remote, ...unbound}}
     }
     const bound = listeners.filter((x) => x.proto === proto && x.port === local.port)
     const near = bound.length ? ` (${bound.map((x) => `${x.loc.file}:${x.loc.line} ${x.loc.text.trim().replace(/\s+/g, ' ')}`).join('; ')}${a.iif ? `: not for ${formatIp(local.ip)} arriving on ${a.iif}` : ''})` : ''

@@ -12,6 +12,10 @@ export function randomUdpScenarios(seed: number, count: number, prefix = 'ldz'):
   const {dev, links} = renamer(prefix)
   const rnd = mulberry32((seed ^ 0x7f4a7c15) >>> 0)
   const {pick, some} = draws(rnd)
+  // a third stream (policy routing, the router's own UDP state rules, director marks): the first keeps its draws;
+  // LVSDOCTOR_KERNEL_EXTRA=0 turns it off
+  const rnd3 = process.env.LVSDOCTOR_KERNEL_EXTRA === '0' ? () => 1 : mulberry32((seed ^ 0x1b873593) >>> 0)
+  const pick3 = <T>(xs: readonly T[]): T => xs[Math.floor(rnd3() * xs.length)]!
   const out: Scenario[] = []
   for (let i = 0; i < count; i++) {
     const mode = pick(['dnat', 'dnat', 'route'] as const)
@@ -77,6 +81,30 @@ export function randomUdpScenarios(seed: number, count: number, prefix = 'ldz'):
     if (rp !== '0') {
       r.push(`sysctl -qw net.ipv4.conf.all.rp_filter=${rp}`)
       notes.push(`rp_filter ${rp} on the realserver`)
+    }
+    if (rnd3() < 0.2) {
+      // the realserver answers by the source address's own table (ip rule from ... lookup 100)
+      const from = pick3(mode === 'route' ? [VIP, '10.1.0.10', '10.1.0.0/24'] : ['10.1.0.10', '10.1.0.0/24'])
+      const via = pick3(viaG ? ['10.1.0.1', '10.2.0.1', 'unreachable'] : ['10.1.0.1', '10.1.0.1', 'unreachable'])
+      notes.push(`realserver ip rule from ${from} -> ${via}`)
+      r.push(`ip rule add from ${from} lookup 100 pref 100`, via === 'unreachable' ? 'ip route add unreachable default table 100' : `ip route add default via ${via} table 100`)
+    }
+    if (viaG && rnd3() < 0.35) {
+      // the router sees only the answers: for UDP each is NEW there (no packet in the other direction)
+      notes.push('router UDP state rules')
+      g.push(pick3(['iptables -A FORWARD -p udp -m conntrack --ctstate NEW -j DROP', 'iptables -A FORWARD -m state --state ESTABLISHED,RELATED -j ACCEPT', 'iptables -A FORWARD -m conntrack --ctstate INVALID -j DROP']))
+      if (rnd3() < 0.5) g.push(pick3(['iptables -P FORWARD DROP', 'iptables -A FORWARD -p udp --sport 53 -j ACCEPT', `iptables -A FORWARD -s ${VIP}/32 -j ACCEPT`]))
+    }
+    if (rnd3() < 0.15) {
+      // the director marks the service's packets and routes the mark by a table of its own
+      notes.push('director fwmark routing')
+      d.push(`iptables -t mangle -A PREROUTING -d ${VIP}/32 -p udp --dport 53 -j MARK --set-mark 0x7`)
+      d.push('ip rule add fwmark 0x7 lookup 107 pref 107', pick3(['ip route add unreachable default table 107', 'ip route add default via 10.1.0.10 table 107', 'ip route add blackhole default table 107']))
+    }
+    if (mode === 'dnat' && rnd3() < 0.15) {
+      // a NOTRACK of the realserver's answers on the director: they are never un-DNATed
+      notes.push("director NOTRACK of the answers")
+      d.push('iptables -t raw -A PREROUTING -s 10.1.0.10/32 -p udp --sport 5353 -j NOTRACK')
     }
     out.push({
       name: `udp${seed % 1000}-${i}`,
