@@ -9,19 +9,11 @@ import {describe, expect, test} from 'vitest'
 import {parseEndpoint, parseIp} from '../../src/model/ip.js'
 import {traceConnection} from '../../src/services/trace.js'
 import {hostFromFiles} from '../../src/snapshot/store.js'
+import {addrJson, routeJson} from './host-json.js'
 
-const ADDR = JSON.stringify([
-  {ifindex: 1, ifname: 'lo', flags: ['LOOPBACK', 'UP', 'LOWER_UP'], mtu: 65536, operstate: 'UNKNOWN', link_type: 'loopback', addr_info: [{family: 'inet', local: '127.0.0.1', prefixlen: 8, scope: 'host', label: 'lo'}]},
-  {ifindex: 2, ifname: 'eth0', flags: ['BROADCAST', 'MULTICAST', 'UP', 'LOWER_UP'], mtu: 1500, operstate: 'UP', link_type: 'ether', addr_info: [{family: 'inet', local: '10.1.0.10', prefixlen: 24, scope: 'global', label: 'eth0'}]},
-])
+const ADDR = addrJson('10.1.0.10')
 // table 101, where the mark 0x1 leads, has only an unreachable default
-const ROUTE = JSON.stringify([
-  {type: 'unreachable', dst: 'default', table: '101', flags: []},
-  {dst: 'default', gateway: '10.1.0.1', dev: 'eth0', flags: []},
-  {dst: '10.1.0.0/24', dev: 'eth0', protocol: 'kernel', scope: 'link', prefsrc: '10.1.0.10', flags: []},
-  {type: 'local', dst: '10.1.0.10', dev: 'eth0', table: 'local', protocol: 'kernel', scope: 'host', prefsrc: '10.1.0.10', flags: []},
-  {type: 'local', dst: '127.0.0.0/8', dev: 'lo', table: 'local', protocol: 'kernel', scope: 'host', prefsrc: '127.0.0.1', flags: []},
-])
+const ROUTE = routeJson('10.1.0.10', '10.1.0.1', [{type: 'unreachable', dst: 'default', table: '101', flags: []}])
 const RULE = JSON.stringify([
   {priority: 0, src: 'all', table: 'local'},
   {priority: 101, src: 'all', fwmark: '0x1', table: '101'},
@@ -68,16 +60,8 @@ describe('the reroute after a nat OUTPUT DNAT sees the marks of that moment', ()
   // mark it has then; a mark the filter table (priority 0) sets afterwards routes nothing. Found by the random local
   // kernel suite (seed 13, loc13-13: filter OUTPUT marks 0x1, fwmark 0x1 leads to a blackhole, and the kernel
   // connected), where trace rerouted with the final mark.
-  const B_ADDR = JSON.stringify([
-    {ifindex: 1, ifname: 'lo', flags: ['LOOPBACK', 'UP', 'LOWER_UP'], mtu: 65536, operstate: 'UNKNOWN', link_type: 'loopback', addr_info: [{family: 'inet', local: '127.0.0.1', prefixlen: 8, scope: 'host', label: 'lo'}]},
-    {ifindex: 2, ifname: 'eth0', flags: ['BROADCAST', 'MULTICAST', 'UP', 'LOWER_UP'], mtu: 1500, operstate: 'UP', link_type: 'ether', addr_info: [{family: 'inet', local: '10.1.0.20', prefixlen: 24, scope: 'global', label: 'eth0'}]},
-  ])
-  const B_ROUTE = JSON.stringify([
-    {dst: 'default', gateway: '10.1.0.1', dev: 'eth0', flags: []},
-    {dst: '10.1.0.0/24', dev: 'eth0', protocol: 'kernel', scope: 'link', prefsrc: '10.1.0.20', flags: []},
-    {type: 'local', dst: '10.1.0.20', dev: 'eth0', table: 'local', protocol: 'kernel', scope: 'host', prefsrc: '10.1.0.20', flags: []},
-    {type: 'local', dst: '127.0.0.0/8', dev: 'lo', table: 'local', protocol: 'kernel', scope: 'host', prefsrc: '127.0.0.1', flags: []},
-  ])
+  const B_ADDR = addrJson('10.1.0.20')
+  const B_ROUTE = routeJson('10.1.0.20', '10.1.0.1')
   const dnat = (markTable: string) =>
     '*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n-A OUTPUT -d 198.51.100.5/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.1.0.20:8080\nCOMMIT\n' +
     `*${markTable}\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n${markTable === 'mangle' ? ':PREROUTING ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n' : ''}-A OUTPUT -j MARK --set-xmark 0x1/0xffffffff\nCOMMIT\n`

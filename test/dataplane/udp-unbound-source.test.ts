@@ -7,18 +7,10 @@ import {describe, expect, test} from 'vitest'
 import {parseEndpoint, parseIp} from '../../src/model/ip.js'
 import {traceConnection} from '../../src/services/trace.js'
 import {hostFromFiles} from '../../src/snapshot/store.js'
+import {addrJson, routeJson} from './host-json.js'
 
-const ADDR = JSON.stringify([
-  {ifindex: 1, ifname: 'lo', flags: ['LOOPBACK', 'UP', 'LOWER_UP'], mtu: 65536, operstate: 'UNKNOWN', link_type: 'loopback', addr_info: [{family: 'inet', local: '127.0.0.1', prefixlen: 8, scope: 'host', label: 'lo'}]},
-  {ifindex: 2, ifname: 'eth0', flags: ['BROADCAST', 'MULTICAST', 'UP', 'LOWER_UP'], mtu: 1500, operstate: 'UP', link_type: 'ether', addr_info: [{family: 'inet', local: '10.1.0.10', prefixlen: 24, scope: 'global', label: 'eth0'}]},
-])
-const ROUTE = JSON.stringify([
-  {type: 'unreachable', dst: 'default', table: '100', flags: []},
-  {dst: 'default', gateway: '10.1.0.1', dev: 'eth0', flags: []},
-  {dst: '10.1.0.0/24', dev: 'eth0', protocol: 'kernel', scope: 'link', prefsrc: '10.1.0.10', flags: []},
-  {type: 'local', dst: '10.1.0.10', dev: 'eth0', table: 'local', protocol: 'kernel', scope: 'host', prefsrc: '10.1.0.10', flags: []},
-  {type: 'local', dst: '127.0.0.0/8', dev: 'lo', table: 'local', protocol: 'kernel', scope: 'host', prefsrc: '127.0.0.1', flags: []},
-])
+const ADDR = addrJson('10.1.0.10')
+const ROUTE = routeJson('10.1.0.10', '10.1.0.1', [{type: 'unreachable', dst: 'default', table: '100', flags: []}])
 const RULE = JSON.stringify([
   {priority: 0, src: 'all', table: 'local'},
   {priority: 100, src: '10.1.0.0', srclen: 24, table: '100'},
