@@ -18,6 +18,14 @@
 // Cold start: `node bin/run.js --help` within 2.5x `node -e 0` (wall; CPU shown too).
 //
 // Last runs (2 cores shared with other engineers, medians of 5; cpu = user+sys of the child, all threads):
+//   2026-11-21 23:06, load average 3.1-3.3 (the session's correctness work: rounds, ipset classes, one new rule):
+//     kube-proxy 100k   check 1.62 s wall, 1.53 s cpu, 144 MB | restore --test 0.68 s, 0.56 s, 100 MB | 2.40x wall  FAIL
+//     tum-net-2013      check 0.14 s wall, 0.16 s cpu,  59 MB | restore --test 0.06 s, 0.01 s,   6 MB | 2.41x wall  FAIL
+//     --help 0.09 s wall, 0.08 s cpu | node -e 0 0.09 s, 0.07 s | 1.05x wall, 1.14x cpu                         PASS
+//   The same minutes, the session's starting build (8d1f745, a worktree) against this one, alternating, medians of 7
+//   on kube-proxy 100k at load ~4: wall 1.97 -> 1.84 s, cpu 1.73 -> 1.82 s, peak RSS 143 -> 143 MB (no round 2: the
+//   report proposes no command). With a FORWARD DROP policy added (473 fix commands) check took 317 s while apply-fix
+//   split and joined the dump per command; now 1.4 s (and past the 64-command cap of the rounds).
 //   2026-11-21 20:58, load average 1.5 (the session's correctness work: 30 rules; no performance change intended):
 //     kube-proxy 100k   check 1.10 s wall, 1.55 s cpu, 143 MB | restore --test 0.58 s, 0.54 s, 100 MB | 1.91x wall  FAIL
 //     tum-net-2013      check 0.12 s wall, 0.14 s cpu,  58 MB | restore --test 0.07 s, 0.02 s,   6 MB | 1.84x wall  FAIL
