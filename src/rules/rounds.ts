@@ -95,13 +95,14 @@ export function runRulesInRounds(ctx: RuleContext, rules: readonly Rule[], check
     // same host with the same title and no command left to give is that one, not a new one hidden behind it
     const fixedKinds = new Set(found.filter((f) => f.fix?.commands.length).map(sameKind))
     const isSame = (x: RuleFinding) => seen.has(sameProblem(x)) || (!x.fix?.ops.length && fixedKinds.has(sameKind(x)))
-    const stillKinds = new Set(again.filter(isSame).map(sameKind))
     const stillProblems = new Set(again.map(sameProblem))
+    // (a finding that never had a command, found again as it was, says nothing about another's fix)
+    const manual = new Set(all.filter((f) => !f.fix?.commands.length).map(sameProblem))
+    const stillKinds = new Set(again.filter((x) => !x.fix?.ops.length && !manual.has(sameProblem(x))).map(sameKind))
     for (let i = 0; i < all.length; i++) {
       const f = all[i]!
       if (!f.fix?.commands.length || !found.includes(f)) continue
-      if (!stillProblems.has(sameProblem(f)) && !(stillKinds.has(sameKind(f)) && again.some((x) => sameKind(x) === sameKind(f) && !x.fix?.ops.length))) continue
-      all[i] = {...f, unverified: [...(f.unverified ?? []), INCOMPLETE]}
+      if (stillProblems.has(sameProblem(f)) || stillKinds.has(sameKind(f))) all[i] = {...f, unverified: [...(f.unverified ?? []), INCOMPLETE]}
     }
     const fresh = again.filter((x) => !isSame(x))
     if (fresh.length === 0) break
