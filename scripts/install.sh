@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs what lvsdoctor needs on Debian/Ubuntu, from nothing: system tools, then the npm packages.
-#   scripts/install.sh          the tool (and the tools it reads from: iptables, nft, ip, ipvsadm, conntrack)
+#   scripts/install.sh          the tool (and the tools it reads from: iptables, nft, ip, ipvsadm, conntrack, ipset)
 #   scripts/install.sh --test   also what the test suite needs (tcpdump, qemu and a Debian kernel for the IPVS lab)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-pkgs=(iptables nftables iproute2 ipvsadm conntrack tcpdump libpcap-dev python3 make g++ ca-certificates)
+pkgs=(iptables nftables iproute2 ipvsadm conntrack ipset tcpdump libpcap-dev python3 make g++ ca-certificates)
 if [ "${1:-}" = "--test" ]; then
   pkgs+=(qemu-system-x86 busybox-static cpio kmod procps)
 fi
