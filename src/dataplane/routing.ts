@@ -249,6 +249,23 @@ export function validateSource(
   return undefined
 }
 
+/**
+ * The sender address of the ARP request a host sends on `dev` for the next hop `nh` (arp_solicit): with arp_announce
+ * 0 the packet's source when it is one of the host's addresses, with 1 only when it is in the next hop's subnet on
+ * `dev`, else (and with 2) an address of `dev` in the next hop's subnet, or its first global one (inet_select_addr).
+ */
+export function arpSenderAddress(t: RoutingTables, conf: InetConf, dev: string, nh: IpAddr, src: IpAddr | undefined): IpAddr | undefined {
+  const iface = t.interfaces.find((i) => i.name === dev)
+  const fam = iface?.addresses.filter((a) => a.family === nh.family && a.scope !== 'host') ?? []
+  const sameNet = (a: {ip: IpAddr; prefixlen: number}, x: IpAddr) => prefixContains({family: a.ip.family, value: a.ip.value & maskOf(a.ip.family, a.prefixlen), len: a.prefixlen}, x)
+  const announce = conf.max('arp_announce', dev)
+  if (src && isLocalAddress(t, src)) {
+    if (announce === 0) return src
+    if (announce === 1 && fam.some((a) => sameNet(a, nh) && sameNet(a, src))) return src
+  }
+  return (fam.find((a) => sameNet(a, nh)) ?? fam.find((a) => a.scope === 'global') ?? fam[0])?.ip
+}
+
 /** __mkroute_output: a 127/8 source may not leave through a non-loopback device unless route_localnet. */
 export function checkOutputSource(conf: InetConf, src: IpAddr | undefined, dev: string | undefined): string | undefined {
   if (!src || src.family !== 4 || !isLoopback4(src) || dev === undefined || dev === 'lo') return undefined

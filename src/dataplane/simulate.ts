@@ -20,7 +20,7 @@ import {runNftChain, type NftEnv} from './nft.js'
 import {chainOnDevice, familySees, natLookups, nftFib} from './nft-hooks.js'
 import type {NftChain, NftTable} from '../model/nft.js'
 import {PROTO, formatPacket, type IpvsView, type Packet} from './packet.js'
-import {checkOutputSource, routeInput, routeLookup, selectSource, tableName, type RouteResult} from './routing.js'
+import {arpSenderAddress, checkOutputSource, routeInput, routeLookup, selectSource, tableName, validateSource, type RouteResult} from './routing.js'
 
 export interface TraceStep {
   readonly host: string
@@ -702,6 +702,13 @@ class Sim {
     }
     const owner = this.world.ownerOf(nh, h)
     if (owner) {
+      // the next hop answers the ARP request for its address only if that request passes its own source
+      // validation (arp_process: ip_route_input of the request, rp_filter included); no answer, nothing is sent
+      const sip = dev ? arpSenderAddress(h.routing, h.conf, dev, nh, p.src) : undefined
+      const arpBad = sip && !ipEquals(sip, nh) ? validateSource(owner.host.routing, owner.host.conf, {src: sip, dst: nh, iif: owner.iface}) : undefined
+      if (arpBad) {
+        return this.fail({host: owner.host.name, hook: 'LINK', chain: '', reason: `${owner.host.name} does not answer ${h.name}'s ARP request for ${formatIp(nh)} (from ${formatIp(sip!)} on ${owner.iface}): arp_process validates the request's sender like a packet's source, and ${arpBad}; ${h.name} never learns where to send, and the packet is dropped`}, p)
+      }
       this.step(h, {hook: 'LINK', table: '', chain: '', verdict: `sent on ${dev ?? '?'} to ${owner.host.name}`, note: gateway ? `next hop ${formatIp(gateway)}` : undefined}, skb)
       return this.receive(owner.host, owner.iface, p, undefined, h.name)
     }
