@@ -5,7 +5,7 @@
 import {formatIp, formatPrefix, hostPrefix, type IpAddr, type Prefix} from '../model/ip.js'
 import type {Evidence} from '../model/finding.js'
 import {serviceRule, finding, unverifiedFinding} from './engine/helpers.js'
-import {ev, locRef, locRefs, UNKNOWN_IF, type HostView} from './engine/host.js'
+import {answerSource, ev, locRef, locRefs, UNKNOWN_IF, type HostView} from './engine/host.js'
 import {conntrackOnBreaks} from './engine/vs-conntrack.js'
 import {backendOutcome, ipvsKnobs, ipvsViewOf, params, requestIn} from './engine/flows.js'
 import {hookByDstClass, received} from './engine/path.js'
@@ -154,7 +154,7 @@ type Verdict = {readonly kind: 'ok'} | {readonly kind: 'bypass'; readonly reason
  * Follows the realserver's route to `to` (the client, or the address the director masquerades the connections
  * to), hop by hop across the snapshots, looking for the director.
  */
-function returnPath(w: World, director: HostView, rs: HostView, from: IpAddr, to: IpAddr = w.client.ip): Verdict {
+function returnPath(w: World, director: HostView, rs: HostView, from: IpAddr | undefined, to: IpAddr = w.client.ip): Verdict {
   const evidence: Evidence[] = []
   /** the hops so far, for the reason: "rs1 sends them to 10.1.0.254 (router)" */
   const hops: string[] = []
@@ -217,7 +217,7 @@ export default serviceRule(
         // those elsewhere too (a rule `from` its own subnet to another gateway) still answers around the director
         const to = post!.nat!.kind === 'SNAT' ? post!.nat!.to?.ip : h.sourceFor(b.ip)
         if (!to || !b.owner) continue
-        const v = returnPath(w, h, b.owner, b.ip, to)
+        const v = returnPath(w, h, b.owner, answerSource(b.owner, svc.proto, b.ip, b.port || svc.probes[0]?.dport), to)
         if (v.kind === 'bypass') snatBypass.push({b, to, reason: v.reason, evidence: v.evidence, post: post!})
         continue
       }
@@ -225,7 +225,8 @@ export default serviceRule(
         unknown.push(`${desc(i)}: no snapshot of the host owning ${formatIp(b.ip)} (give it to check to verify its route back to the client)`)
         continue
       }
-      const v = returnPath(w, h, b.owner, b.ip)
+      // a UDP server on 0.0.0.0 answers without a bound source: `ip rule from ...` does not route its answers
+      const v = returnPath(w, h, b.owner, answerSource(b.owner, svc.proto, b.ip, b.port || svc.probes[0]?.dport))
       if (v.kind === 'ok') continue
       if (v.kind === 'unknown') {
         unknown.push(`${desc(i)}: ${v.what}`)
@@ -233,7 +234,7 @@ export default serviceRule(
       }
       // the fix would masquerade to the director's address toward the backend: no use if that goes astray too
       const masq = post?.nat ? undefined : h.sourceFor(b.ip)
-      const m = masq ? returnPath(w, h, b.owner, b.ip, masq) : undefined
+      const m = masq ? returnPath(w, h, b.owner, answerSource(b.owner, svc.proto, b.ip, b.port || svc.probes[0]?.dport), masq) : undefined
       if (m?.kind === 'bypass') bypass.push({b, reason: v.reason, evidence: [...v.evidence, ...m.evidence], post, masqNoHelp: {to: masq!, reason: m.reason}})
       else bypass.push({b, reason: v.reason, evidence: v.evidence, post})
     }

@@ -9,7 +9,7 @@ import {formatEndpoint, formatIp, ipEquals, type IpAddr} from '../model/ip.js'
 import type {Evidence} from '../model/finding.js'
 import {routeEvidence, type RouteResult} from '../dataplane/routing.js'
 import {customRule, finding} from './engine/helpers.js'
-import {ev, locRef, type HostView} from './engine/host.js'
+import {answerSource, ev, locRef, type HostView} from './engine/host.js'
 import {isDefaultRule} from './engine/returnpath.js'
 import {backendOutcome} from './engine/flows.js'
 import {describeBackend, describeService} from './engine/world.js'
@@ -58,7 +58,9 @@ function evidenceOf(r: RouteResult, host: string): Evidence[] {
  * that set it, for the message and the evidence.
  */
 function answerRoute(h: HostView, e: Endpoints): {r: RouteResult | undefined; mark: number; marked: readonly Loc[]; markRule?: IptRule} {
-  const key = {dst: e.dst, src: e.src, proto: PROTO_NUM[e.proto], sport: e.sport, dport: e.dport}
+  // a UDP server on 0.0.0.0 is routed without a source (answerSource): `ip rule from ...` does not apply to it
+  const src = answerSource(h, e.proto, e.src, e.sport)
+  const key = {dst: e.dst, ...(src ? {src} : {}), proto: PROTO_NUM[e.proto], sport: e.sport, dport: e.dport}
   if (!h.fw) return {r: h.route(key), mark: 0, marked: []}
   const res = sent(h, flowPacket(e, e.proto === 'tcp' ? 'SYNACK' : 'RDATA'), {state: 'ESTABLISHED', dir: 'REPLY'})
   const mangle = res.hooks.find((x) => x.hook === 'OUTPUT')?.runs.find((x) => x.table === 'mangle')
@@ -152,7 +154,8 @@ export default customRule(meta, (w) => {
   for (const f of w.forwards) {
     const rs = f.realserver
     if (!rs.rt) continue
-    const r = rs.route({dst: client, src: f.vip})
+    const src = answerSource(rs, f.proto, f.vip, f.port)
+    const r = rs.route({dst: client, ...(src ? {src} : {})})
     if (dead(r)) report(rs, r, `${rs.name} answers the clients of ${describeForward(f)} from ${formatIp(f.vip)} (e.g. ${formatIp(client)})`, [...f.routeEvidence.map((e) => ({...e, host: f.host.name})), ev(f.vipLoc, rs.name)])
   }
   // a flow asked about (check --vip) that no balancer takes, arriving at a host that does not hold its VIP: the

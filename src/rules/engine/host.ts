@@ -10,6 +10,7 @@ import {isLocalAddress, routeLookup, selectSource, type FlowKey, type RouteResul
 import type {MatchEnv} from '../../dataplane/netfilter.js'
 import type {CtView, IpvsView} from '../../dataplane/packet.js'
 import {IptablesFirewall, type Firewall} from './firewall.js'
+import {listenerFor} from '../../snapshot/parsers/sockets.js'
 import {nftFirewallFor} from './nft-firewall.js'
 
 export function ev(loc: Loc, host?: string): Evidence {
@@ -195,4 +196,16 @@ export class HostView {
     }
     return out
   }
+}
+
+/**
+ * The source a host's answers from `ip`:`port` are routed with: none for a UDP server on a wildcard address (it
+ * answers with sendto and no bound address, so the kernel routes with saddr 0 and policy rules `from ADDR` do not
+ * apply: fib4_rule_match), else `ip`. Only when the listening sockets are known (ss-ltnu.txt); trace does the same.
+ */
+export function answerSource(h: HostView, proto: string, ip: IpAddr, port: number | undefined): IpAddr | undefined {
+  const ls = h.snap.listeners
+  if (proto !== 'udp' || !ls || port === undefined) return ip
+  const l = listenerFor(ls, 'udp', ip, port)
+  return l && !l.addr ? undefined : ip
 }
