@@ -8,7 +8,9 @@
 //
 // References: IEEE 802.3/802.1Q; Linux cooked capture v1/v2 (tcpdump.org/linktypes/LINKTYPE_LINUX_SLL*.html);
 // RFC 791 (IPv4), RFC 8200 (IPv6 and its extension headers), RFC 9293 (TCP), RFC 768 (UDP),
-// RFC 792 / RFC 1812 4.3.2.3 (ICMP, quoted datagram), RFC 4443 (ICMPv6).
+// RFC 792 / RFC 1812 4.3.2.3 (ICMP, quoted datagram), RFC 4443 (ICMPv6); tunnels: RFC 2003 (IP in IP),
+// RFC 2784/2890 (GRE with checksum, key, sequence), draft-ietf-intarea-gue-09 (GUE variants 0 and 1, as the
+// kernel's include/net/gue.h lays it out and IPVS's ipvs_gue_encap() writes it).
 
 export type Bytes = Uint8Array
 
@@ -50,7 +52,7 @@ export const LINKTYPE = {
 
 export const ETHERTYPE = {IPV4: 0x0800, IPV6: 0x86dd, VLAN: 0x8100, QINQ: 0x88a8, QINQ_OLD: 0x9100, ARP: 0x0806} as const
 
-export const IPPROTO = {HOPOPTS: 0, ICMP: 1, TCP: 6, UDP: 17, ROUTING: 43, FRAGMENT: 44, ESP: 50, AH: 51, ICMPV6: 58, NONE: 59, DSTOPTS: 60} as const
+export const IPPROTO = {HOPOPTS: 0, ICMP: 1, IPIP: 4, TCP: 6, IPV6: 41, GRE: 47, UDP: 17, ROUTING: 43, FRAGMENT: 44, ESP: 50, AH: 51, ICMPV6: 58, NONE: 59, DSTOPTS: 60} as const
 
 export const TCP_FLAG = {FIN: 0x01, SYN: 0x02, RST: 0x04, PSH: 0x08, ACK: 0x10, URG: 0x20, ECE: 0x40, CWR: 0x80} as const
 
@@ -174,6 +176,7 @@ export const Ipv4 = {
   /** 0 on TSO/BIG TCP packets captured before segmentation */
   totalLen: (b: Bytes, o: number): number => u16(b, o + 2),
   ident: (b: Bytes, o: number): number => u16(b, o + 4),
+  dontFragment: (b: Bytes, o: number): boolean => (b[o + 6]! & 0x40) !== 0,
   moreFragments: (b: Bytes, o: number): boolean => (b[o + 6]! & 0x20) !== 0,
   /** fragment offset in bytes */
   fragOffset: (b: Bytes, o: number): number => (u16(b, o + 6) & 0x1fff) * 8,
@@ -417,6 +420,77 @@ export function emitUdp(r: UdpRepr, b: Bytes, o: number): number {
   return 8
 }
 
+// ---- tunnels: GRE and GUE -------------------------------------------------------------------------------------
+
+/** GRE (RFC 2784, keys and sequence numbers RFC 2890): flags/version word, protocol, then the optional fields. */
+export const Gre = {
+  MIN_LEN: 4,
+  F_CSUM: 0x8000,
+  F_ROUTING: 0x4000,
+  F_KEY: 0x2000,
+  F_SEQ: 0x1000,
+  flags: (b: Bytes, o: number): number => u16(b, o),
+  version: (b: Bytes, o: number): number => b[o + 1]! & 7,
+  protocol: (b: Bytes, o: number): number => u16(b, o + 2),
+  /** header length the flags ask for (checksum+reserved, key, sequence: 4 bytes each) */
+  headerLen(b: Bytes, o: number): number {
+    const f = u16(b, o)
+    return 4 + (f & 0xc000 ? 4 : 0) + (f & 0x2000 ? 4 : 0) + (f & 0x1000 ? 4 : 0)
+  },
+  check(b: Bytes, o: number, end: number): WireProblem {
+    if (end - o < 4) return 'GRE header (4 bytes)'
+    const v = b[o + 1]! & 7
+    if (v !== 0) return `GRE version 0 (version ${v} is PPTP's enhanced GRE)`
+    if (u16(b, o) & 0x4000) return 'GRE without source routing (the R bit of RFC 1701 is set)'
+    const hl = Gre.headerLen(b, o)
+    if (end - o < hl) return `GRE header with its optional fields (${hl} bytes)`
+    return undefined
+  },
+  /** the key (RFC 2890), when the K bit is set */
+  key: (b: Bytes, o: number): number => u32(b, o + 4 + (u16(b, o) & 0xc000 ? 4 : 0)),
+}
+
+/**
+ * Generic UDP Encapsulation after the UDP header. Variant 0: `ver(2)=0 C(1) hlen(5) | proto/ctype(8) | flags(16)`
+ * and hlen 32-bit words of extension fields (IPVS's --tun-remcsum adds the private flags and the remote
+ * checksum offload field: hlen 2). Variant 1: the IPv4/IPv6 header itself (its first two bits are 01).
+ */
+export const Gue = {
+  MIN_LEN: 4,
+  variant: (b: Bytes, o: number): number => b[o]! >> 6,
+  control: (b: Bytes, o: number): boolean => (b[o]! & 0x20) !== 0,
+  /** header length in bytes (variant 0) */
+  headerLen: (b: Bytes, o: number): number => 4 + (b[o]! & 0x1f) * 4,
+  protocol: (b: Bytes, o: number): number => b[o + 1]!,
+  check(b: Bytes, o: number, end: number): WireProblem {
+    if (end - o < 1) return 'GUE header (at least 1 byte)'
+    const v = b[o]! >> 6
+    if (v === 1) return undefined
+    if (v !== 0) return `GUE variant 0 or 1, found ${v}`
+    if (end - o < 4) return 'GUE header (4 bytes)'
+    const hl = Gue.headerLen(b, o)
+    if (end - o < hl) return `GUE header with its extension fields (${hl} bytes)`
+    return undefined
+  },
+}
+
+/** The UDP port IANA assigned to GUE (ipvsadm's --tun-port examples use it too). */
+export const GUE_PORT = 6080
+
+/** Is b[o..end) an IPv4 header with a valid header checksum and exactly `len` bytes long (0: any length)? */
+export function plausibleIpv4(b: Bytes, o: number, end: number, len: number): boolean {
+  if (Ipv4.check(b, o, end)) return false
+  const hl = Ipv4.headerLen(b, o)
+  if (len !== 0 && Ipv4.totalLen(b, o) !== len) return false
+  return checksum(b, o, hl) === 0xffff
+}
+
+/** Is b[o..end) an IPv6 header whose payload length makes it exactly `len` bytes long? */
+export function plausibleIpv6(b: Bytes, o: number, end: number, len: number): boolean {
+  if (Ipv6.check(b, o, end)) return false
+  return Ipv6.payloadLen(b, o) + 40 === len
+}
+
 // ---- ICMP and ICMPv6 -------------------------------------------------------------------------------------------
 
 export const Icmp = {
@@ -426,6 +500,10 @@ export const Icmp = {
   code: (b: Bytes, o: number): number => b[o + 1]!,
   /** the quoted datagram of an error message starts here (RFC 792, RFC 4443 2.1) */
   QUOTE_OFFSET: 8,
+  /** ICMP fragmentation needed (type 3 code 4): the next-hop MTU (RFC 1191), 0 from old routers */
+  nextHopMtu: (b: Bytes, o: number): number => u16(b, o + 6),
+  /** ICMPv6 packet too big (type 2): the MTU (RFC 4443 3.2) */
+  mtu6: (b: Bytes, o: number): number => u32(b, o + 4),
 }
 
 export const ICMP4 = {ECHO_REPLY: 0, DEST_UNREACH: 3, SOURCE_QUENCH: 4, REDIRECT: 5, ECHO: 8, TIME_EXCEEDED: 11, PARAM_PROBLEM: 12} as const
