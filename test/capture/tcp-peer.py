@@ -2,8 +2,9 @@
 """Tiny TCP peers for the capture fixtures (test/capture/make-fixtures.sh).
 
 server PORT SECONDS [--v6]  accept for SECONDS (IPv6 only with --v6); per connection: read a request, answer, wait for the peer's close
-client HOST PORT [--connect-timeout S] [--read-timeout S] [--linger0]
-                         connect, send a request, read the answer, close (--linger0: close with a RST)
+client HOST PORT [--connect-timeout S] [--read-timeout S] [--linger0] [--request-bytes N]
+                         connect, send a request, read the answer, close (--linger0: close with a RST;
+                         --request-bytes: a request of N bytes, full-size segments)
 """
 import socket
 import struct
@@ -55,7 +56,8 @@ def client(host, port):
         return
     c.settimeout(arg('--read-timeout', 2))
     try:
-        c.sendall(b'GET / HTTP/1.0\r\n\r\n')
+        n = int(arg('--request-bytes', 0))
+        c.sendall(b'GET / HTTP/1.0\r\n' + (b'X: ' + b'a' * (n - 23) + b'\r\n' if n > 23 else b'') + b'\r\n')
         print('answer:', c.recv(200)[:15])
     except OSError as e:
         print(f'read: {e}')
