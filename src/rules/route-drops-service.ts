@@ -9,7 +9,10 @@ import {formatEndpoint, formatIp, ipEquals, type IpAddr} from '../model/ip.js'
 import type {Evidence} from '../model/finding.js'
 import {routeEvidence, type RouteResult} from '../dataplane/routing.js'
 import {customRule, finding} from './engine/helpers.js'
-import {answerSource, ev, locRef, type HostView} from './engine/host.js'
+import {answerSource, ev, locRef, locRefs, type HostView} from './engine/host.js'
+import {markFix, markSetters, type MarkFix, type MarkSetter} from './engine/marks.js'
+import {clientIif} from './engine/flows.js'
+import {shadowOf} from './engine/nft-view.js'
 import {isDefaultRule} from './engine/returnpath.js'
 import {backendOutcome} from './engine/flows.js'
 import {describeBackend, describeService} from './engine/world.js'
@@ -18,8 +21,9 @@ import {arrivalOf} from './engine/arrival.js'
 import {received, sent} from './engine/path.js'
 import {flowPacket, PROTO_NUM, type Endpoints} from './engine/packets.js'
 import type {Loc} from '../model/source.js'
-import type {IptRule} from '../model/iptables.js'
 import type {FixOp} from './engine/fix.js'
+import type {Packet} from '../dataplane/packet.js'
+import type {HookResult} from './engine/firewall.js'
 import type {RuleFinding, RuleMeta} from './types.js'
 
 export const meta: RuleMeta = {
@@ -53,42 +57,48 @@ function evidenceOf(r: RouteResult, host: string): Evidence[] {
 }
 
 /**
- * The route of a host's answers (from `e.src` to `e.dst`): looked up when they are sent, then again when mangle OUTPUT
- * changes their mark (ipt_mangle_out / an nft route chain: ip_route_me_harder), with that mark. `marked`: the rules
- * that set it, for the message and the evidence.
+ * The route of a host's answers (from `e.src` to `e.dst`): looked up when they are sent, then again when a mark set in
+ * OUTPUT where it reroutes (iptables' mangle table, an nft chain of type route: ip_route_me_harder) changes it, with
+ * that mark. `setters`: the rules that set it; `unmarked`: the route without it.
  */
-function answerRoute(h: HostView, e: Endpoints): {r: RouteResult | undefined; mark: number; marked: readonly Loc[]; markRule?: IptRule} {
+function answerRoute(h: HostView, e: Endpoints): {r: RouteResult | undefined; mark: number; marked: readonly Loc[]; setters: readonly MarkSetter[]; unmarked?: RouteResult} {
   // a UDP server on 0.0.0.0 is routed without a source (answerSource): `ip rule from ...` does not apply to it
   const src = answerSource(h, e.proto, e.src, e.sport)
   const key = {dst: e.dst, ...(src ? {src} : {}), proto: PROTO_NUM[e.proto], sport: e.sport, dport: e.dport}
-  if (!h.fw) return {r: h.route(key), mark: 0, marked: []}
-  const res = sent(h, flowPacket(e, e.proto === 'tcp' ? 'SYNACK' : 'RDATA'), {state: 'ESTABLISHED', dir: 'REPLY'})
-  const mangle = res.hooks.find((x) => x.hook === 'OUTPUT')?.runs.find((x) => x.table === 'mangle')
-  const mark = mangle?.result.packet.mark ?? 0
-  if (mark === 0) return {r: h.route(key), mark: 0, marked: []}
-  const rules = mangle!.result.trail.filter((x) => x.target?.kind === 'MARK' || x.target?.kind === 'CONNMARK')
-  return {r: h.route({...key, mark}), mark, marked: rules.map((x) => x.loc), markRule: rules[0]}
+  const plain = h.route(key)
+  if (!h.fw) return {r: plain, mark: 0, marked: [], setters: []}
+  const pkt = flowPacket(e, e.proto === 'tcp' ? 'SYNACK' : 'RDATA')
+  const res = sent(h, pkt, {state: 'ESTABLISHED', dir: 'REPLY'})
+  const out = res.hooks.find((x) => x.hook === 'OUTPUT')
+  const setters = out ? markSetters(out, pkt).filter((x) => x.reroutes) : []
+  const mark = setters.length ? out!.packet.mark : 0
+  if (mark === 0) return {r: plain, mark: 0, marked: [], setters: []}
+  return {r: h.route({...key, mark}), mark, marked: setters.map((x) => x.rule.loc), setters, unmarked: plain}
+}
+
+/** The exact way out when a mark sends the answers to the dead route (engine/marks.ts). */
+function exemptFromMark(h: HostView, a: {r: RouteResult | undefined; mark: number; setters: readonly MarkSetter[]; unmarked?: RouteResult}, e: Endpoints): MarkFix | undefined {
+  if (!a.mark || !dead(a.r)) return undefined
+  return markFix(h, a.setters, 'src', a.r, a.unmarked, `the answers from ${formatEndpoint({ip: e.src, port: e.sport})}`)
 }
 
 /**
- * The exact way out when mangle OUTPUT's mark sends the answers to the dead route: an ACCEPT for them just before
- * the first rule that marks them (it ends the mangle table for these packets only; their mark stays, nothing
- * reroutes them). undefined when the marking rule is not an iptables rule of the snapshot.
+ * What the host's PREROUTING does to the client's first packet arriving on `iif` (marks, DNAT), and the route it is
+ * looked up to afterwards; with the rules that set the mark and the route without it.
  */
-function exemptFromMark(h: HostView, a: {mark: number; markRule?: IptRule}, e: Endpoints): {summary: string; ops: FixOp[]} | undefined {
-  const rule = a.markRule
-  if (!a.mark || !rule || !h.fw) return undefined
-  const rs = h.fw.rulesets.find((x) => x.tables.get('mangle')?.chains.get(rule.chain)?.rules.includes(rule))
-  if (!rs) return undefined
-  const spec = `-s ${formatIp(e.src)}/32 -p ${e.proto} -m ${e.proto} --sport ${e.sport} -j ACCEPT`
-  return {
-    summary: `let the answers from ${formatEndpoint({ip: e.src, port: e.sport})} leave unmarked: an ACCEPT for them before ${locRef(rule.loc)} ends the mangle table for them alone (or remove the policy rule or the route that sends the marked packets nowhere, if the mark is for nothing else)`,
-    ops: h.fw.fixer.insertAt(rs, 'mangle', rule.chain, rule.index, spec),
-  }
+function arrivingRoute(h: HostView, syn: Packet, iif: string | undefined, dst?: IpAddr): {r: RouteResult | undefined; pre?: HookResult; setters: readonly MarkSetter[]; unmarked?: RouteResult} {
+  const pre = h.fw ? received(h, syn, {state: 'NEW', iif}).hooks.find((x) => x.hook === 'PREROUTING') : undefined
+  const p = pre?.packet ?? syn
+  const key = {dst: dst ?? p.dst, src: p.src, iif, proto: p.proto, sport: p.sport, dport: p.dport}
+  const mark = pre?.packet.mark ?? 0
+  const r = h.route({...key, mark})
+  if (!pre || !mark) return {r, pre, setters: []}
+  return {r, pre, setters: markSetters(pre, syn), unmarked: h.route({...key, mark: syn.mark})}
 }
 
-function markWords(a: {mark: number; marked: readonly Loc[]}): string {
-  return a.mark ? ` (mangle OUTPUT marks them 0x${a.mark.toString(16)}${a.marked.length ? `, ${a.marked.map((l) => locRef(l)).join(', ')}` : ''}, and the kernel routes them again with that mark)` : ''
+function markWords(a: {mark: number; marked: readonly Loc[]; setters: readonly MarkSetter[]}): string {
+  const where = a.setters.every((x) => !shadowOf(x.ruleset)) ? 'mangle OUTPUT' : 'OUTPUT'
+  return a.mark ? ` (${where} marks them 0x${a.mark.toString(16)}${a.marked.length ? `, ${a.marked.map((l) => locRef(l)).join(', ')}` : ''}, and the kernel routes them again with that mark)` : ''
 }
 
 export default customRule(meta, (w) => {
@@ -136,8 +146,17 @@ export default customRule(meta, (w) => {
       const d = svc.host
       if (d.rt && d.isLocal(b.ip) === false) {
         const o = backendOutcome(svc, b)
-        const r = d.route({dst: b.ip, src: svc.kind === 'dnat' ? client : undefined, mark: o?.mark ?? probe.mark})
-        if (dead(r)) report(d, r, `${d.name} sends the connections of ${describeService(svc)} on to ${describeBackend(b)}`, [ev(svc.loc, d.name), ev(b.loc, d.name)])
+        const what = `${d.name} sends the connections of ${describeService(svc)} on to ${describeBackend(b)}`
+        if (svc.kind === 'dnat') {
+          // the client's SYN through the whole of PREROUTING (every table's marks, not only the DNAT rules' ruleset)
+          const a = arrivingRoute(d, {...probe, src: client, sport: w.client.port}, clientIif(d, w, svc.vip, svc), b.ip)
+          const r = dead(a.r) || !o?.mark ? a.r : d.route({dst: b.ip, src: client, mark: o.mark})
+          const x = dead(a.r) ? markFix(d, a.setters, 'dst', a.r, a.unmarked, `the connections of ${describeService(svc)}`) : undefined
+          if (dead(r)) report(d, r, `${what}${x ? ` (PREROUTING marks them 0x${(a.pre?.packet.mark ?? 0).toString(16)}, ${locRefs(x.marked)}, and the kernel routes them with that mark)` : ''}`, [ev(svc.loc, d.name), ev(b.loc, d.name), ...(x?.marked ?? []).map((l) => ev(l, d.name))], x?.summary, x?.ops)
+        } else {
+          const r = d.route({dst: b.ip, mark: o?.mark ?? probe.mark})
+          if (dead(r)) report(d, r, what, [ev(svc.loc, d.name), ev(b.loc, d.name)])
+        }
       }
       // the realserver's answers to the client
       const rs = b.owner
@@ -177,21 +196,25 @@ export default customRule(meta, (w) => {
     // an IPVS service of that VIP is vip-not-local's
     if ((h.snap.ipvs?.services ?? []).some((s) => s.vip !== undefined && ipEquals(s.vip, f.vip.ip))) continue
     const syn = flowPacket({src: a.client, sport: f.clientPort ?? w.client.port, dst: f.vip.ip, dport: f.vip.port, proto: f.proto}, 'SYN')
-    const pre = received(h, syn, {state: 'NEW', iif: a.iif}).hooks.find((x) => x.hook === 'PREROUTING')
+    const arr = arrivingRoute(h, syn, a.iif)
+    const pre = arr.pre
     // dropped before routing (the filter rules'), or a DNAT/REDIRECT service (its backends are routed above)
     if (pre && (pre.verdict !== 'ACCEPT' || pre.nat?.kind === 'DNAT' || pre.nat?.kind === 'REDIRECT')) continue
-    const r = h.route({dst: f.vip.ip, src: a.client, mark: pre?.packet.mark ?? 0, iif: a.iif, proto: PROTO_NUM[f.proto], sport: syn.sport, dport: syn.dport})
+    const r = arr.r
     if (!dead(r)) continue
     const owner = w.ownerOf(f.vip.ip, h)
     const vip = formatIp(f.vip.ip)
+    const x = markFix(h, arr.setters, 'dst', r, arr.unmarked, `the packets of the flow to ${formatEndpoint(f.vip)}`)
     report(
       h,
       r,
-      `The packets of the flow asked about, ${formatIp(a.client)} to ${formatEndpoint(f.vip)}, arrive at ${h.name} (${a.how}); ${vip} is ${owner ? `an address of ${owner.name}, not of ${h.name},` : 'an address of none of the hosts given'} and no balancer of ${h.name} takes them, so ${h.name} routes them on`,
-      [...a.evidence, ...(owner ? [ev(owner.addressOf(f.vip.ip)!.addr.loc, owner.name)] : [])],
-      owner
-        ? `give ${h.name} a route for ${vip} toward ${owner.name}`
-        : `put ${vip} on the host meant to serve it (ip addr add ${vip}/32 dev <if> there, with a route from ${h.name} to it if that is another host), or correct the address the clients use: which host should hold it the snapshots cannot tell`,
+      `The packets of the flow asked about, ${formatIp(a.client)} to ${formatEndpoint(f.vip)}, arrive at ${h.name} (${a.how}); ${vip} is ${owner ? `an address of ${owner.name}, not of ${h.name},` : 'an address of none of the hosts given'} and no balancer of ${h.name} takes them, so ${h.name} routes them on${x ? ` (PREROUTING marks them 0x${(pre?.packet.mark ?? 0).toString(16)}, ${locRefs(x.marked)}, and the kernel routes them with that mark)` : ''}`,
+      [...a.evidence, ...(owner ? [ev(owner.addressOf(f.vip.ip)!.addr.loc, owner.name)] : []), ...(x?.marked ?? []).map((l) => ev(l, h.name))],
+      x?.summary ??
+        (owner
+          ? `give ${h.name} a route for ${vip} toward ${owner.name}`
+          : `put ${vip} on the host meant to serve it (ip addr add ${vip}/32 dev <if> there, with a route from ${h.name} to it if that is another host), or correct the address the clients use: which host should hold it the snapshots cannot tell`),
+      x?.ops,
     )
   }
   return out
