@@ -19,6 +19,7 @@ import type {IptablesRuleset, IptChain, IptRule, IptTable, Target} from '../../m
 import type {Loc} from '../../model/source.js'
 import {runChain, type Assumption, type ChainCheckpoint, type ChainResult, type MatchEnv} from '../../dataplane/netfilter.js'
 import type {Packet} from '../../dataplane/packet.js'
+import {NF_IP_PRI} from '../../dataplane/hooks.js'
 import {formatProbability, specTokens, statelessSpec, withMatch, withOption, joinSpec, type FixOp, type IptBinary} from './fix.js'
 
 export type Hook = 'PREROUTING' | 'INPUT' | 'FORWARD' | 'OUTPUT' | 'POSTROUTING'
@@ -172,6 +173,59 @@ function decisionWith(rs: IptablesRuleset, bin: IptBinary, table: IptTable, buil
 interface HookStep {
   readonly tableName: string
   readonly tables: readonly {readonly rs: IptablesRuleset; readonly table: IptTable; readonly bin: IptBinary}[]
+  /**
+   * Another ruleset's chain of the same host and hook (HostHooks), run for the marks it leaves (meta mark, ct mark),
+   * which the kernel carries from one base chain to the next: its verdicts, NAT and NOTRACK belong to that ruleset's
+   * own judgement. `priority`: where it registers (a chain at or below NF_IP_PRI_CONNTRACK sees no entry yet).
+   */
+  readonly foreign?: {readonly priority: number}
+}
+
+/** One chain a host runs at a hook: an iptables table, or an nft base chain (its shadow table), in kernel order. */
+export interface HookSlot {
+  readonly rs: IptablesRuleset
+  readonly table: IptTable
+  readonly priority: number
+  /** consulted by the nat core (iptables' nat table, nft nat-type chains), which stops at the first binding */
+  readonly nat: boolean
+}
+
+/** The chains of every ruleset of one host, per hook, in the order the kernel runs them (nft-firewall.ts). */
+export interface HostHooks {
+  slots(hook: Hook): readonly HookSlot[]
+}
+
+const hostHooks = new WeakMap<IptablesRuleset, HostHooks>()
+
+/**
+ * Tells the firewalls made of some of a host's rulesets alone (a DNAT cascade runs the nat table's ruleset: an nft
+ * table's shadow) which other chains the host runs at each hook: the marks those set before (or after) reach the
+ * packet as in the kernel, where every base chain of a hook runs in priority order across tables.
+ */
+export function setHostHooks(rulesets: readonly IptablesRuleset[], h: HostHooks): void {
+  for (const rs of rulesets) hostHooks.set(rs, h)
+}
+
+/** Does a table hold a rule that sets the packet's or the connection's mark (MARK, CONNMARK; nft `meta/ct mark set`)? */
+const marking = new WeakMap<IptTable, boolean>()
+
+function setsMarks(t: IptTable): boolean {
+  let v = marking.get(t)
+  if (v === undefined) {
+    v = false
+    for (const c of t.chains.values()) {
+      for (const r of c.rules) {
+        const k = r.target?.kind
+        if (k === 'MARK' || k === 'CONNMARK') {
+          v = true
+          break
+        }
+      }
+      if (v) break
+    }
+    marking.set(t, v)
+  }
+  return v
 }
 
 /** Shared by the results of hooks where no table ran or nothing was assumed (never written to). */
@@ -191,6 +245,7 @@ export class IptablesFirewall implements Firewall {
 
   private stepsOf(hook: Hook): readonly HookStep[] {
     let steps = this.steps.get(hook)
+    if (!steps) steps = this.hostSteps(hook)
     if (!steps) {
       const out: HookStep[] = []
       for (const tableName of HOOK_TABLES[hook]) {
@@ -205,6 +260,32 @@ export class IptablesFirewall implements Firewall {
       this.steps.set(hook, steps)
     }
     return steps
+  }
+
+  /**
+   * The steps of a hook where the host runs chains of other rulesets that set marks (HostHooks): every chain in the
+   * host's order, this firewall's own tables as themselves (its nat tables as one step at the nat core's place),
+   * the other rulesets' marking chains as `foreign` steps. undefined when there are none (the plain steps).
+   */
+  private hostSteps(hook: Hook): readonly HookStep[] | undefined {
+    const own = this.rulesets
+    const h = own.length ? hostHooks.get(own[0]!) : undefined
+    if (!h || own.some((rs) => hostHooks.get(rs) !== h)) return undefined
+    const slots = h.slots(hook)
+    if (!slots.some((x) => !x.nat && !own.includes(x.rs) && setsMarks(x.table))) return undefined
+    const out: HookStep[] = []
+    let nat: {rs: IptablesRuleset; table: IptTable; bin: IptBinary}[] | undefined
+    for (const x of slots) {
+      const mine = own.includes(x.rs)
+      if (x.nat) {
+        if (!mine) continue
+        if (!nat) out.push({tableName: 'nat', tables: (nat = [])})
+        nat.push({rs: x.rs, table: x.table, bin: binaryOf(x.rs)})
+      } else if (mine) out.push({tableName: x.table.name, tables: [{rs: x.rs, table: x.table, bin: binaryOf(x.rs)}]})
+      else if (setsMarks(x.table)) out.push({tableName: x.table.name, tables: [{rs: x.rs, table: x.table, bin: binaryOf(x.rs)}], foreign: {priority: x.priority}})
+    }
+    this.steps.set(hook, out)
+    return out
   }
 
   runHook(hook: Hook, packet: Packet, env: MatchEnv, nat: boolean): HookResult {
@@ -249,6 +330,20 @@ export class IptablesFirewall implements Firewall {
       const tableName = step.tableName
       if (tableName === 'nat' && (!nat || notrack)) continue
       const tables = step.tables
+      if (step.foreign) {
+        // another ruleset's chain: the marks it leaves, nothing else (no draws, no checkpoints: not this cascade's)
+        const {table} = tables[0]!
+        const early = step.foreign.priority <= NF_IP_PRI.CONNTRACK && (hook === 'PREROUTING' || hook === 'OUTPUT') && rawBeforeConntrack(hook, curEnv)
+        const base: MatchEnv = {...curEnv, draw: undefined, checkpoint: undefined}
+        const env = early ? {...base, ct: notrack ? RAW_UNTRACKED : undefined} : base
+        const res = runChain(table, hook, p, env, early ? 0 : ctMark)
+        if (res.packet.mark !== p.mark) p = {...p, mark: res.packet.mark}
+        if (!early && res.ctMark !== ctMark) {
+          ctMark = res.ctMark
+          if (curEnv.ct) curEnv = {...curEnv, ct: {...curEnv.ct, mark: ctMark}}
+        }
+        continue
+      }
       for (let ti = s === s0 ? t0 : 0; ti < tables.length; ti++) {
         const {rs, table, bin} = tables[ti]!
         if (curEnv.checkpoint !== undefined) {
@@ -267,7 +362,10 @@ export class IptablesFirewall implements Firewall {
           l.natDone = natDone
           l.made = undefined
         }
-        const res = runChain(table, hook, p, curEnv, ctMark, from)
+        // raw PREROUTING/OUTPUT runs before conntrack attaches the packet's entry: no state yet (INVALID), or
+        // UNTRACKED after a NOTRACK; no ct mark to read or set (xt_connmark: no ct, nothing done)
+        const early = tableName === 'raw' && rawBeforeConntrack(hook, curEnv)
+        const res = runChain(table, hook, p, early ? (notrack ? untrackedEnv(curEnv) : noCtEnv(curEnv)) : curEnv, early ? 0 : ctMark, from)
         from = undefined
         const decision = decisionWith(rs, bin, table, hook, res)
         const run: TableRun = {table: tableName, bin, result: res, decision}
@@ -275,7 +373,7 @@ export class IptablesFirewall implements Firewall {
         else runs = [run]
         if (res.assumptions.length) (assumptions ??= []).push(...res.assumptions)
         p = res.packet
-        ctMark = res.ctMark
+        if (!early) ctMark = res.ctMark
         if (res.notrack) notrack = true
         if (curEnv.ct && curEnv.ct.mark !== ctMark) curEnv = {...curEnv, ct: {...curEnv.ct, mark: ctMark}}
         if (notrack && tableName === 'raw') curEnv = {...curEnv, ct: {state: 'UNTRACKED', dir: 'ORIGINAL', status: new Set(), mark: 0}}
@@ -302,6 +400,39 @@ export class IptablesFirewall implements Firewall {
     }
     return {hook, verdict: 'ACCEPT', runs: runs ?? NO_RUNS, packet: p, ctMark, notrack, nat: natDone, assumptions: assumptions ?? NO_ASSUMPTIONS}
   }
+}
+
+/**
+ * Does the raw table at `hook` see the packet before conntrack has attached its entry? The raw table registers at
+ * NF_IP_PRI_RAW (-300), conntrack at NF_IP_PRI_CONNTRACK (-200) (nf_conntrack_proto.c ipv4_conntrack_in /
+ * ipv4_conntrack_local). With no entry, `-m state`/`-m conntrack --ctstate` see INVALID, or UNTRACKED once a
+ * NOTRACK decided it (xt_state.c state_mt, xt_conntrack.c conntrack_mt: `ct ? bit(ctinfo) : ctinfo ==
+ * IP_CT_UNTRACKED ? UNTRACKED : INVALID`). Packets that already carry one keep it: a packet looped back (received on
+ * lo with the entry it was sent with), and IPVS's transmitted packets at LOCAL_OUT (the entry of PREROUTING, or
+ * ip_vs_notrack's UNTRACKED). A caller that gives no entry at all (env.ct undefined) keeps its meaning.
+ */
+export function rawBeforeConntrack(hook: Hook, env: MatchEnv): boolean {
+  if (!env.ct) return false
+  if (hook === 'PREROUTING') return env.iif !== 'lo'
+  if (hook === 'OUTPUT') return !env.ipvs
+  return false
+}
+
+const RAW_UNTRACKED = {state: 'UNTRACKED', dir: 'ORIGINAL', status: new Set<string>(), mark: 0} as const
+/** per env, its copy without an entry / with an untracked one (a hook run makes one env per packet: no copy per table) */
+const noCt = new WeakMap<MatchEnv, MatchEnv>()
+const untracked = new WeakMap<MatchEnv, MatchEnv>()
+
+function noCtEnv(env: MatchEnv): MatchEnv {
+  let e = noCt.get(env)
+  if (!e) noCt.set(env, (e = {...env, ct: undefined}))
+  return e
+}
+
+function untrackedEnv(env: MatchEnv): MatchEnv {
+  let e = untracked.get(env)
+  if (!e) untracked.set(env, (e = {...env, ct: RAW_UNTRACKED}))
+  return e
 }
 
 /** A hook run's state before one of its tables (IptablesFirewall.hookState, resumeHook). */
@@ -349,8 +480,32 @@ function chainLen(rs: IptablesRuleset, table: string, chain: string): number {
   return rs.tables.get(table)?.chains.get(chain)?.rules.length ?? 0
 }
 
+/** Does a rule test the conntrack state (`-m state --state`, `-m conntrack --ctstate`)? */
+function testsState(r: IptRule): boolean {
+  return r.matches.some((m) => m.kind === 'ctstate')
+}
+
+/**
+ * A raw PREROUTING/OUTPUT rule that decides on the conntrack state runs before conntrack (rawBeforeConntrack): every
+ * packet is INVALID there (the kernel: `--ctstate INVALID -j DROP` in raw PREROUTING matched every packet of a
+ * connection, `--ctstate NEW` none), both ways, so an accept before it would have to name every packet of every
+ * connection. The fix moves the rule to where conntrack has classified the packet: deleted from raw, inserted at
+ * the head of mangle's chain of the same hook (NF_IP_PRI_MANGLE -150, after conntrack's -200, before DNAT's -100).
+ * undefined for any other decision.
+ */
+function moveAfterConntrack(d: Decision): FixOp[] | undefined {
+  const r = d.rule
+  if (!r || d.table !== 'raw' || (d.chain !== 'PREROUTING' && d.chain !== 'OUTPUT') || !testsState(r)) return undefined
+  return [
+    {kind: 'ipt', bin: d.bin, table: 'raw', chain: d.chain, op: 'D', pos: r.index, chainLen: chainLen(d.ruleset, 'raw', d.chain)},
+    {kind: 'ipt', bin: d.bin, table: 'mangle', chain: d.chain, op: 'I', pos: 1, chainLen: chainLen(d.ruleset, 'mangle', d.chain), spec: joinSpec(specTokens(r.loc.text))},
+  ]
+}
+
 class IptablesFixer implements FirewallFixer {
   private insertBefore(d: Decision, spec: string): FixOp[] {
+    const moved = moveAfterConntrack(d)
+    if (moved) return moved
     const len = chainLen(d.ruleset, d.table, d.chain)
     return this.place(d.ruleset, d.bin, d.table, d.chain, d.rule ? d.rule.index : d.gotoFrom ? d.gotoFrom.index : len + 1, spec)
   }

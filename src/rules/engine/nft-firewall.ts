@@ -24,7 +24,7 @@ import {NF_IP_PRI} from '../../dataplane/hooks.js'
 import type {Packet} from '../../dataplane/packet.js'
 import type {RoutingTables} from '../../dataplane/routing.js'
 import {parseIptablesSave} from '../../snapshot/parsers/iptables-save.js'
-import {binaryOf, decisionOf, IptablesFirewall, type Decision, type Firewall, type FirewallFixer, type Hook, type HookResult, type PacketSelector, type TableRun} from './firewall.js'
+import {binaryOf, decisionOf, IptablesFirewall, setHostHooks, type Decision, type HookSlot, type Firewall, type FirewallFixer, type Hook, type HookResult, type PacketSelector, type TableRun} from './firewall.js'
 import type {FixOp} from './fix.js'
 import {nftShadows, shadowOf, type NftShadow, type ShadowBase, type ShadowClass} from './nft-view.js'
 
@@ -127,6 +127,33 @@ export class NftFirewall implements Firewall {
     this.entries.set(hook, out)
     return out
   }
+
+  /** HostHooks: the host's chains at a hook, in the order the kernel runs them (nat lookups at the nat core's place). */
+  slots(hook: Hook): readonly HookSlot[] {
+    let out = this.slotList.get(hook)
+    if (out) return out
+    out = []
+    const slot = (r: Runner, nat: boolean): HookSlot | undefined => {
+      const rs = r.kind === 'ipt' ? r.rs : r.shadow.ruleset
+      const table = r.kind === 'ipt' ? r.table : r.shadow.ruleset.tables.get(r.base.cls)
+      return table ? {rs, table, priority: r.priority, nat} : undefined
+    }
+    for (const e of this.entriesOf(hook)) {
+      if (e.kind === 'nat') {
+        for (const lk of e.lookups) {
+          const x = slot(lk, true)
+          if (x) out.push(x)
+        }
+      } else {
+        const x = slot(e, false)
+        if (x) out.push(x)
+      }
+    }
+    this.slotList.set(hook, out)
+    return out
+  }
+
+  private readonly slotList = new Map<Hook, HookSlot[]>()
 
   private order?: Map<NftChain, number>
 
@@ -294,7 +321,10 @@ export function nftFirewallFor(snap: HostSnapshot, iptables: readonly IptablesRu
   if (!snap.nft) return undefined
   const shadows = nftShadows(snap.nft, {iptablesBeside: iptablesViewBeside(snap)})
   if (shadows.length === 0) return undefined
-  return new NftFirewall(iptables, shadows, rt)
+  const fw = new NftFirewall(iptables, shadows, rt)
+  // a cascade run on one of these rulesets alone sees the marks the host's other chains set (firewall.ts HostHooks)
+  setHostHooks(fw.rulesets, fw)
+  return fw
 }
 
 // ---- fixes in nft syntax --------------------------------------------------------------------------------
