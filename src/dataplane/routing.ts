@@ -22,6 +22,10 @@ export interface FlowKey {
   readonly proto?: number
   readonly sport?: number
   readonly dport?: number
+  /** the packet's TOS byte (0: nothing here sets one) */
+  readonly tos?: number
+  /** the socket's uid; forwarded and received packets have 0 (sock_net_uid(net, NULL)), and so do local sockets here */
+  readonly uid?: number
 }
 
 export type RouteResult =
@@ -47,7 +51,11 @@ function ruleMatches(r: IpRule, k: FlowKey): boolean {
   let hit = true
   if (r.from && (!k.src || !prefixContains(r.from, k.src))) hit = false
   if (hit && r.to && !prefixContains(r.to, k.dst)) hit = false
-  if (hit && r.fwmark !== undefined && (((k.mark ?? 0) & (r.fwmask ?? 0xffffffff)) >>> 0) !== r.fwmark >>> 0) hit = false
+  // fib_rule_match: (rule->mark ^ mark) & mark_mask; a mark without a mask compares every bit
+  if (hit && r.fwmark !== undefined && ((((k.mark ?? 0) ^ r.fwmark) & (r.fwmask ?? (r.fwmark ? 0xffffffff : 0))) >>> 0) !== 0) hit = false
+  // a tos selector matches that TOS only (fib4_rule_match compares the DSCP), and a uid range the socket's uid
+  if (hit && r.tos && r.tos !== (k.tos ?? 0)) hit = false
+  if (hit && r.uidrange && ((k.uid ?? 0) < r.uidrange[0] || (k.uid ?? 0) > r.uidrange[1])) hit = false
   if (hit && r.iif !== undefined && r.iif !== (k.iif ?? 'lo')) hit = false
   if (hit && r.oif !== undefined && r.oif !== k.oif) hit = false
   if (hit && r.ipproto !== undefined && r.ipproto !== k.proto) hit = false
@@ -212,7 +220,9 @@ export function routeInput(
   if (route.kind === 'none') return {ok: false, reason: `no route to ${fmt(k.dst)} (network unreachable)`, route}
   if (route.kind === 'blackhole' || route.kind === 'unreachable' || route.kind === 'prohibit') return {ok: false, reason: `route to ${fmt(k.dst)} is ${route.kind}`, route}
   if (k.iif !== 'lo') {
-    const bad = validateSource(t, conf, k)
+    // a packet to forward is validated with the forward route's output device as the reverse lookup's iif
+    // (__mkroute_input passes FIB_RES_OIF; local delivery passes 0, the loopback device)
+    const bad = validateSource(t, conf, {...k, oif: route.kind === 'unicast' ? route.dev : undefined})
     if (bad) return {ok: false, reason: bad, route}
   }
   if (route.kind === 'unicast') {
@@ -222,25 +232,35 @@ export function routeInput(
   return {ok: true, route}
 }
 
-/** fib_validate_source: undefined when the source is acceptable, else the reason the kernel drops it. */
+/**
+ * fib_validate_source: undefined when the source is acceptable, else the reason the kernel drops it. `oif` is the
+ * output device of the forward route of a packet to forward (undefined for local delivery); proto and ports are the
+ * packet's own.
+ */
 export function validateSource(
   t: RoutingTables,
   conf: InetConf,
-  k: {readonly src: IpAddr; readonly dst: IpAddr; readonly iif: string; readonly mark?: number},
+  k: {readonly src: IpAddr; readonly dst: IpAddr; readonly iif: string; readonly mark?: number; readonly oif?: string; readonly proto?: number; readonly sport?: number; readonly dport?: number},
 ): string | undefined {
   const rpf = conf.max('rp_filter', k.iif)
   const acceptLocal = conf.or('accept_local', k.iif)
-  // The reverse lookup: daddr=src, saddr=dst, from the loopback device, mark only with src_valid_mark.
-  const rev = routeLookup(t, {dst: k.src, src: k.dst, iif: 'lo', mark: conf.or('src_valid_mark', k.iif) ? k.mark : 0})
+  // The reverse lookup (__fib_validate_source): daddr=src, saddr=dst, iif the forward route's output device (else
+  // the loopback device), mark only with src_valid_mark, and the packet's protocol with its ports swapped
+  // (fib4_rules_early_flow_dissect, when a rule has ipproto/sport/dport): `ip rule ipproto tcp sport 80` applies
+  // to the requests' source check as it does to the answers.
+  const rev = routeLookup(t, {dst: k.src, src: k.dst, iif: k.oif ?? 'lo', mark: conf.or('src_valid_mark', k.iif) ? k.mark : 0, proto: k.proto, sport: k.dport, dport: k.sport})
   if (rev.kind === 'local' && !acceptLocal)
     return `martian source ${fmt(k.src)} on ${k.iif}: it is one of this host's own addresses (net.ipv4.conf.${k.iif}.accept_local=0)`
   if (rpf === 0) return undefined
   if (rev.kind !== 'unicast' && rev.kind !== 'local') {
     return `rp_filter=${rpf} (effective max(conf.all, conf.${k.iif})) drops it: this host has no route back to the source ${fmt(k.src)}`
   }
-  if (rpf === 1 && rev.kind === 'unicast') {
+  // strict: the route back must use the arrival device (fib_info_nh_uses_dev); a source of our own (accept_local)
+  // too: its local route's device is the one that holds the address (a local route's device is lo only for lo's)
+  if (rpf === 1 && (rev.kind === 'unicast' || rev.kind === 'local')) {
     const devs = new Set<string>()
-    if (rev.dev) devs.add(rev.dev)
+    const dev = rev.kind === 'unicast' ? rev.dev : rev.route.dev
+    if (dev) devs.add(dev)
     for (const h of rev.route.nexthops ?? []) if (h.dev) devs.add(h.dev)
     if (!devs.has(k.iif)) {
       return `strict rp_filter (effective max(conf.all, conf.${k.iif}) = 1) drops it: the packet from ${fmt(k.src)} arrived on ${k.iif}, but the route back to ${fmt(k.src)} leaves via ${[...devs].join(',') || '?'}`
