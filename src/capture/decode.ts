@@ -101,6 +101,8 @@ export class DecodedPacket {
   iSeq = 0
   /** the quoted datagram is a tunnel packet (TUNNEL.*): i* above are its inner packet, it* its outer addresses */
   iTunnel = 0
+  /** GUE: the quoted outer UDP destination port */
+  iTunPort = 0
   itFamily = 0
   its0 = 0
   its1 = 0
@@ -158,6 +160,7 @@ export class DecodedPacket {
     this.iPorts = false
     this.iHasSeq = false
     this.iTunnel = 0
+    this.iTunPort = 0
     this.iLen = 0
     this.icmpMtu = 0
     this.df = false
@@ -537,6 +540,7 @@ function decodeQuoted(b: Bytes, o: number, end: number, v6: boolean, out: Decode
   }
   if (inner < 0 || (fam === 4 ? Ipv4.check(b, inner, end) : Ipv6.check(b, inner, end))) return
   out.iTunnel = kind
+  out.iTunPort = kind === TUNNEL.GUE ? port : 0
   out.itFamily = out.iFamily
   out.its0 = out.is0
   out.its1 = out.is1

@@ -8,7 +8,7 @@
 // cleanly (both FINs acknowledged) are decided and freed at once, so long captures keep only live flows.
 import {formatEndpoint, formatIp, type Endpoint, type IpAddr} from '../model/ip.js'
 import type {Severity} from '../model/finding.js'
-import {DecodedPacket} from './decode.js'
+import {DecodedPacket, TUNNEL_NAMES} from './decode.js'
 import {IPPROTO, TCP_FLAG} from './wire.js'
 
 export type SymptomKind =
@@ -19,6 +19,10 @@ export type SymptomKind =
   | 'icmp-unreachable-established'
   | 'icmp-unreachable-new'
   | 'rst-after-handshake'
+  | 'tunnel-syn-unanswered'
+  | 'tunnel-unreachable'
+  | 'tunnel-mtu'
+  | 'pmtu-blackhole'
 
 export interface SymptomPacket {
   /** 1-based packet number in the capture (tcpdump/Wireshark frame number) */
@@ -37,6 +41,16 @@ export interface SymptomFlow {
   readonly server: string
 }
 
+/** The tunnel a flow's packets were seen in (LVS-TUN: from the director to the realserver). */
+export interface SymptomTunnel {
+  readonly type: 'ipip' | 'gre' | 'gue'
+  /** outer source and destination addresses (the director, the realserver) */
+  readonly from: string
+  readonly to: string
+  /** GUE: the UDP destination port */
+  readonly port?: number
+}
+
 export interface Symptom {
   readonly kind: SymptomKind
   readonly severity: Severity
@@ -53,6 +67,10 @@ export interface Symptom {
   readonly from?: string
   /** icmp-*: the ICMP type/code named (`host-prohibited`, `port-unreachable`...) */
   readonly icmp?: string
+  /** tunnel-*: the tunnel the flow's packets were seen in, or the quoted tunnel packet's */
+  readonly tunnel?: SymptomTunnel
+  /** tunnel-mtu, pmtu-blackhole: the MTU the ICMP errors announced */
+  readonly mtu?: number
 }
 
 export interface DetectorOptions {
@@ -75,6 +93,13 @@ export const RULES: Readonly<Record<SymptomKind, readonly string[]>> = {
   'icmp-unreachable-established': ['reject-on-one-way-flow', 'dr-stateful-filter', 'nat-stateful-output'],
   'icmp-unreachable-new': ['filter-blocks-vip'],
   'rst-after-handshake': ['mark-not-connmarked', 'reject-on-one-way-flow', 'dr-stateful-filter'],
+  // the realserver got the request through the tunnel and did not answer from the VIP (or its answer was lost)
+  'tunnel-syn-unanswered': ['rp-filter-asymmetric', 'dr-realserver-no-vip', 'realserver-filter-blocks-service', 'backend-not-listening', 'route-drops-service'],
+  // nothing on the realserver unwraps the tunnel (its TUN branch: no ipip device, or tunl0 down)
+  'tunnel-unreachable': ['dr-realserver-no-vip'],
+  // no rule models the tunnel's MTU yet
+  'tunnel-mtu': [],
+  'pmtu-blackhole': [],
 }
 
 const SEVERITY: Readonly<Record<SymptomKind, Severity>> = {
@@ -85,7 +110,14 @@ const SEVERITY: Readonly<Record<SymptomKind, Severity>> = {
   'icmp-unreachable-established': 'error',
   'icmp-unreachable-new': 'warning',
   'rst-after-handshake': 'warning',
+  'tunnel-syn-unanswered': 'error',
+  'tunnel-unreachable': 'error',
+  'tunnel-mtu': 'error',
+  'pmtu-blackhole': 'error',
 }
+
+/** A frag-needed for the same segment this many times: the sender did not shrink it (or never got the ICMP). */
+export const FRAG_NEEDED_REPEATS = 2
 
 // connection flags
 const F_EST = 1 // handshake completed (or the flow was met mid-stream in both directions)
@@ -100,6 +132,36 @@ const F_FIN_ACKED_B = 256
 const F_RST = 512
 const F_ANSWERED = 1024 // the SYN got a RST or an ICMP error: refused, not unanswered
 const F_PENDING = 2048 // listed among the SYNs waiting for their SYN/ACK
+// one packet captured both inside a tunnel and outside it (the director's two sides, the realserver's physical
+// interface and its tunl0): per direction, the first way a packet was seen is the one that counts
+const F_VA_SET = 4096
+const F_VA_TUN = 8192
+const F_VB_SET = 16384
+const F_VB_TUN = 32768
+const F_TUNNELLED = 65536 // packets of the flow were seen inside a tunnel
+
+/** Tunnel bookkeeping of a flow (only tunnelled flows have one). */
+interface TunnelSeen {
+  tunnel: SymptomTunnel
+  /** tunnelled copies of the client's SYN, and the first one's packet number and time */
+  syns: number
+  synIdx: number
+  synTime: number
+}
+
+/** ICMP frag-needed / packet-too-big errors about one flow. */
+interface FragSeen {
+  /** the quoted TCP sequence number (NaN: not quoted) and how many errors quoted it */
+  seq: number
+  repeats: number
+  count: number
+  mtu: number
+  from: string
+  /** the quoted datagram's length */
+  len: number
+  tunnel?: SymptomTunnel
+  packets: SymptomPacket[]
+}
 
 const ICMP4_UNREACH: Record<number, string> = {
   0: 'net-unreachable', 1: 'host-unreachable', 2: 'protocol-unreachable', 3: 'port-unreachable', 5: 'source-route-failed',
@@ -115,6 +177,8 @@ const REJECT_CODES = new Set(['net-prohibited', 'host-prohibited', 'admin-prohib
 
 /** One open symptom being filled as packets come. */
 interface Builder {
+  tunnel?: SymptomTunnel
+  mtu?: number
   kind: SymptomKind
   flow: SymptomFlow
   packets: SymptomPacket[]
@@ -220,6 +284,9 @@ export class SymptomDetector {
   private readonly vips: readonly Endpoint[]
   private lastTime = 0
   private liveCount = 0
+  /** per connection id: tunnel bookkeeping, frag-needed errors */
+  private readonly tunnels = new Map<number, TunnelSeen>()
+  private readonly frags = new Map<number, FragSeen>()
   /** connections met (TCP and UDP) */
   flows = 0
 
@@ -321,6 +388,8 @@ export class SymptomDetector {
     unlink(I, this.heads, I[o + C.hash]! & this.mask, i, C.next)
     if (I[o + C.flg]! & F_PENDING) this.unpend(i)
     I[o + C.proto] = -1
+    this.tunnels.delete(i)
+    this.frags.delete(i)
     this.free.push(i)
     this.liveCount--
   }
@@ -383,6 +452,7 @@ export class SymptomDetector {
     const h = this.flowHash(p)
     let i = this.lookup(p, h)
     if (i < 0) i = this.create(p, h)
+    if (!this.view(i, p, this.dir)) return
     const f = this.I[i * SI + C.flg]! | (this.dir === 0 ? F_SEEN_A : F_SEEN_B)
     this.I[i * SI + C.flg] = (f & (F_SEEN_A | F_SEEN_B)) === (F_SEEN_A | F_SEEN_B) ? f | F_EST : f
     if (this.I[i * SI + C.cli]! < 0) this.I[i * SI + C.cli] = this.dir
@@ -404,6 +474,7 @@ export class SymptomDetector {
       i = this.create(p, h)
     }
     const dir = this.dir
+    if (!this.view(i, p, dir)) return
     let f = this.I[i * SI + C.flg]! | (dir === 0 ? F_SEEN_A : F_SEEN_B)
 
     if (flags & TCP_FLAG.SYN) {
@@ -520,6 +591,38 @@ export class SymptomDetector {
   }
 
   /**
+   * Tunnel bookkeeping, and whether the packet counts: a packet of this direction was seen before the other way
+   * (inside a tunnel vs outside it), so this one is the same packet captured on another interface.
+   */
+  private view(i: number, p: DecodedPacket, dir: number): boolean {
+    const o = i * SI + C.flg
+    let f = this.I[o]!
+    const tun = p.tunnel !== 0
+    if (tun) {
+      f |= F_TUNNELLED
+      let t = this.tunnels.get(i)
+      if (!t) {
+        t = {tunnel: tunnelOf(p.tunnel, p.tFamily, p.ts0, p.ts1, p.ts2, p.ts3, p.td0, p.td1, p.td2, p.td3, p.tunPort), syns: 0, synIdx: 0, synTime: 0}
+        this.tunnels.set(i, t)
+      }
+      if (p.proto === IPPROTO.TCP && (p.flags & (TCP_FLAG.SYN | TCP_FLAG.ACK)) === TCP_FLAG.SYN) {
+        if (t.syns++ === 0) {
+          t.synIdx = p.index
+          t.synTime = p.time
+        }
+      }
+    }
+    const set = dir === 0 ? F_VA_SET : F_VB_SET
+    const tb = dir === 0 ? F_VA_TUN : F_VB_TUN
+    if (!(f & set)) {
+      this.I[o] = f | set | (tun ? tb : 0)
+      return true
+    }
+    this.I[o] = f
+    return ((f & tb) !== 0) === tun
+  }
+
+  /**
    * A SYN/ACK on a flow whose SYN was never seen: did the client at its destination send a SYN to someone
    * else with the same port (a VIP), acknowledged by this SYN/ACK? Then the reply skipped the un-NAT.
    */
@@ -567,6 +670,8 @@ export class SymptomDetector {
   private icmp(p: DecodedPacket, index: number, time: number): void {
     const v6 = p.proto === IPPROTO.ICMPV6
     if (!p.iPorts || (p.iProto !== IPPROTO.TCP && p.iProto !== IPPROTO.UDP)) return
+    const tooBig = v6 ? p.icmpType === 2 : p.icmpType === 3 && p.icmpCode === 4
+    if (tooBig || (p.iTunnel !== 0 && (v6 ? p.icmpType === 1 : p.icmpType === 3))) return this.tunnelIcmp(p, tooBig, index, time)
     const name = v6 ? (p.icmpType === 1 ? ICMP6_UNREACH[p.icmpCode] ?? `unreachable code ${p.icmpCode}` : undefined)
       : p.icmpType === 3 && p.icmpCode !== 4 ? ICMP4_UNREACH[p.icmpCode] ?? `unreachable code ${p.icmpCode}` : undefined
     if (name === undefined) return
@@ -605,13 +710,84 @@ export class SymptomDetector {
     this.addPacket(b, index, time, `ICMP${v6 ? 'v6' : ''} ${name} from ${b.from} quoting ${describeQuoted(p)}`)
   }
 
+  /**
+   * An ICMP error about a tunnel packet or a packet too big: a realserver refusing the tunnel (protocol/port
+   * unreachable: nothing unwraps it), or fragmentation needed for a flow (the tunnel's MTU).
+   */
+  private tunnelIcmp(p: DecodedPacket, tooBig: boolean, index: number, time: number): void {
+    const q = QUOTED
+    q.family = p.iFamily
+    q.proto = p.iProto
+    q.s0 = p.is0
+    q.s1 = p.is1
+    q.s2 = p.is2
+    q.s3 = p.is3
+    q.d0 = p.id0
+    q.d1 = p.id1
+    q.d2 = p.id2
+    q.d3 = p.id3
+    q.sport = p.iSport
+    q.dport = p.iDport
+    const i = this.lookup(q, this.flowHash(q))
+    const from = formatIp(words(p.family, p.s0, p.s1, p.s2, p.s3))
+    const quotedTunnel = p.iTunnel !== 0
+      ? tunnelOf(p.iTunnel, p.itFamily, p.its0, p.its1, p.its2, p.its3, p.itd0, p.itd1, p.itd2, p.itd3, p.iTunPort)
+      : undefined
+    const v6 = p.proto === IPPROTO.ICMPV6
+    const what = `ICMP${v6 ? 'v6' : ''} ${tooBig ? `${v6 ? 'packet-too-big' : 'frag-needed'} (mtu ${p.icmpMtu})` : (v6 ? ICMP6_UNREACH[p.icmpCode] : ICMP4_UNREACH[p.icmpCode]) ?? `unreachable code ${p.icmpCode}`} from ${from} quoting ` +
+      (quotedTunnel ? `${quotedTunnel.type.toUpperCase()} ${quotedTunnel.from} > ${quotedTunnel.to}${quotedTunnel.port ? `:${quotedTunnel.port}` : ''} carrying ` : '') + describeQuoted(p) + (p.iLen ? ` (${p.iLen} bytes)` : '')
+    if (tooBig) {
+      if (i < 0 || this.I[i * SI + C.proto] !== IPPROTO.TCP) return
+      let fr = this.frags.get(i)
+      const seq = p.iHasSeq ? p.iSeq : NaN
+      if (!fr) {
+        fr = {seq, repeats: 0, count: 0, mtu: p.icmpMtu, from, len: p.iLen, packets: [], ...(quotedTunnel ? {tunnel: quotedTunnel} : {})}
+        this.frags.set(i, fr)
+      }
+      fr.count++
+      if (seq === fr.seq || (Number.isNaN(seq) && Number.isNaN(fr.seq))) fr.repeats++
+      fr.mtu = p.icmpMtu
+      if (p.iLen) fr.len = p.iLen
+      const pk = {n: index, time: round6(time), what}
+      if (fr.packets.length < MAX_EVIDENCE) fr.packets.push(pk)
+      else fr.packets[MAX_EVIDENCE - 1] = pk
+      return
+    }
+    const t = quotedTunnel!
+    const name = (v6 ? ICMP6_UNREACH[p.icmpCode] : ICMP4_UNREACH[p.icmpCode]) ?? `unreachable code ${p.icmpCode}`
+    const key = `tunnel-unreachable:${from}:${t.to}:${name}`
+    let b = this.builders.get(key)
+    if (!b) {
+      const first: SymptomPacket[] = []
+      if (i >= 0 && this.I[i * SI + C.synIdx]) first.push({n: this.I[i * SI + C.synIdx]!, time: round6(this.F[i * SF + D.synTime]!), what: `SYN ${this.arrow(i)}`})
+      if (i >= 0) b = this.open(key, 'tunnel-unreachable', i, this.I[i * SI + C.synIdx]! || index, first)
+      else {
+        const client = {ip: words(p.iFamily, p.is0, p.is1, p.is2, p.is3), port: p.iSport}
+        const server = {ip: words(p.iFamily, p.id0, p.id1, p.id2, p.id3), port: p.iDport}
+        b = this.openFlow(key, 'tunnel-unreachable', {proto: p.iProto === IPPROTO.UDP ? 'udp' : 'tcp', client: formatEndpoint(client), server: formatEndpoint(server)}, this.vipOf(server), index, first)
+      }
+      b.icmp = name
+      b.from = from
+      b.tunnel = t
+    }
+    if (i >= 0) this.I[i * SI + C.flg] = this.I[i * SI + C.flg]! | F_ANSWERED | F_EXPLAINED
+    this.addPacket(b, index, time, what)
+  }
+
   private open(key: string, kind: SymptomKind, i: number, first: number, packets: SymptomPacket[]): Builder {
     const client = this.I[i * SI + C.cli]! === 1 ? 1 : 0
     const server = this.endpoint(i, 1 - client)
-    const vip = this.vipOf(server)
+    const b = this.openFlow(key, kind, {proto: this.I[i * SI + C.proto] === IPPROTO.UDP ? 'udp' : 'tcp', client: formatEndpoint(this.endpoint(i, client)), server: formatEndpoint(server)},
+      this.vipOf(server), first, packets)
+    const t = this.tunnels.get(i)
+    if (t) b.tunnel = t.tunnel
+    return b
+  }
+
+  private openFlow(key: string, kind: SymptomKind, flow: SymptomFlow, vip: Endpoint | undefined, first: number, packets: SymptomPacket[]): Builder {
     const b: Builder = {
       kind,
-      flow: {proto: this.I[i * SI + C.proto] === IPPROTO.UDP ? 'udp' : 'tcp', client: formatEndpoint(this.endpoint(i, client)), server: formatEndpoint(server)},
+      flow,
       packets,
       first,
       count: 0,
@@ -633,15 +809,36 @@ export class SymptomDetector {
   private decide(i: number): void {
     if (this.I[i * SI + C.proto] !== IPPROTO.TCP) return
     const f = this.I[i * SI + C.flg]!
+    const fr = this.frags.get(i)
+    if (fr && fr.repeats >= FRAG_NEEDED_REPEATS) {
+      const tunnel = this.tunnels.get(i)?.tunnel ?? fr.tunnel
+      const kind: SymptomKind = tunnel ? 'tunnel-mtu' : 'pmtu-blackhole'
+      const first: SymptomPacket[] = []
+      if (this.I[i * SI + C.synIdx]) first.push({n: this.I[i * SI + C.synIdx]!, time: round6(this.F[i * SF + D.synTime]!), what: `SYN ${this.arrow(i)}`})
+      const b = this.open(`${this.I[i * SI + C.serial]}:${kind}`, kind, i, fr.packets[0]!.n, first)
+      for (const pk of fr.packets) b.packets.push(pk)
+      if (tunnel) b.tunnel = tunnel
+      b.from = fr.from
+      b.mtu = fr.mtu
+      b.count = fr.count
+      b.detail = `${fr.len ? `a ${fr.len}-byte packet` : 'a packet'}${Number.isNaN(fr.seq) ? '' : ` (seq ${fr.seq >>> 0})`} drew ${fr.repeats} frag-needed errors (mtu ${fr.mtu}) from ${fr.from}`
+    }
     if (f & F_EXPLAINED) return
     const end = this.lastTime
     if (this.I[i * SI + C.synCount]! > 0 && this.I[i * SI + C.synAckCount] === 0 && !(f & (F_CLIENT_ACKED | F_ANSWERED | F_EST))) {
       if (this.I[i * SI + C.synCount]! >= 2 || end - this.F[i * SF + D.synTime]! >= SYN_WAIT_SECONDS) {
-        const b = this.open(`${this.I[i * SI + C.serial]}:syn-unanswered`, 'syn-unanswered', i, this.I[i * SI + C.synIdx]!, [
+        const t = this.tunnels.get(i)
+        const kind: SymptomKind = t ? 'tunnel-syn-unanswered' : 'syn-unanswered'
+        const b = this.open(`${this.I[i * SI + C.serial]}:${kind}`, kind, i, this.I[i * SI + C.synIdx]!, [
           {n: this.I[i * SI + C.synIdx]!, time: round6(this.F[i * SF + D.synTime]!), what: `SYN ${this.arrow(i)}`},
         ])
         b.count = this.I[i * SI + C.synCount]!
         b.detail = `sent ${this.I[i * SI + C.synCount]} time${this.I[i * SI + C.synCount] === 1 ? '' : 's'}, the capture went on ${(end - this.F[i * SF + D.synTime]!).toFixed(1)} s after the first`
+        if (t) {
+          if (t.synIdx !== this.I[i * SI + C.synIdx]) b.packets.push({n: t.synIdx, time: round6(t.synTime), what: `SYN ${this.arrow(i)} inside ${t.tunnel.type.toUpperCase()} ${t.tunnel.from} > ${t.tunnel.to}`})
+          else b.packets[0] = {n: t.synIdx, time: round6(t.synTime), what: `SYN ${this.arrow(i)} inside ${t.tunnel.type.toUpperCase()} ${t.tunnel.from} > ${t.tunnel.to}`}
+          b.detail += `; ${t.syns} of them tunnelled`
+        }
       }
     }
     if (this.I[i * SI + C.synAckCount]! > 0 && !(f & (F_EST | F_RST | F_CLIENT_ACKED))) {
@@ -708,6 +905,15 @@ export class SymptomDetector {
   }
 }
 
+export function tunnelOf(kind: number, fam: number, s0: number, s1: number, s2: number, s3: number, d0: number, d1: number, d2: number, d3: number, port: number): SymptomTunnel {
+  return {
+    type: (TUNNEL_NAMES[kind] || 'ipip') as SymptomTunnel['type'],
+    from: formatIp(words(fam, s0, s1, s2, s3)),
+    to: formatIp(words(fam, d0, d1, d2, d3)),
+    ...(port ? {port} : {}),
+  }
+}
+
 /** the quoted datagram of an ICMP error, as a packet to look its flow up with */
 const QUOTED = new DecodedPacket()
 
@@ -743,6 +949,16 @@ function describeQuoted(p: DecodedPacket): string {
   return `${p.iProto === IPPROTO.TCP ? 'tcp' : 'udp'} ${formatEndpoint(s)} > ${formatEndpoint(d)}`
 }
 
+/** bytes a tunnel adds (ip_vs_xmit.c: IPv4 header, + UDP and GUE header, + GRE header without options) */
+const OVERHEAD: Readonly<Record<SymptomTunnel['type'], number>> = {ipip: 20, gue: 32, gre: 24}
+
+/** what unwraps a tunnel's packets on the realserver */
+function receiverOf(t: SymptomTunnel): string {
+  if (t.type === 'gue') return `a GUE receiver on UDP port ${t.port ?? '?'} (ip fou add port ${t.port ?? 'PORT'} gue) and the ipip device it hands packets to`
+  if (t.type === 'gre') return 'a GRE device (gre0, ip_gre loaded)'
+  return 'an IPIP device (tunl0, ipip loaded)'
+}
+
 function finishSymptom(b: Builder): Symptom {
   const f = b.flow
   const to = b.vip ? `the VIP ${b.vip}` : f.server
@@ -755,6 +971,14 @@ function finishSymptom(b: Builder): Symptom {
       message =
         `The client ${f.client} sent a SYN to ${to} and got a SYN/ACK from ${b.from} ${b.detail}: the reply left the realserver ` +
         `without passing the director's un-NAT, so the client cannot match it to its connection (it answers with a RST).`
+      if (b.tunnel) {
+        // LVS-TUN has no un-NAT: the realserver must answer from the VIP itself
+        message =
+          `The client ${f.client} sent a SYN to ${to}, tunnelled by ${b.tunnel.from} to ${b.tunnel.to}, and got a SYN/ACK from ${b.from} ${b.detail}: ` +
+          `in LVS-TUN the realserver answers the client directly and must do so from the VIP; this one answered from another address ` +
+          `(a NAT rule on the realserver, or a service that rewrites its source), so the client answers with a RST.`
+        rules = []
+      }
       break
     case 'syn-unanswered':
       title = `SYN from ${f.client} to ${to} never answered`
@@ -788,6 +1012,51 @@ function finishSymptom(b: Builder): Symptom {
         `reaching a host that does not know it (per-packet balancing, a lost conntrack/IPVS entry) or a REJECT --reject-with ` +
         `tcp-reset both look like this; a health check that closes with SO_LINGER 0 resets from the client side and is not counted.`
       break
+    case 'tunnel-syn-unanswered': {
+      const t = b.tunnel!
+      const T = t.type.toUpperCase()
+      title = `SYN from ${f.client} to ${to}, tunnelled to ${t.to} (${T}), never answered`
+      message =
+        `The director ${t.from} passed the SYN of ${f.client} > ${to} to the realserver ${t.to} inside ${T} (${b.detail}), and no SYN/ACK ` +
+        `from ${to} was seen: the realserver did not unwrap it, dropped what it unwrapped, or answered in a way that never reached the client. ` +
+        `On ${t.to}: ${receiverOf(t)} must be up; the VIP a local address (on lo or the tunnel device); rp_filter 0 or 2 on the tunnel device ` +
+        `(the unwrapped packets arrive there from the client's address while the route back leaves by another interface: strict mode drops ` +
+        `them without a word); a service listening on the VIP and port; and its answer must leave with the VIP as source.`
+      break
+    }
+    case 'tunnel-unreachable': {
+      const t = b.tunnel!
+      const T = t.type.toUpperCase()
+      const proto = t.type === 'gre' ? 47 : t.type === 'gue' ? 17 : 4
+      title = `${b.from} refuses the ${T} tunnel from ${t.from}: ICMP ${b.icmp}`
+      const why =
+        b.icmp === 'protocol-unreachable'
+          ? `${b.from} has no handler for IP protocol ${proto}: the ${t.type === 'gre' ? 'ip_gre' : 'ipip'} module is not loaded (or net.core.fb_tunnels_only_for_init_net keeps ${t.type === 'gre' ? 'gre0' : 'tunl0'} out of its network namespace), so nothing unwraps the director's packets`
+          : b.icmp === 'port-unreachable'
+            ? t.type === 'gue'
+              ? `nothing listens on UDP port ${t.port ?? '?'} of ${t.to}: the GUE receiver is missing (ip fou add port ${t.port ?? 'PORT'} gue)`
+              : `no tunnel device takes the packets: ${t.type === 'gre' ? 'gre0' : 'tunl0'} (the fallback device) is down, or no configured tunnel matches their endpoints (${t.type === 'gre' ? 'gre_rcv' : 'tunnel4_rcv'} answers port unreachable)`
+            : `a router or filter between ${t.from} and ${t.to}, or ${t.to} itself, rejects the tunnel packets`
+      message = `${b.from} answered the ${T} packets the director ${t.from} sent to ${t.to} with ICMP ${b.icmp} (${b.count} time${b.count === 1 ? '' : 's'}, ` +
+        `the first about ${f.client} > ${to}): ${why}. No connection balanced to ${t.to} can succeed.`
+      break
+    }
+    case 'tunnel-mtu':
+    case 'pmtu-blackhole': {
+      const t = b.tunnel
+      const mtu = b.mtu ?? 0
+      const over = t ? OVERHEAD[t.type] : 0
+      title = t
+        ? `${f.client}'s full-size packets to ${to} do not fit the ${t.type.toUpperCase()} tunnel ${t.from} > ${t.to} (mtu ${mtu})`
+        : `path MTU black hole: ${f.client} keeps sending packets too big for ${to}'s path (mtu ${mtu})`
+      message =
+        `In ${f.client} > ${to}, ${b.detail}: the sender sent the same segment again at full size, so the errors never reach it ` +
+        `(a firewall on the way back drops ICMP) or it ignores them; small requests work, large ones hang. ` +
+        (t ? `${t.type.toUpperCase()} adds ${over}${t.type === 'gre' ? ' or more' : ''} bytes to every packet the director passes to ${t.to}, so packets of a full 1500-byte path do not fit (the classic LVS-TUN MTU problem). ` : '') +
+        `Let ICMP fragmentation-needed reach the clients, or make the segments fit: clamp the MSS the ${t ? 'realservers announce' : 'server announces'} ` +
+        `(ip route ... advmss ${mtu > 40 ? mtu - 40 : 'MTU-40'}, or a TCPMSS --set-mss rule on the SYN/ACKs)${t ? `, or raise the MTU between the director and the realservers by ${over} bytes` : ''}.`
+      break
+    }
   }
   return {
     kind: b.kind,
@@ -800,5 +1069,7 @@ function finishSymptom(b: Builder): Symptom {
     ...(b.vip ? {vip: b.vip} : {}),
     ...(b.from ? {from: b.from} : {}),
     ...(b.icmp ? {icmp: b.icmp} : {}),
+    ...(b.tunnel ? {tunnel: b.tunnel} : {}),
+    ...(b.mtu !== undefined ? {mtu: b.mtu} : {}),
   }
 }
