@@ -360,7 +360,8 @@ function editIp(files: Files, args: string[]): void {
   let a = args.filter((w) => w !== '-4')
   const obj = a[0]
   if (obj === 'addr' || obj === 'address' || obj === 'a') return editIpAddr(files, a.slice(1))
-  if (obj !== 'route' && obj !== 'r' && obj !== 'ro') throw new FixError(`ip ${obj ?? ''} is not applied by trace --fix (only ip route and ip addr)`)
+  if (obj === 'rule' || obj === 'ru') return editIpRule(files, a.slice(1))
+  if (obj !== 'route' && obj !== 'r' && obj !== 'ro') throw new FixError(`ip ${obj ?? ''} is not applied by trace --fix (only ip route, ip rule and ip addr)`)
   const verb = a[1]
   a = a.slice(2)
   if (!verb || !['add', 'replace', 'del', 'delete', 'change', 'append'].includes(verb)) throw new FixError(`ip route ${verb ?? ''} is not applied by trace --fix`)
@@ -414,6 +415,92 @@ function editIp(files: Files, args: string[]): void {
     else list.push(route)
   }
   files.set('ip-route.json', JSON.stringify(list) + '\n')
+}
+
+// -----------------------------------------------------------------------------------------------------
+// ip rule add/del SELECTOR ACTION [pref N]: the rule in ip-rule.json as `ip -j rule show` prints it (ip/iprule.c
+// print_rule: src "all" or the address with srclen when not a host prefix, dst likewise, fwmark/fwmask in hex,
+// ipproto by name, sport/dport or their _start/_end, table by name). Without pref the kernel gives a new rule the
+// preference just below the first non-zero one (fib_default_rule_pref), as ip rule add does. IPv4 only.
+
+const RULE_TABLES: Readonly<Record<string, string>> = {'255': 'local', '254': 'main', '253': 'default'}
+/** the order ip -j rule show prints the keys in */
+const RULE_ORDER = ['not', 'src', 'srclen', 'dst', 'dstlen', 'fwmark', 'fwmask', 'iif', 'oif', 'ipproto', 'sport', 'sport_start', 'sport_end', 'dport', 'dport_start', 'dport_end', 'table', 'action']
+
+function editIpRule(files: Files, a: string[]): void {
+  const verb = a[0]
+  const add = verb === 'add' || verb === 'a' || verb === 'append' || verb === 'prepend'
+  if (!add && verb !== 'del' && verb !== 'delete' && verb !== 'd') throw new FixError(`ip rule ${verb ?? ''} is not applied by trace --fix (only add and del)`)
+  const rule: Record<string, unknown> = {}
+  let pref: number | undefined
+  const sel = (key: 'src' | 'dst', v: string | undefined) => {
+    const m = v === undefined ? null : /^(\d{1,3}(?:\.\d{1,3}){3})(?:\/(\d{1,2}))?$/.exec(v)
+    if (v === 'all' || v === 'any' || v === 'default') return
+    if (!m || Number(m[2] ?? 32) > 32) throw new FixError(`ip rule: ${v ?? 'nothing'} is not an IPv4 address or prefix`)
+    const len = Number(m[2] ?? 32)
+    rule[key] = len === 32 ? m[1] : networkOf(m[1]!, len)
+    if (len !== 32) rule[`${key}len`] = len
+  }
+  const port = (key: 'sport' | 'dport', v: string | undefined) => {
+    const m = v === undefined ? null : /^(\d+)(?:-(\d+))?$/.exec(v)
+    if (!m) throw new FixError(`ip rule ${key}: ${v ?? 'nothing'} is not a port or range`)
+    if (m[2] === undefined || m[2] === m[1]) rule[key] = Number(m[1])
+    else {
+      rule[`${key}_start`] = Number(m[1])
+      rule[`${key}_end`] = Number(m[2])
+    }
+  }
+  for (let i = 1; i < a.length; i++) {
+    const k = a[i]!
+    const v = a[i + 1]
+    if (k === 'not') rule.not = null
+    else if (k === 'from') (sel('src', v), i++)
+    else if (k === 'to') (sel('dst', v), i++)
+    else if (k === 'fwmark') {
+      const [m, mask] = (v ?? '').split('/')
+      if (!m || !/^(0x[0-9a-fA-F]+|\d+)$/.test(m) || (mask !== undefined && !/^(0x[0-9a-fA-F]+|\d+)$/.test(mask))) throw new FixError(`ip rule fwmark: ${v ?? 'nothing'} is not MARK[/MASK]`)
+      rule.fwmark = `0x${(Number(m) >>> 0).toString(16)}`
+      if (mask !== undefined && Number(mask) >>> 0 !== 0xffffffff) rule.fwmask = `0x${(Number(mask) >>> 0).toString(16)}`
+      i++
+    } else if (k === 'iif' || k === 'dev') (rule.iif = v, i++)
+    else if (k === 'oif') (rule.oif = v, i++)
+    else if (k === 'ipproto') (rule.ipproto = v, i++)
+    else if (k === 'sport' || k === 'dport') (port(k, v), i++)
+    else if (k === 'pref' || k === 'preference' || k === 'priority' || k === 'prio') {
+      if (!v || !/^\d+$/.test(v)) throw new FixError(`ip rule ${k}: ${v ?? 'nothing'} is not a number`)
+      pref = Number(v)
+      i++
+    } else if (k === 'lookup' || k === 'table') {
+      if (!v) throw new FixError(`ip rule ${k} needs a table`)
+      rule.table = RULE_TABLES[v] ?? v
+      i++
+    } else if (k === 'blackhole' || k === 'unreachable' || k === 'prohibit') rule.action = k
+    else throw new FixError(`ip rule: option ${k} is not applied by trace --fix`)
+  }
+  const list = jsonList(files, 'ip-rule.json')
+  if (list.length === 0) list.push({priority: 0, src: 'all', table: 'local'}, {priority: 32766, src: 'all', table: 'main'}, {priority: 32767, src: 'all', table: 'default'})
+  const body = (r: Record<string, unknown>) =>
+    JSON.stringify(
+      Object.entries(r)
+        .filter(([k, v]) => k !== 'priority' && !(k === 'src' && v === 'all'))
+        .sort(([x], [y]) => (x < y ? -1 : 1)),
+    )
+  if (!add) {
+    const idx = list.findIndex((r) => (pref === undefined || r.priority === pref) && body(r) === body(rule))
+    if (idx < 0) throw new FixError('ip rule del: no such rule (RTNETLINK answers: No such file or directory)')
+    list.splice(idx, 1)
+  } else {
+    if (rule.table === undefined && rule.action === undefined) rule.table = 'main'
+    // fib_default_rule_pref: one below the preference of the second rule (the first after local's 0)
+    const priority = pref ?? Math.max(0, Number(list.find((r) => Number(r.priority) > 0)?.priority ?? 32766) - 1)
+    const src = {src: 'all', ...rule}
+    const entry = Object.fromEntries([['priority', priority], ...RULE_ORDER.filter((k) => k in src).map((k) => [k, (src as Record<string, unknown>)[k]])])
+    // a new rule goes after the rules of the same preference
+    let at = list.findIndex((r) => Number(r.priority) > priority)
+    if (at < 0) at = list.length
+    list.splice(at, 0, entry)
+  }
+  files.set('ip-rule.json', JSON.stringify(list) + '\n')
 }
 
 // -----------------------------------------------------------------------------------------------------
