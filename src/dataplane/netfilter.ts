@@ -7,6 +7,8 @@ import {PROTO, type CtView, type IpvsView, type Packet} from './packet.js'
 import {candidateRules, jumpId, startId, tableGraph} from './chain-index.js'
 import {evalSetMatch} from './ipset.js'
 import type {IpsetSnapshot} from '../model/ipset.js'
+import {rpfilterPasses, rpfilterText} from './rpfilter.js'
+import type {RoutingTables} from './routing.js'
 
 /** What the interpreter needs to know about the host and the packet's context. */
 export interface MatchEnv {
@@ -17,7 +19,7 @@ export interface MatchEnv {
   readonly ct?: CtView
   readonly ipvs?: IpvsView
   /** route type of an address on this host (addrtype match): LOCAL, UNICAST, BROADCAST... */
-  readonly addrType: (ip: IpAddr) => AddrType
+  readonly addrType: (ip: IpAddr, dev?: string) => AddrType
   /** deterministic stand-in for randomness (statistic --mode random); returns [0,1) */
   readonly random: () => number
   /** per-rule packet counters for statistic --mode nth (state lives with the caller) */
@@ -39,6 +41,8 @@ export interface MatchEnv {
   readonly ipsets?: IpsetSnapshot
   /** told how each `-m set` match a rule reached was decided (the entry that matched, or that none did) */
   readonly setNote?: (rule: IptRule, why: string) => void
+  /** the host's routes for `-m rpfilter`'s reverse lookup; undefined when the snapshot has none (then assumed to pass, said) */
+  readonly reverseRoutes?: RoutingTables
 }
 
 /** The state of a chain walk before one of its rules (runChain's `from` resumes it; never changed once made). */
@@ -142,8 +146,8 @@ function r(b: boolean, neg = false): Decision {
   return b !== neg ? 'match' : 'nomatch'
 }
 
-function addrTypeOk(side: {readonly neg: boolean; readonly types: readonly AddrType[]} | undefined, ip: IpAddr, env: MatchEnv): boolean {
-  return side === undefined || side.types.includes(env.addrType(ip)) !== side.neg
+function addrTypeOk(side: {readonly neg: boolean; readonly types: readonly AddrType[]} | undefined, ip: IpAddr, env: MatchEnv, dev: string | undefined): boolean {
+  return side === undefined || side.types.includes(env.addrType(ip, dev)) !== side.neg
 }
 
 /** The host part of every prefix length, per family (made when first asked). */
@@ -250,8 +254,9 @@ export function evalMatch(m: Match, p: Packet, env: MatchEnv): Decision {
     case 'comment':
       return 'match'
     case 'addrtype': {
-      // --limit-iface-in/out restrict the lookup to one interface: the host view is the same here
-      return addrTypeOk(m.src, p.src, env) && addrTypeOk(m.dst, p.dst, env) ? 'match' : 'nomatch'
+      // --limit-iface-in/out: the address's local route must be the device's (xt_addrtype passes it to inet_dev_addr_type)
+      const dev = m.limitIface === 'in' ? env.iif : m.limitIface === 'out' ? env.oif : undefined
+      return addrTypeOk(m.src, p.src, env, dev) && addrTypeOk(m.dst, p.dst, env, dev) ? 'match' : 'nomatch'
     }
     case 'iprange': {
       const ip = m.dir === 'src' ? p.src : p.dst
@@ -281,6 +286,10 @@ export function evalMatch(m: Match, p: Packet, env: MatchEnv): Decision {
     }
     case 'set':
       return evalSetMatch(env.ipsets, m, p, env).decision
+    case 'rpfilter':
+      // without the host's routes the packet is taken to pass the check (ruleMatches says so)
+      if (env.iif === undefined || env.reverseRoutes === undefined) return r(true, m.invert)
+      return r(rpfilterPasses(env.reverseRoutes, m, p, env.iif), m.invert)
     case 'mac':
     case 'limit':
     case 'recent':
@@ -350,6 +359,7 @@ function withSetOptions(m: Extract<Match, {kind: 'set'}>, matches: readonly Matc
 /** Evaluates all matches of a rule: a rule with an undecidable match is taken as matching, and says so. */
 export function ruleMatches(rule: IptRule, p: Packet, env: MatchEnv, assumptions: Assumption[]): boolean {
   let assumed: Match[] | undefined
+  let assumedPass: string[] | undefined
   let setWhy: Map<Match, string> | undefined
   const matches = rule.matches
   for (let k = 0; k < matches.length; k++) {
@@ -376,11 +386,23 @@ export function ruleMatches(rule: IptRule, p: Packet, env: MatchEnv, assumptions
     }
     // an option of the `-m set` before it (--return-nomatch...): taken into that match by withSetOptions
     if (m.kind === 'unknown' && m.module === 'set' && setOptionOf(m) !== undefined && precededBySet(matches, k)) continue
+    if (m.kind === 'rpfilter' && (env.iif === undefined || env.reverseRoutes === undefined)) {
+      // undecidable without the routes: the packet is taken to pass the reverse path check, which is said (also
+      // when that is what keeps the rule from matching: `--invert`)
+      const what = `assumed to pass the reverse path check of ${rpfilterText(m)}: ${env.iif === undefined ? 'the input device is not known' : 'the snapshot has no routes (ip-route.json)'}`
+      if (m.invert) {
+        assumptions.push({rule, what})
+        return false
+      }
+      ;(assumedPass ??= []).push(what)
+      continue
+    }
     const d = evalMatch(m, p, env)
     if (d === 'nomatch') return false
     if (d === 'assumed') (assumed ??= []).push(m)
   }
   if (assumed) for (const m of assumed) assumptions.push({rule, what: `assumed to match: ${(m.kind === 'set' && setWhy?.get(m)) || describeMatch(m)}`})
+  if (assumedPass) for (const what of assumedPass) assumptions.push({rule, what})
   return true
 }
 

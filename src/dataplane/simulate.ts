@@ -294,6 +294,8 @@ class Sim {
       random: this.random,
       nthCounters: nth,
       ipsets: h.snap.ipsets,
+      // -m rpfilter's reverse lookup: only from routes the snapshot gives, not the connected routes made up without them
+      reverseRoutes: h.snap.routes ? h.routing : undefined,
       setNote: (rule, why) => {
         const w = `${rule.loc.file}:${rule.loc.line} ${why}`
         if (!this.setWords.includes(w)) this.setWords.push(w)

@@ -115,6 +115,11 @@ export type Match =
    * it, libxt_ipvs). `vprotoNeg` / `vportctlNeg` record `! --vproto` / `! --vportctl`.
    */
   | {readonly kind: 'ipvs'; readonly neg: boolean; readonly ipvs?: boolean; readonly vproto?: number; readonly vaddr?: {readonly neg: boolean; readonly prefix: Prefix}; readonly vport?: {readonly neg: boolean; readonly port: number}; readonly vdir?: 'ORIGINAL' | 'REPLY'; readonly vmethod?: {readonly neg: boolean; readonly method: 'GATE' | 'IPIP' | 'MASQ'}; readonly vportctl?: number; readonly vprotoNeg?: boolean; readonly vportctlNeg?: boolean}
+  /**
+   * `-m rpfilter` (raw/mangle PREROUTING, ipt_rpfilter.c): the reverse route lookup of the source. `loose` any
+   * device, `validMark` the packet's mark in the lookup, `acceptLocal` a local route passes, `invert` the result negated.
+   */
+  | {readonly kind: 'rpfilter'; readonly loose: boolean; readonly validMark: boolean; readonly acceptLocal: boolean; readonly invert: boolean}
   /** valid syntax that is not modelled: kept verbatim, listed under notModelled */
   | {readonly kind: 'unknown'; readonly module: string; readonly args: readonly string[]}
 

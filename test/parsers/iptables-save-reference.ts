@@ -911,6 +911,7 @@ class Parser {
     if (!inst.st) {
       if (inst.name === 'addrtype' || inst.name === 'limit') inst.st = {kind: inst.name}
       else if (inst.name === 'recent') inst.st = {kind: 'recent', args: []}
+      else if (inst.name === 'rpfilter') inst.st = {kind: 'rpfilter'}
       else if (inst.name === 'statistic' || inst.name === 'ipvs') throw this.err(`an option of -m ${inst.name}`, this.lineText)
     }
     const st = inst.st
@@ -948,6 +949,9 @@ class Parser {
         case 'recent':
         case 'ipvs':
           inst.out.push(st as Match)
+          break
+        case 'rpfilter':
+          inst.out.push({kind: 'rpfilter', loose: st['loose'] === true, validMark: st['validMark'] === true, acceptLocal: st['acceptLocal'] === true, invert: st['invert'] === true})
           break
       }
     }
@@ -1115,6 +1119,13 @@ class Parser {
       }
       case 'ipvs':
         return this.ipvsOption(mod, opt, neg0)
+      case 'rpfilter': {
+        const field = ({'--loose': 'loose', '--validmark': 'validMark', '--accept-local': 'acceptLocal', '--invert': 'invert'} as Record<string, string>)[opt]
+        if (field === undefined) return false
+        if (neg0) throw this.err(`${opt} without "!" (-m rpfilter negates with --invert)`, `! ${opt}`)
+        ;(mod.st ??= {kind: 'rpfilter'})[field] = true
+        return true
+      }
     }
     return false
   }
@@ -1581,7 +1592,7 @@ const IMPLICIT: Readonly<Record<string, string>> = {
 
 const KNOWN_MODULES: ReadonlyMap<string, string> = interned([
   'tcp', 'udp', 'sctp', 'udplite', 'dccp', 'multiport', 'state', 'conntrack', 'mark', 'connmark', 'statistic',
-  'comment', 'addrtype', 'iprange', 'icmp', 'icmp6', 'mac', 'set', 'limit', 'recent', 'ipvs',
+  'comment', 'addrtype', 'iprange', 'icmp', 'icmp6', 'mac', 'set', 'limit', 'recent', 'ipvs', 'rpfilter',
 ])
 
 const RECENT_OPTS: ReadonlySet<string> = new Set([

@@ -126,7 +126,7 @@ type Draw = (rule: IptRule, m: StatMatch) => boolean | undefined
  * slow path, ~1 µs a copy; the iptables interpreter reads no other field).
  */
 function withDraw(env: MatchEnv, draw: Draw, random = env.random, checkpoint?: MatchEnv['checkpoint']): MatchEnv {
-  return {iif: env.iif, oif: env.oif, ct: env.ct, ipvs: env.ipvs, addrType: env.addrType, random, nthCounters: env.nthCounters, draw, checkpoint, ipsets: env.ipsets}
+  return {iif: env.iif, oif: env.oif, ct: env.ct, ipvs: env.ipvs, addrType: env.addrType, random, nthCounters: env.nthCounters, draw, checkpoint, ipsets: env.ipsets, reverseRoutes: env.reverseRoutes}
 }
 
 /** The firewall of `base`, with the statistic draws decided by `draw`; `seen` is told each hook's result. */

@@ -172,6 +172,8 @@ export class HostView {
       redirectAddr: (this.redirectAddrOf ??= (iif) => this.deviceAddress(iif)),
       // -m set decided from ipset-save.txt (undefined without it: assumed, as before)
       ipsets: this.snap.ipsets,
+      // -m rpfilter's reverse lookup: only from routes the snapshot gives (without them it is assumed to pass, said)
+      ...(this.snap.routes && this.rt ? {reverseRoutes: this.rt} : {}),
     }
   }
 

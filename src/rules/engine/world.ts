@@ -8,6 +8,7 @@ import type {IptablesRuleset, IptChain, IptRule, IptTable, Match, NatRange} from
 import type {Loc} from '../../model/source.js'
 import type {Packet} from '../../dataplane/packet.js'
 import type {FlowHint, RuleContext} from '../types.js'
+import {arrivalOf} from './arrival.js'
 import {ctView} from './ctmodel.js'
 import {enumerate, reachableStatRules, type Enumeration} from './cascade.js'
 import {HostView, UNKNOWN_IF} from './host.js'
@@ -200,6 +201,12 @@ function buildWorld(ctx: RuleContext): World {
 
 /** The interface client packets arrive on: where the host routes the client (the snapshot's routes). */
 export function clientIifOf(h: HostView, w: World, vip?: IpAddr): string {
+  // a client whose snapshot is given sends by its own route: its packets arrive on the interface holding its next
+  // hop, which need not be the one h routes the client by (asymmetric routes: what rp_filter and -m rpfilter judge)
+  if (vip && w.client.fromSnapshot && w.client.fromSnapshot !== h) {
+    const a = arrivalOf(w, {vip: {ip: vip, port: 0}, proto: 'tcp', client: w.client.ip})
+    if (a && a.host === h) return a.iif
+  }
   const dev = h.oifFor(w.client.ip)
   if (dev && dev !== 'lo') return dev
   if (vip) {

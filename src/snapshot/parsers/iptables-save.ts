@@ -712,6 +712,7 @@ const M_SET = 18
 const M_LIMIT = 19
 const M_RECENT = 20
 const M_IPVS = 21
+const M_RPFILTER = 22
 /** addresses remembered per kind of address match (see Parser.addrMatches) */
 const ADDR_CACHE = 2048
 /** slots per kind of the IPv4 address cache (see Parser.addrV) */
@@ -1607,6 +1608,7 @@ class Parser {
     if (!inst.st) {
       if (name === 'addrtype' || name === 'limit') inst.st = {kind: name}
       else if (name === 'recent') inst.st = {kind: 'recent', args: []}
+      else if (name === 'rpfilter') inst.st = {kind: 'rpfilter'}
       else if (name === 'ipvs') throw this.err(`an option of -m ${name}`, this.lineText)
     }
     const st = inst.st
@@ -1622,6 +1624,9 @@ class Parser {
         case 'recent':
         case 'ipvs':
           this.out(inst, st as Match)
+          break
+        case 'rpfilter':
+          this.out(inst, {kind: 'rpfilter', loose: st['loose'] === true, validMark: st['validMark'] === true, acceptLocal: st['acceptLocal'] === true, invert: st['invert'] === true})
           break
       }
     }
@@ -1781,6 +1786,14 @@ class Parser {
       }
       case M_IPVS:
         return this.ipvsOption(mod, opt, neg0)
+      case M_RPFILTER: {
+        // libxt_rpfilter: four flags, none invertible with `!` (--invert negates the match)
+        const field = RPFILTER_FLAGS[opt]
+        if (field === undefined) return false
+        if (neg0) throw this.err(`${opt} without "!" (-m rpfilter negates with --invert)`, `! ${opt}`)
+        ;(mod.st ??= {kind: 'rpfilter'})[field] = true
+        return true
+      }
     }
     return false
   }
@@ -2410,12 +2423,19 @@ const IMPLICIT: Readonly<Record<string, string>> = {
 
 const KNOWN_MODULE_LIST = [
   'tcp', 'udp', 'sctp', 'udplite', 'dccp', 'multiport', 'state', 'conntrack', 'mark', 'connmark', 'statistic',
-  'comment', 'addrtype', 'iprange', 'icmp', 'icmp6', 'mac', 'set', 'limit', 'recent', 'ipvs',
+  'comment', 'addrtype', 'iprange', 'icmp', 'icmp6', 'mac', 'set', 'limit', 'recent', 'ipvs', 'rpfilter',
 ] as const
 const KNOWN_MODULES: ReadonlyMap<string, string> = interned(KNOWN_MODULE_LIST)
 /** module name → its id (1-based position in KNOWN_MODULE_LIST; the M_ constants): moduleOption switches on it */
 const MODULE_IDS: ReadonlyMap<string, number> = new Map(KNOWN_MODULE_LIST.map((n, i) => [n, i + 1]))
 
+/** libxt_rpfilter's options and the model field each sets */
+const RPFILTER_FLAGS: Readonly<Record<string, 'loose' | 'validMark' | 'acceptLocal' | 'invert'>> = {
+  '--loose': 'loose',
+  '--validmark': 'validMark',
+  '--accept-local': 'acceptLocal',
+  '--invert': 'invert',
+}
 const RECENT_OPTS: ReadonlySet<string> = new Set([
   '--name', '--set', '--rcheck', '--update', '--remove', '--seconds', '--reap', '--hitcount', '--rttl', '--rsource',
   '--rdest', '--mask',
