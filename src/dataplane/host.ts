@@ -8,7 +8,7 @@ import {ConntrackTable, ctSettingsFrom} from './conntrack.js'
 import {HOOK_TABLE, withNftChains, type Hook, type HookEntry} from './hooks.js'
 import {DEFAULT_IPVS_SETTINGS, IpvsState} from './ipvs.js'
 import {iptablesViewBeside, nftHostChains, nftNeedsConntrack, type NftHostChains} from './nft-hooks.js'
-import {isLocalAddress, type InetConf, type RoutingTables} from './routing.js'
+import {isLocalAddress, lookupTable, type InetConf, type RoutingTables} from './routing.js'
 
 export interface HostModel {
   readonly name: string
@@ -37,7 +37,8 @@ export interface HostModel {
   readonly ctActive: boolean
   /** what had to be assumed because a file is missing */
   readonly assumptions: string[]
-  addrType(ip: IpAddr): AddrType
+  /** the address's type (xt_addrtype, nft fib type); `dev`: as seen on that device only (--limit-iface-in/out) */
+  addrType(ip: IpAddr, dev?: string): AddrType
 }
 
 /** sysctl spells a dot in an interface name as '/' (eth0.100 -> net.ipv4.conf.eth0/100.rp_filter). */
@@ -98,8 +99,17 @@ export function hostModel(snap: HostSnapshot): HostModel {
   const ipvs = snap.ipvs && snap.ipvs.services.length > 0
     ? new IpvsState(snap.ipvs.services, {...DEFAULT_IPVS_SETTINGS, conntrack: ipvsConntrack, sloppyTcp: (num('net.ipv4.vs.sloppy_tcp') ?? 0) !== 0, expireQuiescentTemplate: (num('net.ipv4.vs.expire_quiescent_template') ?? 0) !== 0}, snap.ipvsConns)
     : undefined
-  const addrType = (ip: IpAddr): AddrType => {
-    if (ip.family === 4 && ip.value >> 28n === 0xen) return 'MULTICAST'
+  const addrType = (ip: IpAddr, dev?: string): AddrType => {
+    if (ip.family === 4) {
+      // __inet_dev_addr_type: 0/8 and 255.255.255.255 are BROADCAST, then the type of the route the local table
+      // gives; limited to a device (addrtype --limit-iface-in/out, nft fib ... iif/oif type), a route of another
+      // device leaves the address UNICAST (the VIP on lo is not LOCAL "on eth0")
+      if (ip.value >> 24n === 0n || ip.value === 0xffffffffn) return 'BROADCAST'
+      if (ip.value >> 28n === 0xen) return 'MULTICAST'
+      const r = lookupTable(routes, 'local', ip)
+      if (!r || (dev !== undefined && r.dev !== undefined && r.dev !== dev)) return 'UNICAST'
+      return r.type.toUpperCase() as AddrType
+    }
     if (ip.value === 0n) return 'UNSPEC'
     if (isLocalAddress(routing, ip)) return 'LOCAL'
     if (routes.some((r) => r.type === 'broadcast' && r.family === ip.family && r.dst.value === ip.value && r.dst.len === (ip.family === 4 ? 32 : 128))) return 'BROADCAST'

@@ -205,11 +205,12 @@ export function nftNeedsConntrack(nft: NftRuleset, iptablesBeside: boolean): boo
  * `oif`/`oifname` looks the address up (saddr: the route back to the source, as rpfilter does) and, with `iif`,
  * yields the input device only when the route leaves through it, else nothing (`missing`).
  */
-export function nftFib(rt: RoutingTables, q: FibQuery, addrType: (ip: IpAddr) => string): FibAnswer | undefined {
+export function nftFib(rt: RoutingTables, q: FibQuery, addrType: (ip: IpAddr, dev?: string) => string): FibAnswer | undefined {
   const p = q.packet
   const useDaddr = q.flags.includes('daddr')
   const ip = useDaddr ? p.dst : p.src
-  if (q.result === 'type') return {kind: 'type', type: addrType(ip).toLowerCase()}
+  // nft_fib4_eval_type: with iif/oif the type is the address's on that device (inet_dev_addr_type)
+  if (q.result === 'type') return {kind: 'type', type: addrType(ip, q.flags.includes('iif') ? q.iif : q.flags.includes('oif') ? q.oif : undefined).toLowerCase()}
   if (q.result !== 'oif' && q.result !== 'oifname') return undefined
   // nft_fib_is_loopback: packets received on lo pass
   if (q.iif === 'lo' && q.flags.includes('iif')) return {kind: 'oif', dev: 'lo'}
