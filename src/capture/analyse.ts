@@ -1,7 +1,7 @@
 // A capture file → symptoms: the reader, the decoder and the detector in one pass over the file.
 // This is the function other commands call (check attaches the symptoms of a snapshot's capture.pcap(ng)).
 import type {Endpoint} from '../model/ip.js'
-import {DECODE, DecodedPacket, decodeFrame} from './decode.js'
+import {DECODE, DEFAULT_DECODE, DecodedPacket, decodeConfig, decodeFrame} from './decode.js'
 import {readCapture, type CaptureFormat, type CaptureInterface, type PacketRecord, type Truncation} from './reader.js'
 import {SymptomDetector, type Symptom} from './symptoms.js'
 
@@ -12,6 +12,8 @@ export interface AnalyseOptions {
   readonly name?: string
   /** read chunk size in bytes */
   readonly chunkSize?: number
+  /** UDP ports carrying GUE besides 6080 (the snapshot's ipvsadm --tun-port values) */
+  readonly guePorts?: readonly number[]
 }
 
 export interface SkippedPacket {
@@ -35,6 +37,13 @@ export interface CaptureAnalysis {
   readonly skippedFirst: readonly SkippedPacket[]
   /** skipped packets counted by reason */
   readonly skippedReasons: Readonly<Record<string, number>>
+  /**
+   * packets decoded only in part, counted by reason: a tunnel or transport header cut by the capture's
+   * snap length, fragments, tunnels of a kind not unwrapped (the outer packet still counts)
+   */
+  readonly partial: Readonly<Record<string, number>>
+  /** packets that came inside a tunnel (IPIP, GRE, GUE) and were unwrapped */
+  readonly tunnelled: number
   /** TCP/UDP flows met */
   readonly flows: number
   readonly format: CaptureFormat
@@ -49,6 +58,8 @@ export interface CaptureAnalysis {
 }
 
 const MAX_SKIPPED_LISTED = 20
+/** distinct reasons of partial decodes kept (reasons are short fixed texts, a few ports at most) */
+const MAX_PARTIAL_REASONS = 50
 
 /**
  * Reads a pcap/pcapng file and returns its symptoms. Rejects with CaptureFormatError (a ParseError: file,
@@ -63,6 +74,9 @@ export async function analyseCaptureFile(path: string, opts: AnalyseOptions = {}
   let skipped = 0
   const skippedFirst: SkippedPacket[] = []
   const reasons: Record<string, number> = {}
+  const partial: Record<string, number> = {}
+  let tunnelled = 0
+  const cfg = opts.guePorts?.length ? decodeConfig(opts.guePorts) : DEFAULT_DECODE
   // doubles in an object's fields are updated in place (closure variables would be boxed per packet)
   const span = {first: Infinity, last: -Infinity}
   const skip = (r: PacketRecord, reason: string): void => {
@@ -77,9 +91,13 @@ export async function analyseCaptureFile(path: string, opts: AnalyseOptions = {}
       const t = r.time
       if (t < span.first && t > 0) span.first = t
       if (t > span.last) span.last = t
-      const st = decodeFrame(r.linkType, r.data, r.start, r.start + r.caplen, pkt)
+      const st = decodeFrame(r.linkType, r.data, r.start, r.start + r.caplen, pkt, cfg)
       if (st === DECODE.OK) {
         ip++
+        if (pkt.tunnel !== 0) tunnelled++
+        const pr = pkt.problem
+        if (pr !== undefined && Object.keys(partial).length < MAX_PARTIAL_REASONS) partial[pr] = (partial[pr] ?? 0) + 1
+        else if (pr !== undefined && partial[pr] !== undefined) partial[pr]++
         pkt.index = r.index
         pkt.time = t
         det.packet(pkt)
@@ -96,6 +114,8 @@ export async function analyseCaptureFile(path: string, opts: AnalyseOptions = {}
     skipped,
     skippedFirst,
     skippedReasons: reasons,
+    partial,
+    tunnelled,
     flows: det.flows,
     format: summary.format,
     byteOrder: summary.byteOrder,

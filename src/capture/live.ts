@@ -145,13 +145,18 @@ function bpfHost(ip: IpAddr): string {
 
 /**
  * The BPF filter for a service: its VIP:port (TCP and UDP), the realservers' addresses (any port: NAT
- * changes ports), and ICMP/ICMPv6 (errors quoting the flows come from anywhere). '' when nothing is known.
+ * changes ports), ICMP/ICMPv6 (errors quoting the flows come from anywhere), and tunnel packets (IPIP, IPv6
+ * in IPv4, GRE, GUE on port 6080: LVS-TUN's requests, whose VIP and port BPF cannot see under the outer
+ * header). '' when nothing is known.
  */
 export function buildFilter(vips: readonly Endpoint[], realservers: readonly IpAddr[] = []): string {
   const parts: string[] = []
   for (const v of vips) parts.push(v.port === 0 ? bpfHost(v.ip) : `(${bpfHost(v.ip)} and port ${v.port})`)
   for (const r of realservers) parts.push(bpfHost(r))
   if (parts.length === 0) return ''
-  parts.push('icmp', 'icmp6')
+  parts.push('icmp', 'icmp6', TUNNEL_FILTER)
   return parts.join(' or ')
 }
+
+/** tunnel packets (the decoder unwraps them: src/capture/decode.ts) */
+export const TUNNEL_FILTER = 'ip proto 4 or ip proto 41 or ip proto 47 or udp dst port 6080'

@@ -5,9 +5,11 @@
 //
 // The rule engine stays synchronous: this is an async step around checkHosts (load, analyse, check, attach).
 // The report gains two keys, only when a host has a capture file (the rest of the contract is unchanged):
-//   captures  [{host, file, format, packets, flows, vips, symptoms, skipped, truncated?}]
-//   symptoms  [{host, file, kind, severity, title, message, flow, packets, rules, vip?, from?, icmp?,
-//               findings: [{rule, host}]}]     findings: those the symptom is evidence for ([]: none)
+//   captures  [{host, file, format, packets, flows, vips, symptoms, skipped, truncated?, tunnelled?, partial?}]
+//   symptoms  [{host, file, kind, severity, title, message, flow, packets, rules, vip?, from?, icmp?, tunnel?,
+//               mtu?, findings: [{rule, host}]}]     findings: those the symptom is evidence for ([]: none)
+// Tunnelled traffic (LVS-TUN) is unwrapped; the GUE ports of the snapshots' IPVS destinations (--tun-port) are
+// decoded as GUE, and a symptom about a tunnel also involves the hosts owning its two ends.
 // A capture that cannot be read is an input error of its host (errors[] with the byte offset), exit 2.
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
@@ -45,6 +47,10 @@ export interface CaptureSummary {
   readonly skipped: number
   /** the file ends inside a packet: what came before was analysed */
   readonly truncated?: Truncation
+  /** packets that came inside a tunnel and were unwrapped (absent: none) */
+  readonly tunnelled?: number
+  /** packets decoded only in part, by reason (absent: none) */
+  readonly partial?: Readonly<Record<string, number>>
 }
 
 export interface SymptomReport extends Symptom {
@@ -85,6 +91,7 @@ export async function analyseHostCaptures(hosts: readonly HostSnapshot[], vips: 
   const out: HostCapture[] = []
   if (!hosts.some((h) => captureFileOf(h))) return out
   const {analyseCaptureFile, CaptureFormatError} = await loadCaptureApi()
+  const guePorts = guePortsOf(hosts)
   for (const h of hosts) {
     const file = captureFileOf(h)
     if (!file) continue
@@ -96,7 +103,7 @@ export async function analyseHostCaptures(hosts: readonly HostSnapshot[], vips: 
         path = join(tmp, file)
         writeFileSync(path, h.captureData!, {mode: 0o600})
       }
-      out.push({host: h.name, file, analysis: await analyseCaptureFile(path, {vips, name: file})})
+      out.push({host: h.name, file, analysis: await analyseCaptureFile(path, {vips, name: file, guePorts})})
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code
       if (e instanceof CaptureFormatError) out.push({host: h.name, file, error: e})
@@ -110,6 +117,15 @@ export async function analyseHostCaptures(hosts: readonly HostSnapshot[], vips: 
   return out
 }
 
+/** The GUE ports of the hosts' IPVS tunnel destinations (`--tun-type gue --tun-port P`), once each. */
+export function guePortsOf(hosts: readonly HostSnapshot[]): number[] {
+  const ports = new Set<number>()
+  for (const h of hosts) {
+    for (const s of h.ipvs?.services ?? []) for (const d of s.dests) if (d.tunnelType === 'gue' && d.tunnelPort) ports.add(d.tunnelPort)
+  }
+  return [...ports]
+}
+
 function ipOf(text: string | undefined): IpAddr | undefined {
   if (text === undefined) return undefined
   return parseEndpoint(text)?.ip ?? parseIp(text)
@@ -121,7 +137,7 @@ function ipOf(text: string | undefined): IpAddr | undefined {
  */
 export function involvedHosts(s: Symptom, captureHost: string, services: readonly ServiceAddresses[], hosts: readonly HostSnapshot[]): Set<string> {
   const names = new Set([captureHost])
-  const ips = [ipOf(s.flow.server), ipOf(s.from), ipOf(s.vip)].filter((x): x is IpAddr => x !== undefined)
+  const ips = [ipOf(s.flow.server), ipOf(s.from), ipOf(s.vip), ipOf(s.tunnel?.from), ipOf(s.tunnel?.to)].filter((x): x is IpAddr => x !== undefined)
   const hit = (ip: IpAddr | undefined) => ip !== undefined && ips.some((x) => ipEquals(x, ip))
   for (const svc of services) {
     if (!hit(svc.vip) && !svc.backends.some((b) => hit(b.ip))) continue
@@ -153,6 +169,7 @@ export function attachCaptures(report: CheckReport, hosts: readonly HostSnapshot
     summaries.push({
       host: c.host, file: c.file, format: a.format, packets: a.packets, flows: a.flows, vips: vips.map(formatEndpoint),
       symptoms: a.symptoms.length, skipped: a.skipped, ...(a.truncated ? {truncated: a.truncated} : {}),
+      ...(a.tunnelled ? {tunnelled: a.tunnelled} : {}), ...(Object.keys(a.partial).length ? {partial: a.partial} : {}),
     })
     for (const s of a.symptoms) {
       const about = involvedHosts(s, c.host, services, hosts)

@@ -69,7 +69,7 @@ describe.skipIf(skip)('live capture (netns)', () => {
     expect(r.ms).toBeLessThan(2000 + 4000)
     expect(r.ms).toBeGreaterThanOrEqual(2000)
     const j = JSON.parse(r.stdout)
-    expect(j.capture).toMatchObject({source: 'live', iface: VA, stoppedBy: 'seconds', written: file, filter: '(host 10.68.0.2 and port 8080) or icmp or icmp6'})
+    expect(j.capture).toMatchObject({source: 'live', iface: VA, stoppedBy: 'seconds', written: file, filter: '(host 10.68.0.2 and port 8080) or icmp or icmp6 or ip proto 4 or ip proto 41 or ip proto 47 or udp dst port 6080'})
     expect(j.packets).toBeGreaterThan(10)
     expect(j.symptoms).toEqual([])
     const again = await analyseCaptureFile(file)
@@ -126,7 +126,7 @@ describe.skipIf(skip)('live capture (netns)', () => {
 describe('BPF filter', () => {
   it('covers the VIP:port, the realservers and ICMP', () => {
     expect(buildFilter([])).toBe('')
-    expect(buildFilter([parseEndpoint('192.0.2.10:80')!], [parseIp('10.0.0.5')!])).toBe('(host 192.0.2.10 and port 80) or host 10.0.0.5 or icmp or icmp6')
-    expect(buildFilter([parseEndpoint('[2001:db8::10]:443')!])).toBe('(ip6 host 2001:db8::10 and port 443) or icmp or icmp6')
+    expect(buildFilter([parseEndpoint('192.0.2.10:80')!], [parseIp('10.0.0.5')!])).toBe('(host 192.0.2.10 and port 80) or host 10.0.0.5 or icmp or icmp6 or ip proto 4 or ip proto 41 or ip proto 47 or udp dst port 6080')
+    expect(buildFilter([parseEndpoint('[2001:db8::10]:443')!])).toBe('(ip6 host 2001:db8::10 and port 443) or icmp or icmp6 or ip proto 4 or ip proto 41 or ip proto 47 or udp dst port 6080')
   })
 })

@@ -83,13 +83,13 @@ describe('snapshot --capture-seconds', () => {
     const out = fresh('snap')
     const r = await takeSnapshot({...base, output: out, runner, proc: fakeProc(), capture: {seconds: 2, live}})
     expect(live.asked).toHaveLength(1)
-    expect(live.asked[0]).toMatchObject({iface: 'ldk-eth9', seconds: 2, snaplen: 512, filter: '(host 192.0.2.100 and port 80) or host 10.77.0.10 or icmp or icmp6'})
+    expect(live.asked[0]).toMatchObject({iface: 'ldk-eth9', seconds: 2, snaplen: 512, filter: '(host 192.0.2.100 and port 80) or host 10.77.0.10 or icmp or icmp6 or ip proto 4 or ip proto 41 or ip proto 47 or udp dst port 6080'})
     // every collection command had run before the capture started
     expect(live.callsBefore[0]).toBe(runner.calls.length)
     const m = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8'))
     expect(m.commands['capture.pcap']).toEqual({
-      argv: ['libpcap', '--iface', 'ldk-eth9', '--seconds', '2', '--snaplen', '512', '--filter', '(host 192.0.2.100 and port 80) or host 10.77.0.10 or icmp or icmp6'],
-      iface: 'ldk-eth9', filter: '(host 192.0.2.100 and port 80) or host 10.77.0.10 or icmp or icmp6', seconds: 2, snaplen: 512,
+      argv: ['libpcap', '--iface', 'ldk-eth9', '--seconds', '2', '--snaplen', '512', '--filter', '(host 192.0.2.100 and port 80) or host 10.77.0.10 or icmp or icmp6 or ip proto 4 or ip proto 41 or ip proto 47 or udp dst port 6080'],
+      iface: 'ldk-eth9', filter: '(host 192.0.2.100 and port 80) or host 10.77.0.10 or icmp or icmp6 or ip proto 4 or ip proto 41 or ip proto 47 or udp dst port 6080', seconds: 2, snaplen: 512,
       exitCode: 0, durationMs: 2000, stderr: '', packets: 8, stoppedBy: 'seconds', drops: 0,
     })
     expect(r.summary.files).toContain('capture.pcap')

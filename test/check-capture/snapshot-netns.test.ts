@@ -92,7 +92,7 @@ describe.skipIf(skip)('snapshot --capture-seconds (netns)', () => {
     expect(after).not.toMatch(/PROMISC/)
     const j = JSON.parse(r.stdout)
     expect(j.files).toContain('capture.pcap')
-    const filter = '(host 10.73.0.100 and port 80) or host 10.73.0.2 or icmp or icmp6'
+    const filter = '(host 10.73.0.100 and port 80) or host 10.73.0.2 or icmp or icmp6 or ip proto 4 or ip proto 41 or ip proto 47 or udp dst port 6080'
     expect(j.capture).toMatchObject({iface: VA, filter, seconds: 2, snaplen: 512, exitCode: 0, stoppedBy: 'seconds'})
     const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'))
     expect(m.commands['capture.pcap']).toMatchObject({argv: ['libpcap', '--iface', VA, '--seconds', '2', '--snaplen', '512', '--filter', filter], packets: j.capture.packets})
