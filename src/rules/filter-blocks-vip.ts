@@ -3,7 +3,8 @@
 // forwarded to a backend (filter FORWARD).
 import {serviceRule, finding} from './engine/helpers.js'
 import {ev} from './engine/host.js'
-import {assumedNote, backendSynDrops, describeReplay, guessesOf, requestIn, requestInBlocked, requestOut, params, ipvsKnobs, where, ipSel, placeOf, type Replay} from './engine/flows.js'
+import {rpfilterWhy} from './engine/rpfilter-why.js'
+import {assumedNote, backendSynDrops, clientIif, describeReplay, guessesOf, requestIn, requestInBlocked, requestOut, params, ipvsKnobs, where, ipSel, placeOf, type Replay} from './engine/flows.js'
 import type {FlowPacket} from './engine/ctmodel.js'
 import type {Packet} from '../dataplane/packet.js'
 import {formatEndpoint} from '../model/ip.js'
@@ -165,11 +166,13 @@ export default serviceRule(meta, (svc: LbService, w) => {
     const note = assumedNote(d)
     const guesses = guessesOf([r])
     const target = svc.kind === 'ipvs' ? 'IPVS' : 'the DNAT backends'
+    // the packet as the dropping rule saw it (its mark set by the rules before)
+    const rpf = b.hook.hook === 'PREROUTING' ? rpfilterWhy(h, d.rule, seen, clientIif(h, w, svc.vip, svc)) : undefined
     return finding(meta, h.name, {
       severity: note || guesses.length ? 'info' : undefined,
       message:
         `New connections to ${describeService(svc)} are ${d.verdict === 'REJECT' ? 'rejected' : 'dropped'} at ${b.hook.hook} by ${where(d)}, ` +
-        `before ${target} ${svc.kind === 'ipvs' ? 'sees them (filter INPUT runs before IPVS at LOCAL_IN)' : 'receive them'}.`,
+        `before ${target} ${svc.kind === 'ipvs' ? 'sees them (filter INPUT runs before IPVS at LOCAL_IN)' : 'receive them'}.${rpf ? ` ${rpf}` : ''}`,
       evidence: [ev(svc.loc), ...r.result.hooks.flatMap((hk) => hk.runs.filter((x) => x.decision.rule && x.decision.verdict !== 'ACCEPT').map((x) => ev(x.decision.loc))), ev(d.loc)],
       unverified: [note, ...guesses, svc.vipAssumed ? `the DNAT rule has no destination address: ${h.name}'s own address stands for the VIP` : undefined].filter((x): x is string => !!x),
       fix: {
