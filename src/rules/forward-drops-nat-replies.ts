@@ -7,10 +7,11 @@ import {formatIp, hostPrefix} from '../model/ip.js'
 import type {Evidence} from '../model/finding.js'
 import {customRule, finding} from './engine/helpers.js'
 import {ev, locRef, UNKNOWN_IF, type HostView} from './engine/host.js'
-import {acceptedBy, backendOutcome, describeReplay, guessesOf, ipvsKnobs, params, placeOf, replyInByClass, requestIn, requestInBlocked, type Replay} from './engine/flows.js'
+import {acceptedBy, backendOutcome, clientIif, describeReplay, guessesOf, ipvsKnobs, params, placeOf, replyInByClass, requestIn, requestInBlocked, type Replay} from './engine/flows.js'
 import {hookByDstClass, receivedBySrcClass, receivedSrcClass} from './engine/path.js'
 import {ctStateOf, natConsulted, SERVER_PACKETS} from './engine/ctmodel.js'
 import {returnRoute} from './engine/returnpath.js'
+import {requestCtMark} from './engine/connmark.js'
 import type {Decision} from './engine/firewall.js'
 import type {FixOp} from './engine/fix.js'
 import {describeBackend, describeService, type Backend, type LbService, type World} from './engine/world.js'
@@ -53,9 +54,9 @@ function snatted(h: HostView, w: World, svc: LbService, b: Backend): boolean {
  * A DNAT backend's reply as it crosses FORWARD (conntrack: ESTABLISHED, reply direction), evaluated once per
  * class of backend addresses the rules cannot tell apart: the rule reads its verdict, decision and guesses only.
  */
-function dnatReply(svc: LbService, w: World, b: Backend, iif: string, kind: FlowPacket): Replay {
+function dnatReply(svc: LbService, w: World, b: Backend, iif: string, kind: FlowPacket, ctMark: number): Replay {
   const probe = svc.probes[0]!
-  const {packet, result} = receivedBySrcClass(svc.host, {src: b.ip, sport: b.port ?? probe.dport ?? 0, dst: w.client.ip, dport: w.client.port, proto: svc.proto}, kind, {state: 'ESTABLISHED', dir: 'REPLY', iif, local: false})
+  const {packet, result} = receivedBySrcClass(svc.host, {src: b.ip, sport: b.port ?? probe.dport ?? 0, dst: w.client.ip, dport: w.client.port, proto: svc.proto}, kind, {state: 'ESTABLISHED', dir: 'REPLY', iif, local: false, ctMark})
   return {kind, state: 'ESTABLISHED', place: 'both-ways', result, packet}
 }
 
@@ -108,7 +109,9 @@ function check(svc: LbService, w: World): RuleFinding | undefined {
   const kinds = svc.proto === 'tcp' ? REPLIES : (['RDATA'] as const)
   // does any reply meet the nat table (IPVS with conntrack off: a reply is a new connection to conntrack)?
   const nat = ipvs && kinds.some((kind) => [pOff, pOn].some((p) => natConsulted(ctStateOf('ipvs-reply', kind, p)) && !p.vsConntrack))
-  const byClass = classesOf(h, `${ipvs ? 'ipvs' : 'dnat'}|${svc.proto}|${k.vsConntrack}|${k.tcpLoose}|${probe.src.family}:${probe.src.value}|${probe.sport}|${probe.proto}`)
+  // the connection's mark, as the client's SYN left it on the balancer: the replies read it (engine/connmark.ts)
+  const ctMark = ipvs ? 0 : requestCtMark(h, {src: w.client.ip, sport: w.client.port, dst: probe.dst, dport: probe.dport ?? 0, proto: svc.proto, mark: probe.mark}, {iif: clientIif(h, w, svc.vip, svc)})
+  const byClass = classesOf(h, `${ipvs ? 'ipvs' : 'dnat'}|${svc.proto}|${k.vsConntrack}|${k.tcpLoose}|${probe.src.family}:${probe.src.value}|${probe.sport}|${probe.proto}|${ctMark}`)
   let last: {readonly cls: string; readonly port: number; readonly iif: string; readonly found: readonly Fate[]} | undefined
   for (const b of svc.backends) {
     if (b.local || !(b.method === 'dnat' || b.method === 'masq') || b.share === 0) continue
@@ -137,7 +140,7 @@ function check(svc: LbService, w: World): RuleFinding | undefined {
           r = replyInByClass(svc, probe, b, iif, kind, pOff)
           // with conntrack off, a reply that an ESTABLISHED accept would pass is ipvs-conntrack-off's finding
           if (!k.vsConntrack && !replyInByClass(svc, probe, b, iif, kind, pOn).result.blocked) continue
-        } else r = dnatReply(svc, w, b, iif, kind)
+        } else r = dnatReply(svc, w, b, iif, kind, ctMark)
         const bl = r.result.blocked
         if (bl && bl.hook.hook === 'FORWARD') found.push({replay: r, decision: bl.decision})
       }

@@ -11,6 +11,7 @@ import {customRule, finding} from './engine/helpers.js'
 import {ev, locRef, UNKNOWN_IF, type HostView} from './engine/host.js'
 import {backendOutcome, describeReplay, guessesOf, ipvsKnobs, type Replay} from './engine/flows.js'
 import {hookByDstClass, received, sent} from './engine/path.js'
+import {ctMarkAfter} from './engine/connmark.js'
 import {flowPacket, type Endpoints, type L4} from './engine/packets.js'
 import {describeForward} from './engine/forward.js'
 import {returnRoute} from './engine/returnpath.js'
@@ -203,6 +204,8 @@ function replay(l: Leg): {blocked: Blocked[]; synAccepted?: Decision; local: Pac
   const local = first.hooks.find((h) => h.hook === 'PREROUTING')?.packet ?? syn
   const inE: Endpoints = {...e, dst: local.dst, dport: local.dport ?? e.dport}
   const outE: Endpoints = {src: inE.dst, sport: inE.dport, dst: e.src, dport: e.sport, proto: e.proto}
+  // the connection's mark, as its first packet left it: every later packet and the answers read it (engine/connmark.ts)
+  const ctMark = ctMarkAfter(first)
   const kinds: FlowPacket[] = tcp ? [...REQUEST, ...REPLY] : ['SYN', 'RDATA']
   let synAccepted: Decision | undefined
   for (const kind of kinds) {
@@ -212,10 +215,10 @@ function replay(l: Leg): {blocked: Blocked[]; synAccepted?: Decision; local: Pac
     if (kind === 'SYN') r = {kind, state, place: 'both-ways', result: first, packet: syn}
     else if (out) {
       const pkt = flowPacket(outE, kind)
-      r = {kind, state, place: 'both-ways', result: sent(rs, pkt, {state, dir: 'REPLY'}), packet: pkt}
+      r = {kind, state, place: 'both-ways', result: sent(rs, pkt, {state, dir: 'REPLY', ctMark}), packet: pkt}
     } else {
       const pkt = flowPacket(inE, kind)
-      r = {kind, state, place: 'both-ways', result: received(rs, pkt, {state, iif: l.iif, local: true}), packet: pkt}
+      r = {kind, state, place: 'both-ways', result: received(rs, pkt, {state, iif: l.iif, local: true, ctMark}), packet: pkt}
     }
     const b = r.result.blocked
     if (b) blocked.push({replay: r, decision: b.decision, side: out ? 'out' : 'in'})

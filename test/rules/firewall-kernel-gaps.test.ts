@@ -7,7 +7,9 @@
 //    kernel, in two namespaces (a TCP connection to a listener, the raw rules' counters): raw PREROUTING `--ctstate
 //    NEW` 0 packets, `--ctstate INVALID` and `--state INVALID` 6 of 6, after `-j NOTRACK` `--ctstate UNTRACKED`
 //    5 of 5; raw OUTPUT `--ctstate ESTABLISHED` 0, `--ctstate INVALID` 4 of 4; mangle PREROUTING `--ctstate NEW` 1,
-//    mangle OUTPUT `--ctstate ESTABLISHED` 4.
+//    mangle OUTPUT `--ctstate ESTABLISHED` 4;
+//  - the answers of a connection (and its later packets) are replayed with the ct mark its first packet left, not 0
+//    (engine/connmark.ts): rn9-9 (fixtures/kernel-gaps), and rules reading `-m connmark` on the answers.
 import {readdirSync} from 'node:fs'
 import {describe, expect, test} from 'vitest'
 import {parseEndpoint, parseIp} from '../../src/model/ip.js'
@@ -21,6 +23,8 @@ import {backendOutcome} from '../../src/rules/engine/flows.js'
 import {HostView} from '../../src/rules/engine/host.js'
 import {ctView} from '../../src/rules/engine/ctmodel.js'
 import {flowPacket} from '../../src/rules/engine/packets.js'
+import {requestCtMark} from '../../src/rules/engine/connmark.js'
+import {sent} from '../../src/rules/engine/path.js'
 
 const OK = {connected: true, reply: true, closed: true}
 const FAILED = {connected: false, reply: false, closed: false}
@@ -176,5 +180,73 @@ describe('iptables raw PREROUTING/OUTPUT see no conntrack state yet', () => {
     const hosts = withFile(loadDir(DIR), 'director', 'iptables-save.txt', (t) => `*mangle\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -m conntrack --ctstate INVALID -j DROP\nCOMMIT\n${t}`)
     expect(traceConnection(hosts, flow).connection).toEqual(OK)
     expect(runRules({hosts, flows: [flow]}).map((x) => x.rule)).toEqual([])
+  })
+})
+
+describe('the answers of a connection carry the ct mark its first packet left (engine/connmark.ts)', () => {
+  // rn9-9's realserver r: inet lnf_rt prerouting (mangle) `iifname "lnf-r0" ct mark set 0x1`, output (type route)
+  // `meta mark set ct mark`, `ip rule fwmark 0x1 lookup 101` with an unreachable default: the kernel dropped r's
+  // SYN/ACK on the route (trace agrees); replayed with ct mark 0, the answer looked unmarked
+  const rn99 = loadDir('fixtures/kernel-gaps/rn9-9')
+  const flow = {vip: parseEndpoint('198.51.100.100:80')!, proto: 'tcp' as const, client: parseIp('203.0.113.10')!, clientPort: 40000}
+  const r = new HostView(rn99.find((h) => h.name === 'r')!)
+  const request = {src: parseIp('203.0.113.10')!, sport: 40000, dst: parseIp('10.1.0.10')!, dport: 8080, proto: 'tcp' as const}
+  const answer = {src: request.dst, sport: 8080, dst: request.src, dport: 40000, proto: 'tcp' as const}
+
+  test('fires: a request arriving on lnf-r0 leaves ct mark 0x1; the answer replayed with it is marked 0x1 and routed to the unreachable table', () => {
+    const ctMark = requestCtMark(r, request, {local: true})
+    expect(ctMark).toBe(0x1)
+    const out = sent(r, flowPacket(answer, 'SYNACK'), {state: 'ESTABLISHED', dir: 'REPLY', ctMark})
+    const mark = out.hooks.find((x) => x.hook === 'OUTPUT')!.packet.mark
+    expect(mark).toBe(0x1)
+    expect(r.route({dst: answer.dst, src: answer.src, mark})?.kind).toBe('unreachable')
+    expect(traceConnection(rn99, flow).firstFailure).toMatchObject({host: 'r', hook: 'ROUTING'})
+  })
+
+  test('quiet: a request arriving elsewhere is not marked, nor its answer', () => {
+    expect(requestCtMark(r, request, {iif: 'lo', local: true})).toBe(0)
+    const out = sent(r, flowPacket(answer, 'SYNACK'), {state: 'ESTABLISHED', dir: 'REPLY', ctMark: 0})
+    expect(out.hooks.find((x) => x.hook === 'OUTPUT')!.packet.mark).toBe(0)
+  })
+
+  // a working DNAT balancer (fixtures/rules/dnat-forward-drop-fixed); the kernel, in two namespaces: a server whose
+  // mangle PREROUTING sets `CONNMARK --set-xmark 0x1` on new connections from its interface and whose OUTPUT (policy
+  // DROP) accepts `-m connmark --mark 0x1` answered (5 packets by that rule); with 0x2 instead it never answered
+  const DIR = 'fixtures/rules/dnat-forward-drop-fixed'
+  const dflow = {vip: parseEndpoint('192.0.2.100:80')!, proto: 'tcp' as const, client: parseIp('203.0.113.10')!, clientPort: 40000}
+  const rsConnmark = (v: string) =>
+    withFile(loadDir(DIR), 'rs1', 'iptables-save.txt', () => `*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n-A PREROUTING -i ldr-eth0 -m conntrack --ctstate NEW -j CONNMARK --set-xmark ${v}/0xffffffff\nCOMMIT\n*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT DROP [0:0]\n-A OUTPUT -o lo -j ACCEPT\n-A OUTPUT -m connmark --mark 0x1 -j ACCEPT\nCOMMIT\n`)
+
+  test('realserver-filter-blocks-service quiet: the realserver\'s OUTPUT accepts the connections it marked 0x1', () => {
+    const hosts = rsConnmark('0x1')
+    expect(traceConnection(hosts, dflow).connection).toEqual(OK)
+    expect(runRules({hosts, flows: [dflow]}).map((x) => x.rule)).toEqual([])
+  })
+
+  test('realserver-filter-blocks-service fires: marked 0x2, the answers meet the DROP policy; its fix connects', async () => {
+    const hosts = rsConnmark('0x2')
+    expect(traceConnection(hosts, dflow).connection).toEqual(FAILED)
+    const f = runRules({hosts, flows: [dflow]})
+    expect(f.map((x) => `${x.rule}@${x.host}`)).toEqual(['realserver-filter-blocks-service@rs1'])
+    expect((await traceWithFixes(hosts, dflow, f)).result.connection).toEqual(OK)
+  })
+
+  // the balancer: mangle PREROUTING marks the VIP's new connections, FORWARD (policy DROP) accepts the requests to the
+  // backend and the replies by `-m connmark --mark 0x1` (conntrack keeps the entry's mark for the reply direction)
+  const dConnmark = (v: string) =>
+    withFile(loadDir(DIR), 'director', 'iptables-save.txt', (t) => `*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n-A PREROUTING -d 192.0.2.100/32 -p tcp -m tcp --dport 80 -m conntrack --ctstate NEW -j CONNMARK --set-xmark ${v}/0xffffffff\nCOMMIT\n${t.replace('-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT', '-A FORWARD -m connmark --mark 0x1 -j ACCEPT')}`)
+
+  test('forward-drops-nat-replies quiet: FORWARD accepts the replies of the connections marked 0x1', () => {
+    const hosts = dConnmark('0x1')
+    expect(traceConnection(hosts, dflow).connection).toEqual(OK)
+    expect(runRules({hosts, flows: [dflow]}).map((x) => x.rule)).toEqual([])
+  })
+
+  test('forward-drops-nat-replies fires: marked 0x2, the replies meet the DROP policy; its fix connects', async () => {
+    const hosts = dConnmark('0x2')
+    expect(traceConnection(hosts, dflow).connection).toEqual(FAILED)
+    const f = runRules({hosts, flows: [dflow]})
+    expect(f.map((x) => `${x.rule}@${x.host}`)).toEqual(['forward-drops-nat-replies@director'])
+    expect((await traceWithFixes(hosts, dflow, f)).result.connection).toEqual(OK)
   })
 })
