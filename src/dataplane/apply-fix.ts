@@ -427,6 +427,13 @@ const RULE_TABLES: Readonly<Record<string, string>> = {'255': 'local', '254': 'm
 /** the order ip -j rule show prints the keys in */
 const RULE_ORDER = ['not', 'src', 'srclen', 'dst', 'dstlen', 'fwmark', 'fwmask', 'iif', 'oif', 'ipproto', 'sport', 'sport_start', 'sport_end', 'dport', 'dport_start', 'dport_end', 'table', 'action']
 
+/** `ip rule ARGS` (without `ip rule`) applied to the text of ip-rule.json; throws FixError when it cannot be applied. */
+export function editIpRuleJson(text: string | undefined, args: readonly string[]): string {
+  const files = new Files(new Map(text === undefined ? [] : [['ip-rule.json', text]]))
+  editIpRule(files, [...args])
+  return files.get('ip-rule.json')!
+}
+
 function editIpRule(files: Files, a: string[]): void {
   const verb = a[0]
   const add = verb === 'add' || verb === 'a' || verb === 'append' || verb === 'prepend'

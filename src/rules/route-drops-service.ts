@@ -7,10 +7,10 @@
 // also catches the service's marks) is the usual cause.
 import {formatEndpoint, formatIp, ipEquals, type IpAddr} from '../model/ip.js'
 import type {Evidence} from '../model/finding.js'
-import {routeEvidence, type RouteResult} from '../dataplane/routing.js'
+import {routeEvidence, type FlowKey, type RouteResult} from '../dataplane/routing.js'
 import {customRule, finding} from './engine/helpers.js'
 import {answerSource, ev, locRef, locRefs, type HostView} from './engine/host.js'
-import {markFix, markSetters, type MarkFix, type MarkSetter} from './engine/marks.js'
+import {markFix, markSetters, policyRuleFor, withoutRule, type MarkSetter} from './engine/marks.js'
 import {clientIif} from './engine/flows.js'
 import {shadowOf} from './engine/nft-view.js'
 import {isDefaultRule} from './engine/returnpath.js'
@@ -61,25 +61,57 @@ function evidenceOf(r: RouteResult, host: string): Evidence[] {
  * OUTPUT where it reroutes (iptables' mangle table, an nft chain of type route: ip_route_me_harder) changes it, with
  * that mark. `setters`: the rules that set it; `unmarked`: the route without it.
  */
-function answerRoute(h: HostView, e: Endpoints): {r: RouteResult | undefined; mark: number; marked: readonly Loc[]; setters: readonly MarkSetter[]; unmarked?: RouteResult} {
+interface AnswerRoute {
+  readonly r: RouteResult | undefined
+  readonly mark: number
+  readonly marked: readonly Loc[]
+  readonly setters: readonly MarkSetter[]
+  readonly unmarked?: RouteResult
+  /** the lookup's key (without the mark) */
+  readonly key: FlowKey
+}
+
+function answerRoute(h: HostView, e: Endpoints): AnswerRoute {
   // a UDP server on 0.0.0.0 is routed without a source (answerSource): `ip rule from ...` does not apply to it
   const src = answerSource(h, e.proto, e.src, e.sport)
   const key = {dst: e.dst, ...(src ? {src} : {}), proto: PROTO_NUM[e.proto], sport: e.sport, dport: e.dport}
   const plain = h.route(key)
-  if (!h.fw) return {r: plain, mark: 0, marked: [], setters: []}
+  if (!h.fw) return {r: plain, mark: 0, marked: [], setters: [], key}
   const pkt = flowPacket(e, e.proto === 'tcp' ? 'SYNACK' : 'RDATA')
   const res = sent(h, pkt, {state: 'ESTABLISHED', dir: 'REPLY'})
   const out = res.hooks.find((x) => x.hook === 'OUTPUT')
   const setters = out ? markSetters(out, pkt).filter((x) => x.reroutes) : []
   const mark = setters.length ? out!.packet.mark : 0
-  if (mark === 0) return {r: plain, mark: 0, marked: [], setters: []}
-  return {r: h.route({...key, mark}), mark, marked: setters.map((x) => x.rule.loc), setters, unmarked: plain}
+  if (mark === 0) return {r: plain, mark: 0, marked: [], setters: [], key}
+  return {r: h.route({...key, mark}), mark, marked: setters.map((x) => x.rule.loc), setters, unmarked: plain, key}
 }
 
-/** The exact way out when a mark sends the answers to the dead route (engine/marks.ts). */
-function exemptFromMark(h: HostView, a: {r: RouteResult | undefined; mark: number; setters: readonly MarkSetter[]; unmarked?: RouteResult}, e: Endpoints): MarkFix | undefined {
-  if (!a.mark || !dead(a.r)) return undefined
-  return markFix(h, a.setters, 'src', a.r, a.unmarked, `the answers from ${formatEndpoint({ip: e.src, port: e.sport})}`)
+/**
+ * The exact way out for answers looked up to a dead route: when a mark sends them there, an exemption before the
+ * rules that mark them (engine/marks.ts); when a policy rule of the host's own picks the dead table (`ip rule add from
+ * 10.1.0.0/24 lookup 100` for a second uplink), a policy rule for the service's answers just before it, to the table
+ * the lookup finds without it. undefined when neither leads them to a usable route.
+ */
+function exemptFromMark(h: HostView, a: AnswerRoute, e: Endpoints): {summary: string; ops: FixOp[]} | undefined {
+  if (!dead(a.r)) return undefined
+  const what = `the answers from ${formatEndpoint({ip: e.src, port: e.sport})}`
+  const m = a.mark ? markFix(h, a.setters, 'src', a.r, a.unmarked, what) : undefined
+  if (m) return m
+  return bypassFix(h, a.r, {...a.key, mark: a.mark}, {addr: e.src, port: e.sport}, e.proto, 'src', what)
+}
+
+/** A policy rule for the flow before the one that sends it to the dead route (engine/marks.ts policyRuleFor). */
+function bypassFix(h: HostView, r: RouteResult, key: FlowKey, flow: {addr: IpAddr; port?: number}, proto: string, side: 'src' | 'dst', what: string): {summary: string; ops: FixOp[]} | undefined {
+  // `from ADDR` does not match a lookup made without a source (a UDP server on 0.0.0.0)
+  if (side === 'src' && !key.src) return undefined
+  const alive = withoutRule(h, r, key)
+  if (!alive || (alive.kind !== 'unicast' && alive.kind !== 'local')) return undefined
+  const by = policyRuleFor(r, alive, flow, proto, side)
+  if (!by) return undefined
+  return {
+    summary: `route ${what} by table ${by.table} before the policy rule ${by.rule} sends them to its table: a policy rule for them alone at preference ${by.pref} (the rule stays for the rest of ${h.name}'s traffic; or give that table a usable route, if the rule is meant for these packets too)`,
+    ops: by.ops,
+  }
 }
 
 /**
@@ -152,7 +184,9 @@ export default customRule(meta, (w) => {
           const a = arrivingRoute(d, {...probe, src: client, sport: w.client.port}, clientIif(d, w, svc.vip, svc), b.ip)
           const r = dead(a.r) || !o?.mark ? a.r : d.route({dst: b.ip, src: client, mark: o.mark})
           const x = dead(a.r) ? markFix(d, a.setters, 'dst', a.r, a.unmarked, `the connections of ${describeService(svc)}`) : undefined
-          if (dead(r)) report(d, r, `${what}${x ? ` (PREROUTING marks them 0x${(a.pre?.packet.mark ?? 0).toString(16)}, ${locRefs(x.marked)}, and the kernel routes them with that mark)` : ''}`, [ev(svc.loc, d.name), ev(b.loc, d.name), ...(x?.marked ?? []).map((l) => ev(l, d.name))], x?.summary, x?.ops)
+          const port = b.port ?? probe.dport
+          const y = !x && dead(a.r) ? bypassFix(d, a.r, {dst: b.ip, src: client, iif: clientIif(d, w, svc.vip, svc), mark: a.pre?.packet.mark ?? 0, proto: PROTO_NUM[svc.proto], sport: w.client.port, dport: port}, {addr: b.ip, port}, svc.proto, 'dst', `the connections of ${describeService(svc)} to ${describeBackend(b)}`) : undefined
+          if (dead(r)) report(d, r, `${what}${x ? ` (PREROUTING marks them 0x${(a.pre?.packet.mark ?? 0).toString(16)}, ${locRefs(x.marked)}, and the kernel routes them with that mark)` : ''}`, [ev(svc.loc, d.name), ev(b.loc, d.name), ...(x?.marked ?? []).map((l) => ev(l, d.name))], (x ?? y)?.summary, (x ?? y)?.ops)
         } else {
           const r = d.route({dst: b.ip, mark: o?.mark ?? probe.mark})
           if (dead(r)) report(d, r, what, [ev(svc.loc, d.name), ev(b.loc, d.name)])

@@ -7,7 +7,7 @@ import type {Finding} from '../../src/model/finding.js'
 import type {HostSnapshot} from '../../src/model/snapshot.js'
 import {hostFromFiles, loadSnapshots} from '../../src/snapshot/store.js'
 import {tokenize} from '../../src/rules/engine/fix.js'
-import {splitWords} from '../../src/dataplane/apply-fix.js'
+import {editIpRuleJson, splitWords} from '../../src/dataplane/apply-fix.js'
 import {runRules} from '../../src/rules/index.js'
 import {editNftRuleset} from '../../src/dataplane/nft-fix.js'
 
@@ -151,6 +151,7 @@ export function applyFixes(hosts: readonly HostSnapshot[], findings: readonly Fi
       else if (tool === 'sysctl') fs.set('sysctl.txt', applySysctl(fs.get('sysctl.txt') ?? '', argv[2]!))
       else if (tool === 'ipvsadm') fs.set('ipvsadm-Sn.txt', applyIpvsadm(fs.get('ipvsadm-Sn.txt') ?? '', argv))
       else if (tool === 'ip' && argv[1] === 'addr') applyIpAddr(fs, argv)
+      else if (tool === 'ip' && argv[1] === 'rule') fs.set('ip-rule.json', editIpRuleJson(fs.get('ip-rule.json'), argv.slice(2)))
       else if (tool === 'ip') fs.set('ip-route.json', applyIpRoute(fs.get('ip-route.json') ?? '[]', argv))
       else if (tool === 'nft') fs.set('nft-ruleset.json', editNftRuleset(fs.get('nft-ruleset.json'), splitWords(cmd).slice(1)))
       else throw new Error(`no applier for: ${cmd}`)

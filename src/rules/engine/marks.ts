@@ -13,11 +13,11 @@
 // Where that is not possible (the mark is what an IPVS fwmark service selects, the nft rule that marks also
 // translates addresses), a policy rule for the flow at a lower preference than the one that diverts it: `ip rule add
 // to ADDR ipproto P dport N lookup TABLE pref N-1` (ipproto/sport/dport since Linux 4.17).
-import {formatIp, formatPrefix, hostPrefix} from '../../model/ip.js'
+import {formatIp, formatPrefix, hostPrefix, type IpAddr} from '../../model/ip.js'
 import type {IptablesRuleset, IptRule} from '../../model/iptables.js'
 import type {Loc} from '../../model/source.js'
 import type {Packet} from '../../dataplane/packet.js'
-import type {RouteResult} from '../../dataplane/routing.js'
+import {routeLookup, type FlowKey, type RouteResult} from '../../dataplane/routing.js'
 import {selectorSpec, type HookResult, type PacketSelector} from './firewall.js'
 import {joinSpec, type FixOp} from './fix.js'
 import {locRef, type HostView} from './host.js'
@@ -142,19 +142,41 @@ export function markFix(h: HostView, setters: readonly MarkSetter[], side: FlowS
       }
     }
   }
-  const rule = dead.kind !== 'none' ? dead.rule : undefined
-  const table = unmarked.rule?.table
-  if (!rule || !table || rule.priority <= 1) return undefined
   const p = used[0]!.packet
-  const proto = l4Name(p.proto)
-  const addr = side === 'dst' ? p.dst : p.src
-  const port = side === 'dst' ? p.dport : p.sport
-  const text = `ip rule add ${side === 'dst' ? 'to' : 'from'} ${formatPrefix(hostPrefix(addr))} ${proto ? `ipproto ${proto}${port !== undefined ? ` ${side === 'dst' ? 'dport' : 'sport'} ${port}` : ''} ` : ''}lookup ${table} pref ${rule.priority - 1}`
-  return {
-    summary: `route ${what} by table ${table} before the mark's policy rule (${rule.loc.text.trim()}) sends them to its table: a policy rule for them at preference ${rule.priority - 1}`,
-    ops: [{kind: 'cmd', text}],
-    marked,
-  }
+  const by = policyRuleFor(dead, unmarked, side === 'dst' ? {addr: p.dst, port: p.dport} : {addr: p.src, port: p.sport}, l4Name(p.proto), side)
+  if (!by) return undefined
+  return {summary: `route ${what} by table ${by.table} before the mark's policy rule (${by.rule}) sends them to its table: a policy rule for them at preference ${by.pref}`, ops: by.ops, marked}
+}
+
+/**
+ * A policy rule for one flow (`side` 'dst': the packets to addr:port, 'src': the packets from it) just before the rule
+ * whose table holds the dead route, looking up `alive`'s table instead: `ip rule add to|from ADDR ipproto P
+ * dport|sport N lookup TABLE pref PREF`. undefined when the dead lookup was chosen by no rule of the host's own.
+ */
+export function policyRuleFor(
+  dead: RouteResult,
+  alive: RouteResult,
+  flow: {readonly addr: IpAddr; readonly port?: number},
+  proto: string | undefined,
+  side: FlowSide,
+): {ops: FixOp[]; table: string; pref: number; rule: string} | undefined {
+  const rule = dead.kind !== 'none' ? dead.rule : undefined
+  const table = alive.kind !== 'none' ? alive.rule?.table : undefined
+  if (!rule || !table || rule.priority <= 1) return undefined
+  const pref = rule.priority - 1
+  const port = flow.port !== undefined && flow.port !== 0 ? ` ${side === 'dst' ? 'dport' : 'sport'} ${flow.port}` : ''
+  const text = `ip rule add ${side === 'dst' ? 'to' : 'from'} ${formatPrefix(hostPrefix(flow.addr))} ${proto ? `ipproto ${proto}${port} ` : ''}lookup ${table} pref ${pref}`
+  return {ops: [{kind: 'cmd', text}], table, pref, rule: rule.loc.text.trim()}
+}
+
+/**
+ * The route a lookup finds when the policy rule that chose the dead route's table is left out (the rules after it
+ * decide): a usable one says that rule is what loses the packets.
+ */
+export function withoutRule(h: HostView, dead: RouteResult, key: FlowKey): RouteResult | undefined {
+  const rule = dead.kind !== 'none' ? dead.rule : undefined
+  if (!h.rt || !rule || !h.rt.rules) return undefined
+  return routeLookup({...h.rt, rules: h.rt.rules.filter((r) => r !== rule)}, key)
 }
 
 function markOf(s: MarkSetter): number | undefined {
