@@ -36,9 +36,12 @@ trap cleanup EXIT
 
 nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 
-# setup TYPE [encap options...]: the three namespaces, the tunnel of TYPE (ipip, gre, gue) and the server
+# setup TYPE [RSDEV] [encap options...]: the three namespaces, the tunnel of TYPE (ipip, gre, gue) and the server;
+# RSDEV is the realserver's tunnel device (default lq3tunl)
 setup() {
   local type=$1; shift
+  RSDEV=lq3tunl
+  if [ $# -gt 0 ] && [[ $1 != --* ]]; then RSDEV=$1; shift; fi
   local opts=("$@")
   cleanup
   for ns in $C $D $R; do
@@ -68,16 +71,16 @@ setup() {
   nsx $D ip tuntap add dev lq3tun mode tun
   nsx $D ip link set lq3tun mtu $mtu up
   nsx $D ip route add $VIP/32 dev lq3tun
-  nsx $R ip tuntap add dev lq3tunl mode tun
-  nsx $R ip link set lq3tunl up
-  nsx $R sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 net.ipv4.conf.lq3tunl.rp_filter=0
+  nsx $R ip tuntap add dev $RSDEV mode tun
+  nsx $R ip link set $RSDEV up
+  nsx $R sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 net.ipv4.conf.$RSDEV.rp_filter=0
   ip netns exec $D $TUNP encap lq3tun 10.73.2.1 10.73.2.10 "$type" 30 "${opts[@]}" & PIDS+=($!)
   ip netns exec $R $PEER server 80 30 & PIDS+=($!)
   TYPE=$type
   sleep 0.5
 }
 
-decap() { ip netns exec $R $TUNP decap lq3tunl "$TYPE" 30 "$@" & PIDS+=($!); sleep 0.3; }
+decap() { ip netns exec $R $TUNP decap $RSDEV "$TYPE" 30 "$@" & PIDS+=($!); sleep 0.3; }
 
 # capture NS IFACE FILE [tcpdump args...]: starts tcpdump in the background, waits until it listens
 capture() {
@@ -191,7 +194,48 @@ mtu() {
   stop 0.5
 }
 
-ALL=(ipip_healthy gre_healthy gre_key_seq gue_healthy gue_variant1 rpfilter no_decap mtu)
+# check --capture fixtures (fixtures/check-capture/tun-rpfilter[-fixed]): the classic LVS-HOWTO realserver with
+# the VIP on its tunnel device, strict rp_filter (then loose: the fix rp-filter-asymmetric proposes); snapshots
+# of the director and the realserver taken by lvsdoctor itself inside the namespaces, the director's capture
+# beside them. The director has no IPVS here (ipvsadm fails: recorded as a gap): ipvsadm-Sn.txt is written by
+# hand as `ipvsadm -Sn` prints the equivalent service (print_tunnel_rule(), ipvsadm 1.31).
+check_capture() {
+  local name
+  for name in tun-rpfilter tun-rpfilter-fixed; do
+    local dir=fixtures/check-capture/$name
+    rm -rf "$dir"; mkdir -p "$dir"
+    setup ipip tunl0
+    # the realserver as LVS-HOWTO sets it up: the VIP on tunl0 (its tunnel device must be named tunl0 here, in its
+    # own namespace, for the rules to know it: this kernel cannot make an ipip device), a default route by its
+    # own link, strict rp_filter
+    nsx $R ip addr del $VIP/32 dev lo
+    nsx $R ip addr add $VIP/32 dev tunl0
+    nsx $R ip route del 10.73.1.0/24
+    nsx $R ip route add default via 10.73.3.2 dev lq3r1
+    nsx $R sysctl -qw net.ipv4.conf.all.rp_filter=1 net.ipv4.conf.tunl0.rp_filter=1 net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
+    [ $name = tun-rpfilter-fixed ] && nsx $R sysctl -qw net.ipv4.conf.tunl0.rp_filter=2
+    # the director: IPVS holds the VIP as a local address and takes its packets at LOCAL_IN; here the VIP is on lo
+    # without its local route, so that the kernel routes its packets into the tunnel instead
+    nsx $D ip addr add $VIP/32 dev lo
+    nsx $D ip route del table local local $VIP dev lo
+    decap
+    CAPS=()
+    capture $D any "../../../$dir/capture.pcap"; CAPS+=($CAP)
+    client --connect-timeout 2.5
+    stop 0.3
+    mkdir -p "$dir/director"
+    mv "$dir/capture.pcap" "$dir/director/capture.pcap"
+    nsx $D node bin/run.js snapshot -o "$dir/director.tmp" --name director --role director --json >/dev/null || true
+    nsx $R node bin/run.js snapshot -o "$dir/rs1" --name rs1 --role realserver --json >/dev/null || true
+    cp -r "$dir/director.tmp/." "$dir/director/"; rm -rf "$dir/director.tmp"
+    printf -- '-A -t %s:80 -s wlc
+-a -t %s:80 -r 10.73.2.10:80 -i -w 1 --tun-type ipip
+' $VIP $VIP > "$dir/director/ipvsadm-Sn.txt"
+    cleanup
+  done
+}
+
+ALL=(ipip_healthy gre_healthy gre_key_seq gue_healthy gue_variant1 rpfilter no_decap mtu check_capture)
 for s in "${@:-${ALL[@]}}"; do
   echo "== $s" >&2
   "$s"
