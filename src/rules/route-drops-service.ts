@@ -9,13 +9,14 @@ import {formatEndpoint, formatIp, ipEquals, type IpAddr} from '../model/ip.js'
 import type {Evidence} from '../model/finding.js'
 import {routeEvidence, type FlowKey, type RouteResult} from '../dataplane/routing.js'
 import {customRule, finding} from './engine/helpers.js'
-import {answerSource, ev, locRef, locRefs, type HostView} from './engine/host.js'
+import {answerSource, ev, locRef, locRefs, UNKNOWN_IF, type HostView} from './engine/host.js'
 import {markFix, markSetters, policyRuleFor, withoutRule, type MarkSetter} from './engine/marks.js'
 import {clientIif} from './engine/flows.js'
+import {hookByDstClass} from './engine/path.js'
 import {shadowOf} from './engine/nft-view.js'
 import {isDefaultRule} from './engine/returnpath.js'
 import {backendOutcome} from './engine/flows.js'
-import {describeBackend, describeService} from './engine/world.js'
+import {describeBackend, describeService, type Backend, type LbService, type World} from './engine/world.js'
 import {describeForward} from './engine/forward.js'
 import {arrivalOf} from './engine/arrival.js'
 import {received, sent} from './engine/path.js'
@@ -71,14 +72,44 @@ interface AnswerRoute {
   readonly key: FlowKey
 }
 
-function answerRoute(h: HostView, e: Endpoints): AnswerRoute {
+/**
+ * The connection mark the host's own rules give a connection whose first packet arrives on `iif` (a CONNMARK or nft
+ * `ct mark set` in PREROUTING/INPUT for what came in on one interface, restored into the answers' mark in OUTPUT: the
+ * usual reply routing of a host with two uplinks). 0 without a firewall or an interface.
+ */
+function requestCtMark(h: HostView, req: Endpoints, iif: string | undefined): number {
+  if (!h.fw || !iif) return 0
+  const res = received(h, flowPacket(req, 'SYN'), {state: 'NEW', iif, local: true})
+  return res.hooks.at(-1)?.ctMark ?? 0
+}
+
+/**
+ * The address the realservers of a DNAT service see the connections from, and so answer to: the client's, or the one
+ * the balancer's POSTROUTING translates it to (SNAT's, MASQUERADE's: the address the balancer sends from).
+ */
+function answeredTo(svc: LbService, b: Backend, w: World): {ip: IpAddr; how?: string} {
+  const d = svc.host
+  const probe = svc.probes[0]
+  const client = {ip: w.client.ip}
+  if (svc.kind !== 'dnat' || !d.fw || !probe) return client
+  const o = backendOutcome(svc, b)
+  const e: Endpoints = {src: w.client.ip, sport: w.client.port, dst: b.ip, dport: b.port ?? probe.dport ?? 0, proto: svc.proto, mark: o?.mark ?? probe.mark}
+  const post = hookByDstClass(d, 'POSTROUTING', e, 'SYN', {state: 'NEW', ctMark: o?.ctMark ?? 0, iif: clientIif(d, w, svc.vip, svc), oif: d.oifFor(b.ip) ?? UNKNOWN_IF, dnat: true, orig: {dst: probe.dst, dport: probe.dport}}, true)
+  const nat = post?.nat
+  if (nat?.kind === 'SNAT' && nat.to?.ip) return {ip: nat.to.ip, how: `${d.name} SNATs them to ${formatIp(nat.to.ip)} (${locRef(nat.decision.loc)})`}
+  const masq = nat?.kind === 'MASQUERADE' ? d.sourceFor(b.ip) : undefined
+  if (masq) return {ip: masq, how: `${d.name} masquerades them to ${formatIp(masq)} (${locRef(nat!.decision.loc)})`}
+  return client
+}
+
+function answerRoute(h: HostView, e: Endpoints, ctMark = 0): AnswerRoute {
   // a UDP server on 0.0.0.0 is routed without a source (answerSource): `ip rule from ...` does not apply to it
   const src = answerSource(h, e.proto, e.src, e.sport)
   const key = {dst: e.dst, ...(src ? {src} : {}), proto: PROTO_NUM[e.proto], sport: e.sport, dport: e.dport}
   const plain = h.route(key)
   if (!h.fw) return {r: plain, mark: 0, marked: [], setters: [], key}
   const pkt = flowPacket(e, e.proto === 'tcp' ? 'SYNACK' : 'RDATA')
-  const res = sent(h, pkt, {state: 'ESTABLISHED', dir: 'REPLY'})
+  const res = sent(h, pkt, {state: 'ESTABLISHED', dir: 'REPLY', ...(ctMark ? {ctMark} : {})})
   const out = res.hooks.find((x) => x.hook === 'OUTPUT')
   const setters = out ? markSetters(out, pkt).filter((x) => x.reroutes) : []
   const mark = setters.length ? out!.packet.mark : 0
@@ -198,10 +229,13 @@ export default customRule(meta, (w) => {
       const direct = b.method === 'route' || b.method === 'tunnel'
       const src: IpAddr = direct ? probe.dst : b.ip
       if (direct && rs.isLocal(src) !== true) continue // dr-realserver-no-vip's
-      const e: Endpoints = {src, sport: direct ? (probe.dport ?? 0) : b.port || (probe.dport ?? 0), dst: client, dport: w.client.port, proto: svc.proto}
-      const a = answerRoute(rs, e)
+      const to = direct ? {ip: client} : answeredTo(svc, b, w)
+      const e: Endpoints = {src, sport: direct ? (probe.dport ?? 0) : b.port || (probe.dport ?? 0), dst: to.ip, dport: w.client.port, proto: svc.proto}
+      // the connection mark its own rules give the request (restored into the answers' mark in OUTPUT)
+      const rsIif = direct ? undefined : rs.addressOf(b.ip)?.iface.name
+      const a = answerRoute(rs, e, requestCtMark(rs, {src: to.ip, sport: w.client.port, dst: src, dport: e.sport, proto: svc.proto}, rsIif))
       const x = exemptFromMark(rs, a, e)
-      if (dead(a.r)) report(rs, a.r, `${rs.name} answers the clients of ${describeService(svc)} from ${formatIp(src)} (e.g. ${formatIp(client)})${markWords(a)}`, [ev(svc.loc, d.name), ev(b.loc, d.name), ...a.marked.map((l) => ev(l, rs.name))], x?.summary, x?.ops)
+      if (dead(a.r)) report(rs, a.r, `${rs.name} answers the clients of ${describeService(svc)} from ${formatIp(src)} ${to.how ? `to ${formatIp(to.ip)} (${to.how})` : `(e.g. ${formatIp(client)})`}${markWords(a)}`, [ev(svc.loc, d.name), ev(b.loc, d.name), ...a.marked.map((l) => ev(l, rs.name))], x?.summary, x?.ops)
     }
   }
   for (const f of w.forwards) {
