@@ -18,6 +18,11 @@ export function linkName(t: number): string {
   return LINK_NAMES[t] ?? `link type ${t}`
 }
 
+/** `IPIP 10.0.0.1 > 10.0.0.5`, `GUE 10.0.0.1 > 10.0.0.5:6080` */
+export function tunnelText(t: {readonly type: string; readonly from: string; readonly to: string; readonly port?: number}): string {
+  return `${t.type.toUpperCase()} ${t.from} > ${t.to}${t.port ? `:${t.port}` : ''}`
+}
+
 export function renderCaptureText(r: CaptureReport): string {
   const out: string[] = []
   const c = r.capture
@@ -38,6 +43,7 @@ export function renderCaptureText(r: CaptureReport): string {
     out.push(`${SEV[s.severity](s.severity.toUpperCase())} ${chalk.bold(s.kind)}: ${s.title}`)
     out.push(`  ${s.message}`)
     out.push(`  ${chalk.dim('flow')} ${s.flow.proto} ${s.flow.client} > ${s.flow.server}`)
+    if (s.tunnel) out.push(`  ${chalk.dim('tunnel')} ${tunnelText(s.tunnel)}`)
     for (const p of s.packets) out.push(`  ${chalk.dim(`#${p.n}`.padEnd(7))} ${chalk.dim(`+${(p.time - t0).toFixed(6)}s`)}  ${p.what}`)
     if (s.rules.length) out.push(`  ${chalk.green('likely rules:')} ${s.rules.join(', ')} ${chalk.dim(`(lvsdoctor explain ${s.rules[0]})`)}`)
     out.push('')

@@ -24,7 +24,10 @@ export function renderCapturesText(r: CheckCaptureReport): string {
   const out: string[] = ['Captures:']
   for (const c of r.captures) {
     out.push(`  ${chalk.bold(`${c.host}:${c.file}`)}  ${c.format}, ${plural(c.packets, 'packet')}, ${plural(c.flows, 'flow')}, ${plural(c.symptoms, 'symptom')}` +
+      (c.tunnelled ? `, ${c.tunnelled} unwrapped from tunnels` : '') +
       (c.truncated ? ` (the file ends inside packet ${c.truncated.packet ?? '?'}; analysed what came before)` : ''))
+    const partial = Object.entries(c.partial ?? {})
+    if (partial.length) out.push(`    ${chalk.yellow(`decoded in part: ${partial.map(([k, v]) => `${v} × ${k}`).join('; ')}`)}`)
     for (const s of (r.symptoms ?? []).filter((x) => x.host === c.host && x.file === c.file)) {
       out.push(`    ${LABEL[s.severity](s.severity.toUpperCase())} ${chalk.bold(s.kind)}: ${s.title}`)
       if (s.findings.length > 0) {
@@ -32,6 +35,7 @@ export function renderCapturesText(r: CheckCaptureReport): string {
         continue
       }
       out.push(`      ${chalk.dim('no finding explains it')}${s.rules.length ? `; likely rules: ${s.rules.join(', ')}` : ''}`)
+      if (s.tunnel) out.push(`      ${chalk.dim('tunnel')} ${s.tunnel.type.toUpperCase()} ${s.tunnel.from} > ${s.tunnel.to}${s.tunnel.port ? `:${s.tunnel.port}` : ''}`)
       for (const l of s.message.split('\n')) out.push(`      ${l}`)
       for (const p of s.packets) out.push(`      ${chalk.dim(`${c.file}:${p.n}`)}  ${p.what}`)
     }
