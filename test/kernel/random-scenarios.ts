@@ -25,6 +25,8 @@ export function randomScenarios(seed: number, count: number, prefix = 'ldz'): Sc
   }
   // a third stream (policy routing, marks, user chains, the router's state rules): LVSDOCTOR_KERNEL_EXTRA=0 leaves it out
   const rnd3 = process.env.LVSDOCTOR_KERNEL_EXTRA === '0' ? () => 1 : mulberry32((seed ^ 0x27d4eb2f) >>> 0)
+  // a fourth stream (policy-rule selectors, addrtype DNAT, SNAT options): LVSDOCTOR_KERNEL_EXTRA=0 leaves it out too
+  const rnd4 = process.env.LVSDOCTOR_KERNEL_EXTRA === '0' ? () => 1 : mulberry32((seed ^ 0x165667b1) >>> 0)
   const out: Scenario[] = []
   for (let i = 0; i < count; i++) {
     const mode = pick(['dnat', 'dnat', 'route'] as const)
@@ -166,6 +168,56 @@ export function randomScenarios(seed: number, count: number, prefix = 'ldz'): Sc
       d.push(`iptables -t mangle -A PREROUTING -d ${VIP}/32 -p tcp --dport 80 ${pick3(['', '-m conntrack --ctstate NEW '])}-j MARK --set-mark 0x7`)
       d.push('ip rule add fwmark 0x7 lookup 107 pref 107', pick3(['ip route add unreachable default table 107', 'ip route add prohibit default table 107', 'ip route add default via 10.1.0.10 table 107', 'ip route add blackhole default table 107']))
       if (rnd3() < 0.3) d.push('sysctl -qw net.netfilter.nf_conntrack_tcp_loose=0')
+    }
+    // (fourth stream) policy-rule selectors, the director's addrtype DNAT, SNAT options: the first three keep their draws
+    const pick4 = <T>(xs: readonly T[]): T => xs[Math.floor(rnd4() * xs.length)]!
+    if (rnd4() < 0.2) {
+      // the realserver answers its service by a table of its own (ip rule ipproto/sport): the source check of the
+      // requests (rp_filter) looks the route back up with the same selectors
+      const via = pick4(viaG ? ['10.1.0.1', '10.2.0.1'] : ['10.1.0.1'])
+      extras.push(`realserver ip rule sport ${port} -> ${via}`)
+      r.push(`ip rule add ipproto tcp sport ${port} lookup 102 pref 90`, `ip route add default via ${via} table 102`)
+      if (rnd4() < 0.6) r.push(`sysctl -qw net.ipv4.conf.all.rp_filter=${pick4(['1', '1', '2'])}`)
+    }
+    if (rnd4() < 0.2) {
+      // the director routes what arrives from the backends' side by a table of its own (ip rule iif): the answers,
+      // and the source check of the requests it forwards there (looked up with that iif)
+      const to = pick4(['203.0.113.0/24 dev ldz-d0', 'default via 10.1.0.10', 'unreachable default', '203.0.113.0/24 via 10.1.0.10'])
+      extras.push(`director ip rule iif ldz-d1 -> ${to}`)
+      d.push('ip rule add iif ldz-d1 lookup 103 pref 95', `ip route add ${to} table 103`)
+      if (rnd4() < 0.6) d.push(`sysctl -qw net.ipv4.conf.all.rp_filter=${pick4(['1', '2'])}`)
+    }
+    if (rnd4() < 0.25) {
+      // selectors that match none of these packets (tos, uid range, a mark bit) or all of them but one table's
+      // prefix (suppress_prefixlength, wg-quick style), towards a table that would break the path
+      const host = pick4(['d', 'r'] as const)
+      const rule = pick4(['tos 0x10', 'uidrange 1000-2000', 'fwmark 0x1/0x1', 'not to 0.0.0.0/0', 'lookup main suppress_prefixlength 0', 'ipproto udp', 'not from 0.0.0.0/0'])
+      extras.push(`${host} ip rule ${rule}`)
+      const into = host === 'd' ? d : r
+      if (rule.startsWith('lookup main')) into.push(`ip rule add ${rule} pref 50`, 'ip rule add lookup 104 pref 60')
+      else into.push(`ip rule add ${rule} lookup 104 pref 60`)
+      into.push(`ip route add ${pick4(['unreachable default', 'blackhole default', 'prohibit default'])} table 104`)
+    }
+    if (mode === 'dnat' && rnd4() < 0.25) {
+      // the DNAT by address type (Docker, kube-proxy): LOCAL, or LOCAL on the arrival device only; the VIP maybe on lo
+      const onLo = rnd4() < 0.5
+      const limit = rnd4() < 0.6
+      extras.push(`director addrtype DNAT${limit ? ' --limit-iface-in' : ''}${onLo ? ', VIP on lo' : ''}`)
+      if (onLo) d.push(`ip addr del ${VIP}/32 dev ldz-d0`, `ip addr add ${VIP}/32 dev lo`)
+      d.push(`iptables -t nat -I PREROUTING 1 -m addrtype --dst-type LOCAL${limit ? ' --limit-iface-in' : ''} -p tcp --dport 80 -j DNAT --to-destination 10.1.0.10:8080`)
+      if (rnd4() < 0.5) d.push(`iptables -t nat -D PREROUTING -d ${VIP}/32 -p tcp --dport 80 -j DNAT --to-destination 10.1.0.10:8080`)
+    }
+    if (mode === 'dnat' && rnd4() < 0.2) {
+      // SNAT with its options, in front of whatever the first stream chose
+      const opt = pick4(['--random', '--persistent', '--random-fully', ''])
+      extras.push(`SNAT ${opt || 'range'}`)
+      d.push(`iptables -t nat -I POSTROUTING 1 -o ldz-d1 -p tcp -j SNAT --to-source 10.1.0.1${opt ? ` ${opt}` : ':20000-20010'}`)
+    }
+    if (rnd4() < 0.15) {
+      // the realserver takes its own addresses as sources (accept_local) with rp_filter; the router's rp_filter
+      extras.push('accept_local/rp_filter')
+      r.push(`sysctl -qw net.ipv4.conf.all.accept_local=1 net.ipv4.conf.all.rp_filter=${pick4(['1', '2'])}`)
+      if (viaG) g.push(`sysctl -qw net.ipv4.conf.all.rp_filter=${pick4(['1', '2'])}`)
     }
     out.push({
       name: `rnd${seed % 1000}-${i}`,
