@@ -13,7 +13,7 @@ import {backendOutcome, describeReplay, guessesOf, ipvsKnobs, type Replay} from 
 import {hookByDstClass, received, sent} from './engine/path.js'
 import {ctMarkAfter} from './engine/connmark.js'
 import {flowPacket, type Endpoints, type L4} from './engine/packets.js'
-import {describeForward} from './engine/forward.js'
+import {describeForward, type ForwardPath} from './engine/forward.js'
 import {returnRoute} from './engine/returnpath.js'
 import {arrivalOf} from './engine/arrival.js'
 import {CLIENT_PACKETS, SERVER_PACKETS, PACKET_ORDER, type FlowPacket} from './engine/ctmodel.js'
@@ -84,6 +84,18 @@ function natSource(svc: LbService, w: World, b: Backend): {ip: IpAddr; decision?
   return ip ? {ip, decision: nat.decision} : client
 }
 
+/** The source of a routed VIP's packets as they leave the forwarding host: its SNAT/MASQUERADE's, else the client's. */
+function forwardSource(fp: ForwardPath, w: World): {ip: IpAddr; decision?: Decision} {
+  const client = {ip: w.client.ip}
+  const h = fp.host
+  if (!h.fw) return client
+  const r = received(h, fp.probe, {state: 'NEW', iif: fp.iif, local: false})
+  const nat = r.blocked ? undefined : r.hooks.find((x) => x.hook === 'POSTROUTING')?.nat
+  if (!nat || (nat.kind !== 'SNAT' && nat.kind !== 'MASQUERADE')) return client
+  const ip = (nat.kind === 'SNAT' ? nat.to?.ip : undefined) ?? h.sourceFor(fp.gateway)
+  return ip ? {ip, decision: nat.decision} : client
+}
+
 function legs(w: World): Leg[] {
   const out: Leg[] = []
   const seen = new Set<string>()
@@ -149,12 +161,16 @@ function legs(w: World): Leg[] {
     // a port read off the router's rules (not asked about) that nothing listens on is no service of the realserver
     const ls = fp.realserver.snap.listeners
     if (!fp.hinted && ls && (fp.proto === 'tcp' || fp.proto === 'udp') && !listenerFor(ls, fp.proto, fp.vip, fp.port)) continue
+    // the forwarding host may SNAT/masquerade what it routes (`oifname ... masquerade`): the realserver then sees
+    // its address as the source (the kernel: random nft rn10-16, r's `ip saddr CLIENT tcp dport 80 accept` missed)
+    const src = forwardSource(fp, w)
     add({
       rs: fp.realserver,
-      e: {src: w.client.ip, sport: w.client.port, dst: fp.vip, dport: fp.port, proto: fp.proto},
+      e: {src: src.ip, sport: w.client.port, dst: fp.vip, dport: fp.port, proto: fp.proto},
       iif: fp.rsIif ?? UNKNOWN_IF,
       what: `${fp.realserver.name} serves ${describeForward(fp)}`,
-      evidence: [...fp.routeEvidence.map((e) => ({...e, host: fp.host.name})), ev(fp.vipLoc)],
+      snat: src.decision ? {host: fp.host.name, decision: src.decision} : undefined,
+      evidence: [...fp.routeEvidence.map((e) => ({...e, host: fp.host.name})), ev(fp.vipLoc), ...(src.decision ? [ev(src.decision.loc, fp.host.name)] : [])],
     })
   }
   return out

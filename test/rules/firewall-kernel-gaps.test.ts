@@ -250,3 +250,31 @@ describe('the answers of a connection carry the ct mark its first packet left (e
     expect((await traceWithFixes(hosts, dflow, f)).result.connection).toEqual(OK)
   })
 })
+
+describe('a routed VIP the forwarding host masquerades reaches the realserver from that host\'s address (rn10-16)', () => {
+  // d routes 198.51.100.100 to r and masquerades what leaves by lnf-d1 (ip lnf_nat postrouting `oifname "lnf-d1"
+  // masquerade`); r's input accepts `ip saddr 203.0.113.10 tcp dport 80` and rejects the rest: the requests come from
+  // 10.1.0.1. check judged r's filter with the client's address and said nothing about r; the kernel, with check's
+  // other fixes, stayed unconnected (trace --fix: r rejects them)
+  const flow = {vip: parseEndpoint('198.51.100.100:80')!, proto: 'tcp' as const, client: parseIp('203.0.113.10')!, clientPort: 40000}
+  const rn1016 = loadDir('fixtures/kernel-gaps/rn10-16')
+
+  test('fires: r\'s filter is judged with d\'s masquerade address, and the fixes together connect', async () => {
+    const f = runRules({hosts: rn1016, flows: [flow]})
+    const rs = f.find((x) => x.rule === 'realserver-filter-blocks-service')
+    expect(rs?.host).toBe('r')
+    expect(rs?.message).toMatch(/from d's address 10\.1\.0\.1:40000 \(.*masquerade/)
+    const r = await traceWithFixes(rn1016, flow, f)
+    expect(r.outcomes.filter((o) => !o.applied)).toEqual([])
+    expect(r.result.connection).toEqual(OK)
+  })
+
+  test('quiet: without the masquerade r sees the client and accepts it', () => {
+    const hosts = withFile(rn1016, 'd', 'nft-ruleset.json', (t) => {
+      const j = JSON.parse(t) as {nftables: Record<string, {table?: string; chain?: string}>[]}
+      j.nftables = j.nftables.filter((it) => !(it.rule && it.rule.table === 'lnf_nat' && it.rule.chain === 'postrouting'))
+      return JSON.stringify(j)
+    })
+    expect(runRules({hosts, flows: [flow]}).map((x) => `${x.rule}@${x.host}`)).not.toContain('realserver-filter-blocks-service@r')
+  })
+})
