@@ -82,6 +82,12 @@ export interface DetectorOptions {
 export const SYN_WAIT_SECONDS = 1
 /** A reset this soon after the handshake, before the server sent data or anyone a FIN, is "right after". */
 export const RST_WINDOW_SECONDS = 3
+/**
+ * Copies of a SYN, SYN/ACK or FIN closer together than this are one transmission seen twice (a capture on a
+ * router's `any`: in on one interface, out on another, or inside a tunnel), not a retransmission: TCP's
+ * retransmission timeout is at least 200 ms (RFC 6298 allows 1 s minimum, Linux TCP_RTO_MIN is 200 ms).
+ */
+export const DUPLICATE_SECONDS = 0.1
 /** FIN retransmissions (beyond the first transmission) that make a FIN unanswered. */
 export const FIN_RETRANSMISSIONS = 3
 
@@ -264,8 +270,10 @@ const D = {
   finTimeB: 4,
   finLastTimeA: 5,
   finLastTimeB: 6,
+  synLast: 7,
+  synAckLast: 8,
 } as const
-const SF = 7
+const SF = 9
 
 export class SymptomDetector {
   // ---- the table: connection i is I[i*SI .. i*SI+SI) and F[i*SF .. i*SF+SF) ----
@@ -490,7 +498,10 @@ export class SymptomDetector {
             f = this.I[i * SI + C.flg]!
           }
         }
-        this.I[i * SI + C.synCount]++
+        if (this.I[i * SI + C.synCount] === 0 || Math.abs(time - this.F[i * SF + D.synLast]!) >= DUPLICATE_SECONDS) {
+          this.I[i * SI + C.synCount]++
+          this.F[i * SF + D.synLast] = time
+        }
       } else {
         if (this.I[i * SI + C.synCount] === 0) {
           // no SYN on this tuple (yet: captures merged from several interfaces are not strictly in time order)
@@ -509,7 +520,10 @@ export class SymptomDetector {
             f &= ~F_PENDING
           }
         }
-        this.I[i * SI + C.synAckCount]++
+        if (this.I[i * SI + C.synAckCount] === 0 || Math.abs(time - this.F[i * SF + D.synAckLast]!) >= DUPLICATE_SECONDS) {
+          this.I[i * SI + C.synAckCount]++
+          this.F[i * SF + D.synAckLast] = time
+        }
       }
       this.I[i * SI + C.flg] = f
       return
@@ -564,7 +578,7 @@ export class SymptomDetector {
           this.I[i * SI + C.finIdxA] = index
           this.F[i * SF + D.finTimeA] = time
         }
-        if (this.I[i * SI + C.finSeqA] === fseq) {
+        if (this.I[i * SI + C.finSeqA] === fseq && (this.I[i * SI + C.finCountA] === 0 || Math.abs(time - this.F[i * SF + D.finLastTimeA]!) >= DUPLICATE_SECONDS)) {
           this.I[i * SI + C.finCountA]++
           this.I[i * SI + C.finLastIdxA] = index
           this.F[i * SF + D.finLastTimeA] = time
@@ -575,7 +589,7 @@ export class SymptomDetector {
           this.I[i * SI + C.finIdxB] = index
           this.F[i * SF + D.finTimeB] = time
         }
-        if (this.I[i * SI + C.finSeqB] === fseq) {
+        if (this.I[i * SI + C.finSeqB] === fseq && (this.I[i * SI + C.finCountB] === 0 || Math.abs(time - this.F[i * SF + D.finLastTimeB]!) >= DUPLICATE_SECONDS)) {
           this.I[i * SI + C.finCountB]++
           this.I[i * SI + C.finLastIdxB] = index
           this.F[i * SF + D.finLastTimeB] = time

@@ -10,7 +10,7 @@ import {DECODE, DecodedPacket, TUNNEL, decodeConfig, decodeFrame} from '../../sr
 import {SymptomDetector, describe as describePacket, type Symptom} from '../../src/capture/symptoms.js'
 import {IPPROTO, emitIpv4, emitIpv6, put16, put32} from '../../src/capture/wire.js'
 import {parseEndpoint, parseIp, type Endpoint} from '../../src/model/ip.js'
-import {ACK, PSH, SYN} from './helpers.js'
+import {ACK, FIN, PSH, SYN} from './helpers.js'
 
 const DIR = join(import.meta.dirname, '../../fixtures/captures/tunnel')
 const expected = JSON.parse(readFileSync(join(DIR, 'expected.json'), 'utf8')) as {vip: string; captures: Record<string, {symptoms: string[]; tunnel: string}>}
@@ -262,6 +262,17 @@ describe('tunnel symptoms (crafted)', () => {
     const steps = [c2v(SYN, 100), c2v(ACK, 101, 501), c2v(PSH | ACK, 101, 501, 10), c2v(ACK, 111, 600)]
     const both = steps.flatMap((p, i) => [{t: i, p}, {t: i + 0.001, p: inTun(p)}])
     expect(run(both)).toEqual([])
+  })
+
+  it('copies of one SYN or FIN a few ms apart (a router\'s `any`) are one transmission, not retransmissions', () => {
+    // SYN in on one interface, out on the other, and the capture ends: one transmission, too recent to judge
+    expect(run([{t: 0, p: c2v(SYN, 100)}, {t: 0.0002, p: c2v(SYN, 100)}])).toEqual([])
+    expect(run([{t: 0, p: c2v(SYN, 100)}, {t: 0.3, p: c2v(SYN, 100)}]).map((x) => x.kind)).toEqual(['syn-unanswered'])
+    // a FIN sent twice, each seen twice: not the 4 transmissions fin-unanswered needs
+    const est = [{t: 0, p: c2v(SYN, 100)}, {t: 0.01, p: v2c(SYN | ACK, 500, 101)}, {t: 0.02, p: c2v(ACK, 101, 501)}]
+    const fin = (t: number) => [{t, p: c2v(FIN | ACK, 101, 501)}, {t: t + 0.0003, p: c2v(FIN | ACK, 101, 501)}]
+    expect(run([...est, ...fin(1), ...fin(1.4)])).toEqual([])
+    expect(run([...est, ...fin(1), ...fin(1.4), ...fin(2.2), ...fin(3.8)]).map((x) => x.kind)).toEqual(['fin-unanswered'])
   })
 
   it('tunnel-syn-unanswered fires on a SYN tunnelled and retransmitted; the same SYN answered is quiet', () => {
