@@ -6,6 +6,7 @@
 //   ip route add/replace/del/change                -> ip-route.json
 //   ip addr add/del ADDR/LEN dev DEV               -> ip-addr.json, and the routes the kernel adds with it
 //   ipvsadm -A/-E/-D/-a/-e/-d                       -> ipvsadm-Sn.txt
+//   ipvsadm --set TCP TCPFIN UDP                     -> ipvsadm-timeout.txt
 //   nft add/insert/replace/delete rule, add chain/table -> nft-ruleset.json (nft-fix.ts)
 // Commands are applied in order (check orders positions so that they stay exact). A command that cannot be
 // applied is reported with the reason, never skipped silently.
@@ -575,12 +576,25 @@ function networkOf(ip: string, len: number): string {
   return [24, 16, 8, 0].map((s) => Math.floor(net / 2 ** s) % 256).join('.')
 }
 
+/**
+ * `ipvsadm --set TCP TCPFIN UDP` (ip_vs_set_timeout: a 0 leaves that timeout as it is) on ipvsadm-timeout.txt, as
+ * `ipvsadm -Ln --timeout` prints it; the kernel defaults (900 120 300) stand for a value the snapshot does not have.
+ */
+function setIpvsTimeouts(files: Files, args: string[]): void {
+  if (args.length !== 3 || !args.every((a) => /^\d+$/.test(a))) throw new FixError('ipvsadm --set needs three timeouts in seconds: TCP TCPFIN UDP')
+  const m = /^Timeout \(tcp tcpfin udp\): (\d+) (\d+) (\d+)/m.exec(files.get('ipvsadm-timeout.txt') ?? '')
+  const cur = m ? [m[1]!, m[2]!, m[3]!] : ['900', '120', '300']
+  const next = args.map((a, i) => (Number(a) === 0 ? cur[i]! : String(Number(a))))
+  files.set('ipvsadm-timeout.txt', `Timeout (tcp tcpfin udp): ${next.join(' ')}\n`)
+}
+
 // -----------------------------------------------------------------------------------------------------
 // ipvsadm (-Sn lines: `-A -t VIP:PORT -s SCHED [-p T]` and `-a -t VIP:PORT -r RIP:PORT -g|-m|-i -w W`)
 
 function editIpvsadm(files: Files, args: string[]): void {
   const op = args[0]
   if (!op) throw new FixError('ipvsadm needs a command')
+  if (op === '--set') return setIpvsTimeouts(files, args.slice(1))
   const svcOpt = args.findIndex((w) => ['-t', '-u', '-f', '--tcp-service', '--udp-service', '--fwmark-service'].includes(w))
   if (svcOpt < 0) throw new FixError('ipvsadm: a service (-t, -u or -f) is needed')
   const kind = {'--tcp-service': '-t', '--udp-service': '-u', '--fwmark-service': '-f'}[args[svcOpt]!] ?? args[svcOpt]!

@@ -60,6 +60,8 @@ export interface KeepalivedConfig {
   /** VIPs of vrrp_instance virtual_ipaddress blocks */
   readonly vrrpAddresses: readonly {readonly ip: IpAddr; readonly prefixlen?: number; readonly dev?: string; readonly loc: Loc}[]
   readonly vrrpStrict: boolean
+  /** global_defs `lvs_timeouts [tcp N] [tcpfin N] [udp N]`: what keepalived sets with ipvsadm --set at start */
+  readonly lvsTimeouts?: {readonly tcp?: number; readonly tcpfin?: number; readonly udp?: number; readonly loc: Loc}
   /** `include` lines: recorded, not followed (the included files are not in the snapshot) */
   readonly includes?: readonly {readonly path: string; readonly loc: Loc}[]
   /** valid keepalived syntax lvsdoctor does not interpret (virtual_server_group ranges, unknown keywords...) */

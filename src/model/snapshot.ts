@@ -5,7 +5,7 @@ import type {IpvsConfig, IpvsConn} from './ipvs.js'
 import type {ConntrackEntry, KeepalivedConfig, Listener, Sysctls} from './misc.js'
 import type {Interface, IpRule, Route} from './net.js'
 import type {NftRuleset} from './nft.js'
-import type {NotModelled, ParseError} from './source.js'
+import type {Loc, NotModelled, ParseError} from './source.js'
 
 export const SNAPSHOT_FORMAT = 'lvsdoctor-snapshot/1'
 
@@ -41,6 +41,7 @@ export const SNAPSHOT_FILES = [
   'ipvsadm-Sn.txt',
   'ipvsadm-Ln.txt',
   'ipvsadm-Lnc.txt',
+  'ipvsadm-timeout.txt',
   'ip-addr.json',
   'ip-route.json',
   'ip-rule.json',
@@ -54,6 +55,18 @@ export const SNAPSHOT_FILES = [
 ] as const
 
 export type SnapshotFile = (typeof SNAPSHOT_FILES)[number]
+
+/**
+ * The timeouts of IPVS connection entries in seconds (ipvsadm --set TCP TCPFIN UDP; kernel defaults 900 120 300):
+ * an idle ESTABLISHED entry expires after `tcp`. From `ipvsadm -Ln --timeout` or keepalived's `lvs_timeouts`
+ * (`source`), where a value keepalived leaves out is undefined (unchanged).
+ */
+export interface IpvsTimeouts {
+  readonly tcp?: number
+  readonly tcpfin?: number
+  readonly udp?: number
+  readonly loc: Loc
+}
 
 export interface HostSnapshot {
   readonly name: string
@@ -74,6 +87,8 @@ export interface HostSnapshot {
   nft?: NftRuleset
   ipvs?: IpvsConfig
   ipvsConns?: readonly IpvsConn[]
+  /** IPVS connection timeouts: ipvsadm-timeout.txt, else keepalived's global_defs lvs_timeouts (undefined: not known) */
+  ipvsTimeouts?: IpvsTimeouts
   interfaces?: readonly Interface[]
   routes?: readonly Route[]
   rules?: readonly IpRule[]

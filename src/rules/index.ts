@@ -33,6 +33,7 @@ import healthCheckBlocked from './health-check-blocked.js'
 import localClientBlocked from './local-client-blocked.js'
 import routeDropsService from './route-drops-service.js'
 import backendNotListening from './backend-not-listening.js'
+import ipvsIdleTimeout from './ipvs-idle-timeout.js'
 
 export const RULES: readonly Rule[] = [
   drStatefulFilter,
@@ -66,6 +67,7 @@ export const RULES: readonly Rule[] = [
   localClientBlocked,
   routeDropsService,
   backendNotListening,
+  ipvsIdleTimeout,
 ]
 
 export function ruleById(id: string, rules: readonly Rule[] = RULES): Rule | undefined {

@@ -356,6 +356,7 @@ export function collectTasks(o: CollectOptions): {ctx: Ctx; run: () => Promise<C
     {title: 'ipvsadm-Sn.txt: ipvsadm -Sn', fn: ipvs('ipvsadm-Sn.txt', ['ipvsadm', '-Sn'])},
     {title: 'ipvsadm-Ln.txt: ipvsadm -Ln --stats', fn: ipvs('ipvsadm-Ln.txt', ['ipvsadm', '-Ln', '--stats'])},
     {title: 'ipvsadm-Lnc.txt: ipvsadm -Lnc', fn: ipvs('ipvsadm-Lnc.txt', ['ipvsadm', '-Lnc'])},
+    {title: 'ipvsadm-timeout.txt: ipvsadm -Ln --timeout', fn: ipvs('ipvsadm-timeout.txt', ['ipvsadm', '-Ln', '--timeout'])},
     {title: 'ip-addr.json: ip -j addr show', fn: simple('ip-addr.json', ['ip', '-j', 'addr', 'show'])},
     {title: 'ip-route.json: ip -j route show table all', fn: simple('ip-route.json', ['ip', '-j', 'route', 'show', 'table', 'all'])},
     {title: 'ip-rule.json: ip -j rule show', fn: simple('ip-rule.json', ['ip', '-j', 'rule', 'show'])},

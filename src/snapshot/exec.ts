@@ -53,6 +53,7 @@ export const ALLOWED_COMMANDS: readonly (readonly string[])[] = [
   ['ipvsadm', '-Ln'],
   ['ipvsadm', '-Ln', '--stats'],
   ['ipvsadm', '-Lnc'],
+  ['ipvsadm', '-Ln', '--timeout'],
   ['ip', '-j', 'addr', 'show'],
   ['ip', '-j', 'route', 'show', 'table', 'all'],
   ['ip', '-j', 'rule', 'show'],

@@ -9,6 +9,7 @@ import {SNAPSHOT_FILES, type HostSnapshot, type Manifest, type Role} from '../mo
 import {readTarGz} from './tar.js'
 import {parseIptablesSave} from './parsers/iptables-save.js'
 import {mergeIpvsList, parseIpvsadmConns, parseIpvsadmList, parseIpvsadmSave} from './parsers/ipvsadm.js'
+import {parseIpvsTimeout} from './parsers/ipvs-timeout.js'
 import {firstJsonError} from './parsers/json-items.js'
 import {parseIpAddr, parseIpRoute, parseIpRule} from './parsers/ip-json.js'
 import {parseSysctl} from './parsers/sysctl.js'
@@ -58,6 +59,7 @@ export function detectFileType(data: Buffer): string | undefined {
   // ipvsadm -Lnc prints "IPVS connection entries" and "pro expire state ..." (list_conn); /proc/net/ip_vs_conn "Pro FromIP FPrt ..."
   if (/^IPVS connection entries/m.test(text) || /^pro\s+expire\s+state\s/m.test(text) || /^Pro\s+FromIP\s+FPrt/m.test(text)) return 'ipvsadm-Lnc.txt'
   if (/^IP Virtual Server version/m.test(text) || /^Prot LocalAddress:Port\s/m.test(text)) return 'ipvsadm-Ln.txt'
+  if (/^Timeout \(tcp tcpfin udp\):/m.test(text)) return 'ipvsadm-timeout.txt'
   if (/^-A\s+-(t|u|f|-sctp-service|-tcp-service|-udp-service|-fwmark-service)\s/m.test(text)) return 'ipvsadm-Sn.txt'
   if (/^\s*(virtual_server|virtual_server_group|vrrp_instance|global_defs)\b/m.test(text)) return 'keepalived.conf'
   // before conntrack: a netstat line also starts with a protocol and two numbers
@@ -182,7 +184,7 @@ function readRaw(path: string): RawFiles[] {
   if (!type) {
     const hint = data.includes(0) ? undefined : formatHint(data.toString('utf8', 0, Math.min(data.length, 65536)))
     if (hint) throw new UsageError(`${path}: this is ${hint.what}; lvsdoctor reads the output of \`${hint.run}\` (a snapshot's ${hint.file}): run that instead`)
-    throw new UsageError(`${path}: not a snapshot directory, a .tar.gz of one, or a file lvsdoctor recognises (iptables-save, ip6tables-save, nft -j list ruleset, ipvsadm -Sn/-Ln/-Lnc, ip -j addr/route/rule, sysctl, conntrack -L, ss -ltnu, keepalived.conf, pcap)`)
+    throw new UsageError(`${path}: not a snapshot directory, a .tar.gz of one, or a file lvsdoctor recognises (iptables-save, ip6tables-save, nft -j list ruleset, ipvsadm -Sn/-Ln/-Lnc/-Ln --timeout, ip -j addr/route/rule, sysctl, conntrack -L, ss -ltnu, keepalived.conf, pcap)`)
   }
   const stem = basename(path).replace(/\.(txt|json|conf|save|pcap|pcapng|iptables-save|ip6tables-save)$/, '')
   return [{name: stem || basename(path), source: path, files: new Map([[type, data]]), paths: new Map([[type, path]]), bare: true}]
@@ -285,6 +287,7 @@ function buildHost(raw: RawFiles): HostSnapshot {
   const sn = load('ipvsadm-Sn.txt', parseIpvsadmSave)
   const ln = load('ipvsadm-Ln.txt', parseIpvsadmList)
   host.ipvsConns = load('ipvsadm-Lnc.txt', parseIpvsadmConns)
+  host.ipvsTimeouts = load('ipvsadm-timeout.txt', parseIpvsTimeout)
   host.interfaces = load('ip-addr.json', parseIpAddr)
   host.routes = load('ip-route.json', parseIpRoute)
   host.rules = load('ip-rule.json', parseIpRule)
@@ -292,6 +295,8 @@ function buildHost(raw: RawFiles): HostSnapshot {
   host.sysctl = load('sysctl.txt', parseSysctl)
   host.conntrack = load('conntrack.txt', parseConntrack)
   host.keepalived = load('keepalived.conf', parseKeepalived)
+  // keepalived sets its lvs_timeouts when it starts: what ipvsadm prints, when given, is what the kernel has now
+  host.ipvsTimeouts ??= host.keepalived?.lvsTimeouts
   const sockets = load('ss-ltnu.txt', parseListeners)
   if (sockets) {
     host.listeners = sockets.listeners

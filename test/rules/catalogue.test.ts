@@ -33,7 +33,7 @@ describe('the catalogue', () => {
         'statistic-cascade-skew', 'mark-not-connmarked', 'dr-realserver-arp', 'rp-filter-asymmetric', 'dr-port-mismatch',
         'forward-drops-nat-replies', 'ipvs-no-available-realserver', 'realserver-filter-blocks-service', 'forward-blocks-routed-vip',
         'forward-drops-nat-requests', 'udp-reply-wrong-source', 'dnat-untracked',
-        'dr-reply-via-director', 'dr-realserver-no-vip', 'ipvs-hash-quiesced', 'one-way-reply-snat', 'conntrack-table-full', 'health-check-blocked', 'local-client-blocked', 'route-drops-service', 'backend-not-listening',
+        'dr-reply-via-director', 'dr-realserver-no-vip', 'ipvs-hash-quiesced', 'one-way-reply-snat', 'conntrack-table-full', 'health-check-blocked', 'local-client-blocked', 'route-drops-service', 'backend-not-listening', 'ipvs-idle-timeout',
       ].sort(),
     )
   })

@@ -149,7 +149,11 @@ export function applyFixes(hosts: readonly HostSnapshot[], findings: readonly Fi
       const tool = argv[0]!
       if (tool === 'iptables') fs.set('iptables-save.txt', applyIptables(fs.get('iptables-save.txt') ?? '', argv))
       else if (tool === 'sysctl') fs.set('sysctl.txt', applySysctl(fs.get('sysctl.txt') ?? '', argv[2]!))
-      else if (tool === 'ipvsadm') fs.set('ipvsadm-Sn.txt', applyIpvsadm(fs.get('ipvsadm-Sn.txt') ?? '', argv))
+      // ipvsadm --set TCP TCPFIN UDP: a 0 keeps that timeout (the kernel defaults 900 120 300 when the file has none)
+      else if (tool === 'ipvsadm' && argv[1] === '--set') {
+        const cur = /: (\d+) (\d+) (\d+)/.exec(fs.get('ipvsadm-timeout.txt') ?? '')?.slice(1) ?? ['900', '120', '300']
+        fs.set('ipvsadm-timeout.txt', `Timeout (tcp tcpfin udp): ${argv.slice(2, 5).map((v, i) => (v === '0' ? cur[i] : v)).join(' ')}\n`)
+      } else if (tool === 'ipvsadm') fs.set('ipvsadm-Sn.txt', applyIpvsadm(fs.get('ipvsadm-Sn.txt') ?? '', argv))
       else if (tool === 'ip' && argv[1] === 'addr') applyIpAddr(fs, argv)
       else if (tool === 'ip' && argv[1] === 'rule') fs.set('ip-rule.json', editIpRuleJson(fs.get('ip-rule.json'), argv.slice(2)))
       else if (tool === 'ip') fs.set('ip-route.json', applyIpRoute(fs.get('ip-route.json') ?? '[]', argv))

@@ -62,7 +62,7 @@ describe.skipIf(skip !== undefined)('snapshot in a network namespace', () => {
     expect(m.commands!['ip-route.json']).toMatchObject({argv: ['ip', '-j', 'route', 'show', 'table', 'all'], exitCode: 0, stderr: ''})
     expect(m.commands!['sysctl.txt']!.argv).toEqual(['sysctl', 'net.ipv4', 'net.ipv6.conf', 'net.netfilter'])
     // IPVS is not in this kernel: a recorded gap, and ipvsadm was not run
-    for (const f of ['ipvsadm-Sn.txt', 'ipvsadm-Ln.txt', 'ipvsadm-Lnc.txt']) {
+    for (const f of ['ipvsadm-Sn.txt', 'ipvsadm-Ln.txt', 'ipvsadm-Lnc.txt', 'ipvsadm-timeout.txt']) {
       expect(m.commands![f]).toMatchObject({exitCode: null, durationMs: 0})
       expect(m.commands![f]!.gap).toMatch(/^IPVS is not loaded in this kernel/)
     }

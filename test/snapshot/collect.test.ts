@@ -92,6 +92,7 @@ function healthyHost(): Record<string, Reply> {
     'ipvsadm -Sn': {stdout: '-A -t 192.0.2.100:80 -s rr\n-a -t 192.0.2.100:80 -r 10.77.0.10:80 -g -w 1\n'},
     'ipvsadm -Ln --stats': {stdout: 'IP Virtual Server version 1.2.1 (size=4096)\n'},
     'ipvsadm -Lnc': {stdout: 'IPVS connection entries\npro expire state       source             virtual            destination\n'},
+    'ipvsadm -Ln --timeout': {stdout: 'Timeout (tcp tcpfin udp): 900 120 300\n'},
     'ip -j addr show': {stdout: ADDR},
     'ip -j route show table all': {stdout: '[]\n'},
     'ip -j rule show': {stdout: '[{"priority":0,"src":"all","table":"local"}]\n'},
@@ -110,7 +111,7 @@ describe('collect: files and manifest records', () => {
     const c = await collect({...quiet, runner, proc: fakeProc({ipvs: true, legacy: ''})})
     expect(c.gaps).toEqual([])
     expect([...c.files.keys()].sort()).toEqual(
-      ['conntrack.txt', 'ip-addr.json', 'ip-route.json', 'ip-rule.json', 'ip6tables-save.txt', 'ipvsadm-Ln.txt', 'ipvsadm-Lnc.txt', 'ipvsadm-Sn.txt', 'iptables-save.txt', 'nft-ruleset.json', 'ss-ltnu.txt', 'sysctl.txt'].sort(),
+      ['conntrack.txt', 'ip-addr.json', 'ip-route.json', 'ip-rule.json', 'ip6tables-save.txt', 'ipvsadm-Ln.txt', 'ipvsadm-Lnc.txt', 'ipvsadm-Sn.txt', 'ipvsadm-timeout.txt', 'iptables-save.txt', 'nft-ruleset.json', 'ss-ltnu.txt', 'sysctl.txt'].sort(),
     )
     expect(c.files.get('iptables-save.txt')!.toString()).toBe(NFT_SAVE)
     expect(c.files.get('sysctl.txt')!.toString()).toBe(SYSCTL)
@@ -155,10 +156,11 @@ describe('collect: gaps', () => {
     delete t['ipvsadm -Sn']
     delete t['ipvsadm -Ln --stats']
     delete t['ipvsadm -Lnc']
+    delete t['ipvsadm -Ln --timeout']
     const c = await collect({...quiet, runner: fakeRunner(t), proc: fakeProc({ipvs: true})})
     expect(c.files.has('nft-ruleset.json')).toBe(false)
     expect(c.commands['nft-ruleset.json']).toMatchObject({exitCode: null, gap: 'nft is not installed (not found in PATH)'})
-    expect(c.gaps.filter((g) => g.gap === 'ipvsadm is not installed (not found in PATH)').map((g) => g.file)).toEqual(['ipvsadm-Sn.txt', 'ipvsadm-Ln.txt', 'ipvsadm-Lnc.txt'])
+    expect(c.gaps.filter((g) => g.gap === 'ipvsadm is not installed (not found in PATH)').map((g) => g.file)).toEqual(['ipvsadm-Sn.txt', 'ipvsadm-Ln.txt', 'ipvsadm-Lnc.txt', 'ipvsadm-timeout.txt'])
     expect(c.files.has('iptables-save.txt')).toBe(true)
   })
 
@@ -166,7 +168,7 @@ describe('collect: gaps', () => {
     const runner = fakeRunner(healthyHost())
     const c = await collect({...quiet, runner, proc: fakeProc({ipvs: false})})
     expect(runner.calls.filter((k) => k.startsWith('ipvsadm'))).toEqual([])
-    for (const f of ['ipvsadm-Sn.txt', 'ipvsadm-Ln.txt', 'ipvsadm-Lnc.txt']) {
+    for (const f of ['ipvsadm-Sn.txt', 'ipvsadm-Ln.txt', 'ipvsadm-Lnc.txt', 'ipvsadm-timeout.txt']) {
       expect(c.files.has(f)).toBe(false)
       expect(c.commands[f]!.gap).toMatch(/^IPVS is not loaded in this kernel \(no \/proc\/net\/ip_vs\)/)
       expect(c.commands[f]!.exitCode).toBeNull()
@@ -176,7 +178,7 @@ describe('collect: gaps', () => {
   test('IPVS unavailable as ipvsadm reports it ("Protocol not available")', async () => {
     const t = healthyHost()
     const stderr = "modprobe: FATAL: Module ip_vs not found in directory /lib/modules/6.18.44\nCan't initialize ipvs: Protocol not available\nAre you sure that IP Virtual Server is built in the kernel or as module?\n"
-    for (const k of ['ipvsadm -Sn', 'ipvsadm -Ln --stats', 'ipvsadm -Lnc']) t[k] = {exitCode: 2, stderr}
+    for (const k of ['ipvsadm -Sn', 'ipvsadm -Ln --stats', 'ipvsadm -Lnc', 'ipvsadm -Ln --timeout']) t[k] = {exitCode: 2, stderr}
     const c = await collect({...quiet, runner: fakeRunner(t), proc: fakeProc({ipvs: true})})
     expect(c.commands['ipvsadm-Sn.txt']!.gap).toBe("IPVS is not available in this kernel (ip_vs module not loaded): Can't initialize ipvs: Protocol not available")
     expect(c.commands['ipvsadm-Sn.txt']!.stderr).toBe(stderr)
@@ -420,7 +422,7 @@ describe('services', () => {
     expect(err).toEqual([])
     const s = JSON.parse(out.join(''))
     expect(s).toMatchObject({tool: 'lvsdoctor', version: '1.2.3', host: 'lds-j', output: dir, kind: 'dir'})
-    expect(s.gaps.map((g: {file: string}) => g.file)).toEqual(['ipvsadm-Sn.txt', 'ipvsadm-Ln.txt', 'ipvsadm-Lnc.txt'])
+    expect(s.gaps.map((g: {file: string}) => g.file)).toEqual(['ipvsadm-Sn.txt', 'ipvsadm-Ln.txt', 'ipvsadm-Lnc.txt', 'ipvsadm-timeout.txt'])
   })
 
   test('runSnapshot text: where it was written and one line per distinct gap', async () => {
@@ -429,7 +431,7 @@ describe('services', () => {
     await runSnapshot({...quiet, name: 'lds-t', json: false, version: '1', output: dir, runner: fakeRunner(healthyHost()), proc: fakeProc({ipvs: false}), out: (s) => out.push(s)})
     const lines = out.join('').trimEnd().split('\n')
     expect(lines[0]).toMatch(new RegExp(`^snapshot of lds-t written to ${dir} \\(9 files and manifest.json, collected in \\d+\\.\\d\\d s\\)$`))
-    expect(lines.slice(1)).toEqual(['  gap  ipvsadm-Sn.txt, ipvsadm-Ln.txt, ipvsadm-Lnc.txt: IPVS is not loaded in this kernel (no /proc/net/ip_vs), so there are no virtual services; ipvsadm not run because it would load the ip_vs module'])
+    expect(lines.slice(1)).toEqual(['  gap  ipvsadm-Sn.txt, ipvsadm-Ln.txt, ipvsadm-Lnc.txt, ipvsadm-timeout.txt: IPVS is not loaded in this kernel (no /proc/net/ip_vs), so there are no virtual services; ipvsadm not run because it would load the ip_vs module'])
   })
 
   test('nothing collected: exit 2', async () => {
@@ -477,7 +479,7 @@ describe('services', () => {
       out: () => {}, err: (s) => err.push(s),
     })
     expect(existsSync(join(keep, 'manifest.json'))).toBe(true)
-    expect(err.join('')).toMatch(/gap {2}ipvsadm-Sn.txt, ipvsadm-Ln.txt, ipvsadm-Lnc.txt: IPVS is not loaded/)
+    expect(err.join('')).toMatch(/gap {2}ipvsadm-Sn.txt, ipvsadm-Ln.txt, ipvsadm-Lnc.txt, ipvsadm-timeout.txt: IPVS is not loaded/)
     expect(err.join('')).toContain(`snapshot kept in ${keep}`)
     await expect(runCheck([keep], {format: 'json', failOn: 'none', ignore: [], version: '1', keep, out: () => {}})).rejects.toThrow(/--keep only applies without a SNAPSHOT/)
   })

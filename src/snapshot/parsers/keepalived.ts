@@ -239,6 +239,22 @@ export function parseKeepalived(text: string, file: string): KeepalivedConfig {
   const services: IpvsService[] = []
   const vrrpAddresses: KeepalivedConfig['vrrpAddresses'][number][] = []
   let vrrpStrict = false
+  let lvsTimeouts: KeepalivedConfig['lvsTimeouts']
+  /** `lvs_timeouts [tcp N] [tcpfin N] [udp N]` (keepalived.conf(5)); what else it holds is reported, not guessed */
+  const lvsTimeoutsOf = (c: Node): KeepalivedConfig['lvsTimeouts'] => {
+    const out: {tcp?: number; tcpfin?: number; udp?: number} = {}
+    const w = c.words
+    for (let i = 1; i < w.length; i += 2) {
+      const k = w[i]!
+      const v = w[i + 1]
+      if ((k !== 'tcp' && k !== 'tcpfin' && k !== 'udp') || v === undefined || !/^\d+$/.test(v)) {
+        nm(c, `lvs_timeouts ${w.slice(i).join(' ')}: not a timeout keepalived reads (tcp|tcpfin|udp SECONDS)`)
+        break
+      }
+      out[k] = Number(v)
+    }
+    return Object.keys(out).length ? {...out, loc: loc(c)} : undefined
+  }
   const groups = new Map<string, {keys: VsKey[]; complete: boolean}>()
   const loc = (n: Node): Loc => ({file, line: n.line, text: n.text})
   const nm = (n: Node, what: string): void => {
@@ -299,7 +315,10 @@ export function parseKeepalived(text: string, file: string): KeepalivedConfig {
         nm(n, `include ${n.words.slice(1).join(' ')} (not followed: the included file is not in the snapshot)`)
         break
       case 'global_defs':
-        for (const c of n.children ?? []) if (c.words[0] === 'vrrp_strict') vrrpStrict = true
+        for (const c of n.children ?? []) {
+          if (c.words[0] === 'vrrp_strict') vrrpStrict = true
+          if (c.words[0] === 'lvs_timeouts') lvsTimeouts = lvsTimeoutsOf(c) ?? lvsTimeouts
+        }
         break
       case 'vrrp_instance': {
         const iface = (n.children ?? []).find((c) => c.words[0] === 'interface')?.words[1]
@@ -537,5 +556,5 @@ export function parseKeepalived(text: string, file: string): KeepalivedConfig {
     })
   }
 
-  return {services, vrrpAddresses, vrrpStrict, ...(includes.length ? {includes} : {}), ...(notModelled.length ? {notModelled} : {})}
+  return {services, vrrpAddresses, vrrpStrict, ...(lvsTimeouts ? {lvsTimeouts} : {}), ...(includes.length ? {includes} : {}), ...(notModelled.length ? {notModelled} : {})}
 }
