@@ -2,7 +2,7 @@
 import {parseIp, type IpAddr} from '../model/ip.js'
 import {
   ETHERTYPE, IPPROTO, LINKTYPE, emitEthernet, emitIcmp, emitIpv4, emitIpv6, emitSll, emitTcp, emitUdp, ethernetLen,
-  finishL4Checksum, type Bytes,
+  finishL4Checksum, put16, put32, type Bytes,
 } from './wire.js'
 
 export type LinkKind = 'ethernet' | 'sll' | 'sll2' | 'raw' | 'null' | 'loop' | 'ipv4' | 'ipv6'
@@ -69,6 +69,49 @@ export function udpPacket(src: string, dst: string, sport: number, dport: number
   const seg = new Uint8Array(8 + payload)
   emitUdp({srcPort: sport, dstPort: dport, payloadLen: payload}, seg, 0)
   return ipPacket(src, dst, IPPROTO.UDP, seg)
+}
+
+/** An outer IPv4/IPv6 header (protocol `proto`) around `payload`, no transport checksum touched (tunnels). */
+export function outerPacket(src: string, dst: string, proto: number, payload: Uint8Array, ttl = 63): Uint8Array {
+  const s = ip(src)
+  const d = ip(dst)
+  const hl = s.family === 4 ? 20 : 40
+  const b = new Uint8Array(hl + payload.length)
+  if (s.family === 4) emitIpv4({src: Number(s.value), dst: Number(d.value), protocol: proto, ttl, payloadLen: payload.length}, b, 0)
+  else emitIpv6({src: v6bytes(s), dst: v6bytes(d), nextHeader: proto, hopLimit: ttl, payloadLen: payload.length}, b, 0)
+  b.set(payload, hl)
+  return b
+}
+
+/** LVS-TUN's default: the IP packet `inner` inside IPIP (protocol 4, or 41 for IPv6 inside) from `src` to `dst`. */
+export function ipipPacket(src: string, dst: string, inner: Uint8Array): Uint8Array {
+  return outerPacket(src, dst, inner[0]! >> 4 === 6 ? IPPROTO.IPV6 : IPPROTO.IPIP, inner)
+}
+
+/** `inner` inside GRE (RFC 2784/2890) with the optional checksum (left 0), key and sequence number. */
+export function grePacket(src: string, dst: string, inner: Uint8Array, o: {csum?: boolean; key?: number; seq?: number} = {}): Uint8Array {
+  const hl = 4 + (o.csum ? 4 : 0) + (o.key !== undefined ? 4 : 0) + (o.seq !== undefined ? 4 : 0)
+  const g = new Uint8Array(hl + inner.length)
+  put16(g, 0, (o.csum ? 0x8000 : 0) | (o.key !== undefined ? 0x2000 : 0) | (o.seq !== undefined ? 0x1000 : 0))
+  put16(g, 2, inner[0]! >> 4 === 6 ? ETHERTYPE.IPV6 : ETHERTYPE.IPV4)
+  let p = 4 + (o.csum ? 4 : 0)
+  if (o.key !== undefined) {
+    put32(g, p, o.key)
+    p += 4
+  }
+  if (o.seq !== undefined) put32(g, p, o.seq)
+  g.set(inner, hl)
+  return outerPacket(src, dst, IPPROTO.GRE, g)
+}
+
+/** `inner` inside GUE over UDP to `port` (variant 0, as IPVS sends it; `variant1`: direct IP), UDP checksum 0. */
+export function guePacket(src: string, dst: string, inner: Uint8Array, port = 6080, o: {variant1?: boolean} = {}): Uint8Array {
+  const gl = o.variant1 ? 0 : 4
+  const u = new Uint8Array(8 + gl + inner.length)
+  emitUdp({srcPort: 40000, dstPort: port, payloadLen: gl + inner.length}, u, 0)
+  if (!o.variant1) u[9] = inner[0]! >> 4 === 6 ? IPPROTO.IPV6 : IPPROTO.IPIP
+  u.set(inner, 8 + gl)
+  return outerPacket(src, dst, IPPROTO.UDP, u)
 }
 
 /** An ICMP/ICMPv6 error from `src` to `dst` quoting (the start of) the IP packet `quoted`. */

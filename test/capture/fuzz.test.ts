@@ -3,7 +3,7 @@
 import {afterAll, describe, expect, it} from 'vitest'
 import fc from 'fast-check'
 import {analyseCaptureFile} from '../../src/capture/analyse.js'
-import {frame, icmpError, LINK_TYPE_OF, tcpPacket, udpPacket, type LinkKind} from '../../src/capture/craft.js'
+import {frame, grePacket, guePacket, icmpError, ipipPacket, LINK_TYPE_OF, tcpPacket, udpPacket, type LinkKind} from '../../src/capture/craft.js'
 import {DecodedPacket, decodeFrame} from '../../src/capture/decode.js'
 import {CaptureFormatError} from '../../src/capture/errors.js'
 import {SymptomDetector} from '../../src/capture/symptoms.js'
@@ -22,6 +22,12 @@ function packets(): Uint8Array[] {
     icmpError('2001:db8::fe', '2001:db8::1', 1, 1, v6[3]!),
     udpPacket('10.0.0.1', '10.0.0.53', 5353, 53, 12),
     tcpPacket({src: '10.0.0.1', dst: '10.0.0.100', sport: 40002, dport: 80, flags: SYN, seq: 9}),
+    // LVS-TUN: the same requests inside IPIP, GRE (key, sequence) and GUE, and an ICMP error quoting one
+    ipipPacket('10.0.1.1', '10.0.1.5', conv[0]!),
+    ipipPacket('10.0.1.1', '10.0.1.5', v6[0]!),
+    grePacket('10.0.1.1', '10.0.1.5', data, {csum: true, key: 7, seq: 1}),
+    guePacket('10.0.1.1', '10.0.1.5', conv[2]!),
+    icmpError('10.0.1.5', '10.0.1.1', 3, 2, ipipPacket('10.0.1.1', '10.0.1.5', data)),
   ]
 }
 
