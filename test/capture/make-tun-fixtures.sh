@@ -98,12 +98,14 @@ stop() { sleep "${1:-0.3}"; for c in "${CAPS[@]}"; do kill -INT "$c" 2>/dev/null
 client() { nsx $C $PEER client $VIP 80 "$@" || true; }
 
 # healthy IPIP: on the director (any: the client's packets on lq3d0, the same ones tunnelled on lq3d1) and on
-# the realserver (any: tunnelled on lq3r0, unwrapped on lq3tunl, the answers on lq3r1)
+# the realserver (any: tunnelled on lq3r0, unwrapped on lq3tunl, the answers on lq3r1; and lq3tunl alone, raw IP:
+# what a capture of tunl0 shows, already unwrapped)
 ipip_healthy() {
   setup ipip; decap
   CAPS=()
   capture $D any ipip-healthy-director.pcap; CAPS+=($CAP)
   capture $R any ipip-healthy-rs.pcap; CAPS+=($CAP)
+  capture $R lq3tunl ipip-healthy-rs-tunl.pcap; CAPS+=($CAP)
   client; client
   stop 0.5
 }
