@@ -25,6 +25,11 @@ export interface Scenario {
   readonly ns: Readonly<Record<string, NsSpec>>
   /** veth pairs: [ns, iface, cidr] on each end; iface names start with the prefix */
   readonly links: readonly (readonly [string, string, string, string, string, string])[]
+  /**
+   * LANs: each a bridge (in a namespace of its own, `sw<n>`, never snapshotted) with one veth port per
+   * [ns, iface, cidr]: hosts that share one subnet (a client beside the backends, hairpin NAT)
+   */
+  readonly lans?: readonly (readonly (readonly [string, string, string])[])[]
   /** bind: the address the server socket is bound to (default the wildcard 0.0.0.0) */
   readonly server: {readonly ns: string; readonly port: number; readonly bind?: string}
   /** UDP: one request datagram and its answer (connected = reply = closed = the answer arrived); TCP by default */
@@ -201,6 +206,16 @@ export async function runScenario(s: Scenario, o: {keep?: boolean} = {}): Promis
       sh(['ip', 'link', 'add', ai, 'netns', nsName(s, a), 'type', 'veth', 'peer', 'name', bi, 'netns', nsName(s, b)])
       inNs(nsName(s, a), `ip addr add ${acidr} dev ${ai} && ip link set ${ai} up`)
       inNs(nsName(s, b), `ip addr add ${bcidr} dev ${bi} && ip link set ${bi} up`)
+    }
+    for (const [k, ports] of (s.lans ?? []).entries()) {
+      const sw = nsName(s, `sw${k}`)
+      sh(['ip', 'netns', 'add', sw])
+      inNs(sw, 'ip link set lo up; ip link add br0 type bridge; ip link set br0 up')
+      for (const [n, iface, cidr] of ports) {
+        sh(['ip', 'link', 'add', iface, 'netns', nsName(s, n), 'type', 'veth', 'peer', 'name', `${iface}p`, 'netns', sw])
+        inNs(sw, `ip link set ${iface}p master br0 && ip link set ${iface}p up`)
+        inNs(nsName(s, n), `ip addr add ${cidr} dev ${iface} && ip link set ${iface} up`)
+      }
     }
     for (const [n, spec] of Object.entries(s.ns)) for (const c of spec.setup) inNs(nsName(s, n), c)
     const status = join(dir, 'server.json')

@@ -219,6 +219,25 @@ export function randomScenarios(seed: number, count: number, prefix = 'ldz'): Sc
       r.push(`sysctl -qw net.ipv4.conf.all.accept_local=1 net.ipv4.conf.all.rp_filter=${pick4(['1', '2'])}`)
       if (viaG) g.push(`sysctl -qw net.ipv4.conf.all.rp_filter=${pick4(['1', '2'])}`)
     }
+    // hairpin NAT: the client h sits on the backends' own LAN (a bridge with d and r) and reaches the VIP through
+    // the director; without SNAT of those connections the realserver answers h directly
+    const lan = mode === 'dnat' && rnd4() < 0.15
+    const h: string[] = ['ip route add default via 10.1.0.1']
+    if (lan) {
+      const masq = pick4(['none', 'masq-out', 'masq-lan', 'kube-mark'] as const)
+      extras.push(`client on the backends' LAN (hairpin), ${masq}`)
+      if (masq === 'masq-out') d.push('iptables -t nat -A POSTROUTING -o ldz-d1 -j MASQUERADE')
+      if (masq === 'masq-lan') d.push('iptables -t nat -A POSTROUTING -s 10.1.0.0/24 -d 10.1.0.0/24 -j MASQUERADE')
+      if (masq === 'kube-mark') {
+        d.push(
+          `iptables -t nat -I PREROUTING 1 -s 10.1.0.0/24 -d ${VIP}/32 -p tcp --dport 80 -j MARK --set-xmark 0x4000/0x4000`,
+          'iptables -t nat -A POSTROUTING -m mark --mark 0x4000/0x4000 -j MASQUERADE',
+        )
+      }
+      // the director would tell h to use r directly (an ICMP redirect, which h's secure_redirects refuses anyway)
+      if (rnd4() < 0.5) d.push('sysctl -qw net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.ldz-d1.send_redirects=0')
+      if (rnd4() < 0.3) d.push('iptables -I FORWARD 1 -i ldz-d1 -o ldz-d1 -j ACCEPT')
+    }
     out.push({
       name: `rnd${seed % 1000}-${i}`,
       why: `random scenario ${i} of seed ${seed}: ${mode}, replies via ${viaG ? 'the router' : 'the director'}${extras.length ? `; ${extras.join(', ')}` : ''}`,
@@ -227,10 +246,12 @@ export function randomScenarios(seed: number, count: number, prefix = 'ldz'): Sc
         d: {role: 'director', setup: d.map(dev)},
         r: {role: 'realserver', setup: r.map(dev)},
         ...(viaG ? {g: {role: 'router' as const, setup: g.map(dev)}} : {}),
+        ...(lan ? {h: {role: 'client' as const, setup: h.map(dev)}} : {}),
       },
-      links: links(viaG ? [CD, DR, RG, GC] : [CD, DR]),
+      links: links(lan ? (viaG ? [CD, RG, GC] : [CD]) : viaG ? [CD, DR, RG, GC] : [CD, DR]),
+      ...(lan ? {lans: [[['d', dev('ldz-d1'), '10.1.0.1/24'], ['r', dev('ldz-r0'), '10.1.0.10/24'], ['h', dev('ldz-h0'), '10.1.0.20/24']] as const]} : {}),
       server: {ns: 'r', port},
-      client: {ns: 'c', src: '203.0.113.10', connect: `${VIP}:80`},
+      client: lan ? {ns: 'h', src: '10.1.0.20', connect: `${VIP}:80`} : {ns: 'c', src: '203.0.113.10', connect: `${VIP}:80`},
       // not asserted: the kernel's result is the answer trace must give
       expect: {connected: false, reply: false, closed: false},
       prefix,
