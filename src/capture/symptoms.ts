@@ -759,7 +759,9 @@ export class SymptomDetector {
         this.frags.set(i, fr)
       }
       fr.count++
-      if (seq === fr.seq || (Number.isNaN(seq) && Number.isNaN(fr.seq))) fr.repeats++
+      // the same segment, told again by the same sender (a router's error about the tunnel packet and the
+      // director's relayed one to the client are one event, not a repetition)
+      if (from === fr.from && (seq === fr.seq || (Number.isNaN(seq) && Number.isNaN(fr.seq)))) fr.repeats++
       fr.mtu = p.icmpMtu
       if (p.iLen) fr.len = p.iLen
       const pk = {n: index, time: round6(time), what}

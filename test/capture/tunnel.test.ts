@@ -303,6 +303,8 @@ describe('tunnel symptoms (crafted)', () => {
     const s = run([...est, {t: 0.03, p: inTun(big)}, withMtu(tooBig(0.031)), {t: 0.3, p: inTun(big)}, withMtu(tooBig(0.301))])
     expect(s.map((x) => x.kind)).toEqual(['tunnel-mtu'])
     expect(s[0]).toMatchObject({mtu: 1400, from: '10.0.0.254', tunnel: {type: 'ipip', from: DIRECTOR, to: RS}})
+    // a router's error about the tunnel packet and the director's relayed one to the client: one event, quiet
+    expect(run([...est, {t: 0.03, p: inTun(big)}, withMtu(tooBig(0.031)), {t: 0.032, p: icmpError(VIP, CL, 3, 4, big)}])).toEqual([])
     // one frag-needed, then the sender adapts: quiet
     expect(run([...est, {t: 0.03, p: inTun(big)}, withMtu(tooBig(0.031)), {t: 0.05, p: inTun(c2v(PSH | ACK, 101, 501, 1300))}])).toEqual([])
     // no tunnel anywhere: the same repetition is a plain path MTU black hole
