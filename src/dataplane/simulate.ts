@@ -749,6 +749,13 @@ class Sim {
     const verdict = route.kind === 'unicast' ? `${route.gateway ? `via ${formatIp(route.gateway)} ` : ''}dev ${route.dev ?? '?'}` : route.kind
     const rule = route.rule && route.rule.priority !== 0 && route.rule.priority < 32766 ? ` (policy rule ${route.rule.priority})` : ''
     this.step(h, {hook: 'ROUTING', table: 'route', chain: r ? tableName(r.table) : '', rule: r?.loc, verdict, note: what + rule}, skb)
+    const hops = r?.nexthops ?? []
+    if (route.kind === 'unicast' && hops.length > 1) {
+      // fib_select_multipath: the next hop is drawn by a hash of the flow (fib_multipath_hash_policy) under a seed
+      // that is random per boot unless net.ipv4.fib_multipath_hash_seed is set: not predictable from a snapshot
+      const hop = (x: {gateway?: IpAddr; dev?: string}) => `${x.gateway ? `via ${formatIp(x.gateway)} ` : ''}dev ${x.dev ?? '?'}`
+      this.assume(`${h.name}: the multipath route ${r!.loc.file}:${r!.loc.line} picks its next hop by a hash of the flow with a per-boot seed: trace follows the first (${hop(hops[0]!)}); the kernel may take ${hops.slice(1).map(hop).join(' or ')}`)
+    }
   }
 }
 
