@@ -23,7 +23,7 @@ import {backendOutcome} from '../../src/rules/engine/flows.js'
 import {HostView} from '../../src/rules/engine/host.js'
 import {ctView} from '../../src/rules/engine/ctmodel.js'
 import {flowPacket} from '../../src/rules/engine/packets.js'
-import {requestCtMark} from '../../src/rules/engine/connmark.js'
+import {answerMark, requestCtMark} from '../../src/rules/engine/connmark.js'
 import {sent} from '../../src/rules/engine/path.js'
 
 const OK = {connected: true, reply: true, closed: true}
@@ -201,6 +201,16 @@ describe('the answers of a connection carry the ct mark its first packet left (e
     expect(mark).toBe(0x1)
     expect(r.route({dst: answer.dst, src: answer.src, mark})?.kind).toBe('unreachable')
     expect(traceConnection(rn99, flow).firstFailure).toMatchObject({host: 'r', hook: 'ROUTING'})
+  })
+
+  test('answerMark: the answer is routed with mark 0x1 (a route chain rerouted it); a filter chain\'s mark reroutes nothing', () => {
+    expect(answerMark(r, answer)).toBe(0x1)
+    const filterType = withFile(rn99, 'r', 'nft-ruleset.json', (t) => t.replace('"type": "route"', '"type": "filter"').replace('"type":"route"', '"type":"filter"'))
+    const r2 = new HostView(filterType.find((h) => h.name === 'r')!)
+    expect(r2.snap.nft!.tables.find((x) => x.name === 'lnf_rt')!.chains.get('output')!.base!.type).toBe('filter')
+    expect(answerMark(r2, answer)).toBe(0)
+    // a request from elsewhere leaves no ct mark: its answer is unmarked
+    expect(answerMark(r, answer, {iif: 'lo'})).toBe(0)
   })
 
   test('quiet: a request arriving elsewhere is not marked, nor its answer', () => {

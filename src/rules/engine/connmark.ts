@@ -14,7 +14,9 @@
 // packets can change it too (a rule without a state match); the first packet's is the one the rules replay.
 import type {IpAddr} from '../../model/ip.js'
 import type {IptablesRuleset} from '../../model/iptables.js'
-import {received, type PathResult} from './path.js'
+import {received, sent, type PathResult} from './path.js'
+import type {TableRun} from './firewall.js'
+import {shadowOf} from './nft-view.js'
 import {UNKNOWN_IF, type HostView} from './host.js'
 import {flowPacket, type Endpoints} from './packets.js'
 
@@ -71,4 +73,30 @@ export function requestCtMark(h: HostView, request: Endpoints, o: {readonly iif?
     m.set(key, v)
   }
   return v
+}
+
+/**
+ * The mark the host's answer (`answer`: from the server to the client) is routed with: the kernel looks it up again
+ * when a table that reroutes changes its mark in OUTPUT (iptables' mangle, ipt_mangle_out; an nft chain of type
+ * route, nf_route_table_hook: ip_route_me_harder), and those tables read the ct mark its request left (CONNMARK
+ * --restore-mark, `meta mark set ct mark`). 0 when nothing marks it. `iif`: where the request arrived (default:
+ * the interface the answer leaves by).
+ */
+export function answerMark(h: HostView, answer: Endpoints, o: {readonly iif?: string} = {}): number {
+  if (!h.fw) return 0
+  const request: Endpoints = {src: answer.dst, sport: answer.dport, dst: answer.src, dport: answer.sport, proto: answer.proto}
+  const ctMark = requestCtMark(h, request, {local: true, ...(o.iif ? {iif: o.iif} : {})})
+  const r = sent(h, flowPacket(answer, answer.proto === 'tcp' ? 'SYNACK' : 'RDATA'), {state: 'ESTABLISHED', dir: 'REPLY', ctMark})
+  const out = r.hooks.find((x) => x.hook === 'OUTPUT')
+  let mark = 0
+  for (const run of out?.runs ?? []) if (reroutes(run)) mark = run.result.packet.mark
+  return mark
+}
+
+/** Does a mark this OUTPUT table run leaves make the kernel route the packet again? */
+function reroutes(run: TableRun): boolean {
+  if (run.table !== 'mangle') return false
+  const shadow = shadowOf(run.decision.ruleset)
+  if (!shadow) return true
+  return shadow.bases.some((b) => b.hook === 'OUTPUT' && b.cls === 'mangle' && b.chain.base?.type === 'route')
 }
