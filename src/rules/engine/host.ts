@@ -6,7 +6,7 @@ import type {IfAddr, Interface} from '../../model/net.js'
 import type {SysctlValue} from '../../model/misc.js'
 import type {HostSnapshot} from '../../model/snapshot.js'
 import type {Loc} from '../../model/source.js'
-import {isLocalAddress, routeLookup, selectSource, type FlowKey, type RouteResult, type RoutingTables} from '../../dataplane/routing.js'
+import {isLocalAddress, routeLookup, selectSource, type FlowKey, type InetConf, type RouteResult, type RoutingTables} from '../../dataplane/routing.js'
 import type {MatchEnv} from '../../dataplane/netfilter.js'
 import type {CtView, IpvsView} from '../../dataplane/packet.js'
 import {IptablesFirewall, type Firewall} from './firewall.js'
@@ -190,6 +190,13 @@ export class HostView {
     return undefined
   }
 
+  /** The per-interface settings as the dataplane reads them (InetConf: all and the device combined as the kernel does). */
+  inetConf(): InetConf {
+    return (this.conf ??= inetConfOf(this.sysctl))
+  }
+
+  private conf?: InetConf
+
   sysctlEvidence(...keys: string[]): Evidence[] {
     const out: Evidence[] = []
     for (const k of keys) {
@@ -210,4 +217,23 @@ export function answerSource(h: HostView, proto: string, ip: IpAddr, port: numbe
   if (proto !== 'udp' || !ls || port === undefined) return ip
   const l = listenerFor(ls, 'udp', ip, port)
   return l && !l.addr ? undefined : ip
+}
+
+/** InetConf over a snapshot's sysctls, read as dataplane/host.ts reads them (missing keys: 0; forwarding: all, then ip_forward). */
+function inetConfOf(v: SysctlView): InetConf {
+  const key = (d: string, name: string) => `net.ipv4.conf.${d.replace(/\./g, '/')}.${name}`
+  const num = (k: string): number | undefined => {
+    const x = v.get(k)?.value.trim()
+    return x !== undefined && /^-?\d+$/.test(x) ? Number(x) : undefined
+  }
+  return {
+    or: (name, dev) => (num(key('all', name)) ?? 0) !== 0 || (dev !== undefined && (num(key(dev, name)) ?? 0) !== 0),
+    max: (name, dev) => Math.max(num(key('all', name)) ?? 0, dev === undefined ? 0 : (num(key(dev, name)) ?? 0)),
+    dev: (name, dev) => {
+      const x = dev === undefined ? undefined : num(key(dev, name))
+      if (x !== undefined) return x
+      if (name === 'forwarding') return num(key('all', 'forwarding')) ?? num('net.ipv4.ip_forward') ?? (v.present ? 0 : 1)
+      return num(key('all', name))
+    },
+  }
 }
