@@ -38,9 +38,14 @@ describe("keepalived's lvs_timeouts", () => {
     expect(k.notModelled ?? []).toEqual([])
   })
   it('reports what it cannot read', () => {
-    const k = parseKeepalived(conf('lvs_timeouts tcp 7200 sctp 30'), 'keepalived.conf')
-    expect(k.lvsTimeouts?.tcp).toBe(7200)
+    const k = parseKeepalived(conf('lvs_timeouts tcp 7200 sctp 30 udp 60'), 'keepalived.conf')
+    expect(k.lvsTimeouts).toMatchObject({tcp: 7200, udp: 60})
     expect(k.notModelled?.map((n) => n.what)).toEqual(['lvs_timeouts sctp 30: not a timeout keepalived reads (tcp|tcpfin|udp SECONDS)'])
+  })
+  it('takes a 0 as "unchanged", as the kernel does', () => {
+    const k = parseKeepalived(conf('lvs_timeouts tcp 0 udp 60'), 'keepalived.conf')
+    expect(k.lvsTimeouts?.tcp).toBeUndefined()
+    expect(k.lvsTimeouts?.udp).toBe(60)
   })
   it('stands in for ipvsadm-timeout.txt, which wins when both are given', () => {
     const files = (extra: [string, string][]) => new Map<string, Buffer>([['keepalived.conf', Buffer.from(conf('lvs_timeouts tcp 3600'))], ...extra.map(([n, t]) => [n, Buffer.from(t)] as [string, Buffer])])

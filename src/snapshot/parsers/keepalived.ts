@@ -248,10 +248,12 @@ export function parseKeepalived(text: string, file: string): KeepalivedConfig {
       const k = w[i]!
       const v = w[i + 1]
       if ((k !== 'tcp' && k !== 'tcpfin' && k !== 'udp') || v === undefined || !/^\d+$/.test(v)) {
-        nm(c, `lvs_timeouts ${w.slice(i).join(' ')}: not a timeout keepalived reads (tcp|tcpfin|udp SECONDS)`)
-        break
+        // keepalived reports the option and reads on
+        nm(c, `lvs_timeouts ${k}${v === undefined ? '' : ` ${v}`}: not a timeout keepalived reads (tcp|tcpfin|udp SECONDS)`)
+        continue
       }
-      out[k] = Number(v)
+      // 0 leaves the kernel's timeout as it is (ip_vs_set_timeout)
+      if (Number(v) > 0) out[k] = Number(v)
     }
     return Object.keys(out).length ? {...out, loc: loc(c)} : undefined
   }
