@@ -266,13 +266,17 @@ export default customRule(meta, (w) => {
     const syn = flowPacket({src: a.client, sport: f.clientPort ?? w.client.port, dst: f.vip.ip, dport: f.vip.port, proto: f.proto}, 'SYN')
     const arr = arrivingRoute(h, syn, a.iif)
     const pre = arr.pre
-    // dropped before routing (the filter rules'), or a DNAT/REDIRECT service (its backends are routed above)
-    if (pre && (pre.verdict !== 'ACCEPT' || pre.nat?.kind === 'DNAT' || pre.nat?.kind === 'REDIRECT')) continue
+    // a DNAT/REDIRECT service (its backends are routed above)
+    if (pre && (pre.nat?.kind === 'DNAT' || pre.nat?.kind === 'REDIRECT')) continue
     const r = arr.r
     if (!dead(r)) continue
     const owner = w.ownerOf(f.vip.ip, h)
     const vip = formatIp(f.vip.ip)
     const x = markFix(h, arr.setters, 'dst', r, arr.unmarked, `the packets of the flow to ${formatEndpoint(f.vip)}`)
+    // dropped before routing: the filter rules' (their rule says so); a mark set before the drop that sends the flow to
+    // a dead route is said too, so that the flow works once the drop is fixed (a routed VIP whose route the mark hides
+    // is no forwarded path to the rules that judge those)
+    if (pre && pre.verdict !== 'ACCEPT' && !x) continue
     report(
       h,
       r,
