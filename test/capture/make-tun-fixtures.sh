@@ -37,7 +37,7 @@ trap cleanup EXIT
 nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 
 # setup TYPE [RSDEV] [encap options...]: the three namespaces, the tunnel of TYPE (ipip, gre, gue) and the server;
-# RSDEV is the realserver's tunnel device (default lq3tunl)
+# RSDEV is the realserver's tunnel device (default lq3tunl; none: no tunnel device)
 setup() {
   local type=$1; shift
   RSDEV=lq3tunl
@@ -71,9 +71,12 @@ setup() {
   nsx $D ip tuntap add dev lq3tun mode tun
   nsx $D ip link set lq3tun mtu $mtu up
   nsx $D ip route add $VIP/32 dev lq3tun
-  nsx $R ip tuntap add dev $RSDEV mode tun
-  nsx $R ip link set $RSDEV up
-  nsx $R sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 net.ipv4.conf.$RSDEV.rp_filter=0
+  nsx $R sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+  if [ $RSDEV != none ]; then
+    nsx $R ip tuntap add dev $RSDEV mode tun
+    nsx $R ip link set $RSDEV up
+    nsx $R sysctl -qw net.ipv4.conf.$RSDEV.rp_filter=0
+  fi
   ip netns exec $D $TUNP encap lq3tun 10.73.2.1 10.73.2.10 "$type" 30 "${opts[@]}" & PIDS+=($!)
   ip netns exec $R $PEER server 80 30 & PIDS+=($!)
   TYPE=$type
@@ -203,24 +206,30 @@ mtu() {
 # hand as `ipvsadm -Sn` prints the equivalent service (print_tunnel_rule(), ipvsadm 1.31).
 check_capture() {
   local name
-  for name in tun-rpfilter tun-rpfilter-fixed; do
+  for name in tun-rpfilter tun-rpfilter-fixed tun-no-decap; do
     local dir=fixtures/check-capture/$name
     rm -rf "$dir"; mkdir -p "$dir"
-    setup ipip tunl0
-    # the realserver as LVS-HOWTO sets it up: the VIP on tunl0 (its tunnel device must be named tunl0 here, in its
-    # own namespace, for the rules to know it: this kernel cannot make an ipip device), a default route by its
-    # own link, strict rp_filter
-    nsx $R ip addr del $VIP/32 dev lo
-    nsx $R ip addr add $VIP/32 dev tunl0
+    if [ $name = tun-no-decap ]; then
+      # nothing unwraps IPIP on the realserver (no ipip module: no tunl0): its kernel answers protocol unreachable
+      setup ipip none
+    else
+      setup ipip tunl0
+      # the realserver as LVS-HOWTO sets it up: the VIP on tunl0 (its tunnel device must be named tunl0 here, in
+      # its own namespace, for the rules to know it: this kernel cannot make an ipip device), strict rp_filter
+      nsx $R ip addr del $VIP/32 dev lo
+      nsx $R ip addr add $VIP/32 dev tunl0
+      nsx $R sysctl -qw net.ipv4.conf.all.rp_filter=1 net.ipv4.conf.tunl0.rp_filter=1
+      [ $name = tun-rpfilter-fixed ] && nsx $R sysctl -qw net.ipv4.conf.tunl0.rp_filter=2
+    fi
+    # a default route by its own link to the client, and the ARP settings of a DR/TUN realserver
     nsx $R ip route del 10.73.1.0/24
     nsx $R ip route add default via 10.73.3.2 dev lq3r1
-    nsx $R sysctl -qw net.ipv4.conf.all.rp_filter=1 net.ipv4.conf.tunl0.rp_filter=1 net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
-    [ $name = tun-rpfilter-fixed ] && nsx $R sysctl -qw net.ipv4.conf.tunl0.rp_filter=2
+    nsx $R sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
     # the director: IPVS holds the VIP as a local address and takes its packets at LOCAL_IN; here the VIP is on lo
     # without its local route, so that the kernel routes its packets into the tunnel instead
     nsx $D ip addr add $VIP/32 dev lo
     nsx $D ip route del table local local $VIP dev lo
-    decap
+    [ $name = tun-no-decap ] || decap
     CAPS=()
     capture $D any "../../../$dir/capture.pcap"; CAPS+=($CAP)
     client --connect-timeout 2.5
@@ -230,9 +239,7 @@ check_capture() {
     nsx $D node bin/run.js snapshot -o "$dir/director.tmp" --name director --role director --json >/dev/null || true
     nsx $R node bin/run.js snapshot -o "$dir/rs1" --name rs1 --role realserver --json >/dev/null || true
     cp -r "$dir/director.tmp/." "$dir/director/"; rm -rf "$dir/director.tmp"
-    printf -- '-A -t %s:80 -s wlc
--a -t %s:80 -r 10.73.2.10:80 -i -w 1 --tun-type ipip
-' $VIP $VIP > "$dir/director/ipvsadm-Sn.txt"
+    printf -- '-A -t %s:80 -s wlc\n-a -t %s:80 -r 10.73.2.10:80 -i -w 1 --tun-type ipip\n' $VIP $VIP > "$dir/director/ipvsadm-Sn.txt"
     cleanup
   done
 }

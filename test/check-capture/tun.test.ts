@@ -34,6 +34,18 @@ describe('check with an LVS-TUN capture', () => {
     expect(t.out).toMatch(/tunnel-syn-unanswered: SYN from 10\.73\.1\.2:\d+ to the VIP 10\.73\.9\.100:80, tunnelled to 10\.73\.2\.10 \(IPIP\), never answered\n\s+evidence of rp-filter-asymmetric on rs1/)
   })
 
+  it('a realserver that cannot unwrap IPIP: its protocol unreachable errors are evidence of dr-realserver-no-vip', async () => {
+    const {code, json: r} = await check('tun-no-decap')
+    expect(code).toBe(1)
+    expect(r!.findings.map((f) => `${f.host} ${f.rule}`)).toEqual(['rs1 dr-realserver-no-vip'])
+    expect(r!.findings[0]!.message).toMatch(/answers the director's IPIP packets with ICMP protocol unreachable/)
+    expect(r!.symptoms).toEqual([expect.objectContaining({
+      kind: 'tunnel-unreachable', icmp: 'protocol-unreachable', from: '10.73.2.10', findings: [{rule: 'dr-realserver-no-vip', host: 'rs1'}],
+    })])
+    const ev = r!.findings[0]!.evidence.filter((e) => e.file === 'capture.pcap')
+    expect(ev.filter((e) => /^\[tunnel-unreachable\] ICMP protocol-unreachable from 10\.73\.2\.10 quoting IPIP 10\.73\.2\.1 > 10\.73\.2\.10 carrying tcp/.test(e.text)).length).toBeGreaterThanOrEqual(2)
+  })
+
   it('with loose rp_filter on tunl0 the connection works: no finding, no symptom', async () => {
     const {code, json: r} = await check('tun-rpfilter-fixed')
     expect(code).toBe(0)
