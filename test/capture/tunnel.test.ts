@@ -320,3 +320,11 @@ describe('tunnel symptoms (crafted)', () => {
     expect(s[0]!.message).toMatch(/must do so from the VIP/)
   })
 })
+
+describe('symptom rules', () => {
+  it('every rule a symptom names is in the registry', async () => {
+    const {RULES} = await import('../../src/capture/symptoms.js')
+    const {ruleById} = await import('../../src/rules/index.js')
+    for (const [kind, ids] of Object.entries(RULES)) for (const id of ids) expect(ruleById(id), `${kind}: ${id}`).toBeDefined()
+  })
+})
