@@ -1052,9 +1052,13 @@ function finishSymptom(b: Builder): Symptom {
             ? t.type === 'gue'
               ? `nothing listens on UDP port ${t.port ?? '?'} of ${t.to}: the GUE receiver is missing (ip fou add port ${t.port ?? 'PORT'} gue)`
               : `no tunnel device takes the packets: ${t.type === 'gre' ? 'gre0' : 'tunl0'} (the fallback device) is down, or no configured tunnel matches their endpoints (${t.type === 'gre' ? 'gre_rcv' : 'tunnel4_rcv'} answers port unreachable)`
-            : `a router or filter between ${t.from} and ${t.to}, or ${t.to} itself, rejects the tunnel packets`
+            : b.icmp === 'net-unreachable' || b.icmp === 'host-unreachable' || b.icmp === 'no-route' || b.icmp === 'address-unreachable'
+              ? `${b.from} cannot deliver them to ${t.to}: the realserver is down or unreachable from there (no ARP answer, no route)`
+              : `a filter between ${t.from} and ${t.to}, or on ${t.to} itself, rejects IP protocol ${proto}${t.type === 'gue' ? ` to UDP port ${t.port ?? '?'}` : ''}`
       message = `${b.from} answered the ${T} packets the director ${t.from} sent to ${t.to} with ICMP ${b.icmp} (${b.count} time${b.count === 1 ? '' : 's'}, ` +
         `the first about ${f.client} > ${to}): ${why}. No connection balanced to ${t.to} can succeed.`
+      // only "nothing unwraps it" is what dr-realserver-no-vip checks
+      if (b.icmp !== 'protocol-unreachable' && b.icmp !== 'port-unreachable') rules = []
       break
     }
     case 'tunnel-mtu':

@@ -289,6 +289,10 @@ describe('tunnel symptoms (crafted)', () => {
     expect(s.map((x) => x.kind)).toEqual(['tunnel-unreachable'])
     expect(s[0]!.packets.filter((p) => p.what.startsWith('ICMP'))).toHaveLength(2)
     expect(run([{t: 0, p: c2v(SYN, 100)}, {t: 0.001, p: icmpError('192.0.2.254', CL, 3, 10, c2v(SYN, 100))}]).map((x) => x.kind)).toEqual(['icmp-unreachable-new'])
+    // a router that cannot reach the realserver: the same symptom, but no rule about unwrapping
+    const down = run([{t: 0, p: t1}, {t: 0.001, p: icmpError('10.0.0.254', DIRECTOR, 3, 1, t1)}])
+    expect(down[0]).toMatchObject({kind: 'tunnel-unreachable', icmp: 'host-unreachable', rules: []})
+    expect(down[0]!.message).toMatch(/the realserver is down or unreachable from there/)
   })
 
   it('frag-needed quoting the outer tunnel packet (a router between director and realserver), repeated: tunnel-mtu', () => {
