@@ -199,6 +199,29 @@ mtu() {
   stop 0.5
 }
 
+# an IPv6 service over an IPv4 tunnel (IPVS: an IPv4 realserver of an IPv6 service, IPv6 inside IPv4, protocol 41)
+ipip6in4() {
+  setup ipip; decap
+  for ns in $C $D $R; do nsx $ns sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0; done
+  for l in "$C lq3c0" "$C lq3c1" "$D lq3d0" "$D lq3tun" "$R lq3r1" "$R lq3tunl" "$R lo"; do set -- $l; nsx $1 sysctl -qw net.ipv6.conf.$2.disable_ipv6=0; done
+  nsx $C ip addr add fd73:1::2/64 dev lq3c0 nodad
+  nsx $C ip addr add fd73:3::2/64 dev lq3c1 nodad
+  nsx $D ip addr add fd73:1::1/64 dev lq3d0 nodad
+  nsx $R ip addr add fd73:3::10/64 dev lq3r1 nodad
+  nsx $R ip addr add fd73:9::100/128 dev lo nodad
+  nsx $C ip -6 route add default via fd73:1::1
+  nsx $D sysctl -qw net.ipv6.conf.all.forwarding=1
+  nsx $D ip -6 route add fd73:9::100/128 dev lq3tun
+  nsx $R ip -6 route add fd73:1::/64 via fd73:3::2 dev lq3r1
+  nsx $C sysctl -qw net.ipv6.conf.all.accept_ra=0
+  ip netns exec $R $PEER server 81 20 --v6 & PIDS+=($!)
+  sleep 1.5
+  CAPS=()
+  capture $D any ipip6in4-healthy-director.pcap; CAPS+=($CAP)
+  nsx $C $PEER client fd73:9::100 81 || true
+  stop 0.5
+}
+
 # check --capture fixtures (fixtures/check-capture/tun-rpfilter[-fixed]): the classic LVS-HOWTO realserver with
 # the VIP on its tunnel device, strict rp_filter (then loose: the fix rp-filter-asymmetric proposes); snapshots
 # of the director and the realserver taken by lvsdoctor itself inside the namespaces, the director's capture
@@ -244,7 +267,7 @@ check_capture() {
   done
 }
 
-ALL=(ipip_healthy gre_healthy gre_key_seq gue_healthy gue_variant1 rpfilter no_decap mtu check_capture)
+ALL=(ipip_healthy ipip6in4 gre_healthy gre_key_seq gue_healthy gue_variant1 rpfilter no_decap mtu check_capture)
 for s in "${@:-${ALL[@]}}"; do
   echo "== $s" >&2
   "$s"

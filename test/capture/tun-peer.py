@@ -122,14 +122,18 @@ def decap(dev, kind, seconds):
     if kind == 'gue':
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.bind(('0.0.0.0', int(opt('--port', '6080'))))
+        socks = [s]
+    elif kind == 'ipip':
+        # protocol 4 (IPv4 inside) and 41 (IPv6 inside), as ipip and sit would take them
+        socks = [socket.socket(socket.AF_INET, socket.SOCK_RAW, 4), socket.socket(socket.AF_INET, socket.SOCK_RAW, 41)]
     else:
-        s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 4 if kind == 'ipip' else 47)
+        socks = [socket.socket(socket.AF_INET, socket.SOCK_RAW, 47)]
     deadline = time.time() + seconds
     while time.time() < deadline:
-        r, _, _ = select.select([s], [], [], 0.2)
+        r, _, _ = select.select(socks, [], [], 0.2)
         if not r:
             continue
-        b = s.recv(65535)
+        b = r[0].recv(65535)
         if kind == 'gue':
             inner = b if b[0] >> 6 == 1 else b[4 + (b[0] & 31) * 4:]
         else:

@@ -42,7 +42,11 @@ describe('LVS-TUN captures taken here', () => {
       const kinds = new Set<number>()
       await readCapture(join(DIR, file), (r) => {
         if (decodeFrame(r.linkType, r.data, r.start, r.start + r.caplen, d) !== DECODE.OK || !d.l4) return
-        if (d.proto === IPPROTO.TCP) expect(describePacket(d)).toMatch(/^(10\.73\.1\.2:\d+ > 10\.73\.9\.100:80|10\.73\.9\.100:80 > 10\.73\.1\.2:\d+)$/)
+        if (d.proto === IPPROTO.TCP) {
+          expect(describePacket(d)).toMatch(/^(10\.73\.1\.2:\d+ > 10\.73\.9\.100:80|10\.73\.9\.100:80 > 10\.73\.1\.2:\d+|\[fd73:1::2\]:\d+ > \[fd73:9::100\]:81|\[fd73:9::100\]:81 > \[fd73:1::2\]:\d+)$/)
+          if (d.tunnel) expect(d.tFamily).toBe(4)
+          if (file.startsWith('ipip6in4')) expect(d.family).toBe(6)
+        }
         kinds.add(d.tunnel)
       })
       expect([...kinds].sort()).toContain(TUNNEL[expected.captures[file]!.tunnel.toUpperCase() as 'IPIP'])
