@@ -5,7 +5,7 @@
 // to a router, not to the director (LVS-HOWTO, LVS-DR: "the director is not the default gw for the realservers").
 import {formatIp} from '../model/ip.js'
 import {customRule, finding} from './engine/helpers.js'
-import {ev} from './engine/host.js'
+import {answerSource, ev} from './engine/host.js'
 import {returnRoute} from './engine/returnpath.js'
 import {describeService} from './engine/world.js'
 import type {RuleFinding, RuleMeta} from './types.js'
@@ -36,10 +36,12 @@ export default customRule(meta, (w) => {
       if (rs.isLocal(svc.vip) !== true) continue
       const key = `${rs.name}|${svc.vip.value}`
       if (seen.has(key)) continue
-      const ret = returnRoute(w, d, rs, svc.vip)
+      // a UDP server on 0.0.0.0 answers without a source at route lookup: `ip rule from VIP` does not apply (answerSource)
+      const src = answerSource(rs, svc.proto, svc.vip, svc.port ?? svc.probes[0]?.dport)
+      const ret = returnRoute(w, d, rs, src)
       if (ret.kind !== 'through') continue
       // the director's interface the answers arrive on, and whether it accepts a local source there
-      const back = rs.route({dst: w.client.ip, src: svc.vip})
+      const back = rs.route({dst: w.client.ip, ...(src ? {src} : {})})
       const gw = back?.kind === 'unicast' ? back.gateway : undefined
       const iif = (gw && d.addressOf(gw)?.iface.name) ?? 'all'
       const acceptLocal = d.sysctl.conf('accept_local', iif, 'or')

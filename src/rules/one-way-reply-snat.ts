@@ -12,7 +12,7 @@ import type {FixOp} from './engine/fix.js'
 import {where} from './engine/flows.js'
 import {routeEvidence} from '../dataplane/routing.js'
 import {customRule, finding} from './engine/helpers.js'
-import {ev, type HostView} from './engine/host.js'
+import {answerSource, ev, type HostView} from './engine/host.js'
 import {flowPacket, type L4} from './engine/packets.js'
 import {received} from './engine/path.js'
 import {isDefaultRule} from './engine/returnpath.js'
@@ -62,10 +62,11 @@ function directServices(w: World): Direct[] {
 }
 
 /** The snapshot hosts the answers cross on their way from `rs` to the client: [host, interface they arrive on]. */
-function hopsToClient(w: World, rs: HostView, vip: IpAddr | undefined): {host: HostView; iif?: string; evidence: Evidence[]}[] {
+function hopsToClient(w: World, rs: HostView, vip: IpAddr | undefined, answering?: {proto: string; port: number}): {host: HostView; iif?: string; evidence: Evidence[]}[] {
   const out: {host: HostView; iif?: string; evidence: Evidence[]}[] = []
   let cur = rs
-  let src: IpAddr | undefined = vip
+  // a UDP server on 0.0.0.0 answers without a source at route lookup: `ip rule from VIP` does not apply (answerSource)
+  let src: IpAddr | undefined = vip && answering ? answerSource(rs, answering.proto, vip, answering.port) : vip
   for (let hop = 0; hop < 8; hop++) {
     if (cur.isLocal(w.client.ip)) break
     const r = cur.route({dst: w.client.ip, src})
@@ -86,7 +87,7 @@ export default customRule(meta, (w) => {
     // the hosts on the director's own way to the clients carry the requests too (routing taken as symmetric):
     // they hold the connection's entry and neither NAT the answers nor see them as INVALID
     const requestSide = new Set(hopsToClient(w, d.director, undefined).map((x) => x.host))
-    for (const hop of hopsToClient(w, d.rs, d.vip)) {
+    for (const hop of hopsToClient(w, d.rs, d.vip, {proto: d.proto, port: d.port})) {
       const h = hop.host
       // the director on the way is dr-reply-via-director's (it drops its own VIP as a martian)
       if (h === d.director || !h.fw || requestSide.has(h)) continue
