@@ -287,9 +287,9 @@ export function evalMatch(m: Match, p: Packet, env: MatchEnv): Decision {
     case 'set':
       return evalSetMatch(env.ipsets, m, p, env).decision
     case 'rpfilter':
-      // without the host's routes the packet is taken to pass the check (ruleMatches says so)
-      if (env.iif === undefined || env.reverseRoutes === undefined) return r(true, m.invert)
-      return r(rpfilterPasses(env.reverseRoutes, m, p, env.iif), m.invert)
+      // without the host's routes (or the device, or for IPv6) the packet is taken to pass (ruleMatches says so)
+      if (rpfilterUndecided(env, p) !== undefined) return r(true, m.invert)
+      return r(rpfilterPasses(env.reverseRoutes!, m, p, env.iif!), m.invert)
     case 'mac':
     case 'limit':
     case 'recent':
@@ -356,6 +356,15 @@ function withSetOptions(m: Extract<Match, {kind: 'set'}>, matches: readonly Matc
   return out
 }
 
+/** Why `-m rpfilter` cannot be decided for this packet here (undefined: it can). */
+function rpfilterUndecided(env: MatchEnv, p: Packet): string | undefined {
+  if (p.src.family !== 4) return 'the IPv6 reverse path check is not modelled'
+  if (env.iif === undefined) return 'the input device is not known'
+  if (env.reverseRoutes === undefined) return 'the snapshot has no routes (ip-route.json)'
+  if (env.iif !== 'lo' && !env.reverseRoutes.interfaces.some((i) => i.name === env.iif)) return `the input device ${env.iif} is not one of the host's`
+  return undefined
+}
+
 /** Evaluates all matches of a rule: a rule with an undecidable match is taken as matching, and says so. */
 export function ruleMatches(rule: IptRule, p: Packet, env: MatchEnv, assumptions: Assumption[]): boolean {
   let assumed: Match[] | undefined
@@ -386,10 +395,11 @@ export function ruleMatches(rule: IptRule, p: Packet, env: MatchEnv, assumptions
     }
     // an option of the `-m set` before it (--return-nomatch...): taken into that match by withSetOptions
     if (m.kind === 'unknown' && m.module === 'set' && setOptionOf(m) !== undefined && precededBySet(matches, k)) continue
-    if (m.kind === 'rpfilter' && (env.iif === undefined || env.reverseRoutes === undefined)) {
-      // undecidable without the routes: the packet is taken to pass the reverse path check, which is said (also
-      // when that is what keeps the rule from matching: `--invert`)
-      const what = `assumed to pass the reverse path check of ${rpfilterText(m)}: ${env.iif === undefined ? 'the input device is not known' : 'the snapshot has no routes (ip-route.json)'}`
+    const rpfWhy = m.kind === 'rpfilter' ? rpfilterUndecided(env, p) : undefined
+    if (m.kind === 'rpfilter' && rpfWhy !== undefined) {
+      // undecidable: the packet is taken to pass the reverse path check, which is said (also when that is what
+      // keeps the rule from matching: `--invert`)
+      const what = `assumed to pass the reverse path check of ${rpfilterText(m)}: ${rpfWhy}`
       if (m.invert) {
         assumptions.push({rule, what})
         return false

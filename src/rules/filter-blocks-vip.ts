@@ -167,15 +167,15 @@ export default serviceRule(meta, (svc: LbService, w) => {
     const guesses = guessesOf([r])
     const target = svc.kind === 'ipvs' ? 'IPVS' : 'the DNAT backends'
     // the packet as the dropping rule saw it (its mark set by the rules before)
-    const rpf = b.hook.hook === 'PREROUTING' ? rpfilterWhy(h, d.rule, seen, clientIif(h, w, svc.vip, svc)) : undefined
+    const rpf = b.hook.hook === 'PREROUTING' ? rpfilterWhy(h, d, seen, clientIif(h, w, svc.vip, svc)) : undefined
     return finding(meta, h.name, {
       severity: note || guesses.length ? 'info' : undefined,
       message:
         `New connections to ${describeService(svc)} are ${d.verdict === 'REJECT' ? 'rejected' : 'dropped'} at ${b.hook.hook} by ${where(d)}, ` +
-        `before ${target} ${svc.kind === 'ipvs' ? 'sees them (filter INPUT runs before IPVS at LOCAL_IN)' : 'receive them'}.${rpf ? ` ${rpf}` : ''}`,
+        `before ${target} ${svc.kind === 'ipvs' ? 'sees them (filter INPUT runs before IPVS at LOCAL_IN)' : 'receive them'}.${rpf ? ` ${rpf.why}` : ''}`,
       evidence: [ev(svc.loc), ...r.result.hooks.flatMap((hk) => hk.runs.filter((x) => x.decision.rule && x.decision.verdict !== 'ACCEPT').map((x) => ev(x.decision.loc))), ev(d.loc)],
       unverified: [note, ...guesses, svc.vipAssumed ? `the DNAT rule has no destination address: ${h.name}'s own address stands for the VIP` : undefined].filter((x): x is string => !!x),
-      fix: {
+      fix: rpf?.fix ? {summary: rpf.fix.summary, ops: [rpf.fix.op]} : {
         summary: `accept the service's packets before ${placeOf(d)} (stateless, so that every packet of the connection passes)`,
         // after the DNAT each backend's packets are their own: one accept per backend FORWARD drops
         ops: (svc.kind === 'dnat' && b.hook.hook === 'FORWARD' && perBackend.length > 1 ? perBackendOps(svc, perBackend) : undefined) ?? h.fw.fixer.acceptBefore(d, sel),

@@ -80,6 +80,16 @@ describe('the interpreter decides -m rpfilter', () => {
     expect(a).toEqual([])
     expect(evalMatch(acceptRule!.matches[0]!, pkt('203.0.113.10'), env({iif: 'eth1', reverseRoutes: rt}))).toBe('match')
   })
+  it('an input device the host does not have, or an IPv6 packet, is undecided: taken to pass, and said', () => {
+    const a: Assumption[] = []
+    expect(ruleMatches(dropRule!, pkt('203.0.113.10'), env({iif: '(unknown)', reverseRoutes: rt}), a)).toBe(false)
+    const v6 = {...pkt('203.0.113.10'), family: 6, src: parseIp('2001:db8::10')!, dst: parseIp('2001:db8::2')!} as Packet
+    expect(ruleMatches(dropRule!, v6, env({iif: 'eth0', reverseRoutes: rt}), a)).toBe(false)
+    expect(a.map((x) => x.what)).toEqual([
+      "assumed to pass the reverse path check of -m rpfilter --invert: the input device (unknown) is not one of the host's",
+      'assumed to pass the reverse path check of -m rpfilter --invert: the IPv6 reverse path check is not modelled',
+    ])
+  })
   it('without routes the packet is taken to pass, and that is said', () => {
     const a: Assumption[] = []
     expect(ruleMatches(dropRule!, pkt('203.0.113.10'), env({iif: 'eth0'}), a)).toBe(false)

@@ -44,7 +44,7 @@ const RPF_DROP = 'iptables -t raw -A PREROUTING -m rpfilter --invert -j DROP'
 const MARKED = ['iptables -t mangle -A PREROUTING -i lrp-d0 -j MARK --set-mark 1', 'ip rule add fwmark 1 lookup 100 pref 100', 'ip route add 10.1.0.0/24 dev lrp-d1 table 100', 'ip route add unreachable default table 100']
 
 export const RPFILTER_SCENARIOS: readonly Scenario[] = [
-  scenario('rpf-sym', 'firewalld\'s raw `-m rpfilter --invert -j DROP` with symmetric routes: the client\'s packets pass the reverse path check', {d: [RPF_DROP], expect: ALL}),
+  scenario('rpf-sym', 'a raw `-m rpfilter --invert -j DROP` (the medium-company corpus dump has one; firewalld writes it for IPv6) with symmetric routes: the client\'s packets pass the reverse path check', {d: [RPF_DROP], expect: ALL}),
   scenario('rpf-asym', 'the same where d routes back to the client over another link: strict rpfilter drops every packet of the client (ipt_rpfilter.c: the reverse route must leave by the input device)', {asym: true, d: [RPF_DROP], expect: NOTHING, fixed: ALL}),
   scenario('rpf-asym-loose', 'the asymmetric routes with `--loose`: any device will do, the connection works', {asym: true, d: ['iptables -t raw -A PREROUTING -m rpfilter --loose --invert -j DROP'], expect: ALL}),
   scenario('rpf-asym-none', 'the asymmetric routes without rpfilter: the replies take the other link and the client takes them (rp_filter 0 in the namespace)', {asym: true, d: [], expect: ALL}),

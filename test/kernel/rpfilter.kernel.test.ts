@@ -1,4 +1,4 @@
-// `-m rpfilter` (firewalld puts `-m rpfilter --invert -j DROP` in raw PREROUTING) judged by the kernel: trace decides
+// `-m rpfilter` (a raw PREROUTING `-m rpfilter --invert -j DROP`, as real IPv4 dumps carry it; firewalld writes it for IPv6) judged by the kernel: trace decides
 // the match from the snapshot's routes as ipt_rpfilter.c does (the reverse lookup from lo, strict unless --loose,
 // the mark only with --validmark) and must predict what the kernel did; for the failing scenarios check's fixes
 // run in the namespaces must give what `trace --fix` predicts (differential.ts).

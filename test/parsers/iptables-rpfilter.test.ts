@@ -1,5 +1,5 @@
 // `-m rpfilter` as iptables-save 1.8.9 prints it (captured in a namespace: `iptables -t raw -A PREROUTING -m rpfilter
-// --invert -j DROP`, `... -m rpfilter --loose --validmark --accept-local -j ACCEPT`; firewalld writes the first).
+// --invert -j DROP`, `... -m rpfilter --loose --validmark --accept-local -j ACCEPT`; firewalld writes the first for IPv6; IPv4 dumps such as the corpus's medium-company carry it too).
 import {describe, expect, it} from 'vitest'
 import {parseIptablesSave} from '../../src/snapshot/parsers/iptables-save.js'
 import {ParseError} from '../../src/model/source.js'

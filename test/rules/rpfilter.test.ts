@@ -12,11 +12,14 @@ describe('filter-blocks-vip on -m rpfilter', () => {
     const f = findings('raw-rpfilter-asymmetric')
     expect(f.map((x) => `${x.rule}@${x.host}`)).toEqual(['filter-blocks-vip@d'])
     expect(f[0]!.message).toContain("the client's packets arrive on lrp-d0, but d's route back to 203.0.113.10 leaves by lrp-d2")
-    expect(f[0]!.fix?.commands).toEqual(['iptables -t raw -I PREROUTING 1 -d 198.51.100.100/32 -p tcp -m tcp --dport 80 -j ACCEPT'])
+    // the rule itself is made loose: sources with no route back at all are still dropped
+    expect(f[0]!.fix?.commands).toEqual(['iptables -t raw -R PREROUTING 1 -m rpfilter --loose --invert -j DROP'])
   })
   it('names the mark that --validmark takes into the lookup', () => {
     const f = findings('mangle-rpfilter-validmark')
-    expect(f[0]!.message).toContain('d has no unicast route back to 203.0.113.10 with the packets\' mark 0x1 (--validmark) (the route found is unreachable)')
+    expect(f[0]!.message).toContain("d has no unicast route back to 203.0.113.10 with the packets' mark 0x1 (--validmark): the route found is unreachable")
+    // the route back is there without the mark: the rule without --validmark
+    expect(f[0]!.fix?.commands).toEqual(['iptables -t mangle -R PREROUTING 2 -m rpfilter --invert -j DROP'])
   })
   it('is quiet where the kernel let the connection through', () => {
     expect(findings('raw-rpfilter-asymmetric-fixed')).toEqual([])
