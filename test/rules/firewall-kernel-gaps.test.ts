@@ -288,3 +288,25 @@ describe('a routed VIP the forwarding host masquerades reaches the realserver fr
     expect(runRules({hosts, flows: [flow]}).map((x) => `${x.rule}@${x.host}`)).not.toContain('realserver-filter-blocks-service@r')
   })
 })
+
+describe('chains before conntrack at OUTPUT: IPVS-sent packets keep their entry', () => {
+  // an nft chain at output priority raw with `ct state invalid drop`; a host's own packet has no entry there yet
+  // (invalid: dropped), a packet IPVS transmits through LOCAL_OUT carries its entry (ip_vs_send_or_cont)
+  const json = JSON.stringify({nftables: [
+    {metainfo: {json_schema_version: 1}},
+    {table: {family: 'inet', name: 't', handle: 1}},
+    {chain: {family: 'inet', table: 't', name: 'out', handle: 2, type: 'filter', hook: 'output', prio: -300, policy: 'accept'}},
+    {rule: {family: 'inet', table: 't', chain: 'out', handle: 3, expr: [{match: {op: 'in', left: {ct: {key: 'state'}}, right: 'invalid'}}, {drop: null}]}},
+  ]})
+  const h = new HostView(hostFromFiles('d', 'test:d', new Map([['manifest.json', JSON.stringify({format: 'lvsdoctor-snapshot/1', host: 'd', role: 'director'})], ['nft-ruleset.json', json]])))
+  const e = {src: parseIp('203.0.113.10')!, sport: 40000, dst: parseIp('10.1.0.10')!, dport: 80, proto: 'tcp' as const}
+  const ipvs = {vaddr: parseIp('198.51.100.100')!, vport: 80, vproto: 6, method: 'GATE' as const, dir: 'ORIGINAL' as const}
+
+  test('fires: the host\'s own packet is invalid there and dropped', () => {
+    expect(h.fw!.runHook('OUTPUT', flowPacket(e, 'ACK'), h.env({oif: 'eth0', ct: ctView('ESTABLISHED')}), false).verdict).toBe('DROP')
+  })
+
+  test('quiet: IPVS\'s transmitted packet keeps its ESTABLISHED entry', () => {
+    expect(h.fw!.runHook('OUTPUT', flowPacket(e, 'ACK'), h.env({oif: 'eth0', ct: ctView('ESTABLISHED'), ipvs}), false).verdict).toBe('ACCEPT')
+  })
+})

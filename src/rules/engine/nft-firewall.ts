@@ -69,6 +69,9 @@ function beforeConntrack(hook: Hook, e: Entry, env: MatchEnv): boolean {
   if (hook !== 'PREROUTING' && hook !== 'OUTPUT') return false
   // a packet looped back keeps the entry it had when it was sent
   if (hook === 'PREROUTING' && env.iif === 'lo') return false
+  // IPVS's transmitted packets reach LOCAL_OUT with the entry of PREROUTING, or ip_vs_notrack's UNTRACKED
+  // (ip_vs_xmit.c ip_vs_send_or_cont): nf_conntrack_in leaves them as they are (firewall.ts rawBeforeConntrack)
+  if (hook === 'OUTPUT' && env.ipvs) return false
   return e.priority <= NF_IP_PRI.CONNTRACK
 }
 
