@@ -391,19 +391,24 @@ function decodeGre(b: Bytes, o: number, end: number, ipEnd: number, out: Decoded
   return DECODE.OK
 }
 
-/** Does the UDP payload b[o..end), `len` bytes long by the IP header, look like GUE on a port not known for it? */
+/**
+ * Does the UDP payload b[o..end), `len` bytes long by the IP header (0: unknown), look like GUE on a port not
+ * known for it? An IPv6 header has no checksum: without a length to check it is not taken.
+ */
 function looksLikeGue(b: Bytes, o: number, end: number, len: number): boolean {
   if (end - o < 4) return false
   const v = b[o]! >> 6
   if (v === 1) {
     const n = b[o]! >> 4
-    return n === 4 ? plausibleIpv4(b, o, end, len) : n === 6 ? plausibleIpv6(b, o, end, len) : false
+    return n === 4 ? plausibleIpv4(b, o, end, len) : n === 6 ? len !== 0 && plausibleIpv6(b, o, end, len) : false
   }
   if (v !== 0 || Gue.control(b, o)) return false
   const hl = Gue.headerLen(b, o)
   if (end - o < hl) return false
   const pr = Gue.protocol(b, o)
-  return pr === IPPROTO.IPIP ? plausibleIpv4(b, o + hl, end, len - hl) : pr === IPPROTO.IPV6 ? plausibleIpv6(b, o + hl, end, len - hl) : false
+  // len 0: the length is unknown (an ICMP quote), the inner header's checksum alone decides
+  const inner = len === 0 ? 0 : len - hl
+  return pr === IPPROTO.IPIP ? plausibleIpv4(b, o + hl, end, inner) : pr === IPPROTO.IPV6 ? inner !== 0 && plausibleIpv6(b, o + hl, end, inner) : false
 }
 
 /** GUE at b[o..end) after the UDP header; `port` is the UDP destination port. Not GUE after all: plain UDP with a note. */

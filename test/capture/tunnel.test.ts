@@ -237,6 +237,9 @@ describe('tunnel decoding (crafted)', () => {
     const t = wrap(DIRECTOR, RS, 17, gueUdp(syn(), 6080))
     const {d} = decode(icmpError(RS, DIRECTOR, 3, 3, t))
     expect(d).toMatchObject({inner: true, iTunnel: TUNNEL.GUE, iTunPort: 6080, iProto: IPPROTO.TCP, iSport: 40000, iDport: 80, itd3: 0x0a000005})
+    // GUE on a port lvsdoctor was not told about, quoted: found by the inner header's checksum
+    expect(decode(icmpError(RS, DIRECTOR, 3, 3, wrap(DIRECTOR, RS, 17, gueUdp(syn(), 7000)))).d).toMatchObject({iTunnel: TUNNEL.GUE, iTunPort: 7000, iDport: 80})
+    expect(decode(icmpError(RS, DIRECTOR, 3, 3, wrap(DIRECTOR, RS, 17, gueUdp(syn(), 7000, {variant1: true})))).d).toMatchObject({iTunnel: TUNNEL.GUE, iDport: 80})
     // a quote too short for the inner header: the tunnel packet itself
     const short = decode(icmpError(RS, DIRECTOR, 3, 2, wrap(DIRECTOR, RS, 4, syn()), 28)).d
     expect(short).toMatchObject({inner: true, iTunnel: 0, iProto: 4})
