@@ -243,6 +243,8 @@ export function evalMatch(m: Match, p: Packet, env: MatchEnv): Decision {
     case 'ctdir':
       return r(!!env.ct && env.ct.dir === m.dir)
     case 'mark': {
+      // xt_connmark connmark_mt: no conntrack entry (raw before conntrack, NOTRACK) -> false, `!` included
+      if (m.module === 'connmark' && (!env.ct || env.ct.state === 'UNTRACKED')) return 'nomatch'
       const v = m.module === 'mark' ? p.mark : (env.ct?.mark ?? 0)
       return r(((v & m.mask) >>> 0) === (m.value >>> 0), m.neg)
     }
@@ -654,8 +656,10 @@ function walk(s: Scratch, table: IptTable, chain: string, packet: Packet, env: M
         curEnv = withCtMark(env, curEnv, mark)
         break
       case 'CONNMARK':
-        // xt_connmark.c connmark_tg_shift: save = (ctmark & ~ctmask) ^ (skb->mark & nfmask),
+        // xt_connmark.c connmark_tg_shift: nothing without a conntrack entry (raw before conntrack, NOTRACK);
+        // save = (ctmark & ~ctmask) ^ (skb->mark & nfmask),
         // restore = (skb->mark & ~nfmask) ^ (ctmark & ctmask)
+        if (!curEnv.ct || curEnv.ct.state === 'UNTRACKED') break
         if (t.op === 'save') mark = ((mark & ~t.ctmask) ^ (p.mark & t.nfmask)) >>> 0
         else if (t.op === 'restore') p = withMark(p, ((p.mark & ~t.nfmask) ^ (mark & t.ctmask)) >>> 0)
         else if ('value' in t) mark = applyMark(t.op, t.value, t.mask, mark)
