@@ -164,6 +164,33 @@ function markWords(a: {mark: number; marked: readonly Loc[]; setters: readonly M
   return a.mark ? ` (${where} marks them 0x${a.mark.toString(16)}${a.marked.length ? `, ${a.marked.map((l) => locRef(l)).join(', ')}` : ''}, and the kernel routes them again with that mark)` : ''
 }
 
+/**
+ * The answers a realserver sends back through the balancer (its route's next hop is one of the balancer's addresses:
+ * NAT/DNAT replies, or a DR-shaped path routed back through it): the balancer routes them on to the client, as a
+ * packet received on that interface (iif rules apply), with the mark its PREROUTING gives them. `e`: the answers as
+ * the realserver sends them; `client`: where the balancer sends them on (the de-SNATed destination).
+ */
+function throughBalancer(d: HostView, rs: HostView, e: Endpoints, client: {ip: IpAddr; port: number}, ctMark: number): {r: RouteResult; iif: string; fix?: {summary: string; ops: FixOp[]}; marked: readonly Loc[]} | undefined {
+  const src = answerSource(rs, e.proto, e.src, e.sport)
+  const out = rs.route({dst: e.dst, ...(src ? {src} : {}), proto: PROTO_NUM[e.proto], sport: e.sport, dport: e.dport})
+  if (!out || out.kind !== 'unicast') return undefined
+  const gw = out.gateway ?? e.dst
+  const iif = d.addressOf(gw)?.iface.name
+  if (!iif || iif === 'lo' || !d.rt) return undefined
+  const back: Endpoints = {src: e.src, sport: e.sport, dst: client.ip, dport: client.port, proto: e.proto}
+  const pkt = flowPacket(back, e.proto === 'tcp' ? 'SYNACK' : 'RDATA')
+  const pre = d.fw ? received(d, pkt, {state: 'ESTABLISHED', dir: 'REPLY', iif, ctMark}).hooks.find((x) => x.hook === 'PREROUTING') : undefined
+  if (pre && pre.verdict !== 'ACCEPT') return undefined
+  const mark = pre?.packet.mark ?? 0
+  const key: FlowKey = {dst: client.ip, src: e.src, iif, proto: PROTO_NUM[e.proto], sport: e.sport, dport: client.port}
+  const r = d.route({...key, mark})
+  if (!dead(r)) return undefined
+  const what = `the answers from ${formatEndpoint({ip: e.src, port: e.sport})}`
+  const setters = pre && mark ? markSetters(pre, pkt).filter((x) => x.reroutes) : []
+  const m = setters.length ? markFix(d, setters, 'src', r, d.route({...key, mark: 0}), what) : undefined
+  return {r, iif, fix: m ?? bypassFix(d, r, {...key, mark}, {addr: e.src, port: e.sport}, e.proto, 'src', what), marked: m?.marked ?? []}
+}
+
 export default customRule(meta, (w) => {
   const out: RuleFinding[] = []
   const seen = new Set<string>()
@@ -236,14 +263,29 @@ export default customRule(meta, (w) => {
       const a = answerRoute(rs, e, requestCtMark(rs, {src: to.ip, sport: w.client.port, dst: src, dport: e.sport, proto: svc.proto}, rsIif))
       const x = exemptFromMark(rs, a, e)
       if (dead(a.r)) report(rs, a.r, `${rs.name} answers the clients of ${describeService(svc)} from ${formatIp(src)} ${to.how ? `to ${formatIp(to.ip)} (${to.how})` : `(e.g. ${formatIp(client)})`}${markWords(a)}`, [ev(svc.loc, d.name), ev(b.loc, d.name), ...a.marked.map((l) => ev(l, rs.name))], x?.summary, x?.ops)
+      else if (!direct && svc.kind === 'dnat') {
+        // the balancer routes the answers on to the client
+        const t = throughBalancer(d, rs, e, w.client, backendOutcome(svc, b)?.ctMark ?? 0)
+        if (t) report(d, t.r, `${d.name} routes the answers of ${describeService(svc)} from ${describeBackend(b)} on to the clients (e.g. ${formatIp(client)}; they arrive on ${t.iif})`, [ev(svc.loc, d.name), ev(b.loc, d.name), ...t.marked.map((l) => ev(l, d.name))], t.fix?.summary, t.fix?.ops)
+      }
     }
   }
   for (const f of w.forwards) {
     const rs = f.realserver
     if (!rs.rt) continue
-    const src = answerSource(rs, f.proto, f.vip, f.port)
-    const r = rs.route({dst: client, ...(src ? {src} : {})})
-    if (dead(r)) report(rs, r, `${rs.name} answers the clients of ${describeForward(f)} from ${formatIp(f.vip)} (e.g. ${formatIp(client)})`, [...f.routeEvidence.map((e) => ({...e, host: f.host.name})), ev(f.vipLoc, rs.name)])
+    // a balancer's own service of that VIP on the host it is routed to answers from its backends (followed above)
+    if (w.services.some((svc) => svc.host === rs && svc.vip !== undefined && ipEquals(svc.vip, f.vip) && (svc.port === undefined || svc.port === f.port))) continue
+    const e: Endpoints = {src: f.vip, sport: f.port, dst: client, dport: w.client.port, proto: f.proto}
+    const a = answerRoute(rs, e, requestCtMark(rs, {src: client, sport: w.client.port, dst: f.vip, dport: f.port, proto: f.proto}, f.rsIif))
+    const base = [...f.routeEvidence.map((x) => ({...x, host: f.host.name})), ev(f.vipLoc, rs.name)]
+    if (a.r && dead(a.r)) {
+      const x = exemptFromMark(rs, a, e)
+      report(rs, a.r, `${rs.name} answers the clients of ${describeForward(f)} from ${formatIp(f.vip)} (e.g. ${formatIp(client)})${markWords(a)}`, [...base, ...a.marked.map((l) => ev(l, rs.name))], x?.summary, x?.ops)
+      continue
+    }
+    // answers routed back through the forwarding host: it routes them on to the client
+    const t = throughBalancer(f.host, rs, e, w.client, 0)
+    if (t) report(f.host, t.r, `${f.host.name} routes the answers of ${describeForward(f)} on to the clients (e.g. ${formatIp(client)}; they arrive on ${t.iif})`, [...base, ...t.marked.map((l) => ev(l, f.host.name))], t.fix?.summary, t.fix?.ops)
   }
   // a flow asked about (check --vip) that no balancer takes, arriving at a host that does not hold its VIP: the
   // kernel routes it on (ip_route_input_slow), and a VIP that is nowhere and routed nowhere ends there
