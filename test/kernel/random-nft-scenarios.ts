@@ -89,6 +89,9 @@ export function randomNftScenarios(seed: number, count: number, prefix = 'lnr'):
   // a third stream (mark routing): LVSDOCTOR_KERNEL_EXTRA=0 leaves it out
   const rnd3 = process.env.LVSDOCTOR_KERNEL_EXTRA === '0' ? () => 1 : mulberry32((seed ^ 0x165667b1) >>> 0)
   const pick3 = <T>(xs: readonly T[]): T => xs[Math.floor(rnd3() * xs.length)]!
+  // a fourth stream (fib types limited to a device, the director's iif policy routing): EXTRA=0 leaves it out too
+  const rnd4 = process.env.LVSDOCTOR_KERNEL_EXTRA === '0' ? () => 1 : mulberry32((seed ^ 0x27d4eb2f) >>> 0)
+  const pick4 = <T>(xs: readonly T[]): T => xs[Math.floor(rnd4() * xs.length)]!
   const out: Scenario[] = []
   for (let i = 0; i < count; i++) {
     const parts: string[] = []
@@ -406,6 +409,23 @@ export function randomNftScenarios(seed: number, count: number, prefix = 'lnr'):
       const to = pick3(['unreachable default', 'prohibit default', `default via ${LIVE}`, 'blackhole default'])
       d.push(`ip rule add fwmark ${mark} lookup 107 pref 107`, `ip route add ${to} table 107`)
       parts.push(`director fwmark ${mark} routing -> ${to}`)
+    }
+    // (fourth stream) `fib daddr . iif type local`: the address's type on the arrival device only (a VIP on lo is not
+    // local "on" the uplink); an earlier nat chain that sends it to the dead backend when it does match
+    if (mode === 'dnat' && rnd4() < 0.25) {
+      const onLo = rnd4() < 0.5
+      const fam = pick4(['ip', 'inet'] as const)
+      const rule = pick4(['fib daddr . iif type local', 'fib daddr . iif type != local', 'fib daddr type local'])
+      if (onLo) d.push(`ip addr del ${VIP}/32 dev ${dev('d0')}`, `ip addr add ${VIP}/32 dev lo`)
+      const to = rule.includes('!=') ? `${fam === 'inet' ? 'ip to' : 'to'} ${LIVE}:8080` : `${fam === 'inet' ? 'ip to' : 'to'} ${DEAD}:8080`
+      d.push(...nftLoad([{family: fam, name: tn('fibnat'), sets: [], chains: [{name: 'prerouting', base: 'type nat hook prerouting priority -110; policy accept;', rules: [`${rule} tcp dport 80 dnat ${to}`]}]}]))
+      parts.push(`earlier '${rule}' dnat to ${to.split(' ').pop()}${onLo ? ', VIP on lo' : ''}`)
+    }
+    if (rnd4() < 0.15) {
+      // the director routes what arrives from the backends' side by a table of its own, with rp_filter
+      const to = pick4([`203.0.113.0/24 dev ${dev('d0')}`, `default via ${LIVE}`, 'unreachable default'])
+      d.push(`ip rule add iif ${dev('d1')} lookup 103 pref 95`, `ip route add ${to} table 103`, `sysctl -qw net.ipv4.conf.all.rp_filter=${pick4(['0', '1', '2'])}`)
+      parts.push(`director ip rule iif d1 -> ${to}`)
     }
     g.push(...nftLoad(gTables))
 

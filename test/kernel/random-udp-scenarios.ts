@@ -16,6 +16,9 @@ export function randomUdpScenarios(seed: number, count: number, prefix = 'ldz'):
   // LVSDOCTOR_KERNEL_EXTRA=0 turns it off
   const rnd3 = process.env.LVSDOCTOR_KERNEL_EXTRA === '0' ? () => 1 : mulberry32((seed ^ 0x1b873593) >>> 0)
   const pick3 = <T>(xs: readonly T[]): T => xs[Math.floor(rnd3() * xs.length)]!
+  // a fourth stream (port rules, addrtype DNAT, hairpin LAN): LVSDOCTOR_KERNEL_EXTRA=0 leaves it out too
+  const rnd4 = process.env.LVSDOCTOR_KERNEL_EXTRA === '0' ? () => 1 : mulberry32((seed ^ 0x85ebca6b) >>> 0)
+  const pick4 = <T>(xs: readonly T[]): T => xs[Math.floor(rnd4() * xs.length)]!
   const out: Scenario[] = []
   for (let i = 0; i < count; i++) {
     const mode = pick(['dnat', 'dnat', 'route'] as const)
@@ -106,6 +109,36 @@ export function randomUdpScenarios(seed: number, count: number, prefix = 'ldz'):
       notes.push("director NOTRACK of the answers")
       d.push('iptables -t raw -A PREROUTING -s 10.1.0.10/32 -p udp --sport 5353 -j NOTRACK')
     }
+    // (fourth stream) the answers' table by protocol and port, the director's addrtype DNAT, a client on the
+    // backends' LAN (hairpin): the first three streams keep their draws
+    if (rnd4() < 0.2) {
+      const via = pick4(viaG ? ['10.1.0.1', '10.2.0.1', 'unreachable'] : ['10.1.0.1', 'unreachable'])
+      notes.push(`realserver ip rule ipproto udp sport ${port} -> ${via}`)
+      r.push(`ip rule add ipproto udp sport ${port} lookup 102 pref 90`, via === 'unreachable' ? 'ip route add unreachable default table 102' : `ip route add default via ${via} table 102`)
+      if (rnd4() < 0.5) r.push(`sysctl -qw net.ipv4.conf.all.rp_filter=${pick4(['1', '2'])}`)
+    }
+    if (mode === 'dnat' && rnd4() < 0.2) {
+      const limit = rnd4() < 0.6
+      const onLo = rnd4() < 0.5
+      notes.push(`addrtype DNAT${limit ? ' --limit-iface-in' : ''}${onLo ? ', VIP on lo' : ''}`)
+      if (onLo) d.push(`ip addr del ${VIP}/32 dev ldz-d0`, `ip addr add ${VIP}/32 dev lo`)
+      d.push(`iptables -t nat -I PREROUTING 1 -m addrtype --dst-type LOCAL${limit ? ' --limit-iface-in' : ''} -p udp --dport 53 -j DNAT --to-destination 10.1.0.10:5353`)
+    }
+    if (viaG && rnd4() < 0.2) {
+      // the answers of a server on 0.0.0.0 take the route's preferred source (ip route ... src): another address
+      // than the one the request went to is never un-DNATed nor taken by the client's connected socket
+      const src = pick4(['10.1.0.10', '10.2.0.10'])
+      notes.push(`realserver default route src ${src}`)
+      r.push(`ip route change default via 10.2.0.1 src ${src}`)
+    }
+    const lan = mode === 'dnat' && rnd4() < 0.15
+    if (lan) {
+      const masq = pick4(['none', 'masq-out', 'masq-lan'] as const)
+      notes.push(`client on the backends' LAN (hairpin), ${masq}`)
+      if (masq === 'masq-out') d.push('iptables -t nat -A POSTROUTING -o ldz-d1 -j MASQUERADE')
+      if (masq === 'masq-lan') d.push('iptables -t nat -A POSTROUTING -s 10.1.0.0/24 -d 10.1.0.0/24 -j MASQUERADE')
+      if (rnd4() < 0.5) d.push('sysctl -qw net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.ldz-d1.send_redirects=0')
+    }
     out.push({
       name: `udp${seed % 1000}-${i}`,
       why: `random UDP scenario ${i} of seed ${seed}: ${notes.join(', ')}`,
@@ -114,10 +147,12 @@ export function randomUdpScenarios(seed: number, count: number, prefix = 'ldz'):
         d: {role: 'director', setup: d.map(dev)},
         r: {role: 'realserver', setup: r.map(dev)},
         ...(viaG ? {g: {role: 'router' as const, setup: g.map(dev)}} : {}),
+        ...(lan ? {h: {role: 'client' as const, setup: ['ip route add default via 10.1.0.1']}} : {}),
       },
-      links: links(viaG ? [CD, DR, RG, GC] : [CD, DR]),
+      links: links(lan ? (viaG ? [CD, RG, GC] : [CD]) : viaG ? [CD, DR, RG, GC] : [CD, DR]),
+      ...(lan ? {lans: [[['d', dev('ldz-d1'), '10.1.0.1/24'], ['r', dev('ldz-r0'), '10.1.0.10/24'], ['h', dev('ldz-h0'), '10.1.0.20/24']] as const]} : {}),
       server: {ns: 'r', port, ...(bindVip ? {bind: VIP} : {})},
-      client: {ns: 'c', src: '203.0.113.10', connect: `${VIP}:53`},
+      client: lan ? {ns: 'h', src: '10.1.0.20', connect: `${VIP}:53`} : {ns: 'c', src: '203.0.113.10', connect: `${VIP}:53`},
       proto: 'udp',
       // not asserted: the kernel's result is the answer trace must give
       expect: {connected: false, reply: false, closed: false},
