@@ -10,6 +10,7 @@ export default class Capture extends BaseCommand {
     seconds: Flags.integer({description: 'stop the live capture after N seconds (default 10)', min: 1, exclusive: ['count']}),
     count: Flags.integer({description: 'stop the live capture after N packets', min: 1, exclusive: ['seconds']}),
     w: Flags.string({char: 'w', description: 'also write the live capture to this pcap file'}),
+    'gue-port': Flags.integer({description: 'also decode UDP to this port as GUE (IPVS --tun-port; 6080 always is), repeatable', multiple: true, min: 1, max: 65535}),
     json: Flags.boolean({description: 'print the JSON report'}),
   }
   static override examples = [
@@ -27,6 +28,7 @@ export default class Capture extends BaseCommand {
       ...(flags.seconds !== undefined ? {seconds: flags.seconds} : {}),
       ...(flags.count !== undefined ? {count: flags.count} : {}),
       ...(flags.w ? {write: flags.w} : {}),
+      ...(flags['gue-port']?.length ? {guePorts: flags['gue-port']} : {}),
       json: flags.json,
       version: this.config.version,
     })

@@ -16,6 +16,8 @@ export interface CaptureCommandOptions {
   readonly seconds?: number
   readonly count?: number
   readonly write?: string
+  /** more UDP ports whose packets are decoded as GUE (IPVS --tun-port; 6080 is always taken) */
+  readonly guePorts?: readonly number[]
   readonly json: boolean
   readonly version: string
   readonly out?: (s: string) => void
@@ -50,6 +52,10 @@ export interface CaptureReport {
   readonly flows: number
   readonly skipped: {readonly count: number; readonly reasons: Readonly<Record<string, number>>; readonly first: readonly SkippedPacket[]}
   readonly truncated: Truncation | null
+  /** packets seen inside a tunnel (IPIP, GRE, GUE: LVS-TUN), when there were any */
+  readonly tunnelled?: number
+  /** packets decoded only in part (a tunnel header cut or unreadable), by reason, when there were any */
+  readonly partial?: Readonly<Record<string, number>>
   readonly firstTime?: number
   readonly lastTime?: number
   readonly symptoms: readonly Symptom[]
@@ -80,6 +86,8 @@ async function report(a: CaptureAnalysis, capture: CaptureSource, vips: Endpoint
     flows: a.flows,
     skipped: {count: a.skipped, reasons: a.skippedReasons, first: a.skippedFirst},
     truncated: a.truncated ?? null,
+    ...(a.tunnelled ? {tunnelled: a.tunnelled} : {}),
+    ...(Object.keys(a.partial).length ? {partial: a.partial} : {}),
     ...(a.firstTime !== undefined ? {firstTime: a.firstTime, lastTime: a.lastTime} : {}),
     symptoms: a.symptoms,
   }
@@ -97,7 +105,7 @@ export async function runCapture(o: CaptureCommandOptions): Promise<number> {
   const vips = parseVips(o.vips)
   let r: CaptureReport
   if (o.read) {
-    const a = await analyseCaptureFile(o.read, {vips})
+    const a = await analyseCaptureFile(o.read, {vips, ...(o.guePorts?.length ? {guePorts: o.guePorts} : {})})
     r = await report(a, {source: 'file', file: o.read, format: a.format, byteOrder: a.byteOrder, interfaces: await interfaces(a)}, vips, o.version)
   } else {
     r = await live(o, vips, err)
@@ -131,7 +139,7 @@ async function live(o: CaptureCommandOptions, vips: Endpoint[], err: (s: string)
         }
       },
     })
-    const a = await analyseCaptureFile(file, {vips, name: o.write ?? `capture on ${o.iface}`})
+    const a = await analyseCaptureFile(file, {vips, ...(o.guePorts?.length ? {guePorts: o.guePorts} : {}), name: o.write ?? `capture on ${o.iface}`})
     return await report(a, {
       source: 'live', iface: o.iface!, filter, stoppedBy: res.stoppedBy, durationMs: res.durationMs, drops: res.drops,
       written: o.write ?? null, format: 'pcap', byteOrder: a.byteOrder, interfaces: await interfaces(a),
