@@ -45,6 +45,13 @@ describe('routing gaps the kernel confirmed closed', () => {
     expect(connectionOk(j.fixed.connection), j.fixed.firstFailure?.reason).toBe(true)
   })
 
+  test('rnd31-14 (silent before): the director\'s `ip rule add iif lq1-d1 lookup 103` (unreachable) takes the realserver\'s answers it routes back to the client: a policy rule for them before it', async () => {
+    const j = await judged('rnd31-14')
+    expect(j.byRule('route-drops-service', 'd')).toEqual(['ip rule add from 198.51.100.100 ipproto tcp sport 80 lookup main pref 94'])
+    expect(j.f.find((x) => x.rule === 'route-drops-service')!.message).toMatch(/they arrive on lq1-d1/)
+    expect(connectionOk(j.fixed.connection), j.fixed.firstFailure?.reason).toBe(true)
+  })
+
   test('rnd41-2: the same source rule under rp_filter 1 also loses the director\'s ARP request (rp_filter 2 would not help): a policy rule for the pair', async () => {
     const j = await judged('rnd41-2')
     expect(traceConnection(j.hosts, flow).firstFailure?.reason).toMatch(/does not answer d's ARP request/)
