@@ -52,6 +52,12 @@ describe('routing gaps the kernel confirmed closed', () => {
     expect(connectionOk(j.fixed.connection), j.fixed.firstFailure?.reason).toBe(true)
   })
 
+  test('rnd17-0 (check\'s rp_filter=2 alone did not connect): strict rp_filter on the realserver and `ip rule from 10.1.0.10 lookup 100` (unreachable): loose mode for the clients\' packets and the pair rule for the ARP request', async () => {
+    const j = await judged('rnd17-0')
+    expect(j.byRule('rp-filter-asymmetric', 'r')).toEqual(['sysctl -w net.ipv4.conf.lq1b-r0.rp_filter=2', 'ip rule add from 10.1.0.10 to 10.1.0.1 lookup main pref 99'])
+    expect(connectionOk(j.fixed.connection), j.fixed.firstFailure?.reason).toBe(true)
+  })
+
   test('rnd41-2: the same source rule under rp_filter 1 also loses the director\'s ARP request (rp_filter 2 would not help): a policy rule for the pair', async () => {
     const j = await judged('rnd41-2')
     expect(traceConnection(j.hosts, flow).firstFailure?.reason).toMatch(/does not answer d's ARP request/)
