@@ -9,7 +9,12 @@ import {finding, serviceRule} from './engine/helpers.js'
 import {ev, locRef} from './engine/host.js'
 import {binaryOf} from './engine/firewall.js'
 import {ipvsKnobs, params, requestIn} from './engine/flows.js'
-import {describeService, type LbService} from './engine/world.js'
+import {describeService, type Backend, type LbService, type World} from './engine/world.js'
+import type {HookResult} from './engine/firewall.js'
+import {received} from './engine/path.js'
+import {flowPacket} from './engine/packets.js'
+import {UNKNOWN_IF} from './engine/host.js'
+import {returnRoute} from './engine/returnpath.js'
 import type {FixOp} from './engine/fix.js'
 import {nftRuleOf, shadowOf} from './engine/nft-view.js'
 import type {RuleMeta} from './types.js'
@@ -27,6 +32,64 @@ export const meta: RuleMeta = {
   ],
 }
 
+/** The rule that took the packet out of tracking: the last NOTRACK/CT --notrack the raw run of PREROUTING passed. */
+function notrackOf(pre: HookResult | undefined): IptRule | undefined {
+  if (!pre?.notrack) return undefined
+  let notrack: IptRule | undefined
+  for (const run of pre.runs) {
+    if (run.table !== 'raw') continue
+    for (const x of run.result.trail) if (x.target?.kind === 'NOTRACK' || (x.target?.kind === 'CT' && x.target.notrack)) notrack = x
+  }
+  return notrack
+}
+
+/** The command that deletes a raw rule: iptables by position; nft by its handle (a shadow rule leads back to the nft rule). */
+function deleteRule(svc: LbService, notrack: IptRule): FixOp[] {
+  const h = svc.host
+  const rs = h.fw?.rulesets.find((s) => s.tables.get('raw')?.chains.get(notrack.chain)?.rules.includes(notrack))
+  const ops: FixOp[] = []
+  const chainLen = rs?.tables.get('raw')?.chains.get(notrack.chain)?.rules.length ?? 0
+  const nftRule = rs ? nftRuleOf(rs, notrack) : undefined
+  if (nftRule) ops.push({kind: 'cmd', text: `nft delete rule ${nftRule.family} ${nftRule.table} ${nftRule.chain} handle ${nftRule.handle}`})
+  else if (rs && !shadowOf(rs)) ops.push({kind: 'ipt', bin: binaryOf(rs), table: 'raw', chain: notrack.chain, op: 'D', pos: notrack.index, chainLen})
+  return ops
+}
+
+/**
+ * A backend's reply to the client as it reaches the balancer (its PREROUTING, reply direction), untracked by a raw
+ * NOTRACK: the first backend whose reply is, with the rule. Replies that bypass the balancer are
+ * nat-reply-bypasses-director's.
+ */
+function untrackedReply(svc: LbService, w: World): {b: Backend; rule: IptRule} | undefined {
+  const h = svc.host
+  const probe = svc.probes[0]
+  for (const b of svc.backends) {
+    if (b.local || b.method !== 'dnat' || b.share === 0) continue
+    if (b.owner && returnRoute(w, h, b.owner, b.ip).kind === 'around') continue
+    const sport = b.port || probe?.dport
+    if (!sport) continue
+    const back = flowPacket({src: b.ip, sport, dst: w.client.ip, dport: w.client.port, proto: svc.proto}, svc.proto === 'tcp' ? 'SYNACK' : 'RDATA')
+    const res = received(h, back, {state: 'ESTABLISHED', dir: 'REPLY', iif: h.oifFor(b.ip) ?? UNKNOWN_IF})
+    const rule = notrackOf(res.hooks.find((hk) => hk.hook === 'PREROUTING'))
+    if (rule) return {b, rule}
+  }
+  return undefined
+}
+
+function replyFinding(svc: LbService, notrack: IptRule, b: Backend) {
+  const h = svc.host
+  const ops = deleteRule(svc, notrack)
+  const from = `${formatIp(b.ip)}${b.port ? `:${b.port}` : ''}`
+  return finding(meta, h.name, {
+    title: "the backends' replies are untracked, so they are never un-DNATed",
+    message:
+      `${locRef(notrack.loc)} takes the replies of ${describeService(svc)} (from ${from}) out of connection tracking as they come back through ${h.name}: ` +
+      `the DNAT ${locRef(svc.loc)} is undone on the connection's entry, which an untracked packet does not have, so the replies reach the client from ${from} instead of the VIP, and the client drops them (a TCP client answers with a reset; a UDP client's connected socket or resolver ignores them).`,
+    evidence: [ev(svc.loc), ev(b.loc), ev(notrack.loc)],
+    fix: {summary: `remove the NOTRACK of the replies (or exclude the backends' address and port from it)${ops.length ? '' : `: delete ${locRef(notrack.loc)}`}`, ops},
+  })
+}
+
 export default serviceRule(
   meta,
   (svc: LbService, w) => {
@@ -36,21 +99,15 @@ export default serviceRule(
     if (!probe) return undefined
     const r = requestIn(svc, w, probe, 'SYN', params(ipvsKnobs(h), 'dnat', svc.proto), 'NEW')
     const pre = r.result.hooks.find((hk) => hk.hook === 'PREROUTING')
-    if (!pre?.notrack || pre.nat) return undefined
-    // the rule that took the packet out of tracking: the last NOTRACK/CT --notrack the raw run passed
-    let notrack: IptRule | undefined
-    for (const run of pre.runs) {
-      if (run.table !== 'raw') continue
-      for (const x of run.result.trail) if (x.target?.kind === 'NOTRACK' || (x.target?.kind === 'CT' && x.target.notrack)) notrack = x
+    if (pre?.nat) {
+      // the requests are translated; a NOTRACK of the backends' replies leaves them as they are (un-DNAT works on the
+      // entry: an untracked reply keeps the backend's source, and the client, which asked the VIP, drops it)
+      const reply = untrackedReply(svc, w)
+      return reply ? replyFinding(svc, reply.rule, reply.b) : undefined
     }
+    const notrack = notrackOf(pre)
     if (!notrack) return undefined
-    const rs = h.fw.rulesets.find((s) => s.tables.get('raw')?.chains.get(notrack!.chain)?.rules.includes(notrack!))
-    const ops: FixOp[] = []
-    const chainLen = rs?.tables.get('raw')?.chains.get(notrack.chain)?.rules.length ?? 0
-    // iptables: delete it by position; nft: by its handle (a shadow rule leads back to the nft rule)
-    const nftRule = rs ? nftRuleOf(rs, notrack) : undefined
-    if (nftRule) ops.push({kind: 'cmd', text: `nft delete rule ${nftRule.family} ${nftRule.table} ${nftRule.chain} handle ${nftRule.handle}`})
-    else if (rs && !shadowOf(rs)) ops.push({kind: 'ipt', bin: binaryOf(rs), table: 'raw', chain: notrack.chain, op: 'D', pos: notrack.index, chainLen})
+    const ops = deleteRule(svc, notrack)
     return finding(meta, h.name, {
       message:
         `${locRef(notrack.loc)} takes the packets of ${describeService(svc)} out of connection tracking, so the DNAT ${locRef(svc.loc)} never applies to them: ` +

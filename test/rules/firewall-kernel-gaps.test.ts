@@ -310,3 +310,26 @@ describe('chains before conntrack at OUTPUT: IPVS-sent packets keep their entry'
     expect(h.fw!.runHook('OUTPUT', flowPacket(e, 'ACK'), h.env({oif: 'eth0', ct: ctView('ESTABLISHED'), ipvs}), false).verdict).toBe('ACCEPT')
   })
 })
+
+describe('a raw NOTRACK of a DNAT backend\'s replies: they are never un-DNATed (udp41-6, dnat-untracked)', () => {
+  // d DNATs 198.51.100.100:53 to 10.1.0.10:5353 and `-t raw -A PREROUTING -s 10.1.0.10/32 -p udp --sport 5353 -j
+  // NOTRACK`: the replies come back through d untracked, keep 10.1.0.10:5353 as their source, and the client drops
+  // them. check was silent (the requests are tracked and translated)
+  const flow = {vip: parseEndpoint('198.51.100.100:53')!, proto: 'udp' as const, client: parseIp('203.0.113.10')!, clientPort: 40000}
+  const udp416 = loadDir('fixtures/kernel-gaps/udp41-6')
+
+  test('fires: the NOTRACK of the replies is named and deleted, and trace --fix gets the answer', async () => {
+    expect(traceConnection(udp416, flow).connection.reply).toBe(false)
+    const f = runRules({hosts: udp416, flows: [flow]})
+    const d = f.find((x) => x.rule === 'dnat-untracked')
+    expect(d?.message).toMatch(/takes the replies of UDP 198\.51\.100\.100:53 .* out of connection tracking/)
+    expect(d?.fix?.commands).toEqual(['iptables -t raw -D PREROUTING 1'])
+    expect((await traceWithFixes(udp416, flow, f)).result.connection).toEqual(OK)
+  })
+
+  test('quiet: a NOTRACK of another source leaves the replies tracked', () => {
+    const hosts = withFile(udp416, 'd', 'iptables-save.txt', (t) => t.replace('-A PREROUTING -s 10.1.0.10/32', '-A PREROUTING -s 10.1.0.99/32'))
+    expect(traceConnection(hosts, flow).connection).toEqual(OK)
+    expect(runRules({hosts, flows: [flow]}).map((x) => x.rule)).toEqual([])
+  })
+})
