@@ -92,8 +92,10 @@ export function routeLookup(t: RoutingTables, k: FlowKey): RouteResult {
       case 'nop':
         continue
       case 'goto': {
-        const j = sorted.findIndex((r) => r.priority >= (rule.goto ?? Infinity))
-        if (j < 0) return {kind: 'none'}
+        // the rule of exactly that preference (ctarget); without one the goto is [unresolved] and fib_rules_lookup
+        // goes on with the next rule as if it were not there
+        const j = sorted.findIndex((r) => r.priority === rule.goto)
+        if (j < 0) continue
         i = j - 1
         continue
       }

@@ -17,6 +17,8 @@ const CASES: readonly (readonly [string, string, typeof OK, string])[] = [
   ['rule-selectors-tos-uid-mark', '203.0.113.10', OK, ''],
   ['addrtype-limit-iface-lo', '203.0.113.10', DEAD, 'd SOCKET'],
   ['addrtype-limit-iface-d0', '203.0.113.10', OK, ''],
+  ['rule-goto-unresolved', '203.0.113.10', DEAD, 'r ROUTING'],
+  ['rule-goto-resolved', '203.0.113.10', OK, ''],
 ]
 
 test.each(CASES)('%s: trace gives what the kernel did', (name, client, kernel, stop) => {

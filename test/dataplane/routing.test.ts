@@ -128,3 +128,12 @@ test('rule selectors: tos matches that TOS only, uidrange the uid (0 here), fwma
   expect(routeLookup(withRules([rule(100, {fwmark: 0x7, table: '100'})], dead), {...k, mark: 0x7}).kind).toBe('unreachable')
   expect(routeLookup(withRules([rule(100, {fwmark: 0x7, table: '100'})], dead), {...k, mark: 0x17}).kind).toBe('unicast')
 })
+
+test('goto jumps to the rule of exactly that preference; an [unresolved] goto is passed over (fib_rules_lookup)', () => {
+  const dead = [route('0.0.0.0/0', {table: '100', type: 'unreachable'})]
+  const k = {dst: ip('192.0.2.7'), src: ip('10.1.0.10')}
+  // 90 goto 95 with no rule 95: the kernel goes on with 92 (dead); jumping to the next rule after 95 would skip it
+  expect(routeLookup(withRules([rule(90, {action: 'goto', goto: 95}), rule(92, {table: '100'})], dead), k).kind).toBe('unreachable')
+  // with a rule 95, the goto skips 92
+  expect(routeLookup(withRules([rule(90, {action: 'goto', goto: 95}), rule(92, {table: '100'}), rule(95, {table: 'main'})], dead), k).kind).toBe('unicast')
+})
