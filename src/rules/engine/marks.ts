@@ -116,7 +116,16 @@ export interface MarkFix {
  * lookup finds without the mark) is usable: an exemption before each marking rule that still runs, or, where a rule
  * cannot be spared, a policy rule for the flow before the one that diverts it. undefined when neither is exact.
  */
-export function markFix(h: HostView, setters: readonly MarkSetter[], side: FlowSide, dead: RouteResult, unmarked: RouteResult | undefined, what: string): MarkFix | undefined {
+export function markFix(
+  h: HostView,
+  setters: readonly MarkSetter[],
+  side: FlowSide,
+  dead: RouteResult,
+  unmarked: RouteResult | undefined,
+  what: string,
+  /** the flow's address and port as the route lookup sees them (after a DNAT), for the policy rule */
+  routed?: {readonly addr: IpAddr; readonly port?: number},
+): MarkFix | undefined {
   const used = setters.filter((s) => s.reroutes)
   if (!used.length || !h.fw || !unmarked || (unmarked.kind !== 'unicast' && unmarked.kind !== 'local')) return undefined
   const marked = used.map((s) => s.rule.loc)
@@ -143,7 +152,8 @@ export function markFix(h: HostView, setters: readonly MarkSetter[], side: FlowS
     }
   }
   const p = used[0]!.packet
-  const by = policyRuleFor(dead, unmarked, side === 'dst' ? {addr: p.dst, port: p.dport} : {addr: p.src, port: p.sport}, l4Name(p.proto), side)
+  const flow = routed ?? (side === 'dst' ? {addr: p.dst, port: p.dport} : {addr: p.src, port: p.sport})
+  const by = policyRuleFor(dead, unmarked, flow, l4Name(p.proto), side)
   if (!by) return undefined
   return {summary: `route ${what} by table ${by.table} before the mark's policy rule (${by.rule}) sends them to its table: a policy rule for them at preference ${by.pref}`, ops: by.ops, marked}
 }
