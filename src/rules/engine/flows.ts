@@ -8,7 +8,7 @@ import {ctStateOf, type CtParams, type FlowPacket, type FlowPlace} from './ctmod
 import type {Decision} from './firewall.js'
 import {ev, locRef, UNKNOWN_IF, type HostView} from './host.js'
 import {flowPacket, l4Name, PACKET_WORDS, type Endpoints, type L4} from './packets.js'
-import {hookByDstClass, received, receivedBySrcClass, receivedSharingTail, sent, type PathResult} from './path.js'
+import {hookByDstClass, received, receivedBySrcClass, receivedSharingTail, sent, type HookOpts, type PathResult} from './path.js'
 import type {HookResult} from './firewall.js'
 import {clientIifOf, type Backend, type DnatOutcome, type LbService, type World} from './world.js'
 import type {CtState, IptRule} from '../../model/iptables.js'
@@ -293,15 +293,36 @@ export function backendSynDrops(svc: LbService, w: World): {readonly b: Backend;
   if (svc.kind !== 'dnat' || !h.fw || !probe) return []
   const iif = clientIif(h, w, svc.vip, svc)
   const out: {b: Backend; hr: HookResult}[] = []
-  // the outcome of each DNAT rule, looked up once per service (backendOutcome scans small cascades per call)
   const orig = {dst: probe.dst, dport: probe.dport}
-  const outcomes = new Map<IptRule | undefined, DnatOutcome>()
-  for (const o of svc.cascade?.outcomes ?? []) if (!outcomes.has(o.value.rule)) outcomes.set(o.value.rule, o.value)
+  // one endpoints and one options object for every backend, changed for each (hookByDstClass keeps neither)
+  const e: {-readonly [K in keyof Endpoints]: Endpoints[K]} = {src: w.client.ip, sport: w.client.port, dst: probe.dst, dport: 0, proto: svc.proto, mark: 0}
+  const o: {-readonly [K in keyof HookOpts]: HookOpts[K]} = {state: 'NEW', ctMark: 0, iif, oif: UNKNOWN_IF, dnat: true, orig}
+  const outcomes = svc.cascade?.outcomes ?? []
+  // the first outcome of each backend's rule: the backends were made in the order of the outcomes (world.ts
+  // dnatService), so a cursor finds them in turn; a full scan when it does not
+  let at = 0
   for (const b of svc.backends) {
     if (b.local || b.method !== 'dnat' || b.share === 0) continue
-    const o = outcomes.get(b.rule)
-    const e: Endpoints = {src: w.client.ip, sport: w.client.port, dst: b.ip, dport: b.port ?? probe.dport ?? 0, proto: svc.proto, mark: o?.mark ?? probe.mark}
-    const hr = hookByDstClass(h, 'FORWARD', e, 'SYN', {state: 'NEW', ctMark: o?.ctMark ?? 0, iif, oif: h.oifFor(b.ip) ?? UNKNOWN_IF, dnat: true, orig}, false)
+    let oc: DnatOutcome | undefined
+    let k = at
+    while (k < outcomes.length && outcomes[k]!.value.rule !== b.rule) k++
+    if (k < outcomes.length) {
+      oc = outcomes[k]!.value
+      at = k + 1
+    } else {
+      for (k = 0; k < outcomes.length; k++) {
+        if (outcomes[k]!.value.rule === b.rule) {
+          oc = outcomes[k]!.value
+          break
+        }
+      }
+    }
+    e.dst = b.ip
+    e.dport = b.port ?? probe.dport ?? 0
+    e.mark = oc?.mark ?? probe.mark
+    o.ctMark = oc?.ctMark ?? 0
+    o.oif = h.oifFor(b.ip) ?? UNKNOWN_IF
+    const hr = hookByDstClass(h, 'FORWARD', e, 'SYN', o, false)
     if (hr && hr.verdict !== 'ACCEPT' && hr.decision) out.push({b, hr})
   }
   return out

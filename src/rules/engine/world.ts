@@ -13,6 +13,7 @@ import {enumerate, reachableStatRules, type Enumeration} from './cascade.js'
 import {HostView, UNKNOWN_IF} from './host.js'
 import {flowPacket, l4Name, PROTO_NUM, type L4} from './packets.js'
 import {findForwards, type ForwardPath, type PolicyRoute} from './forward.js'
+import {rulesetFacts} from './path.js'
 import {firstCallerOfUserChain, firstCallerOfUserChainId, reachableChainIds, reachableChainList, reachableChains, type Reach} from './chain-graph.js'
 
 export type BackendMethod = IpvsMethod | 'dnat'
@@ -129,27 +130,19 @@ function mentioned(hosts: readonly HostView[], cands: readonly IpAddr[]): (ip: I
   const octet = new Uint8Array(256)
   for (const c of cands) if (c.family === 4) octet[Number(makePrefix(c, 8).value >> 24n) & 255] = 1
   const hit = new Set<IpAddr>()
-  // indexed loops and forEach: this runs once over ~100,000 rules, mostly before it is optimised, where each
-  // step of a for-of allocates
-  const onRules = (c: IptChain) => {
-    const rules = c.rules
-    for (let ri = 0; ri < rules.length; ri++) {
-      const matches = rules[ri]!.matches
-      for (let mi = 0; mi < matches.length; mi++) {
-        const m = matches[mi]!
-        if (m.kind !== 'addr' || m.prefix.len <= 0) continue
-        const p = m.prefix
-        if (p.family === 4 && p.len >= 8) {
-          // its first octet: the top 8 bits of a 32-bit value (any other value is in no candidate's /8)
-          const v = Number(p.value)
-          if (!(v >= 0 && v <= 0xffffffff) || octet[v >>> 24] === 0) continue
-        }
-        const named = byLen[p.family === 4 ? 0 : 1]![p.len]?.get(p.value)
-        if (named) for (const x of named) hit.add(x)
-      }
+  const onMatch = (m: Match) => {
+    if (m.kind !== 'addr' || m.prefix.len <= 0) return
+    const p = m.prefix
+    if (p.family === 4 && p.len >= 8) {
+      // its first octet: the top 8 bits of a 32-bit value (any other value is in no candidate's /8)
+      const v = Number(p.value)
+      if (!(v >= 0 && v <= 0xffffffff) || octet[v >>> 24] === 0) return
     }
+    const named = byLen[p.family === 4 ? 0 : 1]![p.len]?.get(p.value)
+    if (named) for (const x of named) hit.add(x)
   }
-  for (const h of hosts) for (const rs of h.fw?.rulesets ?? []) rs.tables.forEach((t) => t.chains.forEach(onRules))
+  // the pass over every match that path.ts makes for its ruleset facts (one pass over a big dump, not two)
+  for (const h of hosts) for (const rs of h.fw?.rulesets ?? []) rulesetFacts(rs, onMatch)
   return (ip) => hit.has(ip)
 }
 
