@@ -148,9 +148,25 @@ function compute(rules: readonly IptRule[], idx: ChainIndex, p: Packet): readonl
     if (list) hits = [idx.others, list]
   }
   if (!hits) return (idx.othersRules ??= idx.others.map((i) => rules[i]!))
-  const pos = hits.flat().sort((a, b) => a - b)
+  // each list is in chain order and no position is in two (a rule has one key): merged, not concatenated and sorted
+  let pos = hits[0]!
+  for (let k = 1; k < hits.length; k++) pos = mergeSorted(pos, hits[k]!)
   const out: IptRule[] = new Array(pos.length)
   for (let i = 0; i < pos.length; i++) out[i] = rules[pos[i]!]!
+  return out
+}
+
+/** Two ascending lists of positions as one ascending list. */
+function mergeSorted(a: readonly number[], b: readonly number[]): readonly number[] {
+  if (a.length === 0) return b
+  if (b.length === 0) return a
+  const out: number[] = new Array(a.length + b.length)
+  let i = 0
+  let j = 0
+  let k = 0
+  while (i < a.length && j < b.length) out[k++] = a[i]! <= b[j]! ? a[i++]! : b[j++]!
+  while (i < a.length) out[k++] = a[i++]!
+  while (j < b.length) out[k++] = b[j++]!
   return out
 }
 

@@ -87,7 +87,9 @@ export function rulesetFacts(rs: IptablesRuleset, visit?: (m: Match) => void): R
   rs.tables.forEach((t, name) => {
     const nat = name === 'nat'
     let dirs = 0
-    for (const c of t.chains.values()) {
+    let done = false
+    t.chains.forEach((c) => {
+      if (done) return
       const rules = c.rules
       for (let i = 0; i < rules.length; i++) {
         const r = rules[i]!
@@ -105,8 +107,8 @@ export function rulesetFacts(rs: IptablesRuleset, visit?: (m: Match) => void): R
           }
         }
       }
-      if (dirs === 3 && !nat && ctTuple && !visit) break
-    }
+      if (dirs === 3 && !nat && ctTuple && !visit) done = true
+    })
   })
   u = {in: used.in, out: used.out, natDnat, ctTuple}
   facts.set(rs, u)

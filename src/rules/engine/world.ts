@@ -282,8 +282,14 @@ function selectorIn(rs: IptablesRuleset, rule: IptRule, table: IptTable | undefi
     sel = {}
     selectorOfMatches(rule.matches, sel)
     table ??= rs.tables.get(rule.table)
-    const inherited = table && callersSelector(table, cache.byChain, rule.chain, 0, chainId)
-    if (inherited) fillFrom(sel, inherited)
+    // callersSelector's first step written into `sel` (no selector of its own per rule): each field the rule does
+    // not name is taken from its first caller's matches, then from that caller's own callers
+    const caller = !table ? undefined : chainId >= 0 ? firstCallerOfUserChainId(table, chainId) : firstCallerOfUserChain(table, rule.chain)
+    if (caller) {
+      selectorOfMatches(caller.matches, sel)
+      const up = callersSelector(table!, cache.byChain, caller.chain, 1)
+      if (up) fillFrom(sel, up)
+    }
     cache.byRule.set(rule, sel)
   }
   return sel
