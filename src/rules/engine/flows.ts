@@ -8,7 +8,7 @@ import {ctStateOf, type CtParams, type FlowPacket, type FlowPlace} from './ctmod
 import type {Decision} from './firewall.js'
 import {ev, locRef, UNKNOWN_IF, type HostView} from './host.js'
 import {flowPacket, l4Name, PACKET_WORDS, type Endpoints, type L4} from './packets.js'
-import {hookByDstClass, received, receivedBySrcClass, receivedSharingTail, sent, type HookOpts, type PathResult} from './path.js'
+import {hookByDstClass, received, receivedAfterPre, receivedBySrcClass, receivedSharingTail, sent, type HookOpts, type PathResult} from './path.js'
 import type {HookResult} from './firewall.js'
 import {clientIifOf, type Backend, type DnatOutcome, type LbService, type World} from './world.js'
 import type {CtState, IptRule} from '../../model/iptables.js'
@@ -75,6 +75,9 @@ function endpointsOf(probe: Packet): Endpoints {
 interface RequestMemo {
   exact?: Replay
   blocked?: boolean
+  /** the packet and PREROUTING result of requestInBlocked's replay, until the exact replay takes them (no second PREROUTING run) */
+  pkt?: Packet
+  pre?: HookResult
 }
 
 /**
@@ -104,7 +107,7 @@ function requestMemo(svc: LbService, w: World, probe: Packet, kind: FlowPacket, 
 export function requestIn(svc: LbService, w: World, probe: Packet, kind: FlowPacket, p: CtParams, state?: CtState): Replay {
   const st = state ?? ctStateOf('ipvs-in', kind, p)
   const m = requestMemo(svc, w, probe, kind, st)
-  return (m.exact ??= requestInUncached(svc, w, probe, kind, st, false))
+  return (m.exact ??= requestInUncached(svc, w, probe, kind, st, false, m))
 }
 
 /**
@@ -116,15 +119,26 @@ export function requestIn(svc: LbService, w: World, probe: Packet, kind: FlowPac
 export function requestInBlocked(svc: LbService, w: World, probe: Packet, kind: FlowPacket, p: CtParams, state?: CtState): boolean {
   const st = state ?? ctStateOf('ipvs-in', kind, p)
   const m = requestMemo(svc, w, probe, kind, st)
-  if (m.blocked === undefined) m.blocked = !!(m.exact ?? requestInUncached(svc, w, probe, kind, st, true)).result.blocked
+  if (m.blocked === undefined) m.blocked = !!(m.exact ?? requestInUncached(svc, w, probe, kind, st, true, m)).result.blocked
   return m.blocked
 }
 
-function requestInUncached(svc: LbService, w: World, probe: Packet, kind: FlowPacket, st: CtState, share: boolean): Replay {
+function requestInUncached(svc: LbService, w: World, probe: Packet, kind: FlowPacket, st: CtState, share: boolean, m: RequestMemo): Replay {
   const h = svc.host
-  const pkt = flowPacket(endpointsOf(probe), kind)
   const o = {state: st, local: svc.kind === 'ipvs', iif: clientIif(h, w, svc.vip, svc), assumeLocal: svc.vip ? [svc.vip] : []}
-  const result = share ? receivedSharingTail(h, pkt, o) : received(h, pkt, o)
+  if (share) {
+    const pkt = flowPacket(endpointsOf(probe), kind)
+    const result = receivedSharingTail(h, pkt, o, (pre) => {
+      m.pkt = pkt
+      m.pre = pre
+    })
+    return {kind, state: st, place: 'ipvs-in', result, packet: pkt}
+  }
+  // the exact replay: PREROUTING as requestInBlocked's replay of the same packet met it, when it ran
+  const pkt = m.pkt ?? flowPacket(endpointsOf(probe), kind)
+  const result = m.pre ? receivedAfterPre(h, pkt, o, m.pre) : received(h, pkt, o)
+  m.pkt = undefined
+  m.pre = undefined
   return {kind, state: st, place: 'ipvs-in', result, packet: pkt}
 }
 
@@ -272,7 +286,11 @@ export function backendOutcome(svc: LbService, b: Backend): DnatOutcome | undefi
   if (!c) return undefined
   // asked once per backend: a scan for a few dozen outcomes (a map per service, kept for the whole check,
   // costs the garbage collector more), a map beyond
-  if (c.outcomes.length <= 64) return c.outcomes.find((o) => o.value.rule === b.rule)?.value
+  if (c.outcomes.length <= 64) {
+    const outs = c.outcomes
+    for (let i = 0; i < outs.length; i++) if (outs[i]!.value.rule === b.rule) return outs[i]!.value
+    return undefined
+  }
   let m = outcomesByRule.get(svc)
   if (!m) {
     m = new Map()

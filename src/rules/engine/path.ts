@@ -206,11 +206,19 @@ export function received(h: HostView, pkt: Packet, o: PathOpts): PathResult {
  * shows after PREROUTING (the hooks' and `packet`) are another member's of the class. For callers that read
  * no packet from the result (or replay it with received() when they need one).
  */
-export function receivedSharingTail(h: HostView, pkt: Packet, o: PathOpts): PathResult {
-  return receivedPath(h, pkt, o, true)
+export function receivedSharingTail(h: HostView, pkt: Packet, o: PathOpts, keepPre?: (pre: HookResult) => void): PathResult {
+  return receivedPath(h, pkt, o, true, undefined, keepPre)
 }
 
-function receivedPath(h: HostView, pkt: Packet, o: PathOpts, share: boolean): PathResult {
+/**
+ * received(), with PREROUTING's result given: `pre` is what the PREROUTING hook gave this packet with these options
+ * (receivedSharingTail's `keepPre` is told it; that part of a path is never shared). The rest is this packet's own.
+ */
+export function receivedAfterPre(h: HostView, pkt: Packet, o: PathOpts, pre: HookResult): PathResult {
+  return receivedPath(h, pkt, o, false, pre)
+}
+
+function receivedPath(h: HostView, pkt: Packet, o: PathOpts, share: boolean, known0?: HookResult, keepPre?: (pre: HookResult) => void): PathResult {
   const fw = h.fw
   if (!fw) return {hooks: [], to: o.local ? 'local' : 'forward', packet: pkt, noFirewall: true, guesses: []}
   const tuples = needsTuples(h)
@@ -220,7 +228,8 @@ function receivedPath(h: HostView, pkt: Packet, o: PathOpts, share: boolean): Pa
   const nat = natConsulted(o.state) && (o.dir ?? 'ORIGINAL') === 'ORIGINAL'
   const iif = o.iif ?? UNKNOWN_IF
   const hooks: HookResult[] = []
-  const pre = fw.runHook('PREROUTING', pkt, h.env({iif, ct, assumeLocal: o.assumeLocal}), nat)
+  const pre = known0 ?? fw.runHook('PREROUTING', pkt, h.env({iif, ct, assumeLocal: o.assumeLocal}), nat)
+  keepPre?.(pre)
   hooks.push(pre)
   if (pre.verdict !== 'ACCEPT') return finish(hooks, pre.packet, undefined, guessNotes(h, PRE, iif, undefined))
   let p = pre.packet

@@ -288,11 +288,20 @@ function selectorIn(rs: IptablesRuleset, rule: IptRule, table: IptTable | undefi
     if (caller) {
       selectorOfMatches(caller.matches, sel)
       const up = callersSelector(table!, cache.byChain, caller.chain, 1)
-      if (up) fillFrom(sel, up)
+      if (up) {
+        fillFrom(sel, up)
+        // the same fields as its callers' (the DNAT rules of a kube-proxy service: only `-p` of their own, the
+        // service's): their selector stands for this one too (selectors are never changed once made)
+        if (sameSelector(sel, up)) sel = up
+      }
     }
     cache.byRule.set(rule, sel)
   }
   return sel
+}
+
+function sameSelector(a: Selector, b: Selector): boolean {
+  return a.iif === b.iif && a.dst === b.dst && a.proto === b.proto && a.dport === b.dport && a.mark === b.mark
 }
 
 /** The fields `sel` lacks, from `from` (each field is taken from the first source that names it). */
