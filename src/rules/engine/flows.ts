@@ -319,7 +319,9 @@ export function backendSynDrops(svc: LbService, w: World): {readonly b: Backend;
   // the first outcome of each backend's rule: the backends were made in the order of the outcomes (world.ts
   // dnatService), so a cursor finds them in turn; a full scan when it does not
   let at = 0
-  for (const b of svc.backends) {
+  const backends = svc.backends
+  for (let bi = 0; bi < backends.length; bi++) {
+    const b = backends[bi]!
     if (b.local || b.method !== 'dnat' || b.share === 0) continue
     let oc: DnatOutcome | undefined
     let k = at

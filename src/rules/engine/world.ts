@@ -14,6 +14,7 @@ import {HostView, UNKNOWN_IF} from './host.js'
 import {flowPacket, l4Name, PROTO_NUM, type L4} from './packets.js'
 import {findForwards, type ForwardPath, type PolicyRoute} from './forward.js'
 import {rulesetFacts} from './path.js'
+import {tableGraph} from '../../dataplane/chain-index.js'
 import {firstCallerOfUserChain, firstCallerOfUserChainId, reachableChainIds, reachableChainList, reachableChains, type Reach} from './chain-graph.js'
 
 export type BackendMethod = IpvsMethod | 'dnat'
@@ -429,10 +430,11 @@ function dnatServices(h: HostView, w: World): LbService[] {
     const nat = rs.tables.get('nat')
     if (!nat) continue
     const groups = new Groups()
-    const chains = reachableChainList(nat, ['PREROUTING'])
+    // the reachable chains by number (reachableChainIds): the chains themselves are the table graph's
+    const declared = tableGraph(nat).chains
     const ids = reachableChainIds(nat, ['PREROUTING'])
-    for (let ci = 0; ci < chains.length; ci++) {
-      const rules = chains[ci]!.rules
+    for (let ci = 0; ci < ids.length; ci++) {
+      const rules = declared[ids[ci]!]!.rules
       for (let ri = 0; ri < rules.length; ri++) {
         const r = rules[ri]!
         const tk = r.target?.kind
@@ -616,7 +618,11 @@ function dnatService(h: HostView, w: World, rs: IptablesRuleset, g: Group): LbSe
   const assumeLocal = g.vip && g.vipAssumed ? [g.vip] : g.vip && h.isLocal(g.vip) === undefined ? [g.vip] : []
   const cascade = dnatCascade(h, rs, g.pkt, assumeLocal, g.iif ?? clientIifOf(h, w))
   const backends: Backend[] = []
-  for (const o of cascade.outcomes) {
+  // indexed loops here and below: a kube-proxy dump's 31,704 outcomes, mostly before this is optimised (a for-of
+  // allocates an iterator result per step there)
+  const outcomes = cascade.outcomes
+  for (let oi = 0; oi < outcomes.length; oi++) {
+    const o = outcomes[oi]!
     const rule = o.value.rule
     if (!rule) continue
     const redirect = rule.target?.kind === 'REDIRECT'
@@ -628,7 +634,8 @@ function dnatService(h: HostView, w: World, rs: IptablesRuleset, g: Group): LbSe
     backends.push(redirect && !b.local ? {...b, local: true, owner: undefined} : b)
   }
   // DNAT rules of the group that no outcome reaches are backends with a 0% share
-  for (const r of g.rules) {
+  for (let ri = 0; ri < g.rules.length; ri++) {
+    const r = g.rules[ri]!
     if (hasBackendOf(backends, r)) continue
     const t = r.target
     if (t?.kind !== 'DNAT' || !t.to[0]?.from) continue
@@ -668,7 +675,12 @@ export function isLbHost(w: World, h: HostView): boolean {
 /** The services on `h` whose backends include an address `rs` owns. */
 export function servicesServedBy(w: World, rs: HostView): {svc: LbService; backend: Backend}[] {
   const out: {svc: LbService; backend: Backend}[] = []
-  for (const svc of w.services) for (const b of svc.backends) if (b.owner === rs) out.push({svc, backend: b})
+  const services = w.services
+  for (let i = 0; i < services.length; i++) {
+    const svc = services[i]!
+    const backends = svc.backends
+    for (let j = 0; j < backends.length; j++) if (backends[j]!.owner === rs) out.push({svc, backend: backends[j]!})
+  }
   return out
 }
 
