@@ -62,6 +62,8 @@ export interface RulesetFacts {
   readonly out: ReadonlySet<string>
   /** the DNAT rules of the nat table, in table order (chains as declared, rules in chain order) */
   readonly natDnat: readonly IptRule[]
+  /** the DNAT and REDIRECT rules of the nat table, in table order (world.ts: the rules a DNAT service may come from) */
+  readonly natTargets: readonly IptRule[]
   /** a rule matches on the conntrack tuples (--ctorigsrc/--ctorigdst/--ctreplsrc..., --ctorigdstport...) */
   readonly ctTuple: boolean
 }
@@ -81,6 +83,7 @@ export function rulesetFacts(rs: IptablesRuleset, visit?: (m: Match) => void): R
   }
   const used = {in: new Set<string>(), out: new Set<string>()}
   const natDnat: IptRule[] = []
+  const natTargets: IptRule[] = []
   let ctTuple = false
   // indexed loops and forEach: this runs once over ~100,000 rules, mostly before it is optimised, where each step
   // of a for-of allocates
@@ -93,7 +96,11 @@ export function rulesetFacts(rs: IptablesRuleset, visit?: (m: Match) => void): R
       const rules = c.rules
       for (let i = 0; i < rules.length; i++) {
         const r = rules[i]!
-        if (nat && r.target?.kind === 'DNAT') natDnat.push(r)
+        if (nat) {
+          const tk = r.target?.kind
+          if (tk === 'DNAT') natDnat.push(r)
+          if (tk === 'DNAT' || tk === 'REDIRECT') natTargets.push(r)
+        }
         const ms = r.matches
         for (let j = 0; j < ms.length; j++) {
           const m = ms[j]!
@@ -110,7 +117,7 @@ export function rulesetFacts(rs: IptablesRuleset, visit?: (m: Match) => void): R
       if (dirs === 3 && !nat && ctTuple && !visit) done = true
     })
   })
-  u = {in: used.in, out: used.out, natDnat, ctTuple}
+  u = {in: used.in, out: used.out, natDnat, natTargets, ctTuple}
   facts.set(rs, u)
   return u
 }

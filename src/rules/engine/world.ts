@@ -15,7 +15,7 @@ import {flowPacket, l4Name, PROTO_NUM, type L4} from './packets.js'
 import {findForwards, type ForwardPath, type PolicyRoute} from './forward.js'
 import {rulesetFacts} from './path.js'
 import {tableGraph} from '../../dataplane/chain-index.js'
-import {firstCallerOfUserChain, firstCallerOfUserChainId, reachableChainIds, reachableChainList, reachableChains, type Reach} from './chain-graph.js'
+import {firstCallerOfUserChain, firstCallerOfUserChainId, reachableChainList, reachableChainMark, reachableChains, type Reach} from './chain-graph.js'
 
 export type BackendMethod = IpvsMethod | 'dnat'
 
@@ -430,40 +430,41 @@ function dnatServices(h: HostView, w: World): LbService[] {
     const nat = rs.tables.get('nat')
     if (!nat) continue
     const groups = new Groups()
-    // the reachable chains by number (reachableChainIds): the chains themselves are the table graph's
-    const declared = tableGraph(nat).chains
-    const ids = reachableChainIds(nat, ['PREROUTING'])
-    for (let ci = 0; ci < ids.length; ci++) {
-      const rules = declared[ids[ci]!]!.rules
-      for (let ri = 0; ri < rules.length; ri++) {
-        const r = rules[ri]!
-        const tk = r.target?.kind
-        // REDIRECT: a DNAT to the host's own address on the arriving device (a local service)
-        if (tk !== 'DNAT' && tk !== 'REDIRECT') continue
-        // NAT to IPv6 (`dnat ip6 to` in an inet table): the service model is IPv4; check lists the rule as not evaluated
-        if (tk === 'DNAT' && natToIpv6((r.target as {to: readonly NatRange[]}).to)) continue
-        const sel = selectorIn(rs, r, nat, ids[ci]!)
-        if (sel.mark) {
-          // DNAT by mark (L4xNAT): the packets are the ones the MARK rules select
-          for (const m of markSetters(rs, sel.mark.value, sel.mark.mask)) {
-            const msel = selectorOf(rs, m)
-            const probe = probeFromSelector(h, w, {...msel, proto: msel.proto ?? sel.proto})
-            addGroup(groups, probe, msel, r)
-          }
+    // the DNAT and REDIRECT rules of the table in table order (found by the pass rulesetFacts made over every rule),
+    // those of chains PREROUTING reaches: the order of a walk over the reachable chains' rules, without one
+    const graph = tableGraph(nat)
+    const reach = reachableChainMark(nat, ['PREROUTING'])
+    const targets = rulesetFacts(rs).natTargets
+    for (let ti = 0; ti < targets.length; ti++) {
+      const r = targets[ti]!
+      const cid = graph.ids.get(r.chain)
+      if (cid === undefined || cid >= graph.chains.length || reach[cid] !== 1) continue
+      const tk = r.target?.kind
+      // REDIRECT: a DNAT to the host's own address on the arriving device (a local service)
+      if (tk !== 'DNAT' && tk !== 'REDIRECT') continue
+      // NAT to IPv6 (`dnat ip6 to` in an inet table): the service model is IPv4; check lists the rule as not evaluated
+      if (tk === 'DNAT' && natToIpv6((r.target as {to: readonly NatRange[]}).to)) continue
+      const sel = selectorIn(rs, r, nat, cid)
+      if (sel.mark) {
+        // DNAT by mark (L4xNAT): the packets are the ones the MARK rules select
+        for (const m of markSetters(rs, sel.mark.value, sel.mark.mask)) {
+          const msel = selectorOf(rs, m)
+          const probe = probeFromSelector(h, w, {...msel, proto: msel.proto ?? sel.proto})
+          addGroup(groups, probe, msel, r)
+        }
+        continue
+      }
+      // a VIP/32 rule of a group seen already joins it without a probe packet being made (the group's key is
+      // the probe's destination, protocol, port and interface, which such a selector gives directly)
+      const dst = sel.dst
+      if (dst && dst.len === (dst.family === 4 ? 32 : 128)) {
+        const g = groups.find(dst.value, PROTO_NUM[sel.proto ?? 'tcp'], sel.dport ?? 80, sel.iif)
+        if (g) {
+          if (!g.rules.includes(r)) g.rules.push(r)
           continue
         }
-        // a VIP/32 rule of a group seen already joins it without a probe packet being made (the group's key is
-        // the probe's destination, protocol, port and interface, which such a selector gives directly)
-        const dst = sel.dst
-        if (dst && dst.len === (dst.family === 4 ? 32 : 128)) {
-          const g = groups.find(dst.value, PROTO_NUM[sel.proto ?? 'tcp'], sel.dport ?? 80, sel.iif)
-          if (g) {
-            if (!g.rules.includes(r)) g.rules.push(r)
-            continue
-          }
-        }
-        addGroup(groups, probeFromSelector(h, w, sel), sel, r)
       }
+      addGroup(groups, probeFromSelector(h, w, sel), sel, r)
     }
     for (const g of groups.order) {
       const svc = dnatService(h, w, rs, g)
