@@ -59,6 +59,11 @@ export function reachableChainList(t: IptTable, from: readonly string[]): readon
   return r.list
 }
 
+/** The chains reachable from the builtin chains `from`: a flag per chain number (tableGraph's; read only). */
+export function reachableChainMark(t: IptTable, from: readonly string[]): Uint8Array {
+  return reached(graph(t), t, from).mark
+}
+
 /** The numbers of the declared chains reachable from the builtin chains `from`, in table order (chains: reachableChainList). */
 export function reachableChainIds(t: IptTable, from: readonly string[]): readonly number[] {
   const g = graph(t)

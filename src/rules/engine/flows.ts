@@ -8,7 +8,7 @@ import {ctStateOf, type CtParams, type FlowPacket, type FlowPlace} from './ctmod
 import type {Decision} from './firewall.js'
 import {ev, locRef, UNKNOWN_IF, type HostView} from './host.js'
 import {flowPacket, l4Name, PACKET_WORDS, type Endpoints, type L4} from './packets.js'
-import {hookByDstClass, received, receivedBySrcClass, receivedSharingTail, sent, type PathResult} from './path.js'
+import {hookByDstClass, received, receivedAfterPre, receivedBySrcClass, receivedSharingTail, sent, type HookOpts, type PathResult} from './path.js'
 import type {HookResult} from './firewall.js'
 import {clientIifOf, type Backend, type DnatOutcome, type LbService, type World} from './world.js'
 import type {CtState, IptRule} from '../../model/iptables.js'
@@ -75,6 +75,9 @@ function endpointsOf(probe: Packet): Endpoints {
 interface RequestMemo {
   exact?: Replay
   blocked?: boolean
+  /** the packet and PREROUTING result of requestInBlocked's replay, until the exact replay takes them (no second PREROUTING run) */
+  pkt?: Packet
+  pre?: HookResult
 }
 
 /**
@@ -104,7 +107,7 @@ function requestMemo(svc: LbService, w: World, probe: Packet, kind: FlowPacket, 
 export function requestIn(svc: LbService, w: World, probe: Packet, kind: FlowPacket, p: CtParams, state?: CtState): Replay {
   const st = state ?? ctStateOf('ipvs-in', kind, p)
   const m = requestMemo(svc, w, probe, kind, st)
-  return (m.exact ??= requestInUncached(svc, w, probe, kind, st, false))
+  return (m.exact ??= requestInUncached(svc, w, probe, kind, st, false, m))
 }
 
 /**
@@ -116,15 +119,26 @@ export function requestIn(svc: LbService, w: World, probe: Packet, kind: FlowPac
 export function requestInBlocked(svc: LbService, w: World, probe: Packet, kind: FlowPacket, p: CtParams, state?: CtState): boolean {
   const st = state ?? ctStateOf('ipvs-in', kind, p)
   const m = requestMemo(svc, w, probe, kind, st)
-  if (m.blocked === undefined) m.blocked = !!(m.exact ?? requestInUncached(svc, w, probe, kind, st, true)).result.blocked
+  if (m.blocked === undefined) m.blocked = !!(m.exact ?? requestInUncached(svc, w, probe, kind, st, true, m)).result.blocked
   return m.blocked
 }
 
-function requestInUncached(svc: LbService, w: World, probe: Packet, kind: FlowPacket, st: CtState, share: boolean): Replay {
+function requestInUncached(svc: LbService, w: World, probe: Packet, kind: FlowPacket, st: CtState, share: boolean, m: RequestMemo): Replay {
   const h = svc.host
-  const pkt = flowPacket(endpointsOf(probe), kind)
   const o = {state: st, local: svc.kind === 'ipvs', iif: clientIif(h, w, svc.vip, svc), assumeLocal: svc.vip ? [svc.vip] : []}
-  const result = share ? receivedSharingTail(h, pkt, o) : received(h, pkt, o)
+  if (share) {
+    const pkt = flowPacket(endpointsOf(probe), kind)
+    const result = receivedSharingTail(h, pkt, o, (pre) => {
+      m.pkt = pkt
+      m.pre = pre
+    })
+    return {kind, state: st, place: 'ipvs-in', result, packet: pkt}
+  }
+  // the exact replay: PREROUTING as requestInBlocked's replay of the same packet met it, when it ran
+  const pkt = m.pkt ?? flowPacket(endpointsOf(probe), kind)
+  const result = m.pre ? receivedAfterPre(h, pkt, o, m.pre) : received(h, pkt, o)
+  m.pkt = undefined
+  m.pre = undefined
   return {kind, state: st, place: 'ipvs-in', result, packet: pkt}
 }
 
@@ -272,7 +286,11 @@ export function backendOutcome(svc: LbService, b: Backend): DnatOutcome | undefi
   if (!c) return undefined
   // asked once per backend: a scan for a few dozen outcomes (a map per service, kept for the whole check,
   // costs the garbage collector more), a map beyond
-  if (c.outcomes.length <= 64) return c.outcomes.find((o) => o.value.rule === b.rule)?.value
+  if (c.outcomes.length <= 64) {
+    const outs = c.outcomes
+    for (let i = 0; i < outs.length; i++) if (outs[i]!.value.rule === b.rule) return outs[i]!.value
+    return undefined
+  }
   let m = outcomesByRule.get(svc)
   if (!m) {
     m = new Map()
@@ -293,15 +311,38 @@ export function backendSynDrops(svc: LbService, w: World): {readonly b: Backend;
   if (svc.kind !== 'dnat' || !h.fw || !probe) return []
   const iif = clientIif(h, w, svc.vip, svc)
   const out: {b: Backend; hr: HookResult}[] = []
-  // the outcome of each DNAT rule, looked up once per service (backendOutcome scans small cascades per call)
   const orig = {dst: probe.dst, dport: probe.dport}
-  const outcomes = new Map<IptRule | undefined, DnatOutcome>()
-  for (const o of svc.cascade?.outcomes ?? []) if (!outcomes.has(o.value.rule)) outcomes.set(o.value.rule, o.value)
-  for (const b of svc.backends) {
+  // one endpoints and one options object for every backend, changed for each (hookByDstClass keeps neither)
+  const e: {-readonly [K in keyof Endpoints]: Endpoints[K]} = {src: w.client.ip, sport: w.client.port, dst: probe.dst, dport: 0, proto: svc.proto, mark: 0}
+  const o: {-readonly [K in keyof HookOpts]: HookOpts[K]} = {state: 'NEW', ctMark: 0, iif, oif: UNKNOWN_IF, dnat: true, orig}
+  const outcomes = svc.cascade?.outcomes ?? []
+  // the first outcome of each backend's rule: the backends were made in the order of the outcomes (world.ts
+  // dnatService), so a cursor finds them in turn; a full scan when it does not
+  let at = 0
+  const backends = svc.backends
+  for (let bi = 0; bi < backends.length; bi++) {
+    const b = backends[bi]!
     if (b.local || b.method !== 'dnat' || b.share === 0) continue
-    const o = outcomes.get(b.rule)
-    const e: Endpoints = {src: w.client.ip, sport: w.client.port, dst: b.ip, dport: b.port ?? probe.dport ?? 0, proto: svc.proto, mark: o?.mark ?? probe.mark}
-    const hr = hookByDstClass(h, 'FORWARD', e, 'SYN', {state: 'NEW', ctMark: o?.ctMark ?? 0, iif, oif: h.oifFor(b.ip) ?? UNKNOWN_IF, dnat: true, orig}, false)
+    let oc: DnatOutcome | undefined
+    let k = at
+    while (k < outcomes.length && outcomes[k]!.value.rule !== b.rule) k++
+    if (k < outcomes.length) {
+      oc = outcomes[k]!.value
+      at = k + 1
+    } else {
+      for (k = 0; k < outcomes.length; k++) {
+        if (outcomes[k]!.value.rule === b.rule) {
+          oc = outcomes[k]!.value
+          break
+        }
+      }
+    }
+    e.dst = b.ip
+    e.dport = b.port ?? probe.dport ?? 0
+    e.mark = oc?.mark ?? probe.mark
+    o.ctMark = oc?.ctMark ?? 0
+    o.oif = h.oifFor(b.ip) ?? UNKNOWN_IF
+    const hr = hookByDstClass(h, 'FORWARD', e, 'SYN', o, false)
     if (hr && hr.verdict !== 'ACCEPT' && hr.decision) out.push({b, hr})
   }
   return out

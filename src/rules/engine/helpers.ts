@@ -90,7 +90,9 @@ export function hostRule(meta: RuleMeta, check: (h: HostView, w: World) => Many,
 export function serviceRule(meta: RuleMeta, check: (svc: LbService, w: World) => Many, filter: (svc: LbService) => boolean = () => true): Rule {
   return customRule(meta, (w) => {
     const out: RuleFinding[] = []
-    for (const s of w.services) {
+    const services = w.services
+    for (let i = 0; i < services.length; i++) {
+      const s = services[i]!
       if (!filter(s)) continue
       const x = check(s, w)
       if (!x) continue

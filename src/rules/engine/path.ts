@@ -5,7 +5,7 @@
 // "accepted by INPUT". This is not the trace dataplane: it runs one packet with a conntrack state given by
 // the model (ctmodel.ts) and reports where it was decided.
 import type {IpAddr} from '../../model/ip.js'
-import type {CtState, IptablesRuleset, IptRule} from '../../model/iptables.js'
+import type {CtState, IptablesRuleset, IptRule, Match} from '../../model/iptables.js'
 import {invertTuple, tupleOf, type IpvsView, type Packet, type Tuple} from '../../dataplane/packet.js'
 import {HOOK_TABLES, type Decision, type Hook, type HookResult} from './firewall.js'
 import {ctView, natConsulted, type FlowPacket} from './ctmodel.js'
@@ -62,44 +62,76 @@ export interface RulesetFacts {
   readonly out: ReadonlySet<string>
   /** the DNAT rules of the nat table, in table order (chains as declared, rules in chain order) */
   readonly natDnat: readonly IptRule[]
+  /** the DNAT and REDIRECT rules of the nat table, in table order (world.ts: the rules a DNAT service may come from) */
+  readonly natTargets: readonly IptRule[]
   /** a rule matches on the conntrack tuples (--ctorigsrc/--ctorigdst/--ctreplsrc..., --ctorigdstport...) */
   readonly ctTuple: boolean
 }
 
 const facts = new WeakMap<IptablesRuleset, RulesetFacts>()
 
-export function rulesetFacts(rs: IptablesRuleset): RulesetFacts {
+/**
+ * The facts of a ruleset, found once. `visit`, when given, is told every match of every rule (tables, chains and
+ * rules in order) during the same pass, or during a pass of its own when the facts are known already: a caller
+ * that needs a pass over the matches too (world.ts: the addresses the rules name) shares this one.
+ */
+export function rulesetFacts(rs: IptablesRuleset, visit?: (m: Match) => void): RulesetFacts {
   let u = facts.get(rs)
-  if (!u) {
-    const used = {in: new Set<string>(), out: new Set<string>()}
-    const natDnat: IptRule[] = []
-    let ctTuple = false
-    for (const [name, t] of rs.tables) {
-      const nat = name === 'nat'
-      let dirs = 0
-      for (const c of t.chains.values()) {
-        const rules = c.rules
-        for (let i = 0; i < rules.length; i++) {
-          const r = rules[i]!
-          if (nat && r.target?.kind === 'DNAT') natDnat.push(r)
-          const ms = r.matches
-          if (!ctTuple) for (let j = 0; j < ms.length; j++) if (ms[j]!.kind === 'ctaddr' || ms[j]!.kind === 'ctport') ctTuple = true
+  if (u) {
+    if (visit) visitMatches(rs, visit)
+    return u
+  }
+  const used = {in: new Set<string>(), out: new Set<string>()}
+  const natDnat: IptRule[] = []
+  const natTargets: IptRule[] = []
+  let ctTuple = false
+  // indexed loops and forEach: this runs once over ~100,000 rules, mostly before it is optimised, where each step
+  // of a for-of allocates
+  rs.tables.forEach((t, name) => {
+    const nat = name === 'nat'
+    let dirs = 0
+    let done = false
+    t.chains.forEach((c) => {
+      if (done) return
+      const rules = c.rules
+      for (let i = 0; i < rules.length; i++) {
+        const r = rules[i]!
+        if (nat) {
+          const tk = r.target?.kind
+          if (tk === 'DNAT') natDnat.push(r)
+          if (tk === 'DNAT' || tk === 'REDIRECT') natTargets.push(r)
+        }
+        const ms = r.matches
+        for (let j = 0; j < ms.length; j++) {
+          const m = ms[j]!
+          if (visit) visit(m)
+          const k = m.kind
+          if (k === 'ctaddr' || k === 'ctport') ctTuple = true
           // the interfaces, until both directions are found in this table
-          if (dirs === 3) continue
-          for (let j = 0; j < ms.length; j++) {
-            const m = ms[j]!
-            if (m.kind !== 'iface' || m.name === 'lo') continue
+          else if (k === 'iface' && dirs !== 3 && m.name !== 'lo') {
             used[m.dir].add(name)
             dirs |= m.dir === 'in' ? 1 : 2
           }
         }
-        if (dirs === 3 && !nat && ctTuple) break
       }
-    }
-    u = {in: used.in, out: used.out, natDnat, ctTuple}
-    facts.set(rs, u)
-  }
+      if (dirs === 3 && !nat && ctTuple && !visit) done = true
+    })
+  })
+  u = {in: used.in, out: used.out, natDnat, natTargets, ctTuple}
+  facts.set(rs, u)
   return u
+}
+
+function visitMatches(rs: IptablesRuleset, visit: (m: Match) => void): void {
+  rs.tables.forEach((t) => {
+    t.chains.forEach((c) => {
+      const rules = c.rules
+      for (let i = 0; i < rules.length; i++) {
+        const ms = rules[i]!.matches
+        for (let j = 0; j < ms.length; j++) visit(ms[j]!)
+      }
+    })
+  })
 }
 
 const tupleUse = new WeakMap<HostView, boolean>()
@@ -181,11 +213,19 @@ export function received(h: HostView, pkt: Packet, o: PathOpts): PathResult {
  * shows after PREROUTING (the hooks' and `packet`) are another member's of the class. For callers that read
  * no packet from the result (or replay it with received() when they need one).
  */
-export function receivedSharingTail(h: HostView, pkt: Packet, o: PathOpts): PathResult {
-  return receivedPath(h, pkt, o, true)
+export function receivedSharingTail(h: HostView, pkt: Packet, o: PathOpts, keepPre?: (pre: HookResult) => void): PathResult {
+  return receivedPath(h, pkt, o, true, undefined, keepPre)
 }
 
-function receivedPath(h: HostView, pkt: Packet, o: PathOpts, share: boolean): PathResult {
+/**
+ * received(), with PREROUTING's result given: `pre` is what the PREROUTING hook gave this packet with these options
+ * (receivedSharingTail's `keepPre` is told it; that part of a path is never shared). The rest is this packet's own.
+ */
+export function receivedAfterPre(h: HostView, pkt: Packet, o: PathOpts, pre: HookResult): PathResult {
+  return receivedPath(h, pkt, o, false, pre)
+}
+
+function receivedPath(h: HostView, pkt: Packet, o: PathOpts, share: boolean, known0?: HookResult, keepPre?: (pre: HookResult) => void): PathResult {
   const fw = h.fw
   if (!fw) return {hooks: [], to: o.local ? 'local' : 'forward', packet: pkt, noFirewall: true, guesses: []}
   const tuples = needsTuples(h)
@@ -195,7 +235,8 @@ function receivedPath(h: HostView, pkt: Packet, o: PathOpts, share: boolean): Pa
   const nat = natConsulted(o.state) && (o.dir ?? 'ORIGINAL') === 'ORIGINAL'
   const iif = o.iif ?? UNKNOWN_IF
   const hooks: HookResult[] = []
-  const pre = fw.runHook('PREROUTING', pkt, h.env({iif, ct, assumeLocal: o.assumeLocal}), nat)
+  const pre = known0 ?? fw.runHook('PREROUTING', pkt, h.env({iif, ct, assumeLocal: o.assumeLocal}), nat)
+  keepPre?.(pre)
   hooks.push(pre)
   if (pre.verdict !== 'ACCEPT') return finish(hooks, pre.packet, undefined, guessNotes(h, PRE, iif, undefined))
   let p = pre.packet
@@ -516,19 +557,31 @@ export interface HookOpts {
 const hooks_ = new WeakMap<HostView, Level<string, Level<string, Level<number, Level<number, Level<number, Level<string, HookResult>>>>>>>()
 
 /** The hookByDstClass inputs other than the destination, its port, the marks and the oif, as text; remembered for the last call. */
-let lastHook: {hook: Hook; nat: boolean; src: IpAddr; sport: number; proto: string; kind: FlowPacket; state: CtState; dir?: string; iif?: string; assumeLocal?: readonly IpAddr[]; dnat?: boolean; orig?: HookOpts['orig']; ipvs?: IpvsView; key: string} | undefined
+let lastHook: {hook: Hook; nat: boolean; src: IpAddr; sport: number; proto: string; kind: FlowPacket; state: CtState; dir?: string; iif?: string; assumeLocal?: readonly IpAddr[]; dnat?: boolean; tuples: boolean; orig?: HookOpts['orig']; ipvs?: IpvsView; key: string} | undefined
 
-function hookContext(hook: Hook, nat: boolean, e: Endpoints, kind: FlowPacket, o: HookOpts): string {
+/**
+ * `tuples`: the host's rules read the conntrack tuples (needsTuples). Only then does the original destination
+ * (`o.orig`) reach the run, and only then is it part of the context: without it, the backends of every service
+ * that differ only in the VIP they were asked for share one evaluation per class.
+ */
+function hookContext(hook: Hook, nat: boolean, e: Endpoints, kind: FlowPacket, o: HookOpts, tuples: boolean): string {
   const l = lastHook
-  if (l && l.hook === hook && l.nat === nat && l.src === e.src && l.sport === e.sport && l.proto === e.proto && l.kind === kind && l.state === o.state && l.dir === o.dir && l.iif === o.iif && l.assumeLocal === o.assumeLocal && l.dnat === o.dnat && l.orig === o.orig && l.ipvs === o.ipvs) return l.key
-  const key = `${hook}|${nat}|${ipText(e.src)}|${e.sport}|${e.proto}|${kind}|${o.state}|${o.dir ?? ''}|${o.iif ?? ''}|${addrs(o.assumeLocal)}|${o.dnat ? 'D' : ''}|${o.orig ? `${ipText(o.orig.dst)}:${o.orig.dport}` : ''}|${o.ipvs ? `${ipText(o.ipvs.vaddr)}:${o.ipvs.vport}/${o.ipvs.vproto}/${o.ipvs.method}/${o.ipvs.dir}` : ''}`
-  lastHook = {hook, nat, src: e.src, sport: e.sport, proto: e.proto, kind, state: o.state, dir: o.dir, iif: o.iif, assumeLocal: o.assumeLocal, dnat: o.dnat, orig: o.orig, ipvs: o.ipvs, key}
+  if (l && l.hook === hook && l.nat === nat && l.src === e.src && l.sport === e.sport && l.proto === e.proto && l.kind === kind && l.state === o.state && l.dir === o.dir && l.iif === o.iif && l.assumeLocal === o.assumeLocal && l.dnat === o.dnat && l.tuples === tuples && (!tuples || l.orig === o.orig) && l.ipvs === o.ipvs) return l.key
+  const orig = tuples && o.orig ? `${ipText(o.orig.dst)}:${o.orig.dport}` : ''
+  const key = `${hook}|${nat}|${ipText(e.src)}|${e.sport}|${e.proto}|${kind}|${o.state}|${o.dir ?? ''}|${o.iif ?? ''}|${addrs(o.assumeLocal)}|${o.dnat ? 'D' : ''}|${orig}|${o.ipvs ? `${ipText(o.ipvs.vaddr)}:${o.ipvs.vport}/${o.ipvs.vproto}/${o.ipvs.method}/${o.ipvs.dir}` : ''}`
+  lastHook = {hook, nat, src: e.src, sport: e.sport, proto: e.proto, kind, state: o.state, dir: o.dir, iif: o.iif, assumeLocal: o.assumeLocal, dnat: o.dnat, tuples, orig: o.orig, ipvs: o.ipvs, key}
   return key
 }
 
+/** needsTuples of the host asked about last (hookByDstClass asks for every backend) */
+let lastTuplesHost: HostView | undefined
+let lastTuples = false
+
 /**
  * One hook (runHook) for the packet `kind` between the endpoints with a conntrack entry in `state`, evaluated
- * once per class of destination addresses (see above): the result may be another member's of the class.
+ * once per class of destination addresses (see above): the result may be another member's of the class (of
+ * another service's, when the rules do not read the original destination, `o.orig`). Neither `e` nor `o` is
+ * kept: a caller may change and pass them again.
  */
 export function hookByDstClass(h: HostView, hook: Hook, e: Endpoints, kind: FlowPacket, o: HookOpts, nat: boolean): HookResult | undefined {
   const fw = h.fw
@@ -539,21 +592,25 @@ export function hookByDstClass(h: HostView, hook: Hook, e: Endpoints, kind: Flow
     m = new Map()
     hooks_.set(h, m)
   }
-  const ctx = hookContext(hook, nat, e, kind, o)
+  if (lastTuplesHost !== h) {
+    lastTuples = needsTuples(h)
+    lastTuplesHost = h
+  }
+  const tuples = lastTuples
+  const ctx = hookContext(hook, nat, e, kind, o, tuples)
   const cls = addrClass(h, scope, 'dst', e.dst, o.assumeLocal)
   const mark = e.mark ?? 0
   const ctMark = o.ctMark ?? 0
   const oif = o.oif ?? ''
   // the backends of a service come one after another with the same port, marks and interface: the last answer first
-  const l = lastHookAnswer
-  if (l && l.h === h && l.ctx === ctx && l.cls === cls && l.dport === e.dport && l.mark === mark && l.ctMark === ctMark && l.oif === oif) return l.r
+  if (lastAnswerHost === h && lastAnswerCtx === ctx && lastAnswerCls === cls && lastAnswerDport === e.dport && lastAnswerMark === mark && lastAnswerCtMark === ctMark && lastAnswerOif === oif) return lastAnswer
   const byOif = level(level(level(level(level(m, ctx, makeMap), cls, makeMap), e.dport, makeMap), mark, makeMap), ctMark, makeMap)
   let r = byOif.get(oif)
   if (!r) {
     const pkt = flowPacket(e, kind)
     const ct0 = ctView(o.state, o.dir, ctMark)
     let ct = o.dnat ? {...ct0, status: withDnat(ct0.status)} : ct0
-    if (needsTuples(h)) {
+    if (tuples) {
       const t = withTuples(ct, pkt)
       // a DNATed connection's original tuple is the one the client sent, to the VIP
       ct = o.dnat && o.orig && (o.dir ?? 'ORIGINAL') === 'ORIGINAL' ? {...t, orig: {...t.orig, dst: o.orig.dst, dport: o.orig.dport ?? t.orig.dport}} : t
@@ -561,11 +618,26 @@ export function hookByDstClass(h: HostView, hook: Hook, e: Endpoints, kind: Flow
     r = fw.runHook(hook, pkt, h.env({iif: o.iif, oif: o.oif, ct, assumeLocal: o.assumeLocal, ipvs: o.ipvs}), nat)
     byOif.set(oif, r)
   }
-  lastHookAnswer = {h, ctx, cls, dport: e.dport, mark, ctMark, oif, r}
+  lastAnswerHost = h
+  lastAnswerCtx = ctx
+  lastAnswerCls = cls
+  lastAnswerDport = e.dport
+  lastAnswerMark = mark
+  lastAnswerCtMark = ctMark
+  lastAnswerOif = oif
+  lastAnswer = r
   return r
 }
 
-let lastHookAnswer: {h: HostView; ctx: string; cls: string; dport: number; mark: number; ctMark: number; oif: string; r: HookResult} | undefined
+// the last answer of hookByDstClass and its inputs (module variables: no object per call; ~100,000 calls)
+let lastAnswerHost: HostView | undefined
+let lastAnswerCtx = ''
+let lastAnswerCls = ''
+let lastAnswerDport = -1
+let lastAnswerMark = 0
+let lastAnswerCtMark = 0
+let lastAnswerOif = ''
+let lastAnswer: HookResult | undefined
 
 const scopesOf = (hook: Hook): readonly [Scope, Scope] => [
   {hooks: [hook], nat: false},

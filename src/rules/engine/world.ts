@@ -14,7 +14,9 @@ import {enumerate, reachableStatRules, type Enumeration} from './cascade.js'
 import {HostView, UNKNOWN_IF} from './host.js'
 import {flowPacket, l4Name, PROTO_NUM, type L4} from './packets.js'
 import {findForwards, type ForwardPath, type PolicyRoute} from './forward.js'
-import {firstCallerOfUserChain, firstCallerOfUserChainId, reachableChainIds, reachableChainList, reachableChains, type Reach} from './chain-graph.js'
+import {rulesetFacts} from './path.js'
+import {tableGraph} from '../../dataplane/chain-index.js'
+import {firstCallerOfUserChain, firstCallerOfUserChainId, reachableChainList, reachableChainMark, reachableChains, type Reach} from './chain-graph.js'
 
 export type BackendMethod = IpvsMethod | 'dnat'
 
@@ -130,27 +132,19 @@ function mentioned(hosts: readonly HostView[], cands: readonly IpAddr[]): (ip: I
   const octet = new Uint8Array(256)
   for (const c of cands) if (c.family === 4) octet[Number(makePrefix(c, 8).value >> 24n) & 255] = 1
   const hit = new Set<IpAddr>()
-  // indexed loops and forEach: this runs once over ~100,000 rules, mostly before it is optimised, where each
-  // step of a for-of allocates
-  const onRules = (c: IptChain) => {
-    const rules = c.rules
-    for (let ri = 0; ri < rules.length; ri++) {
-      const matches = rules[ri]!.matches
-      for (let mi = 0; mi < matches.length; mi++) {
-        const m = matches[mi]!
-        if (m.kind !== 'addr' || m.prefix.len <= 0) continue
-        const p = m.prefix
-        if (p.family === 4 && p.len >= 8) {
-          // its first octet: the top 8 bits of a 32-bit value (any other value is in no candidate's /8)
-          const v = Number(p.value)
-          if (!(v >= 0 && v <= 0xffffffff) || octet[v >>> 24] === 0) continue
-        }
-        const named = byLen[p.family === 4 ? 0 : 1]![p.len]?.get(p.value)
-        if (named) for (const x of named) hit.add(x)
-      }
+  const onMatch = (m: Match) => {
+    if (m.kind !== 'addr' || m.prefix.len <= 0) return
+    const p = m.prefix
+    if (p.family === 4 && p.len >= 8) {
+      // its first octet: the top 8 bits of a 32-bit value (any other value is in no candidate's /8)
+      const v = Number(p.value)
+      if (!(v >= 0 && v <= 0xffffffff) || octet[v >>> 24] === 0) return
     }
+    const named = byLen[p.family === 4 ? 0 : 1]![p.len]?.get(p.value)
+    if (named) for (const x of named) hit.add(x)
   }
-  for (const h of hosts) for (const rs of h.fw?.rulesets ?? []) rs.tables.forEach((t) => t.chains.forEach(onRules))
+  // the pass over every match that path.ts makes for its ruleset facts (one pass over a big dump, not two)
+  for (const h of hosts) for (const rs of h.fw?.rulesets ?? []) rulesetFacts(rs, onMatch)
   return (ip) => hit.has(ip)
 }
 
@@ -296,11 +290,26 @@ function selectorIn(rs: IptablesRuleset, rule: IptRule, table: IptTable | undefi
     sel = {}
     selectorOfMatches(rule.matches, sel)
     table ??= rs.tables.get(rule.table)
-    const inherited = table && callersSelector(table, cache.byChain, rule.chain, 0, chainId)
-    if (inherited) fillFrom(sel, inherited)
+    // callersSelector's first step written into `sel` (no selector of its own per rule): each field the rule does
+    // not name is taken from its first caller's matches, then from that caller's own callers
+    const caller = !table ? undefined : chainId >= 0 ? firstCallerOfUserChainId(table, chainId) : firstCallerOfUserChain(table, rule.chain)
+    if (caller) {
+      selectorOfMatches(caller.matches, sel)
+      const up = callersSelector(table!, cache.byChain, caller.chain, 1)
+      if (up) {
+        fillFrom(sel, up)
+        // the same fields as its callers' (the DNAT rules of a kube-proxy service: only `-p` of their own, the
+        // service's): their selector stands for this one too (selectors are never changed once made)
+        if (sameSelector(sel, up)) sel = up
+      }
+    }
     cache.byRule.set(rule, sel)
   }
   return sel
+}
+
+function sameSelector(a: Selector, b: Selector): boolean {
+  return a.iif === b.iif && a.dst === b.dst && a.proto === b.proto && a.dport === b.dport && a.mark === b.mark
 }
 
 /** The fields `sel` lacks, from `from` (each field is taken from the first source that names it). */
@@ -428,39 +437,41 @@ function dnatServices(h: HostView, w: World): LbService[] {
     const nat = rs.tables.get('nat')
     if (!nat) continue
     const groups = new Groups()
-    const chains = reachableChainList(nat, ['PREROUTING'])
-    const ids = reachableChainIds(nat, ['PREROUTING'])
-    for (let ci = 0; ci < chains.length; ci++) {
-      const rules = chains[ci]!.rules
-      for (let ri = 0; ri < rules.length; ri++) {
-        const r = rules[ri]!
-        const tk = r.target?.kind
-        // REDIRECT: a DNAT to the host's own address on the arriving device (a local service)
-        if (tk !== 'DNAT' && tk !== 'REDIRECT') continue
-        // NAT to IPv6 (`dnat ip6 to` in an inet table): the service model is IPv4; check lists the rule as not evaluated
-        if (tk === 'DNAT' && natToIpv6((r.target as {to: readonly NatRange[]}).to)) continue
-        const sel = selectorIn(rs, r, nat, ids[ci]!)
-        if (sel.mark) {
-          // DNAT by mark (L4xNAT): the packets are the ones the MARK rules select
-          for (const m of markSetters(rs, sel.mark.value, sel.mark.mask)) {
-            const msel = selectorOf(rs, m)
-            const probe = probeFromSelector(h, w, {...msel, proto: msel.proto ?? sel.proto})
-            addGroup(groups, probe, msel, r)
-          }
+    // the DNAT and REDIRECT rules of the table in table order (found by the pass rulesetFacts made over every rule),
+    // those of chains PREROUTING reaches: the order of a walk over the reachable chains' rules, without one
+    const graph = tableGraph(nat)
+    const reach = reachableChainMark(nat, ['PREROUTING'])
+    const targets = rulesetFacts(rs).natTargets
+    for (let ti = 0; ti < targets.length; ti++) {
+      const r = targets[ti]!
+      const cid = graph.ids.get(r.chain)
+      if (cid === undefined || cid >= graph.chains.length || reach[cid] !== 1) continue
+      const tk = r.target?.kind
+      // REDIRECT: a DNAT to the host's own address on the arriving device (a local service)
+      if (tk !== 'DNAT' && tk !== 'REDIRECT') continue
+      // NAT to IPv6 (`dnat ip6 to` in an inet table): the service model is IPv4; check lists the rule as not evaluated
+      if (tk === 'DNAT' && natToIpv6((r.target as {to: readonly NatRange[]}).to)) continue
+      const sel = selectorIn(rs, r, nat, cid)
+      if (sel.mark) {
+        // DNAT by mark (L4xNAT): the packets are the ones the MARK rules select
+        for (const m of markSetters(rs, sel.mark.value, sel.mark.mask)) {
+          const msel = selectorOf(rs, m)
+          const probe = probeFromSelector(h, w, {...msel, proto: msel.proto ?? sel.proto})
+          addGroup(groups, probe, msel, r)
+        }
+        continue
+      }
+      // a VIP/32 rule of a group seen already joins it without a probe packet being made (the group's key is
+      // the probe's destination, protocol, port and interface, which such a selector gives directly)
+      const dst = sel.dst
+      if (dst && dst.len === (dst.family === 4 ? 32 : 128)) {
+        const g = groups.find(dst.value, PROTO_NUM[sel.proto ?? 'tcp'], sel.dport ?? 80, sel.iif)
+        if (g) {
+          if (!g.rules.includes(r)) g.rules.push(r)
           continue
         }
-        // a VIP/32 rule of a group seen already joins it without a probe packet being made (the group's key is
-        // the probe's destination, protocol, port and interface, which such a selector gives directly)
-        const dst = sel.dst
-        if (dst && dst.len === (dst.family === 4 ? 32 : 128)) {
-          const g = groups.find(dst.value, PROTO_NUM[sel.proto ?? 'tcp'], sel.dport ?? 80, sel.iif)
-          if (g) {
-            if (!g.rules.includes(r)) g.rules.push(r)
-            continue
-          }
-        }
-        addGroup(groups, probeFromSelector(h, w, sel), sel, r)
       }
+      addGroup(groups, probeFromSelector(h, w, sel), sel, r)
     }
     for (const g of groups.order) {
       const svc = dnatService(h, w, rs, g)
@@ -615,7 +626,11 @@ function dnatService(h: HostView, w: World, rs: IptablesRuleset, g: Group): LbSe
   const assumeLocal = g.vip && g.vipAssumed ? [g.vip] : g.vip && h.isLocal(g.vip) === undefined ? [g.vip] : []
   const cascade = dnatCascade(h, rs, g.pkt, assumeLocal, g.iif ?? clientIifOf(h, w))
   const backends: Backend[] = []
-  for (const o of cascade.outcomes) {
+  // indexed loops here and below: a kube-proxy dump's 31,704 outcomes, mostly before this is optimised (a for-of
+  // allocates an iterator result per step there)
+  const outcomes = cascade.outcomes
+  for (let oi = 0; oi < outcomes.length; oi++) {
+    const o = outcomes[oi]!
     const rule = o.value.rule
     if (!rule) continue
     const redirect = rule.target?.kind === 'REDIRECT'
@@ -627,7 +642,8 @@ function dnatService(h: HostView, w: World, rs: IptablesRuleset, g: Group): LbSe
     backends.push(redirect && !b.local ? {...b, local: true, owner: undefined} : b)
   }
   // DNAT rules of the group that no outcome reaches are backends with a 0% share
-  for (const r of g.rules) {
+  for (let ri = 0; ri < g.rules.length; ri++) {
+    const r = g.rules[ri]!
     if (hasBackendOf(backends, r)) continue
     const t = r.target
     if (t?.kind !== 'DNAT' || !t.to[0]?.from) continue
@@ -667,7 +683,12 @@ export function isLbHost(w: World, h: HostView): boolean {
 /** The services on `h` whose backends include an address `rs` owns. */
 export function servicesServedBy(w: World, rs: HostView): {svc: LbService; backend: Backend}[] {
   const out: {svc: LbService; backend: Backend}[] = []
-  for (const svc of w.services) for (const b of svc.backends) if (b.owner === rs) out.push({svc, backend: b})
+  const services = w.services
+  for (let i = 0; i < services.length; i++) {
+    const svc = services[i]!
+    const backends = svc.backends
+    for (let j = 0; j < backends.length; j++) if (backends[j]!.owner === rs) out.push({svc, backend: backends[j]!})
+  }
   return out
 }
 
