@@ -19,6 +19,9 @@ export function randomLocalScenarios(seed: number, count: number, prefix = 'ldz'
   // a third stream (OUTPUT marks and policy routing): LVSDOCTOR_KERNEL_EXTRA=0 leaves it out
   const rnd3 = process.env.LVSDOCTOR_KERNEL_EXTRA === '0' ? () => 1 : mulberry32((seed ^ 0x7feb352d) >>> 0)
   const pick3 = <T>(xs: readonly T[]): T => xs[Math.floor(rnd3() * xs.length)]!
+  // a fourth stream (rp_filter/accept_local where packets turn around, iif policy rules): EXTRA=0 leaves it out too
+  const rnd4 = process.env.LVSDOCTOR_KERNEL_EXTRA === '0' ? () => 1 : mulberry32((seed ^ 0x61c88647) >>> 0)
+  const pick4 = <T>(xs: readonly T[]): T => xs[Math.floor(rnd4() * xs.length)]!
   const policyAndRules = (into: string[], chain: 'INPUT' | 'OUTPUT' | 'FORWARD', rules: readonly string[], max: number, p = 0.6): void => {
     if (rnd() >= p) return
     into.push(`iptables -P ${chain} ${pick(['ACCEPT', 'DROP', 'DROP'])}`)
@@ -162,6 +165,21 @@ export function randomLocalScenarios(seed: number, count: number, prefix = 'ldz'
       const to = pick3(['unreachable default', 'blackhole default', kind === 'output-dnat' ? 'default via 10.1.0.10' : 'default via 203.0.113.10'])
       d.push(`iptables -t ${table} -A OUTPUT -p tcp -j MARK --set-mark 0x1`, 'ip rule add fwmark 0x1 lookup 101 pref 101', `ip route add ${to} table 101`)
       notes.push(`OUTPUT mark in ${table} routed to ${to}`)
+    }
+    // (fourth stream) source validation on the host where the packets turn around: rp_filter with accept_local, and
+    // a policy rule for what the host sends itself (iif lo) or what arrives from the backends (iif ldz-d1)
+    if (rnd4() < 0.3) {
+      const onto = kind === 'hairpin' ? r : d
+      const rpf = pick4(['1', '2'])
+      const al = rnd4() < 0.5
+      onto.push(`sysctl -qw net.ipv4.conf.all.rp_filter=${rpf}${al ? ' net.ipv4.conf.all.accept_local=1' : ''}`)
+      notes.push(`rp_filter ${rpf}${al ? ' accept_local' : ''} on ${kind === 'hairpin' ? 'r' : 'd'}`)
+    }
+    if (kind !== 'hairpin' && rnd4() < 0.2) {
+      const iif = pick4(['lo', 'ldz-d1'])
+      const to = pick4(['unreachable default', 'blackhole 203.0.113.0/24', 'default via 10.1.0.10'])
+      d.push(`ip rule add iif ${iif} lookup 105 pref 105`, `ip route add ${to} table 105`)
+      notes.push(`director ip rule iif ${iif} -> ${to}`)
     }
     const spec = (role: NsSpec['role'], setup: string[]): NsSpec => ({role, setup: setup.map(dev)})
     const ns: Record<string, NsSpec> = {}
