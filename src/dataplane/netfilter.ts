@@ -428,8 +428,11 @@ function hasStatistic(rule: IptRule): boolean {
   return false
 }
 
+const UNTRACKED_VIEW: CtView = {state: 'UNTRACKED', dir: 'ORIGINAL', status: new Set(), mark: 0}
+
 function withCtMark(env: MatchEnv, curEnv: MatchEnv, mark: number): MatchEnv {
-  if (!env.ct) return env
+  // no entry (or untracked since a NOTRACK in this walk): there is no connection mark to change
+  if (!env.ct) return curEnv
   if (curEnv.ct?.mark === mark) return curEnv
   if (env.ct.mark === mark) return env
   return {...env, ct: {...env.ct, mark}}
@@ -666,10 +669,12 @@ function walk(s: Scratch, table: IptTable, chain: string, packet: Packet, env: M
         curEnv = withCtMark(env, curEnv, mark)
         break
       case 'CT':
-        if (t.notrack) notrack = true
-        break
       case 'NOTRACK':
+        if (t.kind === 'CT' && !t.notrack) break
         notrack = true
+        // the rules after it in the table see the packet untracked (nf_ct_set IP_CT_UNTRACKED), unless it had an
+        // entry already (a looped-back packet: notrack_tg leaves it)
+        if (!curEnv.ct) curEnv = {...curEnv, ct: UNTRACKED_VIEW}
         break
       case 'LOG':
       case 'TRACE':

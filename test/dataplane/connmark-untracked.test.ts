@@ -31,3 +31,22 @@ describe('connmark without a conntrack entry', () => {
     expect(r.rule?.loc.line).toBe(5)
   })
 })
+
+// The rules after a NOTRACK in the same raw chain see the packet UNTRACKED (kernel, raw OUTPUT, a UDP packet to
+// 127.0.0.1:9: --ctstate INVALID 1; CT --notrack 1; --ctstate UNTRACKED 1; --ctstate INVALID 0; MARK 1; --ctstate UNTRACKED 1).
+describe('a NOTRACK in the walk', () => {
+  const rs = ['-m conntrack --ctstate INVALID -j MARK --set-xmark 0x1/0xffffffff', '-j CT --notrack', '-m conntrack --ctstate INVALID -j DROP', '-j MARK --set-xmark 0x3/0xffffffff', '-m conntrack --ctstate UNTRACKED -j ACCEPT', '-j DROP']
+  const t = parseIptablesSave(`*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n${rs.map((r) => `-A OUTPUT -p udp -m udp --dport 9 ${r}\n`).join('')}COMMIT\n`, 'iptables-save.txt', 4).tables.get('raw')!
+  it('makes the later rules see it untracked (a MARK in between changes nothing of that)', () => {
+    const r = runChain(t, 'OUTPUT', pkt, env(undefined))
+    expect(r.verdict).toBe('ACCEPT')
+    expect(r.rule?.loc.line).toBe(8)
+    expect(r.packet.mark).toBe(3)
+    expect(r.notrack).toBe(true)
+  })
+  it('leaves a packet that has an entry as it is (a looped-back packet)', () => {
+    const r = runChain(t, 'OUTPUT', pkt, env({state: 'NEW', dir: 'ORIGINAL', status: new Set(), mark: 0}))
+    expect(r.verdict).toBe('DROP')
+    expect(r.rule?.loc.line).toBe(9)
+  })
+})
