@@ -3,7 +3,7 @@
 // never happens; the packets go on to the VIP itself (usually nothing listens there) or are routed as they came.
 // A common slip: NOTRACK added for a busy UDP service (DNS) to spare the conntrack table, next to the DNAT that
 // publishes it.
-import {formatIp} from '../model/ip.js'
+import {formatIp, ipEquals, type IpAddr} from '../model/ip.js'
 import type {IptRule} from '../model/iptables.js'
 import {finding, serviceRule} from './engine/helpers.js'
 import {ev, locRef} from './engine/host.js'
@@ -15,6 +15,7 @@ import {received} from './engine/path.js'
 import {flowPacket} from './engine/packets.js'
 import {UNKNOWN_IF} from './engine/host.js'
 import {returnRoute} from './engine/returnpath.js'
+import {natSource} from './engine/nat-source.js'
 import type {FixOp} from './engine/fix.js'
 import {nftRuleOf, shadowOf} from './engine/nft-view.js'
 import type {RuleMeta} from './types.js'
@@ -60,7 +61,7 @@ function deleteRule(svc: LbService, notrack: IptRule): FixOp[] {
  * NOTRACK: the first backend whose reply is, with the rule. Replies that bypass the balancer are
  * nat-reply-bypasses-director's.
  */
-function untrackedReply(svc: LbService, w: World): {b: Backend; rule: IptRule} | undefined {
+function untrackedReply(svc: LbService, w: World): {b: Backend; rule: IptRule; snat?: IpAddr} | undefined {
   const h = svc.host
   const probe = svc.probes[0]
   for (const b of svc.backends) {
@@ -68,15 +69,18 @@ function untrackedReply(svc: LbService, w: World): {b: Backend; rule: IptRule} |
     if (b.owner && returnRoute(w, h, b.owner, b.ip).kind === 'around') continue
     const sport = b.port || probe?.dport
     if (!sport) continue
-    const back = flowPacket({src: b.ip, sport, dst: w.client.ip, dport: w.client.port, proto: svc.proto}, svc.proto === 'tcp' ? 'SYNACK' : 'RDATA')
+    // the replies go to the address the backend saw: the balancer's own when it SNATs (full NAT), else the client's
+    const seen = natSource(svc, w, b)
+    const snat = ipEquals(seen.ip, w.client.ip) ? undefined : seen.ip
+    const back = flowPacket({src: b.ip, sport, dst: seen.ip, dport: w.client.port, proto: svc.proto}, svc.proto === 'tcp' ? 'SYNACK' : 'RDATA')
     const res = received(h, back, {state: 'ESTABLISHED', dir: 'REPLY', iif: h.oifFor(b.ip) ?? UNKNOWN_IF})
     const rule = notrackOf(res.hooks.find((hk) => hk.hook === 'PREROUTING'))
-    if (rule) return {b, rule}
+    if (rule) return {b, rule, ...(snat ? {snat} : {})}
   }
   return undefined
 }
 
-function replyFinding(svc: LbService, notrack: IptRule, b: Backend) {
+function replyFinding(svc: LbService, notrack: IptRule, b: Backend, snat?: IpAddr) {
   const h = svc.host
   const ops = deleteRule(svc, notrack)
   const from = `${formatIp(b.ip)}${b.port ? `:${b.port}` : ''}`
@@ -84,7 +88,10 @@ function replyFinding(svc: LbService, notrack: IptRule, b: Backend) {
     title: "the backends' replies are untracked, so they are never un-DNATed",
     message:
       `${locRef(notrack.loc)} takes the replies of ${describeService(svc)} (from ${from}) out of connection tracking as they come back through ${h.name}: ` +
-      `the DNAT ${locRef(svc.loc)} is undone on the connection's entry, which an untracked packet does not have, so the replies reach the client from ${from} instead of the VIP, and the client drops them (a TCP client answers with a reset; a UDP client's connected socket or resolver ignores them).`,
+      `the DNAT ${locRef(svc.loc)} is undone on the connection's entry, which an untracked packet does not have, so ` +
+      (snat
+        ? `the replies, addressed to ${h.name}'s own ${formatIp(snat)} (its SNAT of the requests), are never translated back to the client: they end at ${h.name}, and the client never gets an answer.`
+        : `the replies reach the client from ${from} instead of the VIP, and the client drops them (a TCP client answers with a reset; a UDP client's connected socket or resolver ignores them).`),
     evidence: [ev(svc.loc), ev(b.loc), ev(notrack.loc)],
     fix: {summary: `remove the NOTRACK of the replies (or exclude the backends' address and port from it)${ops.length ? '' : `: delete ${locRef(notrack.loc)}`}`, ops},
   })
@@ -103,7 +110,7 @@ export default serviceRule(
       // the requests are translated; a NOTRACK of the backends' replies leaves them as they are (un-DNAT works on the
       // entry: an untracked reply keeps the backend's source, and the client, which asked the VIP, drops it)
       const reply = untrackedReply(svc, w)
-      return reply ? replyFinding(svc, reply.rule, reply.b) : undefined
+      return reply ? replyFinding(svc, reply.rule, reply.b, reply.snat) : undefined
     }
     const notrack = notrackOf(pre)
     if (!notrack) return undefined

@@ -9,8 +9,8 @@ import type {Evidence} from '../model/finding.js'
 import type {Packet} from '../dataplane/packet.js'
 import {customRule, finding} from './engine/helpers.js'
 import {ev, locRef, UNKNOWN_IF, type HostView} from './engine/host.js'
-import {backendOutcome, describeReplay, guessesOf, ipvsKnobs, type Replay} from './engine/flows.js'
-import {hookByDstClass, received, sent} from './engine/path.js'
+import {describeReplay, guessesOf, type Replay} from './engine/flows.js'
+import {received, sent} from './engine/path.js'
 import {ctMarkAfter} from './engine/connmark.js'
 import {flowPacket, type Endpoints, type L4} from './engine/packets.js'
 import {describeForward, type ForwardPath} from './engine/forward.js'
@@ -20,6 +20,7 @@ import {CLIENT_PACKETS, SERVER_PACKETS, PACKET_ORDER, type FlowPacket} from './e
 import type {Decision, PacketSelector} from './engine/firewall.js'
 import {acceptBeforeFirst} from './engine/stateful.js'
 import {listenerFor} from '../snapshot/parsers/sockets.js'
+import {natSource} from './engine/nat-source.js'
 import {clientIifOf, describeBackend, describeService, type Backend, type LbService, type World} from './engine/world.js'
 import type {RuleFinding, RuleMeta} from './types.js'
 
@@ -64,24 +65,6 @@ interface Blocked {
   readonly replay: Replay
   readonly decision: Decision
   readonly side: 'in' | 'out'
-}
-
-/**
- * The source of the packets the director sends to a NAT backend: its own address when nat POSTROUTING
- * masquerades them (DNAT; LVS-NAT only with net.ipv4.vs.conntrack=1, without which IPVS packets skip the nat
- * table), else the client's.
- */
-function natSource(svc: LbService, w: World, b: Backend): {ip: IpAddr; decision?: Decision} {
-  const h = svc.host
-  const probe = svc.probes[0]
-  const client = {ip: w.client.ip}
-  if (!h.fw || !probe || (svc.kind === 'ipvs' && !ipvsKnobs(h).vsConntrack)) return client
-  const o = backendOutcome(svc, b)
-  const post = hookByDstClass(h, 'POSTROUTING', {src: w.client.ip, sport: w.client.port, dst: b.ip, dport: b.port ?? probe.dport ?? 0, proto: svc.proto, mark: o?.mark ?? probe.mark}, 'SYN', {state: 'NEW', ctMark: o?.ctMark ?? 0, oif: h.oifFor(b.ip) ?? UNKNOWN_IF}, true)
-  const nat = post?.nat
-  if (!nat || (nat.kind !== 'SNAT' && nat.kind !== 'MASQUERADE')) return client
-  const ip = (nat.kind === 'SNAT' ? nat.to?.ip : undefined) ?? h.sourceFor(b.ip)
-  return ip ? {ip, decision: nat.decision} : client
 }
 
 /** The source of a routed VIP's packets as they leave the forwarding host: its SNAT/MASQUERADE's, else the client's. */
