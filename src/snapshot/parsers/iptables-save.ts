@@ -438,51 +438,84 @@ export function tokenizeIptablesLine(line: string): string[] | undefined {
 // The model's chains and rules: their Loc is made on first use (from the line's place in the text), and a rule's
 // table and chain are read from its chain. Both are stable (the same Loc object on every access) and toJSON prints
 // them as plain objects, with the fields in the order of the model's interfaces.
+//
+// Memory: a kube-proxy dump has a third of its lines declaring chains and the rest rules, and the whole model lives
+// to the end of a check, so every field of a Chain or a Rule is paid for ~35,000 or ~100,000 times (and copied twice
+// by the young generation's GC). A line's start offset is kept once, in the text's line table (off the JS heap),
+// and the chains and rules keep only their line number until their Loc is asked for.
 
 /** The text being parsed, for the Locs of its chains and rules. */
-interface Source {
-  readonly file: string
-  readonly text: string
+class Source {
+  /** starts[n]: where line n (1-based) starts in the text; filled as the lines are read */
+  starts: Int32Array
+
+  constructor(
+    readonly file: string,
+    readonly text: string,
+  ) {
+    // a first guess from the text's size (a rule line is rarely shorter than 64 characters; line() grows it)
+    this.starts = new Int32Array((text.length >>> 6) + 64)
+  }
+
+  /** Records where line n starts (lines are read in order). */
+  line(n: number, start: number): void {
+    if (n >= this.starts.length) {
+      const bigger = new Int32Array(this.starts.length * 2)
+      bigger.set(this.starts)
+      this.starts = bigger
+    }
+    this.starts[n] = start
+  }
+
+  /** The Loc of line n. */
+  loc(n: number): Loc {
+    const text = this.text
+    const start = this.starts[n]!
+    let end = text.indexOf('\n', start)
+    if (end < 0) end = text.length
+    if (end > start && text.charCodeAt(end - 1) === 13) end--
+    return {file: this.file, line: n, text: text.slice(start, end)}
+  }
 }
 
-function lineLoc(src: Source, line: number, start: number): Loc {
-  const text = src.text
-  let end = text.indexOf('\n', start)
-  if (end < 0) end = text.length
-  if (end > start && text.charCodeAt(end - 1) === 13) end--
-  return {file: src.file, line, text: text.slice(start, end)}
+/** What the chains of one table share: its name, its text, and the goto targets of its chains (rare). */
+class TableInfo {
+  gotos: Map<Chain, Target> | undefined = undefined
+
+  constructor(
+    readonly name: string,
+    readonly src: Source,
+  ) {}
 }
 
 class Chain implements IptChain {
   // declared, not defined as class fields: the constructor's assignments make them (in this order), once
   declare readonly name: string
-  declare readonly table: string
   declare readonly builtin: boolean
   declare policy: 'ACCEPT' | 'DROP' | undefined
   declare readonly counters: Counters | undefined
   declare rules: IptRule[]
-  readonly #src: Source
-  readonly #line: number
-  /** the line's start offset until the Loc is made */
+  readonly #t: TableInfo
+  /** the line number until the Loc is made */
   #loc: Loc | number
   #jump: Target | undefined
-  #goto: Target | undefined
   /** position among its table's chains */
   readonly #ord: number
 
-  constructor(src: Source, name: string, table: string, builtin: boolean, policy: 'ACCEPT' | 'DROP' | undefined, counters: Counters | undefined, line: number, start: number, ord: number) {
+  constructor(t: TableInfo, name: string, builtin: boolean, policy: 'ACCEPT' | 'DROP' | undefined, counters: Counters | undefined, line: number, ord: number) {
     this.name = name
-    this.table = table
     this.builtin = builtin
     this.policy = policy
     this.counters = counters
-    this.rules = []
-    this.#src = src
-    this.#line = line
-    this.#loc = start
+    this.rules = EMPTY_RULES
+    this.#t = t
+    this.#loc = line
     this.#jump = undefined
-    this.#goto = undefined
     this.#ord = ord
+  }
+
+  get table(): string {
+    return this.#t.name
   }
 
   /** Its position among its table's chains (in the order they were declared). */
@@ -493,17 +526,25 @@ class Chain implements IptChain {
   get loc(): Loc {
     const l = this.#loc
     if (typeof l !== 'number') return l
-    return (this.#loc = lineLoc(this.#src, this.#line, l))
+    return (this.#loc = this.#t.src.loc(l))
   }
 
   /** The Loc of a line of this chain's file. */
-  locAt(line: number, start: number): Loc {
-    return lineLoc(this.#src, line, start)
+  locAt(line: number): Loc {
+    return this.#t.src.loc(line)
   }
 
   /** The jump (or goto) target naming this chain, shared by every rule that jumps to it. */
   target(goto: boolean): Target {
-    if (goto) return (this.#goto ??= {kind: 'goto', chain: this.name})
+    if (goto) {
+      const gotos = (this.#t.gotos ??= new Map())
+      let g = gotos.get(this)
+      if (g === undefined) {
+        g = {kind: 'goto', chain: this.name}
+        gotos.set(this, g)
+      }
+      return g
+    }
     return (this.#jump ??= {kind: 'jump', chain: this.name})
   }
 
@@ -512,24 +553,25 @@ class Chain implements IptChain {
   }
 }
 
+/** a chain without rules shares this empty list until its first rule (flushRun gives it its own array) */
+const EMPTY_RULES: IptRule[] = []
+
 class Rule implements IptRule {
   declare readonly index: number
   declare readonly matches: readonly Match[]
   declare readonly target?: Target
   declare readonly counters?: Counters
   readonly #chain: Chain
-  readonly #line: number
-  /** the line's start offset until the Loc is made */
+  /** the line number until the Loc is made */
   #loc: Loc | number
 
-  constructor(chain: Chain, index: number, line: number, start: number, matches: readonly Match[], target: Target | undefined, counters: Counters | undefined) {
+  constructor(chain: Chain, index: number, line: number, matches: readonly Match[], target: Target | undefined, counters: Counters | undefined) {
     this.index = index
     this.matches = matches
     if (target !== undefined) (this as {target?: Target}).target = target
     if (counters !== undefined) (this as {counters?: Counters}).counters = counters
     this.#chain = chain
-    this.#line = line
-    this.#loc = start
+    this.#loc = line
   }
 
   get table(): string {
@@ -543,7 +585,7 @@ class Rule implements IptRule {
   get loc(): Loc {
     const l = this.#loc
     if (typeof l !== 'number') return l
-    return (this.#loc = this.#chain.locAt(this.#line, l))
+    return (this.#loc = this.#chain.locAt(l))
   }
 
   toJSON(): unknown {
@@ -555,14 +597,17 @@ class Rule implements IptRule {
 }
 
 /**
- * The open table's chains by name, in the order they were declared. Looked up from a range of the text without
- * making a string of it: an open-addressing table of (hash, ordinal + 1) pairs, each hit checked against the name.
+ * A table's chains by name, in the order they were declared. Looked up from a range of the text without making a
+ * string of it: an open-addressing table of (hash, ordinal + 1) pairs, each hit checked against the name.
  * (A Map of 34,000 names costs several cache misses a lookup; this one about two.)
  */
 class ChainIndex {
   readonly order: Chain[] = []
   private slots = new Int32Array(2 * 64)
   private mask = 63
+  /** the hash of the name the last find() looked for (add() after a find() that failed does not hash it again) */
+  private lastHash = 0
+  private lastName: string | undefined = undefined
 
   static hash(s: string, a: number, b: number): number {
     let h = 0x811c9dc5 ^ (b - a)
@@ -575,6 +620,8 @@ class ChainIndex {
     // hash() written out: as a small function of its own it was optimised on its own first (then again inside find)
     let h = 0x811c9dc5 ^ (b - a)
     for (let i = a; i < b; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193)
+    this.lastHash = h
+    this.lastName = undefined
     const len = b - a
     const slots = this.slots
     let slot = (h ^ (h >>> 15)) & this.mask
@@ -590,27 +637,89 @@ class ChainIndex {
   }
 
   get(name: string): Chain | undefined {
-    return this.find(name, 0, name.length)
+    const c = this.find(name, 0, name.length)
+    this.lastName = name
+    return c
   }
 
-  add(c: Chain): void {
+  /** Adds c; its name is the one the last find() looked for when `found` says so (its hash is known then). */
+  add(c: Chain, found = false): void {
+    const h = found || this.lastName === c.name ? this.lastHash : ChainIndex.hash(c.name, 0, c.name.length)
     this.order.push(c)
     if (this.order.length * 2 > this.mask + 1) {
-      // grow: twice the slots, every chain again
+      // grow: twice the slots, every entry again (with the hash it has: no name is hashed twice)
+      const old = this.slots
       this.mask = this.mask * 2 + 1
       this.slots = new Int32Array(2 * (this.mask + 1))
-      for (let k = 0; k < this.order.length; k++) this.put(this.order[k]!.name, k)
-    } else {
-      this.put(c.name, this.order.length - 1)
+      for (let k = 0; k < old.length; k += 2) if (old[k + 1] !== 0) this.put(old[k]!, old[k + 1]!)
     }
+    this.put(h, this.order.length)
   }
 
-  private put(name: string, ord: number): void {
-    const h = ChainIndex.hash(name, 0, name.length)
+  private put(h: number, e: number): void {
+    const slots = this.slots
     let slot = (h ^ (h >>> 15)) & this.mask
-    while (this.slots[2 * slot + 1] !== 0) slot = (slot + 1) & this.mask
-    this.slots[2 * slot] = h
-    this.slots[2 * slot + 1] = ord + 1
+    while (slots[2 * slot + 1] !== 0) slot = (slot + 1) & this.mask
+    slots[2 * slot] = h
+    slots[2 * slot + 1] = e
+  }
+}
+
+/**
+ * IptTable.chains: a Map (for everything that reads the model) whose entries are the table's ChainIndex, so that
+ * 35,000 chains are not put in a second hash table. Read-only: the parser adds chains through the index.
+ */
+class ChainMap extends Map<string, IptChain> {
+  readonly #idx: ChainIndex
+
+  constructor(idx: ChainIndex) {
+    super()
+    this.#idx = idx
+  }
+
+  override get size(): number {
+    return this.#idx.order.length
+  }
+
+  override get(name: string): IptChain | undefined {
+    return typeof name === 'string' ? this.#idx.get(name) : undefined
+  }
+
+  override has(name: string): boolean {
+    return typeof name === 'string' && this.#idx.get(name) !== undefined
+  }
+
+  override forEach(fn: (value: IptChain, key: string, map: Map<string, IptChain>) => void, thisArg?: unknown): void {
+    const order = this.#idx.order
+    for (let i = 0; i < order.length; i++) fn.call(thisArg, order[i]!, order[i]!.name, this)
+  }
+
+  override values(): MapIterator<IptChain> {
+    return this.#idx.order.values()
+  }
+
+  override keys(): MapIterator<string> {
+    return this.#idx.order.map((c) => c.name).values()
+  }
+
+  override entries(): MapIterator<[string, IptChain]> {
+    return this.#idx.order.map((c): [string, IptChain] => [c.name, c]).values()
+  }
+
+  override [Symbol.iterator](): MapIterator<[string, IptChain]> {
+    return this.entries()
+  }
+
+  override set(): this {
+    throw new TypeError('the chains of a parsed table are read-only')
+  }
+
+  override delete(): boolean {
+    throw new TypeError('the chains of a parsed table are read-only')
+  }
+
+  override clear(): void {
+    throw new TypeError('the chains of a parsed table are read-only')
   }
 }
 
@@ -620,7 +729,7 @@ class ChainIndex {
 interface MTable {
   name: string
   loc: Loc
-  chains: Map<string, Chain>
+  chains: ChainMap
 }
 
 /** A `-j NAME` that names no chain yet; resolved at COMMIT. */
@@ -780,6 +889,8 @@ class Parser {
   private runChain: Chain | undefined
   /** the open table's chains by name and in the order they were declared */
   private idx = new ChainIndex()
+  /** the open table's name and text, shared by its chains */
+  private tinfo: TableInfo | undefined
   private readonly runRules: Rule[] = []
   private runN = 0
   /** the chain of the last `-j CHAIN` (kube-proxy jumps to KUBE-MARK-MASQ again and again) */
@@ -824,7 +935,7 @@ class Parser {
     private readonly file: string,
     private readonly family: Family,
   ) {
-    this.src = {file, text}
+    this.src = new Source(file, text)
   }
 
   run(): IptablesRuleset {
@@ -839,7 +950,7 @@ class Parser {
       if (end < 0) end = n
       const start = pos
       pos = end + 1
-      this.lineNo++
+      this.src.line(++this.lineNo, start)
       if (end > start && text.charCodeAt(end - 1) === 13) end--
       this.lineStart = start
       this.lineEnd = end
@@ -955,11 +1066,12 @@ class Parser {
     if (this.table) throw this.err(`COMMIT to end table ${this.table.name} before a new table`, line)
     if (name === '' || /\s/.test(name)) throw this.err('a table name after *', line)
     if (this.tables.has(name)) throw this.err(`each table once (table ${name} appeared before)`, line)
-    const t: MTable = {name, loc: this.loc(), chains: new Map()}
+    this.idx = new ChainIndex()
+    this.tinfo = new TableInfo(name, this.src)
+    const t: MTable = {name, loc: this.loc(), chains: new ChainMap(this.idx)}
     this.tables.set(name, t)
     this.table = t
     this.builtins = BUILTIN_CHAINS[name] ?? []
-    this.idx = new ChainIndex()
     this.runChain = undefined
     this.runN = 0
     this.lastJump = undefined
@@ -975,6 +1087,9 @@ class Parser {
     this.table = undefined
     this.lastJump = undefined
     this.runRules.length = 0
+    // a chain without rules gets an array of its own (the model's arrays are the caller's)
+    const order = this.idx.order
+    for (let k = 0; k < order.length; k++) if (order[k]!.rules === EMPTY_RULES) order[k]!.rules = []
     this.idx = new ChainIndex()
   }
 
@@ -992,7 +1107,7 @@ class Parser {
   }
 
   private resolvePending(t: MTable, p: Pending): void {
-    const c = t.chains.get(p.name)
+    const c = this.idx.get(p.name)
     if (c) {
       if (p.args.length > 0) throw this.pendingErr(p, `no options after a jump to chain ${p.name}`)
       ;(p.rule as {target?: Target}).target = c.target(p.goto)
@@ -1007,11 +1122,11 @@ class Parser {
     return new ParseError(this.file, loc.line, expected, loc.text)
   }
 
-  private newChain(name: string, builtin: boolean, policy: 'ACCEPT' | 'DROP' | undefined, counters: Counters | undefined): Chain {
-    const t = this.table!
-    const c = new Chain(this.src, name, t.name, builtin, policy, counters, this.lineNo, this.lineStart, this.idx.order.length)
-    t.chains.set(name, c)
-    this.idx.add(c)
+  /** A new chain of the open table; `found` when the last lookup in the index was for its name (and failed). */
+  private newChain(name: string, builtin: boolean, policy: 'ACCEPT' | 'DROP' | undefined, counters: Counters | undefined, found = false): Chain {
+    const idx = this.idx
+    const c = new Chain(this.tinfo!, name, builtin, policy, counters, this.lineNo, idx.order.length)
+    idx.add(c, found)
     return c
   }
 
@@ -1025,9 +1140,11 @@ class Parser {
       if (c === 32 || c === 34 /* " */ || c === 9) break
     }
     if (sp > a + 1 && b - sp === 8 && src.charCodeAt(sp) === 32 && src.startsWith(' - [0:0]', sp)) {
+      // looked up in place: the name is hashed once, for the lookup and the index
+      const had = this.idx.find(src, a + 1, sp)
       const name = src.slice(a + 1, sp)
-      if (this.idx.get(name)) throw this.err(`each chain declared once (chain ${name} was declared before)`, src.slice(a, b))
-      this.newChain(name, this.builtins.includes(name), undefined, ZERO_COUNTERS)
+      if (had) throw this.err(`each chain declared once (chain ${name} was declared before)`, src.slice(a, b))
+      this.newChain(name, this.builtins.includes(name), undefined, ZERO_COUNTERS, true)
       return
     }
     const tk = this.tk
@@ -1121,7 +1238,7 @@ class Parser {
         this.runChain = chain
       }
       const index = chain.rules.length + this.runN + 1
-      const rule = new Rule(chain, index, this.lineNo, this.lineStart, matches, this.rTarget, this.rCounters)
+      const rule = new Rule(chain, index, this.lineNo, matches, this.rTarget, this.rCounters)
       const pending = this.rPending as Pending | undefined
       if (pending) pending.rule = rule
       this.runRules[this.runN++] = rule
