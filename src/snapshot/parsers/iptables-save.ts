@@ -147,6 +147,9 @@ const CORE_LONG: ReadonlyMap<string, number> = new Map(Object.entries({
   '--protocol': 'p', '--fragment': 'f', '--fragments': 'f', '--match': 'm', '--jump': 'j', '--goto': 'g',
   '--set-counters': 'c', '--ipv4': '4', '--ipv6': '6',
 }).map(([k, v]) => [k, v.charCodeAt(0)]))
+/** CORE_SHAPES[length] has bit (third character - 'a') set for the core long options of that length */
+const CORE_SHAPES = new Int32Array(32)
+for (const k of CORE_LONG.keys()) CORE_SHAPES[k.length]! |= 1 << (k.charCodeAt(2) - 97)
 const C_S = 115
 const C_D = 100
 const C_I = 105
@@ -280,20 +283,31 @@ class Tokens {
       // blanks only separate: runs of them, or leading/trailing ones, make no argument
       let p = a
       let n = 0
+      let ta = this.a
+      let tb = this.b
+      let tq = this.q
+      const str = this.str
       while (p < b) {
         let q = src.indexOf(' ', p)
         if (q < 0 || q > b) q = b
         if (q > p) {
-          if (n === this.a.length) this.grow()
-          this.a[n] = p
-          this.b[n] = q
-          this.q[n] = 0
+          if (n === ta.length) {
+            this.grow()
+            ta = this.a
+            tb = this.b
+            tq = this.q
+          }
+          ta[n] = p
+          tb[n] = q
+          tq[n] = 0
           // common words are known from the start: comparing them needs no call (word()'s lookup, written out
-          // here: as a function of its own it was compiled on its own first, then again inside split and command)
+          // here: as a function of its own it was compiled on its own first, then again inside split and command).
+          // No common word starts with a digit: addresses, ports and numbers are not looked up.
           let w: string | undefined
           const len = q - p
-          if (len <= 24) {
-            const cand = VOCAB[(len * 67 + src.charCodeAt(p) * 13 + src.charCodeAt(q - 1) * 3) & (VOCAB_SLOTS - 1)]
+          const c0 = src.charCodeAt(p)
+          if (len <= 24 && (c0 < 48 || c0 > 57)) {
+            const cand = VOCAB[(len * 67 + c0 * 13 + src.charCodeAt(q - 1) * 3) & (VOCAB_SLOTS - 1)]
             if (cand !== undefined) {
               if (typeof cand === 'string') {
                 if (cand.length === len && src.startsWith(cand, p)) w = cand
@@ -308,7 +322,7 @@ class Tokens {
               }
             }
           }
-          this.str[n] = w
+          str[n] = w
           n++
         }
         p = q + 1
@@ -394,7 +408,10 @@ class Tokens {
     const s = this.str[i]
     if (s !== undefined) return s === lit
     const a = this.a[i]!
-    return this.b[i]! - a === lit.length && this.src.startsWith(lit, a)
+    const n = lit.length
+    const b = this.b[i]!
+    // names that differ mostly differ at the end (KUBE-SEP-A... and KUBE-SEP-B...): the last character first
+    return b - a === n && (n === 0 || this.src.charCodeAt(b - 1) === lit.charCodeAt(n - 1)) && this.src.startsWith(lit, a)
   }
 
   /** The first character code of argument i (NaN when it is empty). */
@@ -609,17 +626,27 @@ class ChainIndex {
   private lastHash = 0
   private lastName: string | undefined = undefined
 
+  /** FNV-1 over pairs of characters, then mixed (a pair only reaches the low bits through the mix) */
   static hash(s: string, a: number, b: number): number {
     let h = 0x811c9dc5 ^ (b - a)
-    for (let i = a; i < b; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193)
-    return h
+    let i = a
+    for (; i + 1 < b; i += 2) h = Math.imul(h ^ (s.charCodeAt(i) | (s.charCodeAt(i + 1) << 16)), 0x01000193)
+    if (i < b) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193)
+    h ^= h >>> 16
+    h = Math.imul(h, 0x85ebca6b)
+    return h ^ (h >>> 13)
   }
 
   /** The chain named s[a, b). */
   find(s: string, a: number, b: number): Chain | undefined {
     // hash() written out: as a small function of its own it was optimised on its own first (then again inside find)
     let h = 0x811c9dc5 ^ (b - a)
-    for (let i = a; i < b; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193)
+    let i = a
+    for (; i + 1 < b; i += 2) h = Math.imul(h ^ (s.charCodeAt(i) | (s.charCodeAt(i + 1) << 16)), 0x01000193)
+    if (i < b) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193)
+    h ^= h >>> 16
+    h = Math.imul(h, 0x85ebca6b)
+    h ^= h >>> 13
     this.lastHash = h
     this.lastName = undefined
     const len = b - a
@@ -892,6 +919,8 @@ class Parser {
   /** the open table's name and text, shared by its chains */
   private tinfo: TableInfo | undefined
   private readonly runRules: Rule[] = []
+  /** chains of the open table that have rules */
+  private filled = 0
   private runN = 0
   /** the chain of the last `-j CHAIN` (kube-proxy jumps to KUBE-MARK-MASQ again and again) */
   private lastJump: Chain | undefined
@@ -918,7 +947,8 @@ class Parser {
   private readonly addrM: (Match | undefined)[] = new Array<Match | undefined>(4 * ADDR_SLOTS).fill(undefined)
   /** `--sport/--dport TEXT` matches per module by their text: [src, dst, ! src, ! dst] (and by number) */
   private readonly portMatches = new Map<string, Map<string, Match>[]>()
-  private readonly portByNumber = new Map<string, Map<number, Match>[]>()
+  /** by module id (the protocol modules: tcp, udp, sctp, udplite, dccp) */
+  private readonly portByNumber: (Map<number, Match>[] | undefined)[] = [undefined, undefined, undefined, undefined, undefined, undefined]
   private readonly commentMatches = new Map<string, Match>()
   /** `--state/--ctstate TEXT` matches by module, negation and text */
   private readonly ctMatches = new Map<string, Match>()
@@ -1087,10 +1117,16 @@ class Parser {
     this.table = undefined
     this.lastJump = undefined
     this.runRules.length = 0
-    // a chain without rules gets an array of its own (the model's arrays are the caller's)
+    // a chain without rules gets an array of its own (the model's arrays are the caller's); when every chain has
+    // rules (flushRun counts them) there is none to look for
     const order = this.idx.order
-    for (let k = 0; k < order.length; k++) if (order[k]!.rules === EMPTY_RULES) order[k]!.rules = []
+    if (this.filled < order.length) this.ownEmptyRules(order)
+    this.filled = 0
     this.idx = new ChainIndex()
+  }
+
+  private ownEmptyRules(order: readonly Chain[]): void {
+    for (let k = 0; k < order.length; k++) if (order[k]!.rules === EMPTY_RULES) order[k]!.rules = []
   }
 
   /** Moves the rules of the chain being filled into its rules array. */
@@ -1098,8 +1134,9 @@ class Parser {
     const c = this.runChain
     const k = this.runN
     if (!c || k === 0) return
-    if (c.rules.length === 0) {
+    if (c.rules === EMPTY_RULES) {
       c.rules = this.runRules.slice(0, k)
+      this.filled++
     } else {
       for (let i = 0; i < k; i++) c.rules.push(this.runRules[i]!)
     }
@@ -1194,7 +1231,9 @@ class Parser {
       i = 1
     }
     if (!t) throw this.err('a table (*filter, *nat, ...) before the first rule', src.slice(a, b))
-    if (i < tk.n && (tk.is(i, '-A') || tk.is(i, '--append'))) {
+    // (common words are shared constants: split() set them, quoted or not, as is() would compare them)
+    const cmd0 = i < tk.n ? tk.str[i] : undefined
+    if (cmd0 === '-A' || cmd0 === '--append') {
       // iptables-save groups rules by chain: most lines name the chain of the line before
       let chain: Chain | undefined
       const rc = this.runChain
@@ -1221,16 +1260,20 @@ class Parser {
       this.otherFamily = undefined
       // -4/-6 of the other family anywhere in the rule: iptables(8) ignores the whole rule, its addresses are not
       // even parsed (xtables parses them after the options), so the rule is looked at no further
-      const other = this.family === 4 ? ['-6', '--ipv6'] : ['-4', '--ipv4']
-      for (let k = i + 2; k < tk.n && this.otherFamily === undefined; k++) {
-        if (tk.plain(k) && (tk.is(k, other[0]!) || tk.is(k, other[1]!))) this.otherFamily = other[0] as '-4' | '-6'
+      // (those words are common words: split() made them shared constants, compared here as such)
+      const o0 = this.family === 4 ? '-6' : '-4'
+      const o1 = this.family === 4 ? '--ipv6' : '--ipv4'
+      const str = tk.str
+      for (let k = i + 2; k < tk.n; k++) {
+        const w = str[k]
+        if ((w === o0 || w === o1) && tk.plain(k)) {
+          this.otherFamily = o0
+          break
+        }
       }
       const matches = this.otherFamily === undefined ? this.parseRule(i + 2) : EMPTY_MATCHES
       if (this.otherFamily !== undefined) {
-        // (a shared rules file for both iptables-restore and ip6tables-restore): the kernel never gets this rule
-        const flag = this.otherFamily
-        this.report(`${flag}: iptables-restore leaves out a rule for the other address family (iptables(8) -4/-6: ignored, not an error), so it is not in the ruleset`)
-        this.ruleCount--
+        this.otherFamilyRule()
         return
       }
       if (chain !== this.runChain) {
@@ -1244,6 +1287,20 @@ class Parser {
       this.runRules[this.runN++] = rule
       return
     }
+    this.otherCommand(t, i, counters !== undefined, src, a, b)
+  }
+
+  /** A rule with -4/-6 of the other family. */
+  private otherFamilyRule(): void {
+    // (a shared rules file for both iptables-restore and ip6tables-restore): the kernel never gets this rule
+    const flag = this.otherFamily
+    this.report(`${flag}: iptables-restore leaves out a rule for the other address family (iptables(8) -4/-6: ignored, not an error), so it is not in the ruleset`)
+    this.ruleCount--
+  }
+
+  /** A command other than -A (argument i): -N, -P or an error. */
+  private otherCommand(t: MTable, i: number, counters: boolean, src: string, a: number, b: number): void {
+    const tk = this.tk
     const cmd = i < tk.n ? tk.get(i) : undefined
     if (counters) throw this.err('-A after a [packets:bytes] prefix', cmd)
     if (cmd === '-N' || cmd === '--new-chain') {
@@ -1339,7 +1396,11 @@ class Parser {
         throw this.err('an option (-s, -p, -m, -j, --dport, ...)', tk.get(i))
       }
       const tok = s !== undefined ? s : tk.get(i)
-      const core = tok.length === 2 ? tok.charCodeAt(1) : CORE_LONG.get(tok) ?? 0
+      const len = tok.length
+      // a long option is looked up only when its length and third character are those of a core option's: the
+      // others (--dport, --mode, --to-destination, ...) are none of them
+      const core = len === 2 ? tok.charCodeAt(1)
+        : len < 32 && (CORE_SHAPES[len]! & (1 << (tok.charCodeAt(2) - 97))) !== 0 ? CORE_LONG.get(tok) ?? 0 : 0
       switch (core) {
         case C_S:
         case C_D: {
@@ -1666,8 +1727,9 @@ class Parser {
 
   private openModule(name: string): ModInst {
     // known names are interned: the token may be a fresh string, and matches keep it
-    const canon = KNOWN_MODULES.get(name)
-    const known = canon !== undefined
+    const id = MODULE_IDS.get(name) ?? 0
+    const known = id !== 0
+    const canon = known ? KNOWN_MODULE_LIST[id - 1] : undefined
     let inst = this.mods[this.nMods]
     if (inst === undefined) {
       inst = newMod()
@@ -1675,7 +1737,7 @@ class Parser {
     }
     this.nMods++
     inst.name = canon ?? name
-    inst.id = known ? MODULE_IDS.get(canon)! : 0
+    inst.id = id
     inst.known = known
     inst.nOut = 0
     inst.args = known ? EMPTY_ARGS : []
@@ -1942,10 +2004,10 @@ class Parser {
         // a plain number (the usual case) is looked up by value, without making a string of it
         const n = digitsAt(tk.src, tk.a[i]!, tk.b[i]!)
         if (n >= 0 && n <= 65535) {
-          let byNumber = this.portByNumber.get(mod.name)
+          let byNumber = this.portByNumber[mod.id]
           if (!byNumber) {
             byNumber = [new Map(), new Map(), new Map(), new Map()]
-            this.portByNumber.set(mod.name, byNumber)
+            this.portByNumber[mod.id] = byNumber
           }
           const known = byNumber[kind]!
           let m = known.get(n)
@@ -2634,6 +2696,8 @@ function nonContiguous(text: string, family: Family): boolean {
 }
 
 for (const w of [...VOCAB_WORDS, ...Object.keys(PROTOCOLS), ...TYPED_TARGETS.keys(), ...EXTENSION_TARGETS, ...KNOWN_MODULES.keys()]) {
+  // split() does not look up words that start with a digit
+  if (w.charCodeAt(0) >= 48 && w.charCodeAt(0) <= 57) throw new Error(`iptables-save parser: common word ${w} starts with a digit`)
   const k = vocabSlot(w.length, w.charCodeAt(0), w.charCodeAt(w.length - 1))
   const had = VOCAB[k]
   if (had === undefined) VOCAB[k] = w
