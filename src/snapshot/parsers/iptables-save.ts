@@ -191,6 +191,9 @@ const VOCAB_WORDS: readonly string[] = [
   'icmp-port-unreachable', 'icmp-host-prohibited', 'icmp-admin-prohibited', 'tcp-reset',
 ]
 
+/** the common words `-X` by the character code of X (split() finds them without comparing strings) */
+const DASH_WORDS: (string | undefined)[] = new Array<string | undefined>(128).fill(undefined)
+
 /** slot of (length, first and last character) → the words that have them */
 const VOCAB_SLOTS = 2048
 const VOCAB: (string | string[] | undefined)[] = new Array<string | string[] | undefined>(VOCAB_SLOTS).fill(undefined)
@@ -306,7 +309,11 @@ class Tokens {
           let w: string | undefined
           const len = q - p
           const c0 = src.charCodeAt(p)
-          if (len <= 24 && (c0 < 48 || c0 > 57)) {
+          if (len === 2 && c0 === 45 /* - */) {
+            // -A, -m, -j, -p, -s, -d...: half of the common words a rule has, known by their second character
+            const c1 = src.charCodeAt(p + 1)
+            w = c1 < 128 ? DASH_WORDS[c1] : undefined
+          } else if (len <= 24 && (c0 < 48 || c0 > 57)) {
             const cand = VOCAB[(len * 67 + c0 * 13 + src.charCodeAt(q - 1) * 3) & (VOCAB_SLOTS - 1)]
             if (cand !== undefined) {
               if (typeof cand === 'string') {
@@ -2698,6 +2705,7 @@ function nonContiguous(text: string, family: Family): boolean {
 for (const w of [...VOCAB_WORDS, ...Object.keys(PROTOCOLS), ...TYPED_TARGETS.keys(), ...EXTENSION_TARGETS, ...KNOWN_MODULES.keys()]) {
   // split() does not look up words that start with a digit
   if (w.charCodeAt(0) >= 48 && w.charCodeAt(0) <= 57) throw new Error(`iptables-save parser: common word ${w} starts with a digit`)
+  if (w.length === 2 && w.charCodeAt(0) === 45 && w.charCodeAt(1) < 128) DASH_WORDS[w.charCodeAt(1)] = w
   const k = vocabSlot(w.length, w.charCodeAt(0), w.charCodeAt(w.length - 1))
   const had = VOCAB[k]
   if (had === undefined) VOCAB[k] = w
