@@ -5,6 +5,18 @@
 // (`main`) and on V8's other threads (`bg`: TurboFan, parallel GC; Linux /proc schedstat, 0 elsewhere), GC ms during
 // the parse (scavenges and mark-compacts, from perf_hooks), heap the model keeps (MB, after a full GC), peak RSS
 // (MB). ROOT is the package whose dist/ is loaded (default: this one), so that two builds can be compared run by run.
+//
+// Figures (2026-11-22 01:49, load ~11, medians of 11 alternating runs; base = cca10e4, after = branch perf-parser):
+//   kube-proxy 100k  cpu 333 -> 277 ms (main thread 188 -> 153, V8's other threads 137 -> 124), GC pauses (wall)
+//                    258 -> 179 ms, scavenges 71 -> 62, model kept 31.8 -> 28.8 MB, peak RSS 101.8 -> 96.0 MB
+//   tum-net-2013     cpu 62 -> 55 ms, model kept 1.39 -> 1.36 MB, peak RSS 54 MB both
+// Under callgrind (bench/parse-instructions.sh, the same parse, instructions that do not depend on the load):
+//   kube-proxy 100k  3.88 -> 3.56 G in all (startup 0.71 G), JIT-compiled code 1232 -> 982 M (split 310 -> 271,
+//                    Tokens.is 135 -> <6, ChainIndex add+put 116 -> 12), TurboFan 440 -> 433 M; tum-net-2013
+//                    1.134 -> 1.109 G.
+// Where a first parse of kube-proxy 100k goes (of ~2.8 G): ~35% the parser's compiled code and ~14% the builtins it
+// calls (indexOf, Sparkplug's property loads before TurboFan is done), ~30% GC (every object of the model is
+// copied twice, semi-space then old space; ~600 k objects), ~15% TurboFan compiling the parser's hot functions.
 import {readFileSync, readdirSync} from 'node:fs'
 import {PerformanceObserver, performance} from 'node:perf_hooks'
 import {dirname, join} from 'node:path'
