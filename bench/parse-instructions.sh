@@ -15,9 +15,10 @@ file=${1:-/tmp/kp100k.iptables-save}
 root=${2:-$here/..}
 out=$(mktemp /tmp/parse-instructions-XXXXXX)
 trap 'rm -f "$out" "$out.jit"' EXIT
-valgrind --tool=callgrind --callgrind-out-file="$out" node --perf-basic-prof --expose-gc "$here/parse-phase.mjs" "$file" "$root" 2>&1 | grep -E '^\{|refs'
+valgrind --tool=callgrind --callgrind-out-file="$out" node --perf-basic-prof --logfile=/dev/null --no-logfile-per-isolate --expose-gc "$here/parse-phase.mjs" "$file" "$root" 2>&1 | grep -E '^\{|refs'
 pid=$(grep -m1 -oE '\(PID [0-9]+' "$out" | grep -oE '[0-9]+$' || true)
 [ -z "$pid" ] && pid=$(grep -m1 -oE '^pid: [0-9]+' "$out" | grep -oE '[0-9]+$')
+trap 'rm -f "$out" "$out.jit" "/tmp/perf-$pid.map"' EXIT
 callgrind_annotate --threshold=100 "$out" 2>/dev/null | grep -v 'PROGRAM TOTALS' | grep -E '^ *[0-9,]+ \(' |
   sed -E 's/^ *([0-9,]+) \([^)]*\) +/\1\t/' | awk -F'\t' '{gsub(",", "", $1); n = $1; f = $2; c = "other"
     if (f ~ /^\?\?\?:0x/) c = "jit"
@@ -26,7 +27,7 @@ callgrind_annotate --threshold=100 "$out" 2>/dev/null | grep -v 'PROGRAM TOTALS'
     else if (f ~ /Builtins_/) c = "builtins"
     s[c] += n; t += n} END {for (k in s) printf "%-9s %7.0f M  %4.1f%%\n", k, s[k] / 1e6, 100 * s[k] / t}' | sort -k2 -rn
 callgrind_annotate --threshold=100 "$out" 2>/dev/null | grep -E '^ *[0-9,]+ \(.*\?\?\?:0x' |
-  sed -E 's/^ *([0-9,]+) .*\?\?\?:(0x[0-9a-f]+).*/\1 \2/' | tr -d , > "$out.jit"
+  sed -E 's/^ *([0-9,]+) .*\?\?\?:(0x[0-9a-f]+).*/\1 \2/' | tr -d , > "$out.jit" || true
 python3 - "$out.jit" "/tmp/perf-$pid.map" <<'PY'
 import bisect, re, sys
 m = []
@@ -45,4 +46,3 @@ for line in open(sys.argv[1]):
 for k, v in sorted(by.items(), key=lambda x: -x[1])[:15]:
     print(f'{v / 1e6:8.1f} M  {k[:100]}')
 PY
-rm -f "/tmp/perf-$pid.map"
