@@ -147,6 +147,9 @@ const CORE_LONG: ReadonlyMap<string, number> = new Map(Object.entries({
   '--protocol': 'p', '--fragment': 'f', '--fragments': 'f', '--match': 'm', '--jump': 'j', '--goto': 'g',
   '--set-counters': 'c', '--ipv4': '4', '--ipv6': '6',
 }).map(([k, v]) => [k, v.charCodeAt(0)]))
+/** CORE_SHAPES[length] has bit (third character - 'a') set for the core long options of that length */
+const CORE_SHAPES = new Int32Array(32)
+for (const k of CORE_LONG.keys()) CORE_SHAPES[k.length]! |= 1 << (k.charCodeAt(2) - 97)
 const C_S = 115
 const C_D = 100
 const C_I = 105
@@ -187,6 +190,9 @@ const VOCAB_WORDS: readonly string[] = [
   'INVALID', 'UNTRACKED', 'RELATED,ESTABLISHED', 'ESTABLISHED,RELATED', 'NEW,ESTABLISHED', 'LOCAL', 'UNICAST',
   'icmp-port-unreachable', 'icmp-host-prohibited', 'icmp-admin-prohibited', 'tcp-reset',
 ]
+
+/** the common words `-X` by the character code of X (split() finds them without comparing strings) */
+const DASH_WORDS: (string | undefined)[] = new Array<string | undefined>(128).fill(undefined)
 
 /** slot of (length, first and last character) → the words that have them */
 const VOCAB_SLOTS = 2048
@@ -280,20 +286,35 @@ class Tokens {
       // blanks only separate: runs of them, or leading/trailing ones, make no argument
       let p = a
       let n = 0
+      let ta = this.a
+      let tb = this.b
+      let tq = this.q
+      const str = this.str
       while (p < b) {
         let q = src.indexOf(' ', p)
         if (q < 0 || q > b) q = b
         if (q > p) {
-          if (n === this.a.length) this.grow()
-          this.a[n] = p
-          this.b[n] = q
-          this.q[n] = 0
+          if (n === ta.length) {
+            this.grow()
+            ta = this.a
+            tb = this.b
+            tq = this.q
+          }
+          ta[n] = p
+          tb[n] = q
+          tq[n] = 0
           // common words are known from the start: comparing them needs no call (word()'s lookup, written out
-          // here: as a function of its own it was compiled on its own first, then again inside split and command)
+          // here: as a function of its own it was compiled on its own first, then again inside split and command).
+          // No common word starts with a digit: addresses, ports and numbers are not looked up.
           let w: string | undefined
           const len = q - p
-          if (len <= 24) {
-            const cand = VOCAB[(len * 67 + src.charCodeAt(p) * 13 + src.charCodeAt(q - 1) * 3) & (VOCAB_SLOTS - 1)]
+          const c0 = src.charCodeAt(p)
+          if (len === 2 && c0 === 45 /* - */) {
+            // -A, -m, -j, -p, -s, -d...: half of the common words a rule has, known by their second character
+            const c1 = src.charCodeAt(p + 1)
+            w = c1 < 128 ? DASH_WORDS[c1] : undefined
+          } else if (len <= 24 && (c0 < 48 || c0 > 57)) {
+            const cand = VOCAB[(len * 67 + c0 * 13 + src.charCodeAt(q - 1) * 3) & (VOCAB_SLOTS - 1)]
             if (cand !== undefined) {
               if (typeof cand === 'string') {
                 if (cand.length === len && src.startsWith(cand, p)) w = cand
@@ -308,7 +329,7 @@ class Tokens {
               }
             }
           }
-          this.str[n] = w
+          str[n] = w
           n++
         }
         p = q + 1
@@ -394,7 +415,10 @@ class Tokens {
     const s = this.str[i]
     if (s !== undefined) return s === lit
     const a = this.a[i]!
-    return this.b[i]! - a === lit.length && this.src.startsWith(lit, a)
+    const n = lit.length
+    const b = this.b[i]!
+    // names that differ mostly differ at the end (KUBE-SEP-A... and KUBE-SEP-B...): the last character first
+    return b - a === n && (n === 0 || this.src.charCodeAt(b - 1) === lit.charCodeAt(n - 1)) && this.src.startsWith(lit, a)
   }
 
   /** The first character code of argument i (NaN when it is empty). */
@@ -438,51 +462,84 @@ export function tokenizeIptablesLine(line: string): string[] | undefined {
 // The model's chains and rules: their Loc is made on first use (from the line's place in the text), and a rule's
 // table and chain are read from its chain. Both are stable (the same Loc object on every access) and toJSON prints
 // them as plain objects, with the fields in the order of the model's interfaces.
+//
+// Memory: a kube-proxy dump has a third of its lines declaring chains and the rest rules, and the whole model lives
+// to the end of a check, so every field of a Chain or a Rule is paid for ~35,000 or ~100,000 times (and copied twice
+// by the young generation's GC). A line's start offset is kept once, in the text's line table (off the JS heap),
+// and the chains and rules keep only their line number until their Loc is asked for.
 
 /** The text being parsed, for the Locs of its chains and rules. */
-interface Source {
-  readonly file: string
-  readonly text: string
+class Source {
+  /** starts[n]: where line n (1-based) starts in the text; filled as the lines are read */
+  starts: Int32Array
+
+  constructor(
+    readonly file: string,
+    readonly text: string,
+  ) {
+    // a first guess from the text's size (a rule line is rarely shorter than 64 characters; line() grows it)
+    this.starts = new Int32Array((text.length >>> 6) + 64)
+  }
+
+  /** Records where line n starts (lines are read in order). */
+  line(n: number, start: number): void {
+    if (n >= this.starts.length) {
+      const bigger = new Int32Array(this.starts.length * 2)
+      bigger.set(this.starts)
+      this.starts = bigger
+    }
+    this.starts[n] = start
+  }
+
+  /** The Loc of line n. */
+  loc(n: number): Loc {
+    const text = this.text
+    const start = this.starts[n]!
+    let end = text.indexOf('\n', start)
+    if (end < 0) end = text.length
+    if (end > start && text.charCodeAt(end - 1) === 13) end--
+    return {file: this.file, line: n, text: text.slice(start, end)}
+  }
 }
 
-function lineLoc(src: Source, line: number, start: number): Loc {
-  const text = src.text
-  let end = text.indexOf('\n', start)
-  if (end < 0) end = text.length
-  if (end > start && text.charCodeAt(end - 1) === 13) end--
-  return {file: src.file, line, text: text.slice(start, end)}
+/** What the chains of one table share: its name, its text, and the goto targets of its chains (rare). */
+class TableInfo {
+  gotos: Map<Chain, Target> | undefined = undefined
+
+  constructor(
+    readonly name: string,
+    readonly src: Source,
+  ) {}
 }
 
 class Chain implements IptChain {
   // declared, not defined as class fields: the constructor's assignments make them (in this order), once
   declare readonly name: string
-  declare readonly table: string
   declare readonly builtin: boolean
   declare policy: 'ACCEPT' | 'DROP' | undefined
   declare readonly counters: Counters | undefined
   declare rules: IptRule[]
-  readonly #src: Source
-  readonly #line: number
-  /** the line's start offset until the Loc is made */
+  readonly #t: TableInfo
+  /** the line number until the Loc is made */
   #loc: Loc | number
   #jump: Target | undefined
-  #goto: Target | undefined
   /** position among its table's chains */
   readonly #ord: number
 
-  constructor(src: Source, name: string, table: string, builtin: boolean, policy: 'ACCEPT' | 'DROP' | undefined, counters: Counters | undefined, line: number, start: number, ord: number) {
+  constructor(t: TableInfo, name: string, builtin: boolean, policy: 'ACCEPT' | 'DROP' | undefined, counters: Counters | undefined, line: number, ord: number) {
     this.name = name
-    this.table = table
     this.builtin = builtin
     this.policy = policy
     this.counters = counters
-    this.rules = []
-    this.#src = src
-    this.#line = line
-    this.#loc = start
+    this.rules = EMPTY_RULES
+    this.#t = t
+    this.#loc = line
     this.#jump = undefined
-    this.#goto = undefined
     this.#ord = ord
+  }
+
+  get table(): string {
+    return this.#t.name
   }
 
   /** Its position among its table's chains (in the order they were declared). */
@@ -493,17 +550,25 @@ class Chain implements IptChain {
   get loc(): Loc {
     const l = this.#loc
     if (typeof l !== 'number') return l
-    return (this.#loc = lineLoc(this.#src, this.#line, l))
+    return (this.#loc = this.#t.src.loc(l))
   }
 
   /** The Loc of a line of this chain's file. */
-  locAt(line: number, start: number): Loc {
-    return lineLoc(this.#src, line, start)
+  locAt(line: number): Loc {
+    return this.#t.src.loc(line)
   }
 
   /** The jump (or goto) target naming this chain, shared by every rule that jumps to it. */
   target(goto: boolean): Target {
-    if (goto) return (this.#goto ??= {kind: 'goto', chain: this.name})
+    if (goto) {
+      const gotos = (this.#t.gotos ??= new Map())
+      let g = gotos.get(this)
+      if (g === undefined) {
+        g = {kind: 'goto', chain: this.name}
+        gotos.set(this, g)
+      }
+      return g
+    }
     return (this.#jump ??= {kind: 'jump', chain: this.name})
   }
 
@@ -512,24 +577,25 @@ class Chain implements IptChain {
   }
 }
 
+/** a chain without rules shares this empty list until its first rule (flushRun gives it its own array) */
+const EMPTY_RULES: IptRule[] = []
+
 class Rule implements IptRule {
   declare readonly index: number
   declare readonly matches: readonly Match[]
   declare readonly target?: Target
   declare readonly counters?: Counters
   readonly #chain: Chain
-  readonly #line: number
-  /** the line's start offset until the Loc is made */
+  /** the line number until the Loc is made */
   #loc: Loc | number
 
-  constructor(chain: Chain, index: number, line: number, start: number, matches: readonly Match[], target: Target | undefined, counters: Counters | undefined) {
+  constructor(chain: Chain, index: number, line: number, matches: readonly Match[], target: Target | undefined, counters: Counters | undefined) {
     this.index = index
     this.matches = matches
     if (target !== undefined) (this as {target?: Target}).target = target
     if (counters !== undefined) (this as {counters?: Counters}).counters = counters
     this.#chain = chain
-    this.#line = line
-    this.#loc = start
+    this.#loc = line
   }
 
   get table(): string {
@@ -543,7 +609,7 @@ class Rule implements IptRule {
   get loc(): Loc {
     const l = this.#loc
     if (typeof l !== 'number') return l
-    return (this.#loc = this.#chain.locAt(this.#line, l))
+    return (this.#loc = this.#chain.locAt(l))
   }
 
   toJSON(): unknown {
@@ -555,26 +621,41 @@ class Rule implements IptRule {
 }
 
 /**
- * The open table's chains by name, in the order they were declared. Looked up from a range of the text without
- * making a string of it: an open-addressing table of (hash, ordinal + 1) pairs, each hit checked against the name.
+ * A table's chains by name, in the order they were declared. Looked up from a range of the text without making a
+ * string of it: an open-addressing table of (hash, ordinal + 1) pairs, each hit checked against the name.
  * (A Map of 34,000 names costs several cache misses a lookup; this one about two.)
  */
 class ChainIndex {
   readonly order: Chain[] = []
   private slots = new Int32Array(2 * 64)
   private mask = 63
+  /** the hash of the name the last find() looked for (add() after a find() that failed does not hash it again) */
+  private lastHash = 0
+  private lastName: string | undefined = undefined
 
+  /** FNV-1 over pairs of characters, then mixed (a pair only reaches the low bits through the mix) */
   static hash(s: string, a: number, b: number): number {
     let h = 0x811c9dc5 ^ (b - a)
-    for (let i = a; i < b; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193)
-    return h
+    let i = a
+    for (; i + 1 < b; i += 2) h = Math.imul(h ^ (s.charCodeAt(i) | (s.charCodeAt(i + 1) << 16)), 0x01000193)
+    if (i < b) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193)
+    h ^= h >>> 16
+    h = Math.imul(h, 0x85ebca6b)
+    return h ^ (h >>> 13)
   }
 
   /** The chain named s[a, b). */
   find(s: string, a: number, b: number): Chain | undefined {
     // hash() written out: as a small function of its own it was optimised on its own first (then again inside find)
     let h = 0x811c9dc5 ^ (b - a)
-    for (let i = a; i < b; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193)
+    let i = a
+    for (; i + 1 < b; i += 2) h = Math.imul(h ^ (s.charCodeAt(i) | (s.charCodeAt(i + 1) << 16)), 0x01000193)
+    if (i < b) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193)
+    h ^= h >>> 16
+    h = Math.imul(h, 0x85ebca6b)
+    h ^= h >>> 13
+    this.lastHash = h
+    this.lastName = undefined
     const len = b - a
     const slots = this.slots
     let slot = (h ^ (h >>> 15)) & this.mask
@@ -590,27 +671,89 @@ class ChainIndex {
   }
 
   get(name: string): Chain | undefined {
-    return this.find(name, 0, name.length)
+    const c = this.find(name, 0, name.length)
+    this.lastName = name
+    return c
   }
 
-  add(c: Chain): void {
+  /** Adds c; its name is the one the last find() looked for when `found` says so (its hash is known then). */
+  add(c: Chain, found = false): void {
+    const h = found || this.lastName === c.name ? this.lastHash : ChainIndex.hash(c.name, 0, c.name.length)
     this.order.push(c)
     if (this.order.length * 2 > this.mask + 1) {
-      // grow: twice the slots, every chain again
+      // grow: twice the slots, every entry again (with the hash it has: no name is hashed twice)
+      const old = this.slots
       this.mask = this.mask * 2 + 1
       this.slots = new Int32Array(2 * (this.mask + 1))
-      for (let k = 0; k < this.order.length; k++) this.put(this.order[k]!.name, k)
-    } else {
-      this.put(c.name, this.order.length - 1)
+      for (let k = 0; k < old.length; k += 2) if (old[k + 1] !== 0) this.put(old[k]!, old[k + 1]!)
     }
+    this.put(h, this.order.length)
   }
 
-  private put(name: string, ord: number): void {
-    const h = ChainIndex.hash(name, 0, name.length)
+  private put(h: number, e: number): void {
+    const slots = this.slots
     let slot = (h ^ (h >>> 15)) & this.mask
-    while (this.slots[2 * slot + 1] !== 0) slot = (slot + 1) & this.mask
-    this.slots[2 * slot] = h
-    this.slots[2 * slot + 1] = ord + 1
+    while (slots[2 * slot + 1] !== 0) slot = (slot + 1) & this.mask
+    slots[2 * slot] = h
+    slots[2 * slot + 1] = e
+  }
+}
+
+/**
+ * IptTable.chains: a Map (for everything that reads the model) whose entries are the table's ChainIndex, so that
+ * 35,000 chains are not put in a second hash table. Read-only: the parser adds chains through the index.
+ */
+class ChainMap extends Map<string, IptChain> {
+  readonly #idx: ChainIndex
+
+  constructor(idx: ChainIndex) {
+    super()
+    this.#idx = idx
+  }
+
+  override get size(): number {
+    return this.#idx.order.length
+  }
+
+  override get(name: string): IptChain | undefined {
+    return typeof name === 'string' ? this.#idx.get(name) : undefined
+  }
+
+  override has(name: string): boolean {
+    return typeof name === 'string' && this.#idx.get(name) !== undefined
+  }
+
+  override forEach(fn: (value: IptChain, key: string, map: Map<string, IptChain>) => void, thisArg?: unknown): void {
+    const order = this.#idx.order
+    for (let i = 0; i < order.length; i++) fn.call(thisArg, order[i]!, order[i]!.name, this)
+  }
+
+  override values(): MapIterator<IptChain> {
+    return this.#idx.order.values()
+  }
+
+  override keys(): MapIterator<string> {
+    return this.#idx.order.map((c) => c.name).values()
+  }
+
+  override entries(): MapIterator<[string, IptChain]> {
+    return this.#idx.order.map((c): [string, IptChain] => [c.name, c]).values()
+  }
+
+  override [Symbol.iterator](): MapIterator<[string, IptChain]> {
+    return this.entries()
+  }
+
+  override set(): this {
+    throw new TypeError('the chains of a parsed table are read-only')
+  }
+
+  override delete(): boolean {
+    throw new TypeError('the chains of a parsed table are read-only')
+  }
+
+  override clear(): void {
+    throw new TypeError('the chains of a parsed table are read-only')
   }
 }
 
@@ -620,7 +763,7 @@ class ChainIndex {
 interface MTable {
   name: string
   loc: Loc
-  chains: Map<string, Chain>
+  chains: ChainMap
 }
 
 /** A `-j NAME` that names no chain yet; resolved at COMMIT. */
@@ -781,7 +924,11 @@ class Parser {
   private runChain: Chain | undefined
   /** the open table's chains by name and in the order they were declared */
   private idx = new ChainIndex()
+  /** the open table's name and text, shared by its chains */
+  private tinfo: TableInfo | undefined
   private readonly runRules: Rule[] = []
+  /** chains of the open table that have rules */
+  private filled = 0
   private runN = 0
   /** the chain of the last `-j CHAIN` (kube-proxy jumps to KUBE-MARK-MASQ again and again) */
   private lastJump: Chain | undefined
@@ -808,7 +955,8 @@ class Parser {
   private readonly addrM: (Match | undefined)[] = new Array<Match | undefined>(4 * ADDR_SLOTS).fill(undefined)
   /** `--sport/--dport TEXT` matches per module by their text: [src, dst, ! src, ! dst] (and by number) */
   private readonly portMatches = new Map<string, Map<string, Match>[]>()
-  private readonly portByNumber = new Map<string, Map<number, Match>[]>()
+  /** by module id (the protocol modules: tcp, udp, sctp, udplite, dccp) */
+  private readonly portByNumber: (Map<number, Match>[] | undefined)[] = [undefined, undefined, undefined, undefined, undefined, undefined]
   private readonly commentMatches = new Map<string, Match>()
   /** `--state/--ctstate TEXT` matches by module, negation and text */
   private readonly ctMatches = new Map<string, Match>()
@@ -825,7 +973,7 @@ class Parser {
     private readonly file: string,
     private readonly family: Family,
   ) {
-    this.src = {file, text}
+    this.src = new Source(file, text)
   }
 
   run(): IptablesRuleset {
@@ -840,7 +988,7 @@ class Parser {
       if (end < 0) end = n
       const start = pos
       pos = end + 1
-      this.lineNo++
+      this.src.line(++this.lineNo, start)
       if (end > start && text.charCodeAt(end - 1) === 13) end--
       this.lineStart = start
       this.lineEnd = end
@@ -956,11 +1104,12 @@ class Parser {
     if (this.table) throw this.err(`COMMIT to end table ${this.table.name} before a new table`, line)
     if (name === '' || /\s/.test(name)) throw this.err('a table name after *', line)
     if (this.tables.has(name)) throw this.err(`each table once (table ${name} appeared before)`, line)
-    const t: MTable = {name, loc: this.loc(), chains: new Map()}
+    this.idx = new ChainIndex()
+    this.tinfo = new TableInfo(name, this.src)
+    const t: MTable = {name, loc: this.loc(), chains: new ChainMap(this.idx)}
     this.tables.set(name, t)
     this.table = t
     this.builtins = BUILTIN_CHAINS[name] ?? []
-    this.idx = new ChainIndex()
     this.runChain = undefined
     this.runN = 0
     this.lastJump = undefined
@@ -976,7 +1125,16 @@ class Parser {
     this.table = undefined
     this.lastJump = undefined
     this.runRules.length = 0
+    // a chain without rules gets an array of its own (the model's arrays are the caller's); when every chain has
+    // rules (flushRun counts them) there is none to look for
+    const order = this.idx.order
+    if (this.filled < order.length) this.ownEmptyRules(order)
+    this.filled = 0
     this.idx = new ChainIndex()
+  }
+
+  private ownEmptyRules(order: readonly Chain[]): void {
+    for (let k = 0; k < order.length; k++) if (order[k]!.rules === EMPTY_RULES) order[k]!.rules = []
   }
 
   /** Moves the rules of the chain being filled into its rules array. */
@@ -984,8 +1142,9 @@ class Parser {
     const c = this.runChain
     const k = this.runN
     if (!c || k === 0) return
-    if (c.rules.length === 0) {
+    if (c.rules === EMPTY_RULES) {
       c.rules = this.runRules.slice(0, k)
+      this.filled++
     } else {
       for (let i = 0; i < k; i++) c.rules.push(this.runRules[i]!)
     }
@@ -993,7 +1152,7 @@ class Parser {
   }
 
   private resolvePending(t: MTable, p: Pending): void {
-    const c = t.chains.get(p.name)
+    const c = this.idx.get(p.name)
     if (c) {
       if (p.args.length > 0) throw this.pendingErr(p, `no options after a jump to chain ${p.name}`)
       ;(p.rule as {target?: Target}).target = c.target(p.goto)
@@ -1008,11 +1167,11 @@ class Parser {
     return new ParseError(this.file, loc.line, expected, loc.text)
   }
 
-  private newChain(name: string, builtin: boolean, policy: 'ACCEPT' | 'DROP' | undefined, counters: Counters | undefined): Chain {
-    const t = this.table!
-    const c = new Chain(this.src, name, t.name, builtin, policy, counters, this.lineNo, this.lineStart, this.idx.order.length)
-    t.chains.set(name, c)
-    this.idx.add(c)
+  /** A new chain of the open table; `found` when the last lookup in the index was for its name (and failed). */
+  private newChain(name: string, builtin: boolean, policy: 'ACCEPT' | 'DROP' | undefined, counters: Counters | undefined, found = false): Chain {
+    const idx = this.idx
+    const c = new Chain(this.tinfo!, name, builtin, policy, counters, this.lineNo, idx.order.length)
+    idx.add(c, found)
     return c
   }
 
@@ -1026,9 +1185,11 @@ class Parser {
       if (c === 32 || c === 34 /* " */ || c === 9) break
     }
     if (sp > a + 1 && b - sp === 8 && src.charCodeAt(sp) === 32 && src.startsWith(' - [0:0]', sp)) {
+      // looked up in place: the name is hashed once, for the lookup and the index
+      const had = this.idx.find(src, a + 1, sp)
       const name = src.slice(a + 1, sp)
-      if (this.idx.get(name)) throw this.err(`each chain declared once (chain ${name} was declared before)`, src.slice(a, b))
-      this.newChain(name, this.builtins.includes(name), undefined, ZERO_COUNTERS)
+      if (had) throw this.err(`each chain declared once (chain ${name} was declared before)`, src.slice(a, b))
+      this.newChain(name, this.builtins.includes(name), undefined, ZERO_COUNTERS, true)
       return
     }
     const tk = this.tk
@@ -1078,7 +1239,9 @@ class Parser {
       i = 1
     }
     if (!t) throw this.err('a table (*filter, *nat, ...) before the first rule', src.slice(a, b))
-    if (i < tk.n && (tk.is(i, '-A') || tk.is(i, '--append'))) {
+    // (common words are shared constants: split() set them, quoted or not, as is() would compare them)
+    const cmd0 = i < tk.n ? tk.str[i] : undefined
+    if (cmd0 === '-A' || cmd0 === '--append') {
       // iptables-save groups rules by chain: most lines name the chain of the line before
       let chain: Chain | undefined
       const rc = this.runChain
@@ -1105,16 +1268,20 @@ class Parser {
       this.otherFamily = undefined
       // -4/-6 of the other family anywhere in the rule: iptables(8) ignores the whole rule, its addresses are not
       // even parsed (xtables parses them after the options), so the rule is looked at no further
-      const other = this.family === 4 ? ['-6', '--ipv6'] : ['-4', '--ipv4']
-      for (let k = i + 2; k < tk.n && this.otherFamily === undefined; k++) {
-        if (tk.plain(k) && (tk.is(k, other[0]!) || tk.is(k, other[1]!))) this.otherFamily = other[0] as '-4' | '-6'
+      // (those words are common words: split() made them shared constants, compared here as such)
+      const o0 = this.family === 4 ? '-6' : '-4'
+      const o1 = this.family === 4 ? '--ipv6' : '--ipv4'
+      const str = tk.str
+      for (let k = i + 2; k < tk.n; k++) {
+        const w = str[k]
+        if ((w === o0 || w === o1) && tk.plain(k)) {
+          this.otherFamily = o0
+          break
+        }
       }
       const matches = this.otherFamily === undefined ? this.parseRule(i + 2) : EMPTY_MATCHES
       if (this.otherFamily !== undefined) {
-        // (a shared rules file for both iptables-restore and ip6tables-restore): the kernel never gets this rule
-        const flag = this.otherFamily
-        this.report(`${flag}: iptables-restore leaves out a rule for the other address family (iptables(8) -4/-6: ignored, not an error), so it is not in the ruleset`)
-        this.ruleCount--
+        this.otherFamilyRule()
         return
       }
       if (chain !== this.runChain) {
@@ -1122,12 +1289,26 @@ class Parser {
         this.runChain = chain
       }
       const index = chain.rules.length + this.runN + 1
-      const rule = new Rule(chain, index, this.lineNo, this.lineStart, matches, this.rTarget, this.rCounters)
+      const rule = new Rule(chain, index, this.lineNo, matches, this.rTarget, this.rCounters)
       const pending = this.rPending as Pending | undefined
       if (pending) pending.rule = rule
       this.runRules[this.runN++] = rule
       return
     }
+    this.otherCommand(t, i, counters !== undefined, src, a, b)
+  }
+
+  /** A rule with -4/-6 of the other family. */
+  private otherFamilyRule(): void {
+    // (a shared rules file for both iptables-restore and ip6tables-restore): the kernel never gets this rule
+    const flag = this.otherFamily
+    this.report(`${flag}: iptables-restore leaves out a rule for the other address family (iptables(8) -4/-6: ignored, not an error), so it is not in the ruleset`)
+    this.ruleCount--
+  }
+
+  /** A command other than -A (argument i): -N, -P or an error. */
+  private otherCommand(t: MTable, i: number, counters: boolean, src: string, a: number, b: number): void {
+    const tk = this.tk
     const cmd = i < tk.n ? tk.get(i) : undefined
     if (counters) throw this.err('-A after a [packets:bytes] prefix', cmd)
     if (cmd === '-N' || cmd === '--new-chain') {
@@ -1223,7 +1404,11 @@ class Parser {
         throw this.err('an option (-s, -p, -m, -j, --dport, ...)', tk.get(i))
       }
       const tok = s !== undefined ? s : tk.get(i)
-      const core = tok.length === 2 ? tok.charCodeAt(1) : CORE_LONG.get(tok) ?? 0
+      const len = tok.length
+      // a long option is looked up only when its length and third character are those of a core option's: the
+      // others (--dport, --mode, --to-destination, ...) are none of them
+      const core = len === 2 ? tok.charCodeAt(1)
+        : len < 32 && (CORE_SHAPES[len]! & (1 << (tok.charCodeAt(2) - 97))) !== 0 ? CORE_LONG.get(tok) ?? 0 : 0
       switch (core) {
         case C_S:
         case C_D: {
@@ -1550,8 +1735,9 @@ class Parser {
 
   private openModule(name: string): ModInst {
     // known names are interned: the token may be a fresh string, and matches keep it
-    const canon = KNOWN_MODULES.get(name)
-    const known = canon !== undefined
+    const id = MODULE_IDS.get(name) ?? 0
+    const known = id !== 0
+    const canon = known ? KNOWN_MODULE_LIST[id - 1] : undefined
     let inst = this.mods[this.nMods]
     if (inst === undefined) {
       inst = newMod()
@@ -1559,7 +1745,7 @@ class Parser {
     }
     this.nMods++
     inst.name = canon ?? name
-    inst.id = known ? MODULE_IDS.get(canon)! : 0
+    inst.id = id
     inst.known = known
     inst.nOut = 0
     inst.args = known ? EMPTY_ARGS : []
@@ -1838,10 +2024,10 @@ class Parser {
         // a plain number (the usual case) is looked up by value, without making a string of it
         const n = digitsAt(tk.src, tk.a[i]!, tk.b[i]!)
         if (n >= 0 && n <= 65535) {
-          let byNumber = this.portByNumber.get(mod.name)
+          let byNumber = this.portByNumber[mod.id]
           if (!byNumber) {
             byNumber = [new Map(), new Map(), new Map(), new Map()]
-            this.portByNumber.set(mod.name, byNumber)
+            this.portByNumber[mod.id] = byNumber
           }
           const known = byNumber[kind]!
           let m = known.get(n)
@@ -2537,6 +2723,9 @@ function nonContiguous(text: string, family: Family): boolean {
 }
 
 for (const w of [...VOCAB_WORDS, ...Object.keys(PROTOCOLS), ...TYPED_TARGETS.keys(), ...EXTENSION_TARGETS, ...KNOWN_MODULES.keys()]) {
+  // split() does not look up words that start with a digit
+  if (w.charCodeAt(0) >= 48 && w.charCodeAt(0) <= 57) throw new Error(`iptables-save parser: common word ${w} starts with a digit`)
+  if (w.length === 2 && w.charCodeAt(0) === 45 && w.charCodeAt(1) < 128) DASH_WORDS[w.charCodeAt(1)] = w
   const k = vocabSlot(w.length, w.charCodeAt(0), w.charCodeAt(w.length - 1))
   const had = VOCAB[k]
   if (had === undefined) VOCAB[k] = w
