@@ -239,11 +239,12 @@ export default customRule(meta, (w) => {
         const what = `${d.name} sends the connections of ${describeService(svc)} on to ${describeBackend(b)}`
         if (svc.kind === 'dnat') {
           // the client's SYN through the whole of PREROUTING (every table's marks, not only the DNAT rules' ruleset)
-          const a = arrivingRoute(d, {...probe, src: client, sport: w.client.port}, clientIif(d, w, svc.vip, svc), b.ip)
-          const r = dead(a.r) || !o?.mark ? a.r : d.route({dst: b.ip, src: client, mark: o.mark})
+          const iif = clientIif(d, w, svc.vip, svc)
+          const a = arrivingRoute(d, {...probe, src: client, sport: w.client.port}, iif, b.ip)
+          const r = dead(a.r) || !o?.mark ? a.r : d.route({dst: b.ip, src: client, iif, mark: o.mark})
           const port = b.port ?? probe.dport
           const x = dead(a.r) ? markFix(d, a.setters, 'dst', a.r, a.unmarked, `the connections of ${describeService(svc)}`, {addr: b.ip, port}) : undefined
-          const y = !x && dead(a.r) ? bypassFix(d, a.r, {dst: b.ip, src: client, iif: clientIif(d, w, svc.vip, svc), mark: a.pre?.packet.mark ?? 0, proto: PROTO_NUM[svc.proto], sport: w.client.port, dport: port}, {addr: b.ip, port}, svc.proto, 'dst', `the connections of ${describeService(svc)} to ${describeBackend(b)}`) : undefined
+          const y = !x && dead(a.r) ? bypassFix(d, a.r, {dst: b.ip, src: client, iif, mark: a.pre?.packet.mark ?? 0, proto: PROTO_NUM[svc.proto], sport: w.client.port, dport: port}, {addr: b.ip, port}, svc.proto, 'dst', `the connections of ${describeService(svc)} to ${describeBackend(b)}`) : undefined
           if (dead(r)) report(d, r, `${what}${x ? ` (PREROUTING marks them 0x${(a.pre?.packet.mark ?? 0).toString(16)}, ${locRefs(x.marked)}, and the kernel routes them with that mark)` : ''}`, [ev(svc.loc, d.name), ev(b.loc, d.name), ...(x?.marked ?? []).map((l) => ev(l, d.name))], (x ?? y)?.summary, (x ?? y)?.ops)
         } else {
           const r = d.route({dst: b.ip, mark: o?.mark ?? probe.mark})
