@@ -61,8 +61,27 @@ function deleteRule(svc: LbService, notrack: IptRule): FixOp[] {
  * NOTRACK: the first backend whose reply is, with the rule. Replies that bypass the balancer are
  * nat-reply-bypasses-director's.
  */
+/** Whether any rule of the host takes packets out of connection tracking (NOTRACK, CT --notrack, nft notrack). */
+const notrackOn = new WeakMap<object, boolean>()
+function hasNotrack(h: LbService['host']): boolean {
+  let v = notrackOn.get(h.snap)
+  if (v === undefined) {
+    v = false
+    for (const rs of [h.snap.iptables, h.snap.iptablesLegacy]) {
+      for (const c of rs?.tables.get('raw')?.chains.values() ?? []) {
+        if (c.rules.some((r) => r.target?.kind === 'NOTRACK' || (r.target?.kind === 'CT' && r.target.notrack))) v = true
+      }
+    }
+    for (const t of h.snap.nft?.tables ?? []) for (const c of t.chains.values()) if (c.rules.some((r) => r.stmts.some((x) => x.kind === 'notrack'))) v = true
+    notrackOn.set(h.snap, v)
+  }
+  return v
+}
+
 function untrackedReply(svc: LbService, w: World): {b: Backend; rule: IptRule; snat?: IpAddr} | undefined {
   const h = svc.host
+  // nothing untracks: no backend's replies need replaying (kube-proxy: 31,704 backends)
+  if (!hasNotrack(h)) return undefined
   const probe = svc.probes[0]
   for (const b of svc.backends) {
     if (b.local || b.method !== 'dnat' || b.share === 0) continue
