@@ -6,7 +6,7 @@ import type {IfAddr, Interface} from '../../model/net.js'
 import type {SysctlValue} from '../../model/misc.js'
 import type {HostSnapshot} from '../../model/snapshot.js'
 import type {Loc} from '../../model/source.js'
-import {isLocalAddress, routeLookup, selectSource, type FlowKey, type InetConf, type RouteResult, type RoutingTables} from '../../dataplane/routing.js'
+import {isLocalAddress, lookupTable, routeLookup, selectSource, type FlowKey, type InetConf, type RouteResult, type RoutingTables} from '../../dataplane/routing.js'
 import type {MatchEnv} from '../../dataplane/netfilter.js'
 import type {CtView, IpvsView} from '../../dataplane/packet.js'
 import {IptablesFirewall, type Firewall} from './firewall.js'
@@ -147,7 +147,14 @@ export class HostView {
   }
 
   /** the route type of an address on this host, as the addrtype match sees it */
-  addrType(ip: IpAddr, assumeLocal: readonly IpAddr[] = []): AddrType {
+  addrType(ip: IpAddr, assumeLocal: readonly IpAddr[] = [], dev?: string): AddrType {
+    // limited to a device (addrtype --limit-iface-in/out, nft fib ... iif/oif type: inet_dev_addr_type), an address
+    // whose local-table route is another device's is UNICAST there (a VIP on lo is not LOCAL for a packet on eth0);
+    // only with the routes the snapshot gives (the local table is then known)
+    if (dev !== undefined && this.rt && this.snap.routes && ip.family === 4 && ip.value >> 24n !== 0n && ip.value !== 0xffffffffn && ip.value >> 28n !== 0xen) {
+      const r = lookupTable(this.rt.routes, 'local', ip)
+      if (r && r.dev !== undefined && r.dev !== dev) return 'UNICAST'
+    }
     if (assumeLocal.some((a) => ipEquals(a, ip))) return 'LOCAL'
     if (this.rt) {
       if (isLocalAddress(this.rt, ip)) return 'LOCAL'
@@ -166,7 +173,7 @@ export class HostView {
       ct: o.ct,
       ...(o.ipvs ? {ipvs: o.ipvs} : {}),
       // one closure per host for the common case (no assumed-local addresses): envs are made per simulated hook
-      addrType: assumeLocal === undefined ? (this.addrTypeOf ??= (ip) => this.addrType(ip)) : (ip) => this.addrType(ip, assumeLocal),
+      addrType: assumeLocal === undefined ? (this.addrTypeOf ??= (ip, dev) => this.addrType(ip, undefined, dev)) : (ip, dev) => this.addrType(ip, assumeLocal, dev),
       // statistic --mode random in a filter path: taken as matching (cascades are computed separately)
       random: NO_RANDOM,
       redirectAddr: (this.redirectAddrOf ??= (iif) => this.deviceAddress(iif)),
@@ -177,7 +184,7 @@ export class HostView {
     }
   }
 
-  private addrTypeOf?: (ip: IpAddr) => AddrType
+  private addrTypeOf?: (ip: IpAddr, dev?: string) => AddrType
   private redirectAddrOf?: (iif: string | undefined) => IpAddr | undefined
 
   /** The first IPv4 address of a device (what REDIRECT rewrites the destination to); undefined when unknown. */

@@ -173,7 +173,7 @@ export class NftFirewall implements Firewall {
   private nftEnv(env: MatchEnv): NftEnv {
     const rt = this.rt
     // every replayed packet is the first of its connection to reach a `numgen inc`: counter 0
-    return {...env, numgen: new Map(), fib: rt ? (q) => nftFib(rt, q, (ip) => env.addrType(ip)) : undefined}
+    return {...env, numgen: new Map(), fib: rt ? (q) => nftFib(rt, q, (ip, dev) => env.addrType(ip, dev)) : undefined}
   }
 
   private run(r: Runner, hook: Hook, p: Packet, env: MatchEnv, ctMark: number): {run: TableRun; result: ChainResult} {
