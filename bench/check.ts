@@ -18,6 +18,15 @@
 // Cold start: `node bin/run.js --help` within 2.5x `node -e 0` (wall; CPU shown too).
 //
 // Last runs (2 cores shared with other engineers, medians of 5; cpu = user+sys of the child, all threads):
+//   2026-11-22 02:08, load average 1.1-1.5 (a performance pass on the parser and the service model, plus the session's
+//   correctness work: -m rpfilter, ipvs-idle-timeout, marks and policy routing, raw-table conntrack state):
+//     kube-proxy 100k   check 1.14 s wall, 1.14 s cpu, 134 MB | restore --test 0.61 s, 0.55 s, 100 MB | 1.88x wall  FAIL
+//     tum-net-2013      check 0.15 s wall, 0.17 s cpu,  60 MB | restore --test 0.07 s, 0.02 s,   6 MB | 2.08x wall  FAIL
+//     --help 0.09 s wall, 0.08 s cpu | node -e 0 0.09 s, 0.07 s | 1.03x wall, 1.14x cpu                         PASS
+//   The same minutes, the session's starting build (cca10e4, a worktree) against this one, alternating, medians of 7 on
+//   kube-proxy 100k at load ~1.3: wall 1.22 -> 1.07 s, cpu 1.72 -> 1.54 s, peak RSS 143.5 -> 134.3 MB. Parse alone
+//   (bench/parse-phase.mjs): cpu 333 -> 277 ms, model 31.8 -> 28.8 MB; rules phase (bench/engine-phases.ts) 506 -> 402 ms.
+//   tum-net-2013's targets (0.035 s, 6 MB) stay below what `node -e 0` alone takes here (0.05-0.09 s, 39 MB).
 //   2026-11-21 23:06, load average 3.1-3.3 (the session's correctness work: rounds, ipset classes, one new rule):
 //     kube-proxy 100k   check 1.62 s wall, 1.53 s cpu, 144 MB | restore --test 0.68 s, 0.56 s, 100 MB | 2.40x wall  FAIL
 //     tum-net-2013      check 0.14 s wall, 0.16 s cpu,  59 MB | restore --test 0.06 s, 0.01 s,   6 MB | 2.41x wall  FAIL
