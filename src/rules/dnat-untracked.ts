@@ -5,12 +5,12 @@
 // publishes it.
 import {formatIp, ipEquals, type IpAddr} from '../model/ip.js'
 import type {IptRule} from '../model/iptables.js'
+import {notrackOf} from './engine/notrack.js'
 import {finding, serviceRule} from './engine/helpers.js'
 import {ev, locRef} from './engine/host.js'
 import {binaryOf} from './engine/firewall.js'
 import {ipvsKnobs, params, requestIn} from './engine/flows.js'
 import {describeService, type Backend, type LbService, type World} from './engine/world.js'
-import type {HookResult} from './engine/firewall.js'
 import {received} from './engine/path.js'
 import {flowPacket} from './engine/packets.js'
 import {UNKNOWN_IF} from './engine/host.js'
@@ -31,17 +31,6 @@ export const meta: RuleMeta = {
     'net/netfilter/nf_nat_core.c nf_nat_inet_fn (works on the skb\'s conntrack entry; an untracked skb has none)',
     'test/kernel/random-udp-scenarios.ts (udp3-5: a DNAT director with a raw NOTRACK for the VIP: the query reached the director itself, which answered port unreachable)',
   ],
-}
-
-/** The rule that took the packet out of tracking: the last NOTRACK/CT --notrack the raw run of PREROUTING passed. */
-function notrackOf(pre: HookResult | undefined): IptRule | undefined {
-  if (!pre?.notrack) return undefined
-  let notrack: IptRule | undefined
-  for (const run of pre.runs) {
-    if (run.table !== 'raw') continue
-    for (const x of run.result.trail) if (x.target?.kind === 'NOTRACK' || (x.target?.kind === 'CT' && x.target.notrack)) notrack = x
-  }
-  return notrack
 }
 
 /** The command that deletes a raw rule: iptables by position; nft by its handle (a shadow rule leads back to the nft rule). */

@@ -4,6 +4,7 @@
 // own address: the client drops those packets.
 import {formatIp, formatPrefix, hostPrefix, type IpAddr, type Prefix} from '../model/ip.js'
 import type {Evidence} from '../model/finding.js'
+import {notrackOf} from './engine/notrack.js'
 import {serviceRule, finding, unverifiedFinding} from './engine/helpers.js'
 import {answerSource, ev, locRef, locRefs, UNKNOWN_IF, type HostView} from './engine/host.js'
 import {conntrackOnBreaks} from './engine/vs-conntrack.js'
@@ -69,17 +70,6 @@ interface Untracked {
   readonly rule: IptRule
   readonly side: 'request' | 'reply'
   readonly sel: PacketSelector
-}
-
-/** the NOTRACK / CT --notrack (nft notrack) rule a PREROUTING run passed last, if the packet left it untracked */
-function notrackOf(pre: HookResult | undefined): IptRule | undefined {
-  if (!pre?.notrack) return undefined
-  let notrack: IptRule | undefined
-  for (const run of pre.runs) {
-    if (run.table !== 'raw') continue
-    for (const x of run.result.trail) if (x.target?.kind === 'NOTRACK' || (x.target?.kind === 'CT' && x.target.notrack)) notrack = x
-  }
-  return notrack
 }
 
 /**
