@@ -690,20 +690,7 @@ export class SymptomDetector {
       : p.icmpType === 3 && p.icmpCode !== 4 ? ICMP4_UNREACH[p.icmpCode] ?? `unreachable code ${p.icmpCode}` : undefined
     if (name === undefined) return
     // look the quoted datagram's flow up
-    const q = QUOTED
-    q.family = p.iFamily
-    q.proto = p.iProto
-    q.s0 = p.is0
-    q.s1 = p.is1
-    q.s2 = p.is2
-    q.s3 = p.is3
-    q.d0 = p.id0
-    q.d1 = p.id1
-    q.d2 = p.id2
-    q.d3 = p.id3
-    q.sport = p.iSport
-    q.dport = p.iDport
-    const i = this.lookup(q, this.flowHash(q))
+    const i = this.quotedFlow(p)
     if (i < 0) return
     const f = this.I[i * SI + C.flg]!
     const established = (f & F_EST) !== 0
@@ -724,11 +711,8 @@ export class SymptomDetector {
     this.addPacket(b, index, time, `ICMP${v6 ? 'v6' : ''} ${name} from ${b.from} quoting ${describeQuoted(p)}`)
   }
 
-  /**
-   * An ICMP error about a tunnel packet or a packet too big: a realserver refusing the tunnel (protocol/port
-   * unreachable: nothing unwraps it), or fragmentation needed for a flow (the tunnel's MTU).
-   */
-  private tunnelIcmp(p: DecodedPacket, tooBig: boolean, index: number, time: number): void {
+  /** The flow of the datagram an ICMP error quotes (its index, or < 0 when the capture has no such flow). */
+  private quotedFlow(p: DecodedPacket): number {
     const q = QUOTED
     q.family = p.iFamily
     q.proto = p.iProto
@@ -743,6 +727,15 @@ export class SymptomDetector {
     q.sport = p.iSport
     q.dport = p.iDport
     const i = this.lookup(q, this.flowHash(q))
+    return i
+  }
+
+  /**
+   * An ICMP error about a tunnel packet or a packet too big: a realserver refusing the tunnel (protocol/port
+   * unreachable: nothing unwraps it), or fragmentation needed for a flow (the tunnel's MTU).
+   */
+  private tunnelIcmp(p: DecodedPacket, tooBig: boolean, index: number, time: number): void {
+    const i = this.quotedFlow(p)
     const from = formatIp(words(p.family, p.s0, p.s1, p.s2, p.s3))
     const quotedTunnel = p.iTunnel !== 0
       ? tunnelOf(p.iTunnel, p.itFamily, p.its0, p.its1, p.its2, p.its3, p.itd0, p.itd1, p.itd2, p.itd3, p.iTunPort)

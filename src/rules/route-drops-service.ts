@@ -194,7 +194,13 @@ function throughBalancer(d: HostView, rs: HostView, e: Endpoints, client: {ip: I
 export default customRule(meta, (w) => {
   const out: RuleFinding[] = []
   const seen = new Set<string>()
-  const report = (h: HostView, r: RouteResult, what: string, base: readonly Evidence[], summary?: string, ops: readonly FixOp[] = []) => {
+  // the clients are not known (no flow asked about with its client, no client snapshot with an address): the world's
+  // client is a made-up outside address, and a host with no route at all toward it may serve only the clients of its
+  // connected networks (no default route): only a route that is there and refuses (unreachable, blackhole, prohibit,
+  // a policy rule) is said for such answers
+  const madeUpClient = !w.client.fromSnapshot && !w.flows.some((f) => f.client)
+  const report = (h: HostView, r: RouteResult, what: string, base: readonly Evidence[], summary?: string, ops: readonly FixOp[] = [], toClient = false) => {
+    if (toClient && madeUpClient && r.kind === 'none') return
     const key = `${h.name}|${what}`
     if (seen.has(key)) return
     seen.add(key)
@@ -229,7 +235,7 @@ export default customRule(meta, (w) => {
         const e: Endpoints = {src: b.ip, sport: port, dst: client, dport: w.client.port, proto: svc.proto}
         const a = answerRoute(h, e)
         const x = exemptFromMark(h, a, e)
-        if (dead(a.r)) report(h, a.r, `${h.name}'s own service of ${describeService(svc)} answers from ${formatEndpoint({ip: b.ip, port})} to the clients (e.g. ${formatIp(client)})${markWords(a)}`, [ev(svc.loc, h.name), ...a.marked.map((l) => ev(l, h.name))], x?.summary, x?.ops)
+        if (dead(a.r)) report(h, a.r, `${h.name}'s own service of ${describeService(svc)} answers from ${formatEndpoint({ip: b.ip, port})} to the clients (e.g. ${formatIp(client)})${markWords(a)}`, [ev(svc.loc, h.name), ...a.marked.map((l) => ev(l, h.name))], x?.summary, x?.ops, true)
         continue
       }
       // the balancer toward the backend (LVS-NAT, DNAT: the translated packet; DR/TUN: toward the realserver)
@@ -263,11 +269,11 @@ export default customRule(meta, (w) => {
       const rsIif = direct ? undefined : rs.addressOf(b.ip)?.iface.name
       const a = answerRoute(rs, e, requestCtMark(rs, {src: to.ip, sport: w.client.port, dst: src, dport: e.sport, proto: svc.proto}, rsIif))
       const x = exemptFromMark(rs, a, e)
-      if (dead(a.r)) report(rs, a.r, `${rs.name} answers the clients of ${describeService(svc)} from ${formatIp(src)} ${to.how ? `to ${formatIp(to.ip)} (${to.how})` : `(e.g. ${formatIp(client)})`}${markWords(a)}`, [ev(svc.loc, d.name), ev(b.loc, d.name), ...a.marked.map((l) => ev(l, rs.name))], x?.summary, x?.ops)
+      if (dead(a.r)) report(rs, a.r, `${rs.name} answers the clients of ${describeService(svc)} from ${formatIp(src)} ${to.how ? `to ${formatIp(to.ip)} (${to.how})` : `(e.g. ${formatIp(client)})`}${markWords(a)}`, [ev(svc.loc, d.name), ev(b.loc, d.name), ...a.marked.map((l) => ev(l, rs.name))], x?.summary, x?.ops, true)
       else if (!direct && svc.kind === 'dnat') {
         // the balancer routes the answers on to the client
         const t = throughBalancer(d, rs, e, w.client, backendOutcome(svc, b)?.ctMark ?? 0)
-        if (t) report(d, t.r, `${d.name} routes the answers of ${describeService(svc)} from ${describeBackend(b)} on to the clients (e.g. ${formatIp(client)}; they arrive on ${t.iif})`, [ev(svc.loc, d.name), ev(b.loc, d.name), ...t.marked.map((l) => ev(l, d.name))], t.fix?.summary, t.fix?.ops)
+        if (t) report(d, t.r, `${d.name} routes the answers of ${describeService(svc)} from ${describeBackend(b)} on to the clients (e.g. ${formatIp(client)}; they arrive on ${t.iif})`, [ev(svc.loc, d.name), ev(b.loc, d.name), ...t.marked.map((l) => ev(l, d.name))], t.fix?.summary, t.fix?.ops, true)
       }
     }
   }
@@ -281,12 +287,12 @@ export default customRule(meta, (w) => {
     const base = [...f.routeEvidence.map((x) => ({...x, host: f.host.name})), ev(f.vipLoc, rs.name)]
     if (a.r && dead(a.r)) {
       const x = exemptFromMark(rs, a, e)
-      report(rs, a.r, `${rs.name} answers the clients of ${describeForward(f)} from ${formatIp(f.vip)} (e.g. ${formatIp(client)})${markWords(a)}`, [...base, ...a.marked.map((l) => ev(l, rs.name))], x?.summary, x?.ops)
+      report(rs, a.r, `${rs.name} answers the clients of ${describeForward(f)} from ${formatIp(f.vip)} (e.g. ${formatIp(client)})${markWords(a)}`, [...base, ...a.marked.map((l) => ev(l, rs.name))], x?.summary, x?.ops, true)
       continue
     }
     // answers routed back through the forwarding host: it routes them on to the client
     const t = throughBalancer(f.host, rs, e, w.client, 0)
-    if (t) report(f.host, t.r, `${f.host.name} routes the answers of ${describeForward(f)} on to the clients (e.g. ${formatIp(client)}; they arrive on ${t.iif})`, [...base, ...t.marked.map((l) => ev(l, f.host.name))], t.fix?.summary, t.fix?.ops)
+    if (t) report(f.host, t.r, `${f.host.name} routes the answers of ${describeForward(f)} on to the clients (e.g. ${formatIp(client)}; they arrive on ${t.iif})`, [...base, ...t.marked.map((l) => ev(l, f.host.name))], t.fix?.summary, t.fix?.ops, true)
   }
   // a flow asked about (check --vip) that no balancer takes, arriving at a host that does not hold its VIP: the
   // kernel routes it on (ip_route_input_slow), and a VIP that is nowhere and routed nowhere ends there
